@@ -1,0 +1,171 @@
+/**
+ * The hub's MQTT broker: aedes on TCP (and TLS), and on WebSocket through the
+ * HTTP server at /mqtt. Hooks stay thin: authenticate, check the ACL, hand the
+ * message to ingest.
+ *
+ * aedes speaks MQTT 3.1 and 3.1.1; a v5 CONNECT is answered with CONNACK
+ * return code 1 (unacceptable protocol version).
+ */
+import { readFileSync } from 'node:fs';
+import net, { type AddressInfo } from 'node:net';
+import tls from 'node:tls';
+import type { Duplex } from 'node:stream';
+import type { IncomingMessage } from 'node:http';
+import { Aedes, type Client } from 'aedes';
+import { commandTopic, type Command } from '@gridlink/devices';
+import type { EventBus } from '../core/bus.js';
+import type { Config } from '../core/config.js';
+import type { Logger } from '../core/logger.js';
+import type { Metrics } from '../core/metrics.js';
+import type { Ingest } from '../ingest/index.js';
+import type { DeviceRegistry } from '../registry/index.js';
+import type { BatchWriter } from '../store/index.js';
+import { createAuthenticate } from './authenticate.js';
+import { createAuthorizePublish, DEAD_LETTER_TOPIC } from './authorize-publish.js';
+import { createAuthorizeSubscribe } from './authorize-subscribe.js';
+import type { TokenBucket } from './rate-limit.js';
+
+export { DEAD_LETTER_TOPIC };
+
+export interface Broker {
+  start(): Promise<{ mqtt: number; mqtts?: number }>;
+  stop(): Promise<void>;
+  /** Pipes a WebSocket stream (MQTT over WebSocket) into the broker. */
+  handleStream(stream: Duplex, req?: IncomingMessage): void;
+  /** QoS 1 downlink to gridlink/v1/{deviceId}/cmd; queued for a persistent session while offline. */
+  sendCommand(deviceId: string, command: Command): Promise<void>;
+  isConnected(deviceId: string): boolean;
+  disconnect(deviceId: string): void;
+  readonly connectedCount: number;
+}
+
+interface ParserWithLength {
+  packet: { length: number; cmd?: string };
+  _parseLength(): boolean;
+  emit(event: 'error', err: Error): boolean;
+}
+
+export function createBroker(deps: {
+  config: Config;
+  bus: EventBus;
+  registry: DeviceRegistry;
+  ingest: Ingest;
+  writer: BatchWriter;
+  metrics: Metrics;
+  logger: Logger;
+}): Broker {
+  const { config, bus, registry, metrics } = deps;
+  const logger = deps.logger.child({ module: 'broker' });
+  const buckets = new Map<string, TokenBucket>();
+  const aedes = new Aedes({
+    concurrency: 1000,
+    queueLimit: 100,
+    connectTimeout: 10_000,
+    drainTimeout: 30_000,
+    heartbeatInterval: 60_000,
+    maxClientsIdLength: 64,
+    authenticate: createAuthenticate(registry, metrics),
+    authorizePublish: createAuthorizePublish({ ...deps, buckets }),
+    authorizeSubscribe: createAuthorizeSubscribe(),
+    // Devices only ever receive their own commands; nothing else is forwarded.
+    authorizeForward: (client, packet) => (client?.id && packet.topic === commandTopic(client.id) ? packet : null),
+  });
+  // Packet size limit, checked as soon as the fixed header's length is parsed so
+  // an oversized PUBLISH is refused before its body is buffered. Room for the
+  // topic and properties on top of the payload limit.
+  const maxPacket = config.maxPayload + 64 * 1024;
+  const handle = (conn: Duplex, req?: IncomingMessage): Client => {
+    const client = aedes.handle(conn, req);
+    const parser = (client as unknown as { _parser: ParserWithLength })._parser;
+    const parseLength = parser._parseLength;
+    parser._parseLength = function (this: ParserWithLength) {
+      const ok = parseLength.call(this);
+      if (ok && this.packet.length > maxPacket) {
+        metrics.messagesRejected.inc({ reason: 'too_large' });
+        logger.warn({ clientId: client.id, bytes: this.packet.length }, 'packet larger than the limit; closing connection');
+        this.emit('error', new Error(`packet of ${this.packet.length} bytes exceeds ${maxPacket}`));
+        return false;
+      }
+      return ok;
+    };
+    return client;
+  };
+
+  aedes.on('client', (client) => {
+    metrics.connectedDevices.set(aedes.connectedClients);
+    registry.setOnline(client.id, true);
+  });
+  aedes.on('clientDisconnect', (client) => {
+    metrics.connectedDevices.set(aedes.connectedClients);
+    buckets.delete(client.id);
+    // A takeover by a new connection with the same id keeps the device online.
+    const current = (aedes as unknown as { clients: Record<string, Client> }).clients[client.id];
+    if (!current || current === client) registry.setOnline(client.id, false);
+  });
+  aedes.on('clientError', (client, err) => logger.debug({ clientId: client?.id, err: err.message }, 'client error'));
+  aedes.on('connectionError', (client, err) => logger.debug({ clientId: client?.id, err: err.message }, 'connection error'));
+
+  const clients = () => (aedes as unknown as { clients: Record<string, Client | undefined> }).clients;
+  bus.on('device.changed', 'broker', ({ deviceId, change }) => {
+    if (change === 'disabled' || change === 'deleted' || change === 'secret_rotated') {
+      const c = clients()[deviceId];
+      if (c) {
+        logger.info({ deviceId, change }, 'disconnecting device');
+        c.close();
+      }
+    }
+  });
+
+  let server: net.Server | null = null;
+  let tlsServer: tls.Server | null = null;
+  const sockets = new Set<net.Socket>();
+  const track = (s: net.Server) =>
+    s.on('connection', (sock: net.Socket) => {
+      sockets.add(sock);
+      sock.on('close', () => sockets.delete(sock));
+    });
+
+  const listen = (s: net.Server, port: number) =>
+    new Promise<number>((resolve, reject) => {
+      s.once('error', reject);
+      s.listen(port, config.host, () => resolve((s.address() as AddressInfo).port));
+    });
+
+  return {
+    async start() {
+      await aedes.listen();
+      server = net.createServer((c) => handle(c));
+      track(server);
+      const mqtt = await listen(server, config.mqttPort);
+      let mqtts: number | undefined;
+      if (config.mqttsPort !== undefined && config.tlsCert && config.tlsKey) {
+        tlsServer = tls.createServer({ cert: readFileSync(config.tlsCert), key: readFileSync(config.tlsKey) }, (c) => handle(c));
+        track(tlsServer);
+        mqtts = await listen(tlsServer, config.mqttsPort);
+      }
+      return mqtts === undefined ? { mqtt } : { mqtt, mqtts };
+    },
+    async stop() {
+      bus.removeOwner('broker');
+      const closeServer = (s: net.Server | null) => new Promise<void>((r) => (s ? s.close(() => r()) : r()));
+      const closing = Promise.all([closeServer(server), closeServer(tlsServer)]);
+      for (const c of Object.values(clients())) c?.close();
+      for (const s of sockets) s.destroy();
+      await closing;
+      await new Promise<void>((r) => aedes.close(() => r()));
+    },
+    handleStream: (stream, req) => void handle(stream, req),
+    sendCommand: (deviceId, command) =>
+      new Promise((resolve, reject) =>
+        aedes.publish(
+          { cmd: 'publish', topic: commandTopic(deviceId), payload: Buffer.from(JSON.stringify(command)), qos: 1, retain: false, dup: false },
+          (err) => (err ? reject(err) : resolve()),
+        ),
+      ),
+    isConnected: (deviceId) => Boolean(clients()[deviceId]?.connected),
+    disconnect: (deviceId) => clients()[deviceId]?.close(),
+    get connectedCount() {
+      return aedes.connectedClients;
+    },
+  };
+}

@@ -1,0 +1,210 @@
+import { Type } from '@sinclair/typebox';
+import { catalogue, DEVICE_TYPES, type DeviceType } from '@gridlink/devices';
+import type { Auth } from '../../auth/index.js';
+import { Errors } from '../../core/errors.js';
+import type { Ingest } from '../../ingest/index.js';
+import { publicDevice, type Device, type DeviceRegistry } from '../../registry/index.js';
+import type { Db } from '../../store/db.js';
+import type { App } from '../app.js';
+import { authenticate, parseTime, principal, requireRole } from '../guards.js';
+import { errors, Items, TimeQuery } from '../schemas.js';
+
+export const DeviceSchema = Type.Object({
+  id: Type.String(),
+  type: Type.String(),
+  name: Type.String(),
+  enabled: Type.Boolean(),
+  lat: Type.Union([Type.Number(), Type.Null()]),
+  lon: Type.Union([Type.Number(), Type.Null()]),
+  gridId: Type.Union([Type.String(), Type.Null()]),
+  meta: Type.Record(Type.String(), Type.Unknown()),
+  createdAt: Type.Number(),
+  lastSeen: Type.Union([Type.Number(), Type.Null()]),
+  online: Type.Boolean(),
+  rejected: Type.Optional(Type.Record(Type.String(), Type.Number(), { description: 'dropped messages by reason since the hub started' })),
+});
+
+const IdParams = Type.Object({ id: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$' }) });
+
+const BUCKETS: Record<string, number> = { '10s': 10, '30s': 30, '1m': 60, '5m': 300, '15m': 900, '30m': 1800, '1h': 3600, '6h': 21600, '1d': 86400 };
+
+function bucketSeconds(b: string): number {
+  const s = BUCKETS[b] ?? (/^\d+$/.test(b) ? Number(b) : NaN);
+  if (!Number.isFinite(s) || s < 1) throw Errors.validation(`bucket must be one of ${Object.keys(BUCKETS).join(', ')} or seconds`);
+  return s;
+}
+
+export function deviceRoutes(app: App, deps: { auth: Auth; registry: DeviceRegistry; ingest: Ingest; db: Db }): void {
+  const { auth, registry, ingest, db } = deps;
+  const guard = authenticate(auth);
+  const visible = (req: Parameters<typeof principal>[0], d: Device | undefined): Device => {
+    if (!d || !auth.canSee(principal(req), d.gridId)) throw Errors.deviceNotFound();
+    return d;
+  };
+
+  app.get('/device-types', { preHandler: [guard], schema: { tags: ['devices'], summary: 'The device type catalogue (metrics, units, ranges, channels)' } }, async () => ({
+    items: DEVICE_TYPES.map((t) => catalogue[t]),
+  }));
+
+  app.post('/devices', {
+    preHandler: [guard, requireRole('integrator')],
+    schema: {
+      tags: ['devices'],
+      summary: 'Register a device; the secret is returned once and only its hash is stored',
+      body: Type.Object({
+        id: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$' })),
+        type: Type.Union(DEVICE_TYPES.map((t) => Type.Literal(t))),
+        name: Type.Optional(Type.String({ maxLength: 128 })),
+        lat: Type.Optional(Type.Number({ minimum: -90, maximum: 90 })),
+        lon: Type.Optional(Type.Number({ minimum: -180, maximum: 180 })),
+        gridId: Type.Optional(Type.String({ maxLength: 64 })),
+        meta: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+      }),
+      response: { 201: Type.Intersect([DeviceSchema, Type.Object({ secret: Type.String() })]), ...errors(400, 401, 403, 409) },
+    },
+  }, async (req, reply) => {
+    const { device, secret } = await registry.register(req.body);
+    return reply.status(201).send({ ...device, secret });
+  });
+
+  app.get('/devices', {
+    preHandler: [guard],
+    schema: { tags: ['devices'], querystring: Type.Object({ type: Type.Optional(Type.String()), online: Type.Optional(Type.Boolean()) }), response: { 200: Items(DeviceSchema), ...errors(401) } },
+  }, async (req) => {
+    const p = principal(req);
+    let items = registry.list(req.query.type ? { type: req.query.type } : {}).filter((d) => auth.canSee(p, d.gridId));
+    if (req.query.online !== undefined) items = items.filter((d) => d.online === req.query.online);
+    return { items };
+  });
+
+  app.get('/devices/:id', {
+    preHandler: [guard],
+    schema: { tags: ['devices'], params: IdParams, response: { 200: DeviceSchema, ...errors(401, 404) } },
+  }, async (req) => ({ ...publicDevice(visible(req, registry.get(req.params.id))), rejected: ingest.rejectedFor(req.params.id) }));
+
+  app.patch('/devices/:id', {
+    preHandler: [guard, requireRole('integrator')],
+    schema: {
+      tags: ['devices'],
+      params: IdParams,
+      body: Type.Object({
+        name: Type.Optional(Type.String({ maxLength: 128 })),
+        enabled: Type.Optional(Type.Boolean()),
+        lat: Type.Optional(Type.Union([Type.Number({ minimum: -90, maximum: 90 }), Type.Null()])),
+        lon: Type.Optional(Type.Union([Type.Number({ minimum: -180, maximum: 180 }), Type.Null()])),
+        gridId: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+        meta: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+      }),
+      response: { 200: DeviceSchema, ...errors(400, 401, 403, 404) },
+    },
+  }, async (req) => {
+    visible(req, registry.get(req.params.id));
+    const { enabled, ...patch } = req.body;
+    let d = await registry.update(req.params.id, patch);
+    if (enabled !== undefined && enabled !== d.enabled) d = await registry.setEnabled(req.params.id, enabled);
+    return d;
+  });
+
+  app.post('/devices/:id/disable', {
+    preHandler: [guard, requireRole('integrator')],
+    schema: { tags: ['devices'], summary: 'Disable a device; it is disconnected at once', params: IdParams, response: { 200: DeviceSchema, ...errors(401, 403, 404) } },
+  }, async (req) => {
+    visible(req, registry.get(req.params.id));
+    return registry.setEnabled(req.params.id, false);
+  });
+
+  app.post('/devices/:id/enable', {
+    preHandler: [guard, requireRole('integrator')],
+    schema: { tags: ['devices'], params: IdParams, response: { 200: DeviceSchema, ...errors(401, 403, 404) } },
+  }, async (req) => {
+    visible(req, registry.get(req.params.id));
+    return registry.setEnabled(req.params.id, true);
+  });
+
+  app.post('/devices/:id/rotate-secret', {
+    preHandler: [guard, requireRole('integrator')],
+    schema: { tags: ['devices'], summary: 'Issue a new secret (returned once); the device is disconnected', params: IdParams, response: { 200: Type.Object({ id: Type.String(), secret: Type.String() }), ...errors(401, 403, 404) } },
+  }, async (req) => {
+    visible(req, registry.get(req.params.id));
+    return { id: req.params.id, secret: await registry.rotateSecret(req.params.id) };
+  });
+
+  app.delete('/devices/:id', {
+    preHandler: [guard, requireRole('integrator')],
+    schema: { tags: ['devices'], summary: 'Delete a device; it is disconnected at once (its history stays)', params: IdParams, response: { 204: Type.Null(), ...errors(401, 403, 404) } },
+  }, async (req, reply) => {
+    visible(req, registry.get(req.params.id));
+    await registry.remove(req.params.id);
+    return reply.status(204).send(null);
+  });
+
+  app.get('/devices/:id/telemetry', {
+    preHandler: [guard],
+    schema: {
+      tags: ['devices'],
+      summary: 'Readings of a device, raw or bucketed (avg/min/max per bucket)',
+      params: IdParams,
+      querystring: Type.Object({
+        metric: Type.Optional(Type.String({ maxLength: 64 })),
+        from: Type.Optional(TimeQuery),
+        to: Type.Optional(TimeQuery),
+        bucket: Type.Optional(Type.String({ description: '10s, 1m, 5m, 15m, 1h, 1d or seconds' })),
+        limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000, default: 10_000 })),
+      }),
+      response: {
+        200: Type.Object({
+          deviceId: Type.String(),
+          metric: Type.Union([Type.String(), Type.Null()]),
+          bucket: Type.Union([Type.String(), Type.Null()]),
+          points: Type.Array(Type.Object({
+            ts: Type.Number(),
+            value: Type.Union([Type.Number(), Type.Boolean(), Type.String(), Type.Null()]),
+            metric: Type.Optional(Type.String()),
+            min: Type.Optional(Type.Number()),
+            max: Type.Optional(Type.Number()),
+            n: Type.Optional(Type.Number()),
+          })),
+        }),
+        ...errors(400, 401, 404),
+      },
+    },
+  }, async (req) => {
+    const d = visible(req, registry.get(req.params.id));
+    const to = parseTime(req.query.to, Date.now());
+    const from = parseTime(req.query.from, to - 24 * 3600_000);
+    const metric = req.query.metric ?? null;
+    const limit = req.query.limit ?? 10_000;
+    const kinds = new Map(catalogue[d.type as DeviceType]?.metrics.map((m) => [m.name, m.kind]) ?? []);
+    if (req.query.bucket) {
+      const secs = bucketSeconds(req.query.bucket);
+      const bucketExpr = db.timescale
+        ? `time_bucket(make_interval(secs => $4), ts)`
+        : `date_bin(make_interval(secs => $4), ts, timestamptz '2000-01-03')`;
+      const rows = await db.query<{ b: Date; metric: string; avg: number | null; min: number | null; max: number | null; n: number }>(
+        `select ${bucketExpr} as b, metric, avg(value) as avg, min(value) as min, max(value) as max, count(*)::int as n
+         from readings where device_id = $1 and ts >= to_timestamp($2 / 1000.0) and ts < to_timestamp($3 / 1000.0)
+           and ($5::text is null or metric = $5) and value is not null
+         group by 1, 2 order by 1 limit $6`,
+        [d.id, from, to, secs, metric, limit],
+      );
+      return {
+        deviceId: d.id, metric, bucket: req.query.bucket,
+        points: rows.map((r) => ({ ts: new Date(r.b).getTime(), value: r.avg, min: r.min ?? undefined, max: r.max ?? undefined, n: r.n, ...(metric ? {} : { metric: r.metric }) })),
+      };
+    }
+    const rows = await db.query<{ ts: Date; metric: string; value: number | null; value_text: string | null }>(
+      `select ts, metric, value, value_text from readings
+       where device_id = $1 and ts >= to_timestamp($2 / 1000.0) and ts < to_timestamp($3 / 1000.0) and ($4::text is null or metric = $4)
+       order by ts limit $5`,
+      [d.id, from, to, metric, limit],
+    );
+    return {
+      deviceId: d.id, metric, bucket: null,
+      points: rows.map((r) => {
+        const kind = kinds.get(r.metric);
+        const value = r.value_text ?? (kind === 'boolean' && r.value !== null ? r.value !== 0 : r.value);
+        return { ts: new Date(r.ts).getTime(), value, ...(metric ? {} : { metric: r.metric }) };
+      }),
+    };
+  });
+}

@@ -1,0 +1,59 @@
+import { Type } from '@sinclair/typebox';
+import { CHANNELS } from '@gridlink/devices';
+import { Errors } from '../../core/errors.js';
+import type { Ingest } from '../../ingest/index.js';
+import type { DeviceRegistry } from '../../registry/index.js';
+import type { App } from '../app.js';
+import { errors } from '../schemas.js';
+
+/** Parses HTTP Basic `deviceId:secret`. */
+export function basicCredentials(header: string | undefined): { id: string; secret: string } | null {
+  if (!header?.startsWith('Basic ')) return null;
+  const decoded = Buffer.from(header.slice(6), 'base64').toString('utf8');
+  const i = decoded.indexOf(':');
+  return i > 0 ? { id: decoded.slice(0, i), secret: decoded.slice(i + 1) } : null;
+}
+
+/**
+ * Device ingest over HTTP for devices without MQTT (CONTRACT 3): same bodies,
+ * same validation, and 202 only after the message is committed.
+ */
+export function ingestRoutes(app: App, deps: { registry: DeviceRegistry; ingest: Ingest }): void {
+  const { registry, ingest } = deps;
+  app.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit: app.initialConfig.bodyLimit }, (req, body, done) => {
+    // Keep the raw bytes for device ingest; other routes get parsed JSON.
+    if (req.url.includes('/ingest/')) return done(null, body);
+    try {
+      done(null, body.length ? JSON.parse(body.toString('utf8')) : undefined);
+    } catch {
+      done(Object.assign(new Error('body is not valid JSON'), { statusCode: 400 }), undefined);
+    }
+  });
+
+  app.post('/ingest/:deviceId/:channel', {
+    schema: {
+      tags: ['ingest'],
+      summary: 'Publish one message as a device, authenticated with HTTP Basic deviceId:secret',
+      security: [{ device: [] }],
+      params: Type.Object({ deviceId: Type.String(), channel: Type.Union([...CHANNELS.map((c) => Type.Literal(c)), Type.Literal('owntracks')]) }),
+      response: { 202: Type.Object({ stored: Type.Number() }), ...errors(400, 401, 403, 413, 503) },
+    },
+  }, async (req, reply) => {
+    const cred = basicCredentials(req.headers.authorization);
+    if (!cred || cred.id !== req.params.deviceId) {
+      reply.header('www-authenticate', 'Basic realm="gridlink-device"');
+      throw Errors.unauthorized('HTTP Basic deviceId:secret required');
+    }
+    if (!(await registry.authenticate(cred.id, cred.secret))) {
+      reply.header('www-authenticate', 'Basic realm="gridlink-device"');
+      throw Errors.unauthorized('wrong device credentials or device disabled');
+    }
+    const body = req.body as Buffer | string | undefined;
+    const raw = Buffer.isBuffer(body) ? body : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body ?? null));
+    const outcome = await ingest.handleAsync(cred.id, req.params.channel, raw);
+    if (outcome.ok) return reply.status(202).send({ stored: outcome.stored });
+    if (outcome.retryable) throw Errors.unavailable('message not stored, retry later');
+    if (outcome.reason === 'too_large') throw Errors.payloadTooLarge(outcome.detail);
+    throw Errors.payloadInvalid(outcome.detail, { reason: outcome.reason });
+  });
+}

@@ -1,0 +1,27 @@
+import { Type } from '@sinclair/typebox';
+import type { Metrics } from '../../core/metrics.js';
+import type { Db } from '../../store/db.js';
+import type { BatchWriter } from '../../store/index.js';
+import type { App } from '../app.js';
+
+export function systemRoutes(app: App, deps: { db: Db; writer: BatchWriter; metrics: Metrics; version: string }): void {
+  const { db, writer, metrics } = deps;
+  app.get('/healthz', {
+    schema: {
+      tags: ['system'],
+      security: [],
+      summary: 'Liveness and database health',
+      response: { 200: Type.Object({ status: Type.String(), db: Type.Object({ engine: Type.String(), timescale: Type.Boolean(), ok: Type.Boolean() }), pending: Type.Number(), version: Type.String() }) },
+    },
+  }, async () => {
+    let ok = writer.dbHealthy;
+    if (ok) ok = await db.query('select 1').then(() => true, () => false);
+    return { status: ok ? 'ok' : 'degraded', db: { engine: db.kind, timescale: db.timescale, ok }, pending: writer.pending, version: deps.version };
+  });
+
+  app.get('/metrics', { schema: { tags: ['system'], security: [], summary: 'Prometheus metrics', hide: false } }, async (_req, reply) => {
+    metrics.pendingAcks.set(writer.pending);
+    reply.type(metrics.registry.contentType);
+    return metrics.registry.metrics();
+  });
+}

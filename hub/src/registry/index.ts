@@ -1,0 +1,259 @@
+/**
+ * Device registry: identities, hashed secrets, enabled flag and liveness.
+ * Every device is cached in memory (50k devices is a few MB) so the broker
+ * authenticates and ingest looks up types without touching the database.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { isDeviceId, isDeviceType, type DeviceType } from '@gridlink/devices';
+import type { EventBus } from '../core/bus.js';
+import { Errors } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import { DEVICE_COST, hashSecret, newSecret, verifySecret } from '../core/secrets.js';
+import type { Db } from '../store/db.js';
+
+export interface Device {
+  id: string;
+  type: DeviceType;
+  name: string;
+  enabled: boolean;
+  lat: number | null;
+  lon: number | null;
+  gridId: string | null;
+  meta: Record<string, unknown>;
+  createdAt: number;
+  lastSeen: number | null;
+  online: boolean;
+}
+
+interface Entry extends Device {
+  secretHash: string;
+  /** sha256 of the secret after one successful scrypt check: reconnect storms stay cheap. */
+  verified?: Buffer;
+}
+
+export interface DeviceChange {
+  deviceId: string;
+  change: 'created' | 'updated' | 'disabled' | 'enabled' | 'deleted' | 'secret_rotated';
+}
+
+export interface DeviceLiveness {
+  deviceId: string;
+  online: boolean;
+  lastSeen: number | null;
+}
+
+declare module '../core/bus.js' {
+  interface EventMap {
+    'device.changed': DeviceChange;
+    /** Online/offline transitions (CONTRACT section 6 `device`). */
+    'device.status': DeviceLiveness;
+  }
+}
+
+export interface RegisterInput {
+  id?: string;
+  type: string;
+  name?: string;
+  lat?: number;
+  lon?: number;
+  gridId?: string;
+  meta?: Record<string, unknown>;
+}
+
+interface DeviceRow {
+  id: string;
+  type: string;
+  name: string;
+  secret_hash: string;
+  enabled: boolean;
+  lat: number | null;
+  lon: number | null;
+  grid_id: string | null;
+  meta: Record<string, unknown> | null;
+  created_at: Date;
+  last_seen: Date | null;
+  online: boolean;
+}
+
+function fromRow(r: DeviceRow): Entry {
+  return {
+    id: r.id,
+    type: r.type as DeviceType,
+    name: r.name,
+    enabled: r.enabled,
+    lat: r.lat,
+    lon: r.lon,
+    gridId: r.grid_id,
+    meta: r.meta ?? {},
+    createdAt: new Date(r.created_at).getTime(),
+    lastSeen: r.last_seen ? new Date(r.last_seen).getTime() : null,
+    online: false,
+    secretHash: r.secret_hash,
+  };
+}
+
+export function publicDevice(e: Device): Device {
+  return {
+    id: e.id, type: e.type, name: e.name, enabled: e.enabled, lat: e.lat, lon: e.lon, gridId: e.gridId,
+    meta: e.meta, createdAt: e.createdAt, lastSeen: e.lastSeen, online: e.online,
+  };
+}
+
+export class DeviceRegistry {
+  private readonly devices = new Map<string, Entry>();
+  private readonly dirtySeen = new Set<string>();
+  private seenTimer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly db: Db,
+    private readonly bus: EventBus,
+    private readonly logger: Logger,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  async start(): Promise<void> {
+    const rows = await this.db.query<DeviceRow>('select * from devices');
+    for (const r of rows) this.devices.set(r.id, fromRow(r));
+    // Nobody is connected when the hub starts.
+    await this.db.query('update devices set online = false where online');
+    this.seenTimer = setInterval(() => void this.flushSeen(), 5_000);
+    this.seenTimer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.seenTimer) clearInterval(this.seenTimer);
+    this.seenTimer = null;
+    await this.flushSeen();
+  }
+
+  get(id: string): Device | undefined {
+    return this.devices.get(id);
+  }
+
+  list(filter: { type?: string; gridIds?: ReadonlySet<string> | null } = {}): Device[] {
+    const out: Device[] = [];
+    for (const d of this.devices.values()) {
+      if (filter.type && d.type !== filter.type) continue;
+      if (filter.gridIds && (!d.gridId || !filter.gridIds.has(d.gridId))) continue;
+      out.push(publicDevice(d));
+    }
+    return out.sort((a, b) => a.id.localeCompare(b.id));
+  }
+
+  get size(): number {
+    return this.devices.size;
+  }
+
+  async register(input: RegisterInput): Promise<{ device: Device; secret: string }> {
+    if (!isDeviceType(input.type)) throw Errors.validation(`unknown device type ${input.type}`);
+    const id = input.id ?? `${input.type.replace(/^sensor\./, '')}-${Math.random().toString(36).slice(2, 10)}`;
+    if (!isDeviceId(id)) throw Errors.validation('device id must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$');
+    if (this.devices.has(id)) throw Errors.deviceExists(`device ${id} already exists`);
+    const secret = newSecret();
+    const secretHash = await hashSecret(secret, DEVICE_COST);
+    const rows = await this.db.query<DeviceRow>(
+      `insert into devices (id, type, name, secret_hash, lat, lon, grid_id, meta) values ($1, $2, $3, $4, $5, $6, $7, $8)
+       on conflict (id) do nothing returning *`,
+      [id, input.type, input.name ?? id, secretHash, input.lat ?? null, input.lon ?? null, input.gridId ?? null, JSON.stringify(input.meta ?? {})],
+    );
+    if (!rows[0]) throw Errors.deviceExists(`device ${id} already exists`);
+    const entry = fromRow(rows[0]);
+    this.devices.set(id, entry);
+    this.bus.emit('device.changed', { deviceId: id, change: 'created' });
+    return { device: publicDevice(entry), secret };
+  }
+
+  async update(id: string, patch: { name?: string; lat?: number | null; lon?: number | null; gridId?: string | null; meta?: Record<string, unknown> }): Promise<Device> {
+    const e = this.devices.get(id);
+    if (!e) throw Errors.deviceNotFound();
+    const next = { ...e, ...Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined)) } as Entry;
+    await this.db.query('update devices set name = $2, lat = $3, lon = $4, grid_id = $5, meta = $6, updated_at = now() where id = $1', [
+      id, next.name, next.lat, next.lon, next.gridId, JSON.stringify(next.meta),
+    ]);
+    this.devices.set(id, next);
+    this.bus.emit('device.changed', { deviceId: id, change: 'updated' });
+    return publicDevice(next);
+  }
+
+  /** Returns the device when the secret is right and the device enabled; null otherwise. */
+  async authenticate(id: string, secret: string): Promise<Device | null> {
+    const e = this.devices.get(id);
+    if (!e || !e.enabled) return null;
+    const digest = createHash('sha256').update(secret).digest();
+    if (e.verified) return timingSafeEqual(e.verified, digest) ? e : null;
+    if (!(await verifySecret(secret, e.secretHash))) return null;
+    // The entry may have been rotated or deleted while scrypt ran.
+    if (this.devices.get(id) !== e) return null;
+    e.verified = digest;
+    return e;
+  }
+
+  async setEnabled(id: string, enabled: boolean): Promise<Device> {
+    const e = this.devices.get(id);
+    if (!e) throw Errors.deviceNotFound();
+    await this.db.query('update devices set enabled = $2, updated_at = now() where id = $1', [id, enabled]);
+    e.enabled = enabled;
+    this.bus.emit('device.changed', { deviceId: id, change: enabled ? 'enabled' : 'disabled' });
+    return publicDevice(e);
+  }
+
+  async rotateSecret(id: string): Promise<string> {
+    const e = this.devices.get(id);
+    if (!e) throw Errors.deviceNotFound();
+    const secret = newSecret();
+    const hash = await hashSecret(secret, DEVICE_COST);
+    await this.db.query('update devices set secret_hash = $2, updated_at = now() where id = $1', [id, hash]);
+    const next: Entry = { ...e, secretHash: hash };
+    delete next.verified;
+    this.devices.set(id, next);
+    this.bus.emit('device.changed', { deviceId: id, change: 'secret_rotated' });
+    return secret;
+  }
+
+  async remove(id: string): Promise<void> {
+    if (!this.devices.has(id)) throw Errors.deviceNotFound();
+    await this.db.query('delete from devices where id = $1', [id]);
+    this.devices.delete(id);
+    this.bus.emit('device.changed', { deviceId: id, change: 'deleted' });
+  }
+
+  /** Hot path: called for every accepted message; the database learns of it every few seconds. */
+  seen(id: string, ts = this.now()): void {
+    const e = this.devices.get(id);
+    if (!e) return;
+    if (e.lastSeen === null || ts > e.lastSeen) e.lastSeen = ts;
+    this.dirtySeen.add(id);
+  }
+
+  setOnline(id: string, online: boolean): void {
+    const e = this.devices.get(id);
+    if (!e || e.online === online) return;
+    e.online = online;
+    if (online) e.lastSeen = this.now();
+    this.dirtySeen.add(id);
+    this.bus.emit('device.status', { deviceId: id, online, lastSeen: e.lastSeen });
+  }
+
+  private async flushSeen(): Promise<void> {
+    if (this.dirtySeen.size === 0) return;
+    const ids = [...this.dirtySeen];
+    this.dirtySeen.clear();
+    const seen: Array<number | null> = [];
+    const online: boolean[] = [];
+    for (const id of ids) {
+      const e = this.devices.get(id);
+      seen.push(e?.lastSeen ?? null);
+      online.push(e?.online ?? false);
+    }
+    try {
+      await this.db.query(
+        `update devices d set last_seen = to_timestamp(u.seen / 1000.0), online = u.online
+         from unnest($1::text[], $2::float8[], $3::bool[]) as u(id, seen, online) where d.id = u.id`,
+        [ids, seen, online],
+      );
+    } catch (err) {
+      for (const id of ids) this.dirtySeen.add(id);
+      this.logger.warn({ err: (err as Error).message }, 'could not store last-seen times; will retry');
+    }
+  }
+}
