@@ -66,6 +66,8 @@ export interface HubOptions {
   /** Use the TimescaleDB build of PGlite (tests of the hypertable path). */
   pgliteTimescale?: boolean;
   now?: () => number;
+  /** Wraps the opened database (tests inject failures and commit gates here). */
+  wrapDb?: (db: Db) => Db;
 }
 
 export interface Hub {
@@ -80,7 +82,8 @@ export async function createHub(config: Config, options: HubOptions = {}): Promi
   const now = options.now ?? Date.now;
   const bus = new EventBus(logger);
   const metrics = createMetrics(true);
-  const db = await openDb({ url: config.databaseUrl, dataDir: config.dataDir, logger, pgliteTimescale: options.pgliteTimescale ?? false });
+  const opened = await openDb({ url: config.databaseUrl, dataDir: config.dataDir, logger, pgliteTimescale: options.pgliteTimescale ?? false });
+  const db = options.wrapDb ? options.wrapDb(opened) : opened;
   const modules = new Map<string, HubModule>();
   const partial = { config, logger, bus, metrics, db, modules, now, services: {} } as HubContext;
   partial.registry = new DeviceRegistry(db, bus, logger, now);

@@ -1,0 +1,115 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { BatchWriter, type TableSpec } from '../../src/store/batch-writer.js';
+import type { Db, Queryable } from '../../src/store/db.js';
+
+const spec: TableSpec = { name: 't', columns: [['ts', 'ts'], ['v', 'float8']] };
+
+/** A database double that records statements and can be told to fail: the writer's logic only, no engine. */
+function fakeDb() {
+  const calls: Array<{ sql: string; params: unknown[] }> = [];
+  let failing = false;
+  let commits = 0;
+  const q: Queryable = {
+    query: async <T>(sql: string, params: unknown[] = []) => {
+      calls.push({ sql, params });
+      return [] as T[];
+    },
+  };
+  const db = {
+    kind: 'pglite',
+    timescale: false,
+    query: q.query,
+    exec: async () => undefined,
+    tx: async <T>(fn: (q: Queryable) => Promise<T>) => {
+      if (failing) throw new Error('connection refused');
+      const r = await fn(q);
+      commits++;
+      return r;
+    },
+    close: async () => undefined,
+  } as Db;
+  return { db, calls, setFailing: (f: boolean) => (failing = f), commits: () => commits };
+}
+
+describe('BatchWriter', () => {
+  beforeEach(() => vi.useFakeTimers());
+  afterEach(() => vi.useRealTimers());
+
+  it('should flush by time with one multi-row unnest insert', async () => {
+    const f = fakeDb();
+    const w = new BatchWriter(f.db, [spec], { batchSize: 100, batchMs: 20, pendingMax: 1000 });
+    const done = vi.fn();
+    w.add([{ table: 't', values: [1000, 1.5] }], done);
+    w.add([{ table: 't', values: [2000, 2.5] }], done);
+    expect(f.calls).toHaveLength(0);
+    await vi.advanceTimersByTimeAsync(19);
+    expect(done).not.toHaveBeenCalled();
+    await vi.advanceTimersByTimeAsync(2);
+    expect(f.calls).toHaveLength(1);
+    expect(f.calls[0]!.sql).toContain('from unnest($1::float8[], $2::float8[])');
+    expect(f.calls[0]!.sql).toContain('on conflict do nothing');
+    expect(f.calls[0]!.params).toEqual([[1000, 2000], [1.5, 2.5]]);
+    expect(done).toHaveBeenCalledTimes(2);
+  });
+
+  it('should flush by size without waiting for the timer', async () => {
+    const f = fakeDb();
+    const w = new BatchWriter(f.db, [spec], { batchSize: 3, batchMs: 10_000, pendingMax: 1000 });
+    const done = vi.fn();
+    for (let i = 0; i < 3; i++) w.add([{ table: 't', values: [i, i] }], done);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(f.commits()).toBe(1);
+    expect(done).toHaveBeenCalledTimes(3);
+  });
+
+  it('should hold callbacks while the database fails and commit the same rows when it returns', async () => {
+    const f = fakeDb();
+    f.setFailing(true);
+    const w = new BatchWriter(f.db, [spec], { batchSize: 10, batchMs: 5, pendingMax: 1000 });
+    const done = vi.fn();
+    w.add([{ table: 't', values: [1, 1] }], done);
+    await vi.advanceTimersByTimeAsync(2_000);
+    expect(done).not.toHaveBeenCalled();
+    expect(w.dbHealthy).toBe(false);
+    expect(w.pending).toBe(1);
+    w.add([{ table: 't', values: [2, 2] }], done);
+    f.setFailing(false);
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(done).toHaveBeenCalledTimes(2);
+    expect(done.mock.calls.every((c) => c[0] === undefined)).toBe(true);
+    expect(w.pending).toBe(0);
+    expect(w.dbHealthy).toBe(true);
+    const inserted = f.calls.flatMap((c) => c.params[0] as number[]);
+    expect(inserted.sort()).toEqual([1, 2]);
+  });
+
+  it('should report full at the memory cap', async () => {
+    const f = fakeDb();
+    f.setFailing(true);
+    const w = new BatchWriter(f.db, [spec], { batchSize: 1000, batchMs: 5, pendingMax: 3 });
+    for (let i = 0; i < 3; i++) w.add([{ table: 't', values: [i, i] }], () => undefined);
+    expect(w.full).toBe(true);
+  });
+
+  it('should flush on stop and fail (never ack) what cannot be stored', async () => {
+    const f = fakeDb();
+    const w = new BatchWriter(f.db, [spec], { batchSize: 1000, batchMs: 10_000, pendingMax: 1000 });
+    const ok = vi.fn();
+    w.add([{ table: 't', values: [1, 1] }], ok);
+    const stopping = w.stop(1000);
+    await vi.advanceTimersByTimeAsync(10);
+    await stopping;
+    expect(ok).toHaveBeenCalledWith();
+
+    const f2 = fakeDb();
+    f2.setFailing(true);
+    const w2 = new BatchWriter(f2.db, [spec], { batchSize: 1000, batchMs: 1, pendingMax: 1000 });
+    const failed = vi.fn();
+    w2.add([{ table: 't', values: [1, 1] }], failed);
+    const stopping2 = w2.stop(500);
+    await vi.advanceTimersByTimeAsync(10_000);
+    await stopping2;
+    expect(failed).toHaveBeenCalledTimes(1);
+    expect(failed.mock.calls[0]![0]).toBeInstanceOf(Error);
+  });
+});
