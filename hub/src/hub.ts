@@ -174,7 +174,8 @@ export async function createHub(config: Config, options: HubOptions = {}): Promi
         await s.stop().catch((err) => logger.error({ err, module: s.name }, 'module stop failed'));
       }
       bus.removeOwner('*');
-      await db.close().catch(() => undefined);
+      // A database that is gone must not hang shutdown.
+      await Promise.race([db.close().catch(() => undefined), new Promise((r) => setTimeout(r, 5_000).unref())]);
     },
   };
 }
