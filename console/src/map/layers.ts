@@ -1,0 +1,501 @@
+/**
+ * Layer implementations: data in, canvas out. Each keeps its data already
+ * projected to world units so a frame is only an affine transform.
+ */
+import type { Camera, CaseSummary, Device, GridFeature, Severity } from '../api/types';
+import { OPEN_STATUSES } from '../api/types';
+import type { Frame, Hit, Layer } from './engine';
+import type { PositionIndex } from './positions';
+import { emptyBounds, extend, project, scaleOf, tileUrl, visibleTiles, worldToScreen, type Datum, type WorldBounds } from './projection';
+import { AGEING_MS, LEVEL_COLORS, SEVERITY_COLOR, STALE_MS, WORKER_COLOR } from './style';
+
+const pt: [number, number] = [0, 0];
+
+// ---------------------------------------------------------------- tiles
+
+export interface TileConfig {
+  template: string;
+  subdomains: string;
+  datum: Datum;
+}
+
+export function tileLayer(cfg: TileConfig, invalidate: () => void): Layer {
+  const cache = new Map<string, HTMLImageElement>();
+  return {
+    id: 'tiles',
+    z: 0,
+    kind: 'static',
+    draw(ctx, f) {
+      if (!cfg.template) return;
+      for (const t of visibleTiles(f.view)) {
+        const url = tileUrl(cfg.template, t, cfg.subdomains);
+        let img = cache.get(url);
+        if (!img) {
+          img = new Image();
+          img.crossOrigin = 'anonymous';
+          img.onload = invalidate;
+          img.src = url;
+          cache.set(url, img);
+          if (cache.size > 400) cache.delete(cache.keys().next().value!);
+        }
+        if (img.complete && img.naturalWidth) ctx.drawImage(img, t.sx, t.sy, t.size + 0.5, t.size + 0.5);
+      }
+    },
+  };
+}
+
+// ---------------------------------------------------------------- grids
+
+interface GridShape {
+  id: string;
+  name: string;
+  code: string;
+  level: number;
+  rings: Float64Array[];
+  b: WorldBounds;
+  lx: number;
+  ly: number;
+}
+
+export interface GridModel {
+  shapes: GridShape[];
+  levels: number[];
+  bounds: WorldBounds;
+}
+
+export function buildGridModel(features: readonly GridFeature[], datum: Datum): GridModel {
+  const shapes: GridShape[] = [];
+  const bounds = emptyBounds();
+  const levels = new Set<number>();
+  for (const f of features) {
+    const polys = f.geometry?.type === 'Polygon' ? [f.geometry.coordinates] : f.geometry?.type === 'MultiPolygon' ? f.geometry.coordinates : [];
+    const rings: Float64Array[] = [];
+    const b = emptyBounds();
+    let area = 0, lx = 0, ly = 0;
+    for (const poly of polys) {
+      for (const ring of poly) {
+        const arr = new Float64Array(ring.length * 2);
+        ring.forEach((c, i) => {
+          project(datum, c[0]!, c[1]!, pt);
+          arr[i * 2] = pt[0];
+          arr[i * 2 + 1] = pt[1];
+          extend(b, pt[0], pt[1]);
+        });
+        rings.push(arr);
+      }
+      // Label at the centroid of the largest outer ring.
+      const outer = rings[rings.length - poly.length];
+      if (outer) {
+        const c = centroid(outer);
+        if (c.area > area) ({ area, x: lx, y: ly } = c);
+      }
+    }
+    if (!rings.length) continue;
+    const p = f.properties ?? ({} as GridFeature['properties']);
+    const level = Number(p.level ?? 0);
+    levels.add(level);
+    extend(bounds, b.minX, b.minY);
+    extend(bounds, b.maxX, b.maxY);
+    shapes.push({ id: String(p.id ?? f.id), name: String(p.name ?? ''), code: String(p.code ?? p.id ?? f.id ?? ''), level, rings, b, lx: lx || (b.minX + b.maxX) / 2, ly: ly || (b.minY + b.maxY) / 2 });
+  }
+  const lv = [...levels].sort((a, b) => a - b);
+  // Coarse first so fine outlines paint on top.
+  shapes.sort((a, b) => a.level - b.level);
+  return { shapes, levels: lv, bounds };
+}
+
+function centroid(r: Float64Array): { area: number; x: number; y: number } {
+  let a = 0, cx = 0, cy = 0;
+  const n = r.length / 2;
+  for (let i = 0, j = n - 1; i < n; j = i++) {
+    const x0 = r[j * 2]!, y0 = r[j * 2 + 1]!, x1 = r[i * 2]!, y1 = r[i * 2 + 1]!;
+    const c = x0 * y1 - x1 * y0;
+    a += c;
+    cx += (x0 + x1) * c;
+    cy += (y0 + y1) * c;
+  }
+  if (Math.abs(a) < 1e-18) return { area: 0, x: r[0] ?? 0, y: r[1] ?? 0 };
+  return { area: Math.abs(a / 2), x: cx / (3 * a), y: cy / (3 * a) };
+}
+
+function inRing(r: Float64Array, x: number, y: number): boolean {
+  let inside = false;
+  const n = r.length / 2;
+  for (let i = 0, j = n - 1; i < n; j = i++) {
+    const xi = r[i * 2]!, yi = r[i * 2 + 1]!, xj = r[j * 2]!, yj = r[j * 2 + 1]!;
+    if (yi > y !== yj > y && x < ((xj - xi) * (y - yi)) / (yj - yi) + xi) inside = !inside;
+  }
+  return inside;
+}
+
+export function gridLayer(model: GridModel, opts: { labels: boolean; selected: () => string | null }): Layer {
+  const levelColor = (lv: number) => LEVEL_COLORS[Math.min(LEVEL_COLORS.length - 1, model.levels.indexOf(lv))] ?? '#475569';
+  const finest = model.levels[model.levels.length - 1];
+  return {
+    id: 'grids',
+    z: 10,
+    kind: 'static',
+    draw(ctx, f) {
+      const v = f.view;
+      const s = scaleOf(v.zoom);
+      const [x0, y0] = [v.cx - v.width / 2 / s, v.cy - v.height / 2 / s];
+      const [x1, y1] = [v.cx + v.width / 2 / s, v.cy + v.height / 2 / s];
+      const sel = opts.selected();
+      for (const g of model.shapes) {
+        if (g.b.maxX < x0 || g.b.minX > x1 || g.b.maxY < y0 || g.b.minY > y1) continue;
+        const px = (g.b.maxX - g.b.minX) * s;
+        // Fine grids far below a pixel would be noise.
+        if (px < 2 && g.level === finest && model.levels.length > 1) continue;
+        ctx.beginPath();
+        for (const r of g.rings) {
+          for (let i = 0; i < r.length; i += 2) {
+            const sx = (r[i]! - v.cx) * s + v.width / 2;
+            const sy = (r[i + 1]! - v.cy) * s + v.height / 2;
+            if (i === 0) ctx.moveTo(sx, sy);
+            else ctx.lineTo(sx, sy);
+          }
+          ctx.closePath();
+        }
+        const c = levelColor(g.level);
+        const rank = model.levels.indexOf(g.level);
+        if (g.level === finest) {
+          ctx.fillStyle = g.id === sel ? 'rgba(56,189,248,0.22)' : 'rgba(30,41,59,0.35)';
+          ctx.fill('evenodd');
+        }
+        ctx.strokeStyle = g.id === sel ? '#f8fafc' : c;
+        ctx.lineWidth = g.id === sel ? 2.5 : Math.max(0.8, 2.4 - rank * 0.6);
+        ctx.stroke();
+      }
+      if (!opts.labels) return;
+      ctx.textAlign = 'center';
+      ctx.textBaseline = 'middle';
+      for (const g of model.shapes) {
+        const w = (g.b.maxX - g.b.minX) * s;
+        if (w < 70) continue;
+        // Only label the finest level that is large enough, plus coarse ones when zoomed out.
+        const [sx, sy] = worldToScreen(v, g.lx, g.ly, pt);
+        if (sx < -50 || sy < -20 || sx > v.width + 50 || sy > v.height + 20) continue;
+        const big = g.level !== finest;
+        if (big && w > v.width * 1.5) continue;
+        ctx.font = big ? '600 14px system-ui, sans-serif' : '12px system-ui, sans-serif';
+        ctx.fillStyle = big ? 'rgba(186,230,253,0.85)' : 'rgba(226,232,240,0.75)';
+        ctx.fillText(g.name, sx, sy - (w > 110 ? 7 : 0));
+        if (w > 110) {
+          ctx.font = '10px ui-monospace, monospace';
+          ctx.fillStyle = 'rgba(148,163,184,0.8)';
+          ctx.fillText(g.code, sx, sy + 8);
+        }
+      }
+    },
+    hit(sx, sy, f) {
+      const v = f.view;
+      const s = scaleOf(v.zoom);
+      const x = (sx - v.width / 2) / s + v.cx;
+      const y = (sy - v.height / 2) / s + v.cy;
+      // Finest containing grid wins.
+      for (let i = model.shapes.length - 1; i >= 0; i--) {
+        const g = model.shapes[i]!;
+        if (x < g.b.minX || x > g.b.maxX || y < g.b.minY || y > g.b.maxY) continue;
+        let inside = false;
+        for (const r of g.rings) if (inRing(r, x, y)) inside = !inside;
+        if (inside) return { kind: 'grid', id: g.id, d: 0 };
+      }
+      return null;
+    },
+  };
+}
+
+// ---------------------------------------------------------------- points (sensors, cameras)
+
+interface PointItem {
+  id: string;
+  x: number;
+  y: number;
+  on: boolean;
+}
+
+export function pointModel(list: ReadonlyArray<{ id: string; lat: number | null; lon: number | null; online?: boolean }>, datum: Datum): PointItem[] {
+  const out: PointItem[] = [];
+  for (const d of list) {
+    if (d.lat == null || d.lon == null) continue;
+    project(datum, d.lon, d.lat, pt);
+    out.push({ id: d.id, x: pt[0], y: pt[1], on: d.online !== false });
+  }
+  return out;
+}
+
+export function sensorLayer(items: PointItem[]): Layer {
+  return {
+    id: 'sensors',
+    z: 20,
+    kind: 'static',
+    draw(ctx, f) {
+      const r = f.view.zoom >= 15 ? 4 : 2.5;
+      for (const on of [true, false]) {
+        ctx.beginPath();
+        for (const p of items) {
+          if (p.on !== on) continue;
+          const [sx, sy] = worldToScreen(f.view, p.x, p.y, pt);
+          if (sx < -5 || sy < -5 || sx > f.view.width + 5 || sy > f.view.height + 5) continue;
+          ctx.rect(sx - r, sy - r, r * 2, r * 2);
+        }
+        ctx.fillStyle = on ? '#5eead4' : '#475569';
+        ctx.fill();
+      }
+    },
+    hit: (sx, sy, f) => nearest(items, sx, sy, f, 'sensor'),
+  };
+}
+
+export function cameraLayer(items: PointItem[]): Layer {
+  return {
+    id: 'cameras',
+    z: 25,
+    kind: 'static',
+    draw(ctx, f) {
+      const r = f.view.zoom >= 15 ? 7 : 5;
+      for (const on of [true, false]) {
+        ctx.beginPath();
+        for (const p of items) {
+          if (p.on !== on) continue;
+          const [sx, sy] = worldToScreen(f.view, p.x, p.y, pt);
+          if (sx < -8 || sy < -8 || sx > f.view.width + 8 || sy > f.view.height + 8) continue;
+          ctx.moveTo(sx - r, sy - r * 0.6);
+          ctx.lineTo(sx + r * 0.4, sy - r * 0.6);
+          ctx.lineTo(sx + r, sy - r);
+          ctx.lineTo(sx + r, sy + r);
+          ctx.lineTo(sx + r * 0.4, sy + r * 0.6);
+          ctx.lineTo(sx - r, sy + r * 0.6);
+          ctx.closePath();
+        }
+        ctx.fillStyle = on ? '#fbbf24' : '#57534e';
+        ctx.fill();
+        ctx.strokeStyle = '#0b1220';
+        ctx.lineWidth = 1;
+        ctx.stroke();
+      }
+    },
+    hit: (sx, sy, f) => nearest(items, sx, sy, f, 'camera'),
+  };
+}
+
+function nearest(items: readonly { id: string; x: number; y: number }[], sx: number, sy: number, f: Frame, kind: Hit['kind'], max = 10): Hit | null {
+  let best: Hit | null = null;
+  for (const p of items) {
+    const [x, y] = worldToScreen(f.view, p.x, p.y, pt);
+    const d = Math.hypot(x - sx, y - sy);
+    if (d <= max && (!best || d < best.d)) best = { kind, id: p.id, d };
+  }
+  return best;
+}
+
+// ---------------------------------------------------------------- cases
+
+const SEV_RANK: Record<Severity, number> = { info: 0, warning: 1, minor: 2, major: 3, critical: 4 };
+
+export function caseLayer(list: readonly CaseSummary[], datum: Datum, selected: () => string | null): Layer {
+  const items = list
+    .filter((c) => OPEN_STATUSES.includes(c.status) && Number.isFinite(c.lat))
+    .sort((a, b) => SEV_RANK[a.severity] - SEV_RANK[b.severity])
+    .map((c) => {
+      project(datum, c.lon, c.lat, pt);
+      return { id: c.id, x: pt[0], y: pt[1], sev: c.severity, overdue: c.overdue || c.deadline < Date.now() };
+    });
+  const hasCritical = items.some((i) => i.sev === 'critical');
+  return {
+    id: 'cases',
+    z: 40,
+    kind: 'dynamic',
+    wantsFrames: () => hasCritical,
+    draw(ctx, f) {
+      const sel = selected();
+      const pulse = (f.now % 1500) / 1500;
+      for (const c of items) {
+        const [sx, sy] = worldToScreen(f.view, c.x, c.y, pt);
+        if (sx < -30 || sy < -30 || sx > f.view.width + 30 || sy > f.view.height + 30) continue;
+        const col = SEVERITY_COLOR[c.sev];
+        if (c.sev === 'critical') {
+          ctx.beginPath();
+          ctx.arc(sx, sy, 8 + pulse * 16, 0, Math.PI * 2);
+          ctx.strokeStyle = `rgba(239,68,68,${(1 - pulse) * 0.8})`;
+          ctx.lineWidth = 2;
+          ctx.stroke();
+        }
+        // Diamond: cases never look like workers (circles).
+        ctx.beginPath();
+        ctx.moveTo(sx, sy - 9);
+        ctx.lineTo(sx + 9, sy);
+        ctx.lineTo(sx, sy + 9);
+        ctx.lineTo(sx - 9, sy);
+        ctx.closePath();
+        ctx.fillStyle = col;
+        ctx.fill();
+        ctx.lineWidth = c.id === sel ? 3 : c.overdue ? 2 : 1;
+        ctx.strokeStyle = c.id === sel ? '#f8fafc' : c.overdue ? '#fca5a5' : '#0b1220';
+        ctx.stroke();
+      }
+    },
+    hit: (sx, sy, f) => nearest(items, sx, sy, f, 'case', 12),
+  };
+}
+
+// ---------------------------------------------------------------- workers
+
+const STATUS_ORDER = ['off_duty', 'available', 'dispatched', 'en_route', 'on_scene'] as const;
+
+/**
+ * Workers: one pass projects every marker into scratch arrays, then one path
+ * per (status, freshness) style, so 5,000 markers cost ~15 canvas calls.
+ */
+export function workerLayer(index: PositionIndex, selected: () => string | null): Layer {
+  let xs = new Float32Array(0), ys = new Float32Array(0), hs = new Float32Array(0);
+  let style = new Uint8Array(0);
+  let ids: string[] = [];
+  return {
+    id: 'workers',
+    z: 50,
+    kind: 'dynamic',
+    draw(ctx, f) {
+      const v = f.view;
+      const n = index.byId.size;
+      if (xs.length < n) {
+        xs = new Float32Array(n * 2);
+        ys = new Float32Array(n * 2);
+        hs = new Float32Array(n * 2);
+        style = new Uint8Array(n * 2);
+      }
+      ids = ids.length === n ? ids : new Array(n);
+      const wall = Date.now();
+      const s = scaleOf(v.zoom);
+      const hw = v.width / 2, hh = v.height / 2;
+      let k = 0;
+      for (const p of index.byId.values()) {
+        index.current(p, f.now, pt);
+        const sx = (pt[0] - v.cx) * s + hw;
+        const sy = (pt[1] - v.cy) * s + hh;
+        ids[k] = p.workerId;
+        xs[k] = sx;
+        ys[k] = sy;
+        hs[k] = p.hdg == null ? NaN : (p.hdg * Math.PI) / 180;
+        const age = wall - p.ts;
+        const fresh = age > STALE_MS ? 2 : age > AGEING_MS ? 1 : 0;
+        const onScreen = sx > -10 && sy > -10 && sx < v.width + 10 && sy < v.height + 10;
+        style[k] = onScreen ? STATUS_ORDER.indexOf(p.status) * 3 + fresh + 1 : 0;
+        k++;
+      }
+      const r = v.zoom >= 16 ? 6 : v.zoom >= 13 ? 4.5 : 3;
+      for (let st = 0; st < STATUS_ORDER.length; st++) {
+        const color = WORKER_COLOR[STATUS_ORDER[st]!];
+        for (let fr = 0; fr < 3; fr++) {
+          const code = st * 3 + fr + 1;
+          ctx.beginPath();
+          let any = false;
+          for (let i = 0; i < k; i++) {
+            if (style[i] !== code) continue;
+            any = true;
+            ctx.moveTo(xs[i]! + r, ys[i]!);
+            ctx.arc(xs[i]!, ys[i]!, r, 0, Math.PI * 2);
+          }
+          if (!any) continue;
+          if (fr === 2) {
+            ctx.strokeStyle = color;
+            ctx.lineWidth = 1.5;
+            ctx.globalAlpha = 0.7;
+            ctx.stroke();
+          } else {
+            ctx.fillStyle = color;
+            ctx.globalAlpha = fr === 1 ? 0.55 : 1;
+            ctx.fill();
+          }
+          ctx.globalAlpha = 1;
+          // Heading ticks.
+          if (r >= 4.5) {
+            ctx.beginPath();
+            for (let i = 0; i < k; i++) {
+              if (style[i] !== code || Number.isNaN(hs[i]!)) continue;
+              const a = hs[i]!;
+              ctx.moveTo(xs[i]! + Math.sin(a) * r, ys[i]! - Math.cos(a) * r);
+              ctx.lineTo(xs[i]! + Math.sin(a) * (r + 6), ys[i]! - Math.cos(a) * (r + 6));
+            }
+            ctx.strokeStyle = color;
+            ctx.lineWidth = 2;
+            ctx.stroke();
+          }
+        }
+      }
+      const sel = selected();
+      if (sel) {
+        const p = index.byId.get(sel);
+        if (p) {
+          index.current(p, f.now, pt);
+          const [sx, sy] = worldToScreen(v, pt[0], pt[1], pt);
+          ctx.beginPath();
+          ctx.arc(sx, sy, r + 5, 0, Math.PI * 2);
+          ctx.strokeStyle = '#f8fafc';
+          ctx.lineWidth = 2;
+          ctx.stroke();
+        }
+      }
+    },
+    hit(sx, sy) {
+      let best: Hit | null = null;
+      for (let i = 0; i < ids.length; i++) {
+        if (!style[i]) continue;
+        const d = Math.hypot(xs[i]! - sx, ys[i]! - sy);
+        if (d <= 9 && (!best || d < best.d)) best = { kind: 'worker', id: ids[i]!, d };
+      }
+      return best;
+    },
+  };
+}
+
+// ---------------------------------------------------------------- paths (dispatch progress, track replay)
+
+export function pathLayer(id: string, points: ReadonlyArray<{ lat: number; lon: number }>, datum: Datum, color: string, marker?: () => { lat: number; lon: number } | null): Layer {
+  const world = points.map((p) => project(datum, p.lon, p.lat, [0, 0]));
+  return {
+    id,
+    z: 45,
+    kind: 'dynamic',
+    draw(ctx, f) {
+      if (world.length > 1) {
+        ctx.beginPath();
+        world.forEach(([x, y], i) => {
+          const [sx, sy] = worldToScreen(f.view, x, y, pt);
+          if (i === 0) ctx.moveTo(sx, sy);
+          else ctx.lineTo(sx, sy);
+        });
+        ctx.strokeStyle = color;
+        ctx.lineWidth = 3;
+        ctx.lineJoin = 'round';
+        ctx.setLineDash([8, 5]);
+        ctx.stroke();
+        ctx.setLineDash([]);
+      }
+      const m = marker?.();
+      if (m) {
+        project(datum, m.lon, m.lat, pt);
+        const [sx, sy] = worldToScreen(f.view, pt[0], pt[1], pt);
+        ctx.beginPath();
+        ctx.arc(sx, sy, 8, 0, Math.PI * 2);
+        ctx.fillStyle = color;
+        ctx.fill();
+        ctx.strokeStyle = '#f8fafc';
+        ctx.lineWidth = 2;
+        ctx.stroke();
+      }
+    },
+  };
+}
+
+export function boundsOf(points: ReadonlyArray<{ lat: number | null; lon: number | null }>, datum: Datum): WorldBounds {
+  const b = emptyBounds();
+  for (const p of points) {
+    if (p.lat == null || p.lon == null) continue;
+    project(datum, p.lon, p.lat, pt);
+    extend(b, pt[0], pt[1]);
+  }
+  return b;
+}
+
+export type { Camera, Device };

@@ -1,0 +1,112 @@
+/** The situation map: grids, workers, sensors, cameras, open cases; click anything for its card. */
+import { useCallback, useEffect, useMemo, useState } from 'react';
+import { OPEN_STATUSES, WORKER_STATUSES, type GridFeature } from '../api/types';
+import { useI18n } from '../i18n';
+import type { Hit } from '../map/engine';
+import { boundsOf } from '../map/layers';
+import { CasesLayer, GridLayer, PointsLayer, WorkersLayer } from '../map/MapLayers';
+import { MapView, useMap } from '../map/MapView';
+import { SEVERITY_COLOR, WORKER_COLOR } from '../map/style';
+import { alarms, cameras, cases, devices, grids, positions } from '../store/data';
+import { useEntities, useValue } from '../store/entities';
+import { tiles } from '../store/settings';
+import { MapCard } from '../views/MapCard';
+import { AlarmList } from '../views/AlarmList';
+import { CaseList } from '../views/CaseList';
+
+export function MapPage() {
+  const { t } = useI18n();
+  const g = useValue(grids);
+  const devs = useEntities(devices);
+  const cams = useEntities(cameras);
+  const cs = useEntities(cases);
+  const al = useEntities(alarms);
+  const [sel, setSel] = useState<Hit | null>(null);
+  const [show, setShow] = useState({ grids: true, labels: true, workers: true, sensors: true, cameras: true, cases: true });
+
+  const sensors = useMemo(() => devs.filter((d) => d.type.startsWith('sensor.')), [devs]);
+  // Cameras come from the camera registry when it exists, else from camera devices.
+  const camItems = useMemo(() => (cams.length ? cams : devs.filter((d) => d.type === 'camera')), [cams, devs]);
+  const open = useMemo(() => cs.filter((c) => OPEN_STATUSES.includes(c.status)), [cs]);
+  const activeAlarms = useMemo(() => al.filter((a) => a.status === 'active').sort((a, b) => b.ts - a.ts), [al]);
+  const onSelect = useCallback((h: Hit | null) => setSel(h), []);
+  const toggle = (k: keyof typeof show) => setShow((s) => ({ ...s, [k]: !s[k] }));
+
+  return (
+    <div className="map-page">
+      <MapView onSelect={onSelect}>
+        {show.grids && <GridLayer data={g} labels={show.labels} selected={sel?.kind === 'grid' ? sel.id : null} />}
+        {show.sensors && <PointsLayer kind="sensor" items={sensors} />}
+        {show.cameras && <PointsLayer kind="camera" items={camItems} />}
+        {show.cases && <CasesLayer items={open} selected={sel?.kind === 'case' ? sel.id : null} />}
+        {show.workers && <WorkersLayer selected={sel?.kind === 'worker' ? sel.id : null} />}
+        <FitWhenNoGrids features={g.features} points={[...devs, ...open]} />
+      </MapView>
+      <div className="map-legend panel" data-testid="map-legend">
+        <h3>{t('map.layers')}</h3>
+        {(['grids', 'labels', 'workers', 'sensors', 'cameras', 'cases'] as const).map((k) => (
+          <label key={k} className="check">
+            <input type="checkbox" checked={show[k]} onChange={() => toggle(k)} /> {t(`map.layer.${k}`)}
+          </label>
+        ))}
+        <h3>{t('map.legend')}</h3>
+        <WorkerCounts />
+        <ul className="legend">
+          {(['critical', 'major', 'minor'] as const).map((s) => (
+            <li key={s}>
+              <span className="swatch diamond" style={{ background: SEVERITY_COLOR[s] }} /> {t(`severity.${s}`)}
+            </li>
+          ))}
+        </ul>
+      </div>
+      {sel && <MapCard hit={sel} onClose={() => setSel(null)} />}
+      <aside className="side panel">
+        <section>
+          <h3>{t('alarm.count', { n: activeAlarms.length })}</h3>
+          <AlarmList items={activeAlarms.slice(0, 30)} compact />
+        </section>
+        <section>
+          <h3>{t('case.openCount', { n: open.length })}</h3>
+          <CaseList items={open} compact />
+        </section>
+      </aside>
+    </div>
+  );
+}
+
+/** Without grids, fit the map to whatever has a position. */
+function FitWhenNoGrids({ features, points }: { features: GridFeature[]; points: ReadonlyArray<{ lat: number | null; lon: number | null }> }) {
+  const engine = useMap();
+  const { datum } = useValue(tiles);
+  useEffect(() => {
+    if (features.length) return;
+    const all = [...points, ...[...positions.byId.values()]];
+    if (all.length) engine.fit(boundsOf(all, datum));
+  }, [engine, features.length, points, datum]);
+  return null;
+}
+
+function WorkerCounts() {
+  const { t } = useI18n();
+  const [counts, setCounts] = useState<Record<string, number>>({});
+  // Counted at 1 Hz from the live index, never per position burst.
+  useEffect(() => {
+    const count = () => {
+      const c: Record<string, number> = {};
+      for (const p of positions.byId.values()) c[p.status] = (c[p.status] ?? 0) + 1;
+      setCounts(c);
+    };
+    count();
+    const iv = setInterval(count, 1000);
+    return () => clearInterval(iv);
+  }, []);
+  return (
+    <ul className="legend" data-testid="worker-counts">
+      {WORKER_STATUSES.map((s) => (
+        <li key={s}>
+          <span className="swatch dot" style={{ background: WORKER_COLOR[s] }} /> {t(`worker.status.${s}`)} <b>{counts[s] ?? 0}</b>
+        </li>
+      ))}
+    </ul>
+  );
+}

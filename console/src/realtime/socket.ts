@@ -1,0 +1,54 @@
+/**
+ * The console's one Socket.IO connection (CONTRACT 6). socket.io-client
+ * reconnects with backoff; every (re)connect re-fetches everything over REST
+ * so nothing missed while offline stays stale. Handlers only write stores;
+ * position bursts go to the batcher, never straight to React.
+ */
+import { io, type Socket } from 'socket.io-client';
+// The hub's typed event map (types only: nothing of the hub is bundled).
+import type { ServerToClientEvents } from '../../../hub/src/realtime/events';
+import { alarms, batcher, cases, connection, devices, linkage, resync } from '../store/data';
+import { onAlarm } from '../store/alarm-queue';
+
+type ServerEvents = ServerToClientEvents;
+
+let socket: Socket<ServerEvents> | null = null;
+
+/** Base path the console is served under, so /socket.io works behind a sub-path too. */
+export function basePath(): string {
+  return location.pathname.replace(/[^/]*$/, '');
+}
+
+export function connect(token: string): void {
+  disconnect();
+  connection.set('connecting');
+  const s: Socket<ServerEvents> = io({ path: `${basePath()}socket.io`, auth: { token }, transports: ['websocket', 'polling'], reconnectionDelayMax: 5000 });
+  socket = s;
+  s.on('connect', () => {
+    connection.set('online');
+    void resync();
+  });
+  s.on('disconnect', () => connection.set('offline'));
+  s.on('connect_error', () => connection.set('offline'));
+  s.on('alarm', (a) => {
+    alarms.upsert(a);
+    onAlarm(alarms.get(a.id) ?? a);
+  });
+  s.on('case', (c) => {
+    cases.upsert(c);
+  });
+  s.on('positions', (list) => {
+    if (!Array.isArray(list)) return;
+    batcher.push(list);
+  });
+  s.on('device', (d) => {
+    devices.patch(d.deviceId, { online: d.online, lastSeen: d.lastSeen });
+  });
+  s.on('linkage', (l) => linkage.set(l));
+}
+
+export function disconnect(): void {
+  socket?.removeAllListeners();
+  socket?.disconnect();
+  socket = null;
+}

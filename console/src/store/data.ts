@@ -1,0 +1,86 @@
+/**
+ * Everything the console shows, one store per entity kind. Written by the
+ * REST re-sync (on login and on every socket reconnect) and by socket events;
+ * read by pages through hooks. Position bursts bypass React entirely
+ * (map/positions.ts).
+ */
+import { items, get } from '../api/client';
+import type { Alarm, Camera, CaseSummary, Device, GridCollection, Linkage, PositionUpdate, Worker } from '../api/types';
+import { PositionBatcher, PositionIndex } from '../map/positions';
+import { EntityStore, Value } from './entities';
+
+export type ConnState = 'connecting' | 'online' | 'offline';
+
+export const devices = new EntityStore<Device>();
+export const workers = new EntityStore<Worker>();
+export const cases = new EntityStore<CaseSummary>();
+export const alarms = new EntityStore<Alarm>();
+export const cameras = new EntityStore<Camera>();
+export const grids = new Value<GridCollection>({ type: 'FeatureCollection', features: [] });
+export const connection = new Value<ConnState>('connecting');
+export const lastSync = new Value<number>(0);
+/** Backend modules that answered 404 at the last sync (their screens say so). */
+export const missing = new Value<ReadonlySet<string>>(new Set());
+export const linkage = new Value<Linkage | null>(null);
+
+export const positions = new PositionIndex('wgs84');
+export const batcher = new PositionBatcher(
+  (batch) => applyPositions(batch),
+  // When no map is on screen nothing drains per frame; a timer keeps cards current.
+  (cb) => setTimeout(cb, 250),
+);
+
+function applyPositions(batch: PositionUpdate[]): void {
+  positions.apply(batch, performance.now());
+  // Status changes are rare; only they reach React (cards, candidate lists).
+  for (const u of batch) {
+    const w = u.status ? workers.map.get(u.workerId) : undefined;
+    if (w && w.status !== u.status) workers.patch(u.workerId, { status: u.status!, position: { lat: u.lat, lon: u.lon, ts: u.ts } });
+  }
+}
+
+/** Merge a REST worker list into the live index (REST is authoritative after a reconnect). */
+function seedPositions(list: Worker[]): void {
+  const seed: PositionUpdate[] = [];
+  for (const w of list) {
+    if (w.position) seed.push({ workerId: w.id, lat: w.position.lat, lon: w.position.lon, ts: w.position.ts, status: w.status, hdg: w.position.hdg ?? null });
+    else positions.byId.delete(w.id);
+  }
+  positions.apply(seed, performance.now());
+  for (const w of list) positions.setStatus(w.id, w.status);
+}
+
+/** Re-fetch everything shown (login, reconnect). Missing backend modules degrade to empty. */
+export async function resync(): Promise<void> {
+  const gone = new Set<string>();
+  const load = async <T extends { id: string }>(name: string, path: string, store: EntityStore<T>, query?: Record<string, string>) => {
+    try {
+      const r = await items<T>(path, query);
+      if (r.missing) gone.add(name);
+      store.setAll(r.items);
+      return r.items;
+    } catch {
+      gone.add(name);
+      return [];
+    }
+  };
+  await Promise.all([
+    load('devices', '/devices', devices),
+    load('workers', '/workers', workers).then(seedPositions),
+    load('cases', '/cases', cases),
+    load('alarms', '/alarms', alarms),
+    load('cameras', '/cameras', cameras),
+    get<GridCollection>('/grids')
+      .then((g) => grids.set(g && Array.isArray(g.features) ? g : { type: 'FeatureCollection', features: [] }))
+      .catch(() => gone.add('grids')),
+  ]);
+  missing.set(gone);
+  lastSync.set(Date.now());
+}
+
+export function resetAll(): void {
+  for (const s of [devices, workers, cases, alarms, cameras]) s.setAll([]);
+  grids.set({ type: 'FeatureCollection', features: [] });
+  positions.clear();
+  linkage.set(null);
+}

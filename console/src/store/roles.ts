@@ -1,0 +1,47 @@
+/**
+ * Role → screens and case actions. The hub is the authority (every route
+ * checks); this only hides what a role could not do anyway.
+ */
+import type { CaseAction, CaseStatus, Role } from '../api/types';
+
+export type Page = 'map' | 'alarms' | 'cases' | 'video' | 'history' | 'admin' | 'settings';
+
+export const PAGES_BY_ROLE: Record<Role, readonly Page[]> = {
+  admin: ['map', 'alarms', 'cases', 'video', 'history', 'admin', 'settings'],
+  officer: ['map', 'alarms', 'cases', 'video', 'history', 'settings'],
+  dispatcher: ['map', 'cases', 'alarms', 'video', 'history', 'settings'],
+  integrator: ['map', 'admin', 'history', 'video', 'settings'],
+  worker: ['map', 'settings'],
+};
+
+const ACTIONS_BY_ROLE: Record<Role, readonly CaseAction[]> = {
+  admin: ['register', 'reject', 'dispatch', 'verify', 'rework', 'cancel'],
+  officer: ['register', 'reject', 'verify', 'rework', 'cancel', 'dispatch'],
+  dispatcher: ['dispatch', 'rework', 'cancel'],
+  integrator: [],
+  worker: [],
+};
+
+/** Which console actions a case in `status` offers (CONTRACT 4). */
+const ACTIONS_BY_STATUS: Record<CaseStatus, readonly CaseAction[]> = {
+  reported: ['register', 'reject', 'cancel'],
+  registered: ['dispatch', 'cancel'],
+  dispatched: ['dispatch', 'cancel'],
+  accepted: ['cancel'],
+  on_scene: ['cancel'],
+  resolved: ['verify', 'rework'],
+  closed: [],
+  rejected: [],
+};
+
+export function allowedActions(role: Role, status: CaseStatus): CaseAction[] {
+  return ACTIONS_BY_STATUS[status].filter((a) => ACTIONS_BY_ROLE[role].includes(a));
+}
+
+export const ADMIN_TABS_BY_ROLE: Record<Role, readonly ('devices' | 'cameras' | 'grids' | 'rules' | 'users' | 'workers')[]> = {
+  admin: ['devices', 'cameras', 'workers', 'grids', 'rules', 'users'],
+  integrator: ['devices', 'cameras', 'grids', 'rules'],
+  officer: [],
+  dispatcher: [],
+  worker: [],
+};

@@ -1,0 +1,90 @@
+/**
+ * One camera tile: asks the hub for the stream (starting it if needed),
+ * prefers the low-latency WebSocket/MSE path, falls back to HLS when that
+ * fails, shows connecting / stalled / offline, and retries on demand.
+ */
+import { useEffect, useRef, useState } from 'react';
+import { getToken, get } from '../api/client';
+import type { StreamInfo } from '../api/types';
+import { useI18n } from '../i18n';
+import { attachHls, attachMse, type PlayerHandle, type PlayerState } from './HlsPlayer';
+
+type StreamProp = string | { hls?: string; live?: string | null } | null | undefined;
+
+function normalise(s: StreamProp): StreamInfo | null {
+  if (!s) return null;
+  if (typeof s === 'string') return { hls: s };
+  return s.hls ? { hls: s.hls, live: s.live ?? null } : null;
+}
+
+export function CameraPlayer({ cameraId, title, stream, preferLive = true }: { cameraId: string; title?: string; stream?: StreamProp; preferLive?: boolean }) {
+  const { t } = useI18n();
+  const video = useRef<HTMLVideoElement>(null);
+  const [state, setState] = useState<PlayerState>('connecting');
+  const [mode, setMode] = useState<'live' | 'hls' | null>(null);
+  const [attempt, setAttempt] = useState(0);
+
+  useEffect(() => {
+    const el = video.current!;
+    let handle: PlayerHandle | null = null;
+    let cancelled = false;
+    let fellBack = false;
+    setState('connecting');
+    (async () => {
+      let info = normalise(stream);
+      try {
+        // Always ask: the hub starts the camera's stream on demand.
+        info = await get<StreamInfo>(`/cameras/${encodeURIComponent(cameraId)}/stream`);
+      } catch {
+        if (!info) {
+          if (!cancelled) setState('offline');
+          return;
+        }
+      }
+      if (cancelled || !info) return;
+      const token = getToken();
+      const startHls = () => {
+        setMode('hls');
+        handle = attachHls(el, info!.hls, token, (s) => !cancelled && setState(s));
+      };
+      if (preferLive && info.live && 'MediaSource' in window) {
+        setMode('live');
+        handle = attachMse(el, info.live, token, (s) => {
+          if (cancelled) return;
+          // Low latency failed before it ever played: fall back to HLS once.
+          if (s === 'offline' && !fellBack && el.currentTime === 0) {
+            fellBack = true;
+            handle?.destroy();
+            startHls();
+            return;
+          }
+          setState(s);
+        });
+      } else startHls();
+    })();
+    return () => {
+      cancelled = true;
+      handle?.destroy();
+    };
+  }, [cameraId, attempt, preferLive, stream]);
+
+  return (
+    <div className={`player state-${state}`} data-testid="camera-player" data-camera={cameraId} data-state={state} data-mode={mode ?? ''}>
+      <video ref={video} muted playsInline autoPlay />
+      <div className="player-bar">
+        <span className="player-title">{title ?? cameraId}</span>
+        {state === 'playing' && <span className="tag live">{mode === 'live' ? t('video.lowLatency') : t('video.hls')}</span>}
+      </div>
+      {state !== 'playing' && (
+        <div className="player-overlay">
+          <span>{state === 'connecting' ? t('video.connecting') : state === 'stalled' ? t('video.stalled') : t('video.offline')}</span>
+          {state !== 'connecting' && (
+            <button type="button" onClick={() => setAttempt((a) => a + 1)}>
+              {t('common.retry')}
+            </button>
+          )}
+        </div>
+      )}
+    </div>
+  );
+}

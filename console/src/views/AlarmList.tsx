@@ -1,0 +1,49 @@
+/** Alarm rows, newest first (props only). */
+import type { Alarm } from '../api/types';
+import type { DictKey } from '../i18n/dict';
+import { useI18n } from '../i18n';
+import { devices } from '../store/data';
+import { clock } from './format';
+
+export function AlarmList({ items, compact, onAck, onClear, onOpen }: { items: readonly Alarm[]; compact?: boolean; onAck?: (a: Alarm) => void; onClear?: (a: Alarm) => void; onOpen?: (a: Alarm) => void }) {
+  const { t, locale } = useI18n();
+  if (!items.length) return <p className="empty">{t('common.empty')}</p>;
+  return (
+    <ul className={`alarm-list ${compact ? 'compact' : ''}`} data-testid="alarm-list">
+      {items.map((a) => (
+        <li key={a.id} className={`alarm sev-${a.severity} ${a.status} ${a.acknowledged ? 'acked' : 'unacked'}`} data-alarm-id={a.id}>
+          <span className={`sev-bar sev-${a.severity}`} />
+          <div className="alarm-main" onClick={() => onOpen?.(a)}>
+            <div className="alarm-head">
+              <span className={`tag sev-${a.severity}`}>{t(`severity.${a.severity}` as DictKey)}</span>
+              <strong>{a.message ?? a.rule}</strong>
+              {a.escalated && <span className="tag escalated" data-testid="escalated">{t('alarm.escalated')}</span>}
+            </div>
+            <div className="alarm-meta">
+              <span>{clock(locale, a.ts, true)}</span>
+              <span>{devices.get(a.deviceId)?.name ?? a.deviceId}</span>
+              {a.gridId && <span>{a.gridId}</span>}
+              <span>{t(`alarm.status.${a.status}` as DictKey)}</span>
+              <span>{a.acknowledged ? (a.ackBy ? t('alarm.ackBy', { name: a.ackBy, time: clock(locale, a.ackAt ?? null) }) : t('alarm.acked')) : t('alarm.unacked')}</span>
+              {!compact && a.ackComment && <span>“{a.ackComment}”</span>}
+            </div>
+          </div>
+          {!compact && (
+            <div className="alarm-actions">
+              {!a.acknowledged && onAck && (
+                <button type="button" onClick={() => onAck(a)} data-testid="ack">
+                  {t('alarm.ack')}
+                </button>
+              )}
+              {a.status === 'active' && onClear && (
+                <button type="button" className="ghost" onClick={() => onClear(a)}>
+                  {t('alarm.clear')}
+                </button>
+              )}
+            </div>
+          )}
+        </li>
+      ))}
+    </ul>
+  );
+}

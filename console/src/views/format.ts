@@ -1,0 +1,26 @@
+import type { T } from '../i18n';
+
+export function ago(t: T, ms: number | null | undefined, now = Date.now()): string {
+  if (ms == null) return t('common.never');
+  const s = Math.max(0, Math.round((now - ms) / 1000));
+  if (s < 60) return t('common.ago.s', { n: s });
+  if (s < 3600) return t('common.ago.m', { n: Math.floor(s / 60) });
+  if (s < 86400) return t('common.ago.h', { n: Math.floor(s / 3600) });
+  return t('common.ago.d', { n: Math.floor(s / 86400) });
+}
+
+export function duration(t: T, ms: number): string {
+  const s = Math.max(0, Math.round(Math.abs(ms) / 1000));
+  if (s < 60) return t('common.sec', { n: s });
+  if (s < 3600) return t('common.min', { n: Math.floor(s / 60) });
+  return t('common.hm', { h: Math.floor(s / 3600), m: Math.floor((s % 3600) / 60) });
+}
+
+export function distance(t: T, m: number): string {
+  return m < 1000 ? t('common.m', { n: Math.round(m) }) : t('common.km', { n: (m / 1000).toFixed(1) });
+}
+
+export function clock(locale: string, ms: number | null | undefined, withDate = false): string {
+  if (ms == null) return '';
+  return new Date(ms).toLocaleString(locale, withDate ? { month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false } : { hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false });
+}
