@@ -1,0 +1,135 @@
+/**
+ * Realtime: Socket.IO on the hub's HTTP server at /socket.io (CONTRACT 6).
+ * The token is checked in the connection middleware and again when it
+ * expires (the socket is disconnected; the client logs in again). Each
+ * socket joins the one room its user may see: `all` for unscoped users,
+ * `region:<gridId>` for a user scoped to a region. An object in grid g is
+ * sent to `all` plus the rooms of g and each of its ancestors, so clients
+ * never choose rooms and a user outside the region receives nothing.
+ * Everything goes out through one typed `send` (immich event.repository).
+ */
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { Server, type Socket } from 'socket.io';
+import type { Principal } from '../auth/index.js';
+import type { RealtimeService } from '../core/services.js';
+import type { HubContext, HubModule } from '../hub.js';
+import type { ServerEventName, ServerEventPayload, ServerToClientEvents } from './events.js';
+
+export type { AlarmEvent, CaseEvent, DeviceEvent, LinkageEvent, PositionEvent, ServerEventName, ServerEventPayload, ServerToClientEvents } from './events.js';
+
+export const SOCKET_PATH = '/socket.io';
+const ALL = 'all';
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+interface SocketData {
+  principal: Principal;
+}
+
+type Io = Server<Record<string, never>, ServerToClientEvents, Record<string, never>, SocketData>;
+
+export interface Realtime extends RealtimeService {
+  send<E extends ServerEventName>(event: E, gridId: string | null | undefined, payload: ServerEventPayload<E>): void;
+  /** Connected sockets (for health and tests). */
+  readonly connections: number;
+}
+
+export const regionRoom = (gridId: string) => `region:${gridId}`;
+
+export function createRealtime(ctx: HubContext): HubModule & { service: Realtime } {
+  let io: Io | null = null;
+  const timers = new Map<string, NodeJS.Timeout>();
+
+  function roomsFor(gridId: string | null | undefined): string[] {
+    if (!gridId) return [ALL];
+    const chain = ctx.services.grids?.ancestors(gridId) ?? [gridId];
+    const rooms = [ALL];
+    for (const g of chain.length ? chain : [gridId]) rooms.push(regionRoom(g));
+    return rooms;
+  }
+
+  const service: Realtime = {
+    send(event, gridId, payload) {
+      if (!io) return;
+      // socket.io de-duplicates a socket that sits in several target rooms.
+      (io.to(roomsFor(gridId)).emit as (e: string, p: unknown) => boolean)(event, payload);
+    },
+    sendFiltered(event, items) {
+      if (!io || items.length === 0) return;
+      const emit = (room: string, p: unknown) => (io!.to(room).emit as (e: string, p: unknown) => boolean)(event, p);
+      emit(ALL, items);
+      const contains = (region: string, g: string | null | undefined) =>
+        ctx.services.grids ? ctx.services.grids.contains(region, g) : ctx.auth.regions.contains(region, g);
+      for (const room of io.sockets.adapter.rooms.keys()) {
+        if (!room.startsWith('region:')) continue;
+        const region = room.slice(7);
+        const visible = items.filter((i) => contains(region, i.gridId));
+        if (visible.length) emit(room, visible);
+      }
+    },
+    get connections() {
+      return io?.engine.clientsCount ?? 0;
+    },
+  };
+  ctx.services.realtime = service;
+
+  function onConnection(socket: Socket<Record<string, never>, ServerToClientEvents, Record<string, never>, SocketData>): void {
+    const p = socket.data.principal;
+    void socket.join(p.regionId ? regionRoom(p.regionId) : ALL);
+    // fast-jwt `exp` is in seconds; the token's own clock is the wall clock.
+    const ms = Math.min(Math.max(p.exp * 1000 - Date.now(), 0), MAX_TIMER_MS);
+    const t = setTimeout(() => socket.disconnect(true), ms);
+    t.unref();
+    timers.set(socket.id, t);
+    socket.on('disconnect', () => {
+      clearTimeout(t);
+      timers.delete(socket.id);
+    });
+  }
+
+  return {
+    name: 'realtime',
+    service,
+    async start() {
+      const server = ctx.app.server;
+      // @fastify/websocket routes every upgrade through fastify (404 for /socket.io);
+      // take the upgrade listeners over so /socket.io reaches engine.io only.
+      const previous = server.listeners('upgrade') as Array<(req: IncomingMessage, socket: Duplex, head: Buffer) => void>;
+      server.removeAllListeners('upgrade');
+      io = new Server(server, { path: SOCKET_PATH, serveClient: false, destroyUpgrade: false, cors: { origin: true, credentials: true } }) as Io;
+      server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+        if (req.url?.startsWith(`${SOCKET_PATH}/`)) return;
+        for (const l of previous) l.call(server, req, socket, head);
+      });
+      io.use((socket, next) => {
+        const token = (socket.handshake.auth as { token?: unknown } | undefined)?.token;
+        if (typeof token !== 'string' || !token) return next(Object.assign(new Error('UNAUTHORIZED'), { data: { code: 'UNAUTHORIZED' } }));
+        try {
+          socket.data.principal = ctx.auth.verify(token);
+          next();
+        } catch {
+          next(Object.assign(new Error('TOKEN_INVALID'), { data: { code: 'TOKEN_INVALID' } }));
+        }
+      });
+      io.on('connection', onConnection);
+      ctx.app.addHook('preClose', (done) => {
+        io?.disconnectSockets(true);
+        done();
+      });
+      ctx.bus.on('device.status', 'realtime', (s) => {
+        service.send('device', ctx.registry.get(s.deviceId)?.gridId ?? null, { deviceId: s.deviceId, online: s.online, lastSeen: s.lastSeen });
+      });
+    },
+    async stop() {
+      ctx.bus.removeOwner('realtime');
+      for (const t of timers.values()) clearTimeout(t);
+      timers.clear();
+      if (io) {
+        io.disconnectSockets(true);
+        // Not io.close(): that closes the HTTP server, which the hub owns.
+        io.engine.close();
+        io = null;
+      }
+    },
+  };
+}
