@@ -3,5 +3,10 @@
  * (`hub/src/<domain>/index.ts`) exporting a ModuleFactory.
  */
 import type { ModuleFactory } from './hub.js';
+import { createCases } from './cases/index.js';
+import { createRealtime } from './realtime/index.js';
 
-export const defaultModules: ModuleFactory[] = [];
+export const defaultModules: ModuleFactory[] = [
+  createRealtime,
+  (ctx) => createCases(ctx),
+];

@@ -66,6 +66,8 @@ export interface WorkerInfo {
 export interface WorkerService {
   get(id: string): WorkerInfo | undefined;
   byDevice(deviceId: string): WorkerInfo | undefined;
+  /** The worker a `worker` login acts as (cases falls back to worker id = username when absent). */
+  byUser?(userId: string): WorkerInfo | undefined;
   /** Throws a GridError when the worker cannot take a dispatch now. */
   assertDispatchable(workerId: string): void;
 }

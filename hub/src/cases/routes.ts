@@ -1,0 +1,345 @@
+/**
+ * REST for cases, categories, grids, evidence and KPIs. Every object is
+ * checked against the caller's region: outside it, it does not exist (404)
+ * and never shows in a list.
+ */
+import { Type } from '@sinclair/typebox';
+import { SEVERITIES } from '@gridlink/devices';
+import type { Auth, Principal } from '../auth/index.js';
+import { GridError } from '../core/errors.js';
+import type { App } from '../http/app.js';
+import { authenticate, parseTime, principal, requireRole } from '../http/guards.js';
+import { errors, Items, TimeQuery } from '../http/schemas.js';
+import type { Db } from '../store/index.js';
+import { CATEGORY_CODE_RE, MAJOR, type CategoryCatalogue } from './categories.js';
+import { decodePhoto, type EvidenceStore } from './evidence.js';
+import { normaliseGrids, replaceGrids, type GridCollection, type GridIndex } from './grids.js';
+import { computeKpi, KPI_DESCRIPTION, type KpiGroupBy } from './kpi.js';
+import { CaseErrors, userActor, type CaseStore } from './service.js';
+import { CASE_ACTIONS, CASE_STATUSES, workflowTable } from './workflow.js';
+
+const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Union([t, Type.Null()]);
+const SeverityT = Type.Union(SEVERITIES.map((s) => Type.Literal(s)));
+const StatusT = Type.Union(CASE_STATUSES.map((s) => Type.Literal(s)));
+const Photos = Type.Array(Type.String({ minLength: 8, maxLength: 1_400_000, description: 'base64 JPEG or PNG (a data: URL is accepted)' }), { maxItems: 9 });
+
+export const CaseSummarySchema = Type.Object({
+  id: Type.String(),
+  code: Type.String({ description: 'GL-YYYYMMDD-NNNNNN' }),
+  title: Type.String(),
+  status: StatusT,
+  category: Type.Object({ code: Type.String(), name: Type.String(), nameEn: Type.Optional(Type.String()) }),
+  severity: SeverityT,
+  lat: Type.Number(),
+  lon: Type.Number(),
+  address: Type.Optional(Nullable(Type.String())),
+  gridId: Nullable(Type.String()),
+  source: Type.String(),
+  workerId: Nullable(Type.String()),
+  deadline: Type.Number(),
+  overdue: Type.Boolean(),
+  createdAt: Type.Number(),
+  updatedAt: Type.Number(),
+});
+
+export const EvidenceSchema = Type.Object({
+  id: Type.String(), caseId: Nullable(Type.String()), alarmId: Nullable(Type.String()), kind: Type.String(), mime: Type.String(), size: Type.Number(),
+  sha256: Type.String(), deviceId: Nullable(Type.String()), gridId: Nullable(Type.String()), createdAt: Type.Number(), url: Type.String(),
+});
+
+const NullableTime = Nullable(Type.Number());
+export const CaseDetailSchema = Type.Intersect([CaseSummarySchema, Type.Object({
+  description: Nullable(Type.String()),
+  ruleId: Nullable(Type.String()),
+  deviceId: Nullable(Type.String()),
+  reporter: Type.Unknown(),
+  times: Type.Object({ registeredAt: NullableTime, dispatchedAt: NullableTime, acceptedAt: NullableTime, arrivedAt: NullableTime, resolvedAt: NullableTime, closedAt: NullableTime }),
+  counts: Type.Object({ dispatches: Type.Number(), declines: Type.Number(), reworks: Type.Number() }),
+  alarmIds: Type.Array(Type.String()),
+  history: Type.Array(Type.Object({
+    id: Type.Number(), ts: Type.Number(), action: Type.String(), from: Nullable(Type.String()), to: Nullable(Type.String()),
+    actor: Type.Unknown(), note: Nullable(Type.String()), data: Type.Unknown(),
+  })),
+  evidence: Type.Array(EvidenceSchema),
+})]);
+
+const CategorySchema = Type.Object({
+  code: Type.String(), key: Nullable(Type.String()), kind: Type.Union([Type.Literal('component'), Type.Literal('event')]),
+  majorCode: Type.String(), majorName: Type.String(), minorCode: Type.String(), name: Type.String(), nameEn: Type.String(),
+  timeLimitMin: Type.Integer(), defaultSeverity: SeverityT,
+});
+
+const FigureSchema = Type.Object({
+  total: Type.Number(),
+  byStatus: Type.Record(Type.String(), Type.Number()),
+  counts: Type.Record(Type.String(), Type.Number()),
+  rates: Type.Record(Type.String(), Nullable(Type.Number())),
+  avgSeconds: Type.Record(Type.String(), Nullable(Type.Number())),
+});
+const KpiSchema = Type.Intersect([FigureSchema, Type.Object({
+  from: Type.Number(), to: Type.Number(), gridId: Nullable(Type.String()), groupBy: Nullable(Type.String()),
+  groups: Type.Optional(Type.Array(Type.Intersect([FigureSchema, Type.Object({ key: Nullable(Type.String()) })]))),
+})]);
+
+const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
+
+export interface CaseRouteDeps {
+  auth: Auth;
+  db: Db;
+  cases: CaseStore;
+  categories: CategoryCatalogue;
+  grids: GridIndex;
+  evidence: EvidenceStore;
+  now: () => number;
+}
+
+export function caseRoutes(app: App, d: CaseRouteDeps): void {
+  const { auth, cases, categories, grids, evidence } = d;
+  const guard = authenticate(auth);
+
+  /** Grid ids a list may show: the region (or the asked grid inside it) and everything below; null = all. */
+  function scope(p: Principal, gridId?: string): string[] | null {
+    if (gridId) {
+      if (!auth.canSee(p, gridId)) throw new GridError('GRID_NOT_FOUND', 'Grid not found', 404);
+      return grids.has(gridId) ? grids.descendants(gridId) : [gridId];
+    }
+    if (!p.regionId) return null;
+    return grids.has(p.regionId) ? grids.descendants(p.regionId) : [p.regionId];
+  }
+
+  async function visibleCase(p: Principal, id: string) {
+    const c = await cases.get(id);
+    if (!c || !auth.canSee(p, c.gridId)) throw CaseErrors.notFound();
+    return c;
+  }
+
+  app.post('/cases', {
+    preHandler: [guard, requireRole('officer', 'dispatcher', 'integrator')],
+    schema: {
+      tags: ['cases'],
+      summary: 'Open a case (officer, or a citizen report through an integrator)',
+      body: Type.Object({
+        title: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+        description: Type.Optional(Type.String({ maxLength: 2000 })),
+        category: Type.String({ minLength: 1, maxLength: 64, description: 'category code (E0402), key (fire) or name (火灾)' }),
+        severity: Type.Optional(SeverityT),
+        lat: Type.Number({ minimum: -90, maximum: 90 }),
+        lon: Type.Number({ minimum: -180, maximum: 180 }),
+        address: Type.Optional(Type.String({ maxLength: 500 })),
+        source: Type.Optional(Type.Union([Type.Literal('officer'), Type.Literal('citizen')])),
+        photos: Type.Optional(Photos),
+        note: Type.Optional(Type.String({ maxLength: 2000 })),
+      }),
+      response: { 201: CaseSummarySchema, ...errors(400, 401, 403) },
+    },
+    bodyLimit: 16 * 1024 * 1024,
+  }, async (req, reply) => {
+    const p = principal(req);
+    const b = req.body;
+    const source = p.role === 'integrator' ? 'citizen' : b.source ?? 'officer';
+    const gridId = grids.locate(b.lat, b.lon);
+    if (p.regionId && !auth.canSee(p, gridId)) throw new GridError('OUTSIDE_REGION', 'the location is outside your region', 403);
+    const photos = (b.photos ?? []).map(decodePhoto);
+    const { case: c } = await cases.create({
+      title: b.title, description: b.description, category: b.category, severity: b.severity, lat: b.lat, lon: b.lon, address: b.address,
+      gridId, source, actor: userActor(p), photos, note: b.note,
+    } as Parameters<CaseStore['create']>[0]);
+    return reply.status(201).send(c);
+  });
+
+  app.get('/cases', {
+    preHandler: [guard],
+    schema: {
+      tags: ['cases'],
+      summary: 'Cases visible to the caller, newest first',
+      querystring: Type.Object({
+        status: Type.Optional(Type.String({ description: 'one status or several separated by commas' })),
+        gridId: Type.Optional(Type.String({ maxLength: 64 })),
+        workerId: Type.Optional(Type.String({ maxLength: 64 })),
+        category: Type.Optional(Type.String({ maxLength: 64 })),
+        from: Type.Optional(TimeQuery),
+        to: Type.Optional(TimeQuery),
+        limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
+        cursor: Type.Optional(Type.String({ maxLength: 200 })),
+      }),
+      response: { 200: Items(CaseSummarySchema), ...errors(400, 401, 404) },
+    },
+  }, async (req) => {
+    const p = principal(req);
+    const q = req.query;
+    const status = q.status?.split(',').map((s) => s.trim()).filter(Boolean);
+    for (const s of status ?? []) if (!(CASE_STATUSES as readonly string[]).includes(s)) throw new GridError('VALIDATION_FAILED', `unknown status ${s}`, 400);
+    return cases.list({
+      status: status as never, gridIds: scope(p, q.gridId), workerId: q.workerId, category: q.category,
+      from: q.from === undefined ? undefined : parseTime(q.from, 0), to: q.to === undefined ? undefined : parseTime(q.to, 0),
+      limit: q.limit ?? 100, cursor: q.cursor,
+    });
+  });
+
+  app.get('/cases/:id', {
+    preHandler: [guard],
+    schema: { tags: ['cases'], summary: 'A case with its history and evidence', params: IdParams, response: { 200: CaseDetailSchema, ...errors(401, 404) } },
+  }, async (req) => {
+    await visibleCase(principal(req), req.params.id);
+    return (await cases.detail(req.params.id))!;
+  });
+
+  app.post('/cases/:id/actions', {
+    preHandler: [guard],
+    schema: {
+      tags: ['cases'],
+      summary: 'Take a workflow action',
+      description: `The case workflow (CONTRACT section 4). 404 CASE_NOT_FOUND outside your region, 403 FORBIDDEN for a role that may not take the action, 403 CASE_NOT_ASSIGNED for a worker the case is not dispatched to, 409 CASE_TRANSITION_INVALID from a status the action does not start from.\n\n${workflowTable()}`,
+      params: IdParams,
+      body: Type.Object({
+        action: Type.Union(CASE_ACTIONS.map((a) => Type.Literal(a))),
+        workerId: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+        note: Type.Optional(Type.String({ maxLength: 2000 })),
+        photos: Type.Optional(Photos),
+        data: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+      }),
+      response: { 200: CaseSummarySchema, ...errors(400, 401, 403, 404, 409) },
+    },
+    bodyLimit: 16 * 1024 * 1024,
+  }, async (req) => {
+    const p = principal(req);
+    await visibleCase(p, req.params.id);
+    const b = req.body;
+    return cases.act(req.params.id, b.action, userActor(p), {
+      ...(b.workerId ? { workerId: b.workerId } : {}), ...(b.note ? { note: b.note } : {}), ...(b.data ? { data: b.data } : {}),
+      ...(b.photos?.length ? { photos: b.photos.map(decodePhoto) } : {}),
+    });
+  });
+
+  app.get('/evidence/:id', {
+    preHandler: [guard],
+    schema: { tags: ['cases'], summary: 'An evidence image (snapshot or photo); `?token=` works for <img src>', params: IdParams, response: { 401: Type.Ref('Error'), 404: Type.Ref('Error') } },
+  }, async (req, reply) => {
+    const e = await evidence.get(req.params.id);
+    if (!e || !auth.canSee(principal(req), e.gridId)) throw new GridError('EVIDENCE_NOT_FOUND', 'Evidence not found', 404);
+    const bytes = await evidence.read(e.file).catch(() => null);
+    if (!bytes) throw new GridError('EVIDENCE_NOT_FOUND', 'Evidence file is missing', 404);
+    return reply.type(e.mime).header('cache-control', 'private, max-age=86400').header('etag', `"${e.sha256}"`).send(bytes);
+  });
+
+  // ---- categories -----------------------------------------------------------------------------
+
+  app.get('/categories', {
+    preHandler: [guard],
+    schema: { tags: ['cases'], summary: 'The 部件/事件 category catalogue', response: { 200: Items(CategorySchema), ...errors(401) } },
+  }, async () => ({ items: categories.list() }));
+
+  app.post('/categories', {
+    preHandler: [guard, requireRole('admin')],
+    schema: {
+      tags: ['cases'],
+      summary: 'Add a category; the code is kind letter (C 部件 / E 事件) + 2-digit 大类 + 2-digit 小类',
+      body: Type.Object({
+        code: Type.Optional(Type.String({ pattern: CATEGORY_CODE_RE.source })),
+        key: Type.Optional(Type.String({ pattern: '^[a-z][a-z0-9_]{0,63}$' })),
+        kind: Type.Union([Type.Literal('component'), Type.Literal('event')]),
+        majorCode: Type.String({ pattern: '^\\d{2}$' }),
+        majorName: Type.Optional(Type.String({ maxLength: 64 })),
+        minorCode: Type.String({ pattern: '^\\d{2}$' }),
+        name: Type.String({ minLength: 1, maxLength: 64 }),
+        nameEn: Type.String({ minLength: 1, maxLength: 64 }),
+        timeLimitMin: Type.Integer({ minimum: 1, maximum: 525_600 }),
+        defaultSeverity: SeverityT,
+      }),
+      response: { 201: CategorySchema, ...errors(400, 401, 403, 409) },
+    },
+  }, async (req, reply) => {
+    const b = req.body;
+    const code = `${b.kind === 'component' ? 'C' : 'E'}${b.majorCode}${b.minorCode}`;
+    if (b.code && b.code !== code) throw new GridError('VALIDATION_FAILED', `code must be ${code} for this kind, 大类 and 小类`, 400);
+    const majorName = b.majorName ?? MAJOR[b.kind][b.majorCode];
+    if (!majorName) throw new GridError('VALIDATION_FAILED', 'majorName is required for a new 大类', 400);
+    if (b.key && categories.resolve(b.key)) throw new GridError('CATEGORY_EXISTS', `key ${b.key} is taken`, 409);
+    const added = await categories.add({ code, key: b.key ?? null, kind: b.kind, majorCode: b.majorCode, majorName, minorCode: b.minorCode, name: b.name, nameEn: b.nameEn, timeLimitMin: b.timeLimitMin, defaultSeverity: b.defaultSeverity });
+    if (!added) throw new GridError('CATEGORY_EXISTS', `category ${code} exists`, 409);
+    return reply.status(201).send(added);
+  });
+
+  // ---- grids ----------------------------------------------------------------------------------
+
+  const GridFeatureSchema = Type.Object({
+    type: Type.Literal('Feature'),
+    id: Type.Optional(Type.Union([Type.String(), Type.Number()])),
+    properties: Type.Record(Type.String(), Type.Unknown()),
+    geometry: Type.Object({ type: Type.Union([Type.Literal('Polygon'), Type.Literal('MultiPolygon')]), coordinates: Type.Array(Type.Unknown()) }),
+  });
+
+  app.put('/grids', {
+    preHandler: [guard, requireRole('admin')],
+    schema: {
+      tags: ['grids'],
+      summary: 'Replace the grid hierarchy',
+      description: 'A GeoJSON FeatureCollection of Polygon/MultiPolygon features with properties `id`, `name`, `level` (city, district, street, community, grid), `parentId`, optional `code` (built from the parent code when absent: district 6 digits, then 3 per level). Cases get the finest grid containing their point.',
+      body: Type.Object({ type: Type.Literal('FeatureCollection'), features: Type.Array(GridFeatureSchema, { maxItems: 200_000 }) }),
+      response: { 200: Type.Object({ count: Type.Number() }), ...errors(400, 401, 403) },
+    },
+    bodyLimit: 256 * 1024 * 1024,
+  }, async (req) => {
+    const features = normaliseGrids(req.body as unknown as GridCollection);
+    await replaceGrids(d.db, features);
+    grids.load(features);
+    return { count: features.length };
+  });
+
+  app.get('/grids', {
+    preHandler: [guard],
+    schema: {
+      tags: ['grids'],
+      summary: 'The grid hierarchy as GeoJSON (only your region when you are scoped)',
+      querystring: Type.Object({ level: Type.Optional(Type.String()), parentId: Type.Optional(Type.String()) }),
+      response: { 200: Type.Object({ type: Type.Literal('FeatureCollection'), features: Type.Array(Type.Unknown()) }), ...errors(401) },
+    },
+  }, async (req) => {
+    const p = principal(req);
+    const { level, parentId } = req.query;
+    const features = grids.features((id) => {
+      const g = grids.get(id)!;
+      if (level && g.level !== level) return false;
+      if (parentId && g.parentId !== parentId) return false;
+      return auth.canSee(p, id);
+    });
+    return { type: 'FeatureCollection' as const, features };
+  });
+
+  app.get('/grids/locate', {
+    preHandler: [guard],
+    schema: {
+      tags: ['grids'], summary: 'The finest grid containing a point, with its ancestors',
+      querystring: Type.Object({ lat: Type.Number({ minimum: -90, maximum: 90 }), lon: Type.Number({ minimum: -180, maximum: 180 }) }),
+      response: { 200: Type.Object({ gridId: Nullable(Type.String()), ancestors: Type.Array(Type.String()) }), ...errors(400, 401) },
+    },
+  }, async (req) => {
+    const id = grids.locate(req.query.lat, req.query.lon);
+    return { gridId: id, ancestors: id ? grids.ancestors(id) : [] };
+  });
+
+  // ---- KPIs -----------------------------------------------------------------------------------
+
+  app.get('/stats/kpi', {
+    preHandler: [guard, requireRole('officer', 'dispatcher', 'integrator')],
+    schema: {
+      tags: ['stats'],
+      summary: '绩效评价: 按期结案率, 结案率, 处置率, 返工率, 准确派遣率, stage times, counts by status',
+      description: KPI_DESCRIPTION,
+      querystring: Type.Object({
+        from: Type.Optional(TimeQuery),
+        to: Type.Optional(TimeQuery),
+        gridId: Type.Optional(Type.String({ maxLength: 64 })),
+        groupBy: Type.Optional(Type.Union([Type.Literal('grid'), Type.Literal('worker'), Type.Literal('category')])),
+      }),
+      response: { 200: KpiSchema, ...errors(400, 401, 403, 404) },
+    },
+  }, async (req) => {
+    const p = principal(req);
+    const now = d.now();
+    const to = parseTime(req.query.to, now);
+    const from = parseTime(req.query.from, to - 30 * 24 * 3600_000);
+    const gridId = req.query.gridId ?? null;
+    return computeKpi(d.db, { from, to, now, gridIds: scope(p, gridId ?? undefined), gridId, groupBy: req.query.groupBy as KpiGroupBy | undefined });
+  });
+}

@@ -1,0 +1,122 @@
+import type { Migration } from '../store/index.js';
+import { insertCategory, SEED_CATEGORIES } from './categories.js';
+
+const tables = `
+create table grids (
+  id text primary key,
+  name text not null,
+  level text not null,
+  parent_id text,
+  code text,
+  geometry jsonb not null,
+  properties jsonb not null default '{}',
+  updated_at timestamptz not null default now()
+);
+
+create table case_categories (
+  code text primary key,
+  key text unique,
+  kind text not null check (kind in ('component', 'event')),
+  major_code text not null,
+  major_name text not null,
+  minor_code text not null,
+  name text not null,
+  name_en text not null,
+  time_limit_min integer not null check (time_limit_min > 0),
+  default_severity text not null,
+  created_at timestamptz not null default now()
+);
+
+create sequence case_code_seq;
+
+create table cases (
+  id text primary key,
+  code text not null unique,
+  title text not null,
+  description text,
+  status text not null,
+  category_code text not null references case_categories (code),
+  severity text not null,
+  lat double precision not null,
+  lon double precision not null,
+  address text,
+  grid_id text,
+  source text not null,
+  -- worker reports: deviceId:reportId, so a re-sent report is one case
+  report_key text unique,
+  rule_id text,
+  device_id text,
+  worker_id text,
+  reporter jsonb,
+  deadline timestamptz not null,
+  overdue boolean not null default false,
+  created_at timestamptz not null,
+  updated_at timestamptz not null,
+  registered_at timestamptz,
+  dispatched_at timestamptz,
+  accepted_at timestamptz,
+  arrived_at timestamptz,
+  resolved_at timestamptz,
+  closed_at timestamptz,
+  dispatch_count integer not null default 0,
+  decline_count integer not null default 0,
+  rework_count integer not null default 0
+);
+create index cases_status_idx on cases (status);
+create index cases_grid_idx on cases (grid_id);
+create index cases_created_idx on cases (created_at desc, id desc);
+create index cases_worker_idx on cases (worker_id) where worker_id is not null;
+
+-- append-only: rows are inserted, never updated or deleted
+create table case_history (
+  id bigserial primary key,
+  case_id text not null references cases (id),
+  ts timestamptz not null,
+  action text not null,
+  from_status text,
+  to_status text,
+  actor jsonb not null,
+  note text,
+  data jsonb
+);
+create index case_history_case_idx on case_history (case_id, id);
+
+-- what a new trigger attaches to: (rule, device) or (category, device) of an open case
+create table case_links (
+  case_id text not null references cases (id),
+  rule_id text,
+  category_code text,
+  device_id text not null,
+  alarm_id text,
+  created_at timestamptz not null
+);
+create index case_links_device_idx on case_links (device_id);
+create index case_links_case_idx on case_links (case_id);
+
+create table evidence (
+  id text primary key,
+  case_id text,
+  alarm_id text,
+  kind text not null,
+  mime text not null,
+  size integer not null,
+  sha256 text not null,
+  file text not null,
+  device_id text,
+  grid_id text,
+  actor jsonb,
+  created_at timestamptz not null
+);
+create index evidence_case_idx on evidence (case_id);
+create index evidence_alarm_idx on evidence (alarm_id);
+`;
+
+export const caseMigrations: Migration[] = [
+  { id: '201_cases', up: (db) => db.exec(tables) },
+  {
+    id: '202_case_categories_seed',
+    up: async (db) => {
+      for (const c of SEED_CATEGORIES) await insertCategory(db, c);
+    },
+  },
+];

@@ -1,0 +1,470 @@
+/**
+ * Case service: creation from every source, the workflow table applied in a
+ * transaction with the row locked, append-only history, attachment of rule
+ * triggers to open cases, overdue detection. After each commit it emits
+ * `case.changed` on the bus and `case` on Socket.IO.
+ */
+import { randomUUID } from 'node:crypto';
+import { SEVERITIES, type Severity } from '@gridlink/devices';
+import type { Principal } from '../auth/index.js';
+import type { EventBus } from '../core/bus.js';
+import { GridError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import type { Actor, CaseAction, CaseActInput, CaseService, CaseSource, CaseStatus, CaseSummary, Services } from '../core/services.js';
+import type { Auth } from '../auth/index.js';
+import type { Db, Queryable } from '../store/index.js';
+import type { Category, CategoryCatalogue } from './categories.js';
+import type { Evidence, EvidenceStore } from './evidence.js';
+import type { GridIndex } from './grids.js';
+import { isOpen, OPEN_STATUSES, WORKFLOW } from './workflow.js';
+
+/** Besides workflow actions: creation, a rule trigger joining, overdue detection. */
+export type CaseChange = CaseAction | 'create' | 'attach' | 'overdue';
+
+export interface CaseChanged {
+  case: CaseSummary;
+  action: CaseChange;
+  from: CaseStatus | null;
+  actor: Actor;
+  /** e.g. `{workerId}` of the worker who declined or was cancelled, `{alarmId}` on attach. */
+  data?: Record<string, unknown>;
+}
+
+declare module '../core/bus.js' {
+  interface EventMap {
+    /** After every committed case change (creation, transition, attach, overdue). */
+    'case.changed': CaseChanged;
+    /** An open case passed its deadline (超期). */
+    'case.overdue': { case: CaseSummary };
+    /** A handheld `case` message that could not be applied. */
+    'case.refused': { deviceId: string; caseId: string; action: string; code: string; message: string };
+  }
+}
+
+export const SEVERITY_RANK: Record<Severity, number> = { info: 0, warning: 1, minor: 2, major: 3, critical: 4 };
+export const maxSeverity = (a: Severity, b: Severity): Severity => (SEVERITY_RANK[a] >= SEVERITY_RANK[b] ? a : b);
+
+export interface HistoryEntry {
+  id: number;
+  ts: number;
+  action: string;
+  from: CaseStatus | null;
+  to: CaseStatus | null;
+  actor: Actor;
+  note: string | null;
+  data: Record<string, unknown> | null;
+}
+
+export interface CaseDetail extends CaseSummary {
+  description: string | null;
+  ruleId: string | null;
+  deviceId: string | null;
+  reporter: Actor | null;
+  times: { registeredAt: number | null; dispatchedAt: number | null; acceptedAt: number | null; arrivedAt: number | null; resolvedAt: number | null; closedAt: number | null };
+  counts: { dispatches: number; declines: number; reworks: number };
+  alarmIds: string[];
+  history: HistoryEntry[];
+  evidence: Evidence[];
+}
+
+export interface CreateCaseInput {
+  title?: string;
+  description?: string;
+  /** Category code, key or name. */
+  category: string;
+  severity?: Severity;
+  lat: number;
+  lon: number;
+  address?: string;
+  gridId?: string | null;
+  source: CaseSource;
+  actor: Actor;
+  /** `deviceId:reportId` of a worker report: the same report is one case. */
+  reportKey?: string;
+  ruleId?: string;
+  deviceId?: string;
+  alarmId?: string;
+  photos?: Uint8Array[];
+  note?: string;
+  data?: Record<string, unknown>;
+}
+
+export interface CaseQuery {
+  status?: CaseStatus[];
+  /** Only cases in these grids (a region expanded to its descendants). */
+  gridIds?: string[] | null;
+  workerId?: string;
+  category?: string;
+  from?: number;
+  to?: number;
+  limit: number;
+  cursor?: string;
+}
+
+interface CaseRow {
+  id: string;
+  code: string;
+  title: string;
+  description: string | null;
+  status: CaseStatus;
+  category_code: string;
+  severity: Severity;
+  lat: number;
+  lon: number;
+  address: string | null;
+  grid_id: string | null;
+  source: CaseSource;
+  report_key: string | null;
+  rule_id: string | null;
+  device_id: string | null;
+  worker_id: string | null;
+  reporter: Actor | null;
+  deadline: Date;
+  overdue: boolean;
+  created_at: Date;
+  updated_at: Date;
+  registered_at: Date | null;
+  dispatched_at: Date | null;
+  accepted_at: Date | null;
+  arrived_at: Date | null;
+  resolved_at: Date | null;
+  closed_at: Date | null;
+  dispatch_count: number;
+  decline_count: number;
+  rework_count: number;
+}
+
+const ms = (d: Date | null): number | null => (d ? new Date(d).getTime() : null);
+
+export const CaseErrors = {
+  notFound: () => new GridError('CASE_NOT_FOUND', 'Case not found', 404),
+  transition: (action: string, status: string) => new GridError('CASE_TRANSITION_INVALID', `cannot ${action} a case that is ${status}`, 409, { action, status }),
+  role: (action: string) => new GridError('FORBIDDEN', `your role may not ${action} a case`, 403, { action }),
+  notAssigned: () => new GridError('CASE_NOT_ASSIGNED', 'the case is not dispatched to this worker', 403),
+  workerRequired: () => new GridError('VALIDATION_FAILED', 'dispatch needs workerId', 400),
+  category: (ref: string) => new GridError('CATEGORY_NOT_FOUND', `unknown category ${ref}`, 400),
+};
+
+/** A console user as an actor. */
+export function userActor(p: Principal): Actor {
+  return { kind: 'user', id: p.sub, name: p.username, role: p.role, regionId: p.regionId };
+}
+
+export const systemActor = (id: string, name = id): Actor => ({ kind: 'system', id, name });
+
+export interface CaseServiceDeps {
+  db: Db;
+  bus: EventBus;
+  logger: Logger;
+  auth: Auth;
+  services: Services;
+  categories: CategoryCatalogue;
+  grids: GridIndex;
+  evidence: EvidenceStore;
+  now: () => number;
+  /** Case codes use this UTC offset for their date part (China Standard Time). */
+  codeUtcOffsetH?: number;
+}
+
+export class CaseStore implements CaseService {
+  readonly brand = 'gridlink.cases';
+
+  constructor(private readonly d: CaseServiceDeps) {}
+
+  // ---- reads ---------------------------------------------------------------------------------
+
+  summary(r: CaseRow): CaseSummary {
+    const c = this.d.categories.get(r.category_code);
+    return {
+      id: r.id, code: r.code, title: r.title, status: r.status,
+      category: { code: r.category_code, name: c?.name ?? r.category_code, ...(c ? { nameEn: c.nameEn } : {}) },
+      severity: r.severity, lat: r.lat, lon: r.lon, address: r.address, gridId: r.grid_id, source: r.source, workerId: r.worker_id,
+      deadline: ms(r.deadline)!, overdue: r.overdue, createdAt: ms(r.created_at)!, updatedAt: ms(r.updated_at)!,
+    };
+  }
+
+  private async row(id: string, q: Queryable = this.d.db, lock = false): Promise<CaseRow | null> {
+    // Handhelds may name a case by its code.
+    const col = id.startsWith('GL-') ? 'code' : 'id';
+    return (await q.query<CaseRow>(`select * from cases where ${col} = $1${lock ? ' for update' : ''}`, [id]))[0] ?? null;
+  }
+
+  async get(id: string): Promise<CaseSummary | null> {
+    const r = await this.row(id);
+    return r ? this.summary(r) : null;
+  }
+
+  async detail(id: string): Promise<CaseDetail | null> {
+    const r = await this.row(id);
+    if (!r) return null;
+    const [history, evidence, links] = await Promise.all([
+      this.d.db.query<{ id: number; ts: Date; action: string; from_status: CaseStatus | null; to_status: CaseStatus | null; actor: Actor; note: string | null; data: Record<string, unknown> | null }>(
+        'select * from case_history where case_id = $1 order by id', [r.id]),
+      this.d.evidence.forCase(r.id),
+      this.d.db.query<{ alarm_id: string }>('select distinct alarm_id from case_links where case_id = $1 and alarm_id is not null', [r.id]),
+    ]);
+    return {
+      ...this.summary(r),
+      description: r.description, ruleId: r.rule_id, deviceId: r.device_id, reporter: r.reporter,
+      times: { registeredAt: ms(r.registered_at), dispatchedAt: ms(r.dispatched_at), acceptedAt: ms(r.accepted_at), arrivedAt: ms(r.arrived_at), resolvedAt: ms(r.resolved_at), closedAt: ms(r.closed_at) },
+      counts: { dispatches: r.dispatch_count, declines: r.decline_count, reworks: r.rework_count },
+      alarmIds: links.map((l) => l.alarm_id),
+      history: history.map((h) => ({ id: Number(h.id), ts: ms(h.ts)!, action: h.action, from: h.from_status, to: h.to_status, actor: h.actor, note: h.note, data: h.data })),
+      evidence,
+    };
+  }
+
+  async list(f: CaseQuery): Promise<{ items: CaseSummary[]; nextCursor?: string }> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    const p = (v: unknown) => {
+      params.push(v);
+      return `$${params.length}`;
+    };
+    if (f.status?.length) where.push(`status = any(${p(f.status)}::text[])`);
+    if (f.gridIds) where.push(`grid_id = any(${p(f.gridIds)}::text[])`);
+    if (f.workerId) where.push(`worker_id = ${p(f.workerId)}`);
+    if (f.category) where.push(`category_code = ${p(f.category)}`);
+    if (f.from !== undefined) where.push(`created_at >= to_timestamp(${p(f.from)} / 1000.0)`);
+    if (f.to !== undefined) where.push(`created_at < to_timestamp(${p(f.to)} / 1000.0)`);
+    if (f.cursor) {
+      const [t, id] = Buffer.from(f.cursor, 'base64url').toString().split('|');
+      if (!t || !id || !/^\d+$/.test(t)) throw new GridError('VALIDATION_FAILED', 'bad cursor', 400);
+      where.push(`(created_at, id) < (to_timestamp(${p(Number(t))} / 1000.0), ${p(id)})`);
+    }
+    const rows = await this.d.db.query<CaseRow>(
+      `select * from cases ${where.length ? `where ${where.join(' and ')}` : ''} order by created_at desc, id desc limit ${p(f.limit + 1)}`,
+      params,
+    );
+    const more = rows.length > f.limit;
+    const items = rows.slice(0, f.limit).map((r) => this.summary(r));
+    const last = items[items.length - 1];
+    return { items, ...(more && last ? { nextCursor: Buffer.from(`${last.createdAt}|${last.id}`).toString('base64url') } : {}) };
+  }
+
+  // ---- writes --------------------------------------------------------------------------------
+
+  private code(at: number, n: number): string {
+    const d = new Date(at + (this.d.codeUtcOffsetH ?? 8) * 3600_000);
+    const ymd = `${d.getUTCFullYear()}${String(d.getUTCMonth() + 1).padStart(2, '0')}${String(d.getUTCDate()).padStart(2, '0')}`;
+    return `GL-${ymd}-${String(n).padStart(6, '0')}`;
+  }
+
+  resolveCategory(ref: string): Category {
+    const c = this.d.categories.resolve(ref);
+    if (!c) throw CaseErrors.category(ref);
+    return c;
+  }
+
+  /** Creates a case; a worker report already seen returns the existing case with `created: false`. */
+  async create(input: CreateCaseInput): Promise<{ case: CaseSummary; created: boolean }> {
+    const cat = this.resolveCategory(input.category);
+    const at = this.d.now();
+    const gridId = input.gridId ?? this.d.grids.locate(input.lat, input.lon);
+    const result = await this.d.db.tx(async (q) => {
+      if (input.reportKey) {
+        const existing = (await q.query<CaseRow>('select * from cases where report_key = $1', [input.reportKey]))[0];
+        if (existing) return { row: existing, created: false };
+      }
+      const n = (await q.query<{ n: number }>("select nextval('case_code_seq')::int as n"))[0]!.n;
+      const id = randomUUID();
+      const severity = input.severity ?? cat.defaultSeverity;
+      const rows = await q.query<CaseRow>(
+        `insert into cases (id, code, title, description, status, category_code, severity, lat, lon, address, grid_id, source,
+           report_key, rule_id, device_id, reporter, deadline, created_at, updated_at)
+         values ($1, $2, $3, $4, 'reported', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
+           to_timestamp($16 / 1000.0), to_timestamp($17 / 1000.0), to_timestamp($17 / 1000.0))
+         on conflict (report_key) do nothing returning *`,
+        [id, this.code(at, n), input.title ?? cat.name, input.description ?? null, cat.code, severity, input.lat, input.lon, input.address ?? null, gridId,
+          input.source, input.reportKey ?? null, input.ruleId ?? null, input.deviceId ?? null, JSON.stringify(input.actor), at + cat.timeLimitMin * 60_000, at],
+      );
+      const row = rows[0];
+      if (!row) return { row: (await q.query<CaseRow>('select * from cases where report_key = $1', [input.reportKey]))[0]!, created: false };
+      const evidenceIds: string[] = [];
+      for (const bytes of input.photos ?? []) {
+        evidenceIds.push((await this.d.evidence.save({ bytes, kind: 'photo', caseId: id, deviceId: input.deviceId ?? null, gridId, actor: input.actor, at }, q)).id);
+      }
+      if (input.deviceId && (input.ruleId || input.alarmId)) {
+        await q.query('insert into case_links (case_id, rule_id, category_code, device_id, alarm_id, created_at) values ($1, $2, $3, $4, $5, to_timestamp($6 / 1000.0))',
+          [id, input.ruleId ?? null, cat.code, input.deviceId, input.alarmId ?? null, at]);
+      }
+      await this.history(q, id, at, 'create', null, 'reported', input.actor, input.note ?? null, {
+        source: input.source, ...(input.alarmId ? { alarmId: input.alarmId } : {}), ...(evidenceIds.length ? { evidenceIds } : {}), ...(input.data ?? {}),
+      });
+      return { row, created: true };
+    });
+    const summary = this.summary(result.row);
+    if (result.created) this.emit({ case: summary, action: 'create', from: null, actor: input.actor });
+    return { case: summary, created: result.created };
+  }
+
+  private async history(q: Queryable, caseId: string, at: number, action: string, from: CaseStatus | null, to: CaseStatus | null, actor: Actor, note: string | null, data: Record<string, unknown> | null): Promise<void> {
+    await q.query(
+      'insert into case_history (case_id, ts, action, from_status, to_status, actor, note, data) values ($1, to_timestamp($2 / 1000.0), $3, $4, $5, $6, $7, $8)',
+      [caseId, at, action, from, to, JSON.stringify(actor), note, data && Object.keys(data).length ? JSON.stringify(data) : null],
+    );
+  }
+
+  /** Region, role and assignment checks for one action on one case row. */
+  private authorize(actor: Actor, action: CaseAction, r: CaseRow): void {
+    const t = WORKFLOW[action];
+    if (actor.kind === 'system') return;
+    if (actor.kind === 'worker') {
+      if (!t.worker) throw CaseErrors.role(action);
+      if (r.worker_id !== actor.id) throw CaseErrors.notAssigned();
+      return;
+    }
+    // A case outside the user's region does not exist for them.
+    if (!this.d.auth.canSee({ regionId: actor.regionId }, r.grid_id)) throw CaseErrors.notFound();
+    if (actor.role === 'admin' || t.roles.includes(actor.role)) return;
+    if (actor.role === 'worker' && t.worker) {
+      if (r.worker_id !== this.workerIdOfUser(actor.id, actor.name)) throw CaseErrors.notAssigned();
+      return;
+    }
+    throw CaseErrors.role(action);
+  }
+
+  /** The worker record a `worker` login acts as: dispatch's mapping when present, else the username. */
+  workerIdOfUser(userId: string, username: string): string {
+    return this.d.services.workers?.byUser?.(userId)?.id ?? username;
+  }
+
+  async act(id: string, action: CaseAction, actor: Actor, input: CaseActInput = {}): Promise<CaseSummary> {
+    const t = WORKFLOW[action];
+    if (!t) throw new GridError('VALIDATION_FAILED', `unknown action ${String(action)}`, 400);
+    const at = this.d.now();
+    let from: CaseStatus = 'reported';
+    let previousWorker: string | null = null;
+    const row = await this.d.db.tx(async (q) => {
+      const r = await this.row(id, q, true);
+      if (!r) throw CaseErrors.notFound();
+      this.authorize(actor, action, r);
+      if (!t.from.includes(r.status)) throw CaseErrors.transition(action, r.status);
+      from = r.status;
+      previousWorker = r.worker_id;
+      const set: string[] = ['status = $2', 'updated_at = to_timestamp($3 / 1000.0)'];
+      const params: unknown[] = [r.id, t.to, at];
+      const p = (v: unknown) => {
+        params.push(v);
+        return `$${params.length}`;
+      };
+      switch (action) {
+        case 'register': set.push('registered_at = coalesce(registered_at, to_timestamp($3 / 1000.0))'); break;
+        case 'dispatch': {
+          if (!input.workerId) throw CaseErrors.workerRequired();
+          this.d.services.workers?.assertDispatchable(input.workerId);
+          set.push(`worker_id = ${p(input.workerId)}`, 'dispatched_at = coalesce(dispatched_at, to_timestamp($3 / 1000.0))', 'dispatch_count = dispatch_count + 1');
+          break;
+        }
+        case 'accept': set.push('accepted_at = coalesce(accepted_at, to_timestamp($3 / 1000.0))'); break;
+        case 'decline': set.push('worker_id = null', 'decline_count = decline_count + 1'); break;
+        case 'arrive': set.push('arrived_at = coalesce(arrived_at, to_timestamp($3 / 1000.0))'); break;
+        case 'resolve': set.push('resolved_at = to_timestamp($3 / 1000.0)'); break;
+        case 'verify': set.push('closed_at = to_timestamp($3 / 1000.0)'); break;
+        case 'rework': {
+          const worker = input.workerId ?? r.worker_id;
+          if (!worker) throw CaseErrors.workerRequired();
+          set.push(`worker_id = ${p(worker)}`, 'rework_count = rework_count + 1', 'dispatch_count = dispatch_count + 1');
+          break;
+        }
+        case 'reject':
+        case 'cancel':
+          break;
+      }
+      const updated = (await q.query<CaseRow>(`update cases set ${set.join(', ')} where id = $1 returning *`, params))[0]!;
+      const evidenceIds: string[] = [];
+      for (const bytes of input.photos ?? []) {
+        evidenceIds.push((await this.d.evidence.save({ bytes, kind: 'photo', caseId: r.id, deviceId: actor.kind === 'worker' ? actor.deviceId : null, gridId: r.grid_id, actor, at }, q)).id);
+      }
+      await this.history(q, r.id, at, action, from, t.to, actor, input.note ?? null, {
+        ...(input.workerId ? { workerId: input.workerId } : {}),
+        ...(input.ts !== undefined ? { deviceTs: input.ts } : {}),
+        ...(evidenceIds.length ? { evidenceIds } : {}),
+        ...(input.data ?? {}),
+      });
+      return updated;
+    });
+    const summary = this.summary(row);
+    this.emit({ case: summary, action, from, actor, ...(previousWorker && (action === 'decline' || action === 'cancel' || action === 'reject') ? { data: { workerId: previousWorker } } : {}) });
+    return summary;
+  }
+
+  /** The open case a new trigger of (rule, device) — or of a correlated (category, device) — belongs to. */
+  async findOpenFor(deviceId: string, ruleId: string, categoryCode: string | null): Promise<CaseSummary | null> {
+    const rows = await this.d.db.query<CaseRow>(
+      `select c.* from case_links l join cases c on c.id = l.case_id
+       where l.device_id = $1 and (l.rule_id = $2 or ($3::text is not null and l.category_code = $3 and l.rule_id is null))
+         and c.status = any($4::text[])
+       order by c.created_at limit 1`,
+      [deviceId, ruleId, categoryCode, OPEN_STATUSES],
+    );
+    return rows[0] ? this.summary(rows[0]) : null;
+  }
+
+  /** The open case any of these devices' alarms belong to (correlation joins it rather than opening another). */
+  async findOpenForDevices(deviceIds: string[], categoryCode: string): Promise<CaseSummary | null> {
+    const rows = await this.d.db.query<CaseRow>(
+      `select c.* from case_links l join cases c on c.id = l.case_id
+       where l.device_id = any($1::text[]) and c.category_code = $2 and c.status = any($3::text[])
+       order by c.created_at limit 1`,
+      [deviceIds, categoryCode, OPEN_STATUSES],
+    );
+    return rows[0] ? this.summary(rows[0]) : null;
+  }
+
+  /**
+   * A trigger joins an open case: a link row, a history entry, the severity
+   * raised when the trigger is more severe. `categoryLink` makes later
+   * triggers of that category from that device join too (correlation).
+   */
+  async attach(caseId: string, input: { deviceId: string; ruleId: string | null; alarmId?: string | null; severity?: Severity; categoryLink?: string; actor: Actor; note?: string; data?: Record<string, unknown> }): Promise<CaseSummary> {
+    const at = this.d.now();
+    const row = await this.d.db.tx(async (q) => {
+      const r = await this.row(caseId, q, true);
+      if (!r) throw CaseErrors.notFound();
+      await q.query('insert into case_links (case_id, rule_id, category_code, device_id, alarm_id, created_at) values ($1, $2, $3, $4, $5, to_timestamp($6 / 1000.0))',
+        [r.id, input.categoryLink ? null : input.ruleId, input.categoryLink ?? r.category_code, input.deviceId, input.alarmId ?? null, at]);
+      const severity = input.severity ? maxSeverity(r.severity, input.severity) : r.severity;
+      const updated = (await q.query<CaseRow>('update cases set severity = $2, updated_at = to_timestamp($3 / 1000.0) where id = $1 returning *', [r.id, severity, at]))[0]!;
+      await this.history(q, r.id, at, 'attach', r.status, r.status, input.actor, input.note ?? null, {
+        deviceId: input.deviceId, ...(input.ruleId ? { ruleId: input.ruleId } : {}), ...(input.alarmId ? { alarmId: input.alarmId } : {}),
+        ...(severity !== r.severity ? { severity: { from: r.severity, to: severity } } : {}), ...(input.data ?? {}),
+      });
+      return updated;
+    });
+    const summary = this.summary(row);
+    this.emit({ case: summary, action: 'attach', from: summary.status, actor: input.actor, data: { alarmId: input.alarmId ?? null, deviceId: input.deviceId } });
+    return summary;
+  }
+
+  /** Marks open cases past their deadline as overdue (超期), once each; returns them. */
+  async checkOverdue(now = this.d.now()): Promise<CaseSummary[]> {
+    const rows = await this.d.db.tx(async (q) => {
+      const due = await q.query<CaseRow>(
+        `update cases set overdue = true, updated_at = to_timestamp($1 / 1000.0)
+         where not overdue and deadline < to_timestamp($1 / 1000.0) and status = any($2::text[]) returning *`,
+        [now, OPEN_STATUSES.filter((s) => s !== 'resolved')],
+      );
+      for (const r of due) await this.history(q, r.id, now, 'overdue', r.status, r.status, systemActor('overdue', '超期检测'), null, { deadline: ms(r.deadline) });
+      return due;
+    });
+    const actor = systemActor('overdue', '超期检测');
+    return rows.map((r) => {
+      const summary = this.summary(r);
+      this.emit({ case: summary, action: 'overdue', from: summary.status, actor });
+      this.d.bus.emit('case.overdue', { case: summary });
+      return summary;
+    });
+  }
+
+  private emit(e: CaseChanged): void {
+    this.d.bus.emit('case.changed', e);
+    this.d.services.realtime?.send('case', e.case.gridId, { ...e.case, change: e.action });
+  }
+}
+
+export function isSeverity(s: unknown): s is Severity {
+  return typeof s === 'string' && (SEVERITIES as readonly string[]).includes(s);
+}
+
+export { isOpen };
