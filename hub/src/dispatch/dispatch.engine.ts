@@ -1,0 +1,588 @@
+/**
+ * The dispatch loop: follows cases on the bus ('case.changed'), keeps worker
+ * status in step, sends `dispatch` / `cancel` downlinks through an outbox,
+ * escalates a dispatch that is declined or not accepted in time to the next
+ * candidate, detects arrival from GPS, and watches the geofence.
+ *
+ * Work on one case is serialised (a promise chain per case) so a decline and
+ * the re-dispatch it causes are handled in the order the case saw them.
+ * Time comes from ctx.now() and `tick()`, which the module drives from a
+ * timer and tests call directly.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Command } from '@gridlink/devices';
+import type { EventBus } from '../core/bus.js';
+import type { Actor, CaseStatus, CaseSummary } from '../core/services.js';
+import type { HubContext } from '../hub.js';
+import type { StoredMessage } from '../ingest/index.js';
+import { amapLegs, type Fetch } from './amap.js';
+import { rankCandidates, speedMps, toCandidate, type Candidate, type Scored } from './candidates.js';
+import { parseAutoDispatch, severityAtLeast, type DispatchConfig } from './dispatch.config.js';
+import { haversineM } from './geo.js';
+import type { Workers } from './workers.service.js';
+import { hasFix, statusOf, type WorkerState } from './worker.model.js';
+
+/** The actor dispatch uses for the case actions it takes on its own. */
+export const DISPATCH_ACTOR: Actor = { kind: 'system', id: 'dispatch', name: '自动调度' };
+
+export interface CaseChanged {
+  case: CaseSummary;
+  action: string;
+  from: CaseStatus | null;
+  actor: Actor;
+}
+
+export type DispatchAlarmKind = 'dispatch_declined' | 'dispatch_timeout' | 'dispatch_no_candidate' | 'dispatch_exhausted' | 'worker_left_grid';
+
+export interface DispatchAlarm {
+  id: string;
+  kind: DispatchAlarmKind;
+  status: 'active' | 'cleared';
+  severity: 'major' | 'warning';
+  message: string;
+  ts: number;
+  caseId: string | null;
+  workerId: string | null;
+  deviceId: string;
+  nextWorkerId?: string | null;
+  lat: number | null;
+  lon: number | null;
+  gridId: string | null;
+}
+
+declare module '../core/bus.js' {
+  interface EventMap {
+    /** Something a dispatcher must look at: a declined / timed-out dispatch, no candidate left, a worker off their grids. */
+    'dispatch.alarm': DispatchAlarm;
+    /** A command was handed to the broker (first send or re-send). */
+    'dispatch.command': { deviceId: string; caseId: string; command: Command; resend: boolean };
+  }
+}
+
+const ACTIVE: ReadonlySet<CaseStatus> = new Set(['dispatched', 'accepted', 'on_scene']);
+
+/** Subscribes to 'case.changed' whatever shape the cases module declares it with. */
+function onCaseChanged(bus: EventBus, owner: string, fn: (e: CaseChanged) => Promise<void>): void {
+  (bus as unknown as { on(e: string, o: string, f: (p: CaseChanged) => Promise<void>): void }).on('case.changed', owner, fn);
+}
+
+interface CaseAttempts {
+  tried: Set<string>;
+  count: number;
+}
+
+export class DispatchEngine {
+  private readonly chains = new Map<string, Promise<void>>();
+  private readonly byCase = new Map<string, WorkerState>();
+  private readonly attempts = new Map<string, CaseAttempts>();
+  /** outcome to record for the decline dispatch itself causes (timeout) */
+  private readonly ownDecline = new Map<string, string>();
+  private readonly busy = new Set<string>();
+  private readonly resendTimers = new Map<string, NodeJS.Timeout>();
+  private readonly autoRules;
+  private readonly log;
+  fetch: Fetch | undefined;
+
+  constructor(
+    private readonly ctx: HubContext,
+    private readonly cfg: DispatchConfig,
+    private readonly workers: Workers,
+    private readonly name: string,
+  ) {
+    this.autoRules = parseAutoDispatch(cfg.autoDispatch);
+    this.log = ctx.logger.child({ module: 'dispatch' });
+  }
+
+  // ---- lifecycle --------------------------------------------------------------------------
+
+  async start(): Promise<void> {
+    for (const w of this.workers.all()) if (w.assignment) this.byCase.set(w.assignment.caseId, w);
+    // Case locations of assignments that survived a restart (arrival detection needs them).
+    const cases = this.ctx.services.cases;
+    if (cases) {
+      for (const [caseId, w] of this.byCase) {
+        const c = await cases.get(caseId).catch(() => null);
+        if (c && w.assignment) Object.assign(w.assignment, { lat: c.lat, lon: c.lon, gridId: c.gridId });
+      }
+    }
+    const { bus } = this.ctx;
+    bus.on('message.stored', this.name, (m) => this.onStored(m));
+    bus.on('device.status', this.name, ({ deviceId, online }) => {
+      if (online) this.scheduleResend(deviceId);
+    });
+    onCaseChanged(bus, this.name, (e) => this.serial(e.case.id, () => this.onCase(e)));
+  }
+
+  async stop(): Promise<void> {
+    for (const t of this.resendTimers.values()) clearTimeout(t);
+    this.resendTimers.clear();
+    await Promise.allSettled([...this.chains.values()]);
+  }
+
+  /** Resolves when every queued case handler has run (tests). */
+  async idle(): Promise<void> {
+    while (this.chains.size) await Promise.allSettled([...this.chains.values()]);
+  }
+
+  private serial(caseId: string, fn: () => Promise<void>): Promise<void> {
+    const prev = this.chains.get(caseId) ?? Promise.resolve();
+    const next = prev.then(fn).catch((err: unknown) => this.log.error({ err, caseId }, 'dispatch handler failed'));
+    this.chains.set(caseId, next);
+    void next.finally(() => {
+      if (this.chains.get(caseId) === next) this.chains.delete(caseId);
+    });
+    return next;
+  }
+
+  // ---- candidates -------------------------------------------------------------------------
+
+  private ownWorkers(gridId: string | null): Set<WorkerState> {
+    const out = new Set<WorkerState>();
+    if (!gridId) return out;
+    const chain = this.ctx.services.grids?.ancestors(gridId) ?? [gridId];
+    for (const g of chain.length ? chain : [gridId]) {
+      const s = this.workers.byGrid.get(g);
+      if (s) for (const w of s) out.add(w);
+    }
+    return out;
+  }
+
+  candidates(c: Pick<CaseSummary, 'lat' | 'lon' | 'gridId'>, limit: number, exclude?: ReadonlySet<string>): Candidate[] {
+    const now = this.ctx.now();
+    const maxAge = this.cfg.candidateMaxFixAgeS * 1000;
+    const { registry } = this.ctx;
+    const accept = (w: WorkerState): boolean =>
+      w.onDuty && w.assignment === null && now - w.ts <= maxAge && !(exclude?.has(w.id) ?? false) && registry.get(w.deviceId)?.enabled !== false;
+    const near = this.workers.index.nearest(c.lat, c.lon, limit, accept);
+    const own = this.ownWorkers(c.gridId);
+    const pool: Scored[] = near.map((n) => ({ w: n.w, distanceM: n.distanceM, own: own.has(n.w) }));
+    for (const w of own) {
+      if (w.removed || !hasFix(w) || !accept(w) || near.some((n) => n.w === w)) continue;
+      pool.push({ w, distanceM: haversineM(c.lat, c.lon, w.lat, w.lon), own: true });
+    }
+    const ranked = rankCandidates(pool, this.cfg.ownGridExtraM);
+    if (ranked.length > limit) ranked.length = limit;
+    return ranked.map((s) => toCandidate(s, now, this.cfg));
+  }
+
+  /** Candidates with road ETAs from AMap when a key is configured (one batched call; offline ETAs on any failure). */
+  async candidatesWithEta(c: CaseSummary, limit: number): Promise<Candidate[]> {
+    const list = this.candidates(c, limit);
+    const key = this.ctx.config.amapKey;
+    if (!key || list.length === 0) return list;
+    try {
+      const legs = await amapLegs({
+        key,
+        origins: list.map((x) => this.workers.byId.get(x.workerId)!).map((w) => ({ lat: w.lat, lon: w.lon })),
+        dest: { lat: c.lat, lon: c.lon },
+        timeoutMs: this.cfg.amapTimeoutMs,
+        ...(this.fetch ? { fetch: this.fetch } : {}),
+      });
+      legs.forEach((leg, i) => {
+        if (!leg) return;
+        const x = list[i]!;
+        x.etaS = this.cfg.travelMode === 'walking' ? leg.durationS : Math.round(leg.distanceM / speedMps(this.cfg));
+        x.etaSource = 'amap';
+      });
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'AMap distance failed; offline ETAs');
+    }
+    return list;
+  }
+
+  // ---- positions and duty from the handheld ----------------------------------------------
+
+  private onStored(m: StoredMessage): void {
+    const w = this.workers.byDeviceId.get(m.deviceId);
+    if (!w) return;
+    const msg = m.msg;
+    if (msg.channel === 'location') {
+      if (msg.duty !== undefined && msg.duty !== w.onDuty) void this.workers.setDuty(w, msg.duty).catch((err) => this.log.error({ err }, 'duty update failed'));
+      const before = w.ts;
+      this.workers.setFix(w, msg.lat, msg.lon, msg.ts, msg.acc, msg.batt);
+      if (w.ts !== before) {
+        this.ctx.bus.emit('worker.moved', { workerId: w.id, deviceId: w.deviceId, lat: w.lat, lon: w.lon, ts: w.ts });
+        this.afterFix(w);
+      }
+    } else if (msg.channel === 'status' && msg.duty !== undefined && msg.duty !== w.onDuty) {
+      void this.workers.setDuty(w, msg.duty).catch((err) => this.log.error({ err }, 'duty update failed'));
+    }
+  }
+
+  private afterFix(w: WorkerState): void {
+    const a = w.assignment;
+    if (a && a.stage === 'en_route' && a.lat === a.lat) {
+      if (haversineM(w.lat, w.lon, a.lat, a.lon) <= this.cfg.arrivalRadiusM) {
+        a.nearSince ??= w.ts;
+        this.checkArrival(w, w.ts);
+      } else a.nearSince = null;
+    }
+    if (this.cfg.geofenceMinutes > 0) this.checkInside(w);
+  }
+
+  private checkArrival(w: WorkerState, now: number): void {
+    const a = w.assignment;
+    if (!a || a.stage !== 'en_route' || a.nearSince === null || now - a.nearSince < this.cfg.arrivalDwellS * 1000) return;
+    const key = `arrive:${a.caseId}`;
+    if (this.busy.has(key)) return;
+    this.busy.add(key);
+    const caseId = a.caseId;
+    const distanceM = Math.round(haversineM(w.lat, w.lon, a.lat, a.lon));
+    void this.serial(caseId, async () => {
+      try {
+        if (w.assignment?.caseId !== caseId || w.assignment.stage !== 'en_route') return;
+        await this.act(caseId, 'arrive', { workerId: w.id, note: `GPS: within ${distanceM} m for ${this.cfg.arrivalDwellS} s`, data: { source: 'gps', distanceM } });
+      } finally {
+        this.busy.delete(key);
+      }
+    });
+  }
+
+  private checkInside(w: WorkerState): void {
+    const grids = this.ctx.services.grids;
+    if (!grids || w.gridIds.length === 0 || !w.onDuty || w.assignment) {
+      w.outsideSince = null;
+      return;
+    }
+    const inside = w.gridId !== null && w.gridIds.some((g) => g === w.gridId || grids.contains(g, w.gridId));
+    if (inside) {
+      if (w.geofenceAlarmed) this.alarm('worker_left_grid', { status: 'cleared', worker: w, message: `${w.name} 已回到责任网格` });
+      w.outsideSince = null;
+      w.geofenceAlarmed = false;
+    } else w.outsideSince ??= w.ts;
+  }
+
+  // ---- time -------------------------------------------------------------------------------
+
+  /** Accept timeouts, arrival dwell without new fixes, geofence. Driven by the module timer. */
+  tick(): void {
+    const now = this.ctx.now();
+    const timeout = this.cfg.acceptTimeoutS * 1000;
+    const geofence = this.cfg.geofenceMinutes * 60_000;
+    for (const w of this.workers.all()) {
+      const a = w.assignment;
+      if (a) {
+        if (a.stage === 'dispatched' && now - a.since >= timeout) this.timeout(w, a.caseId);
+        else if (a.stage === 'en_route' && a.nearSince !== null) this.checkArrival(w, now);
+      } else if (geofence > 0 && w.outsideSince !== null && !w.geofenceAlarmed && now - w.outsideSince >= geofence) {
+        w.geofenceAlarmed = true;
+        this.alarm('worker_left_grid', { worker: w, message: `${w.name} 离开责任网格超过 ${this.cfg.geofenceMinutes} 分钟` });
+      }
+    }
+  }
+
+  private timeout(w: WorkerState, caseId: string): void {
+    const key = `timeout:${caseId}`;
+    if (this.busy.has(key)) return;
+    this.busy.add(key);
+    void this.serial(caseId, async () => {
+      try {
+        const a = w.assignment;
+        if (a?.caseId !== caseId || a.stage !== 'dispatched' || this.ctx.now() - a.since < this.cfg.acceptTimeoutS * 1000) return;
+        const c = await this.ctx.services.cases?.get(caseId);
+        if (!c || c.status !== 'dispatched' || c.workerId !== w.id) return;
+        await this.escalate(c, 'timeout', w);
+      } finally {
+        this.busy.delete(key);
+      }
+    });
+  }
+
+  // ---- the case loop ----------------------------------------------------------------------
+
+  private async act(caseId: string, action: 'dispatch' | 'decline' | 'arrive' | 'register', input: { workerId?: string; note?: string; data?: Record<string, unknown> }): Promise<CaseSummary> {
+    const cases = this.ctx.services.cases;
+    if (!cases) throw new Error('case module not loaded');
+    return cases.act(caseId, action, DISPATCH_ACTOR, input);
+  }
+
+  private isOwn(actor: Actor): boolean {
+    return actor.kind === 'system' && actor.id === DISPATCH_ACTOR.id;
+  }
+
+  private async onCase(e: CaseChanged): Promise<void> {
+    const c = e.case;
+    const current = this.byCase.get(c.id);
+    const now = this.ctx.now();
+    switch (e.action) {
+      case 'dispatch':
+      case 'rework': {
+        const w = c.workerId ? this.workers.byId.get(c.workerId) : undefined;
+        if (current && current !== w) await this.end(current, c, 'superseded', true);
+        if (!w) return;
+        if (w.assignment && w.assignment.caseId !== c.id) {
+          // assertDispatchable should have prevented this; the newer case wins and the dispatcher is told.
+          this.log.warn({ workerId: w.id, caseId: c.id, busyWith: w.assignment.caseId }, 'worker dispatched while busy with another case');
+        }
+        await this.workers.assign(w, { caseId: c.id, stage: 'dispatched', since: now, lat: c.lat, lon: c.lon, gridId: c.gridId });
+        this.byCase.set(c.id, w);
+        const st = await this.attemptsOf(c.id);
+        st.tried.add(w.id);
+        st.count++;
+        await this.ctx.db.query(
+          `insert into case_dispatches (id, case_id, worker_id, device_id, attempt, actor, dispatched_at) values ($1, $2, $3, $4, $5, $6, to_timestamp($7 / 1000.0))`,
+          [newId('cd'), c.id, w.id, w.deviceId, st.count, `${e.actor.kind}:${e.actor.id}`, now],
+        );
+        await this.sendDispatch(w, c);
+        return;
+      }
+      case 'accept':
+        if (!current) return;
+        await this.workers.assign(current, { caseId: c.id, stage: 'en_route', since: now, lat: c.lat, lon: c.lon, gridId: c.gridId });
+        await this.stamp(c.id, current, 'accepted_at', now);
+        await this.completeCommands(c.id, current.deviceId, 'dispatch', 'accepted');
+        return;
+      case 'arrive':
+        if (!current) return;
+        await this.workers.assign(current, { caseId: c.id, stage: 'on_scene', since: now, lat: c.lat, lon: c.lon, gridId: c.gridId });
+        await this.stamp(c.id, current, 'arrived_at', now, this.isOwn(e.actor) ? 'gps' : e.actor.kind);
+        await this.completeCommands(c.id, current.deviceId, 'dispatch', 'arrived');
+        return;
+      case 'resolve':
+        if (current) await this.end(current, c, 'resolved', false);
+        return;
+      case 'decline': {
+        const own = this.ownDecline.get(c.id);
+        this.ownDecline.delete(c.id);
+        if (current) await this.end(current, c, own ?? 'declined', false);
+        if (!own && current) await this.escalate(c, 'declined', current);
+        return;
+      }
+      case 'cancel':
+      case 'reject':
+        if (current) await this.end(current, c, 'cancelled', true);
+        return;
+      default:
+        if (current && !ACTIVE.has(c.status)) await this.end(current, c, c.status, false);
+        if (!c.workerId && (c.status === 'reported' || c.status === 'registered')) await this.maybeAutoDispatch(c);
+    }
+  }
+
+  private async end(w: WorkerState, c: CaseSummary, outcome: string, sendCancel: boolean): Promise<void> {
+    const now = this.ctx.now();
+    if (this.byCase.get(c.id) === w) this.byCase.delete(c.id);
+    if (w.assignment?.caseId === c.id) await this.workers.release(w);
+    await this.ctx.db.query(
+      `update case_dispatches set ended_at = to_timestamp($3 / 1000.0), outcome = $4,
+              resolved_at = case when $4 = 'resolved' then to_timestamp($3 / 1000.0) else resolved_at end
+        where case_id = $1 and worker_id = $2 and ended_at is null`,
+      [c.id, w.id, now, outcome],
+    );
+    await this.completeCommands(c.id, w.deviceId, 'dispatch', outcome);
+    if (sendCancel) await this.sendCommand(w.deviceId, w.id, c.id, { cmdId: newId('cmd'), type: 'cancel', ts: now, caseId: c.id, reason: outcome });
+  }
+
+  private async stamp(caseId: string, w: WorkerState, column: 'accepted_at' | 'arrived_at', ts: number, arrivedBy?: string): Promise<void> {
+    await this.ctx.db.query(
+      `update case_dispatches set ${column} = coalesce(${column}, to_timestamp($3 / 1000.0))${column === 'arrived_at' ? ', arrived_by = coalesce(arrived_by, $4)' : ''}
+        where case_id = $1 and worker_id = $2 and ended_at is null`,
+      column === 'arrived_at' ? [caseId, w.id, ts, arrivedBy ?? null] : [caseId, w.id, ts],
+    );
+  }
+
+  private async attemptsOf(caseId: string): Promise<CaseAttempts> {
+    let st = this.attempts.get(caseId);
+    if (!st) {
+      const rows = await this.ctx.db.query<{ worker_id: string }>('select worker_id from case_dispatches where case_id = $1', [caseId]);
+      st = { tried: new Set(rows.map((r) => r.worker_id)), count: rows.length };
+      if (this.attempts.size > 10_000) this.attempts.clear();
+      this.attempts.set(caseId, st);
+    }
+    return st;
+  }
+
+  private async escalate(c: CaseSummary, reason: 'declined' | 'timeout', prev: WorkerState): Promise<void> {
+    const st = await this.attemptsOf(c.id);
+    const exhausted = st.count >= this.cfg.maxAttempts;
+    const next = exhausted ? undefined : this.candidates(c, 1, st.tried)[0];
+    const verb = reason === 'timeout' ? `未在 ${this.cfg.acceptTimeoutS} 秒内接单` : '拒绝接单';
+    this.alarm(reason === 'timeout' ? 'dispatch_timeout' : 'dispatch_declined', {
+      worker: prev,
+      c,
+      nextWorkerId: next?.workerId ?? null,
+      message: `${c.code} ${prev.name}${verb}${next ? `，已转派 ${next.name}` : ''}`,
+    });
+    if (reason === 'timeout') {
+      this.ownDecline.set(c.id, 'timeout');
+      try {
+        await this.act(c.id, 'decline', { workerId: prev.id, note: `accept timeout after ${this.cfg.acceptTimeoutS} s` });
+      } catch (err) {
+        this.ownDecline.delete(c.id);
+        this.log.warn({ err: (err as Error).message, caseId: c.id }, 'could not withdraw a timed-out dispatch');
+        return;
+      }
+    }
+    if (exhausted) {
+      this.alarm('dispatch_exhausted', { c, message: `${c.code} 已自动派遣 ${st.count} 次，请人工调度` });
+      return;
+    }
+    if (!next) {
+      this.alarm('dispatch_no_candidate', { c, message: `${c.code} 没有可派遣的网格员` });
+      return;
+    }
+    try {
+      await this.act(c.id, 'dispatch', { workerId: next.workerId, note: `auto re-dispatch after ${reason}` });
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message, caseId: c.id, workerId: next.workerId }, 'automatic re-dispatch failed');
+      this.alarm('dispatch_no_candidate', { c, message: `${c.code} 自动转派失败：${(err as Error).message}` });
+    }
+  }
+
+  private async maybeAutoDispatch(c: CaseSummary): Promise<void> {
+    if (this.autoRules.length === 0) return;
+    const names = [c.category.code, c.category.name, c.category.nameEn ?? ''].map((s) => s.toLowerCase());
+    const rule = this.autoRules.find((r) => names.includes(r.category.toLowerCase()) && severityAtLeast(c.severity, r.minSeverity));
+    if (!rule) return;
+    const st = await this.attemptsOf(c.id);
+    if (st.count > 0) return; // auto-dispatch only once; later it is the dispatcher's call
+    const next = this.candidates(c, 1)[0];
+    if (!next) {
+      this.alarm('dispatch_no_candidate', { c, message: `${c.code} 自动派遣：没有可派遣的网格员` });
+      return;
+    }
+    try {
+      if (c.status === 'reported') await this.act(c.id, 'register', { note: 'auto-dispatch' });
+      await this.act(c.id, 'dispatch', { workerId: next.workerId, note: `auto-dispatch (${rule.category})` });
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message, caseId: c.id }, 'auto-dispatch failed');
+    }
+  }
+
+  // ---- downlink ---------------------------------------------------------------------------
+
+  private async sendDispatch(w: WorkerState, c: CaseSummary): Promise<void> {
+    const cmd: Command = {
+      cmdId: newId('cmd'),
+      type: 'dispatch',
+      ts: this.ctx.now(),
+      case: {
+        id: c.id,
+        code: c.code,
+        title: c.title.slice(0, 200) || c.code,
+        category: c.category.code,
+        lat: c.lat,
+        lon: c.lon,
+        ...(c.address ? { address: c.address.slice(0, 500) } : {}),
+        deadline: c.deadline,
+      },
+    };
+    await this.sendCommand(w.deviceId, w.id, c.id, cmd);
+  }
+
+  private async sendCommand(deviceId: string, workerId: string, caseId: string, cmd: Command): Promise<void> {
+    await this.ctx.db.query(
+      'insert into dispatch_commands (cmd_id, device_id, worker_id, case_id, type, body) values ($1, $2, $3, $4, $5, $6)',
+      [cmd.cmdId, deviceId, workerId, caseId, cmd.type, JSON.stringify(cmd)],
+    );
+    await this.publish(deviceId, caseId, cmd, false);
+  }
+
+  private async publish(deviceId: string, caseId: string, cmd: Command, resend: boolean): Promise<void> {
+    const connected = this.ctx.broker.isConnected(deviceId);
+    try {
+      await this.ctx.broker.sendCommand(deviceId, cmd);
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message, deviceId, cmdId: cmd.cmdId }, 'command publish failed; stays pending');
+      return;
+    }
+    // A cancel needs no answer: once handed to a live session aedes retries it itself.
+    const done = cmd.type === 'cancel' && connected;
+    await this.ctx.db.query(
+      `update dispatch_commands set sent_at = now(), sends = sends + 1${done ? `, done_at = now(), done_reason = 'sent'` : ''} where cmd_id = $1`,
+      [cmd.cmdId],
+    );
+    this.ctx.bus.emit('dispatch.command', { deviceId, caseId, command: cmd, resend });
+  }
+
+  private async completeCommands(caseId: string, deviceId: string, type: Command['type'], reason: string): Promise<void> {
+    await this.ctx.db.query(
+      `update dispatch_commands set done_at = now(), done_reason = $4 where case_id = $1 and device_id = $2 and type = $3 and done_at is null`,
+      [caseId, deviceId, type, reason],
+    );
+  }
+
+  /**
+   * aedes keeps the queue of an offline persistent session in memory only: a
+   * hub restart loses it, and a clean session never had one. Pending commands
+   * are therefore re-sent after the handheld reconnects (after a delay that
+   * lets it re-subscribe). QoS 1 is at-least-once anyway: handhelds dedupe by cmdId.
+   */
+  private scheduleResend(deviceId: string): void {
+    if (!this.workers.byDeviceId.has(deviceId)) return;
+    clearTimeout(this.resendTimers.get(deviceId));
+    const t = setTimeout(() => {
+      this.resendTimers.delete(deviceId);
+      void this.resendPending(deviceId).catch((err) => this.log.error({ err, deviceId }, 'resend failed'));
+    }, this.cfg.resendDelayMs);
+    t.unref();
+    this.resendTimers.set(deviceId, t);
+  }
+
+  async resendPending(deviceId: string): Promise<number> {
+    if (!this.ctx.broker.isConnected(deviceId)) return 0;
+    const rows = await this.ctx.db.query<{ case_id: string; body: Command | string }>(
+      'select case_id, body from dispatch_commands where device_id = $1 and done_at is null order by created_at',
+      [deviceId],
+    );
+    for (const r of rows) await this.publish(deviceId, r.case_id, typeof r.body === 'string' ? (JSON.parse(r.body) as Command) : r.body, true);
+    return rows.length;
+  }
+
+  // ---- alarms -----------------------------------------------------------------------------
+
+  private alarm(kind: DispatchAlarmKind, o: { worker?: WorkerState; c?: CaseSummary; message: string; nextWorkerId?: string | null; status?: 'active' | 'cleared' }): void {
+    const { worker: w, c } = o;
+    const a: DispatchAlarm = {
+      id: kind === 'worker_left_grid' && w ? `geofence:${w.id}` : newId('da'),
+      kind,
+      status: o.status ?? 'active',
+      severity: kind === 'worker_left_grid' ? 'warning' : 'major',
+      message: o.message,
+      ts: this.ctx.now(),
+      caseId: c?.id ?? null,
+      workerId: w?.id ?? null,
+      deviceId: w?.deviceId ?? '',
+      ...(o.nextWorkerId !== undefined ? { nextWorkerId: o.nextWorkerId } : {}),
+      lat: c?.lat ?? (w && hasFix(w) ? w.lat : null),
+      lon: c?.lon ?? (w && hasFix(w) ? w.lon : null),
+      gridId: c?.gridId ?? (w ? this.workers.visibilityGrid(w) : null),
+    };
+    this.log.info({ alarm: a }, 'dispatch alarm');
+    this.ctx.bus.emit('dispatch.alarm', a);
+    // Console shape of CONTRACT 6 `alarm`, so the dispatcher sees it where every alarm shows.
+    this.ctx.services.realtime?.send('alarm', a.gridId, {
+      id: a.id,
+      rule: `dispatch.${kind}`,
+      deviceId: a.deviceId,
+      severity: a.severity,
+      status: a.status,
+      acknowledged: false,
+      escalated: false,
+      count: 1,
+      type: kind,
+      message: a.message,
+      ts: a.ts,
+      lastTs: a.ts,
+      lat: a.lat,
+      lon: a.lon,
+      gridId: a.gridId,
+      caseId: a.caseId,
+      change: a.status === 'active' ? 'raised' : 'cleared',
+    });
+  }
+
+  /** Items of one `positions` push: changed workers that have a fix. */
+  drainPositions(): Array<{ workerId: string; deviceId: string; lat: number; lon: number; ts: number; status: string; gridId: string | null }> {
+    const items = [];
+    for (const w of this.workers.dirty) {
+      if (w.removed || !hasFix(w)) continue;
+      items.push({ workerId: w.id, deviceId: w.deviceId, lat: w.lat, lon: w.lon, ts: w.ts, status: statusOf(w), gridId: this.workers.visibilityGrid(w) });
+    }
+    this.workers.dirty.clear();
+    return items;
+  }
+}
+
+export function newId(prefix: string): string {
+  return `${prefix}-${Date.now().toString(36)}${randomBytes(5).toString('hex')}`;
+}

@@ -1,0 +1,270 @@
+/**
+ * REST for workers (CONTRACT 5) plus dispatch's case routes: candidates and
+ * the per-case dispatch history. Every route carries a TypeBox schema.
+ */
+import { Type } from '@sinclair/typebox';
+import type { Auth, Principal } from '../auth/index.js';
+import { Errors } from '../core/errors.js';
+import type { CaseService } from '../core/services.js';
+import { authenticate, parseTime, principal, requireRole } from '../http/guards.js';
+import type { App } from '../http/app.js';
+import { errors, Items, TimeQuery } from '../http/schemas.js';
+import type { Db } from '../store/index.js';
+import type { DispatchConfig } from './dispatch.config.js';
+import type { DispatchEngine } from './dispatch.engine.js';
+import { DispatchErrors } from './errors.js';
+import { caseDispatches, loadTrack } from './track.js';
+import { TEAMS, statusOf, type WorkerState } from './worker.model.js';
+import type { PublicWorker, Workers } from './workers.service.js';
+
+const ID = '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$';
+const IdParams = Type.Object({ id: Type.String({ pattern: ID }) });
+const CaseParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
+const STATUSES = ['off_duty', 'available', 'dispatched', 'en_route', 'on_scene'] as const;
+const Nullable = <T extends ReturnType<typeof Type.String>>(t: T) => Type.Union([t, Type.Null()]);
+
+const Position = Type.Object({
+  lat: Type.Number(),
+  lon: Type.Number(),
+  ts: Type.Number(),
+  acc: Type.Optional(Type.Union([Type.Number(), Type.Null()])),
+  batt: Type.Optional(Type.Union([Type.Number(), Type.Null()])),
+  gridId: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+});
+
+export const WorkerSchema = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  deviceId: Type.String(),
+  team: Type.Union(TEAMS.map((t) => Type.Literal(t))),
+  teamName: Type.String({ description: '网格长 / 网格员 / 志愿者' }),
+  phone: Nullable(Type.String()),
+  gridIds: Type.Array(Type.String()),
+  onDuty: Type.Boolean(),
+  status: Type.Union(STATUSES.map((s) => Type.Literal(s))),
+  caseId: Nullable(Type.String()),
+  online: Type.Boolean(),
+  position: Type.Union([Position, Type.Null()]),
+  createdAt: Type.Number(),
+});
+
+const CandidateSchema = Type.Object({
+  workerId: Type.String(),
+  deviceId: Type.String(),
+  name: Type.String(),
+  team: Type.String(),
+  teamName: Type.String(),
+  distanceM: Type.Number({ description: 'haversine metres from the last fix' }),
+  etaS: Type.Number(),
+  etaSource: Type.Union([Type.Literal('haversine'), Type.Literal('amap')]),
+  status: Type.String(),
+  ownGrid: Type.Boolean(),
+  lastFixAgeS: Type.Number(),
+});
+
+const TrackPointSchema = Type.Object({
+  ts: Type.Number(),
+  lat: Type.Number(),
+  lon: Type.Number(),
+  spd: Type.Optional(Type.Union([Type.Number(), Type.Null()])),
+  acc: Type.Optional(Type.Union([Type.Number(), Type.Null()])),
+  n: Type.Optional(Type.Number({ description: 'fixes averaged into this bucket' })),
+});
+
+const StopSchema = Type.Object({ lat: Type.Number(), lon: Type.Number(), from: Type.Number(), to: Type.Number(), durationS: Type.Number() });
+
+const NullableNumber = Type.Union([Type.Number(), Type.Null()]);
+const DispatchRecordSchema = Type.Object({
+  workerId: Type.String(),
+  deviceId: Type.String(),
+  attempt: Type.Number(),
+  actor: Type.String(),
+  dispatchedAt: Type.Number(),
+  acceptedAt: NullableNumber,
+  arrivedAt: NullableNumber,
+  arrivedBy: Type.Union([Type.String(), Type.Null()]),
+  resolvedAt: NullableNumber,
+  endedAt: NullableNumber,
+  outcome: Type.Union([Type.String(), Type.Null()]),
+  path: Type.Optional(Type.Object({ points: Type.Array(TrackPointSchema), distanceM: Type.Number(), bucketS: NullableNumber })),
+});
+
+export function workerRoutes(app: App, deps: { auth: Auth; db: Db; workers: Workers; engine: DispatchEngine; cfg: DispatchConfig; cases: () => CaseService | undefined; now: () => number }): void {
+  const { auth, db, workers, engine, cfg } = deps;
+  const guard = authenticate(auth);
+  const manage = requireRole('officer', 'dispatcher');
+  const canSeeWorker = (p: Principal, w: WorkerState): boolean =>
+    !p.regionId || w.gridIds.some((g) => auth.canSee(p, g)) || auth.canSee(p, w.gridId);
+  const visible = (req: Parameters<typeof principal>[0], id: string): WorkerState => {
+    const w = workers.byId.get(id);
+    if (!w || !canSeeWorker(principal(req), w)) throw DispatchErrors.workerNotFound(`worker ${id} not found`);
+    return w;
+  };
+  const out = (w: WorkerState): PublicWorker => workers.toPublic(w);
+  const visibleCase = async (req: Parameters<typeof principal>[0], id: string) => {
+    const cases = deps.cases();
+    if (!cases) throw DispatchErrors.casesUnavailable();
+    const c = await cases.get(id);
+    if (!c || !auth.canSee(principal(req), c.gridId)) throw DispatchErrors.caseNotFound(`case ${id} not found`);
+    return c;
+  };
+
+  app.post('/workers', {
+    preHandler: [guard, manage],
+    schema: {
+      tags: ['workers'],
+      summary: 'Create a grid worker bound to one handheld device (starts off duty)',
+      body: Type.Object({
+        id: Type.Optional(Type.String({ pattern: ID })),
+        name: Type.String({ minLength: 1, maxLength: 64 }),
+        deviceId: Type.String({ pattern: ID }),
+        gridIds: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { maxItems: 64 })),
+        team: Type.Optional(Type.Union(TEAMS.map((t) => Type.Literal(t)), { description: 'grid_leader 网格长, grid_worker 网格员 (default), volunteer 志愿者' })),
+        phone: Type.Optional(Type.String({ maxLength: 32 })),
+        onDuty: Type.Optional(Type.Boolean()),
+      }),
+      response: { 201: WorkerSchema, ...errors(400, 401, 403, 404, 409) },
+    },
+  }, async (req, reply) => {
+    const p = principal(req);
+    const gridIds = req.body.gridIds ?? [];
+    if (p.regionId && !gridIds.some((g) => auth.canSee(p, g))) throw Errors.forbidden('a region-scoped user may only create workers of grids in their region');
+    const w = await workers.create({ ...req.body, gridIds });
+    if (req.body.onDuty) await workers.setDuty(w, true);
+    return reply.status(201).send(out(w));
+  });
+
+  app.get('/workers', {
+    preHandler: [guard],
+    schema: {
+      tags: ['workers'],
+      querystring: Type.Object({
+        status: Type.Optional(Type.Union(STATUSES.map((s) => Type.Literal(s)))),
+        gridId: Type.Optional(Type.String({ maxLength: 64 })),
+        team: Type.Optional(Type.Union(TEAMS.map((t) => Type.Literal(t)))),
+        onDuty: Type.Optional(Type.Boolean()),
+      }),
+      response: { 200: Items(WorkerSchema), ...errors(401) },
+    },
+  }, async (req) => {
+    const p = principal(req);
+    const q = req.query;
+    const items: PublicWorker[] = [];
+    for (const w of workers.all()) {
+      if (!canSeeWorker(p, w)) continue;
+      if (q.status && statusOf(w) !== q.status) continue;
+      if (q.team && w.team !== q.team) continue;
+      if (q.onDuty !== undefined && w.onDuty !== q.onDuty) continue;
+      if (q.gridId && !w.gridIds.includes(q.gridId) && w.gridId !== q.gridId) continue;
+      items.push(out(w));
+    }
+    return { items };
+  });
+
+  app.get('/workers/:id', {
+    preHandler: [guard],
+    schema: { tags: ['workers'], params: IdParams, response: { 200: WorkerSchema, ...errors(401, 404) } },
+  }, async (req) => out(visible(req, req.params.id)));
+
+  app.patch('/workers/:id', {
+    preHandler: [guard, manage],
+    schema: {
+      tags: ['workers'],
+      params: IdParams,
+      body: Type.Object({
+        name: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+        gridIds: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { maxItems: 64 })),
+        team: Type.Optional(Type.Union(TEAMS.map((t) => Type.Literal(t)))),
+        phone: Type.Optional(Type.Union([Type.String({ maxLength: 32 }), Type.Null()])),
+      }),
+      response: { 200: WorkerSchema, ...errors(400, 401, 403, 404) },
+    },
+  }, async (req) => out(await workers.update(visible(req, req.params.id).id, req.body)));
+
+  app.delete('/workers/:id', {
+    preHandler: [guard, manage],
+    schema: { tags: ['workers'], summary: 'Remove a worker (not while busy with a case); the handheld stays registered', params: IdParams, response: { 204: Type.Null(), ...errors(401, 403, 404, 409) } },
+  }, async (req, reply) => {
+    await workers.remove(visible(req, req.params.id).id);
+    return reply.status(204).send(null);
+  });
+
+  app.post('/workers/:id/duty', {
+    preHandler: [guard, manage],
+    schema: {
+      tags: ['workers'],
+      summary: 'On / off duty. On duty means available unless busy with a case; a busy worker going off duty finishes the case first',
+      params: IdParams,
+      body: Type.Object({ onDuty: Type.Boolean() }),
+      response: { 200: WorkerSchema, ...errors(400, 401, 403, 404) },
+    },
+  }, async (req) => {
+    const w = visible(req, req.params.id);
+    await workers.setDuty(w, req.body.onDuty);
+    return out(w);
+  });
+
+  app.get('/workers/:id/track', {
+    preHandler: [guard],
+    schema: {
+      tags: ['workers'],
+      summary: 'Positions over time (downsampled into buckets past maxPoints), distance travelled and stops',
+      params: IdParams,
+      querystring: Type.Object({
+        from: Type.Optional(TimeQuery),
+        to: Type.Optional(TimeQuery),
+        maxPoints: Type.Optional(Type.Integer({ minimum: 10, maximum: 100_000 })),
+      }),
+      response: {
+        200: Type.Object({
+          workerId: Type.String(),
+          deviceId: Type.String(),
+          from: Type.Number(),
+          to: Type.Number(),
+          bucketS: NullableNumber,
+          fixes: Type.Number(),
+          flagged: Type.Number({ description: 'fixes flagged as jump / stale / future, kept but not in the path' }),
+          distanceM: Type.Number(),
+          points: Type.Array(TrackPointSchema),
+          stops: Type.Array(StopSchema),
+        }),
+        ...errors(400, 401, 404),
+      },
+    },
+  }, async (req) => {
+    const w = visible(req, req.params.id);
+    const to = parseTime(req.query.to, deps.now());
+    const from = parseTime(req.query.from, to - 24 * 3600_000);
+    if (from >= to) throw Errors.validation('from must be before to');
+    const t = await loadTrack(db, w.deviceId, from, to, req.query.maxPoints ?? cfg.trackMaxPoints);
+    return { workerId: w.id, deviceId: w.deviceId, from, to, ...t };
+  });
+
+  app.get('/cases/:id/candidates', {
+    preHandler: [guard, requireRole('officer', 'dispatcher')],
+    schema: {
+      tags: ['dispatch'],
+      summary: 'Nearest available workers for a case, nearest first (own-grid workers first within the configured extra distance)',
+      params: CaseParams,
+      querystring: Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 10 })) }),
+      response: { 200: Items(CandidateSchema), ...errors(401, 403, 404, 503) },
+    },
+  }, async (req) => {
+    const c = await visibleCase(req, req.params.id);
+    return { items: await engine.candidatesWithEta(c, req.query.limit ?? 10) };
+  });
+
+  app.get('/cases/:id/dispatches', {
+    preHandler: [guard],
+    schema: {
+      tags: ['dispatch'],
+      summary: 'Dispatch attempts of a case with dispatched / accepted / arrived / resolved times and the path travelled to the scene',
+      params: CaseParams,
+      querystring: Type.Object({ path: Type.Optional(Type.Boolean({ default: true })) }),
+      response: { 200: Items(DispatchRecordSchema), ...errors(401, 404, 503) },
+    },
+  }, async (req) => {
+    const c = await visibleCase(req, req.params.id);
+    return { items: await caseDispatches(db, c.id, { withPath: req.query.path ?? true, now: deps.now(), maxPoints: cfg.trackMaxPoints }) };
+  });
+}

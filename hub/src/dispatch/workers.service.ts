@@ -1,0 +1,281 @@
+/**
+ * Workers: the in-memory roster (every worker, 20k is a few MB) backed by the
+ * workers table, the live positions index, and the WorkerService other
+ * domains use. Writes go to the database first, then to memory.
+ */
+import { randomBytes } from 'node:crypto';
+import type { EventBus } from '../core/bus.js';
+import type { GridService, WorkerInfo, WorkerService, WorkerStatus } from '../core/services.js';
+import type { Db } from '../store/index.js';
+import type { DeviceRegistry } from '../registry/index.js';
+import { DispatchErrors } from './errors.js';
+import { PositionIndex } from './positions.index.js';
+import { hasFix, infoOf, statusOf, TEAM_NAMES, type Assignment, type Stage, type Team, type WorkerState } from './worker.model.js';
+
+declare module '../core/bus.js' {
+  interface EventMap {
+    /** A worker was created, edited, went on/off duty or changed status. */
+    'worker.changed': { worker: WorkerInfo; previous: WorkerStatus | null };
+    /** A worker's live position moved (one per accepted fix). */
+    'worker.moved': { workerId: string; deviceId: string; lat: number; lon: number; ts: number };
+  }
+}
+
+export interface PublicWorker {
+  id: string;
+  name: string;
+  deviceId: string;
+  team: Team;
+  teamName: string;
+  phone: string | null;
+  gridIds: string[];
+  onDuty: boolean;
+  status: WorkerStatus;
+  caseId: string | null;
+  online: boolean;
+  position: { lat: number; lon: number; ts: number; acc?: number | null; batt?: number | null; gridId?: string | null } | null;
+  createdAt: number;
+}
+
+interface Row {
+  id: string;
+  name: string;
+  device_id: string;
+  team: string;
+  phone: string | null;
+  grid_ids: string[];
+  on_duty: boolean;
+  case_id: string | null;
+  stage: string | null;
+  stage_since: Date | string | null;
+  created_at: Date | string;
+}
+
+const ms = (v: Date | string | null): number => (v === null ? NaN : new Date(v).getTime());
+
+export class Workers implements WorkerService {
+  readonly byId = new Map<string, WorkerState>();
+  readonly byDeviceId = new Map<string, WorkerState>();
+  /** grid id → workers responsible for it */
+  readonly byGrid = new Map<string, Set<WorkerState>>();
+  readonly index = new PositionIndex();
+  /** workers whose position or status changed since the last `positions` push */
+  readonly dirty = new Set<WorkerState>();
+
+  constructor(
+    private readonly db: Db,
+    private readonly bus: EventBus,
+    private readonly registry: DeviceRegistry,
+    private readonly grids: () => GridService | undefined,
+    private readonly now: () => number,
+  ) {}
+
+  async load(): Promise<void> {
+    const rows = await this.db.query<Row>('select * from workers');
+    for (const r of rows) {
+      const w: WorkerState = {
+        id: r.id,
+        name: r.name,
+        deviceId: r.device_id,
+        team: r.team as Team,
+        phone: r.phone,
+        gridIds: r.grid_ids ?? [],
+        onDuty: r.on_duty,
+        assignment: r.case_id && r.stage
+          ? { caseId: r.case_id, stage: r.stage as Stage, since: ms(r.stage_since), lat: NaN, lon: NaN, gridId: null, nearSince: null }
+          : null,
+        lat: NaN,
+        lon: NaN,
+        ts: NaN,
+        acc: null,
+        batt: null,
+        gridId: null,
+        outsideSince: null,
+        geofenceAlarmed: false,
+        createdAt: ms(r.created_at),
+        removed: false,
+      };
+      this.insert(w);
+    }
+    if (rows.length === 0) return;
+    // Last good fix of every worker's handheld: positions are already stored by ingest.
+    const fixes = await this.db.query<{ device_id: string; ts: Date | string; lat: number; lon: number; acc: number | null; batt: number | null }>(
+      `select p.device_id, p.ts, p.lat, p.lon, p.acc, p.batt
+         from workers w
+         cross join lateral (select * from positions p where p.device_id = w.device_id and p.flag is null order by p.ts desc limit 1) p`,
+    );
+    for (const f of fixes) {
+      const w = this.byDeviceId.get(f.device_id);
+      if (w) this.setFix(w, f.lat, f.lon, ms(f.ts), f.acc, f.batt);
+    }
+    this.index.rebuild(this.now());
+  }
+
+  private insert(w: WorkerState): void {
+    this.byId.set(w.id, w);
+    this.byDeviceId.set(w.deviceId, w);
+    for (const g of w.gridIds) {
+      let s = this.byGrid.get(g);
+      if (!s) this.byGrid.set(g, (s = new Set()));
+      s.add(w);
+    }
+    this.index.add(w);
+  }
+
+  private unindexGrids(w: WorkerState): void {
+    for (const g of w.gridIds) this.byGrid.get(g)?.delete(w);
+  }
+
+  get(id: string): WorkerInfo | undefined {
+    const w = this.byId.get(id);
+    return w ? infoOf(w) : undefined;
+  }
+
+  byDevice(deviceId: string): WorkerInfo | undefined {
+    const w = this.byDeviceId.get(deviceId);
+    return w ? infoOf(w) : undefined;
+  }
+
+  assertDispatchable(workerId: string): void {
+    const w = this.byId.get(workerId);
+    if (!w) throw DispatchErrors.workerNotFound(`worker ${workerId} not found`);
+    const status = statusOf(w);
+    if (status !== 'available') throw DispatchErrors.workerUnavailable(`worker ${workerId} is ${status}`, { status });
+    const device = this.registry.get(w.deviceId);
+    if (!device || !device.enabled) throw DispatchErrors.workerUnavailable(`worker ${workerId}'s handheld is missing or disabled`);
+  }
+
+  toPublic(w: WorkerState): PublicWorker {
+    return {
+      id: w.id,
+      name: w.name,
+      deviceId: w.deviceId,
+      team: w.team,
+      teamName: TEAM_NAMES[w.team],
+      phone: w.phone,
+      gridIds: w.gridIds,
+      onDuty: w.onDuty,
+      status: statusOf(w),
+      caseId: w.assignment?.caseId ?? null,
+      online: this.registry.get(w.deviceId)?.online ?? false,
+      position: hasFix(w) ? { lat: w.lat, lon: w.lon, ts: w.ts, acc: w.acc, batt: w.batt, gridId: w.gridId } : null,
+      createdAt: w.createdAt,
+    };
+  }
+
+  /** Grid used to decide who may see a worker: where they stand, else their first own grid. */
+  visibilityGrid(w: WorkerState): string | null {
+    return w.gridId ?? w.gridIds[0] ?? null;
+  }
+
+  async create(input: { id?: string; name: string; deviceId: string; team?: Team; phone?: string | null; gridIds?: string[] }): Promise<WorkerState> {
+    const id = input.id ?? `w-${randomBytes(6).toString('hex')}`;
+    if (this.byId.has(id)) throw DispatchErrors.workerExists(`worker ${id} already exists`);
+    const device = this.registry.get(input.deviceId);
+    if (!device) throw DispatchErrors.deviceNotFound(`device ${input.deviceId} not found`);
+    if (device.type !== 'handheld') throw DispatchErrors.notHandheld(`device ${input.deviceId} is a ${device.type}`);
+    if (this.byDeviceId.has(input.deviceId)) throw DispatchErrors.deviceBound(`device ${input.deviceId} is bound to worker ${this.byDeviceId.get(input.deviceId)!.id}`);
+    const gridIds = [...new Set(input.gridIds ?? [])];
+    const team = input.team ?? 'grid_worker';
+    const rows = await this.db.query<{ created_at: Date | string }>(
+      `insert into workers (id, name, device_id, team, phone, grid_ids) values ($1, $2, $3, $4, $5, $6)
+       on conflict do nothing returning created_at`,
+      [id, input.name, input.deviceId, team, input.phone ?? null, gridIds],
+    );
+    if (!rows[0]) throw DispatchErrors.workerExists(`worker ${id} or device ${input.deviceId} already taken`);
+    const w: WorkerState = {
+      id, name: input.name, deviceId: input.deviceId, team, phone: input.phone ?? null, gridIds, onDuty: false, assignment: null,
+      lat: NaN, lon: NaN, ts: NaN, acc: null, batt: null, gridId: null, outsideSince: null, geofenceAlarmed: false,
+      createdAt: ms(rows[0].created_at), removed: false,
+    };
+    this.insert(w);
+    this.changed(w, null);
+    return w;
+  }
+
+  async update(id: string, patch: { name?: string; team?: Team; phone?: string | null; gridIds?: string[] }): Promise<WorkerState> {
+    const w = this.require(id);
+    const gridIds = patch.gridIds ? [...new Set(patch.gridIds)] : w.gridIds;
+    await this.db.query(
+      'update workers set name = $2, team = $3, phone = $4, grid_ids = $5, updated_at = now() where id = $1',
+      [id, patch.name ?? w.name, patch.team ?? w.team, patch.phone === undefined ? w.phone : patch.phone, gridIds],
+    );
+    this.unindexGrids(w);
+    if (patch.name !== undefined) w.name = patch.name;
+    if (patch.team !== undefined) w.team = patch.team;
+    if (patch.phone !== undefined) w.phone = patch.phone;
+    w.gridIds = gridIds;
+    for (const g of gridIds) {
+      let s = this.byGrid.get(g);
+      if (!s) this.byGrid.set(g, (s = new Set()));
+      s.add(w);
+    }
+    this.changed(w, statusOf(w));
+    return w;
+  }
+
+  async remove(id: string): Promise<void> {
+    const w = this.require(id);
+    if (w.assignment) throw DispatchErrors.workerUnavailable(`worker ${id} is busy with case ${w.assignment.caseId}`);
+    await this.db.query('delete from workers where id = $1', [id]);
+    w.removed = true;
+    this.unindexGrids(w);
+    this.byId.delete(id);
+    this.byDeviceId.delete(w.deviceId);
+    this.index.remove(w);
+  }
+
+  require(id: string): WorkerState {
+    const w = this.byId.get(id);
+    if (!w) throw DispatchErrors.workerNotFound(`worker ${id} not found`);
+    return w;
+  }
+
+  async setDuty(w: WorkerState, onDuty: boolean): Promise<void> {
+    if (w.onDuty === onDuty) return;
+    const before = statusOf(w);
+    await this.db.query('update workers set on_duty = $2, updated_at = now() where id = $1', [w.id, onDuty]);
+    w.onDuty = onDuty;
+    w.outsideSince = null;
+    w.geofenceAlarmed = false;
+    this.changed(w, before);
+  }
+
+  async assign(w: WorkerState, a: Omit<Assignment, 'nearSince'>): Promise<void> {
+    const before = statusOf(w);
+    await this.db.query('update workers set case_id = $2, stage = $3, stage_since = to_timestamp($4 / 1000.0), updated_at = now() where id = $1', [w.id, a.caseId, a.stage, a.since]);
+    w.assignment = { ...a, nearSince: w.assignment?.caseId === a.caseId ? w.assignment.nearSince : null };
+    this.changed(w, before);
+  }
+
+  async release(w: WorkerState): Promise<void> {
+    if (!w.assignment) return;
+    const before = statusOf(w);
+    await this.db.query('update workers set case_id = null, stage = null, stage_since = null, updated_at = now() where id = $1', [w.id]);
+    w.assignment = null;
+    this.changed(w, before);
+  }
+
+  /** Moves the live position (the fix already passed the flagger and is stored). */
+  setFix(w: WorkerState, lat: number, lon: number, ts: number, acc: number | null | undefined, batt: number | null | undefined): void {
+    if (hasFix(w) && ts <= w.ts) return; // out of order within an accepted batch
+    w.lat = lat;
+    w.lon = lon;
+    w.ts = ts;
+    if (acc !== undefined) w.acc = acc;
+    if (batt !== undefined) w.batt = batt;
+    const grids = this.grids();
+    w.gridId = grids ? grids.locate(lat, lon) : null;
+    this.index.touch(w);
+    this.dirty.add(w);
+  }
+
+  private changed(w: WorkerState, previous: WorkerStatus | null): void {
+    this.dirty.add(w);
+    this.bus.emit('worker.changed', { worker: infoOf(w), previous });
+  }
+
+  all(): IterableIterator<WorkerState> {
+    return this.byId.values();
+  }
+}
