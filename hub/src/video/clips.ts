@@ -1,0 +1,296 @@
+/**
+ * Evidence clips: the seconds before and after an alert or a new case, cut
+ * from the live ring buffer of HLS segments and remuxed (no re-encode) into
+ * one MP4 with ffmpeg's concat demuxer, plus the alert's snapshot or a frame
+ * grabbed from the segment at the alert time.
+ *
+ * The pre-roll segments are hard-linked into the clip's work directory the
+ * moment the clip starts, so ffmpeg's segment rotation cannot delete them;
+ * the post-roll ones as they appear. A camera that is not live is started
+ * for the post-roll part (the recorder holds the stream like a viewer).
+ * Clips and their rows live in dataDir, so they survive a restart; a clip
+ * that was recording when the hub stopped is finished from what was linked.
+ */
+import { randomUUID } from 'node:crypto';
+import { copyFileSync, existsSync, linkSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import type { Logger } from '../core/logger.js';
+import type { Db } from '../store/index.js';
+import { concatArgs, frameArgs, run } from './ffmpeg.js';
+import type { StreamGateway } from './gateway.js';
+import type { Segment } from './stream.js';
+
+export type ClipStatus = 'recording' | 'ready' | 'failed';
+
+export interface Clip {
+  id: string;
+  cameraId: string;
+  caseId: string | null;
+  alarmId: string | null;
+  alertKey: string | null;
+  alertType: string | null;
+  trigger: 'alert' | 'case' | 'alarm' | 'manual';
+  gridId: string | null;
+  /** The moment the clip is about (alert ts / case creation), epoch ms. */
+  at: number;
+  from: number | null;
+  to: number | null;
+  status: ClipStatus;
+  hasSnapshot: boolean;
+  bytes: number | null;
+  durationMs: number | null;
+  error: string | null;
+  createdAt: number;
+  /** Relative URLs (send the access token as Bearer or ?token=). */
+  video: string;
+  snapshot: string;
+}
+
+interface ClipRow {
+  id: string;
+  camera_id: string;
+  case_id: string | null;
+  alarm_id: string | null;
+  alert_key: string | null;
+  alert_type: string | null;
+  trigger: Clip['trigger'];
+  grid_id: string | null;
+  at: Date;
+  from_ts: Date | null;
+  to_ts: Date | null;
+  status: ClipStatus;
+  file: string | null;
+  snapshot: string | null;
+  bytes: number | null;
+  duration_ms: number | null;
+  error: string | null;
+  created_at: Date;
+}
+
+const ms = (d: Date | null) => (d ? new Date(d).getTime() : null);
+
+export function toClip(r: ClipRow): Clip {
+  return {
+    id: r.id, cameraId: r.camera_id, caseId: r.case_id, alarmId: r.alarm_id, alertKey: r.alert_key, alertType: r.alert_type, trigger: r.trigger,
+    gridId: r.grid_id, at: ms(r.at)!, from: ms(r.from_ts), to: ms(r.to_ts), status: r.status, hasSnapshot: r.snapshot !== null, bytes: r.bytes,
+    durationMs: r.duration_ms, error: r.error, createdAt: ms(r.created_at)!,
+    video: `/api/v1/clips/${r.id}/video.mp4`, snapshot: `/api/v1/clips/${r.id}/snapshot.jpg`,
+  };
+}
+
+export interface CaptureInput {
+  cameraId: string;
+  at: number;
+  trigger: Clip['trigger'];
+  gridId: string | null;
+  caseId?: string | null;
+  alarmId?: string | null;
+  alertKey?: string | null;
+  alertType?: string | null;
+  snapshot?: Uint8Array;
+}
+
+interface Job {
+  id: string;
+  finishNow: () => void;
+  done: Promise<void>;
+  at: number;
+  cameraId: string;
+}
+
+export class ClipRecorder {
+  private readonly jobs = new Map<string, Job>();
+  private stopping = false;
+
+  constructor(
+    private readonly deps: {
+      db: Db;
+      gateway: StreamGateway;
+      dir: string;
+      ffmpeg: string;
+      preS: number;
+      postS: number;
+      /** Extra time a not-live camera gets to come up before the post-roll is given up. */
+      startAllowanceS: number;
+      logger: Logger;
+      onReady: (clip: Clip) => void;
+    },
+  ) {}
+
+  async start(): Promise<void> {
+    mkdirSync(this.deps.dir, { recursive: true });
+    // Clips interrupted by a stop or crash: finish them from what was linked.
+    const rows = await this.deps.db.query<ClipRow>("select * from video_clips where status = 'recording'");
+    for (const r of rows) {
+      const parts = this.partsDir(r.id);
+      const segs = existsSync(parts) ? readdirSync(parts).filter((f) => f.endsWith('.ts')).sort() : [];
+      if (segs.length) await this.finalize(r.id, ms(r.at)!, segs.map((f) => path.join(parts, f)), null, null).catch(() => undefined);
+      else await this.fail(r.id, 'interrupted by a hub restart before any video was recorded');
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    for (const j of this.jobs.values()) j.finishNow();
+    await Promise.all([...this.jobs.values()].map((j) => j.done.catch(() => undefined)));
+  }
+
+  clipFile(id: string): string {
+    return path.join(this.deps.dir, `${id}.mp4`);
+  }
+
+  snapshotFile(id: string): string {
+    return path.join(this.deps.dir, `${id}.jpg`);
+  }
+
+  private partsDir(id: string): string {
+    return path.join(this.deps.dir, `${id}.parts`);
+  }
+
+  /** A clip of this camera already recording whose window holds `at` (noisy AI cameras alert in bursts). */
+  recordingCovering(cameraId: string, at: number): string | null {
+    for (const j of this.jobs.values()) {
+      if (j.cameraId === cameraId && at >= j.at && at <= j.at + this.deps.postS * 1000) return j.id;
+    }
+    return null;
+  }
+
+  async get(id: string): Promise<Clip | null> {
+    const rows = await this.deps.db.query<ClipRow>('select * from video_clips where id = $1', [id]);
+    return rows[0] ? toClip(rows[0]) : null;
+  }
+
+  async list(filter: { caseId?: string; cameraId?: string; alertKey?: string; limit?: number }): Promise<Clip[]> {
+    const rows = await this.deps.db.query<ClipRow>(
+      `select * from video_clips where ($1::text is null or case_id = $1) and ($2::text is null or camera_id = $2) and ($3::text is null or alert_key = $3)
+       order by at desc limit $4`,
+      [filter.caseId ?? null, filter.cameraId ?? null, filter.alertKey ?? null, filter.limit ?? 100],
+    );
+    return rows.map(toClip);
+  }
+
+  async attach(clipId: string, caseId: string): Promise<void> {
+    await this.deps.db.query('update video_clips set case_id = $2 where id = $1 and case_id is null', [clipId, caseId]);
+  }
+
+  /** Unattached clips of these cameras about moments since `since` (alerts waiting for their case). */
+  async unattached(cameraIds: string[], since: number): Promise<Clip[]> {
+    if (!cameraIds.length) return [];
+    const rows = await this.deps.db.query<ClipRow>(
+      `select * from video_clips where case_id is null and camera_id = any($1::text[]) and at >= to_timestamp($2 / 1000.0) order by at desc`,
+      [cameraIds, since],
+    );
+    return rows.map(toClip);
+  }
+
+  /** Starts recording; resolves with the clip id once the row exists (the video follows). */
+  async capture(input: CaptureInput): Promise<string> {
+    const id = randomUUID();
+    await this.deps.db.query(
+      `insert into video_clips (id, camera_id, case_id, alarm_id, alert_key, alert_type, trigger, grid_id, at, status)
+       values ($1, $2, $3, $4, $5, $6, $7, $8, to_timestamp($9 / 1000.0), 'recording')`,
+      [id, input.cameraId, input.caseId ?? null, input.alarmId ?? null, input.alertKey ?? null, input.alertType ?? null, input.trigger, input.gridId, input.at],
+    );
+    if (input.snapshot?.length) {
+      writeFileSync(this.snapshotFile(id), input.snapshot);
+      await this.deps.db.query('update video_clips set snapshot = $2 where id = $1', [id, path.basename(this.snapshotFile(id))]);
+    }
+    this.record(id, input);
+    return id;
+  }
+
+  private record(id: string, input: CaptureInput): void {
+    const stream = this.deps.gateway.stream(input.cameraId);
+    if (!stream || this.stopping) {
+      void this.fail(id, 'camera unavailable');
+      return;
+    }
+    const parts = this.partsDir(id);
+    mkdirSync(parts, { recursive: true });
+    const from = input.at - this.deps.preS * 1000;
+    const to = input.at + this.deps.postS * 1000;
+    const linked = new Map<number, { seg: Segment; file: string }>();
+    const release = stream.acquire();
+    const take = (s: Segment) => {
+      if (linked.has(s.seq) || s.startMs + s.durMs <= from || s.startMs >= to) return;
+      // Zero-padded names keep concat order = time order.
+      const file = path.join(parts, `${String(s.startMs).padStart(15, '0')}_${s.file}`);
+      try {
+        linkSync(s.path, file);
+      } catch {
+        try {
+          copyFileSync(s.path, file);
+        } catch {
+          return; // rotated away already
+        }
+      }
+      linked.set(s.seq, { seg: s, file });
+    };
+    for (const s of stream.ring) take(s);
+    let finish!: () => void;
+    const done = new Promise<void>((resolve) => {
+      let over = false;
+      finish = () => {
+        if (over) return;
+        over = true;
+        clearTimeout(timer);
+        stream.off('segment', onSegment);
+        release();
+        this.jobs.delete(id);
+        const list = [...linked.values()].sort((a, b) => a.seg.startMs - b.seg.startMs);
+        const first = list[0];
+        const last = list.at(-1);
+        const alertSeg = list.find((x) => x.seg.startMs <= input.at && x.seg.startMs + x.seg.durMs > input.at) ?? first;
+        const work = list.length
+          ? this.finalize(id, input.at, list.map((x) => x.file), first && last ? { from: first.seg.startMs, to: last.seg.startMs + last.seg.durMs } : null,
+              alertSeg ? { file: alertSeg.file, offsetS: Math.max(0, (input.at - alertSeg.seg.startMs) / 1000) } : null)
+          : this.fail(id, 'no video from the camera in the clip window');
+        work.catch((err) => this.deps.logger.error({ err, clipId: id }, 'clip failed')).finally(resolve);
+      };
+      const onSegment = (s: Segment) => {
+        take(s);
+        if (s.startMs + s.durMs >= to) finish();
+      };
+      stream.on('segment', onSegment);
+      const waitMs = Math.max(0, to - Date.now()) + (stream.live ? 5_000 : this.deps.startAllowanceS * 1000);
+      const timer = setTimeout(() => finish(), waitMs);
+      timer.unref();
+    });
+    this.jobs.set(id, { id, finishNow: () => finish(), done, at: input.at, cameraId: input.cameraId });
+  }
+
+  private async finalize(id: string, at: number, files: string[], span: { from: number; to: number } | null, frame: { file: string; offsetS: number } | null): Promise<void> {
+    const parts = this.partsDir(id);
+    const listFile = path.join(parts, 'list.txt');
+    writeFileSync(listFile, files.map((f) => `file '${f.replace(/'/g, "'\\''")}'`).join('\n') + '\n');
+    const out = this.clipFile(id);
+    await run(this.deps.ffmpeg, concatArgs(listFile, out));
+    let snapshot: string | null = existsSync(this.snapshotFile(id)) ? path.basename(this.snapshotFile(id)) : null;
+    if (!snapshot && frame) {
+      try {
+        await run(this.deps.ffmpeg, frameArgs(frame.file, frame.offsetS, this.snapshotFile(id)), 20_000);
+        snapshot = path.basename(this.snapshotFile(id));
+      } catch (err) {
+        this.deps.logger.warn({ clipId: id, err: (err as Error).message }, 'could not grab a frame for the clip');
+      }
+    }
+    const bytes = statSync(out).size;
+    const durationMs = span ? span.to - span.from : null;
+    const rows = await this.deps.db.query<ClipRow>(
+      `update video_clips set status = 'ready', file = $2, snapshot = $3, bytes = $4, duration_ms = $5,
+         from_ts = case when $6::float8 is null then from_ts else to_timestamp($6 / 1000.0) end,
+         to_ts = case when $7::float8 is null then to_ts else to_timestamp($7 / 1000.0) end
+       where id = $1 returning *`,
+      [id, path.basename(out), snapshot, bytes, durationMs, span?.from ?? null, span?.to ?? null],
+    );
+    rmSync(parts, { recursive: true, force: true });
+    this.deps.logger.info({ clipId: id, at, bytes, durationMs }, 'evidence clip ready');
+    if (rows[0]) this.deps.onReady(toClip(rows[0]));
+  }
+
+  private async fail(id: string, error: string): Promise<void> {
+    rmSync(this.partsDir(id), { recursive: true, force: true });
+    await this.deps.db.query("update video_clips set status = 'failed', error = $2 where id = $1", [id, error]).catch(() => undefined);
+    this.deps.logger.warn({ clipId: id, error }, 'evidence clip failed');
+  }
+}

@@ -1,0 +1,42 @@
+/** Distances and camera coverage on WGS-84 (spherical earth: metres-level error is fine at city scale). */
+const R = 6_371_008.8;
+const rad = (d: number) => (d * Math.PI) / 180;
+
+export function distanceM(lat1: number, lon1: number, lat2: number, lon2: number): number {
+  const dLat = rad(lat2 - lat1);
+  const dLon = rad(lon2 - lon1);
+  const a = Math.sin(dLat / 2) ** 2 + Math.cos(rad(lat1)) * Math.cos(rad(lat2)) * Math.sin(dLon / 2) ** 2;
+  return 2 * R * Math.asin(Math.min(1, Math.sqrt(a)));
+}
+
+/** Initial bearing from 1 to 2, degrees clockwise from north in [0, 360). */
+export function bearingDeg(lat1: number, lon1: number, lat2: number, lon2: number): number {
+  const y = Math.sin(rad(lon2 - lon1)) * Math.cos(rad(lat2));
+  const x = Math.cos(rad(lat1)) * Math.sin(rad(lat2)) - Math.sin(rad(lat1)) * Math.cos(rad(lat2)) * Math.cos(rad(lon2 - lon1));
+  return ((Math.atan2(y, x) * 180) / Math.PI + 360) % 360;
+}
+
+export interface Placed {
+  lat: number;
+  lon: number;
+  heading: number | null;
+  fov: number | null;
+}
+
+/**
+ * true: heading and fov are known and the point lies inside the view cone;
+ * false: known and outside; null: unknown (no heading/fov).
+ * A point within 3 m counts as covered (the camera's own alert position).
+ */
+export function covers(cam: Placed, lat: number, lon: number, dist = distanceM(cam.lat, cam.lon, lat, lon)): boolean | null {
+  if (cam.heading === null || cam.fov === null) return null;
+  if (dist < 3 || cam.fov >= 360) return true;
+  const b = bearingDeg(cam.lat, cam.lon, lat, lon);
+  const diff = Math.abs(((b - cam.heading + 540) % 360) - 180);
+  return diff <= cam.fov / 2;
+}
+
+/** Rank for "covering first": covering, then unknown, then known-not-covering; nearest first inside each. */
+export function coverageRank(c: boolean | null): number {
+  return c === true ? 0 : c === null ? 1 : 2;
+}

@@ -1,0 +1,259 @@
+/**
+ * The video domain's door: camera registry, stream gateway (RTSP → HLS +
+ * fMP4/WebSocket), evidence clips and 视频联动 linkage. Optional: if ffmpeg
+ * is missing or anything here fails to start, the hub runs on without video.
+ *
+ * Listens on the bus for
+ *   'message.stored'  camera `alert` → evidence clip (+ snapshot);
+ *   'case.changed'    new case with a location → linkage + evidence;
+ *   'alarm.raised'    new alarm without a case → linkage;
+ *   'device.changed'  camera device deleted → camera forgotten.
+ * Emits 'camera.state', 'video.linkage', 'clip.ready' and, through
+ * ctx.services.realtime when present, Socket.IO `linkage` and `device`.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { HubContext, HubModule, ModuleFactory } from '../hub.js';
+import type { CaseSummary } from '../core/services.js';
+import type { StoredMessage } from '../ingest/index.js';
+import { CameraRegistry, videoMigrations, type Camera } from './cameras.js';
+import { ClipRecorder, type Clip } from './clips.js';
+import { findFfmpeg, type FfmpegInfo } from './ffmpeg.js';
+import { StreamGateway } from './gateway.js';
+import { loadVideoKey, VideoKeys } from './keys.js';
+import { Linkage, type AlarmLike, type LinkagePayload } from './linkage.js';
+import { defaultStreamSettings, type StreamSettings, type StreamState } from './stream.js';
+import { videoApiRoutes, videoRootRoutes } from './video.routes.js';
+
+export type { Camera } from './cameras.js';
+export type { Clip } from './clips.js';
+export type { LinkagePayload } from './linkage.js';
+export type { StreamState } from './stream.js';
+
+export interface CameraStateEvent {
+  cameraId: string;
+  state: StreamState;
+  from: StreamState;
+  ts: number;
+}
+
+declare module '../core/bus.js' {
+  interface EventMap {
+    'camera.state': CameraStateEvent;
+    'video.linkage': LinkagePayload;
+    'clip.ready': Clip;
+  }
+}
+
+export interface VideoOptions {
+  stream: Partial<StreamSettings>;
+  /** Lifetime of signed stream URLs. */
+  tokenTtlS: number;
+  /** Clip window around the alert. */
+  preS: number;
+  postS: number;
+  /** Linkage search radius and list length. */
+  linkRadiusM: number;
+  linkLimit: number;
+}
+
+const envNum = (name: string, fallback: number): number => {
+  const v = process.env[name];
+  const n = v === undefined || v === '' ? NaN : Number(v);
+  return Number.isFinite(n) && n > 0 ? n : fallback;
+};
+
+/** Defaults, overridable by GRIDLINK_VIDEO_* (documented in docs/video.md). */
+export function videoOptionsFromEnv(): VideoOptions {
+  return {
+    stream: {
+      segmentS: envNum('GRIDLINK_VIDEO_SEGMENT_S', defaultStreamSettings.segmentS),
+      graceS: envNum('GRIDLINK_VIDEO_GRACE_S', defaultStreamSettings.graceS),
+      stallS: envNum('GRIDLINK_VIDEO_STALL_S', defaultStreamSettings.stallS),
+      backoffMaxMs: envNum('GRIDLINK_VIDEO_BACKOFF_MAX_MS', defaultStreamSettings.backoffMaxMs),
+    },
+    tokenTtlS: envNum('GRIDLINK_VIDEO_TOKEN_TTL_S', 600),
+    preS: envNum('GRIDLINK_VIDEO_CLIP_PRE_S', 10),
+    postS: envNum('GRIDLINK_VIDEO_CLIP_POST_S', 20),
+    linkRadiusM: envNum('GRIDLINK_VIDEO_LINK_RADIUS_M', 300),
+    linkLimit: envNum('GRIDLINK_VIDEO_LINK_LIMIT', 4),
+  };
+}
+
+/** The parts, exposed for tests and the benchmark (`ctx.modules.get('video')`). */
+export interface VideoModule extends HubModule {
+  readonly ff: FfmpegInfo | null;
+  readonly root: string;
+  readonly cameras: CameraRegistry;
+  readonly keys: VideoKeys;
+  readonly gateway: StreamGateway | null;
+  readonly clips: ClipRecorder | null;
+  readonly linkage: Linkage | null;
+}
+
+/** Loosely typed subscription to events owned by other modules (their payload types live with them). */
+type LooseBus = { on(event: string, owner: string, fn: (payload: unknown) => unknown): void };
+
+export function createVideo(options: Partial<VideoOptions> = {}): ModuleFactory {
+  return (ctx: HubContext) => buildVideo(ctx, { ...videoOptionsFromEnv(), ...options, stream: { ...videoOptionsFromEnv().stream, ...options.stream } });
+}
+
+function buildVideo(ctx: HubContext, opts: VideoOptions): VideoModule {
+  const { config, logger: rootLogger, bus, db } = ctx;
+  const logger = rootLogger.child({ module: 'video' });
+  const persistent = !config.databaseUrl?.startsWith('memory://');
+  const keys = new VideoKeys(loadVideoKey({ dataDir: config.dataDir, persistent }));
+  const cameras = new CameraRegistry(db, ctx.registry, keys, (lat, lon) => ctx.services.grids?.locate(lat, lon) ?? null);
+  const settings: StreamSettings = { ...defaultStreamSettings, ...opts.stream };
+  let ff: FfmpegInfo | null = null;
+  let root = '';
+  let gateway: StreamGateway | null = null;
+  let clips: ClipRecorder | null = null;
+  let linkage: Linkage | null = null;
+  let tempRoot = false;
+
+  // A camera as the nearest-camera service (other modules may ask even before video streams work).
+  ctx.services.cameras = {
+    async nearest(lat, lon, o = {}) {
+      return cameras
+        .near(lat, lon, { radiusM: o.radiusM ?? opts.linkRadiusM, limit: o.limit ?? opts.linkLimit, ...(o.preferCameraId ? { preferCameraId: o.preferCameraId } : {}) })
+        .map((n) => ({ id: n.camera.id, name: n.camera.name, distanceM: n.distanceM }));
+    },
+  };
+
+  const realtimeSend = (event: string, gridId: string | null | undefined, payload: unknown) => {
+    try {
+      ctx.services.realtime?.send(event, gridId, payload);
+    } catch (err) {
+      logger.warn({ err, event }, 'realtime send failed');
+    }
+  };
+
+  const onState = (cameraId: string, state: StreamState, from: StreamState) => {
+    const ts = Date.now();
+    bus.emit('camera.state', { cameraId, state, from, ts });
+    const dev = ctx.registry.get(cameraId);
+    // CONTRACT 6 `device`, extended with the stream state.
+    realtimeSend('device', dev?.gridId ?? null, { deviceId: cameraId, online: dev?.online ?? false, lastSeen: dev?.lastSeen ?? null, stream: state });
+  };
+
+  async function onAlert(m: StoredMessage): Promise<void> {
+    if (m.msg.channel !== 'alert' || !clips || !linkage) return;
+    const cam = cameras.get(m.deviceId);
+    if (!cam) return;
+    const at = m.msg.ts;
+    linkage.noteAlert(cam.id, at);
+    if (clips.recordingCovering(cam.id, at)) return;
+    await clips.capture({
+      cameraId: cam.id, at, trigger: 'alert', gridId: cam.gridId, alertKey: `${cam.id}:${at}`, alertType: m.msg.type,
+      ...(m.msg.snapshot ? { snapshot: m.msg.snapshot } : {}),
+    });
+  }
+
+  const mod: VideoModule = {
+    name: 'video',
+    optional: true,
+    migrations: videoMigrations,
+    get ff() {
+      return ff;
+    },
+    get root() {
+      return root;
+    },
+    cameras,
+    keys,
+    get gateway() {
+      return gateway;
+    },
+    get clips() {
+      return clips;
+    },
+    get linkage() {
+      return linkage;
+    },
+
+    routes(api) {
+      // Routes are registered before start(); they reach the parts once it ran.
+      videoApiRoutes(api, {
+        auth: ctx.auth, registry: ctx.registry, cameras, keys, tokenTtlS: opts.tokenTtlS, now: ctx.now,
+        parts: () => (gateway && clips && linkage ? { gateway, clips, linkage } : null),
+      });
+    },
+
+    rootRoutes(app) {
+      videoRootRoutes(app, { gateway: () => gateway, keys, now: ctx.now, cameras });
+    },
+
+    async start() {
+      await cameras.load();
+      ff = findFfmpeg(config.ffmpegPath);
+      if (!ff) throw new Error('ffmpeg not found (install ffmpeg or @ffmpeg-installer/ffmpeg, or set GRIDLINK_FFMPEG)');
+      if (persistent) root = path.resolve(config.dataDir, 'video');
+      else {
+        root = mkdtempSync(path.join(os.tmpdir(), 'gridlink-video-'));
+        tempRoot = true;
+      }
+      gateway = new StreamGateway({
+        ff, root, settings, logger,
+        camera: (id) => {
+          const c: Camera | undefined = cameras.get(id);
+          return c ? { id, transcode: c.transcode, rtspUrl: () => cameras.rtspUrl(id) } : undefined;
+        },
+        onState,
+      });
+      gateway.start();
+      clips = new ClipRecorder({
+        db, gateway, dir: path.join(root, 'clips'), ffmpeg: ff.path, preS: opts.preS, postS: opts.postS,
+        startAllowanceS: settings.startTimeoutS + 5, logger,
+        onReady: (clip) => {
+          bus.emit('clip.ready', clip);
+          void linkage?.publish(clip).catch((err) => logger.warn({ err, clipId: clip.id }, 'cases module refused the evidence'));
+        },
+      });
+      await clips.start();
+      linkage = new Linkage({
+        db, cameras, clips, services: ctx.services, logger, radiusM: opts.linkRadiusM, limit: opts.linkLimit, now: ctx.now,
+        emit: (payload, gridId) => {
+          bus.emit('video.linkage', payload);
+          realtimeSend('linkage', gridId, payload);
+        },
+      });
+      bus.on('message.stored', 'video', (m) => {
+        if (m.deviceType === 'camera' && m.msg.channel === 'alert') return onAlert(m);
+      });
+      bus.on('device.changed', 'video', async (e) => {
+        if (e.change === 'deleted' && cameras.get(e.deviceId)) {
+          await gateway?.existing(e.deviceId)?.close();
+          await cameras.forget(e.deviceId);
+        }
+      });
+      const loose = bus as unknown as LooseBus;
+      loose.on('case.changed', 'video', (p) => {
+        const ev = p as { case?: CaseSummary; action?: string; deviceId?: string } | CaseSummary;
+        const c = ('case' in ev && ev.case ? ev.case : ev) as CaseSummary & { deviceId?: string | null };
+        if (!c?.id || typeof c.lat !== 'number') return;
+        const hint = { deviceId: c.deviceId ?? ('deviceId' in ev ? ev.deviceId : null) ?? null };
+        return linkage!.onCase(c, hint);
+      });
+      loose.on('alarm.raised', 'video', (p) => {
+        const a = ((p as { alarm?: AlarmLike }).alarm ?? p) as AlarmLike;
+        if (!a?.id) return;
+        return linkage!.onAlarm(a);
+      });
+      logger.info({ ffmpeg: ff.path, version: ff.version, root, cameras: cameras.list().length }, 'video ready');
+    },
+
+    async stop() {
+      bus.removeOwner('video');
+      await clips?.stop();
+      await gateway?.stop();
+      if (tempRoot && root) rmSync(root, { recursive: true, force: true });
+      if (ctx.services.cameras) delete ctx.services.cameras;
+    },
+  };
+  return mod;
+}
+
+/** The product's video module with defaults from the environment. */
+export const videoModule: ModuleFactory = createVideo();

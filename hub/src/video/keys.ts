@@ -1,0 +1,100 @@
+/**
+ * Video secrets: one 256-bit key kept in dataDir (like the JWT key) from
+ * which two sub-keys are derived, so neither use can be turned against the
+ * other:
+ *   - AES-256-GCM for RTSP URLs at rest (their credentials never leave the hub);
+ *   - HMAC-SHA256 for short-lived stream tokens carried in URLs (hls.js and
+ *     WebSockets cannot send an Authorization header easily).
+ */
+import { createCipheriv, createDecipheriv, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+
+export function loadVideoKey(opts: { dataDir: string; persistent: boolean }): Buffer {
+  if (!opts.persistent) return randomBytes(32);
+  const file = path.join(opts.dataDir, 'video.key');
+  if (existsSync(file)) return Buffer.from(readFileSync(file, 'utf8').trim(), 'hex');
+  mkdirSync(opts.dataDir, { recursive: true });
+  const key = randomBytes(32);
+  writeFileSync(file, key.toString('hex'), { mode: 0o600 });
+  return key;
+}
+
+export interface StreamToken {
+  token: string;
+  /** epoch ms */
+  expiresAt: number;
+  /** Unique per issued token: one HLS viewer lease. */
+  nonce: string;
+}
+
+export class VideoKeys {
+  private readonly encKey: Buffer;
+  private readonly macKey: Buffer;
+
+  constructor(master: Buffer) {
+    this.encKey = createHmac('sha256', master).update('gridlink/video/rtsp-credentials').digest();
+    this.macKey = createHmac('sha256', master).update('gridlink/video/stream-token').digest();
+  }
+
+  /** `v1.<iv>.<tag>.<ciphertext>` (base64url); the camera id is bound in as AAD. */
+  encrypt(plain: string, cameraId: string): string {
+    const iv = randomBytes(12);
+    const c = createCipheriv('aes-256-gcm', this.encKey, iv);
+    c.setAAD(Buffer.from(cameraId));
+    const ct = Buffer.concat([c.update(plain, 'utf8'), c.final()]);
+    return ['v1', iv.toString('base64url'), c.getAuthTag().toString('base64url'), ct.toString('base64url')].join('.');
+  }
+
+  decrypt(sealed: string, cameraId: string): string {
+    const [v, iv, tag, ct] = sealed.split('.');
+    if (v !== 'v1' || !iv || !tag || ct === undefined) throw new Error('unknown sealed format');
+    const d = createDecipheriv('aes-256-gcm', this.encKey, Buffer.from(iv, 'base64url'));
+    d.setAAD(Buffer.from(cameraId));
+    d.setAuthTag(Buffer.from(tag, 'base64url'));
+    return Buffer.concat([d.update(Buffer.from(ct, 'base64url')), d.final()]).toString('utf8');
+  }
+
+  private mac(cameraId: string, exp: number, nonce: string): string {
+    return createHmac('sha256', this.macKey).update(`${cameraId}\n${exp}\n${nonce}`).digest('base64url').slice(0, 32);
+  }
+
+  /** `<expSeconds>.<nonce>.<mac>`: valid for this camera only, until exp. */
+  sign(cameraId: string, ttlS: number, now: number): StreamToken {
+    const exp = Math.floor(now / 1000) + ttlS;
+    const nonce = randomBytes(6).toString('base64url');
+    return { token: `${exp}.${nonce}.${this.mac(cameraId, exp, nonce)}`, expiresAt: exp * 1000, nonce };
+  }
+
+  /** The token's nonce when valid for this camera at `now`, else null. */
+  verify(cameraId: string, token: unknown, now: number): string | null {
+    if (typeof token !== 'string' || token.length > 128) return null;
+    const [expS, nonce, mac] = token.split('.');
+    if (!expS || !nonce || !mac || !/^\d{1,12}$/.test(expS)) return null;
+    const exp = Number(expS);
+    const want = Buffer.from(this.mac(cameraId, exp, nonce));
+    const got = Buffer.from(mac);
+    if (got.length !== want.length || !timingSafeEqual(got, want)) return null;
+    return exp * 1000 > now ? nonce : null;
+  }
+}
+
+/**
+ * The URL with any credentials removed: userinfo and query parameters that
+ * look like secrets (some cameras take `?user=..&password=..`).
+ */
+export function redactUrl(raw: string): string {
+  try {
+    const u = new URL(raw);
+    const had = u.username || u.password;
+    u.username = '';
+    u.password = '';
+    for (const k of [...u.searchParams.keys()]) {
+      if (/pass|pwd|user|token|auth|key|secret/i.test(k)) u.searchParams.set(k, '***');
+    }
+    const s = u.toString();
+    return had ? s.replace('://', '://***:***@') : s;
+  } catch {
+    return 'rtsp://***';
+  }
+}

@@ -1,0 +1,175 @@
+/**
+ * 视频联动: on a new case or alarm with a location, the nearest cameras
+ * (covering the point first, the alerting camera itself before all) are
+ * stored with it (camera_links), pushed to the consoles that may see it as
+ * `linkage` (CONTRACT section 6), and the evidence clip is attached: the
+ * clip of the alert that opened the case, or a new clip from the best camera.
+ */
+import type { CaseSummary, Services } from '../core/services.js';
+import type { Logger } from '../core/logger.js';
+import type { Db } from '../store/index.js';
+import type { CameraRegistry, NearCamera } from './cameras.js';
+import type { Clip, ClipRecorder } from './clips.js';
+import { distanceM } from './geo.js';
+
+export interface LinkageCamera {
+  id: string;
+  name: string;
+  distanceM: number;
+  /** true: in view; false: known to look elsewhere; null: view unknown. */
+  covers: boolean | null;
+  /** REST path that returns signed stream URLs (tokens are short-lived, so none are broadcast). */
+  stream: string;
+}
+
+export interface LinkagePayload {
+  caseId: string | null;
+  alarmId?: string;
+  lat: number;
+  lon: number;
+  cameras: LinkageCamera[];
+}
+
+/** An alarm as other modules may publish it (CONTRACT section 6 `alarm`); only these fields are read. */
+export interface AlarmLike {
+  id: string;
+  deviceId?: string | null;
+  lat?: number | null;
+  lon?: number | null;
+  gridId?: string | null;
+  caseId?: string | null;
+  ts?: number;
+}
+
+/** Optional evidence API of the cases module; used when present. */
+interface EvidenceSink {
+  addEvidence(caseId: string, evidence: { kind: 'video' | 'image'; url: string; mime: string; ts: number; source: string; meta?: Record<string, unknown> }): Promise<unknown>;
+}
+
+const ALERT_LINK_WINDOW_MS = 120_000;
+const SAME_PLACE_M = 30;
+
+export class Linkage {
+  private readonly recentAlerts = new Map<string, number>();
+  private readonly handled = new Set<string>();
+
+  constructor(
+    private readonly deps: {
+      db: Db;
+      cameras: CameraRegistry;
+      clips: ClipRecorder;
+      services: Services;
+      logger: Logger;
+      radiusM: number;
+      limit: number;
+      now: () => number;
+      emit: (payload: LinkagePayload, gridId: string | null) => void;
+    },
+  ) {}
+
+  noteAlert(cameraId: string, at: number): void {
+    this.recentAlerts.set(cameraId, at);
+  }
+
+  nearest(lat: number, lon: number, opts: { radiusM?: number; limit?: number; preferCameraId?: string } = {}): NearCamera[] {
+    return this.deps.cameras.near(lat, lon, { radiusM: opts.radiusM ?? this.deps.radiusM, limit: opts.limit ?? this.deps.limit, ...(opts.preferCameraId ? { preferCameraId: opts.preferCameraId } : {}) });
+  }
+
+  /** The camera whose alert most likely opened a case here: a recent alert from a camera at the case location. */
+  private alertingCamera(lat: number, lon: number, deviceId?: string | null): string | undefined {
+    if (deviceId && this.deps.cameras.get(deviceId)) return deviceId;
+    const now = this.deps.now();
+    let best: { id: string; d: number } | undefined;
+    for (const [id, at] of this.recentAlerts) {
+      if (now - at > ALERT_LINK_WINDOW_MS) {
+        this.recentAlerts.delete(id);
+        continue;
+      }
+      const c = this.deps.cameras.get(id);
+      if (!c) continue;
+      const d = distanceM(c.lat, c.lon, lat, lon);
+      if (d <= SAME_PLACE_M && (!best || d < best.d)) best = { id, d };
+    }
+    return best?.id;
+  }
+
+  private remember(subject: string): boolean {
+    if (this.handled.has(subject)) return false;
+    this.handled.add(subject);
+    if (this.handled.size > 10_000) this.handled.delete(this.handled.values().next().value!);
+    return true;
+  }
+
+  async onCase(c: CaseSummary, hint: { deviceId?: string | null } = {}): Promise<LinkagePayload | null> {
+    if (!Number.isFinite(c.lat) || !Number.isFinite(c.lon)) return null;
+    const subject = `case:${c.id}`;
+    if (!this.remember(subject)) return null;
+    const existing = await this.deps.db.query<{ n: number }>('select count(*)::int as n from camera_links where subject = $1', [subject]);
+    if ((existing[0]?.n ?? 0) > 0) return null;
+    const prefer = this.alertingCamera(c.lat, c.lon, hint.deviceId);
+    const list = this.nearest(c.lat, c.lon, prefer ? { preferCameraId: prefer } : {});
+    if (!list.length) return null;
+    const payload = await this.store(subject, { caseId: c.id, lat: c.lat, lon: c.lon }, list);
+    this.deps.emit(payload, c.gridId);
+    await this.evidence(c, list, prefer).catch((err) => this.deps.logger.error({ err, caseId: c.id }, 'could not attach evidence'));
+    return payload;
+  }
+
+  async onAlarm(a: AlarmLike): Promise<LinkagePayload | null> {
+    // An alarm that already has a case is linked through the case.
+    if (a.caseId || typeof a.lat !== 'number' || typeof a.lon !== 'number') return null;
+    const subject = `alarm:${a.id}`;
+    if (!this.remember(subject)) return null;
+    const prefer = this.alertingCamera(a.lat, a.lon, a.deviceId);
+    const list = this.nearest(a.lat, a.lon, prefer ? { preferCameraId: prefer } : {});
+    if (!list.length) return null;
+    const payload = await this.store(subject, { caseId: null, alarmId: a.id, lat: a.lat, lon: a.lon }, list);
+    this.deps.emit(payload, a.gridId ?? null);
+    return payload;
+  }
+
+  private async store(subject: string, head: Omit<LinkagePayload, 'cameras'>, list: NearCamera[]): Promise<LinkagePayload> {
+    const cameras = list.map((n) => ({ id: n.camera.id, name: n.camera.name, distanceM: n.distanceM, covers: n.covers, stream: `/api/v1/cameras/${n.camera.id}/stream` }));
+    await this.deps.db.query(
+      `insert into camera_links (subject, case_id, alarm_id, camera_id, rank, distance_m, covers)
+       select $1, $2, $3, u.camera_id, u.rank, u.distance_m, u.covers
+       from unnest($4::text[], $5::int[], $6::float8[], $7::bool[]) as u(camera_id, rank, distance_m, covers)
+       on conflict do nothing`,
+      [subject, head.caseId, head.alarmId ?? null, cameras.map((c) => c.id), cameras.map((_, i) => i), cameras.map((c) => c.distanceM), cameras.map((c) => c.covers)],
+    );
+    return { ...head, cameras };
+  }
+
+  /** The stored linkage of a case, best first. */
+  async forCase(caseId: string): Promise<LinkageCamera[]> {
+    const rows = await this.deps.db.query<{ camera_id: string; distance_m: number; covers: boolean | null }>(
+      'select camera_id, distance_m, covers from camera_links where case_id = $1 order by rank', [caseId],
+    );
+    return rows.map((r) => ({ id: r.camera_id, name: this.deps.cameras.get(r.camera_id)?.name ?? r.camera_id, distanceM: r.distance_m, covers: r.covers, stream: `/api/v1/cameras/${r.camera_id}/stream` }));
+  }
+
+  /** Alert clips waiting for this case are attached; otherwise the best camera records one now. */
+  private async evidence(c: CaseSummary, list: NearCamera[], prefer: string | undefined): Promise<void> {
+    const ids = prefer ? [prefer] : list.map((n) => n.camera.id);
+    const waiting = await this.deps.clips.unattached(ids, this.deps.now() - ALERT_LINK_WINDOW_MS);
+    if (waiting.length) {
+      for (const clip of waiting) {
+        await this.deps.clips.attach(clip.id, c.id);
+        if (clip.status === 'ready') await this.publish({ ...clip, caseId: c.id });
+      }
+      return;
+    }
+    const best = list[0]!.camera;
+    await this.deps.clips.capture({ cameraId: best.id, at: c.createdAt || this.deps.now(), trigger: 'case', caseId: c.id, gridId: best.gridId });
+  }
+
+  /** Hands a ready clip to the cases module when it has an evidence API; the clip row is the record either way. */
+  async publish(clip: Clip): Promise<void> {
+    if (!clip.caseId) return;
+    const sink = this.deps.services.cases as unknown as Partial<EvidenceSink> | undefined;
+    if (typeof sink?.addEvidence !== 'function') return;
+    const base = { ts: clip.at, source: `camera:${clip.cameraId}`, meta: { clipId: clip.id, cameraId: clip.cameraId, from: clip.from, to: clip.to } };
+    await sink.addEvidence(clip.caseId, { kind: 'video', url: clip.video, mime: 'video/mp4', ...base });
+    if (clip.hasSnapshot) await sink.addEvidence(clip.caseId, { kind: 'image', url: clip.snapshot, mime: 'image/jpeg', ...base });
+  }
+}

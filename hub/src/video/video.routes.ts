@@ -1,0 +1,348 @@
+/**
+ * REST for cameras, streams, clips and linkage (under /api/v1), and the
+ * stream endpoints at the root (/video/{cameraId}/...), which take a signed
+ * short-lived token in the URL instead of a bearer header.
+ */
+import { createReadStream, existsSync, readFileSync, statSync } from 'node:fs';
+import { Type } from '@sinclair/typebox';
+import type { Auth } from '../auth/index.js';
+import { Errors } from '../core/errors.js';
+import type { App } from '../http/app.js';
+import { authenticate, principal, requireRole } from '../http/guards.js';
+import { errors, Items } from '../http/schemas.js';
+import type { DeviceRegistry } from '../registry/index.js';
+import type { Camera, CameraRegistry } from './cameras.js';
+import type { Clip, ClipRecorder } from './clips.js';
+import type { StreamGateway } from './gateway.js';
+import type { VideoKeys } from './keys.js';
+import type { Linkage } from './linkage.js';
+
+const CAMERA_ID = '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$';
+const IdParams = Type.Object({ id: Type.String({ pattern: CAMERA_ID }) });
+const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Union([t, Type.Null()]);
+const StreamState = Type.Union(['idle', 'starting', 'live', 'stalled', 'offline'].map((s) => Type.Literal(s)));
+
+export const CameraSchema = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  rtspUrl: Type.String({ description: 'redacted: credentials are stored encrypted and never returned' }),
+  lat: Type.Number(),
+  lon: Type.Number(),
+  heading: Nullable(Type.Number()),
+  fov: Nullable(Type.Number()),
+  rangeM: Nullable(Type.Number()),
+  gridId: Nullable(Type.String()),
+  gb28181Id: Nullable(Type.String()),
+  vendor: Nullable(Type.String()),
+  codec: Type.Union([Type.Literal('h264'), Type.Literal('h265')]),
+  transcode: Type.Boolean(),
+  createdAt: Type.Number(),
+  online: Type.Boolean({ description: 'the camera device is connected over MQTT' }),
+  stream: Type.Object({ state: StreamState, viewers: Type.Integer() }),
+  distanceM: Type.Optional(Type.Number()),
+  covers: Type.Optional(Nullable(Type.Boolean())),
+});
+
+const ClipSchema = Type.Object({
+  id: Type.String(),
+  cameraId: Type.String(),
+  caseId: Nullable(Type.String()),
+  alarmId: Nullable(Type.String()),
+  alertKey: Nullable(Type.String()),
+  alertType: Nullable(Type.String()),
+  trigger: Type.String(),
+  gridId: Nullable(Type.String()),
+  at: Type.Number(),
+  from: Nullable(Type.Number()),
+  to: Nullable(Type.Number()),
+  status: Type.Union([Type.Literal('recording'), Type.Literal('ready'), Type.Literal('failed')]),
+  hasSnapshot: Type.Boolean(),
+  bytes: Nullable(Type.Number()),
+  durationMs: Nullable(Type.Number()),
+  error: Nullable(Type.String()),
+  createdAt: Type.Number(),
+  video: Type.String(),
+  snapshot: Type.String(),
+});
+
+const LinkageCameraSchema = Type.Object({ id: Type.String(), name: Type.String(), distanceM: Type.Number(), covers: Nullable(Type.Boolean()), stream: Type.String() });
+
+export interface VideoRouteDeps {
+  auth: Auth;
+  registry: DeviceRegistry;
+  cameras: CameraRegistry;
+  /** Null until the module started (or when ffmpeg is missing). */
+  parts: () => { gateway: StreamGateway; clips: ClipRecorder; linkage: Linkage } | null;
+  keys: VideoKeys;
+  tokenTtlS: number;
+  now: () => number;
+}
+
+export function videoApiRoutes(app: App, d: VideoRouteDeps): void {
+  const guard = authenticate(d.auth);
+  const parts = () => d.parts() ?? (() => {
+    throw Errors.unavailable('video is not available on this hub (see the log: ffmpeg missing?)');
+  })();
+  const view = (c: Camera) => {
+    const s = d.parts()?.gateway.existing(c.id);
+    return { ...c, online: d.registry.get(c.id)?.online ?? false, stream: { state: s?.state ?? 'idle', viewers: s?.viewers ?? 0 } };
+  };
+  const visible = (req: Parameters<typeof principal>[0], c: Camera | undefined): Camera => {
+    if (!c || !d.auth.canSee(principal(req), c.gridId)) throw Errors.notFound('camera not found');
+    return c;
+  };
+
+  app.post('/cameras', {
+    preHandler: [guard, requireRole('integrator')],
+    schema: {
+      tags: ['video'],
+      summary: 'Register a camera (also a `camera` device: the MQTT secret is returned once)',
+      body: Type.Object({
+        id: Type.Optional(Type.String({ pattern: CAMERA_ID })),
+        name: Type.Optional(Type.String({ maxLength: 128 })),
+        rtspUrl: Type.String({ maxLength: 2048, description: 'rtsp://user:pass@host/path; credentials are encrypted at rest' }),
+        lat: Type.Number({ minimum: -90, maximum: 90 }),
+        lon: Type.Number({ minimum: -180, maximum: 180 }),
+        heading: Type.Optional(Type.Number({ minimum: 0, maximum: 360, description: 'degrees clockwise from north' })),
+        fov: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 360, description: 'horizontal field of view, degrees' })),
+        rangeM: Type.Optional(Type.Number({ exclusiveMinimum: 0, description: 'how far the camera usefully sees' })),
+        gridId: Type.Optional(Type.String({ maxLength: 64 })),
+        gb28181Id: Type.Optional(Type.String({ pattern: '^\\d{20}$', description: 'GB/T 28181 device id (20 digits)' })),
+        vendor: Type.Optional(Type.String({ maxLength: 64 })),
+        codec: Type.Optional(Type.Union([Type.Literal('h264'), Type.Literal('h265')])),
+        transcode: Type.Optional(Type.Boolean({ description: 'transcode to H.264 for browsers (default: true for h265)' })),
+      }),
+      response: { 201: Type.Intersect([CameraSchema, Type.Object({ secret: Type.String() })]), ...errors(400, 401, 403, 409) },
+    },
+  }, async (req, reply) => {
+    const { camera, secret } = await d.cameras.create(req.body);
+    return reply.status(201).send({ ...view(camera), secret });
+  });
+
+  app.get('/cameras', {
+    preHandler: [guard],
+    schema: {
+      tags: ['video'],
+      summary: 'Cameras; with `near`, those within `radius` m ordered covering-first, then by distance',
+      querystring: Type.Object({
+        near: Type.Optional(Type.String({ pattern: '^-?\\d+(\\.\\d+)?,-?\\d+(\\.\\d+)?$', description: 'lat,lon' })),
+        radius: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 50_000, default: 500 })),
+        limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
+      }),
+      response: { 200: Items(CameraSchema), ...errors(400, 401) },
+    },
+  }, async (req) => {
+    const p = principal(req);
+    const canSee = (c: Camera) => d.auth.canSee(p, c.gridId);
+    if (req.query.near) {
+      const [lat, lon] = req.query.near.split(',').map(Number) as [number, number];
+      if (Math.abs(lat) > 90 || Math.abs(lon) > 180) throw Errors.validation('near is not a WGS-84 point');
+      const near = d.cameras.near(lat, lon, { radiusM: req.query.radius ?? 500, limit: req.query.limit ?? 100, filter: canSee });
+      return { items: near.map((n) => ({ ...view(n.camera), distanceM: n.distanceM, covers: n.covers })) };
+    }
+    return { items: d.cameras.list().filter(canSee).slice(0, req.query.limit ?? 100).map(view) };
+  });
+
+  app.get('/cameras/:id', {
+    preHandler: [guard],
+    schema: { tags: ['video'], params: IdParams, response: { 200: CameraSchema, ...errors(401, 404) } },
+  }, async (req) => view(visible(req, d.cameras.get(req.params.id))));
+
+  app.patch('/cameras/:id', {
+    preHandler: [guard, requireRole('integrator')],
+    schema: {
+      tags: ['video'],
+      summary: 'Change view or the transcode setting (a running stream restarts with it)',
+      params: IdParams,
+      body: Type.Object({
+        name: Type.Optional(Type.String({ maxLength: 128 })),
+        transcode: Type.Optional(Type.Boolean()),
+        heading: Type.Optional(Nullable(Type.Number({ minimum: 0, maximum: 360 }))),
+        fov: Type.Optional(Nullable(Type.Number({ exclusiveMinimum: 0, maximum: 360 }))),
+        rangeM: Type.Optional(Nullable(Type.Number({ exclusiveMinimum: 0 }))),
+      }),
+      response: { 200: CameraSchema, ...errors(400, 401, 403, 404) },
+    },
+  }, async (req) => {
+    const before = visible(req, d.cameras.get(req.params.id));
+    const c = await d.cameras.update(before.id, req.body);
+    if (c.transcode !== before.transcode) d.parts()?.gateway.existing(c.id)?.restart();
+    return view(c);
+  });
+
+  app.get('/cameras/:id/stream', {
+    preHandler: [guard],
+    schema: {
+      tags: ['video'],
+      summary: 'Starts the stream if needed; signed short-lived URLs for HLS (hls.js) and fMP4 over WebSocket (MSE)',
+      params: IdParams,
+      response: {
+        200: Type.Object({
+          cameraId: Type.String(),
+          hls: Type.String({ description: 'HLS playlist, short segments, EXT-X-PROGRAM-DATE-TIME' }),
+          live: Type.String({ description: 'WebSocket: JSON {type:"init",mime} then binary init segment and fMP4 fragments' }),
+          expiresAt: Type.Number({ description: 'epoch ms; request again to renew' }),
+          state: StreamState,
+        }),
+        ...errors(401, 404, 503),
+      },
+    },
+  }, async (req) => {
+    const c = visible(req, d.cameras.get(req.params.id));
+    const s = parts().gateway.stream(c.id);
+    if (!s) throw Errors.notFound('camera not found');
+    const t = d.keys.sign(c.id, d.tokenTtlS, d.now());
+    s.touchLease(t.nonce);
+    const q = `token=${encodeURIComponent(t.token)}`;
+    return { cameraId: c.id, hls: `/video/${c.id}/index.m3u8?${q}`, live: `/video/${c.id}/live?${q}`, expiresAt: t.expiresAt, state: s.state };
+  });
+
+  const clipVisible = async (req: Parameters<typeof principal>[0], id: string): Promise<Clip> => {
+    const clip = await parts().clips.get(id);
+    if (!clip || !d.auth.canSee(principal(req), clip.gridId)) throw Errors.notFound('clip not found');
+    return clip;
+  };
+
+  app.get('/clips', {
+    preHandler: [guard],
+    schema: {
+      tags: ['video'],
+      summary: 'Evidence clips by case, camera or alert (`alertKey` = deviceId:ts)',
+      querystring: Type.Object({ caseId: Type.Optional(Type.String()), cameraId: Type.Optional(Type.String()), alertKey: Type.Optional(Type.String()), limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })) }),
+      response: { 200: Items(ClipSchema), ...errors(401) },
+    },
+  }, async (req) => {
+    const p = principal(req);
+    const items = await parts().clips.list({ ...req.query });
+    return { items: items.filter((c) => d.auth.canSee(p, c.gridId)) };
+  });
+
+  const ClipParams = Type.Object({ id: Type.String({ format: 'uuid' }) });
+  app.get('/clips/:id', {
+    preHandler: [guard],
+    schema: { tags: ['video'], params: ClipParams, response: { 200: ClipSchema, ...errors(401, 404) } },
+  }, async (req) => clipVisible(req, req.params.id));
+
+  app.get('/clips/:id/video.mp4', {
+    preHandler: [guard],
+    schema: { tags: ['video'], summary: 'The clip (MP4, faststart); `?token=` works for <video src>', params: ClipParams },
+  }, async (req, reply) => {
+    const clip = await clipVisible(req, req.params.id);
+    const file = parts().clips.clipFile(clip.id);
+    if (clip.status !== 'ready' || !existsSync(file)) throw Errors.notFound(`clip is ${clip.status}`);
+    return sendFileRange(req.headers.range, file, 'video/mp4', reply);
+  });
+
+  app.get('/clips/:id/snapshot.jpg', {
+    preHandler: [guard],
+    schema: { tags: ['video'], params: ClipParams },
+  }, async (req, reply) => {
+    const clip = await clipVisible(req, req.params.id);
+    const file = parts().clips.snapshotFile(clip.id);
+    if (!existsSync(file)) throw Errors.notFound('no snapshot');
+    return reply.type('image/jpeg').header('cache-control', 'private, max-age=86400').send(readFileSync(file));
+  });
+
+  app.get('/linkage/:caseId', {
+    preHandler: [guard],
+    schema: {
+      tags: ['video'],
+      summary: 'Cameras linked to a case (stored when the case opened), best first',
+      params: Type.Object({ caseId: Type.String({ maxLength: 128 }) }),
+      response: { 200: Items(LinkageCameraSchema), ...errors(401) },
+    },
+  }, async (req) => {
+    const p = principal(req);
+    const items = await parts().linkage.forCase(req.params.caseId);
+    return { items: items.filter((c) => d.auth.canSee(p, d.cameras.get(c.id)?.gridId ?? null)) };
+  });
+}
+
+/** Serves a file with HTTP Range support (video elements seek with it). */
+function sendFileRange(range: string | undefined, file: string, type: string, reply: import('fastify').FastifyReply) {
+  const size = statSync(file).size;
+  reply.header('accept-ranges', 'bytes').type(type);
+  const m = range ? /^bytes=(\d*)-(\d*)$/.exec(range) : null;
+  if (m && (m[1] || m[2])) {
+    const start = m[1] ? Number(m[1]) : Math.max(0, size - Number(m[2]));
+    const end = m[1] && m[2] ? Math.min(size - 1, Number(m[2])) : size - 1;
+    if (start >= size || start > end) return reply.status(416).header('content-range', `bytes */${size}`).send();
+    reply.status(206).header('content-range', `bytes ${start}-${end}/${size}`).header('content-length', end - start + 1);
+    return reply.send(createReadStream(file, { start, end }));
+  }
+  reply.header('content-length', size);
+  return reply.send(createReadStream(file));
+}
+
+export function videoRootRoutes(app: App, d: { gateway: () => StreamGateway | null; keys: VideoKeys; now: () => number; cameras: CameraRegistry }): void {
+  const gateway = (): StreamGateway => d.gateway() ?? (() => {
+    throw Errors.unavailable('video is not available');
+  })();
+  const Params = Type.Object({ id: Type.String({ pattern: CAMERA_ID }) });
+  const Query = Type.Object({ token: Type.Optional(Type.String({ maxLength: 128 })) });
+  /** The nonce of a valid token for this camera; 401 otherwise. */
+  const check = (id: string, token: string | undefined): string => {
+    const nonce = d.keys.verify(id, token, d.now());
+    if (!nonce || !d.cameras.get(id)) throw Errors.tokenInvalid('stream token is invalid or expired');
+    return nonce;
+  };
+
+  app.get('/video/:id/index.m3u8', {
+    schema: { hide: true, params: Params, querystring: Query },
+  }, async (req, reply) => {
+    const nonce = check(req.params.id, req.query.token);
+    const s = gateway().stream(req.params.id)!;
+    s.touchLease(nonce);
+    // The first request of a cold stream waits for the first segment instead of 404ing.
+    if (!existsSync(s.playlistPath())) await s.waitLive(10_000);
+    let text: string;
+    try {
+      text = readFileSync(s.playlistPath(), 'utf8');
+    } catch {
+      throw Errors.unavailable(`stream is ${s.state}`);
+    }
+    // Segment URIs carry the token: hls.js does not add the playlist's query to them.
+    const q = `?token=${encodeURIComponent(req.query.token!)}`;
+    const body = text.split('\n').map((l) => (l && !l.startsWith('#') ? `${l.trim()}${q}` : l)).join('\n');
+    return reply.type('application/vnd.apple.mpegurl').header('cache-control', 'no-cache, no-store').header('access-control-allow-origin', '*').send(body);
+  });
+
+  app.get('/video/:id/:file', {
+    schema: { hide: true, params: Type.Object({ id: Type.String({ pattern: CAMERA_ID }), file: Type.String({ pattern: '^seg_\\d{1,20}\\.ts$' }) }), querystring: Query },
+  }, async (req, reply) => {
+    const nonce = check(req.params.id, req.query.token);
+    const s = gateway().stream(req.params.id)!;
+    s.touchLease(nonce);
+    let data: Buffer;
+    try {
+      data = readFileSync(s.segmentPath(req.params.file));
+    } catch {
+      throw Errors.notFound('segment not found');
+    }
+    return reply.type('video/mp2t').header('cache-control', 'private, max-age=60').header('access-control-allow-origin', '*').send(data);
+  });
+
+  app.get('/video/:id/live', {
+    websocket: true,
+    schema: { hide: true, params: Params, querystring: Query },
+    // Runs before the upgrade: a bad token gets a plain HTTP 401, no socket.
+    preValidation: async (req) => {
+      const { id } = req.params as { id: string };
+      check(id, (req.query as { token?: string }).token);
+    },
+  }, (socket, req) => {
+    const { id } = req.params as { id: string };
+    const s = d.gateway()?.stream(id);
+    if (!s) return socket.close(1008, 'unknown camera');
+    const remove = s.addClient({
+      send: (data) => socket.send(data),
+      get bufferedAmount() {
+        return socket.bufferedAmount;
+      },
+    });
+    socket.on('close', remove);
+    socket.on('error', remove);
+    // Viewers send nothing; anything they do send is ignored.
+    socket.on('message', () => undefined);
+  });
+}
