@@ -40,6 +40,8 @@ export interface BatchWriterOptions {
   onCommit?: (rows: number, messages: number, ms: number) => void;
   onError?: (err: Error) => void;
   maxBackoffMs?: number;
+  /** Concurrent commits (default 3 on PostgreSQL, 1 on PGlite). */
+  maxInFlight?: number;
 }
 
 const castOf: Record<ColumnType, string> = {
@@ -59,36 +61,37 @@ function selectExpr(name: string, type: ColumnType): string {
   return name;
 }
 
-function insertSql(spec: TableSpec): string {
-  const names = spec.columns.map(([n]) => n);
-  const params = spec.columns.map(([, t], i) => `$${i + 1}::${castOf[t]}`);
-  const aliases = names.map((n) => `u_${n}`);
-  const selects = spec.columns.map(([n, t]) => selectExpr(`u_${n}`, t));
-  return `insert into ${spec.name} (${names.join(', ')}) select ${selects.join(', ')} from unnest(${params.join(', ')}) as u(${aliases.join(', ')}) on conflict do nothing`;
-}
-
 function emptyBuffer(): Buffer {
   return { columns: new Map(), rows: 0, callbacks: [] };
 }
 
 export class BatchWriter {
-  private readonly specs = new Map<string, { spec: TableSpec; sql: string }>();
+  private readonly specs = new Map<string, { spec: TableSpec; index: number }>();
+  private readonly sqlCache = new Map<string, string>();
   private current: Buffer = emptyBuffer();
-  private retry: Buffer | null = null;
-  private inFlight = 0;
-  private flushing: Promise<void> | null = null;
+  private readonly retryQueue: Buffer[] = [];
+  private readonly inFlight = new Set<Buffer>();
+  private readonly idleWaiters: Array<() => void> = [];
   private timer: NodeJS.Timeout | null = null;
   private backoffMs = 0;
+  private backoffTimer: NodeJS.Timeout | null = null;
   private stopped = false;
   private healthy = true;
+  private readonly maxInFlight: number;
 
   constructor(private readonly db: Db, specs: TableSpec[], private readonly opts: BatchWriterOptions) {
-    for (const spec of specs) this.specs.set(spec.name, { spec, sql: insertSql(spec) });
+    specs.forEach((spec, index) => this.specs.set(spec.name, { spec, index }));
+    // PGlite is one connection: concurrent commits would only queue. PostgreSQL
+    // overlaps a commit's fsync with building and sending the next batch.
+    this.maxInFlight = opts.maxInFlight ?? (db.kind === 'postgres' ? 3 : 1);
   }
 
   /** Messages accepted but not yet committed (buffered, in flight or waiting for a retry). */
   get pending(): number {
-    return this.current.callbacks.length + this.inFlight + (this.retry?.callbacks.length ?? 0);
+    let n = this.current.callbacks.length;
+    for (const b of this.inFlight) n += b.callbacks.length;
+    for (const b of this.retryQueue) n += b.callbacks.length;
+    return n;
   }
 
   /** Past the memory cap: the caller must refuse new messages (never ack them). */
@@ -120,81 +123,95 @@ export class BatchWriter {
       buf.rows++;
     }
     buf.callbacks.push(done);
-    if (buf.callbacks.length >= this.opts.batchSize) this.kick(0);
-    else if (!this.timer) this.kick(this.opts.batchMs);
-  }
-
-  private kick(delay: number): void {
-    if (this.flushing) return; // the running loop picks up what is buffered
-    if (delay <= 0) {
-      if (this.timer) clearTimeout(this.timer);
-      this.timer = null;
-      this.flushing = this.loop().finally(() => (this.flushing = null));
-      return;
+    if (buf.callbacks.length >= this.opts.batchSize) this.pump();
+    else if (!this.timer) {
+      this.timer = setTimeout(() => {
+        this.timer = null;
+        this.pump();
+      }, this.opts.batchMs);
     }
-    if (this.timer) return;
-    this.timer = setTimeout(() => {
-      this.timer = null;
-      this.kick(0);
-    }, delay);
   }
 
-  private async loop(): Promise<void> {
-    for (;;) {
-      let batch: Buffer;
-      if (this.retry) {
-        batch = this.retry;
-        this.retry = null;
-      } else if (this.current.callbacks.length > 0) {
+  /**
+   * Starts commits while there is work and room. While commits are in flight
+   * new messages gather into the next batch (group commit), so batches grow
+   * with load and latency stays at about one commit.
+   */
+  private pump(): void {
+    while (this.inFlight.size < (this.healthy ? this.maxInFlight : 1) && !this.backoffTimer) {
+      let batch: Buffer | undefined = this.retryQueue.shift();
+      if (!batch) {
+        if (this.current.callbacks.length === 0) break;
         batch = this.current;
         this.current = emptyBuffer();
-      } else return;
-      this.inFlight = batch.callbacks.length;
-      const t0 = performance.now();
-      try {
-        await this.db.tx(async (q) => {
-          for (const [table, cols] of batch.columns) {
-            const entry = this.specs.get(table)!;
-            await q.query(entry.sql, cols);
-          }
-        });
-        this.inFlight = 0;
+        if (this.timer) clearTimeout(this.timer);
+        this.timer = null;
+      }
+      this.commit(batch);
+    }
+    if (this.pending === 0) this.idleWaiters.splice(0).forEach((w) => w());
+  }
+
+  /** One statement: a CTE with one unnest insert per table, atomic without an explicit transaction (one round trip). */
+  private sqlFor(tables: string[]): string {
+    const key = tables.join(',');
+    let sql = this.sqlCache.get(key);
+    if (sql) return sql;
+    let p = 0;
+    const parts = tables.map((t) => {
+      const spec = this.specs.get(t)!.spec;
+      const names = spec.columns.map(([n]) => n);
+      const params = spec.columns.map(([, type]) => `$${++p}::${castOf[type]}`);
+      const selects = spec.columns.map(([n, type]) => selectExpr(`u_${n}`, type));
+      return `insert into ${spec.name} (${names.join(', ')}) select ${selects.join(', ')} from unnest(${params.join(', ')}) as u(${names.map((n) => `u_${n}`).join(', ')}) on conflict do nothing`;
+    });
+    sql = parts.length === 1 ? parts[0]! : `with ${parts.slice(1).map((q, i) => `w${i} as (${q} returning 1)`).join(', ')} ${parts[0]}`;
+    this.sqlCache.set(key, sql);
+    return sql;
+  }
+
+  private commit(batch: Buffer): void {
+    this.inFlight.add(batch);
+    const tables = [...batch.columns.keys()].sort((a, b) => this.specs.get(a)!.index - this.specs.get(b)!.index);
+    const params = tables.flatMap((t) => batch.columns.get(t)!);
+    const t0 = performance.now();
+    const run = async () => {
+      const sql = this.sqlFor(tables);
+      if (tables.length === 1 || this.db.kind === 'postgres') await this.db.query(sql, params);
+      else await this.db.tx((q) => q.query(sql, params));
+    };
+    run().then(
+      () => {
+        this.inFlight.delete(batch);
         this.healthy = true;
         this.backoffMs = 0;
         this.opts.onCommit?.(batch.rows, batch.callbacks.length, performance.now() - t0);
         for (const cb of batch.callbacks) cb();
-      } catch (err) {
-        this.inFlight = 0;
-        this.retry = batch;
+        this.pump();
+      },
+      (err: Error) => {
+        this.inFlight.delete(batch);
+        this.retryQueue.unshift(batch);
         this.healthy = false;
-        this.opts.onError?.(err as Error);
+        this.opts.onError?.(err);
         this.backoffMs = Math.min(this.opts.maxBackoffMs ?? 5_000, this.backoffMs ? this.backoffMs * 2 : 50);
-        this.opts.logger?.warn({ err: (err as Error).message, messages: batch.callbacks.length, retryInMs: this.backoffMs }, 'batch commit failed; holding acknowledgements and retrying');
-        if (this.stopped) return;
-        await new Promise((r) => setTimeout(r, this.backoffMs * (0.8 + Math.random() * 0.4)));
-        if (this.stopped) return;
-      }
-      // Flush by size right away; otherwise let the next batch gather for batchMs.
-      if (!this.retry && this.current.callbacks.length < this.opts.batchSize) {
-        if (this.current.callbacks.length > 0) {
-          this.timer ??= setTimeout(() => {
-            this.timer = null;
-            this.kick(0);
-          }, this.opts.batchMs);
-        }
-        return;
-      }
-    }
+        this.opts.logger?.warn({ err: err.message, messages: batch.callbacks.length, retryInMs: this.backoffMs }, 'batch commit failed; holding acknowledgements and retrying');
+        if (this.stopped || this.backoffTimer) return;
+        this.backoffTimer = setTimeout(() => {
+          this.backoffTimer = null;
+          this.pump();
+        }, this.backoffMs * (0.8 + Math.random() * 0.4));
+      },
+    );
   }
 
   /** Commits everything buffered (used on shutdown and by tests). */
   async flush(): Promise<void> {
-    while (this.pending > 0) {
-      if (this.flushing) await this.flushing;
-      else this.kick(0);
-      if (this.flushing) await this.flushing;
-      if (!this.healthy && this.stopped) break;
-    }
+    if (this.pending === 0) return;
+    await new Promise<void>((resolve) => {
+      this.idleWaiters.push(resolve);
+      this.pump();
+    });
   }
 
   /**
@@ -202,17 +219,18 @@ export class BatchWriter {
    * remaining messages are failed (never acknowledged) after `graceMs`.
    */
   async stop(graceMs = 5_000): Promise<void> {
-    const deadline = Date.now() + graceMs;
-    while (this.pending > 0 && Date.now() < deadline) {
-      if (this.flushing) await Promise.race([this.flushing, new Promise((r) => setTimeout(r, 100))]);
-      else this.kick(0);
-    }
+    let timeout: NodeJS.Timeout | undefined;
+    await Promise.race([this.flush(), new Promise<void>((r) => (timeout = setTimeout(r, graceMs)))]);
+    clearTimeout(timeout);
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
+    if (this.backoffTimer) clearTimeout(this.backoffTimer);
     this.timer = null;
+    this.backoffTimer = null;
     const err = new Error('hub stopped before commit');
-    for (const b of [this.retry, this.current]) b?.callbacks.forEach((cb) => cb(err));
-    this.retry = null;
+    for (const b of [...this.retryQueue, this.current]) b.callbacks.forEach((cb) => cb(err));
+    this.retryQueue.length = 0;
     this.current = emptyBuffer();
+    this.idleWaiters.splice(0).forEach((w) => w());
   }
 }

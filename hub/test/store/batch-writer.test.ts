@@ -11,7 +11,9 @@ function fakeDb() {
   let commits = 0;
   const q: Queryable = {
     query: async <T>(sql: string, params: unknown[] = []) => {
+      if (failing) throw new Error('connection refused');
       calls.push({ sql, params });
+      commits++;
       return [] as T[];
     },
   };
@@ -20,12 +22,7 @@ function fakeDb() {
     timescale: false,
     query: q.query,
     exec: async () => undefined,
-    tx: async <T>(fn: (q: Queryable) => Promise<T>) => {
-      if (failing) throw new Error('connection refused');
-      const r = await fn(q);
-      commits++;
-      return r;
-    },
+    tx: async <T>(fn: (q: Queryable) => Promise<T>) => fn(q),
     close: async () => undefined,
   } as Db;
   return { db, calls, setFailing: (f: boolean) => (failing = f), commits: () => commits };
@@ -81,6 +78,18 @@ describe('BatchWriter', () => {
     expect(w.dbHealthy).toBe(true);
     const inserted = f.calls.flatMap((c) => c.params[0] as number[]);
     expect(inserted.sort()).toEqual([1, 2]);
+  });
+
+  it('should write rows of several tables in one atomic statement', async () => {
+    const f = fakeDb();
+    const other: TableSpec = { name: 'u', columns: [['ts', 'ts'], ['j', 'jsonb']] };
+    const w = new BatchWriter(f.db, [spec, other], { batchSize: 2, batchMs: 10, pendingMax: 10 });
+    w.add([{ table: 'u', values: [1, '{"a":1}'] }], () => undefined);
+    w.add([{ table: 't', values: [2, 2] }], () => undefined);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(f.calls).toHaveLength(1);
+    expect(f.calls[0]!.sql).toMatch(/^with w0 as \(insert into u .* returning 1\) insert into t /);
+    expect(f.calls[0]!.params).toEqual([[2], [2], [1], ['{"a":1}']]);
   });
 
   it('should report full at the memory cap', async () => {

@@ -1,0 +1,98 @@
+/**
+ * npm run bench:ingest — acked QoS 1 rate and ack latency of
+ * (a) bare aedes with no hooks (the ceiling), (b) the hub on PostgreSQL,
+ * (c) the hub on PGlite. Broker and load generator run in separate processes.
+ * Prints one JSON document.
+ *
+ * Env: BENCH_DEVICES (100), BENCH_WINDOW (in-flight per connection, 10),
+ * BENCH_SECONDS (10), BENCH_DATABASE_URL or TEST_DATABASE_URL for (b).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import pg from 'pg';
+
+const here = import.meta.dirname;
+const devices = Number(process.env.BENCH_DEVICES ?? 100);
+const window = Number(process.env.BENCH_WINDOW ?? 10);
+const seconds = Number(process.env.BENCH_SECONDS ?? 10);
+const pgUrl = process.env.BENCH_DATABASE_URL ?? process.env.TEST_DATABASE_URL;
+
+function tsx(file: string, args: string[], env: Record<string, string> = {}): ChildProcess {
+  return spawn(process.execPath, ['--import', 'tsx', path.join(here, file), ...args], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'inherit'] });
+}
+
+function lines(child: ChildProcess): () => Promise<Record<string, unknown>> {
+  const rl = createInterface({ input: child.stdout! });
+  const queue: string[] = [];
+  const waiters: Array<(l: string) => void> = [];
+  rl.on('line', (l) => {
+    if (!l.startsWith('{')) return;
+    const w = waiters.shift();
+    if (w) w(l);
+    else queue.push(l);
+  });
+  return () => new Promise((resolve) => {
+    const l = queue.shift();
+    if (l) resolve(JSON.parse(l));
+    else waiters.push((x) => resolve(JSON.parse(x)));
+  });
+}
+
+async function run(label: string, mode: 'bare' | 'hub', env: Record<string, string>) {
+  const server = tsx('server.ts', [mode], { BENCH_DEVICES: String(devices), ...env });
+  const next = lines(server);
+  const ready = (await next()) as { mqtt: number; devices: Array<{ id: string; secret: string }> };
+  const cpu0 = ((await (server.stdin!.write('cpu\n'), next())) as { cpuMs: number }).cpuMs;
+  const gen = tsx('loadgen.ts', [JSON.stringify({ mqtt: ready.mqtt, devices: ready.devices, seconds, window, warmupS: 2 })]);
+  const result = await lines(gen)();
+  const cpu1 = ((await (server.stdin!.write('cpu\n'), next())) as { cpuMs: number }).cpuMs;
+  let rows: number | null = null;
+  if (mode === 'hub') {
+    await new Promise((r) => setTimeout(r, 500));
+    server.stdin!.write('count\n');
+    rows = ((await next()) as { rows: number }).rows;
+  }
+  server.stdin!.write('stop\n');
+  await next().catch(() => undefined);
+  server.kill();
+  const totalAcked = result.totalSent as number;
+  const out = { label, ...result, serverCpuPct: Math.round(((cpu1 - cpu0) / ((seconds + 3.5) * 1000)) * 100), rows, rowsEqualAcked: rows === null ? null : rows === totalAcked };
+  process.stderr.write(`${label}: ${JSON.stringify(out)}\n`);
+  return out;
+}
+
+async function freshDb(url: string): Promise<string> {
+  const name = `gridlink_bench_${Date.now()}`;
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  await c.query(`create database ${name}`);
+  await c.end();
+  const u = new URL(url);
+  u.pathname = `/${name}`;
+  return u.toString();
+}
+
+async function main() {
+  const bare = await run('bare-aedes', 'bare', {});
+  const results: Record<string, unknown> = { bare };
+  if (pgUrl) {
+    const url = await freshDb(pgUrl);
+    results.postgres = await run('hub-postgres', 'hub', { DATABASE_URL: url });
+  } else results.postgres = { skipped: 'set BENCH_DATABASE_URL or TEST_DATABASE_URL' };
+  results.pglite = await run('hub-pglite', 'hub', { DATABASE_URL: 'memory://' });
+  const ratio = (r: unknown) => (r && typeof r === 'object' && 'ackedPerSec' in r ? +((r as { ackedPerSec: number }).ackedPerSec / bare.ackedPerSec).toFixed(3) : null);
+  process.stdout.write(
+    `${JSON.stringify({
+      bench: 'ingest',
+      params: { devices, windowPerConnection: window, seconds, qos: 1, payload: 'telemetry, 1 metric' },
+      results,
+      ratioHubToBare: { postgres: ratio(results.postgres), pglite: ratio(results.pglite) },
+    }, null, 2)}\n`,
+  );
+}
+
+main().catch((err) => {
+  process.stderr.write(`${(err as Error).stack}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,72 @@
+/**
+ * Benchmark server process: a bare aedes broker (the ceiling) or a full hub on
+ * PostgreSQL / PGlite. Registers the load generator's devices, prints one JSON
+ * line {ready, mqtt, devices}, then answers "count" on stdin with the rows
+ * stored and "cpu" with its CPU time.
+ */
+import net, { type AddressInfo } from 'node:net';
+import { createInterface } from 'node:readline';
+import { Aedes } from 'aedes';
+import { loadConfig } from '../src/core/config.js';
+import { createHub } from '../src/hub.js';
+
+const mode = process.argv[2] as 'bare' | 'hub';
+const devices = Number(process.env.BENCH_DEVICES ?? 100);
+const out = (o: unknown) => process.stdout.write(`${JSON.stringify(o)}\n`);
+
+async function main() {
+  let count: () => Promise<number> = async () => 0;
+  let stop: () => Promise<void>;
+  let creds: Array<{ id: string; secret: string }> = [];
+  let mqttPort: number;
+  if (mode === 'bare') {
+    const aedes = new Aedes();
+    await aedes.listen();
+    const server = net.createServer(aedes.handle);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    mqttPort = (server.address() as AddressInfo).port;
+    creds = Array.from({ length: devices }, (_, i) => ({ id: `bench-${i}`, secret: 'x' }));
+    stop = async () => {
+      server.close();
+      await new Promise<void>((r) => aedes.close(() => r()));
+    };
+  } else {
+    const config = loadConfig({
+      ...process.env,
+      GRIDLINK_HOST: '127.0.0.1',
+      GRIDLINK_HTTP_PORT: '0',
+      GRIDLINK_MQTT_PORT: '0',
+      GRIDLINK_LOG_LEVEL: 'warn',
+      GRIDLINK_ADMIN_PASSWORD: 'bench-admin-pass',
+      GRIDLINK_DEVICE_RATE: '1000000',
+      GRIDLINK_DEVICE_BURST: '1000000',
+    });
+    const hub = await createHub(config, { modules: [] });
+    const ports = await hub.start();
+    mqttPort = ports.mqtt;
+    for (let i = 0; i < devices; i++) {
+      const r = await hub.ctx.registry.register({ id: `bench-${i}`, type: 'sensor.water_level' });
+      creds.push({ id: r.device.id, secret: r.secret });
+    }
+    count = async () => (await hub.ctx.db.query<{ n: number }>("select count(*)::int as n from readings where device_id like 'bench-%'"))[0]!.n;
+    stop = () => hub.stop();
+  }
+  out({ ready: true, mqtt: mqttPort, devices: creds });
+  const rl = createInterface({ input: process.stdin });
+  for await (const line of rl) {
+    if (line === 'count') out({ rows: await count() });
+    else if (line === 'cpu') {
+      const u = process.cpuUsage();
+      out({ cpuMs: (u.user + u.system) / 1000 });
+    } else if (line === 'stop') {
+      await stop();
+      out({ stopped: true });
+      process.exit(0);
+    }
+  }
+}
+
+main().catch((err) => {
+  process.stderr.write(`${(err as Error).stack}\n`);
+  process.exit(1);
+});
