@@ -57,7 +57,7 @@ export interface PositionUpdate {
 export interface GridFeature {
   type: 'Feature';
   id?: string | number;
-  properties: { id: string; name: string; level: number; parentId?: string | null; code?: string; [k: string]: unknown };
+  properties: { id: string; name: string; level: string | number; parentId?: string | null; code?: string; [k: string]: unknown };
   geometry: { type: 'Polygon'; coordinates: number[][][] } | { type: 'MultiPolygon'; coordinates: number[][][][] };
 }
 export interface GridCollection {
@@ -136,6 +136,10 @@ export interface Alarm {
   ackComment?: string | null;
   escalated?: boolean;
   escalatedAt?: number | null;
+  lastTs?: number;
+  count?: number;
+  ruleName?: string;
+  type?: string;
 }
 
 export interface Candidate {

@@ -46,11 +46,16 @@ export function tileLayer(cfg: TileConfig, invalidate: () => void): Layer {
 
 // ---------------------------------------------------------------- grids
 
+/** Named levels of the hub's grid hierarchy, coarse to fine; numbers are accepted too. */
+const LEVEL_RANK: Record<string, number> = { city: 0, district: 1, street: 2, community: 3, grid: 4 };
+export const levelRank = (l: unknown): number => (typeof l === 'number' ? l : LEVEL_RANK[String(l)] ?? (Number(l) || 0));
+
 interface GridShape {
   id: string;
   name: string;
   code: string;
   level: number;
+  levelName: string;
   rings: Float64Array[];
   b: WorldBounds;
   lx: number;
@@ -92,11 +97,11 @@ export function buildGridModel(features: readonly GridFeature[], datum: Datum): 
     }
     if (!rings.length) continue;
     const p = f.properties ?? ({} as GridFeature['properties']);
-    const level = Number(p.level ?? 0);
+    const level = levelRank(p.level);
     levels.add(level);
     extend(bounds, b.minX, b.minY);
     extend(bounds, b.maxX, b.maxY);
-    shapes.push({ id: String(p.id ?? f.id), name: String(p.name ?? ''), code: String(p.code ?? p.id ?? f.id ?? ''), level, rings, b, lx: lx || (b.minX + b.maxX) / 2, ly: ly || (b.minY + b.maxY) / 2 });
+    shapes.push({ id: String(p.id ?? f.id), name: String(p.name ?? ''), code: String(p.code ?? p.id ?? f.id ?? ''), level, levelName: String(p.level ?? ''), rings, b, lx: lx || (b.minX + b.maxX) / 2, ly: ly || (b.minY + b.maxY) / 2 });
   }
   const lv = [...levels].sort((a, b) => a - b);
   // Coarse first so fine outlines paint on top.

@@ -127,8 +127,9 @@ export function visibleTiles(v: View, maxTileZoom = 18): TileRef[] {
   const [x0, y0] = screenToWorld(v, 0, 0);
   const [x1, y1] = screenToWorld(v, v.width, v.height);
   const out: TileRef[] = [];
-  const tx0 = Math.floor(x0 * n), tx1 = Math.floor(x1 * n);
-  const ty0 = Math.max(0, Math.floor(y0 * n)), ty1 = Math.min(n - 1, Math.floor(y1 * n));
+  // End edges are exclusive: a tile starting exactly at the right border is not visible.
+  const tx0 = Math.floor(x0 * n), tx1 = Math.ceil(x1 * n) - 1;
+  const ty0 = Math.max(0, Math.floor(y0 * n)), ty1 = Math.min(n - 1, Math.ceil(y1 * n) - 1);
   for (let ty = ty0; ty <= ty1; ty++) {
     for (let tx = tx0; tx <= tx1; tx++) {
       const [sx, sy] = worldToScreen(v, tx / n, ty / n);

@@ -1,6 +1,419 @@
+/** Admin for integrators and admins: devices, cameras, workers, grids, rules, users. */
+import { useEffect, useState, type ReactNode } from 'react';
+import { get, items, patch, post, put } from '../api/client';
+import type { Camera, Device, Role, Rule, User, Worker } from '../api/types';
 import { useI18n } from '../i18n';
+import type { DictKey } from '../i18n/dict';
+import { cameras, devices, grids, resync, workers } from '../store/data';
+import { useEntities, useValue } from '../store/entities';
+import { ADMIN_TABS_BY_ROLE } from '../store/roles';
+import { session } from '../store/session';
+import { ago } from '../views/format';
 
-export default function AdminPage(_props: { id?: string; tab?: string }) {
+type Tab = (typeof ADMIN_TABS_BY_ROLE)['admin'][number];
+
+export default function AdminPage({ tab }: { tab?: string }) {
   const { t } = useI18n();
-  return <div className="page"><p className="empty">{t('common.loading')}</p></div>;
+  const role = useValue(session)!.user.role;
+  const tabs = ADMIN_TABS_BY_ROLE[role];
+  const cur = (tabs.includes(tab as Tab) ? tab : tabs[0]) as Tab;
+  return (
+    <div className="page">
+      <nav className="tabs">
+        {tabs.map((x) => (
+          <a key={x} href={`#/admin/${x}`} className={x === cur ? 'active' : ''} data-tab={x}>{t(`admin.${x}` as DictKey)}</a>
+        ))}
+      </nav>
+      {cur === 'devices' && <DevicesTab />}
+      {cur === 'cameras' && <CamerasTab />}
+      {cur === 'workers' && <WorkersTab />}
+      {cur === 'grids' && <GridsTab />}
+      {cur === 'rules' && <RulesTab />}
+      {cur === 'users' && <UsersTab />}
+    </div>
+  );
+}
+
+function useAction() {
+  const { t } = useI18n();
+  const [err, setErr] = useState<string | null>(null);
+  const run = async (fn: () => Promise<unknown>) => {
+    setErr(null);
+    try {
+      await fn();
+      return true;
+    } catch (e) {
+      setErr(t('common.error', { message: (e as Error).message }));
+      return false;
+    }
+  };
+  return { err, run, el: err ? <p className="error">{err}</p> : null };
+}
+
+function Secret({ id, secret }: { id: string; secret: string }) {
+  const { t } = useI18n();
+  return (
+    <div className="panel" style={{ padding: '0.75rem', marginBottom: '1rem' }} data-testid="secret-once">
+      <p>{t('admin.secretOnce')}</p>
+      <div className="secret">{id} : {secret}</div>
+    </div>
+  );
+}
+
+function Field({ label, children }: { label: string; children: ReactNode }) {
+  return (
+    <label className="field">
+      <span>{label}</span>
+      {children}
+    </label>
+  );
+}
+
+// ------------------------------------------------------------------ devices
+
+const DEVICE_TYPES = ['sensor.smoke', 'sensor.water_level', 'sensor.manhole_cover', 'sensor.gas', 'sensor.air_quality', 'camera', 'handheld'];
+
+function DevicesTab() {
+  const { t } = useI18n();
+  const list = useEntities(devices);
+  const [types, setTypes] = useState<Array<{ type: string; label: { zh: string; en: string } }>>([]);
+  const { lang } = useI18n();
+  const [form, setForm] = useState({ id: '', type: 'sensor.smoke', name: '', lat: '', lon: '' });
+  const [secret, setSecret] = useState<{ id: string; secret: string } | null>(null);
+  const a = useAction();
+  useEffect(() => {
+    items<{ type: string; label: { zh: string; en: string } }>('/device-types').then((r) => setTypes(r.items)).catch(() => undefined);
+  }, []);
+  const typeLabel = (ty: string) => types.find((x) => x.type === ty)?.label[lang] ?? ty;
+
+  const register = () =>
+    a.run(async () => {
+      const body: Record<string, unknown> = { type: form.type };
+      if (form.id) body.id = form.id;
+      if (form.name) body.name = form.name;
+      if (form.lat && form.lon) Object.assign(body, { lat: Number(form.lat), lon: Number(form.lon) });
+      const d = await post<Device & { secret: string }>('/devices', body);
+      setSecret({ id: d.id, secret: d.secret });
+      const { secret: _s, ...dev } = d;
+      devices.upsert(dev);
+      setForm({ ...form, id: '', name: '' });
+    });
+
+  return (
+    <>
+      <h3>{t('admin.register')}</h3>
+      <div className="form-inline">
+        <Field label={t('common.id')}><input value={form.id} onChange={(e) => setForm({ ...form, id: e.target.value })} data-testid="dev-id" /></Field>
+        <Field label={t('common.type')}>
+          <select value={form.type} onChange={(e) => setForm({ ...form, type: e.target.value })} data-testid="dev-type">
+            {(types.length ? types.map((x) => x.type) : DEVICE_TYPES).map((ty) => (
+              <option key={ty} value={ty}>{typeLabel(ty)}</option>
+            ))}
+          </select>
+        </Field>
+        <Field label={t('common.name')}><input value={form.name} onChange={(e) => setForm({ ...form, name: e.target.value })} /></Field>
+        <Field label={t('common.lat')}><input value={form.lat} onChange={(e) => setForm({ ...form, lat: e.target.value })} size={10} /></Field>
+        <Field label={t('common.lon')}><input value={form.lon} onChange={(e) => setForm({ ...form, lon: e.target.value })} size={10} /></Field>
+        <button type="button" className="primary" onClick={() => void register()} data-testid="dev-register">{t('admin.register')}</button>
+      </div>
+      {a.el}
+      {secret && <Secret {...secret} />}
+      <table className="grid-table" data-testid="device-table">
+        <thead>
+          <tr>
+            <th>{t('common.id')}</th><th>{t('common.name')}</th><th>{t('common.type')}</th><th>{t('common.status')}</th><th>{t('device.lastSeen')}</th><th>{t('common.grid')}</th><th>{t('common.actions')}</th>
+          </tr>
+        </thead>
+        <tbody>
+          {list.map((d) => (
+            <tr key={d.id} data-device-id={d.id}>
+              <td className="code">{d.id}</td>
+              <td>{d.name}</td>
+              <td>{typeLabel(d.type)}</td>
+              <td>{!d.enabled ? t('common.disabled') : d.online ? t('device.online') : t('device.offline')}</td>
+              <td>{ago(t, d.lastSeen)}</td>
+              <td>{d.gridId ?? ''}</td>
+              <td className="row">
+                <button type="button" onClick={() => void a.run(async () => devices.upsert(await post<Device>(`/devices/${encodeURIComponent(d.id)}/${d.enabled ? 'disable' : 'enable'}`)))}>
+                  {d.enabled ? t('admin.disable') : t('admin.enable')}
+                </button>
+                <button
+                  type="button"
+                  onClick={() => {
+                    if (!confirm(t('admin.rotateConfirm'))) return;
+                    void a.run(async () => setSecret(await post<{ id: string; secret: string }>(`/devices/${encodeURIComponent(d.id)}/rotate-secret`)));
+                  }}
+                >
+                  {t('admin.rotate')}
+                </button>
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </>
+  );
+}
+
+// ------------------------------------------------------------------ cameras
+
+function CamerasTab() {
+  const { t } = useI18n();
+  const list = useEntities(cameras);
+  const [form, setForm] = useState({ id: '', name: '', rtspUrl: '', lat: '', lon: '' });
+  const [secret, setSecret] = useState<{ id: string; secret: string } | null>(null);
+  const a = useAction();
+  const add = () =>
+    a.run(async () => {
+      const body: Record<string, unknown> = { rtspUrl: form.rtspUrl, lat: Number(form.lat), lon: Number(form.lon) };
+      if (form.id) body.id = form.id;
+      if (form.name) body.name = form.name;
+      const c = await post<Camera & { secret: string }>('/cameras', body);
+      setSecret({ id: c.id, secret: c.secret });
+      cameras.upsert(c);
+      void resync();
+    });
+  return (
+    <>
+      <h3>{t('admin.addCamera')}</h3>
+      <div className="form-inline">
+        <Field label={t('common.id')}><input value={form.id} onChange={(e) => setForm({ ...form, id: e.target.value })} /></Field>
+        <Field label={t('common.name')}><input value={form.name} onChange={(e) => setForm({ ...form, name: e.target.value })} /></Field>
+        <Field label={t('admin.rtsp')}><input value={form.rtspUrl} onChange={(e) => setForm({ ...form, rtspUrl: e.target.value })} size={36} /></Field>
+        <Field label={t('common.lat')}><input value={form.lat} onChange={(e) => setForm({ ...form, lat: e.target.value })} size={10} /></Field>
+        <Field label={t('common.lon')}><input value={form.lon} onChange={(e) => setForm({ ...form, lon: e.target.value })} size={10} /></Field>
+        <button type="button" className="primary" onClick={() => void add()}>{t('admin.addCamera')}</button>
+      </div>
+      {a.el}
+      {secret && <Secret {...secret} />}
+      <table className="grid-table">
+        <thead>
+          <tr><th>{t('common.id')}</th><th>{t('common.name')}</th><th>{t('common.status')}</th><th>{t('common.grid')}</th><th>{t('common.lat')}</th><th>{t('common.lon')}</th></tr>
+        </thead>
+        <tbody>
+          {list.map((c) => (
+            <tr key={c.id}>
+              <td className="code">{c.id}</td><td>{c.name}</td><td>{c.online ? t('device.online') : t('device.offline')}</td><td>{c.gridId ?? ''}</td><td>{c.lat}</td><td>{c.lon}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </>
+  );
+}
+
+// ------------------------------------------------------------------ workers
+
+function WorkersTab() {
+  const { t } = useI18n();
+  const list = useEntities(workers);
+  const devs = useEntities(devices);
+  const [form, setForm] = useState({ name: '', deviceId: '', gridIds: '' });
+  const a = useAction();
+  const handhelds = devs.filter((d) => d.type === 'handheld' && !list.some((w) => w.deviceId === d.id));
+  const add = () =>
+    a.run(async () => {
+      const w = await post<Worker>('/workers', { name: form.name, deviceId: form.deviceId, gridIds: form.gridIds.split(',').map((s) => s.trim()).filter(Boolean) });
+      workers.upsert(w);
+      setForm({ name: '', deviceId: '', gridIds: '' });
+    });
+  return (
+    <>
+      <h3>{t('admin.addWorker')}</h3>
+      <div className="form-inline">
+        <Field label={t('common.name')}><input value={form.name} onChange={(e) => setForm({ ...form, name: e.target.value })} /></Field>
+        <Field label={t('worker.device')}>
+          <select value={form.deviceId} onChange={(e) => setForm({ ...form, deviceId: e.target.value })}>
+            <option value="">—</option>
+            {handhelds.map((d) => (
+              <option key={d.id} value={d.id}>{d.name || d.id}</option>
+            ))}
+          </select>
+        </Field>
+        <Field label={t('worker.grids')}><input value={form.gridIds} onChange={(e) => setForm({ ...form, gridIds: e.target.value })} /></Field>
+        <button type="button" className="primary" onClick={() => void add()} disabled={!form.name || !form.deviceId}>{t('admin.addWorker')}</button>
+      </div>
+      {a.el}
+      <table className="grid-table">
+        <thead>
+          <tr><th>{t('common.name')}</th><th>{t('worker.device')}</th><th>{t('worker.grids')}</th><th>{t('common.status')}</th><th>{t('common.actions')}</th></tr>
+        </thead>
+        <tbody>
+          {list.map((w) => (
+            <tr key={w.id}>
+              <td>{w.name}</td><td className="code">{w.deviceId}</td><td>{w.gridIds?.join(', ')}</td><td>{t(`worker.status.${w.status}` as DictKey)}</td>
+              <td>
+                <button type="button" onClick={() => void a.run(async () => workers.upsert(await post<Worker>(`/workers/${encodeURIComponent(w.id)}/duty`, { onDuty: w.status === 'off_duty' })))}>
+                  {w.status === 'off_duty' ? t('admin.onDuty') : t('admin.offDuty')}
+                </button>
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </>
+  );
+}
+
+// ------------------------------------------------------------------ grids
+
+function GridsTab() {
+  const { t } = useI18n();
+  const g = useValue(grids);
+  const [msg, setMsg] = useState<string | null>(null);
+  const a = useAction();
+  const byLevel = new Map<string, number>();
+  for (const f of g.features) byLevel.set(String(f.properties.level), (byLevel.get(String(f.properties.level)) ?? 0) + 1);
+  const importFile = (file: File) =>
+    a.run(async () => {
+      let body: unknown;
+      try {
+        body = JSON.parse(await file.text());
+      } catch {
+        throw new Error(t('admin.invalidJson'));
+      }
+      const r = await put<{ count: number }>('/grids', body);
+      setMsg(t('admin.gridsImported', { n: r.count }));
+      grids.set(await get('/grids'));
+    });
+  return (
+    <>
+      <h3>{t('admin.importGrids')}</h3>
+      <label className="field">
+        <span>{t('admin.gridsFile')}</span>
+        <input type="file" accept=".json,.geojson,application/geo+json,application/json" onChange={(e) => e.target.files?.[0] && void importFile(e.target.files[0])} data-testid="grids-file" />
+      </label>
+      {a.el}
+      {msg && <p className="hint" data-testid="grids-msg">{msg}</p>}
+      <ul className="legend">
+        {[...byLevel].map(([lv, n]) => (
+          <li key={lv}>{['city', 'district', 'street', 'community', 'grid'].includes(lv) ? t(`grid.level.${lv}` as DictKey) : lv} <b>{n}</b></li>
+        ))}
+      </ul>
+    </>
+  );
+}
+
+// ------------------------------------------------------------------ rules
+
+function RulesTab() {
+  const { t } = useI18n();
+  const [list, setList] = useState<Rule[] | null>(null);
+  const [editing, setEditing] = useState<{ id: string; text: string } | null>(null);
+  const [result, setResult] = useState<string | null>(null);
+  const a = useAction();
+  const load = () => items<Rule>('/rules').then((r) => setList(r.missing ? null : r.items)).catch(() => setList(null));
+  useEffect(() => {
+    void load();
+  }, []);
+  if (!list) return <p className="hint">{t('common.unavailable')}</p>;
+  const save = () =>
+    a.run(async () => {
+      let body: Rule;
+      try {
+        body = JSON.parse(editing!.text) as Rule;
+      } catch {
+        throw new Error(t('admin.invalidJson'));
+      }
+      await put(`/rules/${encodeURIComponent(editing!.id)}`, body);
+      setEditing(null);
+      await load();
+    });
+  const backtest = (r: Rule) =>
+    a.run(async () => {
+      const to = Date.now();
+      const res = await post<{ triggers?: number; count?: number; items?: unknown[] }>(`/rules/${encodeURIComponent(r.id)}/backtest`, { from: to - 7 * 86400_000, to });
+      setResult(t('admin.backtestResult', { n: res.triggers ?? res.count ?? res.items?.length ?? 0 }));
+    });
+  return (
+    <>
+      {a.el}
+      {result && <p className="hint" data-testid="backtest-result">{result}</p>}
+      <table className="grid-table">
+        <thead>
+          <tr><th>{t('common.id')}</th><th>{t('common.name')}</th><th>{t('common.status')}</th><th>{t('common.actions')}</th></tr>
+        </thead>
+        <tbody>
+          {list.map((r) => (
+            <tr key={r.id}>
+              <td className="code">{r.id}</td>
+              <td>{String(r.name ?? '')}</td>
+              <td>{r.enabled ? t('common.enabled') : t('common.disabled')}</td>
+              <td className="row">
+                <button type="button" onClick={() => void a.run(async () => { await patch(`/rules/${encodeURIComponent(r.id)}`, { enabled: !r.enabled }); await load(); })}>
+                  {r.enabled ? t('admin.disable') : t('admin.enable')}
+                </button>
+                <button type="button" onClick={() => setEditing({ id: r.id, text: JSON.stringify(r, null, 2) })}>{t('admin.ruleEdit')}</button>
+                <button type="button" onClick={() => void backtest(r)}>{t('admin.backtest')}</button>
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {editing && (
+        <div className="panel" style={{ padding: '0.75rem', marginTop: '1rem' }}>
+          <Field label={t('admin.ruleJson')}>
+            <textarea value={editing.text} onChange={(e) => setEditing({ ...editing, text: e.target.value })} rows={16} />
+          </Field>
+          <div className="row">
+            <button type="button" className="primary" onClick={() => void save()}>{t('common.save')}</button>
+            <button type="button" onClick={() => setEditing(null)}>{t('common.cancel')}</button>
+          </div>
+        </div>
+      )}
+    </>
+  );
+}
+
+// ------------------------------------------------------------------ users
+
+const ROLES: Role[] = ['officer', 'dispatcher', 'integrator', 'worker', 'admin'];
+
+function UsersTab() {
+  const { t } = useI18n();
+  const [list, setList] = useState<User[]>([]);
+  const [form, setForm] = useState({ username: '', password: '', role: 'officer' as Role, regionId: '', displayName: '' });
+  const a = useAction();
+  const load = () => items<User>('/users').then((r) => setList(r.items)).catch(() => undefined);
+  useEffect(() => {
+    void load();
+  }, []);
+  const add = () =>
+    a.run(async () => {
+      await post('/users', { username: form.username, password: form.password, role: form.role, ...(form.regionId ? { regionId: form.regionId } : {}), ...(form.displayName ? { displayName: form.displayName } : {}) });
+      setForm({ ...form, username: '', password: '', displayName: '' });
+      await load();
+    });
+  return (
+    <>
+      <h3>{t('admin.addUser')}</h3>
+      <div className="form-inline">
+        <Field label={t('login.username')}><input value={form.username} onChange={(e) => setForm({ ...form, username: e.target.value })} /></Field>
+        <Field label={t('login.password')}><input type="password" value={form.password} onChange={(e) => setForm({ ...form, password: e.target.value })} /></Field>
+        <Field label={t('admin.displayName')}><input value={form.displayName} onChange={(e) => setForm({ ...form, displayName: e.target.value })} /></Field>
+        <Field label={t('common.type')}>
+          <select value={form.role} onChange={(e) => setForm({ ...form, role: e.target.value as Role })}>
+            {ROLES.map((r) => (
+              <option key={r} value={r}>{t(`role.${r}`)}</option>
+            ))}
+          </select>
+        </Field>
+        <Field label={t('admin.region')}><input value={form.regionId} onChange={(e) => setForm({ ...form, regionId: e.target.value })} /></Field>
+        <button type="button" className="primary" onClick={() => void add()} disabled={!form.username || form.password.length < 8}>{t('admin.addUser')}</button>
+      </div>
+      {a.el}
+      <table className="grid-table">
+        <thead>
+          <tr><th>{t('login.username')}</th><th>{t('admin.displayName')}</th><th>{t('common.type')}</th><th>{t('admin.region')}</th></tr>
+        </thead>
+        <tbody>
+          {list.map((u) => (
+            <tr key={u.id}>
+              <td>{u.username}</td><td>{u.displayName}</td><td>{t(`role.${u.role}`)}</td><td>{u.regionId ?? ''}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </>
+  );
 }

@@ -14,10 +14,11 @@ export const PAGES_BY_ROLE: Record<Role, readonly Page[]> = {
   worker: ['map', 'settings'],
 };
 
+// Mirrors hub/src/cases/workflow.ts (the hub checks every action again).
 const ACTIONS_BY_ROLE: Record<Role, readonly CaseAction[]> = {
   admin: ['register', 'reject', 'dispatch', 'verify', 'rework', 'cancel'],
-  officer: ['register', 'reject', 'verify', 'rework', 'cancel', 'dispatch'],
-  dispatcher: ['dispatch', 'rework', 'cancel'],
+  officer: ['register', 'reject', 'dispatch', 'verify', 'rework', 'cancel'],
+  dispatcher: ['dispatch', 'cancel'],
   integrator: [],
   worker: [],
 };
@@ -25,11 +26,11 @@ const ACTIONS_BY_ROLE: Record<Role, readonly CaseAction[]> = {
 /** Which console actions a case in `status` offers (CONTRACT 4). */
 const ACTIONS_BY_STATUS: Record<CaseStatus, readonly CaseAction[]> = {
   reported: ['register', 'reject', 'cancel'],
-  registered: ['dispatch', 'cancel'],
-  dispatched: ['dispatch', 'cancel'],
+  registered: ['dispatch', 'reject', 'cancel'],
+  dispatched: ['cancel'],
   accepted: ['cancel'],
   on_scene: ['cancel'],
-  resolved: ['verify', 'rework'],
+  resolved: ['verify', 'rework', 'cancel'],
   closed: [],
   rejected: [],
 };

@@ -132,7 +132,7 @@ function GridCard({ id }: { id: string }) {
         <dt>{t('map.grid.code')}</dt>
         <dd>{String(p?.code ?? id)}</dd>
         <dt>{t('map.grid.level')}</dt>
-        <dd>{String(p?.level ?? '')}</dd>
+        <dd>{['city', 'district', 'street', 'community', 'grid'].includes(String(p?.level)) ? t(`grid.level.${String(p?.level)}` as DictKey) : String(p?.level ?? '')}</dd>
         <dt>{t('map.grid.parent')}</dt>
         <dd>{p?.parentId ?? t('common.none')}</dd>
       </dl>
