@@ -14,7 +14,7 @@ import { clockReaderSource } from '../../../simulators/src/camera/index.js';
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const HLS_JS = path.resolve(here, '../../../node_modules/hls.js/dist/hls.min.js');
 export const CHROMIUM = '/usr/bin/chromium';
-export const chromiumArgs = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--headless', '--autoplay-policy=no-user-gesture-required'];
+export const chromiumArgs = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--headless', '--autoplay-policy=no-user-gesture-required', '--disable-features=LocalNetworkAccessChecks,BlockInsecurePrivateNetworkRequests,PrivateNetworkAccessSendPreflights'];
 
 export function haveChromium(): boolean {
   return existsSync(CHROMIUM) && existsSync(HLS_JS);

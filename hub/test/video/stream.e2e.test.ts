@@ -40,6 +40,7 @@ describe.skipIf(skip)('video stream gateway (real ffmpeg, RTSP, Chromium)', () =
   let browser: Browser;
   let dataDir: string;
   let video: VideoModule;
+  let stopped = false;
   const id = 'cam-e2e-1';
 
   beforeAll(async () => {
@@ -54,7 +55,7 @@ describe.skipIf(skip)('video stream gateway (real ffmpeg, RTSP, Chromium)', () =
 
   afterAll(async () => {
     await browser?.close();
-    await t?.stop();
+    if (!stopped) await t?.stop();
     await cam?.stop();
     rmSync(dataDir, { recursive: true, force: true });
   });
@@ -175,9 +176,14 @@ describe.skipIf(skip)('video stream gateway (real ffmpeg, RTSP, Chromium)', () =
 
   it('should stop ffmpeg after the last viewer leaves and leave none after hub stop', async () => {
     const stream = video.gateway!.stream(id)!;
+    const t0 = Date.now();
+    const mark = (what: string) => console.log(`${what} +${Date.now() - t0} ms`);
     expect(ffmpegUnder(video.root).length).toBeGreaterThan(0);
     // No viewer now (leases expire after 3 s, grace 2 s).
-    await until(() => stream.state === 'idle', 15_000, 100);
+    await until(() => stream.state === 'idle', 15_000, 100).catch((err) => {
+      throw new Error(`${(err as Error).message}: ${JSON.stringify(stream.snapshotInfo())}`);
+    });
+    mark('idle');
     await until(() => ffmpegUnder(video.root).length === 0, 5_000, 100);
     expect(video.gateway!.runningPids()).toEqual([]);
     // Start again, then stop the hub while it runs.
@@ -185,9 +191,11 @@ describe.skipIf(skip)('video stream gateway (real ffmpeg, RTSP, Chromium)', () =
     await until(() => stream.state === 'live', 15_000, 100);
     const root = video.root;
     expect(ffmpegUnder(root).length).toBe(1);
+    mark('live again');
     await t.stop();
+    mark('hub stopped');
     release();
     expect(ffmpegUnder(root)).toEqual([]);
-    t = await startHub({ dataDir }, { modules: [createVideo()] });
-  });
+    stopped = true;
+  }, 60_000);
 });
