@@ -76,7 +76,9 @@ export async function loadTrack(db: Db, deviceId: string, from: number, to: numb
        window w as (order by ts))
      select count(*)::int as fixes,
             (select count(*)::int from positions where device_id = $1 and ts >= to_timestamp($2 / 1000.0) and ts < to_timestamp($3 / 1000.0) and flag is not null) as flagged,
-            sum(2 * ${R} * asin(least(1, sqrt(power(sin(radians(lat - plat) / 2), 2) + cos(radians(plat)) * cos(radians(lat)) * power(sin(radians(lon - plon) / 2), 2))))) as distance
+            -- least() ignores NULLs, so the first row (no predecessor) must be filtered, not left to propagate NULL
+            sum(2 * ${R} * asin(least(1, sqrt(power(sin(radians(lat - plat) / 2), 2) + cos(radians(plat)) * cos(radians(lat)) * power(sin(radians(lon - plon) / 2), 2)))))
+              filter (where plat is not null) as distance
        from p`,
     [deviceId, from, to],
   );
