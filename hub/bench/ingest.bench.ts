@@ -81,7 +81,8 @@ async function main() {
     results.postgres = await run('hub-postgres', 'hub', { DATABASE_URL: url });
   } else results.postgres = { skipped: 'set BENCH_DATABASE_URL or TEST_DATABASE_URL' };
   results.pglite = await run('hub-pglite', 'hub', { DATABASE_URL: 'memory://' });
-  const ratio = (r: unknown) => (r && typeof r === 'object' && 'ackedPerSec' in r ? +((r as { ackedPerSec: number }).ackedPerSec / bare.ackedPerSec).toFixed(3) : null);
+  const bareRate = (bare as unknown as { ackedPerSec: number }).ackedPerSec;
+  const ratio = (r: unknown) => (r && typeof r === 'object' && 'ackedPerSec' in r ? +((r as { ackedPerSec: number }).ackedPerSec / bareRate).toFixed(3) : null);
   process.stdout.write(
     `${JSON.stringify({
       bench: 'ingest',
