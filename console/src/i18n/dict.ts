@@ -281,7 +281,7 @@ export const dict = {
   'admin.ruleEdit': ['编辑规则', 'Edit rule'],
   'admin.ruleJson': ['规则定义（JSON）', 'Rule definition (JSON)'],
   'admin.backtest': ['回测', 'Backtest'],
-  'admin.backtestResult': ['回测结果：{n} 次触发', 'Backtest: {n} triggers'],
+  'admin.backtestResult': ['回测（近 7 天，{messages} 条消息）：{n} 条告警，{cases} 个案件', 'Backtest (last 7 days, {messages} messages): {n} alarms, {cases} cases'],
   'admin.addUser': ['添加用户', 'Add user'],
   'admin.region': ['管辖区域', 'Region'],
   'admin.displayName': ['显示名', 'Display name'],

@@ -1,6 +1,6 @@
 /** Admin for integrators and admins: devices, cameras, workers, grids, rules, users. */
 import { useEffect, useState, type ReactNode } from 'react';
-import { get, items, patch, post, put } from '../api/client';
+import { get, items, post, put } from '../api/client';
 import type { Camera, Device, Role, Rule, User, Worker } from '../api/types';
 import { useI18n } from '../i18n';
 import type { DictKey } from '../i18n/dict';
@@ -322,8 +322,8 @@ function RulesTab() {
   const backtest = (r: Rule) =>
     a.run(async () => {
       const to = Date.now();
-      const res = await post<{ triggers?: number; count?: number; items?: unknown[] }>(`/rules/${encodeURIComponent(r.id)}/backtest`, { from: to - 7 * 86400_000, to });
-      setResult(t('admin.backtestResult', { n: res.triggers ?? res.count ?? res.items?.length ?? 0 }));
+      const res = await post<{ totals: { alarms: number; cases: number }; messages: number }>(`/rules/${encodeURIComponent(r.id)}/backtest`, { from: to - 7 * 86400_000, to });
+      setResult(t('admin.backtestResult', { n: res.totals.alarms, cases: res.totals.cases, messages: res.messages }));
     });
   return (
     <>
@@ -340,10 +340,14 @@ function RulesTab() {
               <td>{String(r.name ?? '')}</td>
               <td>{r.enabled ? t('common.enabled') : t('common.disabled')}</td>
               <td className="row">
-                <button type="button" onClick={() => void a.run(async () => { await patch(`/rules/${encodeURIComponent(r.id)}`, { enabled: !r.enabled }); await load(); })}>
+                <button type="button" onClick={() => void a.run(async () => { await post(`/rules/${encodeURIComponent(r.id)}/${r.enabled ? 'disable' : 'enable'}`); await load(); })}>
                   {r.enabled ? t('admin.disable') : t('admin.enable')}
                 </button>
-                <button type="button" onClick={() => setEditing({ id: r.id, text: JSON.stringify(r, null, 2) })}>{t('admin.ruleEdit')}</button>
+                <button type="button" onClick={() => {
+                  // Stored bookkeeping is not part of the definition the hub accepts back.
+                  const { version: _v, createdAt: _c, updatedAt: _u, ...def } = r;
+                  setEditing({ id: r.id, text: JSON.stringify(def, null, 2) });
+                }}>{t('admin.ruleEdit')}</button>
                 <button type="button" onClick={() => void backtest(r)}>{t('admin.backtest')}</button>
               </td>
             </tr>

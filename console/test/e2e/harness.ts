@@ -111,3 +111,39 @@ export async function visibleText(page: Page): Promise<string> {
 }
 
 export const CJK = /[\u3400-\u9fff]/;
+
+/**
+ * The product's modules. Modules that exist in the tree but are not yet
+ * listed in hub/src/modules.ts (landing in parallel) are appended, so the
+ * console is tested against everything that exists; once modules.ts lists
+ * them this is exactly the default composition.
+ */
+export async function productModules(): Promise<import('../../../hub/src/hub').ModuleFactory[]> {
+  const { readFileSync } = await import('node:fs');
+  const { defaultModules } = await import('../../../hub/src/modules');
+  const listed = readFileSync(path.resolve(consoleRoot, '../hub/src/modules.ts'), 'utf8');
+  const out = [...defaultModules];
+  if (!listed.includes('./rules/')) {
+    const { createRules } = await import('../../../hub/src/rules/index');
+    out.push((ctx) => createRules(ctx));
+  }
+  if (!listed.includes('./video/')) {
+    const { videoModule } = await import('../../../hub/src/video/index');
+    out.push(videoModule);
+  }
+  return out;
+}
+
+/** A small district: one district polygon split into two unit grids (west, east). */
+export function testGrids(lat = 30.66, lon = 104.06) {
+  const d = 0.01;
+  const rect = (x0: number, y0: number, x1: number, y1: number) => ({ type: 'Polygon' as const, coordinates: [[[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]] });
+  return {
+    type: 'FeatureCollection' as const,
+    features: [
+      { type: 'Feature' as const, properties: { id: 'D1', name: 'Test District', level: 'district', parentId: null, code: '510106' }, geometry: rect(lon - d, lat - d, lon + d, lat + d) },
+      { type: 'Feature' as const, properties: { id: 'G-W', name: 'West Grid', level: 'grid', parentId: 'D1' }, geometry: rect(lon - d, lat - d, lon, lat + d) },
+      { type: 'Feature' as const, properties: { id: 'G-E', name: 'East Grid', level: 'grid', parentId: 'D1' }, geometry: rect(lon, lat - d, lon + d, lat + d) },
+    ],
+  };
+}
