@@ -97,8 +97,9 @@ export class SimWorld {
     }
   }
 
+  /** Handhelds first: moving workers are what people look for when a district comes up. */
   all(): AnySim[] {
-    return [...this.sensors.values(), ...this.handhelds.values(), ...this.cameras.values()];
+    return [...this.handhelds.values(), ...this.cameras.values(), ...this.sensors.values()];
   }
 
   get size(): number {

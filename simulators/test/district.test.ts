@@ -105,7 +105,7 @@ describe('generateDistrict', () => {
     expect(edges.length).toBeGreaterThan(300);
     let checked = 0;
     for (const e of edges) {
-      const [a, b] = e.geometry.coordinates as [Pt, Pt];
+      const [a, b] = e.geometry.coordinates as unknown as [Pt, Pt];
       for (let t = 0; t <= 1; t += 0.125) {
         const p: Pt = [a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t];
         expect(grids.filter((g) => pointInRing(p, g)).length, `${e.id} at t=${t}`).toBe(1);

@@ -158,8 +158,10 @@ export class SimHandheld {
       this.route = [];
     }
     this.mode = on ? 'patrol' : 'off_duty';
-    await this.onDutyChange?.(on);
-    await this.link.publish('status', { online: true, duty: on }).catch(() => undefined);
+    // At power-up the duty state is announced without waiting: a fleet starting must not queue on REST.
+    const mirrored = Promise.resolve(this.onDutyChange?.(on)).catch(() => undefined);
+    const announced = this.link.publish('status', { online: true, duty: on }).catch(() => undefined);
+    if (!force) await Promise.all([mirrored, announced]);
     // Report at once and switch to the on/off duty reporting period.
     this.cancelTick?.();
     this.tick();

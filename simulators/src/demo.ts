@@ -1,0 +1,181 @@
+/**
+ * `npm run demo`: the hub on the embedded database plus a living simulated
+ * district, in one process. Provisions the district on first run (secrets
+ * kept in .sim/), then runs every sensor, camera and handheld over real MQTT,
+ * plants a first incident so a case goes reported → closed within a minute,
+ * and plays the duty officer (the demo dispatcher) through REST. Ctrl-C stops
+ * the devices, then the hub, cleanly.
+ *
+ * Flags: --speed N (simulation speed, default 5), --no-dispatcher,
+ * --rtsp N (real RTSP streams for the first N cameras), --quiet.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig, type Config } from '../../hub/src/core/config.js';
+import { createLogger } from '../../hub/src/core/logger.js';
+import { createHub, type Hub } from '../../hub/src/hub.js';
+import { DEFAULT_DISTRICT_DIR, startDistrict, type DistrictRun } from './cli.js';
+import { generateDistrict, type District } from './district/generate.js';
+import { readDistrict, writeDistrict } from './district/files.js';
+import { HubClient, HubError } from './hub-client.js';
+import { provision } from './provision.js';
+import { SimState } from './state.js';
+
+const DEMO_USER = 'demo-sim';
+
+/** What to undo on Ctrl-C, even when it comes while the demo is still starting. */
+const cleanups: Array<() => Promise<void> | void> = [];
+let aborted = false;
+
+async function cleanup(): Promise<void> {
+  aborted = true;
+  while (cleanups.length) await Promise.resolve(cleanups.pop()!()).catch(() => undefined);
+}
+
+interface DemoFile {
+  adminPassword: string;
+}
+
+async function demoFile(path: string): Promise<DemoFile> {
+  try {
+    return JSON.parse(await readFile(path, 'utf8')) as DemoFile;
+  } catch {
+    const d = { adminPassword: randomBytes(9).toString('base64url') };
+    await mkdir(dirname(path), { recursive: true });
+    await writeFile(path, JSON.stringify(d, null, 1), { mode: 0o600 });
+    return d;
+  }
+}
+
+export async function runDemo(argv: string[]): Promise<{ hub: Hub; run: DistrictRun; stop: () => Promise<void> }> {
+  const { values: v } = parseArgs({
+    args: argv,
+    options: {
+      speed: { type: 'string' }, 'no-dispatcher': { type: 'boolean' }, rtsp: { type: 'string' }, quiet: { type: 'boolean', short: 'q' },
+      state: { type: 'string' }, district: { type: 'string' },
+    },
+    strict: true,
+  });
+  const say = (m: string) => {
+    if (!v.quiet) process.stderr.write(`${m}\n`);
+  };
+  const speed = Number(v.speed ?? 5);
+  const statePath = v.state ?? '.sim/secrets.json';
+  const demo = await demoFile(`${dirname(statePath)}/demo.json`);
+
+  let config: Config;
+  try {
+    config = loadConfig({ GRIDLINK_LOG_LEVEL: 'warn', ...process.env }, { adminPassword: process.env.GRIDLINK_ADMIN_PASSWORD || demo.adminPassword });
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const hub = await createHub(config, { logger: createLogger(config.logLevel) });
+  cleanups.push(() => hub.stop());
+  const ports = await hub.start();
+  process.stdout.write(`${JSON.stringify({ msg: 'listening', ...ports })}\n`);
+  const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
+  const base = `http://${host}:${ports.http}`;
+  const mqttUrl = `mqtt://${host}:${ports.mqtt}`;
+
+  // The simulators act through REST with their own admin account; in-process we can sign its token.
+  const auth = hub.ctx.auth;
+  let user = (await auth.listUsers()).find((u) => u.username === DEMO_USER);
+  user ??= await auth.createUser({ username: DEMO_USER, password: randomBytes(24).toString('base64url'), role: 'admin', displayName: '演示模拟器' });
+  const client = new HubClient(base);
+  client.setToken(auth.sign(user));
+  const refresh = setInterval(() => client.setToken(auth.sign(user)), 3600_000);
+  cleanups.push(() => clearInterval(refresh));
+
+  const dir = v.district ?? DEFAULT_DISTRICT_DIR;
+  let district: District;
+  try {
+    district = await readDistrict(dir);
+  } catch {
+    district = generateDistrict();
+    await writeDistrict(dir, district);
+    say(`generated the demo district in ${dir}`);
+  }
+  const state = await SimState.open(statePath);
+  const t0 = Date.now();
+  const rep = await provision({ hub: client, state, district, mqttUrl, onDuty: true, log: (m) => (m.startsWith('!') ? say(m) : undefined) });
+  say(`provisioned in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${rep.devices.created} new devices, ${rep.devices.reused} reused, ${rep.devices.rotated} rotated`);
+
+  if (aborted) throw new Error('stopped');
+  const run = await startDistrict({
+    client, mqtt: mqttUrl, district, state, speed, dispatcher: !v['no-dispatcher'], anomalies: true, rtsp: Number(v.rtsp ?? 0),
+    log: say,
+  });
+  // Demo timing: quicker hands than the defaults, so the first case closes within a minute.
+  for (const h of run.world.handhelds.values()) Object.assign(h.b, { acceptDelayMs: [4_000, 12_000], handlingMs: [30_000, 90_000] });
+
+  // Plant the first incidents: a worker reports what they see, and the lowest point floods.
+  const planted = setTimeout(() => {
+    const reporter = [...run.world.handhelds.values()].find((h) => h.onDuty);
+    void reporter?.reportProblem({ category: 'garbage', text: '小区门口暴露垃圾堆放（演示）' }).then(() => say(`demo: ${reporter.worker.name} reported 暴露垃圾 in ${reporter.def.gridId}`), () => undefined);
+    const water = [...run.world.sensors.values()].find((s) => s.def.type === 'sensor.water_level');
+    void water?.set('water_level_cm', 38, 20_000).then(() => say(`demo: water rising at ${water.def.name}`), () => undefined);
+  }, 3000);
+
+  const cons = `http://localhost:${ports.http}/`;
+  say('');
+  say(`GridLink demo — ${district.meta.name}, ${district.meta.counts.grids} grids, ${run.world.size} simulated devices at ${speed}x`);
+  say(`  console  ${cons}   (login admin / ${process.env.GRIDLINK_ADMIN_PASSWORD ? '$GRIDLINK_ADMIN_PASSWORD' : `${demo.adminPassword} on a fresh ./data; otherwise the password of your first run`})`);
+  say(`  MQTT     ${mqttUrl}   REST ${base}/api/v1   OpenAPI ${base}/docs`);
+  say('  Ctrl-C stops everything.');
+  say('');
+  process.stdout.write(`${JSON.stringify({ msg: 'demo ready', http: ports.http, mqtt: ports.mqtt, user: DEMO_USER, devices: run.world.size })}\n`);
+
+  const status = setInterval(() => {
+    void (async () => {
+      const d = run.dispatcher?.stats;
+      let cases = '';
+      try {
+        const all = (await client.listCases()).items;
+        const by = new Map<string, number>();
+        for (const c of all) by.set(c.status, (by.get(c.status) ?? 0) + 1);
+        cases = [...by].map(([k, n]) => `${k} ${n}`).join(', ');
+      } catch (err) {
+        cases = err instanceof HubError && err.routeMissing ? 'cases module not loaded' : (err as Error).message;
+      }
+      say(`[demo] ${hub.ctx.broker.connectedCount} devices connected | cases: ${cases || 'none yet'}${d ? ` | dispatcher: ${d.registered} registered, ${d.dispatched + d.redispatched} dispatched, ${d.verified} closed` : ''}`);
+    })();
+  }, 15_000);
+
+  cleanups.push(async () => {
+    clearTimeout(planted);
+    clearInterval(status);
+    clearInterval(refresh);
+    await run.dispatcher?.stop();
+    run.clock.dispose();
+    await run.world.stop();
+  });
+  return { hub, run, stop: cleanup };
+}
+
+if (process.argv[1] && /demo\.[jt]s$/.test(process.argv[1])) {
+  let stopping = false;
+  const handler = () => {
+    if (stopping) process.exit(130);
+    stopping = true;
+    process.stderr.write('\nstopping the demo…\n');
+    const force = setTimeout(() => process.exit(1), 20_000);
+    force.unref();
+    cleanup().then(() => process.exit(0), (err) => {
+      process.stderr.write(`${(err as Error).message}\n`);
+      process.exit(1);
+    });
+  };
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
+  runDemo(process.argv.slice(2)).catch((err) => {
+    if (stopping) return;
+    process.stderr.write(`demo failed: ${(err as Error).stack ?? err}\n`);
+    void cleanup().finally(() => process.exit(1));
+  });
+}
