@@ -123,7 +123,9 @@ export class BatchWriter {
       buf.rows++;
     }
     buf.callbacks.push(done);
-    if (buf.callbacks.length >= this.opts.batchSize) this.pump();
+    // Idle: commit at once (lowest latency). Busy: gather until a commit slot
+    // frees (group commit) or batchMs passes (use a spare slot).
+    if (buf.callbacks.length >= this.opts.batchSize || (this.inFlight.size === 0 && this.retryQueue.length === 0)) this.pump();
     else if (!this.timer) {
       this.timer = setTimeout(() => {
         this.timer = null;
@@ -175,12 +177,8 @@ export class BatchWriter {
     const tables = [...batch.columns.keys()].sort((a, b) => this.specs.get(a)!.index - this.specs.get(b)!.index);
     const params = tables.flatMap((t) => batch.columns.get(t)!);
     const t0 = performance.now();
-    const run = async () => {
-      const sql = this.sqlFor(tables);
-      if (tables.length === 1 || this.db.kind === 'postgres') await this.db.query(sql, params);
-      else await this.db.tx((q) => q.query(sql, params));
-    };
-    run().then(
+    // One statement is its own transaction on both engines.
+    this.db.query(this.sqlFor(tables), params).then(
       () => {
         this.inFlight.delete(batch);
         this.healthy = true;

@@ -26,7 +26,14 @@ function controllableDb() {
         ...db,
         kind: db.kind,
         timescale: db.timescale,
-        query: (sql, params) => db.query(sql, params),
+        // Batch commits are single INSERT ... FROM unnest statements; gate and fail only those.
+        query: async (sql, params) => {
+          if (/^(insert|with w0)/.test(sql) && sql.includes('from unnest(')) {
+            if (gate) await gate;
+            if (failing) throw new Error('connect ECONNREFUSED 127.0.0.1:5432');
+          }
+          return db.query(sql, params);
+        },
         exec: (sql) => db.exec(sql),
         close: () => db.close(),
         tx: async <T>(fn: (q: Queryable) => Promise<T>) => {

@@ -32,31 +32,70 @@ describe('BatchWriter', () => {
   beforeEach(() => vi.useFakeTimers());
   afterEach(() => vi.useRealTimers());
 
-  it('should flush by time with one multi-row unnest insert', async () => {
+  it('should commit at once when idle and gather messages that arrive during a commit into one multi-row insert', async () => {
     const f = fakeDb();
-    const w = new BatchWriter(f.db, [spec], { batchSize: 100, batchMs: 20, pendingMax: 1000 });
+    let release!: () => void;
+    const slow = { ...f.db, kind: 'pglite' as const, query: async <T>(sql: string, params?: unknown[]) => {
+      await new Promise<void>((r) => (release = r));
+      return f.db.query<T>(sql, params);
+    } } as Db;
+    const w = new BatchWriter(slow, [spec], { batchSize: 100, batchMs: 20, pendingMax: 1000 });
     const done = vi.fn();
     w.add([{ table: 't', values: [1000, 1.5] }], done);
+    await vi.advanceTimersByTimeAsync(0);
     w.add([{ table: 't', values: [2000, 2.5] }], done);
-    expect(f.calls).toHaveLength(0);
-    await vi.advanceTimersByTimeAsync(19);
+    w.add([{ table: 't', values: [3000, 3.5] }], done);
+    await vi.advanceTimersByTimeAsync(50);
     expect(done).not.toHaveBeenCalled();
+    release();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(done).toHaveBeenCalledTimes(1);
+    release();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(done).toHaveBeenCalledTimes(3);
+    expect(f.calls).toHaveLength(2);
+    expect(f.calls[1]!.sql).toContain('from unnest($1::float8[], $2::float8[])');
+    expect(f.calls[1]!.sql).toContain('on conflict do nothing');
+    expect(f.calls[1]!.params).toEqual([[2000, 3000], [2.5, 3.5]]);
+  });
+
+  it('should use a spare commit slot after batchMs while another commit is in flight (PostgreSQL)', async () => {
+    const f = fakeDb();
+    const releases: Array<() => void> = [];
+    const slow = { ...f.db, kind: 'postgres' as const, query: async <T>(sql: string, params?: unknown[]) => {
+      await new Promise<void>((r) => releases.push(r));
+      return f.db.query<T>(sql, params);
+    } } as Db;
+    const w = new BatchWriter(slow, [spec], { batchSize: 100, batchMs: 20, pendingMax: 1000 });
+    w.add([{ table: 't', values: [1, 1] }], () => undefined);
+    await vi.advanceTimersByTimeAsync(0);
+    w.add([{ table: 't', values: [2, 2] }], () => undefined);
+    await vi.advanceTimersByTimeAsync(19);
+    expect(releases).toHaveLength(1);
     await vi.advanceTimersByTimeAsync(2);
-    expect(f.calls).toHaveLength(1);
-    expect(f.calls[0]!.sql).toContain('from unnest($1::float8[], $2::float8[])');
-    expect(f.calls[0]!.sql).toContain('on conflict do nothing');
-    expect(f.calls[0]!.params).toEqual([[1000, 2000], [1.5, 2.5]]);
-    expect(done).toHaveBeenCalledTimes(2);
+    expect(releases).toHaveLength(2);
+    releases.forEach((r) => r());
+    await vi.advanceTimersByTimeAsync(0);
+    expect(w.pending).toBe(0);
   });
 
   it('should flush by size without waiting for the timer', async () => {
     const f = fakeDb();
-    const w = new BatchWriter(f.db, [spec], { batchSize: 3, batchMs: 10_000, pendingMax: 1000 });
+    const releases: Array<() => void> = [];
+    const slow = { ...f.db, kind: 'postgres' as const, query: async <T>(sql: string, params?: unknown[]) => {
+      await new Promise<void>((r) => releases.push(r));
+      return f.db.query<T>(sql, params);
+    } } as Db;
+    const w = new BatchWriter(slow, [spec], { batchSize: 3, batchMs: 10_000, pendingMax: 1000 });
+    w.add([{ table: 't', values: [0, 0] }], () => undefined);
     const done = vi.fn();
-    for (let i = 0; i < 3; i++) w.add([{ table: 't', values: [i, i] }], done);
+    for (let i = 1; i <= 3; i++) w.add([{ table: 't', values: [i, i] }], done);
     await vi.advanceTimersByTimeAsync(0);
-    expect(f.commits()).toBe(1);
+    expect(releases).toHaveLength(2);
+    releases.forEach((r) => r());
+    await vi.advanceTimersByTimeAsync(0);
     expect(done).toHaveBeenCalledTimes(3);
+    expect(f.calls[1]!.params).toEqual([[1, 2, 3], [1, 2, 3]]);
   });
 
   it('should hold callbacks while the database fails and commit the same rows when it returns', async () => {
@@ -82,14 +121,24 @@ describe('BatchWriter', () => {
 
   it('should write rows of several tables in one atomic statement', async () => {
     const f = fakeDb();
+    const releases: Array<() => void> = [];
+    const slow = { ...f.db, query: async <T>(sql: string, params?: unknown[]) => {
+      await new Promise<void>((r) => releases.push(r));
+      return f.db.query<T>(sql, params);
+    } } as Db;
     const other: TableSpec = { name: 'u', columns: [['ts', 'ts'], ['j', 'jsonb']] };
-    const w = new BatchWriter(f.db, [spec, other], { batchSize: 2, batchMs: 10, pendingMax: 10 });
+    const w = new BatchWriter(slow, [spec, other], { batchSize: 100, batchMs: 10, pendingMax: 10 });
+    w.add([{ table: 't', values: [0, 0] }], () => undefined);
     w.add([{ table: 'u', values: [1, '{"a":1}'] }], () => undefined);
     w.add([{ table: 't', values: [2, 2] }], () => undefined);
     await vi.advanceTimersByTimeAsync(0);
-    expect(f.calls).toHaveLength(1);
-    expect(f.calls[0]!.sql).toMatch(/^with w0 as \(insert into u .* returning 1\) insert into t /);
-    expect(f.calls[0]!.params).toEqual([[2], [2], [1], ['{"a":1}']]);
+    releases.shift()!();
+    await vi.advanceTimersByTimeAsync(0);
+    releases.shift()!();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(f.calls).toHaveLength(2);
+    expect(f.calls[1]!.sql).toMatch(/^with w0 as \(insert into u .* returning 1\) insert into t /);
+    expect(f.calls[1]!.params).toEqual([[2], [2], [1], ['{"a":1}']]);
   });
 
   it('should report full at the memory cap', async () => {
