@@ -102,6 +102,8 @@ export const Scenario = Type.Object({
 export type Scenario = Static<typeof Scenario>;
 
 const check = TypeCompiler.Compile(Scenario);
+const STEP_SCHEMAS = { water: WaterStep, smoke: SmokeStep, gas: GasStep, manhole: ManholeStep, sensor: SensorStep, camera: CameraStep, worker: WorkerStep, dropout: DropoutStep, log: LogStep, expect: ExpectStep };
+const stepChecks = Object.fromEntries(Object.entries(STEP_SCHEMAS).map(([k, v]) => [k, TypeCompiler.Compile(v)]));
 
 export class ScenarioError extends Error {
   constructor(readonly problems: string[], where = 'scenario') {
@@ -136,22 +138,28 @@ export function validateScenario(value: unknown, where = 'scenario'): Scenario {
   const problems: string[] = [];
   if (!check.Check(value)) {
     const seen = new Set<string>();
-    for (const e of check.Errors(value)) {
-      // Union errors repeat per branch; report the most specific line per path once.
-      const key = e.path;
-      if (seen.has(key)) continue;
-      seen.add(key);
-      problems.push(`${e.path || '/'}: ${e.message}`);
-      if (problems.length >= 20) break;
-    }
-    // A step matching no kind gets a hint on what kinds exist.
+    const add = (path: string, message: string) => {
+      if (message === 'Expected union value' && /\/(at|within|ramp|for|fresh|tail)$/.test(path)) message = 'expected a duration: mm:ss, hh:mm:ss, 30s, 1m30s, 500ms or seconds';
+      if (seen.has(path + message) || problems.length >= 30) return;
+      seen.add(path + message);
+      problems.push(`${path || '/'}: ${message}`);
+    };
+    // Errors outside the steps as TypeBox reports them.
+    for (const e of check.Errors(value)) if (!/^\/steps\/\d+/.test(e.path)) add(e.path, e.message);
+    // A step is a union; "Expected union value" helps nobody, so check each step against the kind it names.
     const steps = (value as { steps?: unknown[] })?.steps;
     if (Array.isArray(steps)) {
-      steps.forEach((s, i) => {
-        const keys = s && typeof s === 'object' ? Object.keys(s).filter((k) => k !== 'at' && k !== 'note') : [];
-        if (keys.length !== 1) problems.push(`/steps/${i}: a step has "at" and exactly one of water, smoke, gas, manhole, sensor, camera, worker, dropout, log, expect (got ${keys.join(', ') || 'none'})`);
+      steps.forEach((st, i) => {
+        const keys = st && typeof st === 'object' ? Object.keys(st).filter((k) => k !== 'at' && k !== 'note') : [];
+        const kind = keys.length === 1 ? keys[0]! : null;
+        if (!kind || !stepChecks[kind]) {
+          add(`/steps/${i}`, `a step has "at" and exactly one of ${Object.keys(STEP_SCHEMAS).join(', ')} (got ${keys.join(', ') || 'none'})`);
+          return;
+        }
+        for (const e of stepChecks[kind]!.Errors(st)) add(`/steps/${i}${e.path}`, e.message);
       });
     }
+    if (!problems.length) problems.push('does not match the scenario schema');
     throw new ScenarioError(problems, where);
   }
   const sc = value as Scenario;
