@@ -6,9 +6,11 @@ import type { ModuleFactory } from './hub.js';
 import { createCases } from './cases/index.js';
 import { dispatchModule } from './dispatch/index.js';
 import { createRealtime } from './realtime/index.js';
+import { createRules } from './rules/index.js';
 
 export const defaultModules: ModuleFactory[] = [
   createRealtime,
   (ctx) => createCases(ctx),
+  (ctx) => createRules(ctx),
   dispatchModule,
 ];

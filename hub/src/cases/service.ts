@@ -171,6 +171,18 @@ export class CaseStore implements CaseService {
 
   constructor(private readonly d: CaseServiceDeps) {}
 
+  get evidence(): EvidenceStore {
+    return this.d.evidence;
+  }
+
+  get grids(): GridIndex {
+    return this.d.grids;
+  }
+
+  get categories(): CategoryCatalogue {
+    return this.d.categories;
+  }
+
   // ---- reads ---------------------------------------------------------------------------------
 
   summary(r: CaseRow): CaseSummary {
@@ -389,11 +401,11 @@ export class CaseStore implements CaseService {
     return summary;
   }
 
-  /** The open case a new trigger of (rule, device) — or of a correlated (category, device) — belongs to. */
+  /** The open case a new trigger of (rule, device) belongs to: one linked to that rule or to that category for that device. */
   async findOpenFor(deviceId: string, ruleId: string, categoryCode: string | null): Promise<CaseSummary | null> {
     const rows = await this.d.db.query<CaseRow>(
       `select c.* from case_links l join cases c on c.id = l.case_id
-       where l.device_id = $1 and (l.rule_id = $2 or ($3::text is not null and l.category_code = $3 and l.rule_id is null))
+       where l.device_id = $1 and (l.rule_id = $2 or l.category_code = $3)
          and c.status = any($4::text[])
        order by c.created_at limit 1`,
       [deviceId, ruleId, categoryCode, OPEN_STATUSES],
@@ -413,17 +425,17 @@ export class CaseStore implements CaseService {
   }
 
   /**
-   * A trigger joins an open case: a link row, a history entry, the severity
-   * raised when the trigger is more severe. `categoryLink` makes later
-   * triggers of that category from that device join too (correlation).
+   * A trigger joins an open case: a link row (so later triggers of the rule,
+   * or of the case category, from that device join too), a history entry,
+   * the severity raised when the trigger is more severe.
    */
-  async attach(caseId: string, input: { deviceId: string; ruleId: string | null; alarmId?: string | null; severity?: Severity; categoryLink?: string; actor: Actor; note?: string; data?: Record<string, unknown> }): Promise<CaseSummary> {
+  async attach(caseId: string, input: { deviceId: string; ruleId: string | null; alarmId?: string | null; severity?: Severity; actor: Actor; note?: string; data?: Record<string, unknown> }): Promise<CaseSummary> {
     const at = this.d.now();
     const row = await this.d.db.tx(async (q) => {
       const r = await this.row(caseId, q, true);
       if (!r) throw CaseErrors.notFound();
       await q.query('insert into case_links (case_id, rule_id, category_code, device_id, alarm_id, created_at) values ($1, $2, $3, $4, $5, to_timestamp($6 / 1000.0))',
-        [r.id, input.categoryLink ? null : input.ruleId, input.categoryLink ?? r.category_code, input.deviceId, input.alarmId ?? null, at]);
+        [r.id, input.ruleId, r.category_code, input.deviceId, input.alarmId ?? null, at]);
       const severity = input.severity ? maxSeverity(r.severity, input.severity) : r.severity;
       const updated = (await q.query<CaseRow>('update cases set severity = $2, updated_at = to_timestamp($3 / 1000.0) where id = $1 returning *', [r.id, severity, at]))[0]!;
       await this.history(q, r.id, at, 'attach', r.status, r.status, input.actor, input.note ?? null, {

@@ -7,6 +7,7 @@
 import type { ModuleFactory } from '../../src/hub.js';
 import { createCases, type CasesModule, caseStoreOf, type CaseStore, type GridCollection } from '../../src/cases/index.js';
 import { createRealtime } from '../../src/realtime/index.js';
+import { createRules, type RulesModule, type RulesOptions } from '../../src/rules/index.js';
 import type { Config } from '../../src/core/config.js';
 import { startHub, type TestHub } from '../helpers.js';
 
@@ -66,16 +67,21 @@ export interface CaseHub extends TestHub {
   clock: Clock;
   cases: CaseStore;
   casesModule: CasesModule;
+  rules: RulesModule;
+  /** Through real ingest (decode, store, bus), then waits for the alarm steps. */
+  send(deviceId: string, channel: string, body: unknown, receivedAt?: number): Promise<void>;
   tokens: Record<'admin' | 'officer' | 'officerA' | 'officerB' | 'dispatcher' | 'dispatcherA' | 'integrator' | 'w1' | 'w2', string>;
   as(user: keyof CaseHub['tokens']): <T = any>(method: string, path: string, body?: unknown) => Promise<{ status: number; body: T }>;
 }
 
-export async function startCaseHub(opts: { databaseUrl?: string; extraModules?: ModuleFactory[]; config?: Partial<Config>; clock?: Clock; grids?: boolean } = {}): Promise<CaseHub> {
+export async function startCaseHub(opts: { databaseUrl?: string; rules?: RulesOptions | false; extraModules?: ModuleFactory[]; config?: Partial<Config>; clock?: Clock; grids?: boolean } = {}): Promise<CaseHub> {
   const clock = opts.clock ?? new Clock();
   let casesModule!: CasesModule;
+  let rules!: RulesModule;
   const modules: ModuleFactory[] = [
     createRealtime,
     (ctx) => (casesModule = createCases(ctx, { overdueEveryMs: 0 })),
+    ...(opts.rules === false ? [] : [(ctx: Parameters<ModuleFactory>[0]) => (rules = createRules(ctx, { tickMs: 0, stateFlushMs: 0, ...opts.rules }))]),
     ...(opts.extraModules ?? []),
   ];
   const t = await startHub({ databaseUrl: opts.databaseUrl ?? 'memory://', ...opts.config }, { modules, now: clock.now });
@@ -98,6 +104,12 @@ export async function startCaseHub(opts: { databaseUrl?: string; extraModules?: 
   const h = t as CaseHub;
   h.clock = clock;
   h.casesModule = casesModule;
+  h.rules = rules;
+  h.send = async (deviceId, channel, body, receivedAt) => {
+    const r = await t.hub.ctx.ingest.handleAsync(deviceId, channel as 'event', Buffer.from(JSON.stringify(body)), receivedAt ?? clock.now());
+    if (!r.ok) throw new Error(`ingest refused: ${r.reason} ${r.detail}`);
+    await rules?.idle();
+  };
   h.cases = caseStoreOf(t.hub.ctx)!;
   h.tokens = tokens;
   h.as = (user) => (method, path, body) => t.api(method, path, body, tokens[user]);

@@ -1,0 +1,391 @@
+/**
+ * Alarm lifecycle (ThingsBoard style): active/cleared × acknowledged, one
+ * active alarm per (rule, device), repeats fold into it (count, lastTs),
+ * escalation when nobody acknowledges in time, comments. A rule with a
+ * `case` spec opens a case for a new alarm, or joins the open case of the
+ * same rule or category for that device (CONTRACT 4: new triggers attach).
+ * Every change is one serialised step so a repeat never races an ack.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Severity } from '@gridlink/devices';
+import type { Principal } from '../auth/index.js';
+import { caseStoreOf, maxSeverity, systemActor, type CaseStore } from '../cases/index.js';
+import type { EventBus } from '../core/bus.js';
+import { GridError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import type { HubContext } from '../hub.js';
+import type { AlarmEvent } from '../realtime/events.js';
+import type { Db } from '../store/index.js';
+import type { Effect, RaiseEffect, RuleEvaluator } from './evaluator.js';
+import { ESCALATE_AFTER_MIN, type Rule } from './rule.schema.js';
+
+export type AlarmChange = 'raised' | 'repeated' | 'acked' | 'cleared' | 'escalated' | 'commented' | 'case_linked';
+
+export interface Alarm extends AlarmEvent {
+  ackBy: string | null;
+  ackAt: number | null;
+  caseId: string | null;
+  originalSeverity: Severity;
+  escalations: number;
+  escalatedAt: number | null;
+  createdAt: number;
+  updatedAt: number;
+  clearedAt: number | null;
+  clearedBy: string | null;
+  value: unknown;
+  related: string[] | null;
+}
+
+export interface AlarmComment {
+  id: number;
+  ts: number;
+  author: string;
+  text: string;
+}
+
+declare module '../core/bus.js' {
+  interface EventMap {
+    'alarm.changed': { alarm: Alarm; change: AlarmChange };
+  }
+}
+
+interface AlarmRow {
+  id: string;
+  rule_id: string;
+  rule_name: string | null;
+  device_id: string;
+  type: string;
+  severity: Severity;
+  original_severity: Severity;
+  status: 'active' | 'cleared';
+  acknowledged: boolean;
+  ack_by: string | null;
+  ack_at: Date | null;
+  escalated: boolean;
+  escalations: number;
+  escalated_at: Date | null;
+  count: number;
+  message: string;
+  value: unknown;
+  ts: Date;
+  last_ts: Date;
+  created_at: Date;
+  updated_at: Date;
+  cleared_at: Date | null;
+  cleared_by: string | null;
+  lat: number | null;
+  lon: number | null;
+  grid_id: string | null;
+  case_id: string | null;
+  related: string[] | null;
+}
+
+const t = (d: Date | null) => (d ? new Date(d).getTime() : null);
+
+export function toAlarm(r: AlarmRow): Alarm {
+  return {
+    id: r.id, rule: r.rule_id, ruleName: r.rule_name ?? r.rule_id, deviceId: r.device_id, type: r.type, severity: r.severity, originalSeverity: r.original_severity,
+    status: r.status, acknowledged: r.acknowledged, ackBy: r.ack_by, ackAt: t(r.ack_at), escalated: r.escalated, escalations: r.escalations,
+    escalatedAt: t(r.escalated_at), count: r.count, message: r.message, value: r.value ?? null, ts: t(r.ts)!, lastTs: t(r.last_ts)!,
+    createdAt: t(r.created_at)!, updatedAt: t(r.updated_at)!, clearedAt: t(r.cleared_at), clearedBy: r.cleared_by,
+    lat: r.lat, lon: r.lon, gridId: r.grid_id, caseId: r.case_id, related: r.related ?? null,
+  };
+}
+
+const ESCALATE_NEXT: Record<Severity, Severity> = { info: 'warning', warning: 'minor', minor: 'major', major: 'critical', critical: 'critical' };
+
+export const AlarmErrors = {
+  notFound: () => new GridError('ALARM_NOT_FOUND', 'Alarm not found', 404),
+  notActive: () => new GridError('ALARM_NOT_ACTIVE', 'the alarm is already cleared', 409),
+};
+
+export interface AlarmQuery {
+  status?: 'active' | 'cleared';
+  severity?: Severity[];
+  gridIds?: string[] | null;
+  rule?: string;
+  deviceId?: string;
+  acknowledged?: boolean;
+  limit: number;
+}
+
+export class AlarmService {
+  /** Active alarms by `${rule}\0${device}`. */
+  private readonly active = new Map<string, Alarm>();
+  private chain: Promise<unknown> = Promise.resolve();
+  private readonly log: Logger;
+
+  constructor(
+    private readonly ctx: HubContext,
+    private readonly evaluator: RuleEvaluator,
+    private readonly rules: () => ReadonlyMap<string, Rule>,
+  ) {
+    this.log = ctx.logger.child({ module: 'alarms' });
+  }
+
+  private get db(): Db {
+    return this.ctx.db;
+  }
+
+  private get bus(): EventBus {
+    return this.ctx.bus;
+  }
+
+  private get cases(): CaseStore | undefined {
+    return caseStoreOf(this.ctx);
+  }
+
+  /** Runs steps one at a time, in order; a failing step is logged and never blocks the next. */
+  serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.chain.then(fn, fn);
+    this.chain = run.catch((err) => this.log.error({ err }, 'alarm step failed'));
+    return run;
+  }
+
+  idle(): Promise<void> {
+    return this.chain.then(() => undefined);
+  }
+
+  async load(): Promise<Alarm[]> {
+    const rows = await this.db.query<AlarmRow>("select * from alarms where status = 'active'");
+    this.active.clear();
+    for (const r of rows) {
+      const a = toAlarm(r);
+      this.active.set(`${a.rule}\u0000${a.deviceId}`, a);
+    }
+    return [...this.active.values()];
+  }
+
+  activeFor(ruleId: string, deviceId: string): Alarm | undefined {
+    return this.active.get(`${ruleId}\u0000${deviceId}`);
+  }
+
+  private emit(alarm: Alarm, change: AlarmChange): void {
+    this.bus.emit('alarm.changed', { alarm, change });
+    this.ctx.services.realtime?.send('alarm', alarm.gridId, { ...alarm, change });
+  }
+
+  applyAll(effects: Effect[]): Promise<void> {
+    if (effects.length === 0) return Promise.resolve();
+    return this.serial(async () => {
+      for (const e of effects) {
+        try {
+          if (e.kind === 'raise') await this.raise(e);
+          else await this.clearByRule(e.rule.id, e.deviceId, e.ts, `rule: ${e.reason}`);
+        } catch (err) {
+          this.log.error({ err, rule: e.rule.id, deviceId: e.deviceId, kind: e.kind }, 'alarm effect failed');
+        }
+      }
+    });
+  }
+
+  private where(deviceId: string): { lat: number | null; lon: number | null; gridId: string | null } {
+    const d = this.ctx.registry.get(deviceId);
+    const lat = d?.lat ?? null;
+    const lon = d?.lon ?? null;
+    const gridId = d?.gridId ?? (lat !== null && lon !== null ? this.ctx.services.grids?.locate(lat, lon) ?? null : null);
+    return { lat, lon, gridId };
+  }
+
+  private async raise(e: RaiseEffect): Promise<void> {
+    const now = this.ctx.now();
+    const k = `${e.rule.id}\u0000${e.deviceId}`;
+    const existing = this.active.get(k);
+    if (existing) {
+      existing.count++;
+      existing.lastTs = Math.max(existing.lastTs, e.ts);
+      existing.severity = maxSeverity(existing.severity, e.severity);
+      existing.message = e.message;
+      existing.updatedAt = now;
+      if (e.related?.length) existing.related = [...new Set([...(existing.related ?? []), ...e.related])];
+      await this.db.query(
+        'update alarms set count = $2, last_ts = to_timestamp($3 / 1000.0), severity = $4, message = $5, updated_at = to_timestamp($6 / 1000.0), related = $7 where id = $1',
+        [existing.id, existing.count, existing.lastTs, existing.severity, existing.message, now, existing.related ? JSON.stringify(existing.related) : null],
+      );
+      this.emit(existing, 'repeated');
+      // The alarm's case was closed while the alarm stayed active: a new trigger opens or joins another.
+      if (e.rule.case && (!existing.caseId || !(await this.caseOpen(existing.caseId)))) await this.linkCase(existing, e);
+      else if (e.related?.length && existing.caseId) await this.linkRelated(existing.caseId, existing, e);
+      return;
+    }
+    const where = this.where(e.deviceId);
+    const id = randomUUID();
+    const rows = await this.db.query<AlarmRow>(
+      `insert into alarms (id, rule_id, rule_name, device_id, type, severity, original_severity, status, message, value, ts, last_ts, created_at, updated_at, lat, lon, grid_id, related)
+       values ($1, $2, $3, $4, $5, $6, $6, 'active', $7, $8, to_timestamp($9 / 1000.0), to_timestamp($9 / 1000.0), to_timestamp($10 / 1000.0), to_timestamp($10 / 1000.0), $11, $12, $13, $14)
+       returning *`,
+      [id, e.rule.id, e.rule.name, e.deviceId, e.type, e.severity, e.message, e.value === undefined ? null : JSON.stringify(e.value), e.ts, now,
+        where.lat, where.lon, where.gridId, e.related ? JSON.stringify(e.related) : null],
+    );
+    const alarm = toAlarm(rows[0]!);
+    this.active.set(k, alarm);
+    this.emit(alarm, 'raised');
+    if (e.snapshot && this.cases) {
+      await this.cases.evidence.save({ bytes: e.snapshot, kind: 'snapshot', alarmId: alarm.id, deviceId: e.deviceId, gridId: where.gridId, at: now })
+        .catch((err: Error) => this.log.warn({ err: err.message, alarmId: alarm.id }, 'snapshot not stored'));
+    }
+    if (e.rule.case) await this.linkCase(alarm, e);
+  }
+
+  private async caseOpen(caseId: string): Promise<boolean> {
+    const c = await this.cases?.get(caseId);
+    return !!c && c.status !== 'closed' && c.status !== 'rejected';
+  }
+
+  private async linkRelated(caseId: string, alarm: Alarm, e: RaiseEffect): Promise<void> {
+    const cases = this.cases!;
+    const actor = systemActor(`rule:${e.rule.id}`, e.rule.name);
+    for (const d of e.related ?? []) await cases.attach(caseId, { deviceId: d, ruleId: null, alarmId: alarm.id, actor, note: 'correlated' });
+  }
+
+  /** Opens a case for the alarm or joins the open one for (rule | category, device). */
+  private async linkCase(alarm: Alarm, e: RaiseEffect): Promise<void> {
+    const cases = this.cases;
+    const spec = e.rule.case;
+    if (!cases || !spec) return;
+    const catRef = spec.categoryByType?.[e.type] ?? spec.category;
+    const category = cases.categories.resolve(catRef);
+    if (!category) {
+      this.log.warn({ rule: e.rule.id, category: catRef }, 'rule names an unknown case category; alarm only');
+      return;
+    }
+    const severity = spec.severity ? maxSeverity(spec.severity, e.severity) : e.severity;
+    const actor = systemActor(`rule:${e.rule.id}`, e.rule.name);
+    const devices = [e.deviceId, ...(e.related ?? [])];
+    const open = e.related?.length ? await cases.findOpenForDevices(devices, category.code) : await cases.findOpenFor(e.deviceId, e.rule.id, category.code);
+    let caseId: string;
+    let gridId = alarm.gridId;
+    if (open) {
+      const c = await cases.attach(open.id, { deviceId: e.deviceId, ruleId: e.rule.id, alarmId: alarm.id, severity, actor, note: e.message });
+      caseId = c.id;
+      gridId = c.gridId;
+    } else {
+      let { lat, lon } = alarm;
+      if ((lat === null || lon === null) && alarm.gridId) ({ lat, lon } = cases.grids.centre(alarm.gridId) ?? { lat: null, lon: null });
+      if (lat === null || lon === null) {
+        this.log.warn({ rule: e.rule.id, deviceId: e.deviceId }, 'device has no location and no grid; alarm without a case');
+        return;
+      }
+      const dev = this.ctx.registry.get(e.deviceId);
+      const { case: c } = await cases.create({
+        title: `${category.name} · ${dev?.name ?? e.deviceId}`, description: e.message, category: category.code, severity, lat, lon, gridId: alarm.gridId,
+        source: 'rule', actor, ruleId: e.rule.id, deviceId: e.deviceId, alarmId: alarm.id, data: { alarmId: alarm.id, rule: e.rule.id, type: e.type },
+      });
+      caseId = c.id;
+      gridId = c.gridId;
+    }
+    for (const d of e.related ?? []) {
+      if (d !== e.deviceId) await cases.attach(caseId, { deviceId: d, ruleId: null, alarmId: alarm.id, actor, note: 'correlated' });
+    }
+    await cases.evidence.linkAlarm(alarm.id, caseId, gridId);
+    alarm.caseId = caseId;
+    await this.db.query('update alarms set case_id = $2 where id = $1', [alarm.id, caseId]);
+    this.emit(alarm, 'case_linked');
+  }
+
+  private async clearByRule(ruleId: string, deviceId: string, ts: number, by: string): Promise<Alarm | null> {
+    const k = `${ruleId}\u0000${deviceId}`;
+    const a = this.active.get(k);
+    if (!a) return null;
+    this.active.delete(k);
+    a.status = 'cleared';
+    a.clearedAt = ts;
+    a.clearedBy = by;
+    a.updatedAt = this.ctx.now();
+    await this.db.query("update alarms set status = 'cleared', cleared_at = to_timestamp($2 / 1000.0), cleared_by = $3, updated_at = to_timestamp($4 / 1000.0) where id = $1", [a.id, ts, by, a.updatedAt]);
+    this.emit(a, 'cleared');
+    return a;
+  }
+
+  // ---- operator actions ----------------------------------------------------------------------
+
+  async get(id: string): Promise<Alarm | null> {
+    if (!/^[0-9a-f-]{36}$/.test(id)) return null;
+    const r = (await this.db.query<AlarmRow>('select * from alarms where id = $1', [id]))[0];
+    return r ? toAlarm(r) : null;
+  }
+
+  async comments(id: string): Promise<AlarmComment[]> {
+    const rows = await this.db.query<{ id: number; ts: Date; author: string; text: string }>('select * from alarm_comments where alarm_id = $1 order by id', [id]);
+    return rows.map((r) => ({ id: Number(r.id), ts: t(r.ts)!, author: r.author, text: r.text }));
+  }
+
+  private async addComment(id: string, author: string, text: string): Promise<void> {
+    await this.db.query('insert into alarm_comments (alarm_id, ts, author, text) values ($1, to_timestamp($2 / 1000.0), $3, $4)', [id, this.ctx.now(), author, text]);
+  }
+
+  ack(id: string, p: Principal, comment?: string): Promise<Alarm> {
+    return this.serial(async () => {
+      const a = await this.get(id);
+      if (!a) throw AlarmErrors.notFound();
+      if (a.acknowledged) return a;
+      const now = this.ctx.now();
+      await this.db.query('update alarms set acknowledged = true, ack_by = $2, ack_at = to_timestamp($3 / 1000.0), updated_at = to_timestamp($3 / 1000.0) where id = $1', [id, p.username, now]);
+      if (comment) await this.addComment(id, p.username, comment);
+      const live = this.active.get(`${a.rule}\u0000${a.deviceId}`);
+      const out = { ...(live?.id === id ? live : a), acknowledged: true, ackBy: p.username, ackAt: now, updatedAt: now };
+      if (live?.id === id) Object.assign(live, out);
+      this.emit(out, 'acked');
+      return out;
+    });
+  }
+
+  clear(id: string, p: Principal): Promise<Alarm> {
+    return this.serial(async () => {
+      const a = await this.get(id);
+      if (!a) throw AlarmErrors.notFound();
+      if (a.status !== 'active') throw AlarmErrors.notActive();
+      this.evaluator.markCleared(a.rule, a.deviceId);
+      const cleared = await this.clearByRule(a.rule, a.deviceId, this.ctx.now(), p.username);
+      return cleared ?? a;
+    });
+  }
+
+  comment(id: string, p: Principal, text: string): Promise<AlarmComment[]> {
+    return this.serial(async () => {
+      const a = await this.get(id);
+      if (!a) throw AlarmErrors.notFound();
+      await this.addComment(id, p.username, text);
+      this.emit(a, 'commented');
+      return this.comments(id);
+    });
+  }
+
+  async list(q: AlarmQuery): Promise<Alarm[]> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    const p = (v: unknown) => {
+      params.push(v);
+      return `$${params.length}`;
+    };
+    if (q.status) where.push(`status = ${p(q.status)}`);
+    if (q.severity?.length) where.push(`severity = any(${p(q.severity)}::text[])`);
+    if (q.gridIds) where.push(`grid_id = any(${p(q.gridIds)}::text[])`);
+    if (q.rule) where.push(`rule_id = ${p(q.rule)}`);
+    if (q.deviceId) where.push(`device_id = ${p(q.deviceId)}`);
+    if (q.acknowledged !== undefined) where.push(`acknowledged = ${p(q.acknowledged)}`);
+    const rows = await this.db.query<AlarmRow>(`select * from alarms ${where.length ? `where ${where.join(' and ')}` : ''} order by created_at desc, id limit ${p(q.limit)}`, params);
+    return rows.map(toAlarm);
+  }
+
+  /** Unacknowledged active alarms past their severity's limit go one severity up (critical re-notifies). */
+  escalate(now: number): Promise<void> {
+    return this.serial(async () => {
+      const rules = this.rules();
+      for (const a of this.active.values()) {
+        if (a.acknowledged) continue;
+        const rule = rules.get(a.rule);
+        const mins = rule && rule.escalateAfterMin !== undefined ? rule.escalateAfterMin : ESCALATE_AFTER_MIN[a.severity];
+        if (mins === null || mins === undefined) continue;
+        if (now - (a.escalatedAt ?? a.createdAt) < mins * 60_000) continue;
+        a.severity = ESCALATE_NEXT[a.severity];
+        a.escalated = true;
+        a.escalations++;
+        a.escalatedAt = now;
+        a.updatedAt = now;
+        await this.db.query('update alarms set severity = $2, escalated = true, escalations = $3, escalated_at = to_timestamp($4 / 1000.0), updated_at = to_timestamp($4 / 1000.0) where id = $1', [a.id, a.severity, a.escalations, now]);
+        this.emit(a, 'escalated');
+      }
+    });
+  }
+}

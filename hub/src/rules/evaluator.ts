@@ -1,0 +1,344 @@
+/**
+ * The rule evaluator: pure in-memory state machines, fed one signal at a
+ * time, answering effects (raise / clear). The live hub and the backtest run
+ * this same code; only where the signals come from and where the effects go
+ * differ. Time: threshold durations and alarm times use the message `ts`;
+ * absence and auto-clear use the hub clock at arrival (`at`), advanced by
+ * `tick(now)`, and report the exact due time so a replay gives the same
+ * answer whatever the tick period.
+ */
+import type { DeviceType, Normalised, Severity } from '@gridlink/devices';
+import type { AbsenceRule, CorrelationRule, MatchRule, Op, Rule, ThresholdRule } from './rule.schema.js';
+
+export interface Signal {
+  deviceId: string;
+  deviceType: DeviceType;
+  gridId: string | null;
+  lat: number | null;
+  lon: number | null;
+  /** Hub clock at arrival. */
+  at: number;
+  msg: Normalised;
+}
+
+export interface DeviceLite {
+  id: string;
+  type: DeviceType;
+  gridId: string | null;
+  /** Baseline for absence when nothing was heard yet (registration or hub start). */
+  since: number;
+}
+
+export interface RaiseEffect {
+  kind: 'raise';
+  rule: Rule;
+  deviceId: string;
+  /** Time of the triggering message (or the due time for absence). */
+  ts: number;
+  severity: Severity;
+  type: string;
+  message: string;
+  value?: number | string | boolean;
+  snapshot?: Uint8Array;
+  snapshotUrl?: string;
+  /** Correlation: the other devices of the incident. */
+  related?: string[];
+}
+
+export interface ClearEffect {
+  kind: 'clear';
+  rule: Rule;
+  deviceId: string;
+  ts: number;
+  reason: string;
+}
+
+export type Effect = RaiseEffect | ClearEffect;
+
+/** Per (rule, device): what survives a restart. */
+export interface KeyState {
+  active: boolean;
+  pendingSince: number | null;
+  count: number;
+  /** Hub time of the last trigger (auto-clear). */
+  lastAt: number;
+}
+
+export interface EvaluatorOptions {
+  contains: (regionId: string, gridId: string | null) => boolean;
+  devices: () => Iterable<DeviceLite>;
+}
+
+export function compare(op: Op, a: number, b: number): boolean {
+  switch (op) {
+    case '>': return a > b;
+    case '>=': return a >= b;
+    case '<': return a < b;
+    case '<=': return a <= b;
+    case '==': return a === b;
+    case '!=': return a !== b;
+  }
+  return false;
+}
+
+const R = 6371008.8;
+export function distanceM(lat1: number, lon1: number, lat2: number, lon2: number): number {
+  const toRad = Math.PI / 180;
+  const dLat = (lat2 - lat1) * toRad;
+  const dLon = (lon2 - lon1) * toRad;
+  const a = Math.sin(dLat / 2) ** 2 + Math.cos(lat1 * toRad) * Math.cos(lat2 * toRad) * Math.sin(dLon / 2) ** 2;
+  return 2 * R * Math.asin(Math.min(1, Math.sqrt(a)));
+}
+
+interface Seen {
+  deviceId: string;
+  ts: number;
+  lat: number;
+  lon: number;
+}
+
+const key = (ruleId: string, deviceId: string) => `${ruleId}\u0000${deviceId}`;
+
+export class RuleEvaluator {
+  private rules = new Map<string, Rule>();
+  private readonly state = new Map<string, KeyState>();
+  private readonly dirty = new Set<string>();
+  /** Hub time each device was last heard. */
+  private readonly lastAt = new Map<string, number>();
+  private readonly buffers = new Map<string, Seen[][]>();
+
+  constructor(private readonly opts: EvaluatorOptions) {}
+
+  // ---- rules and state -----------------------------------------------------------------------
+
+  setRules(rules: Iterable<Rule>): void {
+    this.rules = new Map([...rules].map((r) => [r.id, r]));
+  }
+
+  /** A live edit: the rule's pending state starts over; its active alarms stay active. */
+  upsertRule(rule: Rule): void {
+    this.rules.set(rule.id, rule);
+    this.buffers.delete(rule.id);
+    const prefix = `${rule.id}\u0000`;
+    for (const [k, s] of this.state) {
+      if (!k.startsWith(prefix) || (s.pendingSince === null && s.count === 0)) continue;
+      s.pendingSince = null;
+      s.count = 0;
+      this.dirty.add(k);
+    }
+  }
+
+  removeRule(id: string): void {
+    this.rules.delete(id);
+    this.buffers.delete(id);
+  }
+
+  get(ruleId: string, deviceId: string): KeyState | undefined {
+    return this.state.get(key(ruleId, deviceId));
+  }
+
+  private st(ruleId: string, deviceId: string): KeyState {
+    const k = key(ruleId, deviceId);
+    let s = this.state.get(k);
+    if (!s) this.state.set(k, (s = { active: false, pendingSince: null, count: 0, lastAt: 0 }));
+    this.dirty.add(k);
+    return s;
+  }
+
+  /** Restores persisted state (rule_state rows and active alarms). */
+  restore(ruleId: string, deviceId: string, s: Partial<KeyState>): void {
+    const cur = this.state.get(key(ruleId, deviceId)) ?? { active: false, pendingSince: null, count: 0, lastAt: 0 };
+    this.state.set(key(ruleId, deviceId), { ...cur, ...s });
+  }
+
+  heard(deviceId: string, at: number): void {
+    const prev = this.lastAt.get(deviceId);
+    if (prev === undefined || at > prev) this.lastAt.set(deviceId, at);
+  }
+
+  /** An alarm cleared or removed outside the evaluator (REST clear). */
+  markCleared(ruleId: string, deviceId: string): void {
+    const s = this.state.get(key(ruleId, deviceId));
+    if (!s) return;
+    s.active = false;
+    s.pendingSince = null;
+    s.count = 0;
+    this.dirty.add(key(ruleId, deviceId));
+  }
+
+  /** Keys changed since the last call, with their state (null: gone). */
+  takeDirty(): Array<{ ruleId: string; deviceId: string; state: KeyState | null }> {
+    const out: Array<{ ruleId: string; deviceId: string; state: KeyState | null }> = [];
+    for (const k of this.dirty) {
+      const [ruleId, deviceId] = k.split('\u0000') as [string, string];
+      out.push({ ruleId, deviceId, state: this.state.get(k) ?? null });
+    }
+    this.dirty.clear();
+    return out;
+  }
+
+  // ---- evaluation ----------------------------------------------------------------------------
+
+  inScope(rule: Rule, deviceId: string, deviceType: string, gridId: string | null): boolean {
+    const s = rule.scope;
+    if (!s) return true;
+    if (s.deviceTypes?.length && !s.deviceTypes.includes(deviceType as never)) return false;
+    if (s.deviceIds?.length && !s.deviceIds.includes(deviceId)) return false;
+    if (s.gridIds?.length && !s.gridIds.some((g) => this.opts.contains(g, gridId))) return false;
+    return true;
+  }
+
+  /** Effects of one stored message, correlation first so a correlated case exists before the single-signal rules look for one. */
+  onSignal(sig: Signal): Effect[] {
+    const out: Effect[] = [];
+    const later: Effect[] = [];
+    this.heard(sig.deviceId, sig.at);
+    for (const rule of this.rules.values()) {
+      if (rule.enabled === false || !this.inScope(rule, sig.deviceId, sig.deviceType, sig.gridId)) continue;
+      switch (rule.kind) {
+        case 'threshold': this.threshold(rule, sig, later); break;
+        case 'match': this.match(rule, sig, later); break;
+        case 'absence': this.absenceHeard(rule, sig, later); break;
+        case 'correlation': this.correlation(rule, sig, out); break;
+      }
+    }
+    for (const e of later) out.push(e);
+    return out;
+  }
+
+  private threshold(rule: ThresholdRule, sig: Signal, out: Effect[]): void {
+    if (sig.msg.channel !== 'telemetry') return;
+    const raw = sig.msg.values[rule.metric];
+    if (raw === undefined) return;
+    const v = typeof raw === 'number' ? raw : typeof raw === 'boolean' ? (raw ? 1 : 0) : Number.NaN;
+    if (Number.isNaN(v)) return;
+    const ts = sig.msg.ts;
+    const breach = compare(rule.op, v, rule.value);
+    // The common case (in range, nothing pending) touches no state and writes nothing.
+    const existing = this.state.get(key(rule.id, sig.deviceId));
+    if (!breach && (!existing || (!existing.active && existing.pendingSince === null && existing.count === 0))) return;
+    const s = this.st(rule.id, sig.deviceId);
+    if (s.active) {
+      if (breach) {
+        s.lastAt = sig.at;
+        out.push(this.raise(rule, sig.deviceId, ts, rule.severity, rule.metric, `${rule.metric} ${v} ${rule.op} ${rule.value}`, v));
+      } else if (rule.clear ? compare(rule.clear.op, v, rule.clear.value) : true) {
+        s.active = false;
+        s.pendingSince = null;
+        s.count = 0;
+        out.push({ kind: 'clear', rule, deviceId: sig.deviceId, ts, reason: `${rule.metric} ${v}` });
+      }
+      return;
+    }
+    if (!breach) {
+      s.pendingSince = null;
+      s.count = 0;
+      return;
+    }
+    if (s.pendingSince === null) s.pendingSince = ts;
+    s.count++;
+    if (s.count >= (rule.count ?? 1) && ts - s.pendingSince >= (rule.forS ?? 0) * 1000) {
+      s.active = true;
+      s.lastAt = sig.at;
+      out.push(this.raise(rule, sig.deviceId, ts, rule.severity, rule.metric, `${rule.metric} ${v} ${rule.op} ${rule.value}${rule.forS ? ` for ${rule.forS}s` : ''}${rule.count && rule.count > 1 ? ` (${s.count} in a row)` : ''}`, v));
+    }
+  }
+
+  private match(rule: MatchRule, sig: Signal, out: Effect[]): void {
+    const m = sig.msg;
+    if (m.channel !== rule.channel || (m.channel !== 'event' && m.channel !== 'alert')) return;
+    if (m.channel === 'event' && rule.clearTypes?.includes(m.type)) {
+      const s = this.state.get(key(rule.id, sig.deviceId));
+      if (s?.active) {
+        this.markCleared(rule.id, sig.deviceId);
+        out.push({ kind: 'clear', rule, deviceId: sig.deviceId, ts: m.ts, reason: m.type });
+      }
+      return;
+    }
+    if (rule.types.length && !rule.types.includes(m.type)) return;
+    const confidence = m.channel === 'alert' ? m.confidence : undefined;
+    if (rule.minConfidence !== undefined && (confidence ?? 0) < rule.minConfidence) return;
+    const severity = rule.severityMap?.[m.type] ?? (rule.useMessageSeverity && m.channel === 'event' ? m.severity : undefined) ?? rule.severity;
+    const s = this.st(rule.id, sig.deviceId);
+    s.active = true;
+    s.lastAt = sig.at;
+    const e = this.raise(rule, sig.deviceId, m.ts, severity, m.type, `${m.type}${confidence !== undefined ? ` (${Math.round(confidence * 100)}%)` : ''}`, confidence);
+    if (m.channel === 'alert') {
+      if (m.snapshot) e.snapshot = m.snapshot;
+      if (m.snapshotUrl) e.snapshotUrl = m.snapshotUrl;
+    }
+    out.push(e);
+  }
+
+  private absenceHeard(rule: AbsenceRule, sig: Signal, out: Effect[]): void {
+    const s = this.state.get(key(rule.id, sig.deviceId));
+    if (!s?.active) return;
+    this.markCleared(rule.id, sig.deviceId);
+    out.push({ kind: 'clear', rule, deviceId: sig.deviceId, ts: sig.at, reason: 'heard again' });
+  }
+
+  private correlation(rule: CorrelationRule, sig: Signal, out: Effect[]): void {
+    const m = sig.msg;
+    if ((m.channel !== 'event' && m.channel !== 'alert') || sig.lat === null || sig.lon === null) return;
+    let bufs = this.buffers.get(rule.id);
+    if (!bufs) this.buffers.set(rule.id, (bufs = [[], []]));
+    const windowMs = rule.windowS * 1000;
+    rule.signals.forEach((spec, i) => {
+      if (spec.channel !== m.channel || !spec.types.includes(m.type)) return;
+      if (spec.minConfidence !== undefined && (m.channel === 'alert' ? m.confidence ?? 0 : 0) < spec.minConfidence) return;
+      if (spec.deviceTypes?.length && !spec.deviceTypes.includes(sig.deviceType)) return;
+      const mine = bufs![i]!;
+      const other = bufs![1 - i]!;
+      // Windows are minutes long: a linear scan over a short, pruned list.
+      const pruneBefore = m.ts - windowMs;
+      for (const b of [mine, other]) while (b.length && b[0]!.ts < pruneBefore) b.shift();
+      mine.push({ deviceId: sig.deviceId, ts: m.ts, lat: sig.lat!, lon: sig.lon! });
+      const match = other.find((o) => o.deviceId !== sig.deviceId && Math.abs(o.ts - m.ts) <= windowMs && distanceM(o.lat, o.lon, sig.lat!, sig.lon!) <= rule.withinM);
+      if (!match) return;
+      // One alarm per incident, keyed by the device of the first signal kind.
+      const anchor = i === 0 ? sig.deviceId : match.deviceId;
+      const related = i === 0 ? match.deviceId : sig.deviceId;
+      const s = this.st(rule.id, anchor);
+      s.active = true;
+      s.lastAt = sig.at;
+      const d = Math.round(distanceM(match.lat, match.lon, sig.lat!, sig.lon!));
+      out.push({ ...this.raise(rule, anchor, m.ts, rule.severity, 'correlation', `${rule.signals[0].types.join('/')} + ${rule.signals[1].types.join('/')} within ${d} m and ${Math.round(Math.abs(match.ts - m.ts) / 1000)} s`), related: [related] });
+    });
+  }
+
+  private raise(rule: Rule, deviceId: string, ts: number, severity: Severity, type: string, message: string, value?: number | string | boolean): RaiseEffect {
+    return { kind: 'raise', rule, deviceId, ts, severity, type, message, ...(value !== undefined ? { value } : {}) };
+  }
+
+  /** Time-driven effects due at or before `now`: absence and auto-clear. */
+  tick(now: number): Effect[] {
+    const out: Effect[] = [];
+    for (const rule of this.rules.values()) {
+      if (rule.enabled === false) continue;
+      if (rule.kind === 'absence') {
+        const after = rule.offlineAfterS * 1000;
+        for (const d of this.opts.devices()) {
+          if (!this.inScope(rule, d.id, d.type, d.gridId)) continue;
+          const s = this.state.get(key(rule.id, d.id));
+          if (s?.active) continue;
+          const last = this.lastAt.get(d.id) ?? d.since;
+          if (now - last < after) continue;
+          const st = this.st(rule.id, d.id);
+          st.active = true;
+          st.lastAt = last + after;
+          out.push(this.raise(rule, d.id, last + after, rule.severity, 'offline', `no message for ${rule.offlineAfterS}s`));
+        }
+      } else if ((rule.kind === 'match' || rule.kind === 'correlation') && rule.autoClearS) {
+        const prefix = `${rule.id}\u0000`;
+        const after = rule.autoClearS * 1000;
+        for (const [k, s] of this.state) {
+          if (!s.active || !k.startsWith(prefix) || now - s.lastAt < after) continue;
+          s.active = false;
+          this.dirty.add(k);
+          out.push({ kind: 'clear', rule, deviceId: k.slice(prefix.length), ts: s.lastAt + after, reason: `no repeat for ${rule.autoClearS}s` });
+        }
+      }
+    }
+    return out;
+  }
+}

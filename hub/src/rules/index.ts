@@ -1,0 +1,160 @@
+/**
+ * Rules: rule definitions as data, the in-memory evaluator fed by
+ * 'message.stored', the alarm lifecycle, escalation and backtest.
+ * Evaluator state in progress is written to `rule_state` every second and
+ * on stop; active alarms live in `alarms`; both are read back on start, so a
+ * restart neither forgets a pending "for 2 min" nor raises a second alarm.
+ */
+import type { HubContext, HubModule } from '../hub.js';
+import type { StoredMessage } from '../ingest/index.js';
+import { caseStoreOf } from '../cases/index.js';
+import { AlarmService } from './alarms.js';
+import { backtest, type BacktestResult } from './backtest.js';
+import { RuleEvaluator, type DeviceLite, type KeyState, type Signal } from './evaluator.js';
+import type { Rule } from './rule.schema.js';
+import { RuleRepo } from './rules.repo.js';
+import { ruleRoutes } from './routes.js';
+import { ruleMigrations } from './schema.js';
+
+export { RuleEvaluator, compare, distanceM, type Effect, type Signal, type KeyState } from './evaluator.js';
+export { DEFAULT_RULES, ESCALATE_AFTER_MIN, RuleT, ruleCheck, type Rule, type RuleKind } from './rule.schema.js';
+export { AlarmService, type Alarm, type AlarmChange, type AlarmComment } from './alarms.js';
+export type { BacktestResult } from './backtest.js';
+
+export interface RulesOptions {
+  /** Absence, auto-clear and escalation check period (hub clock decides what is due). */
+  tickMs?: number;
+  /** How often evaluator state in progress is written. */
+  stateFlushMs?: number;
+}
+
+export interface RulesModule extends HubModule {
+  evaluator: RuleEvaluator;
+  alarms: AlarmService;
+  repo: RuleRepo;
+  /** Runs absence, auto-clear and escalation at ctx.now() and waits for the alarm steps. */
+  tick(): Promise<void>;
+  /** Resolves when every alarm step queued so far is done. */
+  idle(): Promise<void>;
+  flushState(): Promise<void>;
+  backtest(rule: Rule, from: number, to: number): Promise<BacktestResult>;
+}
+
+export function createRules(ctx: HubContext, opts: RulesOptions = {}): RulesModule {
+  const log = ctx.logger.child({ module: 'rules' });
+  let startedAt = 0;
+  const grids = () => ctx.services.grids as (NonNullable<typeof ctx.services.grids> & { descendants?(id: string): string[]; has?(id: string): boolean }) | undefined;
+  const contains = (region: string, gridId: string | null) => (grids() ? grids()!.contains(region, gridId) : region === gridId);
+  const gridOf = (d: { gridId: string | null; lat: number | null; lon: number | null }) =>
+    d.gridId ?? (d.lat !== null && d.lon !== null ? grids()?.locate(d.lat, d.lon) ?? null : null);
+
+  function* devices(): Iterable<DeviceLite> {
+    for (const d of ctx.registry.list()) {
+      if (!d.enabled) continue;
+      yield { id: d.id, type: d.type, gridId: gridOf(d), since: Math.max(d.createdAt, startedAt) };
+    }
+  }
+
+  const evaluator = new RuleEvaluator({ contains, devices });
+  const repo = new RuleRepo(ctx.db, (rule, id) => {
+    if (rule) evaluator.upsertRule(rule);
+    else evaluator.removeRule(id);
+  }, ctx.now);
+  const alarms = new AlarmService(ctx, evaluator, () => repo.map());
+  let tickTimer: NodeJS.Timeout | null = null;
+  let flushTimer: NodeJS.Timeout | null = null;
+
+  function onStored(s: StoredMessage): void {
+    const d = ctx.registry.get(s.deviceId);
+    const sig: Signal = {
+      deviceId: s.deviceId, deviceType: s.deviceType, gridId: d ? gridOf(d) : null, lat: d?.lat ?? null, lon: d?.lon ?? null,
+      // Absence runs on the hub clock at evaluation, the same clock tick() reads.
+      at: ctx.now(), msg: s.msg,
+    };
+    const effects = evaluator.onSignal(sig);
+    if (effects.length) void alarms.applyAll(effects);
+  }
+
+  async function flushState(): Promise<void> {
+    const dirty = evaluator.takeDirty();
+    if (!dirty.length) return;
+    const keep = dirty.filter((d) => d.state && (d.state.active || d.state.pendingSince !== null || d.state.count > 0));
+    const drop = dirty.filter((d) => !keep.includes(d));
+    try {
+      if (keep.length) {
+        await ctx.db.query(
+          `insert into rule_state (rule_id, device_id, state, updated_at)
+           select u.r, u.d, u.s::jsonb, now() from unnest($1::text[], $2::text[], $3::text[]) as u(r, d, s)
+           on conflict (rule_id, device_id) do update set state = excluded.state, updated_at = now()`,
+          [keep.map((k) => k.ruleId), keep.map((k) => k.deviceId), keep.map((k) => JSON.stringify(k.state))],
+        );
+      }
+      if (drop.length) {
+        await ctx.db.query('delete from rule_state r using unnest($1::text[], $2::text[]) as u(r, d) where r.rule_id = u.r and r.device_id = u.d',
+          [drop.map((k) => k.ruleId), drop.map((k) => k.deviceId)]);
+      }
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, 'rule state not stored; will retry');
+      for (const k of dirty) if (k.state) evaluator.restore(k.ruleId, k.deviceId, k.state);
+    }
+  }
+
+  async function tick(): Promise<void> {
+    const now = ctx.now();
+    await alarms.applyAll(evaluator.tick(now));
+    await alarms.escalate(now);
+  }
+
+  const runBacktest = (rule: Rule, from: number, to: number) =>
+    backtest({
+      db: ctx.db,
+      devices: () => ctx.registry.list().map((d) => ({ id: d.id, type: d.type, gridId: gridOf(d), lat: d.lat, lon: d.lon })),
+      contains,
+      category: (ref) => caseStoreOf(ctx)?.categories.resolve(ref)?.code ?? null,
+    }, rule, from, to);
+
+  return {
+    name: 'rules',
+    evaluator,
+    alarms,
+    repo,
+    tick,
+    idle: () => alarms.idle(),
+    flushState,
+    backtest: runBacktest,
+    migrations: ruleMigrations,
+    routes(api) {
+      ruleRoutes(api, { auth: ctx.auth, repo, alarms, grids, backtest: runBacktest, now: ctx.now });
+    },
+    async start() {
+      startedAt = ctx.now();
+      evaluator.setRules(await repo.load());
+      for (const row of await ctx.db.query<{ rule_id: string; device_id: string; state: KeyState }>('select rule_id, device_id, state from rule_state')) {
+        evaluator.restore(row.rule_id, row.device_id, row.state);
+      }
+      for (const a of await alarms.load()) evaluator.restore(a.rule, a.deviceId, { active: true, lastAt: Math.max(a.updatedAt, a.createdAt) });
+      for (const d of ctx.registry.list()) if (d.lastSeen !== null) evaluator.heard(d.id, d.lastSeen);
+      evaluator.takeDirty();
+      ctx.bus.on('message.stored', 'rules', onStored);
+      const tickMs = opts.tickMs ?? 5_000;
+      if (tickMs > 0) {
+        tickTimer = setInterval(() => void tick().catch((err) => log.error({ err }, 'rules tick failed')), tickMs);
+        tickTimer.unref();
+      }
+      const flushMs = opts.stateFlushMs ?? 1_000;
+      if (flushMs > 0) {
+        flushTimer = setInterval(() => void flushState(), flushMs);
+        flushTimer.unref();
+      }
+      log.info({ rules: repo.list().length }, 'rules started');
+    },
+    async stop() {
+      if (tickTimer) clearInterval(tickTimer);
+      if (flushTimer) clearInterval(flushTimer);
+      tickTimer = flushTimer = null;
+      ctx.bus.removeOwner('rules');
+      await alarms.idle();
+      await flushState();
+    },
+  };
+}

@@ -1,0 +1,212 @@
+/**
+ * REST for rules (the rule set is data) and alarms. Rule writes take effect
+ * at once: the evaluator is updated in the same request.
+ */
+import { Type } from '@sinclair/typebox';
+import { SEVERITIES, type Severity } from '@gridlink/devices';
+import type { Auth, Principal } from '../auth/index.js';
+import { GridError } from '../core/errors.js';
+import type { GridService } from '../core/services.js';
+import type { App } from '../http/app.js';
+import { authenticate, parseTime, principal, requireRole } from '../http/guards.js';
+import { errors, Items, TimeQuery } from '../http/schemas.js';
+import type { AlarmService } from './alarms.js';
+import type { BacktestResult } from './backtest.js';
+import { RuleT, SeverityT, type Rule } from './rule.schema.js';
+import type { RuleRecord, RuleRepo } from './rules.repo.js';
+
+const RuleRecordSchema = Type.Object({
+  id: Type.String(), name: Type.String(), kind: Type.String(), enabled: Type.Optional(Type.Boolean()), severity: Type.String(),
+  version: Type.Integer(), createdAt: Type.Number(), updatedAt: Type.Number(),
+}, { additionalProperties: true, description: 'the rule as stored (all fields of its kind, see the POST body) plus version and times' });
+
+const AlarmSchema = Type.Object({
+  id: Type.String(), rule: Type.String(), ruleName: Type.Optional(Type.String()), deviceId: Type.String(), type: Type.String(),
+  severity: SeverityT, originalSeverity: SeverityT, status: Type.Union([Type.Literal('active'), Type.Literal('cleared')]),
+  acknowledged: Type.Boolean(), ackBy: Type.Union([Type.String(), Type.Null()]), ackAt: Type.Union([Type.Number(), Type.Null()]),
+  escalated: Type.Boolean(), escalations: Type.Integer(), escalatedAt: Type.Union([Type.Number(), Type.Null()]),
+  count: Type.Integer(), message: Type.String(), value: Type.Unknown(), ts: Type.Number(), lastTs: Type.Number(),
+  createdAt: Type.Number(), updatedAt: Type.Number(), clearedAt: Type.Union([Type.Number(), Type.Null()]), clearedBy: Type.Union([Type.String(), Type.Null()]),
+  lat: Type.Union([Type.Number(), Type.Null()]), lon: Type.Union([Type.Number(), Type.Null()]), gridId: Type.Union([Type.String(), Type.Null()]),
+  caseId: Type.Union([Type.String(), Type.Null()]), related: Type.Union([Type.Array(Type.String()), Type.Null()]),
+});
+const CommentSchema = Type.Object({ id: Type.Number(), ts: Type.Number(), author: Type.String(), text: Type.String() });
+
+const BacktestSchema = Type.Object({
+  ruleId: Type.String(), from: Type.Number(), to: Type.Number(), messages: Type.Integer(),
+  alarms: Type.Array(Type.Object({
+    deviceId: Type.String(), ts: Type.Number(), lastTs: Type.Number(), clearedAt: Type.Union([Type.Number(), Type.Null()]), severity: Type.String(),
+    type: Type.String(), message: Type.String(), count: Type.Integer(), caseIndex: Type.Union([Type.Integer(), Type.Null()]),
+  })),
+  cases: Type.Array(Type.Object({ index: Type.Integer(), deviceId: Type.String(), category: Type.String(), openedAt: Type.Number(), alarms: Type.Integer() })),
+  totals: Type.Object({ alarms: Type.Integer(), cases: Type.Integer(), stillActive: Type.Integer() }),
+  assumptions: Type.String(),
+});
+
+const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
+const AlarmParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
+const Window = Type.Object({ from: TimeQuery, to: Type.Optional(TimeQuery) });
+
+export interface RuleRouteDeps {
+  auth: Auth;
+  repo: RuleRepo;
+  alarms: AlarmService;
+  grids: () => (GridService & { descendants?(id: string): string[]; has?(id: string): boolean }) | undefined;
+  backtest(rule: Rule, from: number, to: number): Promise<BacktestResult>;
+  now: () => number;
+}
+
+export function ruleRoutes(app: App, d: RuleRouteDeps): void {
+  const { auth, repo, alarms } = d;
+  const guard = authenticate(auth);
+  const writer = requireRole('officer', 'integrator');
+  const record = (r: RuleRecord) => ({ ...r.rule, version: r.version, createdAt: r.createdAt, updatedAt: r.updatedAt });
+
+  app.get('/rules', {
+    preHandler: [guard],
+    schema: { tags: ['rules'], summary: 'The rule set', response: { 200: Items(RuleRecordSchema), ...errors(401) } },
+  }, async () => ({ items: repo.list().map(record) }));
+
+  app.get('/rules/:id', {
+    preHandler: [guard],
+    schema: { tags: ['rules'], params: IdParams, response: { 200: RuleRecordSchema, ...errors(401, 404) } },
+  }, async (req) => record(repo.require(req.params.id)));
+
+  app.post('/rules', {
+    preHandler: [guard, writer],
+    schema: {
+      tags: ['rules'],
+      summary: 'Add a rule (threshold, match, absence, correlation); it is live at once',
+      body: RuleT,
+      response: { 201: RuleRecordSchema, ...errors(400, 401, 403, 409) },
+    },
+  }, async (req, reply) => reply.status(201).send(record(await repo.create(req.body as Rule))));
+
+  app.put('/rules/:id', {
+    preHandler: [guard, writer],
+    schema: { tags: ['rules'], summary: 'Replace a rule; pending durations and counts start over, active alarms stay', params: IdParams, body: RuleT, response: { 200: RuleRecordSchema, ...errors(400, 401, 403, 404) } },
+  }, async (req) => {
+    const body = req.body as Rule;
+    if (body.id !== req.params.id) throw new GridError('VALIDATION_FAILED', 'body id must match the path', 400);
+    return record(await repo.update(body));
+  });
+
+  for (const [verb, enabled] of [['enable', true], ['disable', false]] as const) {
+    app.post(`/rules/:id/${verb}`, {
+      preHandler: [guard, writer],
+      schema: { tags: ['rules'], params: IdParams, response: { 200: RuleRecordSchema, ...errors(401, 403, 404) } },
+    }, async (req) => {
+      const cur = repo.require((req.params as { id: string }).id);
+      return record(await repo.update({ ...cur.rule, enabled } as Rule));
+    });
+  }
+
+  app.delete('/rules/:id', {
+    preHandler: [guard, writer],
+    schema: { tags: ['rules'], params: IdParams, response: { 204: Type.Null(), ...errors(401, 403, 404) } },
+  }, async (req, reply) => {
+    await repo.remove(req.params.id);
+    return reply.status(204).send(null);
+  });
+
+  app.post('/rules/:id/backtest', {
+    preHandler: [guard, requireRole('officer', 'dispatcher', 'integrator')],
+    schema: {
+      tags: ['rules'],
+      summary: 'Replay stored history through the rule: the alarms and cases it would have raised, and when',
+      description: 'Same evaluator as live. Messages in arrival order; absence and auto-clear on the arrival clock; nobody closes a case during the window.',
+      params: IdParams,
+      body: Window,
+      response: { 200: BacktestSchema, ...errors(400, 401, 403, 404) },
+    },
+  }, async (req) => {
+    const r = repo.require(req.params.id);
+    const to = parseTime(req.body.to, d.now());
+    return d.backtest(r.rule, parseTime(req.body.from, 0), to);
+  });
+
+  app.post('/rules/backtest', {
+    preHandler: [guard, requireRole('officer', 'dispatcher', 'integrator')],
+    schema: { tags: ['rules'], summary: 'Backtest a rule definition that is not saved (tuning)', body: Type.Object({ rule: RuleT, from: TimeQuery, to: Type.Optional(TimeQuery) }), response: { 200: BacktestSchema, ...errors(400, 401, 403) } },
+  }, async (req) => d.backtest(req.body.rule as Rule, parseTime(req.body.from, 0), parseTime(req.body.to, d.now())));
+
+  // ---- alarms ---------------------------------------------------------------------------------
+
+  function scope(p: Principal, gridId?: string): string[] | null {
+    const g = d.grids();
+    const expand = (id: string) => (g?.has?.(id) && g.descendants ? g.descendants(id) : [id]);
+    if (gridId) {
+      if (!auth.canSee(p, gridId)) throw new GridError('GRID_NOT_FOUND', 'Grid not found', 404);
+      return expand(gridId);
+    }
+    return p.regionId ? expand(p.regionId) : null;
+  }
+
+  async function visible(p: Principal, id: string) {
+    const a = await alarms.get(id);
+    if (!a || !auth.canSee(p, a.gridId)) throw new GridError('ALARM_NOT_FOUND', 'Alarm not found', 404);
+    return a;
+  }
+
+  app.get('/alarms', {
+    preHandler: [guard],
+    schema: {
+      tags: ['alarms'],
+      summary: 'Alarms visible to the caller, newest first',
+      querystring: Type.Object({
+        status: Type.Optional(Type.Union([Type.Literal('active'), Type.Literal('cleared')])),
+        severity: Type.Optional(Type.String({ description: 'one or several severities separated by commas' })),
+        gridId: Type.Optional(Type.String({ maxLength: 64 })),
+        rule: Type.Optional(Type.String({ maxLength: 64 })),
+        deviceId: Type.Optional(Type.String({ maxLength: 64 })),
+        acknowledged: Type.Optional(Type.Boolean()),
+        limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 5000, default: 500 })),
+      }),
+      response: { 200: Items(AlarmSchema), ...errors(400, 401, 404) },
+    },
+  }, async (req) => {
+    const q = req.query;
+    const severity = q.severity?.split(',').map((s) => s.trim()).filter(Boolean);
+    for (const s of severity ?? []) if (!(SEVERITIES as readonly string[]).includes(s)) throw new GridError('VALIDATION_FAILED', `unknown severity ${s}`, 400);
+    const items = await alarms.list({
+      status: q.status, severity: severity as Severity[] | undefined, gridIds: scope(principal(req), q.gridId), rule: q.rule, deviceId: q.deviceId,
+      acknowledged: q.acknowledged, limit: q.limit ?? 500,
+    });
+    return { items };
+  });
+
+  app.get('/alarms/:id', {
+    preHandler: [guard],
+    schema: { tags: ['alarms'], params: AlarmParams, response: { 200: Type.Intersect([AlarmSchema, Type.Object({ comments: Type.Array(CommentSchema) })]), ...errors(401, 404) } },
+  }, async (req) => {
+    const a = await visible(principal(req), req.params.id);
+    return { ...a, comments: await alarms.comments(a.id) };
+  });
+
+  app.post('/alarms/:id/ack', {
+    preHandler: [guard, requireRole('officer', 'dispatcher')],
+    schema: { tags: ['alarms'], summary: 'Acknowledge (who and when are recorded); stops escalation', params: AlarmParams, body: Type.Union([Type.Object({ comment: Type.Optional(Type.String({ maxLength: 2000 })) }), Type.Null()], { description: 'optional' }), response: { 200: AlarmSchema, ...errors(401, 403, 404) } },
+  }, async (req) => {
+    const p = principal(req);
+    await visible(p, req.params.id);
+    return alarms.ack(req.params.id, p, req.body?.comment);
+  });
+
+  app.post('/alarms/:id/clear', {
+    preHandler: [guard, requireRole('officer', 'dispatcher')],
+    schema: { tags: ['alarms'], summary: 'Clear an active alarm by hand', params: AlarmParams, response: { 200: AlarmSchema, ...errors(401, 403, 404, 409) } },
+  }, async (req) => {
+    const p = principal(req);
+    await visible(p, req.params.id);
+    return alarms.clear(req.params.id, p);
+  });
+
+  app.post('/alarms/:id/comments', {
+    preHandler: [guard, requireRole('officer', 'dispatcher')],
+    schema: { tags: ['alarms'], params: AlarmParams, body: Type.Object({ text: Type.String({ minLength: 1, maxLength: 2000 }) }), response: { 201: Items(CommentSchema), ...errors(400, 401, 403, 404) } },
+  }, async (req, reply) => {
+    const p = principal(req);
+    await visible(p, req.params.id);
+    return reply.status(201).send({ items: await alarms.comment(req.params.id, p, req.body.text) });
+  });
+}
