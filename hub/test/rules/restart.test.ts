@@ -1,0 +1,69 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createCases } from '../../src/cases/index.js';
+import { testConfig, type Config } from '../../src/core/config.js';
+import { createHub, type Hub } from '../../src/hub.js';
+import { createRealtime } from '../../src/realtime/index.js';
+import { createRules, type Alarm, type RulesModule } from '../../src/rules/index.js';
+import { engines, freshPostgresUrl } from '../helpers.js';
+import { AT, Clock } from '../cases/fixtures.js';
+
+const S = 1000;
+
+for (const engine of engines()) {
+  describe(`rule state across a restart (${engine.name})`, () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'gridlink-restart-'));
+    afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+    async function boot(config: Config, clock: Clock): Promise<{ hub: Hub; rules: RulesModule; api: <T>(m: string, p: string, b?: unknown) => Promise<{ status: number; body: T }> }> {
+      let rules!: RulesModule;
+      const hub = await createHub(config, { now: clock.now, modules: [createRealtime, (c) => createCases(c, { overdueEveryMs: 0 }), (c) => (rules = createRules(c, { tickMs: 0, stateFlushMs: 0 }))] });
+      await hub.start();
+      const token = hub.ctx.auth.sign({ id: 'root', username: 'root', role: 'admin', regionId: null, displayName: 'root' });
+      const api = async <T>(method: string, p: string, body?: unknown) => {
+        const r = await hub.ctx.app.inject({ method: method as 'GET', url: `/api/v1${p}`, headers: { authorization: `Bearer ${token}` }, ...(body ? { payload: body as object } : {}) });
+        return { status: r.statusCode, body: r.json() as T };
+      };
+      return { hub, rules, api };
+    }
+
+    it('should keep a pending duration and an active alarm through stop and start on the same database', { timeout: 180_000 }, async () => {
+      const url = engine.url.startsWith('postgres') ? await freshPostgresUrl(engine.url) : undefined;
+      const config = testConfig({ databaseUrl: url, dataDir: dir });
+      const clock = new Clock();
+      const send = async (hub: Hub, rules: RulesModule, id: string, channel: 'telemetry' | 'event', body: unknown) => {
+        const r = await hub.ctx.ingest.handleAsync(id, channel, Buffer.from(JSON.stringify(body)), clock.now());
+        expect(r.ok).toBe(true);
+        await rules.idle();
+      };
+
+      const a = await boot(config, clock);
+      expect((await a.api('POST', '/devices', { id: 'water-r', type: 'sensor.water_level', ...AT.A1 })).status).toBe(201);
+      expect((await a.api('POST', '/devices', { id: 'smoke-r', type: 'sensor.smoke', ...AT.A1 })).status).toBe(201);
+      expect((await a.api('POST', '/rules', { id: 'slow-water', name: 'slow', kind: 'threshold', metric: 'water_level_cm', op: '>=', value: 10, forS: 120, severity: 'minor' })).status).toBe(201);
+      const t = clock.t;
+      await send(a.hub, a.rules, 'water-r', 'telemetry', { ts: t, values: { water_level_cm: 12 } });
+      await send(a.hub, a.rules, 'smoke-r', 'event', { ts: t, type: 'smoke_alarm' });
+      expect(a.rules.evaluator.get('slow-water', 'water-r')).toMatchObject({ pendingSince: t, count: 1, active: false });
+      await a.hub.stop();
+
+      clock.advance(60 * S);
+      const b = await boot(config, clock);
+      try {
+        expect(b.rules.evaluator.get('slow-water', 'water-r')).toMatchObject({ pendingSince: t, count: 1, active: false });
+        await send(b.hub, b.rules, 'water-r', 'telemetry', { ts: t + 130 * S, values: { water_level_cm: 13 } });
+        const slow = (await b.api<{ items: Alarm[] }>('GET', '/alarms?rule=slow-water')).body.items;
+        expect(slow).toMatchObject([{ status: 'active', ts: t + 130 * S, deviceId: 'water-r' }]);
+        await send(b.hub, b.rules, 'smoke-r', 'event', { ts: t + 140 * S, type: 'smoke_alarm' });
+        const smoke = (await b.api<{ items: Alarm[] }>('GET', '/alarms?rule=smoke-alarm')).body.items;
+        expect(smoke).toMatchObject([{ status: 'active', count: 2, lastTs: t + 140 * S }]);
+        const cases = (await b.api<{ items: unknown[] }>('GET', '/cases')).body.items;
+        expect(cases).toHaveLength(1);
+      } finally {
+        await b.hub.stop();
+      }
+    });
+  });
+}
