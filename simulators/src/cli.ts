@@ -299,9 +299,9 @@ export async function startDistrict(o: {
     // Living-district rates: per device, in simulated time.
     ...(o.anomalies
       ? {
-          sensor: { anomalyEveryMs: 6 * 3600_000 },
-          camera: { alertEveryMs: 2 * 3600_000 },
-          handheld: { problemEveryMs: 90 * 60_000 },
+          sensor: { anomalyEveryMs: 24 * 3600_000 },
+          camera: { alertEveryMs: 12 * 3600_000 },
+          handheld: { problemEveryMs: 12 * 3600_000 },
         }
       : {}),
   });
@@ -309,12 +309,31 @@ export async function startDistrict(o: {
   const t0 = Date.now();
   await world.start();
   o.log(`district running: ${world.sensors.size} sensors, ${world.handhelds.size} handhelds, ${world.cameras.size} cameras connected in ${((Date.now() - t0) / 1000).toFixed(1)} s at ${o.speed}x`);
+  await resumeOpenCases(o.client, world, o.log);
   let dispatcher: DemoDispatcher | null = null;
   if (o.dispatcher) {
     dispatcher = new DemoDispatcher({ hub: o.client, log: o.log });
     dispatcher.start();
   }
   return { world, dispatcher, clock };
+}
+
+/** Hands cases the hub still has assigned to simulated workers back to their (restarted) handhelds. */
+async function resumeOpenCases(client: HubClient, world: SimWorld, log: (m: string) => void): Promise<void> {
+  let open;
+  try {
+    open = (await client.listCases({ status: 'dispatched,accepted,on_scene' })).items;
+  } catch {
+    return; // no cases module: nothing to resume
+  }
+  let n = 0;
+  for (const c of open) {
+    const h = c.workerId ? world.handheldOf(c.workerId) : undefined;
+    if (!h) continue;
+    n++;
+    void h.resume(c).catch(() => undefined);
+  }
+  if (n) log(`resumed ${n} open case(s) assigned to simulated workers`);
 }
 
 if (process.argv[1] && /cli\.[jt]s$/.test(process.argv[1])) {

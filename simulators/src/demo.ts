@@ -7,7 +7,9 @@
  * the devices, then the hub, cleanly.
  *
  * Flags: --speed N (simulation speed, default 5), --no-dispatcher,
- * --rtsp N (real RTSP streams for the first N cameras), --quiet.
+ * --rtsp N (real RTSP streams for the first N cameras), --size small
+ * (16 grids instead of 108, when the district is generated), --state and
+ * --district (where secrets and the district live), --quiet.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -54,7 +56,7 @@ export async function runDemo(argv: string[]): Promise<{ hub: Hub; run: District
     args: argv,
     options: {
       speed: { type: 'string' }, 'no-dispatcher': { type: 'boolean' }, rtsp: { type: 'string' }, quiet: { type: 'boolean', short: 'q' },
-      state: { type: 'string' }, district: { type: 'string' },
+      state: { type: 'string' }, district: { type: 'string' }, size: { type: 'string' },
     },
     strict: true,
   });
@@ -97,7 +99,8 @@ export async function runDemo(argv: string[]): Promise<{ hub: Hub; run: District
   try {
     district = await readDistrict(dir);
   } catch {
-    district = generateDistrict();
+    // --size small: 2 streets x 2 communities x 2x2 grids, for quick starts and the smoke test.
+    district = generateDistrict(v.size === 'small' ? { streets: 2, communitiesPerStreet: 2, communityCols: 2, communityRows: 2 } : {});
     await writeDistrict(dir, district);
     say(`generated the demo district in ${dir}`);
   }

@@ -32,6 +32,8 @@ export interface HandheldBehaviour {
   gpsSigmaM?: number;
   /** Patrol stays within this distance of home before heading back. */
   leashM?: number;
+  /** Speed going to a case: grid workers take the e-bike (电动车) when dispatched. */
+  dispatchSpeedMps?: number;
 }
 
 const DEFAULTS: Required<HandheldBehaviour> = {
@@ -44,6 +46,7 @@ const DEFAULTS: Required<HandheldBehaviour> = {
   problemEveryMs: 0,
   gpsSigmaM: 4,
   leashM: 450,
+  dispatchSpeedMps: 4.5,
 };
 
 /** Problems a worker reports on patrol (category keys of the hub's catalogue). */
@@ -188,7 +191,8 @@ export class SimHandheld {
   /** Moves along the current route by the simulated time since the last move. */
   private advance(): void {
     const now = this.ctx.clock.elapsed();
-    let left = ((now - this.lastMove) / 1000) * this.speed;
+    const speed = this.mode === 'to_case' ? Math.max(this.speed, this.b.dispatchSpeedMps) : this.speed;
+    let left = ((now - this.lastMove) / 1000) * speed;
     this.lastMove = now;
     if (this.mode === 'off_duty' || this.mode === 'on_scene') return;
     if (this.mode === 'patrol' && this.route.length === 0) {
@@ -236,7 +240,7 @@ export class SimHandheld {
       lat: Math.round(lat * 1e7) / 1e7,
       lon: Math.round(lon * 1e7) / 1e7,
       acc: Math.round(Math.abs(this.rng.gauss(this.b.gpsSigmaM * 1.5, 1)) * 10) / 10 + 1,
-      spd: moving ? Math.round(this.speed * this.rng.range(0.85, 1.1) * 10) / 10 : 0,
+      spd: moving ? Math.round((this.mode === 'to_case' ? Math.max(this.speed, this.b.dispatchSpeedMps) : this.speed) * this.rng.range(0.85, 1.1) * 10) / 10 : 0,
       hdg: Math.round(this.heading),
       batt: Math.round(this.battery),
       duty: this.onDuty,
@@ -305,21 +309,46 @@ export class SimHandheld {
       return;
     }
     await this.answer(c.id, 'accept', { note: '收到，马上前往' });
+    this.travelTo(c.lat, c.lon);
+  }
+
+  /**
+   * Picks up a case the hub still has assigned to this worker after the
+   * handheld restarted (a real app restores its task list): accept if it
+   * was only dispatched, travel if accepted, handle it if already on scene.
+   */
+  async resume(c: { id: string; lat: number; lon: number; status: string }): Promise<void> {
+    if (this.task || !this.onDuty) return;
+    const task: Task = { caseId: c.id, lat: c.lat, lon: c.lon, abort: new AbortController() };
+    this.task = task;
+    if (c.status === 'dispatched') await this.answer(c.id, 'accept', { note: '收到，马上前往' });
+    if (c.status === 'on_scene') {
+      this.teleport(c.lat, c.lon);
+      this.task = task;
+      this.mode = 'to_case';
+      this.route = [];
+      await this.arrived(true);
+      return;
+    }
+    this.travelTo(c.lat, c.lon);
+  }
+
+  private travelTo(lat: number, lon: number): void {
     const here = this.graph.nearest(this.lat, this.lon);
-    const there = this.graph.nearest(c.lat, c.lon);
+    const there = this.graph.nearest(lat, lon);
     const path = this.graph.shortestPath(here.id, there.id) ?? [];
-    this.route = [...path.map((id) => this.graph.node(id)), { lat: c.lat, lon: c.lon }];
+    this.route = [...path.map((id) => this.graph.node(id)), { lat, lon }];
     this.mode = 'to_case';
     this.pausedUntil = 0;
   }
 
-  private async arrived(): Promise<void> {
+  private async arrived(alreadyThere = false): Promise<void> {
     const task = this.task;
     if (!task || this.mode !== 'to_case') return;
     this.mode = 'on_scene';
     const sleep = (ms: number) => this.ctx.clock.sleep(ms, AbortSignal.any([task.abort.signal, this.life.signal]));
     try {
-      await this.answer(task.caseId, 'arrive');
+      if (!alreadyThere) await this.answer(task.caseId, 'arrive');
       await sleep(this.rng.range(...this.b.handlingMs));
       await this.answer(task.caseId, 'resolve', { note: '已现场处置完毕', photos: [photoBase64(`${task.caseId} resolved by ${this.worker.name}`, this.seq)] });
     } catch (err) {

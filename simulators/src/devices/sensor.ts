@@ -145,7 +145,9 @@ export class SimSensor {
   private scheduleAnomaly(): void {
     const every = this.behaviour.anomalyEveryMs;
     if (!every) return;
-    this.cancelAnomaly = this.ctx.clock.after(this.rng.exp(every), () => {
+    // Floods are common, fires rare: the mean scales by type.
+    const factor: Partial<Record<DeviceType, number>> = { 'sensor.water_level': 0.5, 'sensor.manhole_cover': 2, 'sensor.gas': 3, 'sensor.smoke': 4 };
+    this.cancelAnomaly = this.ctx.clock.after(this.rng.exp(every * (factor[this.def.type] ?? 1)), () => {
       if (!this.running) return;
       void this.randomAnomaly().finally(() => this.scheduleAnomaly());
     });
