@@ -94,7 +94,7 @@ export async function computeKpi(db: Db, q: { from: number; to: number; now: num
     count(*) filter (where dispatched_at is not null)::int as dispatched,
     count(*) filter (where resolved_at is not null)::int as resolved,
     count(*) filter (where rework_count > 0)::int as reworked,
-    count(*) filter (where status <> 'rejected' and (status = 'closed' or deadline <= to_timestamp(least($2, $3) / 1000.0)))::int as due,
+    count(*) filter (where status <> 'rejected' and (status = 'closed' or deadline <= to_timestamp(least($2::float8, $3::float8) / 1000.0)))::int as due,
     count(*) filter (where status = 'closed' and closed_at <= deadline)::int as closed_on_time,
     coalesce(sum(dispatch_count), 0)::int as dispatches,
     coalesce(sum(decline_count), 0)::int as declines,
