@@ -510,19 +510,24 @@ export class DispatchEngine {
   private scheduleResend(deviceId: string): void {
     if (!this.workers.byDeviceId.has(deviceId)) return;
     clearTimeout(this.resendTimers.get(deviceId));
+    // Wall clock on purpose: compared with sent_at, which the database stamps.
+    const onlineAt = Date.now();
     const t = setTimeout(() => {
       this.resendTimers.delete(deviceId);
-      void this.resendPending(deviceId).catch((err) => this.log.error({ err, deviceId }, 'resend failed'));
+      void this.resendPending(deviceId, onlineAt).catch((err) => this.log.error({ err, deviceId }, 'resend failed'));
     }, this.cfg.resendDelayMs);
     t.unref();
     this.resendTimers.set(deviceId, t);
   }
 
-  async resendPending(deviceId: string): Promise<number> {
+  /** Re-sends what is pending and was not already published to the session that came online at `onlineAt`. */
+  async resendPending(deviceId: string, onlineAt = Date.now()): Promise<number> {
     if (!this.ctx.broker.isConnected(deviceId)) return 0;
     const rows = await this.ctx.db.query<{ case_id: string; body: Command | string }>(
-      'select case_id, body from dispatch_commands where device_id = $1 and done_at is null order by created_at',
-      [deviceId],
+      `select case_id, body from dispatch_commands
+        where device_id = $1 and done_at is null and (sent_at is null or sent_at < to_timestamp($2 / 1000.0))
+        order by created_at`,
+      [deviceId, onlineAt],
     );
     for (const r of rows) await this.publish(deviceId, r.case_id, typeof r.body === 'string' ? (JSON.parse(r.body) as Command) : r.body, true);
     return rows.length;

@@ -60,4 +60,8 @@ create index case_dispatches_case_idx on case_dispatches (case_id, dispatched_at
 create index case_dispatches_worker_idx on case_dispatches (worker_id, dispatched_at);
 `;
 
-export const dispatchMigrations: Migration[] = [{ id: '301_dispatch', up: (db) => db.exec(ddl) }];
+export const dispatchMigrations: Migration[] = [
+  { id: '301_dispatch', up: (db) => db.exec(ddl) },
+  // The user account a worker logs in with (role `worker`), so cases can map a login to the worker record.
+  { id: '302_worker_user', up: (db) => db.exec('alter table workers add column user_id text unique') },
+];

@@ -31,6 +31,8 @@ export interface WorkerState {
   team: Team;
   phone: string | null;
   gridIds: string[];
+  /** user account (role `worker`) that acts as this worker */
+  userId: string | null;
   onDuty: boolean;
   assignment: Assignment | null;
   /** live position; NaN ts means no fix yet */

@@ -29,6 +29,7 @@ export interface PublicWorker {
   teamName: string;
   phone: string | null;
   gridIds: string[];
+  userId: string | null;
   onDuty: boolean;
   status: WorkerStatus;
   caseId: string | null;
@@ -44,6 +45,7 @@ interface Row {
   team: string;
   phone: string | null;
   grid_ids: string[];
+  user_id: string | null;
   on_duty: boolean;
   case_id: string | null;
   stage: string | null;
@@ -56,6 +58,7 @@ const ms = (v: Date | string | null): number => (v === null ? NaN : new Date(v).
 export class Workers implements WorkerService {
   readonly byId = new Map<string, WorkerState>();
   readonly byDeviceId = new Map<string, WorkerState>();
+  readonly byUserId = new Map<string, WorkerState>();
   /** grid id → workers responsible for it */
   readonly byGrid = new Map<string, Set<WorkerState>>();
   readonly index = new PositionIndex();
@@ -80,6 +83,7 @@ export class Workers implements WorkerService {
         team: r.team as Team,
         phone: r.phone,
         gridIds: r.grid_ids ?? [],
+        userId: r.user_id,
         onDuty: r.on_duty,
         assignment: r.case_id && r.stage
           ? { caseId: r.case_id, stage: r.stage as Stage, since: ms(r.stage_since), lat: NaN, lon: NaN, gridId: null, nearSince: null }
@@ -114,6 +118,7 @@ export class Workers implements WorkerService {
   private insert(w: WorkerState): void {
     this.byId.set(w.id, w);
     this.byDeviceId.set(w.deviceId, w);
+    if (w.userId) this.byUserId.set(w.userId, w);
     for (const g of w.gridIds) {
       let s = this.byGrid.get(g);
       if (!s) this.byGrid.set(g, (s = new Set()));
@@ -136,6 +141,11 @@ export class Workers implements WorkerService {
     return w ? infoOf(w) : undefined;
   }
 
+  byUser(userId: string): WorkerInfo | undefined {
+    const w = this.byUserId.get(userId);
+    return w ? infoOf(w) : undefined;
+  }
+
   assertDispatchable(workerId: string): void {
     const w = this.byId.get(workerId);
     if (!w) throw DispatchErrors.workerNotFound(`worker ${workerId} not found`);
@@ -154,6 +164,7 @@ export class Workers implements WorkerService {
       teamName: TEAM_NAMES[w.team],
       phone: w.phone,
       gridIds: w.gridIds,
+      userId: w.userId,
       onDuty: w.onDuty,
       status: statusOf(w),
       caseId: w.assignment?.caseId ?? null,
@@ -168,7 +179,7 @@ export class Workers implements WorkerService {
     return w.gridId ?? w.gridIds[0] ?? null;
   }
 
-  async create(input: { id?: string; name: string; deviceId: string; team?: Team; phone?: string | null; gridIds?: string[] }): Promise<WorkerState> {
+  async create(input: { id?: string; name: string; deviceId: string; team?: Team; phone?: string | null; gridIds?: string[]; userId?: string | null }): Promise<WorkerState> {
     const id = input.id ?? `w-${randomBytes(6).toString('hex')}`;
     if (this.byId.has(id)) throw DispatchErrors.workerExists(`worker ${id} already exists`);
     const device = this.registry.get(input.deviceId);
@@ -177,14 +188,16 @@ export class Workers implements WorkerService {
     if (this.byDeviceId.has(input.deviceId)) throw DispatchErrors.deviceBound(`device ${input.deviceId} is bound to worker ${this.byDeviceId.get(input.deviceId)!.id}`);
     const gridIds = [...new Set(input.gridIds ?? [])];
     const team = input.team ?? 'grid_worker';
+    const userId = input.userId ?? null;
+    if (userId && this.byUserId.has(userId)) throw DispatchErrors.workerExists(`user ${userId} already acts as worker ${this.byUserId.get(userId)!.id}`);
     const rows = await this.db.query<{ created_at: Date | string }>(
-      `insert into workers (id, name, device_id, team, phone, grid_ids) values ($1, $2, $3, $4, $5, $6)
+      `insert into workers (id, name, device_id, team, phone, grid_ids, user_id) values ($1, $2, $3, $4, $5, $6, $7)
        on conflict do nothing returning created_at`,
-      [id, input.name, input.deviceId, team, input.phone ?? null, gridIds],
+      [id, input.name, input.deviceId, team, input.phone ?? null, gridIds, userId],
     );
-    if (!rows[0]) throw DispatchErrors.workerExists(`worker ${id} or device ${input.deviceId} already taken`);
+    if (!rows[0]) throw DispatchErrors.workerExists(`worker ${id}, device ${input.deviceId} or user already taken`);
     const w: WorkerState = {
-      id, name: input.name, deviceId: input.deviceId, team, phone: input.phone ?? null, gridIds, onDuty: false, assignment: null,
+      id, name: input.name, deviceId: input.deviceId, team, phone: input.phone ?? null, gridIds, userId, onDuty: false, assignment: null,
       lat: NaN, lon: NaN, ts: NaN, acc: null, batt: null, gridId: null, outsideSince: null, geofenceAlarmed: false,
       createdAt: ms(rows[0].created_at), removed: false,
     };
@@ -222,6 +235,7 @@ export class Workers implements WorkerService {
     this.unindexGrids(w);
     this.byId.delete(id);
     this.byDeviceId.delete(w.deviceId);
+    if (w.userId) this.byUserId.delete(w.userId);
     this.index.remove(w);
   }
 

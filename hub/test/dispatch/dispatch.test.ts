@@ -18,7 +18,7 @@ describe('dispatch over MQTT', () => {
   };
 
   beforeAll(async () => {
-    h = await startDispatchHub({ config: { acceptTimeoutS: 60, arrivalRadiusM: 50, arrivalDwellS: 20, autoDispatch: 'fire:critical' } });
+    h = await startDispatchHub({ config: { acceptTimeoutS: 60, arrivalRadiusM: 50, arrivalDwellS: 20, autoDispatch: 'fire:critical', geofenceMinutes: 10 } });
     h.hub.ctx.bus.on('dispatch.alarm', 'test', (a) => void alarms.push(a));
   }, 120_000);
 
@@ -184,7 +184,7 @@ describe('dispatch over MQTT', () => {
     const hw = await h.handheld(w.deviceId, w.secret);
     const c = await h.newCase({ lat: 30.615, lon: 104.0255 });
     expect((await dispatch(c.id, w.id)).status).toBe(200);
-    await waitFor(() => hw.commands.length === 1);
+    await waitFor(() => hw.commands.some((x) => x.type === 'dispatch'));
     await h.as('dispatcher')('POST', `/cases/${c.id}/actions`, { action: 'cancel', note: '重复上报' });
     const cancel = await waitFor(() => hw.commands.find((x) => x.type === 'cancel'));
     expect(cancel).toMatchObject({ type: 'cancel', caseId: c.id });
@@ -201,5 +201,42 @@ describe('dispatch over MQTT', () => {
     await waitFor(async () => (await caseOf(c.body.id)).workerId === 'w-fire');
     expect((await caseOf(c.body.id)).status).toBe('dispatched');
     await waitFor(() => hw.commands.find((x) => x.type === 'dispatch' && x.case.id === c.body.id));
+  });
+
+  it('should raise a geofence alarm when an idle on-duty worker stays outside their grids too long, and clear it on return', async () => {
+    const w = await h.addWorker({ id: 'w-fence', gridIds: ['G-A2'], at: AT.A2 });
+    h.clock.advance(120_000);
+    await h.fix(w.deviceId, AT.B2.lat, AT.B2.lon); // 2 km east, in G-B2
+    h.clock.advance(9 * 60_000);
+    h.dispatch.flush();
+    expect(alarms.find((a) => a.kind === 'worker_left_grid' && a.workerId === 'w-fence')).toBeUndefined();
+    h.clock.advance(60_000);
+    h.dispatch.flush();
+    expect(alarms.filter((a) => a.kind === 'worker_left_grid' && a.workerId === 'w-fence')).toMatchObject([{ status: 'active', id: 'geofence:w-fence', gridId: 'G-B2' }]);
+    h.dispatch.flush();
+    expect(alarms.filter((a) => a.kind === 'worker_left_grid' && a.workerId === 'w-fence')).toHaveLength(1);
+    h.clock.advance(120_000);
+    await h.fix(w.deviceId, AT.A2.lat, AT.A2.lon);
+    expect(alarms.filter((a) => a.kind === 'worker_left_grid' && a.workerId === 'w-fence').map((a) => a.status)).toEqual(['active', 'cleared']);
+    await offDuty(w.id);
+  });
+
+  it('should create workers over REST bound to one handheld each, and map a worker login', async () => {
+    const reg = h.hub.ctx.registry;
+    await reg.register({ id: 'hh-rest', type: 'handheld' });
+    await reg.register({ id: 'smoke-1', type: 'sensor.smoke' });
+    const api = h.as('dispatcher');
+    const bad = await api<{ code: string }>('POST', '/workers', { name: '张三', deviceId: 'smoke-1' });
+    expect(bad.body.code).toBe('DEVICE_NOT_HANDHELD');
+    const ok = await api<{ id: string; status: string; team: string; teamName: string; userId: string }>('POST', '/workers', { id: 'w-rest', name: '张三', deviceId: 'hh-rest', gridIds: ['G-A1'], team: 'grid_leader', phone: '13800000000', userId: 'u-zhang' });
+    expect(ok.status).toBe(201);
+    expect(ok.body).toMatchObject({ id: 'w-rest', status: 'off_duty', team: 'grid_leader', teamName: '网格长', userId: 'u-zhang' });
+    const dup = await api<{ code: string }>('POST', '/workers', { name: '李四', deviceId: 'hh-rest' });
+    expect(dup.body.code).toBe('DEVICE_ALREADY_BOUND');
+    expect(h.hub.ctx.services.workers?.byUser?.('u-zhang')?.id).toBe('w-rest');
+    const list = await h.as('dispatcherA')<{ items: Array<{ id: string }> }>('GET', '/workers?team=grid_leader');
+    expect(list.body.items.map((w) => w.id)).toEqual(['w-rest']);
+    expect((await h.as('dispatcherA')('GET', '/workers/w-decl2')).status).toBe(200); // G-A2 is in street A
+    expect((await h.as('dispatcherA')('GET', '/workers/w-persist')).status).toBe(404); // G-B1 is not
   });
 });
