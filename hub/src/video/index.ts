@@ -143,12 +143,17 @@ function buildVideo(ctx: HubContext, opts: VideoOptions): VideoModule {
     const cam = cameras.get(m.deviceId);
     if (!cam) return;
     const at = m.msg.ts;
-    linkage.noteAlert(cam.id, at);
-    if (clips.recordingCovering(cam.id, at)) return;
-    await clips.capture({
+    if (clips.recordingCovering(cam.id, at)) {
+      linkage.noteAlert(cam.id, at, Promise.resolve());
+      return;
+    }
+    const capture = clips.capture({
       cameraId: cam.id, at, trigger: 'alert', gridId: cam.gridId, alertKey: `${cam.id}:${at}`, alertType: m.msg.type,
       ...(m.msg.snapshot ? { snapshot: m.msg.snapshot } : {}),
     });
+    // Noted before the row exists: the case this alert opens waits for it.
+    linkage.noteAlert(cam.id, at, capture.then(() => undefined, () => undefined));
+    await capture;
   }
 
   const mod: VideoModule = {
@@ -216,7 +221,8 @@ function buildVideo(ctx: HubContext, opts: VideoOptions): VideoModule {
         db, cameras, clips, services: ctx.services, logger, radiusM: opts.linkRadiusM, limit: opts.linkLimit, now: ctx.now,
         emit: (payload, gridId) => {
           bus.emit('video.linkage', payload);
-          realtimeSend('linkage', gridId, payload);
+          // Consoles key linkage by case (CONTRACT 6); an alarm without a case stays on the bus and in camera_links.
+          if (payload.caseId) realtimeSend('linkage', gridId, payload);
         },
       });
       bus.on('message.stored', 'video', (m) => {
@@ -229,17 +235,27 @@ function buildVideo(ctx: HubContext, opts: VideoOptions): VideoModule {
         }
       });
       const loose = bus as unknown as LooseBus;
-      loose.on('case.changed', 'video', (p) => {
-        const ev = p as { case?: CaseSummary; action?: string; deviceId?: string } | CaseSummary;
-        const c = ('case' in ev && ev.case ? ev.case : ev) as CaseSummary & { deviceId?: string | null };
+      loose.on('case.changed', 'video', async (p) => {
+        // cases emits {case, action, ...}; a bare CaseSummary is accepted too.
+        const ev = p as { case?: CaseSummary; action?: string };
+        const c = (ev.case ?? p) as CaseSummary & { deviceId?: string | null };
         if (!c?.id || typeof c.lat !== 'number') return;
-        const hint = { deviceId: c.deviceId ?? ('deviceId' in ev ? ev.deviceId : null) ?? null };
-        return linkage!.onCase(c, hint);
+        if (ev.action === 'attach') {
+          const data = (p as { data?: { deviceId?: string } }).data;
+          return linkage!.onCaseJoined(c, data?.deviceId ?? null);
+        }
+        if (ev.action !== undefined && ev.action !== 'create') return;
+        // The device that opened the case (a camera alert links its own camera first).
+        const detail = ctx.services.cases as unknown as { detail?: (id: string) => Promise<{ deviceId?: string | null } | null> } | undefined;
+        const deviceId = c.deviceId ?? (typeof detail?.detail === 'function' ? (await detail.detail(c.id).catch(() => null))?.deviceId : null) ?? null;
+        await linkage!.onCase(c, { deviceId });
       });
-      loose.on('alarm.raised', 'video', (p) => {
-        const a = ((p as { alarm?: AlarmLike }).alarm ?? p) as AlarmLike;
-        if (!a?.id) return;
-        return linkage!.onAlarm(a);
+      loose.on('alarm.changed', 'video', (p) => {
+        const { alarm, change } = p as { alarm?: AlarmLike; change?: string };
+        if (!alarm?.id || change !== 'raised') return;
+        // A rule with a case spec links the alarm to a case right after raising it; the case carries the linkage then.
+        const t = setTimeout(() => void linkage?.onAlarm(alarm).catch((err) => logger.warn({ err }, 'alarm linkage failed')), 1_500);
+        t.unref();
       });
       logger.info({ ffmpeg: ff.path, version: ff.version, root, cameras: cameras.list().length }, 'video ready');
     },

@@ -50,7 +50,7 @@ const ALERT_LINK_WINDOW_MS = 120_000;
 const SAME_PLACE_M = 30;
 
 export class Linkage {
-  private readonly recentAlerts = new Map<string, number>();
+  private readonly recentAlerts = new Map<string, { at: number; stored: Promise<void> }>();
   private readonly handled = new Set<string>();
 
   constructor(
@@ -67,8 +67,8 @@ export class Linkage {
     },
   ) {}
 
-  noteAlert(cameraId: string, at: number): void {
-    this.recentAlerts.set(cameraId, at);
+  noteAlert(cameraId: string, at: number, stored: Promise<void>): void {
+    this.recentAlerts.set(cameraId, { at, stored });
   }
 
   nearest(lat: number, lon: number, opts: { radiusM?: number; limit?: number; preferCameraId?: string } = {}): NearCamera[] {
@@ -80,7 +80,7 @@ export class Linkage {
     if (deviceId && this.deps.cameras.get(deviceId)) return deviceId;
     const now = this.deps.now();
     let best: { id: string; d: number } | undefined;
-    for (const [id, at] of this.recentAlerts) {
+    for (const [id, { at }] of this.recentAlerts) {
       if (now - at > ALERT_LINK_WINDOW_MS) {
         this.recentAlerts.delete(id);
         continue;
@@ -113,6 +113,25 @@ export class Linkage {
     this.deps.emit(payload, c.gridId);
     await this.evidence(c, list, prefer).catch((err) => this.deps.logger.error({ err, caseId: c.id }, 'could not attach evidence'));
     return payload;
+  }
+
+  /**
+   * An alarm joined an open case (correlation, repeat): alert clips of
+   * cameras near the case from the last two minutes become its evidence too.
+   */
+  async onCaseJoined(c: CaseSummary, deviceId?: string | null): Promise<void> {
+    const now = this.deps.now();
+    const ids: string[] = [];
+    for (const [id, { at }] of this.recentAlerts) {
+      const cam = this.deps.cameras.get(id);
+      if (!cam || now - at > ALERT_LINK_WINDOW_MS) continue;
+      if (id === deviceId || distanceM(cam.lat, cam.lon, c.lat, c.lon) <= this.deps.radiusM) ids.push(id);
+    }
+    for (const id of ids) await this.recentAlerts.get(id)?.stored;
+    for (const clip of await this.deps.clips.unattached(ids, now - ALERT_LINK_WINDOW_MS)) {
+      await this.deps.clips.attach(clip.id, c.id);
+      if (clip.status === 'ready') await this.publish({ ...clip, caseId: c.id });
+    }
   }
 
   async onAlarm(a: AlarmLike): Promise<LinkagePayload | null> {
@@ -151,6 +170,7 @@ export class Linkage {
   /** Alert clips waiting for this case are attached; otherwise the best camera records one now. */
   private async evidence(c: CaseSummary, list: NearCamera[], prefer: string | undefined): Promise<void> {
     const ids = prefer ? [prefer] : list.map((n) => n.camera.id);
+    for (const id of ids) await this.recentAlerts.get(id)?.stored;
     const waiting = await this.deps.clips.unattached(ids, this.deps.now() - ALERT_LINK_WINDOW_MS);
     if (waiting.length) {
       for (const clip of waiting) {

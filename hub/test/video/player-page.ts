@@ -119,10 +119,15 @@ export interface PlayerStats {
 }
 
 export async function playerStats(page: Page): Promise<PlayerStats> {
-  return page.evaluate(() => {
-    const w = window as unknown as { stats: Omit<PlayerStats, 'currentTime'> };
-    return { ...w.stats, latency: [...w.stats.latency], errors: [...w.stats.errors], currentTime: (document.getElementById('v') as HTMLVideoElement).currentTime };
-  });
+  return page.evaluate(`(() => {
+    const s = window.stats;
+    return { ...s, latency: [...s.latency], errors: [...s.errors], currentTime: document.getElementById('v').currentTime };
+  })()`) as Promise<PlayerStats>;
+}
+
+/** Calls window.playHls / window.playMse on the test page. */
+export async function play(page: Page, mode: 'hls' | 'mse', url: string): Promise<void> {
+  await page.evaluate(`window.${mode === 'hls' ? 'playHls' : 'playMse'}(${JSON.stringify(url)})`);
 }
 
 export function median(xs: number[]): number {

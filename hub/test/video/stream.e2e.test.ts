@@ -12,7 +12,7 @@ import WebSocket from 'ws';
 import { rtspCameraSupport, startRtspCamera, type RtspCamera } from '../../../simulators/src/camera/index.js';
 import { createVideo, type VideoModule } from '../../src/video/index.js';
 import { REQUIRE_ALL, startHub, until, type TestHub } from '../helpers.js';
-import { CHROMIUM, chromiumArgs, haveChromium, median, openPlayer, playerStats } from './player-page.js';
+import { CHROMIUM, chromiumArgs, haveChromium, median, openPlayer, play, playerStats } from './player-page.js';
 
 const support = rtspCameraSupport();
 if (!haveChromium()) support.missing.push('chromium / hls.js');
@@ -123,7 +123,7 @@ describe.skipIf(skip)('video stream gateway (real ffmpeg, RTSP, Chromium)', () =
   it('should play in Chromium with hls.js (currentTime advances)', async () => {
     const s = await t.api<{ hls: string }>('GET', `/cameras/${id}/stream`);
     const page = await openPlayer(browser, t.http);
-    await page.evaluate((u) => (window as unknown as { playHls(u: string): void }).playHls(u), s.body.hls);
+    await play(page, 'hls', s.body.hls);
     const first = await until(async () => {
       const st = await playerStats(page);
       return st.currentTime > 0.5 ? st : null;
@@ -140,7 +140,7 @@ describe.skipIf(skip)('video stream gateway (real ffmpeg, RTSP, Chromium)', () =
   it('should play the low-latency fMP4/WebSocket path through MSE', async () => {
     const s = await t.api<{ live: string }>('GET', `/cameras/${id}/stream`);
     const page = await openPlayer(browser, t.http);
-    await page.evaluate((u) => (window as unknown as { playMse(u: string): void }).playMse(u), s.body.live.replace(/^/, t.http.replace('http', 'ws')));
+    await play(page, 'mse', t.http.replace('http', 'ws') + s.body.live);
     await until(async () => (await playerStats(page)).currentTime > 0.5, 15_000, 200);
     const before = (await playerStats(page)).currentTime;
     await until(async () => (await playerStats(page)).currentTime > before + 1.5, 10_000, 200);
