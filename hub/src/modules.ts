@@ -7,10 +7,13 @@ import { createCases } from './cases/index.js';
 import { dispatchModule } from './dispatch/index.js';
 import { createRealtime } from './realtime/index.js';
 import { createRules } from './rules/index.js';
+import { videoModule } from './video/index.js';
 
 export const defaultModules: ModuleFactory[] = [
   createRealtime,
   (ctx) => createCases(ctx),
   (ctx) => createRules(ctx),
   dispatchModule,
+  // optional: video failing (no ffmpeg) never stops ingest.
+  videoModule,
 ];
