@@ -136,13 +136,14 @@ export class DispatchEngine {
 
   // ---- candidates -------------------------------------------------------------------------
 
-  private ownWorkers(gridId: string | null): Set<WorkerState> {
-    const out = new Set<WorkerState>();
-    if (!gridId) return out;
+  /** Worker sets of the grid and its ancestors (a 网格长 responsible for the community counts as own). Not copied: hot path. */
+  private ownSets(gridId: string | null): Array<Set<WorkerState>> {
+    if (!gridId) return [];
     const chain = this.ctx.services.grids?.ancestors(gridId) ?? [gridId];
+    const out: Array<Set<WorkerState>> = [];
     for (const g of chain.length ? chain : [gridId]) {
       const s = this.workers.byGrid.get(g);
-      if (s) for (const w of s) out.add(w);
+      if (s && s.size) out.push(s);
     }
     return out;
   }
@@ -154,11 +155,20 @@ export class DispatchEngine {
     const accept = (w: WorkerState): boolean =>
       w.onDuty && w.assignment === null && now - w.ts <= maxAge && !(exclude?.has(w.id) ?? false) && registry.get(w.deviceId)?.enabled !== false;
     const near = this.workers.index.nearest(c.lat, c.lon, limit, accept);
-    const own = this.ownWorkers(c.gridId);
-    const pool: Scored[] = near.map((n) => ({ w: n.w, distanceM: n.distanceM, own: own.has(n.w) }));
-    for (const w of own) {
-      if (w.removed || !hasFix(w) || !accept(w) || near.some((n) => n.w === w)) continue;
-      pool.push({ w, distanceM: haversineM(c.lat, c.lon, w.lat, w.lon), own: true });
+    const own = this.ownSets(c.gridId);
+    const isOwn = (w: WorkerState) => own.some((s) => s.has(w));
+    const pool: Scored[] = near.map((n) => ({ w: n.w, distanceM: n.distanceM, own: isOwn(n.w) }));
+    // Own-grid workers outside the k nearest matter only when they would be promoted.
+    const cutoff = (near[0]?.distanceM ?? Infinity) + this.cfg.ownGridExtraM;
+    const seen = new Set<WorkerState>(near.map((n) => n.w));
+    for (const s of own) {
+      for (const w of s) {
+        if (seen.has(w) || w.removed || !hasFix(w)) continue;
+        const d = haversineM(c.lat, c.lon, w.lat, w.lon);
+        if (d > cutoff || !accept(w)) continue;
+        seen.add(w);
+        pool.push({ w, distanceM: d, own: true });
+      }
     }
     const ranked = rankCandidates(pool, this.cfg.ownGridExtraM);
     if (ranked.length > limit) ranked.length = limit;
