@@ -77,6 +77,11 @@ export function openFileLimit(): number | null {
   }
 }
 
+/** A progress bar on stderr; without a terminal (CI, a log file) it prints a line every 5 s instead. */
+function progressBar(format: string): InstanceType<typeof cliProgress.SingleBar> {
+  return new cliProgress.SingleBar({ format, hideCursor: true, stream: process.stderr, noTTYOutput: true, notTTYSchedule: 5000 }, cliProgress.Presets.shades_classic);
+}
+
 function percentile(sorted: Float64Array, p: number): number {
   if (!sorted.length) return 0;
   return Math.round(sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]! * 10) / 10;
@@ -119,7 +124,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadSummary> {
   const todo = ids.filter((id) => !(existing.has(id) && hs.devices[id]));
   prov.reused = ids.length - todo.length;
   if (todo.length) {
-    const bar = o.progress ? new cliProgress.SingleBar({ format: 'provision {bar} {value}/{total} devices | {eta}s left', hideCursor: true }, cliProgress.Presets.shades_classic) : null;
+    const bar = o.progress ? progressBar('provision {bar} {value}/{total} devices | {eta}s left') : null;
     bar?.start(todo.length, 0);
     let done = 0;
     await mapPool(todo, 16, async (id) => {
@@ -147,7 +152,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadSummary> {
   const tc = Date.now();
   const connectRate = o.connectRate ?? 1000;
   {
-    const bar = o.progress ? new cliProgress.SingleBar({ format: 'connect   {bar} {value}/{total} connections | errors {errors}', hideCursor: true }, cliProgress.Presets.shades_classic) : null;
+    const bar = o.progress ? progressBar('connect   {bar} {value}/{total} connections | errors {errors}') : null;
     bar?.start(n, 0, { errors: 0 });
     let connected = 0;
     const start = performance.now();
@@ -217,10 +222,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadSummary> {
     });
   };
   const bar = o.progress
-    ? new cliProgress.SingleBar({
-        format: 'load      {bar} {elapsed}s/{total}s | {rate} msg/s (target {target}) | acked {acked} | inflight {inflight} | errors {errors} | p50 {p50} p99 {p99} ms',
-        hideCursor: true,
-      }, cliProgress.Presets.shades_classic)
+    ? progressBar('load      {bar} {elapsed}s/{total}s | {rate} msg/s (target {target}) | acked {acked} | inflight {inflight} | errors {errors} | p50 {p50} p99 {p99} ms')
     : null;
   const durationS = Math.round(o.durationMs / 1000);
   bar?.start(durationS, 0, { rate: 0, target: o.rate, acked: 0, inflight: 0, errors: 0, p50: 0, p99: 0, elapsed: 0 });
