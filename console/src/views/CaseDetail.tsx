@@ -6,7 +6,7 @@ import { navigate } from '../hooks/route';
 import { useCaseData, type DispatchRecord } from '../hooks/useCaseData';
 import { useTick } from '../hooks/useTick';
 import { useI18n } from '../i18n';
-import type { DictKey } from '../i18n/dict';
+import { dict, type DictKey } from '../i18n/dict';
 import { CasesLayer, FocusPoint, GridLayer, PathLayer, WorkersLayer } from '../map/MapLayers';
 import { MapView } from '../map/MapView';
 import { grids, positions, workers } from '../store/data';
@@ -143,7 +143,7 @@ export function CaseDetailView({ id }: { id: string }) {
             {(data.detail?.history ?? []).map((h, i) => (
               <li key={h.id ?? i}>
                 <div>
-                  <strong>{['register', 'dispatch', 'accept', 'decline', 'arrive', 'resolve', 'verify', 'reject', 'rework', 'cancel'].includes(h.action) ? t(`case.action.${h.action}` as DictKey) : h.action}</strong>
+                  <strong>{`case.action.${h.action}` in dict ? t(`case.action.${h.action}` as DictKey) : h.action}</strong>
                   {h.to && <> → {t(`case.status.${h.to}` as DictKey)}</>} · {actorName(h.actor) ?? t('case.system')}
                 </div>
                 <div className="when">{clock(locale, h.ts, true)}</div>
@@ -164,7 +164,7 @@ export function CaseDetailView({ id }: { id: string }) {
             </div>
           </div>
         )}
-        {data.clips.length > 0 && (
+        {data.clips.some((x) => x.status === 'ready') && (
           <div className="panel">
             <h3>{t('case.clip')}</h3>
             {data.clips.filter((x) => x.status === 'ready').slice(0, 2).map((x) => (

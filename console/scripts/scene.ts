@@ -1,0 +1,103 @@
+/**
+ * A populated hub for screenshots and the benchmark: the simulators' demo
+ * district (grids, sensors, cameras, handhelds and workers), a few cases in
+ * different states, live worker positions pushed through the hub's real
+ * Socket.IO fan-out, and optionally a real RTSP camera for the video wall.
+ */
+import type { MqttClient } from 'mqtt';
+import { generateDistrict } from '../../simulators/src/district/generate';
+import { publishAck, startHub, type TestHub } from '../../hub/test/helpers';
+import { buildConsole, productModules } from '../test/e2e/harness';
+
+export interface Scene {
+  hub: TestHub;
+  dir: string;
+  district: ReturnType<typeof generateDistrict>;
+  sensors: Map<string, MqttClient>;
+  /** Synthetic live workers (ids `sim-N`) moving in the district, one burst per second. */
+  startMovers(n: number): () => void;
+  stop(): Promise<void>;
+}
+
+export async function startScene(opts: { devices?: boolean; cases?: boolean } = {}): Promise<Scene> {
+  const dir = await buildConsole();
+  let hub: TestHub;
+  try {
+    hub = await startHub({ consoleDir: dir }, { modules: await productModules() });
+  } catch (err) {
+    // A module still being written must not stop screenshots or the benchmark.
+    console.error(`[scene] full module set failed (${(err as Error).message.split('\n')[0]}); using hub/src/modules.ts only`);
+    hub = await startHub({ consoleDir: dir });
+  }
+  const district = generateDistrict();
+  const put = await hub.api('PUT', '/grids', district.grids);
+  if (put.status !== 200) throw new Error(`grids: ${put.status} ${JSON.stringify(put.body)}`);
+  const sensors = new Map<string, MqttClient>();
+  if (opts.devices !== false) {
+    for (const d of district.devices) {
+      if (d.type === 'camera') {
+        await hub.api('POST', '/cameras', { id: d.id, name: d.name, rtspUrl: `rtsp://127.0.0.1:1/${d.id}`, lat: d.lat, lon: d.lon });
+        continue;
+      }
+      const r = await hub.registerDevice(d.type, d.id, { name: d.name, lat: d.lat, lon: d.lon, gridId: d.gridId });
+      if (d.type === 'sensor.smoke' && sensors.size < 2) sensors.set(d.id, await hub.connect(d.id, r.secret));
+      if (d.type === 'handheld') {
+        const w = district.workers.find((x) => x.deviceId === d.id);
+        if (w) {
+          await hub.api('POST', '/workers', { name: w.name, deviceId: d.id, gridIds: w.gridIds, onDuty: true });
+          const c = await hub.connect(d.id, r.secret);
+          await publishAck(c, `gridlink/v1/${d.id}/location`, { lat: d.lat, lon: d.lon, acc: 5 });
+          await c.endAsync();
+        }
+      }
+    }
+  }
+  if (opts.cases !== false) {
+    const c = district.meta.center;
+    const cats = ['E0101', 'E0401', 'E0402', 'E0201', 'C0101', 'E0101', 'E0401'];
+    for (const [i, cat] of cats.entries()) {
+      const r = await hub.api<{ id: string }>('POST', '/cases', { category: cat, lat: c.lat + (i - 3) * 0.004, lon: c.lon + ((i * 7) % 5 - 2) * 0.005 });
+      if (r.status !== 201) continue;
+      if (i % 2 === 0) await hub.api('POST', `/cases/${r.body.id}/actions`, { action: 'register', note: 'verified' });
+    }
+  }
+  let timers: ReturnType<typeof setInterval>[] = [];
+  return {
+    hub,
+    dir,
+    district,
+    sensors,
+    startMovers(n) {
+      const rt = hub.hub.ctx.services.realtime;
+      if (!rt) throw new Error('realtime module missing');
+      const { lat, lon } = district.meta.center;
+      const statuses = ['available', 'available', 'available', 'en_route', 'dispatched', 'on_scene', 'off_duty'] as const;
+      const ws = Array.from({ length: n }, (_, i) => ({
+        workerId: `sim-${i}`, deviceId: `sim-hh-${i}`,
+        lat: lat + (Math.random() - 0.5) * 0.06, lon: lon + (Math.random() - 0.5) * 0.07,
+        hdg: Math.random() * 360, status: statuses[i % statuses.length]!,
+      }));
+      const tick = () => {
+        const ts = Date.now();
+        for (const w of ws) {
+          // ~1.5 m/s walk with a slowly wandering heading.
+          w.hdg = (w.hdg + (Math.random() - 0.5) * 30 + 360) % 360;
+          w.lat += Math.cos((w.hdg * Math.PI) / 180) * 1.5e-5;
+          w.lon += Math.sin((w.hdg * Math.PI) / 180) * 1.7e-5;
+        }
+        rt.sendFiltered('positions', ws.map((w) => ({ workerId: w.workerId, deviceId: w.deviceId, lat: w.lat, lon: w.lon, ts, status: w.status, gridId: null })));
+      };
+      tick();
+      const t = setInterval(tick, 1000);
+      timers.push(t);
+      return () => clearInterval(t);
+    },
+    async stop() {
+      for (const t of timers) clearInterval(t);
+      timers = [];
+      await hub.stop();
+      const { rmSync } = await import('node:fs');
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
