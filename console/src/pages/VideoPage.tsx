@@ -3,7 +3,8 @@ import { useEffect, useMemo, useState } from 'react';
 import { query } from '../hooks/route';
 import { useI18n } from '../i18n';
 import { cameras, devices } from '../store/data';
-import { useEntities } from '../store/entities';
+import { useEntities, useValue } from '../store/entities';
+import { lowLatency } from '../store/settings';
 import { CameraPlayer } from '../video/CameraPlayer';
 
 const KEY = 'gridlink.wall';
@@ -22,6 +23,7 @@ function loadWall(): { n: Layout; slots: (string | null)[] } {
 export default function VideoPage() {
   const { t } = useI18n();
   const cams = useEntities(cameras);
+  const ll = useValue(lowLatency);
   const devs = useEntities(devices);
   const options = useMemo(() => (cams.length ? cams : devs.filter((d) => d.type === 'camera')).map((c) => ({ id: c.id, name: c.name || c.id })), [cams, devs]);
   const [wall, setWall] = useState(() => {
@@ -57,6 +59,9 @@ export default function VideoPage() {
             {t('video.layout', { n })}
           </button>
         ))}
+        <label className="check">
+          <input type="checkbox" checked={ll} onChange={(e) => lowLatency.set(e.target.checked)} data-testid="low-latency" /> {t('video.lowLatency')}
+        </label>
         {!options.length && <span className="hint">{t('video.noCameras')}</span>}
       </div>
       <div className={`wall n${wall.n}`} data-testid="video-wall">

@@ -29,3 +29,8 @@ function load(): TileConfig {
 
 export const tiles = new Value<TileConfig>(load());
 tiles.subscribe(() => localStorage.setItem(KEY, JSON.stringify(tiles.get())));
+
+const LL_KEY = 'gridlink.video.lowLatency';
+/** Prefer fMP4 over WebSocket (sub-second) to HLS; HLS stays the fallback. */
+export const lowLatency = new Value<boolean>(localStorage.getItem(LL_KEY) !== '0');
+lowLatency.subscribe(() => localStorage.setItem(LL_KEY, lowLatency.get() ? '1' : '0'));

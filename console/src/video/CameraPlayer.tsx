@@ -7,6 +7,8 @@ import { useEffect, useRef, useState } from 'react';
 import { getToken, get } from '../api/client';
 import type { StreamInfo } from '../api/types';
 import { useI18n } from '../i18n';
+import { useValue } from '../store/entities';
+import { lowLatency } from '../store/settings';
 import { attachHls, attachMse, type PlayerHandle, type PlayerState } from './HlsPlayer';
 
 type StreamProp = string | { hls?: string; live?: string | null } | null | undefined;
@@ -17,8 +19,10 @@ function normalise(s: StreamProp): StreamInfo | null {
   return s.hls ? { hls: s.hls, live: s.live ?? null } : null;
 }
 
-export function CameraPlayer({ cameraId, title, stream, preferLive = true }: { cameraId: string; title?: string; stream?: StreamProp; preferLive?: boolean }) {
+export function CameraPlayer({ cameraId, title, stream, preferLive: prefer }: { cameraId: string; title?: string; stream?: StreamProp; preferLive?: boolean }) {
   const { t } = useI18n();
+  const ll = useValue(lowLatency);
+  const preferLive = prefer ?? ll;
   const video = useRef<HTMLVideoElement>(null);
   const [state, setState] = useState<PlayerState>('connecting');
   const [mode, setMode] = useState<'live' | 'hls' | null>(null);
