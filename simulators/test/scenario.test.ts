@@ -94,6 +94,14 @@ describe('scenario runner against a real hub', () => {
     expect(res.ok).toBe(true);
   });
 
+  it('should pass the flooding and camera examples (rules module: water level and alert confidence)', async () => {
+    for (const f of ['flooding.yaml', 'camera-alerts.yaml']) {
+      const res = await run(parseScenario(await readFile(join(SCENARIOS, f), 'utf8'), f));
+      expect(res.expectations.filter((e) => !e.ok), f).toEqual([]);
+      expect(res.expectations.length, f).toBeGreaterThanOrEqual(2);
+    }
+  });
+
   it('should fail an expectation that is not met, naming what it saw', async () => {
     const res = await run({
       name: 'must fail',

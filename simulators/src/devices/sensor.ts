@@ -137,7 +137,7 @@ export class SimSensor {
       if (this.rng.chance(b.dropoutRate)) this.link.dropFor(this.ctx.clock.toWall(b.dropoutMs));
       else if (!this.rng.chance(b.missRate)) void this.report();
       // Report faster while something is happening, like real level sensors do.
-      const next = this.anomalous || this.ramp ? Math.min(10_000, b.intervalMs) : b.intervalMs;
+      const next = this.ramp ? Math.min(5_000, this.ramp.ms / 5) : this.anomalous ? Math.min(10_000, b.intervalMs) : b.intervalMs;
       this.schedule(next * this.rng.range(0.9, 1.1));
     });
   }
@@ -193,6 +193,8 @@ export class SimSensor {
     if (typeof value === 'number' && rampMs > 0) {
       const from = Number(this.state[metric] ?? 0);
       this.ramp = { metric, from, to: value, start: this.ctx.clock.elapsed(), ms: rampMs };
+      // Follow the ramp closely instead of waiting for the next scheduled report.
+      if (this.running) this.schedule(Math.min(5_000, rampMs / 5));
     } else {
       this.state[metric] = value;
       this.pinned[metric] = value;
