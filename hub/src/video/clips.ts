@@ -129,10 +129,20 @@ export class ClipRecorder {
     }
   }
 
-  async stop(): Promise<void> {
+  /** Finishes clips in progress from what they have; never holds a shutdown for more than `maxWaitMs`. */
+  async stop(maxWaitMs = 10_000): Promise<void> {
     this.stopping = true;
-    for (const j of this.jobs.values()) j.finishNow();
-    await Promise.all([...this.jobs.values()].map((j) => j.done.catch(() => undefined)));
+    const jobs = [...this.jobs.values()];
+    for (const j of jobs) j.finishNow();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all(jobs.map((j) => j.done.catch(() => undefined))),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, maxWaitMs);
+        timer.unref();
+      }),
+    ]);
+    clearTimeout(timer);
   }
 
   clipFile(id: string): string {

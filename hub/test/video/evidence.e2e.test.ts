@@ -101,7 +101,7 @@ describe.skipIf(skip)('video evidence and linkage (real MQTT, ffmpeg, RTSP)', ()
     await hub?.stop();
     await camA?.stop();
     rmSync(dataDir, { recursive: true, force: true });
-  });
+  }, 120_000);
 
   it('should link a smoke alarm 50 m from two cameras to both, nearest first', async () => {
     const a = await api<{ secret: string }>('POST', '/cameras', { id: 'cam-north', name: '北侧', rtspUrl: camA.url, ...north50, heading: 180, fov: 90 });
@@ -214,11 +214,8 @@ describe.skipIf(skip)('video evidence and linkage (real MQTT, ffmpeg, RTSP)', ()
   it('should keep clips across a hub restart', async () => {
     const before = await fetch(`${http}${alertClip.video}?token=${token}`);
     const bytes = (await before.arrayBuffer()).byteLength;
-    const t0 = Date.now();
     await hub.stop();
-    console.log(`stopped +${Date.now() - t0} ms`);
     await boot();
-    console.log(`booted +${Date.now() - t0} ms`);
     const again = await api<Clip>('GET', `/clips/${alertClip.id}`);
     expect(again.status).toBe(200);
     expect(again.body.status).toBe('ready');
