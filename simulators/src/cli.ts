@@ -36,7 +36,7 @@ const HELP = `GridLink simulators — npm run sim -- <command> [options]
   run        <scenario.yaml> --hub ... --user ... --password ... [--speed 10] [--report out.json]
   validate   <scenario.yaml> [...]
   load       --hub ... --user ... --password ... --devices 20000 --rate 5000/s --duration 60s
-             [--qos 1] [--connect-rate 1000/s] [--prefix load] [--json out.json]
+             [--qos 1] [--metrics 1] [--connect-rate 1000/s] [--prefix load] [--json out.json]
 
 Hub and credentials also come from GRIDLINK_HUB, GRIDLINK_USER, GRIDLINK_PASSWORD, GRIDLINK_MQTT.
 `;
@@ -234,7 +234,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     case 'load': {
       const { values: v } = args(rest, {
-        devices: { type: 'string' }, rate: { type: 'string' }, duration: { type: 'string' }, qos: { type: 'string' }, 'connect-rate': { type: 'string' }, prefix: { type: 'string' }, json: { type: 'string' }, 'payload-bytes': { type: 'string' },
+        devices: { type: 'string' }, rate: { type: 'string' }, duration: { type: 'string' }, qos: { type: 'string' }, 'connect-rate': { type: 'string' }, prefix: { type: 'string' }, json: { type: 'string' }, metrics: { type: 'string' },
       });
       const { client, mqtt } = await login(v);
       const state = await SimState.open(str(v, 'state') ?? DEFAULT_STATE_PATH);
@@ -248,6 +248,7 @@ export async function main(argv: string[]): Promise<number> {
         qos,
         connectRate: parseRate(str(v, 'connect-rate') ?? '1000/s'),
         prefix: str(v, 'prefix') ?? 'load',
+        metrics: num(v, 'metrics', 1),
         progress: !v.quiet,
         log,
       });
