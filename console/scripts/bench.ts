@@ -56,6 +56,10 @@ const MEASURE = `async (secs) => {
     fps: +(ticks / el).toFixed(1),
     mapFramesPerSec: +(frames / el).toFixed(1),
     avgDrawMs: +((s1.drawMsTotal - s0.drawMsTotal) / Math.max(1, frames)).toFixed(2),
+    // Of the frames drawn, how many repainted only the changed rectangles of the moving layer;
+    // frames where nothing on screen changed are skipped (not drawn, not counted in mapFramesPerSec).
+    partialFrameShare: +((s1.partialFrames - s0.partialFrames) / Math.max(1, frames)).toFixed(2),
+    unchangedFramesPerSec: +((s1.unchangedFrames - s0.unchangedFrames) / el).toFixed(1),
     p95FrameGapMs: +gaps[Math.floor(gaps.length * 0.95)].toFixed(1),
     maxFrameGapMs: +gaps[gaps.length - 1].toFixed(1),
     workersOnMap: s1.workers,

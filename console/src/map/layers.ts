@@ -4,7 +4,7 @@
  */
 import type { Camera, CaseSummary, Device, GridFeature, Severity } from '../api/types';
 import { OPEN_STATUSES } from '../api/types';
-import type { Frame, Hit, Layer } from './engine';
+import { inClip, type Frame, type Hit, type Layer, type Rect } from './engine';
 import type { PositionIndex } from './positions';
 import { emptyBounds, extend, project, scaleOf, tileUrl, visibleTiles, worldToScreen, type Datum, type WorldBounds } from './projection';
 import { AGEING_MS, LEVEL_COLORS, SEVERITY_COLOR, STALE_MS, WORKER_COLOR } from './style';
@@ -297,6 +297,8 @@ function nearest(items: readonly { id: string; x: number; y: number }[], sx: num
 // ---------------------------------------------------------------- cases
 
 const SEV_RANK: Record<Severity, number> = { info: 0, warning: 1, minor: 2, major: 3, critical: 4 };
+/** Outer reach of a critical case's pulse ring (radius 8-24, 2 px line). */
+const PULSE_R = 26;
 
 export function caseLayer(list: readonly CaseSummary[], datum: Datum, selected: () => string | null): Layer {
   const items = list
@@ -312,6 +314,16 @@ export function caseLayer(list: readonly CaseSummary[], datum: Datum, selected: 
     z: 40,
     kind: 'dynamic',
     wantsFrames: () => hasCritical,
+    // Only the pulse rings of critical cases change between frames.
+    damage(f) {
+      const out: Rect[] = [];
+      for (const c of items) {
+        if (c.sev !== 'critical') continue;
+        const [sx, sy] = worldToScreen(f.view, c.x, c.y, pt);
+        out.push([sx - PULSE_R, sy - PULSE_R, PULSE_R * 2, PULSE_R * 2]);
+      }
+      return out;
+    },
     draw(ctx, f) {
       const sel = selected();
       const pulse = (f.now % 1500) / 1500;
@@ -348,6 +360,8 @@ export function caseLayer(list: readonly CaseSummary[], datum: Datum, selected: 
 
 const STATUS_ORDER = ['off_duty', 'available', 'dispatched', 'en_route', 'on_scene'] as const;
 const HDG_BUCKETS = 16;
+/** More changed markers than this in one frame: repaint them all. */
+const MAX_WORKER_RECTS = 150;
 
 /**
  * Marker sprites per (status, freshness, heading bucket, size), drawn once
@@ -359,11 +373,14 @@ const HDG_BUCKETS = 16;
 class SpriteCache {
   private cache = new Map<number, ImageBitmap | HTMLCanvasElement>();
   constructor(private dpr: number) {}
-  get(status: number, fresh: number, hdg: number, r: number): ImageBitmap | HTMLCanvasElement {
-    const key = ((status * 3 + fresh) * (HDG_BUCKETS + 1) + hdg) * 100 + Math.round(r * 10);
+  static key(status: number, fresh: number, hdg: number, r: number): number {
+    return ((status * 3 + fresh) * (HDG_BUCKETS + 1) + hdg) * 100 + Math.round(r * 10);
+  }
+  get(key: number): ImageBitmap | HTMLCanvasElement {
     const hit = this.cache.get(key);
     if (hit) return hit;
-    const c = this.draw(status, fresh, hdg, r);
+    const rest = Math.floor(key / 100), kind = Math.floor(rest / (HDG_BUCKETS + 1));
+    const c = this.draw(Math.floor(kind / 3), kind % 3, rest % (HDG_BUCKETS + 1), (key % 100) / 10);
     this.cache.set(key, c);
     // Until the bitmap is ready the canvas itself serves.
     if (typeof createImageBitmap === 'function') void createImageBitmap(c).then((bm) => this.cache.set(key, bm), () => undefined);
@@ -409,73 +426,127 @@ class SpriteCache {
 
 export const markerRadius = (zoom: number): number => (zoom >= 16 ? 6 : zoom >= 13 ? 4.5 : 3);
 
-/** Workers: one pass over the live index, one integer-aligned sprite blit per visible marker. */
+/**
+ * Workers: one pass over the live index lays every marker out at an integer
+ * device pixel with its sprite; one sprite blit per visible marker. Between
+ * full repaints `damage` compares that layout with the one on screen, so a
+ * frame repaints only the markers that moved a pixel or changed sprite (a
+ * worker walking at ~1.5 m/s crosses a pixel about once a second at city
+ * zoom), plus the selection ring.
+ */
 export function workerLayer(index: PositionIndex, selected: () => string | null): Layer {
-  let xs = new Float32Array(0), ys = new Float32Array(0);
-  let vis = new Uint8Array(0);
-  let ids: string[] = [];
+  // Layout at `laidOutAt` (next) and as on screen (drawn): worker, sprite's device x and y, sprite key (-1: off screen).
+  const empty = (n: number) => ({ ids: new Array<string>(n), x: new Int32Array(n), y: new Int32Array(n), key: new Int32Array(n) });
+  let next = empty(0);
+  let drawn = empty(0);
+  let count = 0;
+  let drawnCount = -1;
+  let laidOutAt = -1;
+  let ring: Rect | null = null;
+  let drawnRing: Rect | null = null;
   let sprites: SpriteCache | null = null;
   let spriteDpr = 0;
+  let dpr = 1;
+  let half = 0;
+
+  const layout = (f: Frame) => {
+    const v = f.view;
+    const n = index.byId.size;
+    if (next.x.length < n) {
+      next = empty(n * 2);
+      drawn = empty(n * 2);
+      drawnCount = -1;
+    }
+    count = n;
+    const wall = Date.now();
+    const s = scaleOf(v.zoom);
+    const hw = v.width / 2, hh = v.height / 2;
+    const r = markerRadius(v.zoom);
+    half = Math.ceil(r + 8);
+    let k = 0;
+    for (const p of index.byId.values()) {
+      index.current(p, f.now, pt);
+      const sx = (pt[0] - v.cx) * s + hw;
+      const sy = (pt[1] - v.cy) * s + hh;
+      next.ids[k] = p.workerId;
+      next.x[k] = Math.round((sx - half) * dpr);
+      next.y[k] = Math.round((sy - half) * dpr);
+      if (sx > -10 && sy > -10 && sx < v.width + 10 && sy < v.height + 10) {
+        const age = wall - p.ts;
+        const fresh = age > STALE_MS ? 2 : age > AGEING_MS ? 1 : 0;
+        const hb = p.hdg == null ? HDG_BUCKETS : Math.round((p.hdg / 360) * HDG_BUCKETS) % HDG_BUCKETS;
+        next.key[k] = SpriteCache.key(STATUS_ORDER.indexOf(p.status), fresh, hb, r);
+      } else next.key[k] = -1;
+      k++;
+    }
+    const sel = selected();
+    const p = sel ? index.byId.get(sel) : undefined;
+    ring = null;
+    if (p) {
+      index.current(p, f.now, pt);
+      const [sx, sy] = worldToScreen(v, pt[0], pt[1], pt);
+      const rr = r + 7;
+      ring = [sx - rr, sy - rr, rr * 2, rr * 2];
+    }
+    laidOutAt = f.now;
+  };
+
   return {
     id: 'workers',
     z: 50,
     kind: 'dynamic',
+    damage(f) {
+      layout(f);
+      if (count !== drawnCount) return 'all';
+      const out: Rect[] = [];
+      const box = (half * 2) / dpr;
+      for (let i = 0; i < count; i++) {
+        if (next.x[i] === drawn.x[i] && next.y[i] === drawn.y[i] && next.key[i] === drawn.key[i] && next.ids[i] === drawn.ids[i]) continue;
+        if (drawn.key[i]! >= 0) out.push([drawn.x[i]! / dpr, drawn.y[i]! / dpr, box, box]);
+        if (next.key[i]! >= 0) out.push([next.x[i]! / dpr, next.y[i]! / dpr, box, box]);
+        if (out.length > MAX_WORKER_RECTS) return 'all';
+      }
+      if (ring?.[0] !== drawnRing?.[0] || ring?.[1] !== drawnRing?.[1] || ring?.[2] !== drawnRing?.[2]) {
+        if (drawnRing) out.push(drawnRing);
+        if (ring) out.push(ring);
+      }
+      return out;
+    },
     draw(ctx, f) {
-      const v = f.view;
-      const dpr = ctx.getTransform().a || 1;
+      dpr = ctx.getTransform().a || 1;
       if (!sprites || spriteDpr !== dpr) {
         sprites = new SpriteCache(dpr);
         spriteDpr = dpr;
       }
-      const n = index.byId.size;
-      if (xs.length < n) {
-        xs = new Float32Array(n * 2);
-        ys = new Float32Array(n * 2);
-        vis = new Uint8Array(n * 2);
-      }
-      if (ids.length !== n) ids = new Array(n);
-      const wall = Date.now();
-      const s = scaleOf(v.zoom);
-      const hw = v.width / 2, hh = v.height / 2;
-      const r = markerRadius(v.zoom);
-      const half = Math.ceil(r + 8);
+      if (laidOutAt !== f.now || !f.clip) layout(f);
+      const box = (half * 2) / dpr;
       ctx.save();
       ctx.setTransform(1, 0, 0, 1, 0, 0);
-      let k = 0;
-      for (const p of index.byId.values()) {
-        index.current(p, f.now, pt);
-        const sx = (pt[0] - v.cx) * s + hw;
-        const sy = (pt[1] - v.cy) * s + hh;
-        ids[k] = p.workerId;
-        xs[k] = sx;
-        ys[k] = sy;
-        const on = sx > -10 && sy > -10 && sx < v.width + 10 && sy < v.height + 10;
-        vis[k] = on ? 1 : 0;
-        k++;
-        if (!on) continue;
-        const age = wall - p.ts;
-        const fresh = age > STALE_MS ? 2 : age > AGEING_MS ? 1 : 0;
-        const hb = p.hdg == null ? HDG_BUCKETS : Math.round((p.hdg / 360) * HDG_BUCKETS) % HDG_BUCKETS;
-        ctx.drawImage(sprites.get(STATUS_ORDER.indexOf(p.status), fresh, hb, r), Math.round((sx - half) * dpr), Math.round((sy - half) * dpr));
+      for (let i = 0; i < count; i++) {
+        const key = next.key[i]!;
+        if (key < 0 || !inClip(f.clip, next.x[i]! / dpr, next.y[i]! / dpr, box, box)) continue;
+        ctx.drawImage(sprites.get(key), next.x[i]!, next.y[i]!);
       }
       ctx.restore();
-      const sel = selected();
-      const p = sel ? index.byId.get(sel) : undefined;
-      if (!p) return;
-      index.current(p, f.now, pt);
-      const [sx, sy] = worldToScreen(v, pt[0], pt[1], pt);
+      [drawn, next] = [next, drawn];
+      drawnCount = count;
+      drawnRing = ring;
+      if (!ring) return;
+      const rr = ring[2] / 2 - 2;
       ctx.beginPath();
-      ctx.arc(sx, sy, r + 5, 0, Math.PI * 2);
+      ctx.arc(ring[0] + ring[2] / 2, ring[1] + ring[3] / 2, rr, 0, Math.PI * 2);
       ctx.strokeStyle = '#f8fafc';
       ctx.lineWidth = 2;
       ctx.stroke();
     },
     hit(sx, sy) {
+      // Markers as drawn: sprite centres in CSS pixels.
       let best: Hit | null = null;
-      for (let i = 0; i < ids.length; i++) {
-        if (!vis[i]) continue;
-        const d = Math.hypot(xs[i]! - sx, ys[i]! - sy);
-        if (d <= 9 && (!best || d < best.d)) best = { kind: 'worker', id: ids[i]!, d };
+      const c = half;
+      for (let i = 0; i < drawnCount; i++) {
+        if (drawn.key[i]! < 0) continue;
+        const d = Math.hypot(drawn.x[i]! / dpr + c - sx, drawn.y[i]! / dpr + c - sy);
+        if (d <= 9 && (!best || d < best.d)) best = { kind: 'worker', id: drawn.ids[i]!, d };
       }
       return best;
     },
