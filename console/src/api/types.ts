@@ -1,36 +1,17 @@
 /**
  * Wire types of the REST and Socket.IO surface (CONTRACT sections 5-6) as
- * the console reads them. Fields the console does not need are left out;
- * optional fields are extensions it uses when present.
+ * the console reads them. Where the hub declares the same shape, it is
+ * imported from there as a type (erased from the bundle: nothing of the hub
+ * is shipped); the rest are the console's own reading of a response, with
+ * fields it does not need left out and extensions optional.
  */
 import type { Severity } from '@gridlink/devices';
-export type { Severity };
+import type { Role, User } from '../../../hub/src/auth/index';
+import type { Actor, CaseAction, CaseSource, CaseStatus, CaseSummary, WorkerStatus } from '../../../hub/src/core/services';
+import type { AlarmEvent, LinkageEvent } from '../../../hub/src/realtime/events';
+import type { Device } from '../../../hub/src/registry/index';
+export type { Actor, CaseAction, CaseSource, CaseStatus, CaseSummary, Device, Role, Severity, User, WorkerStatus };
 
-export type Role = 'admin' | 'officer' | 'dispatcher' | 'worker' | 'integrator';
-
-export interface User {
-  id: string;
-  username: string;
-  role: Role;
-  regionId: string | null;
-  displayName: string;
-}
-
-export interface Device {
-  id: string;
-  type: string;
-  name: string;
-  enabled: boolean;
-  lat: number | null;
-  lon: number | null;
-  gridId: string | null;
-  meta: Record<string, unknown>;
-  createdAt: number;
-  lastSeen: number | null;
-  online: boolean;
-}
-
-export type WorkerStatus = 'off_duty' | 'available' | 'dispatched' | 'en_route' | 'on_scene';
 export const WORKER_STATUSES: readonly WorkerStatus[] = ['available', 'dispatched', 'en_route', 'on_scene', 'off_duty'];
 
 export interface Worker {
@@ -65,30 +46,8 @@ export interface GridCollection {
   features: GridFeature[];
 }
 
-export type CaseStatus = 'reported' | 'registered' | 'dispatched' | 'accepted' | 'on_scene' | 'resolved' | 'closed' | 'rejected';
 export const CASE_STATUSES: readonly CaseStatus[] = ['reported', 'registered', 'dispatched', 'accepted', 'on_scene', 'resolved', 'closed', 'rejected'];
 export const OPEN_STATUSES: readonly CaseStatus[] = ['reported', 'registered', 'dispatched', 'accepted', 'on_scene', 'resolved'];
-export type CaseAction = 'register' | 'dispatch' | 'accept' | 'decline' | 'arrive' | 'resolve' | 'verify' | 'reject' | 'rework' | 'cancel';
-export type CaseSource = 'rule' | 'worker' | 'officer' | 'citizen';
-
-export interface CaseSummary {
-  id: string;
-  code: string;
-  title: string;
-  status: CaseStatus;
-  category: { code: string; name: string; nameEn?: string };
-  severity: Severity;
-  lat: number;
-  lon: number;
-  address?: string | null;
-  gridId: string | null;
-  source: CaseSource;
-  workerId: string | null;
-  deadline: number;
-  overdue: boolean;
-  createdAt: number;
-  updatedAt: number;
-}
 
 export interface CaseHistoryEntry {
   id?: string | number;
@@ -96,7 +55,7 @@ export interface CaseHistoryEntry {
   action: string;
   from?: CaseStatus | null;
   to?: CaseStatus | null;
-  actor?: { kind: string; id: string; name: string } | null;
+  actor?: Actor | null;
   actorName?: string;
   note?: string | null;
 }
@@ -118,29 +77,8 @@ export interface CaseDetail extends CaseSummary {
   clipUrl?: string | null;
 }
 
-export interface Alarm {
-  id: string;
-  rule: string;
-  deviceId: string;
-  severity: Severity;
-  status: 'active' | 'cleared';
-  message?: string;
-  ts: number;
-  lat?: number | null;
-  lon?: number | null;
-  gridId?: string | null;
-  caseId?: string | null;
-  acknowledged?: boolean;
-  ackBy?: string | null;
-  ackAt?: number | null;
-  ackComment?: string | null;
-  escalated?: boolean;
-  escalatedAt?: number | null;
-  lastTs?: number;
-  count?: number;
-  ruleName?: string;
-  type?: string;
-}
+/** An alarm as the socket pushes it; REST answers carry more, of which the console reads these. */
+export type Alarm = AlarmEvent & { escalatedAt?: number | null; ackComment?: string | null };
 
 export interface Candidate {
   workerId: string;
@@ -170,20 +108,11 @@ export interface LinkedCamera {
   stream?: string | { hls?: string; live?: string } | null;
 }
 
-export interface Linkage {
-  caseId: string;
-  cameras: LinkedCamera[];
-}
+export type Linkage = LinkageEvent;
 
 export interface StreamInfo {
   hls: string;
   live?: string | null;
-}
-
-export interface DeviceStatusUpdate {
-  deviceId: string;
-  online: boolean;
-  lastSeen: number | null;
 }
 
 export interface TelemetryPoint {

@@ -144,7 +144,7 @@ export function CaseDetailView({ id }: { id: string }) {
               <li key={h.id ?? i}>
                 <div>
                   <strong>{`case.action.${h.action}` in dict ? t(`case.action.${h.action}` as DictKey) : h.action}</strong>
-                  {h.to && <> → {t(`case.status.${h.to}` as DictKey)}</>} · {actorName(h.actor) ?? t('case.system')}
+                  {h.to && <> → {t(`case.status.${h.to}` as DictKey)}</>} · {h.actor?.name ?? t('case.system')}
                 </div>
                 <div className="when">{clock(locale, h.ts, true)}</div>
                 {h.note && <div>“{h.note}”</div>}
@@ -189,11 +189,6 @@ export function CaseDetailView({ id }: { id: string }) {
       </div>
     </div>
   );
-}
-
-function actorName(a: unknown): string | null {
-  if (a && typeof a === 'object' && 'name' in a) return String((a as { name: unknown }).name);
-  return null;
 }
 
 function Candidates({ list, busy, onDispatch }: { list: Candidate[] | null; busy: boolean; onDispatch: (workerId: string) => void }) {
