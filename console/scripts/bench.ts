@@ -10,8 +10,7 @@
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { launch } from '../test/e2e/harness';
-import { startScene } from './scene';
+import { runWithScene } from './scene';
 
 const WORKERS = Number(process.env.BENCH_WORKERS ?? 5000);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
@@ -67,66 +66,54 @@ const MEASURE = `async (secs) => {
   };
 }`;
 
-async function main() {
-  const scene = await startScene({ devices: false, cases: false });
-  const browser = await launch();
-  try {
-    const sizes = jsSizes(scene.dir);
-    const ctx = await browser.newContext({ viewport: { width: 1920, height: 1080 } });
-    const page = await ctx.newPage();
-    // First load: cold cache, until the login form is on screen.
-    const t0 = Date.now();
-    await page.goto(scene.hub.http + '/');
-    await page.waitForSelector('[data-testid=login-form]');
-    const firstLoadMs = Date.now() - t0;
-    const nav = (await page.evaluate(`(() => {
-      const n = performance.getEntriesByType('navigation')[0];
-      const fcp = performance.getEntriesByName('first-contentful-paint')[0];
-      return { domContentLoadedMs: Math.round(n.domContentLoadedEventEnd), loadMs: Math.round(n.loadEventEnd), fcpMs: fcp ? Math.round(fcp.startTime) : null };
-    })()`)) as Record<string, number | null>;
-    await page.fill('input[name=username]', 'admin');
-    await page.fill('input[name=password]', scene.hub.config.adminPassword!);
-    const t1 = Date.now();
-    await page.click('[data-testid=login-submit]');
-    await page.waitForSelector('[data-testid=conn][data-state=online]');
-    const loginToLiveMs = Date.now() - t1;
+runWithScene({ devices: false, cases: false }, async (scene, browser) => {
+  const sizes = jsSizes(scene.dir);
+  const ctx = await browser.newContext({ viewport: { width: 1920, height: 1080 } });
+  const page = await ctx.newPage();
+  // First load: cold cache, until the login form is on screen.
+  const t0 = Date.now();
+  await page.goto(scene.hub.http + '/');
+  await page.waitForSelector('[data-testid=login-form]');
+  const firstLoadMs = Date.now() - t0;
+  const nav = (await page.evaluate(`(() => {
+    const n = performance.getEntriesByType('navigation')[0];
+    const fcp = performance.getEntriesByName('first-contentful-paint')[0];
+    return { domContentLoadedMs: Math.round(n.domContentLoadedEventEnd), loadMs: Math.round(n.loadEventEnd), fcpMs: fcp ? Math.round(fcp.startTime) : null };
+  })()`)) as Record<string, number | null>;
+  await page.fill('input[name=username]', 'admin');
+  await page.fill('input[name=password]', scene.hub.config.adminPassword!);
+  const t1 = Date.now();
+  await page.click('[data-testid=login-submit]');
+  await page.waitForSelector('[data-testid=conn][data-state=online]');
+  const loginToLiveMs = Date.now() - t1;
 
-    await page.evaluate(`(() => { window.__longtasks = []; new PerformanceObserver((l) => { for (const e of l.getEntries()) window.__longtasks.push(Math.round(e.duration)); }).observe({ entryTypes: ['longtask'] }); })()`);
-    const idle = (await page.evaluate(`(${MEASURE})(3)`)) as Record<string, number>;
-    const stopMovers = scene.startMovers(WORKERS);
-    await page.waitForFunction(`window.__gridlink && window.__gridlink.stats().workers >= ${WORKERS}`, undefined, { timeout: 15_000 });
-    await page.waitForTimeout(2000);
-    const fps = (await page.evaluate(`(${MEASURE})(${SECONDS})`)) as Record<string, number>;
-    stopMovers();
-    const longTasks = (await page.evaluate('window.__longtasks')) as number[];
-    const result = {
-      when: new Date().toISOString(),
-      loadAvg: (await import('node:os')).loadavg().map((x) => +x.toFixed(1)),
-      chromium: browser.version(),
-      viewport: '1920x1080',
-      firstLoadMs,
-      ...nav,
-      loginToLiveMs,
-      ...sizes,
-      workers: WORKERS,
-      seconds: SECONDS,
-      ...fps,
-      idleFps: idle.fps,
-      longTasks: { count: longTasks.length, maxMs: Math.max(0, ...longTasks) },
-      targets: { firstLoadMs: 2000, jsGzipKB: 400, fps: 30 },
-      pass: firstLoadMs < 2000 && sizes.jsGzipKB < 400 && fps.fps! >= 30,
-    };
-    const out = path.resolve(import.meta.dirname, '../../bench-results');
-    mkdirSync(out, { recursive: true });
-    writeFileSync(path.join(out, 'console.json'), JSON.stringify(result, null, 2));
-    process.stdout.write(JSON.stringify(result, null, 2) + '\n');
-  } finally {
-    await browser.close();
-    await scene.stop();
-  }
-}
-
-main().catch((err) => {
-  console.error(err);
-  process.exit(1);
+  await page.evaluate(`(() => { window.__longtasks = []; new PerformanceObserver((l) => { for (const e of l.getEntries()) window.__longtasks.push(Math.round(e.duration)); }).observe({ entryTypes: ['longtask'] }); })()`);
+  const idle = (await page.evaluate(`(${MEASURE})(3)`)) as Record<string, number>;
+  const stopMovers = scene.startMovers(WORKERS);
+  await page.waitForFunction(`window.__gridlink && window.__gridlink.stats().workers >= ${WORKERS}`, undefined, { timeout: 15_000 });
+  await page.waitForTimeout(2000);
+  const fps = (await page.evaluate(`(${MEASURE})(${SECONDS})`)) as Record<string, number>;
+  stopMovers();
+  const longTasks = (await page.evaluate('window.__longtasks')) as number[];
+  const result = {
+    when: new Date().toISOString(),
+    loadAvg: (await import('node:os')).loadavg().map((x) => +x.toFixed(1)),
+    chromium: browser.version(),
+    viewport: '1920x1080',
+    firstLoadMs,
+    ...nav,
+    loginToLiveMs,
+    ...sizes,
+    workers: WORKERS,
+    seconds: SECONDS,
+    ...fps,
+    idleFps: idle.fps,
+    longTasks: { count: longTasks.length, maxMs: Math.max(0, ...longTasks) },
+    targets: { firstLoadMs: 2000, jsGzipKB: 400, fps: 30 },
+    pass: firstLoadMs < 2000 && sizes.jsGzipKB < 400 && fps.fps! >= 30,
+  };
+  const out = path.resolve(import.meta.dirname, '../../bench-results');
+  mkdirSync(out, { recursive: true });
+  writeFileSync(path.join(out, 'console.json'), JSON.stringify(result, null, 2));
+  process.stdout.write(JSON.stringify(result, null, 2) + '\n');
 });

@@ -5,9 +5,10 @@
  * Socket.IO fan-out, and optionally a real RTSP camera for the video wall.
  */
 import type { MqttClient } from 'mqtt';
+import type { Browser } from 'playwright-core';
 import { generateDistrict } from '../../simulators/src/district/generate';
 import { publishAck, startHub, type TestHub } from '../../hub/test/helpers';
-import { buildConsole, productModules } from '../test/e2e/harness';
+import { buildConsole, launch, productModules } from '../test/e2e/harness';
 
 export interface Scene {
   hub: TestHub;
@@ -100,4 +101,22 @@ export async function startScene(opts: { devices?: boolean; cases?: boolean } = 
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** For the CLI scripts: runs `fn` with a scene and a browser, closes both, exits 1 on failure. */
+export function runWithScene(opts: Parameters<typeof startScene>[0], fn: (scene: Scene, browser: Browser) => Promise<void>): void {
+  const run = async () => {
+    const scene = await startScene(opts);
+    const browser = await launch();
+    try {
+      await fn(scene, browser);
+    } finally {
+      await browser.close();
+      await scene.stop();
+    }
+  };
+  run().catch((err) => {
+    console.error(err);
+    process.exit(1);
+  });
 }

@@ -229,60 +229,66 @@ export function pointModel(list: ReadonlyArray<{ id: string; lat: number | null;
   return out;
 }
 
-export function sensorLayer(items: PointItem[]): Layer {
+/**
+ * Sensors and cameras: one filled path for the online ones, one for the
+ * offline ones (greyed), each symbol traced by `shape` at its screen point.
+ */
+function pointLayer(
+  kind: 'sensor' | 'camera',
+  z: number,
+  items: PointItem[],
+  style: { radius: (zoom: number) => number; fill: { on: string; off: string }; stroke?: string; shape: (ctx: CanvasRenderingContext2D, sx: number, sy: number, r: number) => void },
+): Layer {
   return {
-    id: 'sensors',
-    z: 20,
+    id: `${kind}s`,
+    z,
     kind: 'static',
     draw(ctx, f) {
-      const r = f.view.zoom >= 15 ? 4 : 2.5;
+      const r = style.radius(f.view.zoom);
+      const pad = r + 1;
       for (const on of [true, false]) {
         ctx.beginPath();
         for (const p of items) {
           if (p.on !== on) continue;
           const [sx, sy] = worldToScreen(f.view, p.x, p.y, pt);
-          if (sx < -5 || sy < -5 || sx > f.view.width + 5 || sy > f.view.height + 5) continue;
-          ctx.rect(sx - r, sy - r, r * 2, r * 2);
+          if (sx < -pad || sy < -pad || sx > f.view.width + pad || sy > f.view.height + pad) continue;
+          style.shape(ctx, sx, sy, r);
         }
-        ctx.fillStyle = on ? '#5eead4' : '#475569';
+        ctx.fillStyle = on ? style.fill.on : style.fill.off;
         ctx.fill();
-      }
-    },
-    hit: (sx, sy, f) => nearest(items, sx, sy, f, 'sensor'),
-  };
-}
-
-export function cameraLayer(items: PointItem[]): Layer {
-  return {
-    id: 'cameras',
-    z: 25,
-    kind: 'static',
-    draw(ctx, f) {
-      const r = f.view.zoom >= 15 ? 7 : 5;
-      for (const on of [true, false]) {
-        ctx.beginPath();
-        for (const p of items) {
-          if (p.on !== on) continue;
-          const [sx, sy] = worldToScreen(f.view, p.x, p.y, pt);
-          if (sx < -8 || sy < -8 || sx > f.view.width + 8 || sy > f.view.height + 8) continue;
-          ctx.moveTo(sx - r, sy - r * 0.6);
-          ctx.lineTo(sx + r * 0.4, sy - r * 0.6);
-          ctx.lineTo(sx + r, sy - r);
-          ctx.lineTo(sx + r, sy + r);
-          ctx.lineTo(sx + r * 0.4, sy + r * 0.6);
-          ctx.lineTo(sx - r, sy + r * 0.6);
-          ctx.closePath();
-        }
-        ctx.fillStyle = on ? '#fbbf24' : '#57534e';
-        ctx.fill();
-        ctx.strokeStyle = '#0b1220';
+        if (!style.stroke) continue;
+        ctx.strokeStyle = style.stroke;
         ctx.lineWidth = 1;
         ctx.stroke();
       }
     },
-    hit: (sx, sy, f) => nearest(items, sx, sy, f, 'camera'),
+    hit: (sx, sy, f) => nearest(items, sx, sy, f, kind),
   };
 }
+
+export const sensorLayer = (items: PointItem[]): Layer =>
+  pointLayer('sensor', 20, items, {
+    radius: (zoom) => (zoom >= 15 ? 4 : 2.5),
+    fill: { on: '#5eead4', off: '#475569' },
+    shape: (ctx, sx, sy, r) => ctx.rect(sx - r, sy - r, r * 2, r * 2),
+  });
+
+export const cameraLayer = (items: PointItem[]): Layer =>
+  pointLayer('camera', 25, items, {
+    radius: (zoom) => (zoom >= 15 ? 7 : 5),
+    fill: { on: '#fbbf24', off: '#57534e' },
+    stroke: '#0b1220',
+    // A camera body with its lens to the right.
+    shape(ctx, sx, sy, r) {
+      ctx.moveTo(sx - r, sy - r * 0.6);
+      ctx.lineTo(sx + r * 0.4, sy - r * 0.6);
+      ctx.lineTo(sx + r, sy - r);
+      ctx.lineTo(sx + r, sy + r);
+      ctx.lineTo(sx + r * 0.4, sy + r * 0.6);
+      ctx.lineTo(sx - r, sy + r * 0.6);
+      ctx.closePath();
+    },
+  });
 
 function nearest(items: readonly { id: string; x: number; y: number }[], sx: number, sy: number, f: Frame, kind: Hit['kind'], max = 10): Hit | null {
   let best: Hit | null = null;

@@ -8,7 +8,7 @@ import { cameras, devices, grids, resync, workers } from '../store/data';
 import { useEntities, useValue } from '../store/entities';
 import { ADMIN_TABS_BY_ROLE } from '../store/roles';
 import { session } from '../store/session';
-import { ago } from '../views/format';
+import { ago, gridLevel } from '../views/format';
 
 type Tab = (typeof ADMIN_TABS_BY_ROLE)['admin'][number];
 
@@ -69,6 +69,24 @@ function Field({ label, children }: { label: string; children: ReactNode }) {
   );
 }
 
+/** Form state of text inputs and selects; `bind(key)` gives one control its value and onChange. */
+function useForm<F extends Record<string, string>>(initial: F) {
+  const [form, setForm] = useState(initial);
+  const bind = (key: keyof F) => ({
+    value: form[key],
+    onChange: (e: { target: { value: string } }) => setForm((f) => ({ ...f, [key]: e.target.value })),
+  });
+  return { form, setForm, bind };
+}
+
+function Head({ cols }: { cols: string[] }) {
+  return (
+    <thead>
+      <tr>{cols.map((c) => <th key={c}>{c}</th>)}</tr>
+    </thead>
+  );
+}
+
 // ------------------------------------------------------------------ devices
 
 const DEVICE_TYPES = ['sensor.smoke', 'sensor.water_level', 'sensor.manhole_cover', 'sensor.gas', 'sensor.air_quality', 'camera', 'handheld'];
@@ -78,7 +96,7 @@ function DevicesTab() {
   const list = useEntities(devices);
   const [types, setTypes] = useState<Array<{ type: string; label: { zh: string; en: string } }>>([]);
   const { lang } = useI18n();
-  const [form, setForm] = useState({ id: '', type: 'sensor.smoke', name: '', lat: '', lon: '' });
+  const { form, setForm, bind } = useForm({ id: '', type: 'sensor.smoke', name: '', lat: '', lon: '' });
   const [secret, setSecret] = useState<{ id: string; secret: string } | null>(null);
   const a = useAction();
   useEffect(() => {
@@ -103,27 +121,23 @@ function DevicesTab() {
     <>
       <h3>{t('admin.register')}</h3>
       <div className="form-inline">
-        <Field label={t('common.id')}><input value={form.id} onChange={(e) => setForm({ ...form, id: e.target.value })} data-testid="dev-id" /></Field>
+        <Field label={t('common.id')}><input {...bind('id')} data-testid="dev-id" /></Field>
         <Field label={t('common.type')}>
-          <select value={form.type} onChange={(e) => setForm({ ...form, type: e.target.value })} data-testid="dev-type">
+          <select {...bind('type')} data-testid="dev-type">
             {(types.length ? types.map((x) => x.type) : DEVICE_TYPES).map((ty) => (
               <option key={ty} value={ty}>{typeLabel(ty)}</option>
             ))}
           </select>
         </Field>
-        <Field label={t('common.name')}><input value={form.name} onChange={(e) => setForm({ ...form, name: e.target.value })} /></Field>
-        <Field label={t('common.lat')}><input value={form.lat} onChange={(e) => setForm({ ...form, lat: e.target.value })} size={10} /></Field>
-        <Field label={t('common.lon')}><input value={form.lon} onChange={(e) => setForm({ ...form, lon: e.target.value })} size={10} /></Field>
+        <Field label={t('common.name')}><input {...bind('name')} /></Field>
+        <Field label={t('common.lat')}><input {...bind('lat')} size={10} /></Field>
+        <Field label={t('common.lon')}><input {...bind('lon')} size={10} /></Field>
         <button type="button" className="primary" onClick={() => void register()} data-testid="dev-register">{t('admin.register')}</button>
       </div>
       {a.el}
       {secret && <Secret {...secret} />}
       <table className="grid-table" data-testid="device-table">
-        <thead>
-          <tr>
-            <th>{t('common.id')}</th><th>{t('common.name')}</th><th>{t('common.type')}</th><th>{t('common.status')}</th><th>{t('device.lastSeen')}</th><th>{t('common.grid')}</th><th>{t('common.actions')}</th>
-          </tr>
-        </thead>
+        <Head cols={[t('common.id'), t('common.name'), t('common.type'), t('common.status'), t('device.lastSeen'), t('common.grid'), t('common.actions')]} />
         <tbody>
           {list.map((d) => (
             <tr key={d.id} data-device-id={d.id}>
@@ -160,7 +174,7 @@ function DevicesTab() {
 function CamerasTab() {
   const { t } = useI18n();
   const list = useEntities(cameras);
-  const [form, setForm] = useState({ id: '', name: '', rtspUrl: '', lat: '', lon: '' });
+  const { form, bind } = useForm({ id: '', name: '', rtspUrl: '', lat: '', lon: '' });
   const [secret, setSecret] = useState<{ id: string; secret: string } | null>(null);
   const a = useAction();
   const add = () =>
@@ -177,19 +191,17 @@ function CamerasTab() {
     <>
       <h3>{t('admin.addCamera')}</h3>
       <div className="form-inline">
-        <Field label={t('common.id')}><input value={form.id} onChange={(e) => setForm({ ...form, id: e.target.value })} /></Field>
-        <Field label={t('common.name')}><input value={form.name} onChange={(e) => setForm({ ...form, name: e.target.value })} /></Field>
-        <Field label={t('admin.rtsp')}><input value={form.rtspUrl} onChange={(e) => setForm({ ...form, rtspUrl: e.target.value })} size={36} /></Field>
-        <Field label={t('common.lat')}><input value={form.lat} onChange={(e) => setForm({ ...form, lat: e.target.value })} size={10} /></Field>
-        <Field label={t('common.lon')}><input value={form.lon} onChange={(e) => setForm({ ...form, lon: e.target.value })} size={10} /></Field>
+        <Field label={t('common.id')}><input {...bind('id')} /></Field>
+        <Field label={t('common.name')}><input {...bind('name')} /></Field>
+        <Field label={t('admin.rtsp')}><input {...bind('rtspUrl')} size={36} /></Field>
+        <Field label={t('common.lat')}><input {...bind('lat')} size={10} /></Field>
+        <Field label={t('common.lon')}><input {...bind('lon')} size={10} /></Field>
         <button type="button" className="primary" onClick={() => void add()}>{t('admin.addCamera')}</button>
       </div>
       {a.el}
       {secret && <Secret {...secret} />}
       <table className="grid-table">
-        <thead>
-          <tr><th>{t('common.id')}</th><th>{t('common.name')}</th><th>{t('common.status')}</th><th>{t('common.grid')}</th><th>{t('common.lat')}</th><th>{t('common.lon')}</th></tr>
-        </thead>
+        <Head cols={[t('common.id'), t('common.name'), t('common.status'), t('common.grid'), t('common.lat'), t('common.lon')]} />
         <tbody>
           {list.map((c) => (
             <tr key={c.id}>
@@ -208,7 +220,7 @@ function WorkersTab() {
   const { t } = useI18n();
   const list = useEntities(workers);
   const devs = useEntities(devices);
-  const [form, setForm] = useState({ name: '', deviceId: '', gridIds: '' });
+  const { form, setForm, bind } = useForm({ name: '', deviceId: '', gridIds: '' });
   const a = useAction();
   const handhelds = devs.filter((d) => d.type === 'handheld' && !list.some((w) => w.deviceId === d.id));
   const add = () =>
@@ -221,23 +233,21 @@ function WorkersTab() {
     <>
       <h3>{t('admin.addWorker')}</h3>
       <div className="form-inline">
-        <Field label={t('common.name')}><input value={form.name} onChange={(e) => setForm({ ...form, name: e.target.value })} /></Field>
+        <Field label={t('common.name')}><input {...bind('name')} /></Field>
         <Field label={t('worker.device')}>
-          <select value={form.deviceId} onChange={(e) => setForm({ ...form, deviceId: e.target.value })}>
+          <select {...bind('deviceId')}>
             <option value="">—</option>
             {handhelds.map((d) => (
               <option key={d.id} value={d.id}>{d.name || d.id}</option>
             ))}
           </select>
         </Field>
-        <Field label={t('worker.grids')}><input value={form.gridIds} onChange={(e) => setForm({ ...form, gridIds: e.target.value })} /></Field>
+        <Field label={t('worker.grids')}><input {...bind('gridIds')} /></Field>
         <button type="button" className="primary" onClick={() => void add()} disabled={!form.name || !form.deviceId}>{t('admin.addWorker')}</button>
       </div>
       {a.el}
       <table className="grid-table">
-        <thead>
-          <tr><th>{t('common.name')}</th><th>{t('worker.device')}</th><th>{t('worker.grids')}</th><th>{t('common.status')}</th><th>{t('common.actions')}</th></tr>
-        </thead>
+        <Head cols={[t('common.name'), t('worker.device'), t('worker.grids'), t('common.status'), t('common.actions')]} />
         <tbody>
           {list.map((w) => (
             <tr key={w.id}>
@@ -287,7 +297,7 @@ function GridsTab() {
       {msg && <p className="hint" data-testid="grids-msg">{msg}</p>}
       <ul className="legend">
         {[...byLevel].map(([lv, n]) => (
-          <li key={lv}>{['city', 'district', 'street', 'community', 'grid'].includes(lv) ? t(`grid.level.${lv}` as DictKey) : lv} <b>{n}</b></li>
+          <li key={lv}>{gridLevel(t, lv)} <b>{n}</b></li>
         ))}
       </ul>
     </>
@@ -330,9 +340,7 @@ function RulesTab() {
       {a.el}
       {result && <p className="hint" data-testid="backtest-result">{result}</p>}
       <table className="grid-table">
-        <thead>
-          <tr><th>{t('common.id')}</th><th>{t('common.name')}</th><th>{t('common.status')}</th><th>{t('common.actions')}</th></tr>
-        </thead>
+        <Head cols={[t('common.id'), t('common.name'), t('common.status'), t('common.actions')]} />
         <tbody>
           {list.map((r) => (
             <tr key={r.id}>
@@ -376,7 +384,7 @@ const ROLES: Role[] = ['officer', 'dispatcher', 'integrator', 'worker', 'admin']
 function UsersTab() {
   const { t } = useI18n();
   const [list, setList] = useState<User[]>([]);
-  const [form, setForm] = useState({ username: '', password: '', role: 'officer' as Role, regionId: '', displayName: '' });
+  const { form, setForm, bind } = useForm({ username: '', password: '', role: 'officer' as Role, regionId: '', displayName: '' });
   const a = useAction();
   const load = () => items<User>('/users').then((r) => setList(r.items)).catch(() => undefined);
   useEffect(() => {
@@ -392,24 +400,22 @@ function UsersTab() {
     <>
       <h3>{t('admin.addUser')}</h3>
       <div className="form-inline">
-        <Field label={t('login.username')}><input value={form.username} onChange={(e) => setForm({ ...form, username: e.target.value })} /></Field>
-        <Field label={t('login.password')}><input type="password" value={form.password} onChange={(e) => setForm({ ...form, password: e.target.value })} /></Field>
-        <Field label={t('admin.displayName')}><input value={form.displayName} onChange={(e) => setForm({ ...form, displayName: e.target.value })} /></Field>
+        <Field label={t('login.username')}><input {...bind('username')} /></Field>
+        <Field label={t('login.password')}><input type="password" {...bind('password')} /></Field>
+        <Field label={t('admin.displayName')}><input {...bind('displayName')} /></Field>
         <Field label={t('common.type')}>
-          <select value={form.role} onChange={(e) => setForm({ ...form, role: e.target.value as Role })}>
+          <select {...bind('role')}>
             {ROLES.map((r) => (
               <option key={r} value={r}>{t(`role.${r}`)}</option>
             ))}
           </select>
         </Field>
-        <Field label={t('admin.region')}><input value={form.regionId} onChange={(e) => setForm({ ...form, regionId: e.target.value })} /></Field>
+        <Field label={t('admin.region')}><input {...bind('regionId')} /></Field>
         <button type="button" className="primary" onClick={() => void add()} disabled={!form.username || form.password.length < 8}>{t('admin.addUser')}</button>
       </div>
       {a.el}
       <table className="grid-table">
-        <thead>
-          <tr><th>{t('login.username')}</th><th>{t('admin.displayName')}</th><th>{t('common.type')}</th><th>{t('admin.region')}</th></tr>
-        </thead>
+        <Head cols={[t('login.username'), t('admin.displayName'), t('common.type'), t('admin.region')]} />
         <tbody>
           {list.map((u) => (
             <tr key={u.id}>

@@ -1,4 +1,5 @@
 /** The card for whatever was clicked on the map. Props only; live data read from the stores by id. */
+import { Fragment, type ReactNode } from 'react';
 import type { DictKey } from '../i18n/dict';
 import { useI18n } from '../i18n';
 import type { Hit } from '../map/engine';
@@ -6,7 +7,7 @@ import { cameras, cases, devices, grids, positions, workers } from '../store/dat
 import { useEntities } from '../store/entities';
 import { navigate } from '../hooks/route';
 import { useTick } from '../hooks/useTick';
-import { ago, clock, duration } from './format';
+import { ago, clock, duration, gridLevel } from './format';
 import { CameraPlayer } from '../video/CameraPlayer';
 
 export function MapCard({ hit, onClose }: { hit: Hit; onClose: () => void }) {
@@ -26,6 +27,22 @@ export function MapCard({ hit, onClose }: { hit: Hit; onClose: () => void }) {
   );
 }
 
+type Row = [label: string, value: ReactNode, className?: string];
+
+/** The card's facts as label/value rows; `false` rows are left out. */
+function Facts({ rows }: { rows: Array<Row | false> }) {
+  return (
+    <dl className="kv">
+      {rows.filter((r): r is Row => !!r).map(([label, value, className]) => (
+        <Fragment key={label}>
+          <dt>{label}</dt>
+          <dd className={className}>{value}</dd>
+        </Fragment>
+      ))}
+    </dl>
+  );
+}
+
 function WorkerCard({ id }: { id: string }) {
   const { t, locale } = useI18n();
   const w = workers.get(id);
@@ -34,22 +51,15 @@ function WorkerCard({ id }: { id: string }) {
   return (
     <>
       <h3>{t('worker.card')} · {w?.name ?? id}</h3>
-      <dl className="kv">
-        <dt>{t('common.status')}</dt>
-        <dd><span className={`tag ws-${status}`}>{t(`worker.status.${status}` as DictKey)}</span></dd>
-        <dt>{t('worker.device')}</dt>
-        <dd>{w?.deviceId ?? '—'}</dd>
-        <dt>{t('worker.grids')}</dt>
-        <dd>{w?.gridIds?.join(', ') || t('common.none')}</dd>
-        <dt>{t('worker.lastFix')}</dt>
-        <dd>{p ? `${clock(locale, p.ts)} (${ago(t, p.ts)})` : t('common.never')}</dd>
-        {p?.hdg != null && (
-          <>
-            <dt>{t('worker.heading')}</dt>
-            <dd>{Math.round(p.hdg)}°</dd>
-          </>
-        )}
-      </dl>
+      <Facts
+        rows={[
+          [t('common.status'), <span className={`tag ws-${status}`}>{t(`worker.status.${status}` as DictKey)}</span>],
+          [t('worker.device'), w?.deviceId ?? '—'],
+          [t('worker.grids'), w?.gridIds?.join(', ') || t('common.none')],
+          [t('worker.lastFix'), p ? `${clock(locale, p.ts)} (${ago(t, p.ts)})` : t('common.never')],
+          p?.hdg != null && [t('worker.heading'), `${Math.round(p.hdg)}°`],
+        ]}
+      />
       <div className="row">
         <button type="button" onClick={() => navigate(`history/track?worker=${encodeURIComponent(id)}`)}>{t('history.track')}</button>
       </div>
@@ -65,16 +75,16 @@ function CaseCard({ id }: { id: string }) {
   return (
     <>
       <h3>{c.code} · {c.title}</h3>
-      <dl className="kv">
-        <dt>{t('case.category')}</dt>
-        <dd>{c.category.name}</dd>
-        <dt>{t('case.severity')}</dt>
-        <dd><span className={`tag sev-${c.severity}`}>{t(`severity.${c.severity}` as DictKey)}</span></dd>
-        <dt>{t('common.status')}</dt>
-        <dd>{t(`case.status.${c.status}` as DictKey)}</dd>
-        <dt>{t('case.deadline')}</dt>
-        <dd className={left < 0 ? 'overdue' : ''}>{left < 0 ? t('case.overdue', { time: duration(t, -left) }) : t('case.remaining', { time: duration(t, left) })}</dd>
-      </dl>
+      <Facts
+        rows={[
+          [t('case.category'), c.category.name],
+          [t('case.severity'), <span className={`tag sev-${c.severity}`}>{t(`severity.${c.severity}` as DictKey)}</span>],
+          [t('common.status'), t(`case.status.${c.status}` as DictKey)],
+          left < 0
+            ? [t('case.deadline'), t('case.overdue', { time: duration(t, -left) }), 'overdue']
+            : [t('case.deadline'), t('case.remaining', { time: duration(t, left) })],
+        ]}
+      />
       <div className="row">
         <button type="button" className="primary" onClick={() => navigate(`cases/${id}`)}>{t('case.open')}</button>
       </div>
@@ -88,18 +98,15 @@ function DeviceCard({ id }: { id: string }) {
   return (
     <>
       <h3>{t('map.sensor.card')} · {d?.name ?? id}</h3>
-      <dl className="kv">
-        <dt>{t('common.id')}</dt>
-        <dd>{id}</dd>
-        <dt>{t('common.type')}</dt>
-        <dd>{d?.type}</dd>
-        <dt>{t('common.status')}</dt>
-        <dd>{d?.online ? t('device.online') : t('device.offline')}</dd>
-        <dt>{t('device.lastSeen')}</dt>
-        <dd>{ago(t, d?.lastSeen)}</dd>
-        <dt>{t('common.grid')}</dt>
-        <dd>{d?.gridId ?? t('common.none')}</dd>
-      </dl>
+      <Facts
+        rows={[
+          [t('common.id'), id],
+          [t('common.type'), d?.type],
+          [t('common.status'), d?.online ? t('device.online') : t('device.offline')],
+          [t('device.lastSeen'), ago(t, d?.lastSeen)],
+          [t('common.grid'), d?.gridId ?? t('common.none')],
+        ]}
+      />
       <div className="row">
         <button type="button" onClick={() => navigate(`history/sensors?device=${encodeURIComponent(id)}`)}>{t('map.showCharts')}</button>
       </div>
@@ -128,14 +135,13 @@ function GridCard({ id }: { id: string }) {
   return (
     <>
       <h3>{t('map.grid.card')} · {p?.name ?? id}</h3>
-      <dl className="kv">
-        <dt>{t('map.grid.code')}</dt>
-        <dd>{String(p?.code ?? id)}</dd>
-        <dt>{t('map.grid.level')}</dt>
-        <dd>{['city', 'district', 'street', 'community', 'grid'].includes(String(p?.level)) ? t(`grid.level.${String(p?.level)}` as DictKey) : String(p?.level ?? '')}</dd>
-        <dt>{t('map.grid.parent')}</dt>
-        <dd>{p?.parentId ?? t('common.none')}</dd>
-      </dl>
+      <Facts
+        rows={[
+          [t('map.grid.code'), String(p?.code ?? id)],
+          [t('map.grid.level'), gridLevel(t, p?.level)],
+          [t('map.grid.parent'), p?.parentId ?? t('common.none')],
+        ]}
+      />
     </>
   );
 }

@@ -1,4 +1,5 @@
 import type { T } from '../i18n';
+import type { DictKey } from '../i18n/dict';
 
 export function ago(t: T, ms: number | null | undefined, now = Date.now()): string {
   if (ms == null) return t('common.never');
@@ -23,4 +24,12 @@ export function distance(t: T, m: number): string {
 export function clock(locale: string, ms: number | null | undefined, withDate = false): string {
   if (ms == null) return '';
   return new Date(ms).toLocaleString(locale, withDate ? { month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false } : { hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false });
+}
+
+const GRID_LEVELS = ['city', 'district', 'street', 'community', 'grid'];
+
+/** A grid level by name when it is one of the hub's named levels, else as given. */
+export function gridLevel(t: T, level: unknown): string {
+  const lv = String(level ?? '');
+  return GRID_LEVELS.includes(lv) ? t(`grid.level.${lv}` as DictKey) : lv;
 }
