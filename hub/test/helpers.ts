@@ -4,6 +4,7 @@
  * devices and real MQTT.js clients.
  */
 import { randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import pg from 'pg';
 import { testConfig, type Config } from '../src/core/config.js';
@@ -122,4 +123,19 @@ export async function until<T>(fn: () => T | Promise<T>, timeoutMs = 5_000, step
 export function publishAck(c: MqttClient, topic: string, payload: string | Buffer | object, qos: 0 | 1 = 1): Promise<void> {
   const body = typeof payload === 'string' || Buffer.isBuffer(payload) ? payload : JSON.stringify(payload);
   return new Promise((resolve, reject) => c.publish(topic, body, { qos }, (err) => (err ? reject(err) : resolve())));
+}
+
+/** ffmpeg processes whose command line mentions `dir` (ours, wherever they were started from). */
+export function ffmpegUnder(dir: string): number[] {
+  const out: number[] = [];
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8');
+      if (cmd.includes('ffmpeg') && cmd.includes(dir)) out.push(Number(p));
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
 }

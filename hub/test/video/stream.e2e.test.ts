@@ -3,7 +3,7 @@
  * the real hub with the video module, real ffmpeg, headless Chromium playing
  * HLS (hls.js) and fMP4 over WebSocket (MSE).
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
@@ -11,28 +11,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { rtspCameraSupport, startRtspCamera, type RtspCamera } from '../../../simulators/src/camera/index.js';
 import { createVideo, type VideoModule } from '../../src/video/index.js';
-import { REQUIRE_ALL, startHub, until, type TestHub } from '../helpers.js';
+import { ffmpegUnder, REQUIRE_ALL, startHub, until, type TestHub } from '../helpers.js';
 import { CHROMIUM, chromiumArgs, haveChromium, median, openPlayer, play, playerStats } from './player-page.js';
 
 const support = rtspCameraSupport();
 if (!haveChromium()) support.missing.push('chromium / hls.js');
 const skip = support.missing.length > 0;
 if (skip && REQUIRE_ALL) throw new Error(`GRIDLINK_REQUIRE_ALL=1 but missing: ${support.missing.join(', ')}`);
-
-/** ffmpeg processes whose command line mentions this directory (ours, wherever they were started from). */
-function ffmpegUnder(dir: string): number[] {
-  const out: number[] = [];
-  for (const p of readdirSync('/proc')) {
-    if (!/^\d+$/.test(p)) continue;
-    try {
-      const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8');
-      if (cmd.includes('ffmpeg') && cmd.includes(dir)) out.push(Number(p));
-    } catch {
-      /* gone */
-    }
-  }
-  return out;
-}
 
 describe.skipIf(skip)('video stream gateway (real ffmpeg, RTSP, Chromium)', () => {
   let t: TestHub;
