@@ -51,13 +51,13 @@ describe('hub main process', () => {
     children.push(h.child);
     const ports = await h.ports;
     const base = `http://127.0.0.1:${ports.http}/api/v1`;
-    const login = await fetch(`${base}/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'admin', password: 'admin-pass-123' }) }).then((r) => r.json());
+    const login = await fetch(`${base}/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'admin', password: 'admin-pass-123' }) }).then((r) => r.json() as Promise<{ token: string }>);
     const auth = { authorization: `Bearer ${login.token}`, 'content-type': 'application/json' };
-    const dev = await fetch(`${base}/devices`, { method: 'POST', headers: auth, body: JSON.stringify({ id: 'wl-cli', type: 'sensor.water_level' }) }).then((r) => r.json());
+    const dev = await fetch(`${base}/devices`, { method: 'POST', headers: auth, body: JSON.stringify({ id: 'wl-cli', type: 'sensor.water_level' }) }).then((r) => r.json() as Promise<{ secret: string }>);
     const pub = spawnSync('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(ports.mqtt), '-i', 'wl-cli', '-u', 'wl-cli', '-P', dev.secret, '-q', '1',
       '-t', 'gridlink/v1/wl-cli/telemetry', '-m', JSON.stringify({ values: { water_level_cm: 31.5 } })], { encoding: 'utf8' });
     expect(pub.status, pub.stderr).toBe(0);
-    const tel = await fetch(`${base}/devices/wl-cli/telemetry?metric=water_level_cm`, { headers: auth }).then((r) => r.json());
+    const tel = await fetch(`${base}/devices/wl-cli/telemetry?metric=water_level_cm`, { headers: auth }).then((r) => r.json() as Promise<{ points: Array<{ value: number }> }>);
     expect(tel.points.map((p: { value: number }) => p.value)).toEqual([31.5]);
     const exited = new Promise<number | null>((r) => h.child.once('exit', (code) => r(code)));
     h.child.kill('SIGTERM');

@@ -117,7 +117,7 @@ for (const engine of engines()) {
       expect(await ok.json()).toEqual({ stored: 1 });
       const bad = await fetch(`${t.http}/api/v1/ingest/${ids.water}/telemetry`, { method: 'POST', headers: { authorization: 'Basic ' + Buffer.from(`${ids.water}:nope`).toString('base64'), 'content-type': 'application/json' }, body: '{}' });
       expect(bad.status).toBe(401);
-      expect((await bad.json()).code).toBe('UNAUTHORIZED');
+      expect(((await bad.json()) as { code: string }).code).toBe('UNAUTHORIZED');
       const invalid = await fetch(`${t.http}/api/v1/ingest/${ids.water}/telemetry`, { method: 'POST', headers: { authorization: auth, 'content-type': 'application/json' }, body: JSON.stringify({ values: { water_level_cm: -999 } }) });
       expect(invalid.status).toBe(400);
       expect(await invalid.json()).toMatchObject({ code: 'PAYLOAD_INVALID', details: { reason: 'out_of_range' } });

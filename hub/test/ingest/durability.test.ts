@@ -119,7 +119,7 @@ describe('durable QoS 1', () => {
     const frozen = run.acked.size;
     await new Promise((r) => setTimeout(r, 500));
     expect(run.acked.size).toBe(frozen);
-    const health = await fetch(`${t.http}/healthz`).then((r) => r.json());
+    const health = (await fetch(`${t.http}/healthz`).then((r) => r.json())) as { status: string };
     expect(health.status).toBe('degraded');
     ctl.fail(false);
     await run.done;

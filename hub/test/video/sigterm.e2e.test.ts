@@ -40,11 +40,11 @@ describe.skipIf(support.missing.length > 0)('hub process and ffmpeg on SIGTERM',
       child.once('exit', (code) => reject(new Error(`hub exited ${code}`)));
     });
     const base = `http://127.0.0.1:${ports.http}/api/v1`;
-    const { token } = await fetch(`${base}/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'admin', password: 'admin-pass-123' }) }).then((r) => r.json());
+    const { token } = await fetch(`${base}/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'admin', password: 'admin-pass-123' }) }).then((r) => r.json() as Promise<{ token: string }>);
     const h = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
     const reg = await fetch(`${base}/cameras`, { method: 'POST', headers: h, body: JSON.stringify({ id: 'cam-sigterm', name: 'SIGTERM', rtspUrl: cam.url, lat: 30.27, lon: 120.15 }) });
     expect(reg.status).toBe(201);
-    const s = await fetch(`${base}/cameras/cam-sigterm/stream`, { headers: h }).then((r) => r.json());
+    const s = (await fetch(`${base}/cameras/cam-sigterm/stream`, { headers: h }).then((r) => r.json())) as { hls: string };
     // Keep watching so the stream stays wanted until the signal.
     await until(async () => (await fetch(new URL(s.hls, `http://127.0.0.1:${ports.http}`))).status === 200, 30_000, 250);
     // The hub's ffmpeg is the one pulling this camera's RTSP URL.
