@@ -6,6 +6,7 @@
  * aedes speaks MQTT 3.1 and 3.1.1; a v5 CONNECT is answered with CONNACK
  * return code 1 (unacceptable protocol version).
  */
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import net, { type AddressInfo } from 'node:net';
 import tls from 'node:tls';
@@ -26,6 +27,17 @@ import { createAuthorizeSubscribe } from './authorize-subscribe.js';
 import type { TokenBucket } from './rate-limit.js';
 
 export { DEAD_LETTER_TOPIC };
+
+/**
+ * Connections beyond the open-file limit would starve the database and video
+ * of file descriptors (an embedded database that cannot open its files is
+ * worse than a refused device), so keep 1024 in reserve.
+ */
+export function defaultMaxConnections(): number {
+  const r = spawnSync('sh', ['-c', 'ulimit -n'], { encoding: 'utf8' });
+  const limit = Number(r.stdout?.trim());
+  return Number.isFinite(limit) && limit > 0 ? Math.max(100, limit - 1024) : 10_000;
+}
 
 export interface Broker {
   start(): Promise<{ mqtt: number; mqtts?: number }>;
@@ -119,11 +131,15 @@ export function createBroker(deps: {
   let server: net.Server | null = null;
   let tlsServer: tls.Server | null = null;
   const sockets = new Set<net.Socket>();
-  const track = (s: net.Server) =>
-    s.on('connection', (sock: net.Socket) => {
+  const maxConnections = config.maxConnections ?? defaultMaxConnections();
+  const track = (s: net.Server) => {
+    s.maxConnections = maxConnections;
+    s.on('drop', () => metrics.authFailures.inc({ reason: 'max_connections' }));
+    return s.on('connection', (sock: net.Socket) => {
       sockets.add(sock);
       sock.on('close', () => sockets.delete(sock));
     });
+  };
 
   const listen = (s: net.Server, port: number) =>
     new Promise<number>((resolve, reject) => {

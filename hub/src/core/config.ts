@@ -32,6 +32,7 @@ export const configSchema = {
   maxPayload: { env: 'GRIDLINK_MAX_PAYLOAD', kind: 'int', default: 1024 * 1024, min: 1024, description: 'Largest MQTT/HTTP device payload in bytes' },
   deviceRate: { env: 'GRIDLINK_DEVICE_RATE', kind: 'number', default: 50, min: 0.1, description: 'Messages per second a device may publish (token bucket refill)' },
   deviceBurst: { env: 'GRIDLINK_DEVICE_BURST', kind: 'int', default: 200, min: 1, description: 'Token bucket size per device' },
+  maxConnections: { env: 'GRIDLINK_MAX_CONNECTIONS', kind: 'int', min: 1, description: 'MQTT connections accepted at most; default: the open-file limit minus 1024 kept for the database, video and HTTP' },
   floodDisconnect: { env: 'GRIDLINK_FLOOD_DISCONNECT', kind: 'int', default: 500, min: 1, description: 'Dropped messages within one minute after which a device is disconnected' },
   batchSize: { env: 'GRIDLINK_BATCH_SIZE', kind: 'int', default: 1000, min: 1, description: 'Rows per database batch (flush by size)' },
   batchMs: { env: 'GRIDLINK_BATCH_MS', kind: 'int', default: 10, min: 0, description: 'Longest wait before a batch is flushed (flush by time)' },

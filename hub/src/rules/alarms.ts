@@ -112,6 +112,8 @@ export interface AlarmQuery {
 export class AlarmService {
   /** Active alarms by `${rule}\0${device}`. */
   private readonly active = new Map<string, Alarm>();
+  /** Raised and announced, row not written yet. */
+  private readonly pending = new Set<string>();
   private chain: Promise<unknown> = Promise.resolve();
   private readonly log: Logger;
 
@@ -165,13 +167,26 @@ export class AlarmService {
     this.ctx.services.realtime?.send('alarm', alarm.gridId, { ...alarm, change });
   }
 
+  /**
+   * Applies effects: the in-memory alarm book changes and the `alarm` event
+   * goes out at once (the officer's popup does not wait for the database);
+   * rows, snapshots and cases follow in order on the serial queue.
+   */
   applyAll(effects: Effect[]): Promise<void> {
     if (effects.length === 0) return Promise.resolve();
+    const jobs: Array<{ e: Effect; job: () => Promise<void> }> = [];
+    for (const e of effects) {
+      try {
+        const job = e.kind === 'raise' ? this.raiseNow(e) : this.clearNow(e.rule.id, e.deviceId, e.ts, `rule: ${e.reason}`);
+        if (job) jobs.push({ e, job });
+      } catch (err) {
+        this.log.error({ err, rule: e.rule.id, deviceId: e.deviceId }, 'alarm effect failed');
+      }
+    }
     return this.serial(async () => {
-      for (const e of effects) {
+      for (const { e, job } of jobs) {
         try {
-          if (e.kind === 'raise') await this.raise(e);
-          else await this.clearByRule(e.rule.id, e.deviceId, e.ts, `rule: ${e.reason}`);
+          await job();
         } catch (err) {
           this.log.error({ err, rule: e.rule.id, deviceId: e.deviceId, kind: e.kind }, 'alarm effect failed');
         }
@@ -187,7 +202,8 @@ export class AlarmService {
     return { lat, lon, gridId };
   }
 
-  private async raise(e: RaiseEffect): Promise<void> {
+  /** Synchronous part of a raise; returns the write-behind job. */
+  private raiseNow(e: RaiseEffect): () => Promise<void> {
     const now = this.ctx.now();
     const k = `${e.rule.id}\u0000${e.deviceId}`;
     const existing = this.active.get(k);
@@ -198,33 +214,40 @@ export class AlarmService {
       existing.message = e.message;
       existing.updatedAt = now;
       if (e.related?.length) existing.related = [...new Set([...(existing.related ?? []), ...e.related])];
-      await this.db.query(
-        'update alarms set count = $2, last_ts = to_timestamp($3 / 1000.0), severity = $4, message = $5, updated_at = to_timestamp($6 / 1000.0), related = $7 where id = $1',
-        [existing.id, existing.count, existing.lastTs, existing.severity, existing.message, now, existing.related ? JSON.stringify(existing.related) : null],
-      );
       this.emit(existing, 'repeated');
-      // The alarm's case was closed while the alarm stayed active: a new trigger opens or joins another.
-      if (e.rule.case && (!existing.caseId || !(await this.caseOpen(existing.caseId)))) await this.linkCase(existing, e);
-      else if (e.related?.length && existing.caseId) await this.linkRelated(existing.caseId, existing, e);
-      return;
+      const snap = { count: existing.count, lastTs: existing.lastTs, severity: existing.severity, message: existing.message, related: existing.related };
+      return async () => {
+        await this.db.query(
+          'update alarms set count = $2, last_ts = to_timestamp($3 / 1000.0), severity = $4, message = $5, updated_at = to_timestamp($6 / 1000.0), related = $7 where id = $1',
+          [existing.id, snap.count, snap.lastTs, snap.severity, snap.message, now, snap.related ? JSON.stringify(snap.related) : null],
+        );
+        // The alarm's case was closed while the alarm stayed active: a new trigger opens or joins another.
+        if (e.rule.case && (!existing.caseId || !(await this.caseOpen(existing.caseId)))) await this.linkCase(existing, e);
+        else if (e.related?.length && existing.caseId) await this.linkRelated(existing.caseId, existing, e);
+      };
     }
     const where = this.where(e.deviceId);
-    const id = randomUUID();
-    const rows = await this.db.query<AlarmRow>(
-      `insert into alarms (id, rule_id, rule_name, device_id, type, severity, original_severity, status, message, value, ts, last_ts, created_at, updated_at, lat, lon, grid_id, related)
-       values ($1, $2, $3, $4, $5, $6, $6, 'active', $7, $8, to_timestamp($9 / 1000.0), to_timestamp($9 / 1000.0), to_timestamp($10 / 1000.0), to_timestamp($10 / 1000.0), $11, $12, $13, $14)
-       returning *`,
-      [id, e.rule.id, e.rule.name, e.deviceId, e.type, e.severity, e.message, e.value === undefined ? null : JSON.stringify(e.value), e.ts, now,
-        where.lat, where.lon, where.gridId, e.related ? JSON.stringify(e.related) : null],
-    );
-    const alarm = toAlarm(rows[0]!);
+    const alarm: Alarm = {
+      id: randomUUID(), rule: e.rule.id, ruleName: e.rule.name, deviceId: e.deviceId, type: e.type, severity: e.severity, originalSeverity: e.severity,
+      status: 'active', acknowledged: false, ackBy: null, ackAt: null, escalated: false, escalations: 0, escalatedAt: null, count: 1, message: e.message,
+      value: e.value ?? null, ts: e.ts, lastTs: e.ts, createdAt: now, updatedAt: now, clearedAt: null, clearedBy: null,
+      lat: where.lat, lon: where.lon, gridId: where.gridId, caseId: null, related: e.related ?? null,
+    };
     this.active.set(k, alarm);
+    this.pending.add(alarm.id);
     this.emit(alarm, 'raised');
-    if (e.snapshot && this.cases) {
-      await this.cases.evidence.save({ bytes: e.snapshot, kind: 'snapshot', alarmId: alarm.id, deviceId: e.deviceId, gridId: where.gridId, at: now })
-        .catch((err: Error) => this.log.warn({ err: err.message, alarmId: alarm.id }, 'snapshot not stored'));
-    }
-    if (e.rule.case) await this.linkCase(alarm, e);
+    return async () => {
+      try {
+        await this.insertRow(alarm, e);
+      } finally {
+        this.pending.delete(alarm.id);
+      }
+      if (e.snapshot && this.cases) {
+        await this.cases.evidence.save({ bytes: e.snapshot, kind: 'snapshot', alarmId: alarm.id, deviceId: e.deviceId, gridId: where.gridId, at: now })
+          .catch((err: Error) => this.log.warn({ err: err.message, alarmId: alarm.id }, 'snapshot not stored'));
+      }
+      if (e.rule.case) await this.linkCase(alarm, e);
+    };
   }
 
   private async caseOpen(caseId: string): Promise<boolean> {
@@ -277,13 +300,23 @@ export class AlarmService {
     for (const d of e.related ?? []) {
       if (d !== e.deviceId) await cases.attach(caseId, { deviceId: d, ruleId: null, alarmId: alarm.id, actor, note: 'correlated' });
     }
-    await cases.evidence.linkAlarm(alarm.id, caseId, gridId);
+    if (e.snapshot) await cases.evidence.linkAlarm(alarm.id, caseId, gridId);
     alarm.caseId = caseId;
     await this.db.query('update alarms set case_id = $2 where id = $1', [alarm.id, caseId]);
     this.emit(alarm, 'case_linked');
   }
 
-  private async clearByRule(ruleId: string, deviceId: string, ts: number, by: string): Promise<Alarm | null> {
+  private async insertRow(alarm: Alarm, e: RaiseEffect): Promise<void> {
+    await this.db.query(
+      `insert into alarms (id, rule_id, rule_name, device_id, type, severity, original_severity, status, message, value, ts, last_ts, created_at, updated_at, lat, lon, grid_id, related)
+       values ($1, $2, $3, $4, $5, $6, $6, 'active', $7, $8, to_timestamp($9 / 1000.0), to_timestamp($9 / 1000.0), to_timestamp($10 / 1000.0), to_timestamp($10 / 1000.0), $11, $12, $13, $14)`,
+      [alarm.id, e.rule.id, e.rule.name, e.deviceId, e.type, e.severity, e.message, e.value === undefined ? null : JSON.stringify(e.value), e.ts, alarm.createdAt,
+        alarm.lat, alarm.lon, alarm.gridId, e.related ? JSON.stringify(e.related) : null],
+    );
+  }
+
+  /** Synchronous part of a clear; returns the write-behind job, or null when nothing is active. */
+  private clearNow(ruleId: string, deviceId: string, ts: number, by: string): (() => Promise<void>) | null {
     const k = `${ruleId}\u0000${deviceId}`;
     const a = this.active.get(k);
     if (!a) return null;
@@ -292,15 +325,21 @@ export class AlarmService {
     a.clearedAt = ts;
     a.clearedBy = by;
     a.updatedAt = this.ctx.now();
-    await this.db.query("update alarms set status = 'cleared', cleared_at = to_timestamp($2 / 1000.0), cleared_by = $3, updated_at = to_timestamp($4 / 1000.0) where id = $1", [a.id, ts, by, a.updatedAt]);
     this.emit(a, 'cleared');
-    return a;
+    const at = a.updatedAt;
+    return async () => {
+      await this.db.query("update alarms set status = 'cleared', cleared_at = to_timestamp($2 / 1000.0), cleared_by = $3, updated_at = to_timestamp($4 / 1000.0) where id = $1", [a.id, ts, by, at]);
+    };
   }
 
   // ---- operator actions ----------------------------------------------------------------------
 
   async get(id: string): Promise<Alarm | null> {
     if (!/^[0-9a-f-]{36}$/.test(id)) return null;
+    if (this.pending.has(id)) {
+      // Announced before its row exists: wait for the write-behind step.
+      await this.idle();
+    }
     const r = (await this.db.query<AlarmRow>('select * from alarms where id = $1', [id]))[0];
     return r ? toAlarm(r) : null;
   }
@@ -336,8 +375,10 @@ export class AlarmService {
       if (!a) throw AlarmErrors.notFound();
       if (a.status !== 'active') throw AlarmErrors.notActive();
       this.evaluator.markCleared(a.rule, a.deviceId);
-      const cleared = await this.clearByRule(a.rule, a.deviceId, this.ctx.now(), p.username);
-      return cleared ?? a;
+      const live = this.active.get(`${a.rule}\u0000${a.deviceId}`);
+      const job = this.clearNow(a.rule, a.deviceId, this.ctx.now(), p.username);
+      await job?.();
+      return live ?? a;
     });
   }
 

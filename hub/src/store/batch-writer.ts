@@ -185,7 +185,10 @@ export class BatchWriter {
         this.backoffMs = 0;
         this.opts.onCommit?.(batch.rows, batch.callbacks.length, performance.now() - t0);
         for (const cb of batch.callbacks) cb();
-        this.pump();
+        // Let the event loop read sockets before the next commit: PGlite runs
+        // in this thread, so nothing arrives while it commits, and pumping
+        // straight from this callback would send batches of one.
+        setImmediate(() => this.pump());
       },
       (err: Error) => {
         this.inFlight.delete(batch);
