@@ -70,6 +70,7 @@ export class MapEngine {
   private ro: ResizeObserver | null = null;
   private detachInput: (() => void) | null = null;
   private lastPositionsVersion = -1;
+  private wasAnimating = false;
   private fitted = false;
   dpr = 1;
   onSelect: ((h: Hit | null, sx: number, sy: number) => void) | null = null;
@@ -169,7 +170,10 @@ export class MapEngine {
     if (!this.base || !this.top) return;
     const now = performance.now();
     batcher.drain();
-    const moving = positions.version !== this.lastPositionsVersion || positions.animating(now);
+    // One frame past the end of the glides too, so markers come to rest exactly on their fix.
+    const animating = positions.animating(now);
+    const moving = positions.version !== this.lastPositionsVersion || animating || this.wasAnimating;
+    this.wasAnimating = animating;
     this.lastPositionsVersion = positions.version;
     const pulsing = this.sorted.some((l) => l.wantsFrames?.(now));
     if (!this.staticDirty && !this.dynamicDirty && !moving && !pulsing) return;

@@ -4,7 +4,8 @@
  * a smoke_alarm over MQTT forces a popup with sound until acknowledged; the
  * case is registered, dispatched to the nearest worker from the candidate
  * list, worked by a simulated handheld and closed; a worker moving over MQTT
- * moves on the map.
+ * moves on the map; repainting only what moved gives the same pixels as a
+ * full repaint.
  */
 import type { MqttClient } from 'mqtt';
 import type { Page } from 'playwright-core';
@@ -111,5 +112,44 @@ describe.skipIf(skipE2E)('console flows (e2e, chromium, MQTT)', () => {
     }, 5_000);
     expect(after.y).toBeLessThan(before.y);
     expect(Math.abs(after.x - before.x)).toBeLessThan(2);
+  });
+
+  it('should repaint only what moved and leave the same pixels as a full repaint', async () => {
+    const r = await page.evaluate(async ({ lat, lon }) => {
+      const g = window.__gridlink as {
+        ingestPositions(list: unknown[]): void;
+        stats(): { partialFrames: number; unchangedFrames: number };
+        engine: { invalidate(kind: 'dynamic'): void };
+      };
+      const sleep = (ms: number) => new Promise((res) => setTimeout(res, ms));
+      const frames = (n: number) => new Promise<void>((res) => { const f = () => (--n > 0 ? requestAnimationFrame(f) : res()); requestAnimationFrame(f); });
+      const t0 = Date.now();
+      // 400 workers on a 20×20 lattice around the district, overlapping at this zoom.
+      const ws = Array.from({ length: 400 }, (_, i) => ({ workerId: `px-${i}`, lat: lat + ((i % 20) - 10) * 0.0004, lon: lon + (Math.floor(i / 20) - 10) * 0.0005, ts: t0, status: 'available' }));
+      g.ingestPositions(ws);
+      await sleep(1200);
+      const s0 = g.stats();
+      // A third of them move each second: some by a fraction of a pixel, some by several.
+      for (let step = 1; step <= 4; step++) {
+        g.ingestPositions(ws.filter((_, i) => i % 3 === 0).map((w, i) => ({ ...w, lat: w.lat + step * (i % 2 ? 0.00001 : 0.0002), ts: t0 + step * 1000 })));
+        await sleep(1100);
+      }
+      await frames(3);
+      const s1 = g.stats();
+      const c = document.querySelector<HTMLCanvasElement>('canvas.map-top')!;
+      const read = () => c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data;
+      const partial = read();
+      g.engine.invalidate('dynamic');
+      await frames(3);
+      const full = read();
+      let diff = 0, ink = 0;
+      for (let i = 0; i < full.length; i++) if (partial[i] !== full[i]) diff++;
+      for (let i = 3; i < full.length; i += 4) if (full[i]) ink++;
+      return { diff, ink, partialFrames: s1.partialFrames - s0.partialFrames, unchangedFrames: s1.unchangedFrames - s0.unchangedFrames };
+    }, { lat: LAT, lon: LON });
+    expect(r.ink).toBeGreaterThan(2000);
+    expect(r.partialFrames).toBeGreaterThan(0);
+    expect(r.unchangedFrames).toBeGreaterThan(0);
+    expect(r.diff).toBe(0);
   });
 });
