@@ -48,16 +48,19 @@ async function run(label: string, mode: 'bare' | 'hub', env: Record<string, stri
   const result = await lines(gen)();
   const cpu1 = ((await (server.stdin!.write('cpu\n'), next())) as { cpuMs: number }).cpuMs;
   let rows: number | null = null;
+  let batches: unknown = null;
   if (mode === 'hub') {
     await new Promise((r) => setTimeout(r, 500));
     server.stdin!.write('count\n');
-    rows = ((await next()) as { rows: number }).rows;
+    const c = (await next()) as { rows: number; batches: unknown };
+    rows = c.rows;
+    batches = c.batches;
   }
   server.stdin!.write('stop\n');
   await next().catch(() => undefined);
   server.kill();
   const totalAcked = result.totalSent as number;
-  const out = { label, ...result, serverCpuPct: Math.round(((cpu1 - cpu0) / ((seconds + 3.5) * 1000)) * 100), rows, rowsEqualAcked: rows === null ? null : rows === totalAcked };
+  const out = { label, ...result, serverCpuPct: Math.round(((cpu1 - cpu0) / ((seconds + 3.5) * 1000)) * 100), rows, rowsEqualAcked: rows === null ? null : rows === totalAcked, batches };
   process.stderr.write(`${label}: ${JSON.stringify(out)}\n`);
   return out;
 }

@@ -16,6 +16,7 @@ const out = (o: unknown) => process.stdout.write(`${JSON.stringify(o)}\n`);
 
 async function main() {
   let count: () => Promise<number> = async () => 0;
+  let batches: () => Promise<unknown> = async () => null;
   let stop: () => Promise<void>;
   let creds: Array<{ id: string; secret: string }> = [];
   let mqttPort: number;
@@ -49,12 +50,19 @@ async function main() {
       creds.push({ id: r.device.id, secret: r.secret });
     }
     count = async () => (await hub.ctx.db.query<{ n: number }>("select count(*)::int as n from readings where device_id like 'bench-%'"))[0]!.n;
+    batches = async () => {
+      const size = (await hub.ctx.metrics.batchSize.get()).values;
+      const commit = (await hub.ctx.metrics.commitLatency.get()).values;
+      const val = (vs: typeof size, name: string) => vs.find((v) => v.metricName === name)?.value ?? 0;
+      const n = val(size, 'gridlink_batch_messages_count');
+      return { commits: n, messagesPerCommit: n ? +(val(size, 'gridlink_batch_messages_sum') / n).toFixed(1) : 0, commitMsAvg: n ? +(val(commit, 'gridlink_commit_ms_sum') / n).toFixed(2) : 0 };
+    };
     stop = () => hub.stop();
   }
   out({ ready: true, mqtt: mqttPort, devices: creds });
   const rl = createInterface({ input: process.stdin });
   for await (const line of rl) {
-    if (line === 'count') out({ rows: await count() });
+    if (line === 'count') out({ rows: await count(), batches: await batches() });
     else if (line === 'cpu') {
       const u = process.cpuUsage();
       out({ cpuMs: (u.user + u.system) / 1000 });
