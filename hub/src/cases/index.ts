@@ -105,6 +105,7 @@ export function createCases(ctx: HubContext, opts: { overdueEveryMs?: number } =
     async start() {
       evidence.init();
       await categories.load();
+      await store.loadLinks();
       grids.load(await loadGrids(ctx.db));
       ctx.auth.setRegionResolver(grids);
       ctx.bus.on('message.stored', 'cases', onStored);

@@ -168,8 +168,48 @@ export interface CaseServiceDeps {
 
 export class CaseStore implements CaseService {
   readonly brand = 'gridlink.cases';
+  /**
+   * Open cases by link key (`r|rule|device`, `c|category|device`), oldest first:
+   * the rule path finds the case a trigger joins without a query. Kept in step
+   * with case_links by create/attach/act; loaded by loadLinks() on start.
+   */
+  private readonly links = new Map<string, Array<{ id: string; createdAt: number }>>();
+  private readonly keysOf = new Map<string, Set<string>>();
 
   constructor(private readonly d: CaseServiceDeps) {}
+
+  private addLink(caseId: string, createdAt: number, ruleId: string | null, categoryCode: string, deviceId: string): void {
+    const keys = [`c|${categoryCode}|${deviceId}`, ...(ruleId ? [`r|${ruleId}|${deviceId}`] : [])];
+    let mine = this.keysOf.get(caseId);
+    if (!mine) this.keysOf.set(caseId, (mine = new Set()));
+    for (const k of keys) {
+      if (mine.has(k)) continue;
+      mine.add(k);
+      const list = this.links.get(k) ?? [];
+      list.push({ id: caseId, createdAt });
+      list.sort((a, b) => a.createdAt - b.createdAt);
+      this.links.set(k, list);
+    }
+  }
+
+  private dropLinks(caseId: string): void {
+    for (const k of this.keysOf.get(caseId) ?? []) {
+      const list = this.links.get(k)?.filter((x) => x.id !== caseId) ?? [];
+      if (list.length) this.links.set(k, list);
+      else this.links.delete(k);
+    }
+    this.keysOf.delete(caseId);
+  }
+
+  async loadLinks(): Promise<void> {
+    this.links.clear();
+    this.keysOf.clear();
+    const rows = await this.d.db.query<{ case_id: string; rule_id: string | null; category_code: string; device_id: string; created_at: Date }>(
+      `select l.case_id, l.rule_id, l.category_code, l.device_id, c.created_at from case_links l join cases c on c.id = l.case_id where c.status = any($1::text[])`,
+      [OPEN_STATUSES],
+    );
+    for (const r of rows) this.addLink(r.case_id, new Date(r.created_at).getTime(), r.rule_id, r.category_code, r.device_id);
+  }
 
   get evidence(): EvidenceStore {
     return this.d.evidence;
@@ -307,6 +347,7 @@ export class CaseStore implements CaseService {
       return { row, created: true };
     });
     const summary = this.summary(result.row);
+    if (result.created && input.deviceId && (input.ruleId || input.alarmId)) this.addLink(summary.id, summary.createdAt, input.ruleId ?? null, summary.category.code, input.deviceId);
     if (result.created) this.emit({ case: summary, action: 'create', from: null, actor: input.actor });
     return { case: summary, created: result.created };
   }
@@ -345,6 +386,7 @@ export class CaseStore implements CaseService {
     if (!row) throw new GridError('INTERNAL', 'case not created', 500);
     const { existing, ...caseRow } = row;
     const summary = this.summary(caseRow as CaseRow);
+    if (!existing && link) this.addLink(summary.id, summary.createdAt, input.ruleId ?? null, summary.category.code, input.deviceId!);
     if (!existing) this.emit({ case: summary, action: 'create', from: null, actor: input.actor });
     return { case: summary, created: !existing };
   }
@@ -436,31 +478,33 @@ export class CaseStore implements CaseService {
       return updated;
     });
     const summary = this.summary(row);
+    if (!isOpen(summary.status)) this.dropLinks(summary.id);
     this.emit({ case: summary, action, from, actor, ...(previousWorker && (action === 'decline' || action === 'cancel' || action === 'reject') ? { data: { workerId: previousWorker } } : {}) });
     return summary;
   }
 
   /** The open case a new trigger of (rule, device) belongs to: one linked to that rule or to that category for that device. */
-  async findOpenFor(deviceId: string, ruleId: string, categoryCode: string | null): Promise<CaseSummary | null> {
-    const rows = await this.d.db.query<CaseRow>(
-      `select c.* from case_links l join cases c on c.id = l.case_id
-       where l.device_id = $1 and (l.rule_id = $2 or l.category_code = $3)
-         and c.status = any($4::text[])
-       order by c.created_at limit 1`,
-      [deviceId, ruleId, categoryCode, OPEN_STATUSES],
-    );
-    return rows[0] ? this.summary(rows[0]) : null;
+  openCaseFor(deviceId: string, ruleId: string, categoryCode: string | null): string | null {
+    return this.oldest([`r|${ruleId}|${deviceId}`, ...(categoryCode ? [`c|${categoryCode}|${deviceId}`] : [])]);
   }
 
-  /** The open case any of these devices' alarms belong to (correlation joins it rather than opening another). */
-  async findOpenForDevices(deviceIds: string[], categoryCode: string): Promise<CaseSummary | null> {
-    const rows = await this.d.db.query<CaseRow>(
-      `select c.* from case_links l join cases c on c.id = l.case_id
-       where l.device_id = any($1::text[]) and c.category_code = $2 and c.status = any($3::text[])
-       order by c.created_at limit 1`,
-      [deviceIds, categoryCode, OPEN_STATUSES],
-    );
-    return rows[0] ? this.summary(rows[0]) : null;
+  /** The open case of this category any of these devices is linked to (correlation joins it rather than opening another). */
+  openCaseForDevices(deviceIds: string[], categoryCode: string): string | null {
+    return this.oldest(deviceIds.map((d) => `c|${categoryCode}|${d}`));
+  }
+
+  /** An open case some trigger is linked to (what an active alarm's case is while open). */
+  isOpenLinked(caseId: string): boolean {
+    return this.keysOf.has(caseId);
+  }
+
+  private oldest(keys: string[]): string | null {
+    let best: { id: string; createdAt: number } | null = null;
+    for (const k of keys) {
+      const first = this.links.get(k)?.[0];
+      if (first && (!best || first.createdAt < best.createdAt)) best = first;
+    }
+    return best?.id ?? null;
   }
 
   /**
@@ -484,6 +528,7 @@ export class CaseStore implements CaseService {
       return updated;
     });
     const summary = this.summary(row);
+    if (isOpen(summary.status)) this.addLink(summary.id, summary.createdAt, input.ruleId, summary.category.code, input.deviceId);
     this.emit({ case: summary, action: 'attach', from: summary.status, actor: input.actor, data: { alarmId: input.alarmId ?? null, deviceId: input.deviceId } });
     return summary;
   }

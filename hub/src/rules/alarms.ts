@@ -237,22 +237,20 @@ export class AlarmService {
     this.pending.add(alarm.id);
     this.emit(alarm, 'raised');
     return async () => {
-      try {
-        await this.insertRow(alarm, e);
-      } finally {
-        this.pending.delete(alarm.id);
-      }
-      if (e.snapshot && this.cases) {
-        await this.cases.evidence.save({ bytes: e.snapshot, kind: 'snapshot', alarmId: alarm.id, deviceId: e.deviceId, gridId: where.gridId, at: now })
-          .catch((err: Error) => this.log.warn({ err: err.message, alarmId: alarm.id }, 'snapshot not stored'));
-      }
-      if (e.rule.case) await this.linkCase(alarm, e);
+      // The row, the snapshot and the case go to the database side by side; only
+      // the alarm's case_id waits for its row.
+      const inserted = this.insertRow(alarm, e).finally(() => this.pending.delete(alarm.id));
+      const snapshot = e.snapshot && this.cases
+        ? this.cases.evidence.save({ bytes: e.snapshot, kind: 'snapshot', alarmId: alarm.id, deviceId: e.deviceId, gridId: where.gridId, at: now })
+          .catch((err: Error) => this.log.warn({ err: err.message, alarmId: alarm.id }, 'snapshot not stored'))
+        : null;
+      const linked = e.rule.case ? this.linkCase(alarm, e, inserted, snapshot) : null;
+      await Promise.all([inserted, snapshot, linked]);
     };
   }
 
   private async caseOpen(caseId: string): Promise<boolean> {
-    const c = await this.cases?.get(caseId);
-    return !!c && c.status !== 'closed' && c.status !== 'rejected';
+    return this.cases?.isOpenLinked(caseId) ?? false;
   }
 
   private async linkRelated(caseId: string, alarm: Alarm, e: RaiseEffect): Promise<void> {
@@ -262,7 +260,7 @@ export class AlarmService {
   }
 
   /** Opens a case for the alarm or joins the open one for (rule | category, device). */
-  private async linkCase(alarm: Alarm, e: RaiseEffect): Promise<void> {
+  private async linkCase(alarm: Alarm, e: RaiseEffect, rowWritten?: Promise<unknown>, snapshotWritten?: Promise<unknown> | null): Promise<void> {
     const cases = this.cases;
     const spec = e.rule.case;
     if (!cases || !spec) return;
@@ -275,11 +273,11 @@ export class AlarmService {
     const severity = spec.severity ? maxSeverity(spec.severity, e.severity) : e.severity;
     const actor = systemActor(`rule:${e.rule.id}`, e.rule.name);
     const devices = [e.deviceId, ...(e.related ?? [])];
-    const open = e.related?.length ? await cases.findOpenForDevices(devices, category.code) : await cases.findOpenFor(e.deviceId, e.rule.id, category.code);
+    const open = e.related?.length ? cases.openCaseForDevices(devices, category.code) : cases.openCaseFor(e.deviceId, e.rule.id, category.code);
     let caseId: string;
     let gridId = alarm.gridId;
     if (open) {
-      const c = await cases.attach(open.id, { deviceId: e.deviceId, ruleId: e.rule.id, alarmId: alarm.id, severity, actor, note: e.message });
+      const c = await cases.attach(open, { deviceId: e.deviceId, ruleId: e.rule.id, alarmId: alarm.id, severity, actor, note: e.message });
       caseId = c.id;
       gridId = c.gridId;
     } else {
@@ -300,9 +298,12 @@ export class AlarmService {
     for (const d of e.related ?? []) {
       if (d !== e.deviceId) await cases.attach(caseId, { deviceId: d, ruleId: null, alarmId: alarm.id, actor, note: 'correlated' });
     }
-    if (e.snapshot) await cases.evidence.linkAlarm(alarm.id, caseId, gridId);
     alarm.caseId = caseId;
-    await this.db.query('update alarms set case_id = $2 where id = $1', [alarm.id, caseId]);
+    await rowWritten;
+    await Promise.all([
+      e.snapshot ? Promise.resolve(snapshotWritten).then(() => cases.evidence.linkAlarm(alarm.id, caseId, gridId)) : null,
+      this.db.query('update alarms set case_id = $2 where id = $1', [alarm.id, caseId]),
+    ]);
     this.emit(alarm, 'case_linked');
   }
 

@@ -205,5 +205,16 @@ for (const engine of engines()) {
       expect(await alarmsOf('rule=b-only-tamper')).toHaveLength(2);
       expect(await alarmsOf('rule=b-only-tamper&status=active')).toHaveLength(1);
     });
+
+    it('should open a new case when a trigger comes after the alarm\'s case was closed', async () => {
+      const [a] = await alarmsOf('rule=smoke-alarm&deviceId=smoke-2&status=active');
+      const { systemActor } = await import('../../src/cases/index.js');
+      await h.cases.act(a!.caseId!, 'cancel', systemActor('test'));
+      await h.send('smoke-2', 'event', { ts: h.clock.t, type: 'smoke_alarm' });
+      const [b] = await alarmsOf('rule=smoke-alarm&deviceId=smoke-2&status=active');
+      expect(b!.id).toBe(a!.id);
+      expect(b!.caseId).not.toBe(a!.caseId);
+      expect((await caseOf(b!.caseId!)).status).toBe('reported');
+    });
   });
 }
