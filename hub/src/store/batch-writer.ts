@@ -30,6 +30,8 @@ interface Buffer {
   columns: Map<string, unknown[][]>;
   rows: number;
   callbacks: Done[];
+  /** Order in which the batch was first sent; acknowledgements are released in this order. */
+  seq?: number;
 }
 
 export interface BatchWriterOptions {
@@ -71,6 +73,10 @@ export class BatchWriter {
   private current: Buffer = emptyBuffer();
   private readonly retryQueue: Buffer[] = [];
   private readonly inFlight = new Set<Buffer>();
+  /** Committed batches waiting for an earlier batch, so acks and events keep arrival order. */
+  private readonly committed = new Map<number, Buffer>();
+  private nextSeq = 0;
+  private releaseSeq = 0;
   private readonly idleWaiters: Array<() => void> = [];
   private timer: NodeJS.Timeout | null = null;
   private backoffMs = 0;
@@ -91,6 +97,7 @@ export class BatchWriter {
     let n = this.current.callbacks.length;
     for (const b of this.inFlight) n += b.callbacks.length;
     for (const b of this.retryQueue) n += b.callbacks.length;
+    for (const b of this.committed.values()) n += b.callbacks.length;
     return n;
   }
 
@@ -173,6 +180,7 @@ export class BatchWriter {
   }
 
   private commit(batch: Buffer): void {
+    batch.seq ??= this.nextSeq++;
     this.inFlight.add(batch);
     const tables = [...batch.columns.keys()].sort((a, b) => this.specs.get(a)!.index - this.specs.get(b)!.index);
     const params = tables.flatMap((t) => batch.columns.get(t)!);
@@ -184,7 +192,10 @@ export class BatchWriter {
         this.healthy = true;
         this.backoffMs = 0;
         this.opts.onCommit?.(batch.rows, batch.callbacks.length, performance.now() - t0);
-        for (const cb of batch.callbacks) cb();
+        // Commits overlap on PostgreSQL and may finish out of order; a device's
+        // messages must still be acknowledged and announced in the order they came.
+        this.committed.set(batch.seq!, batch);
+        this.release();
         // Let the event loop read sockets before the next commit: PGlite runs
         // in this thread, so nothing arrives while it commits, and pumping
         // straight from this callback would send batches of one.
@@ -204,6 +215,13 @@ export class BatchWriter {
         }, this.backoffMs * (0.8 + Math.random() * 0.4));
       },
     );
+  }
+
+  private release(): void {
+    for (let b = this.committed.get(this.releaseSeq); b; b = this.committed.get(this.releaseSeq)) {
+      this.committed.delete(this.releaseSeq++);
+      for (const cb of b.callbacks) cb();
+    }
   }
 
   /** Commits everything buffered (used on shutdown and by tests). */
@@ -228,6 +246,9 @@ export class BatchWriter {
     if (this.backoffTimer) clearTimeout(this.backoffTimer);
     this.timer = null;
     this.backoffTimer = null;
+    // Stored batches stuck behind one that could not be stored: they are in the database, so acknowledge them.
+    for (const b of this.committed.values()) b.callbacks.forEach((cb) => cb());
+    this.committed.clear();
     const err = new Error('hub stopped before commit');
     for (const b of [...this.retryQueue, this.current]) b.callbacks.forEach((cb) => cb(err));
     this.retryQueue.length = 0;

@@ -141,6 +141,27 @@ describe('BatchWriter', () => {
     expect(f.calls[1]!.params).toEqual([[2], [2], [1], ['{"a":1}']]);
   });
 
+  it('should acknowledge overlapping commits in the order their batches were sent', async () => {
+    const f = fakeDb();
+    const releases: Array<() => void> = [];
+    const slow = { ...f.db, kind: 'postgres' as const, query: async <T>(sql: string, params?: unknown[]) => {
+      await new Promise<void>((r) => releases.push(r));
+      return f.db.query<T>(sql, params);
+    } } as Db;
+    const w = new BatchWriter(slow, [spec], { batchSize: 1, batchMs: 1, pendingMax: 100 });
+    const order: number[] = [];
+    for (let i = 0; i < 3; i++) w.add([{ table: 't', values: [i, i] }], () => order.push(i));
+    await vi.advanceTimersByTimeAsync(0);
+    expect(releases).toHaveLength(3);
+    releases[2]!();
+    releases[1]!();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(order).toEqual([]);
+    releases[0]!();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(order).toEqual([0, 1, 2]);
+  });
+
   it('should report full at the memory cap', async () => {
     const f = fakeDb();
     f.setFailing(true);
