@@ -1,14 +1,18 @@
 import { defineConfig } from 'vitest/config';
 
-// One config for every workspace. Hub tests bind real ports and start real
-// databases, so files run in parallel forks but tests inside a file in order.
+const all = ['devices/test/**/*.test.ts', 'hub/test/**/*.test.ts', 'simulators/test/**/*.test.ts', 'console/test/**/*.test.ts'];
+// Browser, ffmpeg and RTSP tests measure time-bound behaviour ("a playlist within
+// 10 s", "a popup within 2 s"); on a 2-core machine they run after the rest, one
+// file at a time, so they do not compete with each other for the CPU.
+const heavy = ['**/*.e2e.test.ts', 'simulators/test/demo.test.ts'];
+
+const shared = { testTimeout: 30_000, hookTimeout: 60_000, pool: 'forks' as const };
+
 export default defineConfig({
   test: {
-    include: ['devices/test/**/*.test.ts', 'hub/test/**/*.test.ts', 'simulators/test/**/*.test.ts', 'console/test/**/*.test.ts'],
-    pool: 'forks',
-    testTimeout: 30_000,
-    hookTimeout: 60_000,
-    maxWorkers: 2,
-    fileParallelism: true,
+    projects: [
+      { test: { ...shared, name: 'unit', include: all, exclude: ['**/node_modules/**', ...heavy], maxWorkers: 2, sequence: { groupOrder: 0 } } },
+      { test: { ...shared, name: 'e2e', include: heavy, exclude: ['**/node_modules/**'], maxWorkers: 1, fileParallelism: false, sequence: { groupOrder: 1 } } },
+    ],
   },
 });
