@@ -79,6 +79,7 @@ export class BatchWriter {
   private releaseSeq = 0;
   private readonly idleWaiters: Array<() => void> = [];
   private timer: NodeJS.Timeout | null = null;
+  private immediate: NodeJS.Immediate | null = null;
   private backoffMs = 0;
   private backoffTimer: NodeJS.Timeout | null = null;
   private stopped = false;
@@ -130,10 +131,19 @@ export class BatchWriter {
       buf.rows++;
     }
     buf.callbacks.push(done);
-    // Idle: commit at once (lowest latency). Busy: gather until a commit slot
-    // frees (group commit) or batchMs passes (use a spare slot).
-    if (buf.callbacks.length >= this.opts.batchSize || (this.inFlight.size === 0 && this.retryQueue.length === 0)) this.pump();
-    else if (!this.timer) {
+    // Idle: commit at the end of this event-loop turn, once every socket read
+    // in it has been handled (PGlite commits synchronously in this thread, so
+    // committing inside add() would send batches of one). Busy: gather until a
+    // commit slot frees (group commit) or batchMs passes (use a spare slot).
+    if (buf.callbacks.length >= this.opts.batchSize) this.pump();
+    else if (this.inFlight.size === 0 && this.retryQueue.length === 0) {
+      if (!this.immediate) {
+        this.immediate = setImmediate(() => {
+          this.immediate = null;
+          this.pump();
+        });
+      }
+    } else if (!this.timer) {
       this.timer = setTimeout(() => {
         this.timer = null;
         this.pump();
@@ -244,6 +254,8 @@ export class BatchWriter {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     if (this.backoffTimer) clearTimeout(this.backoffTimer);
+    if (this.immediate) clearImmediate(this.immediate);
+    this.immediate = null;
     this.timer = null;
     this.backoffTimer = null;
     // Stored batches stuck behind one that could not be stored: they are in the database, so acknowledge them.

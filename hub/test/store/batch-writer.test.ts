@@ -32,7 +32,7 @@ describe('BatchWriter', () => {
   beforeEach(() => vi.useFakeTimers());
   afterEach(() => vi.useRealTimers());
 
-  it('should commit at once when idle and gather messages that arrive during a commit into one multi-row insert', async () => {
+  it('should commit at the end of the event-loop turn when idle and gather messages that arrive during a commit into one multi-row insert', async () => {
     const f = fakeDb();
     let release!: () => void;
     const slow = { ...f.db, kind: 'pglite' as const, query: async <T>(sql: string, params?: unknown[]) => {
@@ -88,6 +88,7 @@ describe('BatchWriter', () => {
     } } as Db;
     const w = new BatchWriter(slow, [spec], { batchSize: 3, batchMs: 10_000, pendingMax: 1000 });
     w.add([{ table: 't', values: [0, 0] }], () => undefined);
+    await vi.advanceTimersByTimeAsync(0);
     const done = vi.fn();
     for (let i = 1; i <= 3; i++) w.add([{ table: 't', values: [i, i] }], done);
     await vi.advanceTimersByTimeAsync(0);
@@ -129,6 +130,7 @@ describe('BatchWriter', () => {
     const other: TableSpec = { name: 'u', columns: [['ts', 'ts'], ['j', 'jsonb']] };
     const w = new BatchWriter(slow, [spec, other], { batchSize: 100, batchMs: 10, pendingMax: 10 });
     w.add([{ table: 't', values: [0, 0] }], () => undefined);
+    await vi.advanceTimersByTimeAsync(0);
     w.add([{ table: 'u', values: [1, '{"a":1}'] }], () => undefined);
     w.add([{ table: 't', values: [2, 2] }], () => undefined);
     await vi.advanceTimersByTimeAsync(0);
