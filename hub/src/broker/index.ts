@@ -3,8 +3,8 @@
  * HTTP server at /mqtt. Hooks stay thin: authenticate, check the ACL, hand the
  * message to ingest.
  *
- * aedes speaks MQTT 3.1 and 3.1.1; a v5 CONNECT is answered with CONNACK
- * return code 1 (unacceptable protocol version).
+ * aedes speaks MQTT 3.1 and 3.1.1; an MQTT 5 connection goes through the
+ * bridge in mqtt5-bridge.ts, which translates it to 3.1.1 for aedes and back.
  */
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -24,6 +24,7 @@ import type { BatchWriter } from '../store/index.js';
 import { createAuthenticate } from './authenticate.js';
 import { createAuthorizePublish, DEAD_LETTER_TOPIC } from './authorize-publish.js';
 import { createAuthorizeSubscribe } from './authorize-subscribe.js';
+import { acceptMqtt } from './mqtt5-bridge.js';
 import type { TokenBucket } from './rate-limit.js';
 
 export { DEAD_LETTER_TOPIC };
@@ -86,7 +87,7 @@ export function createBroker(deps: {
   // an oversized PUBLISH is refused before its body is buffered. Room for the
   // topic and properties on top of the payload limit.
   const maxPacket = config.maxPayload + 64 * 1024;
-  const handle = (conn: Duplex, req?: IncomingMessage): Client => {
+  const handleAedes = (conn: Duplex, req?: IncomingMessage): Client => {
     const client = aedes.handle(conn, req);
     const parser = (client as unknown as { _parser: ParserWithLength })._parser;
     const parseLength = parser._parseLength;
@@ -102,6 +103,16 @@ export function createBroker(deps: {
     };
     return client;
   };
+  // Every connection (TCP, TLS, WebSocket) starts here: MQTT 5 through the bridge, 3.1/3.1.1 straight to aedes.
+  const bridgeOptions = {
+    maxPacket,
+    connectTimeoutMs: 10_000,
+    onTooLarge: (bytes: number, clientId: string | undefined) => {
+      metrics.messagesRejected.inc({ reason: 'too_large' });
+      logger.warn({ clientId, bytes }, 'packet larger than the limit; closing connection');
+    },
+  };
+  const handle = (conn: Duplex, req?: IncomingMessage): void => acceptMqtt(conn, bridgeOptions, (stream) => void handleAedes(stream, req));
 
   aedes.on('client', (client) => {
     metrics.connectedDevices.set(aedes.connectedClients);
