@@ -139,3 +139,18 @@ export function ffmpegUnder(dir: string): number[] {
   }
   return out;
 }
+
+/** Connects and resolves with the CONNACK outcome instead of throwing (code: v3 return code or v5 reason code). */
+export function tryConnect(url: string, opts: IClientOptions): Promise<{ ok: boolean; code?: number }> {
+  return new Promise((resolve) => {
+    const c = mqtt.connect(url, { reconnectPeriod: 0, connectTimeout: 3000, ...opts });
+    c.once('connect', () => {
+      c.end(true);
+      resolve({ ok: true });
+    });
+    c.once('error', (err: Error & { code?: number }) => {
+      c.end(true);
+      resolve({ ok: false, code: err.code });
+    });
+  });
+}

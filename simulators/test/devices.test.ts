@@ -13,23 +13,13 @@ import { SimSensor } from '../src/devices/sensor.js';
 import { SimCamera } from '../src/devices/camera.js';
 import { HubClient } from '../src/hub-client.js';
 import { Rng } from '../src/util/rng.js';
+import { until as untilHub } from '../../hub/test/helpers.js';
 
-/** Polls `fn` until it returns a truthy value or `ms` pass. */
-async function until<T>(fn: () => Promise<T> | T, ms = 10_000, what = 'condition'): Promise<NonNullable<T>> {
-  const end = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v as NonNullable<T>;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
+/** Polls `fn` until it returns a truthy value or `ms` pass (what: for the error message). */
+const until = <T>(fn: () => Promise<T> | T, ms = 10_000, what = 'condition') =>
+  untilHub(fn, ms, 100).catch((err: Error) => {
+    throw new Error(`timed out waiting for ${what}: ${err.message}`);
+  });
 describe('simulated devices against a real hub', () => {
   const district = generateDistrict({ streets: 1, communitiesPerStreet: 1, communityCols: 2, communityRows: 2 });
   const graph = new StreetGraph(district.streets);

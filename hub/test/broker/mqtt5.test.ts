@@ -1,25 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import mqtt, { type MqttClient } from 'mqtt';
 import { commandTopic, uplinkTopic } from '@gridlink/devices';
 import { TOPIC_ALIAS_MAXIMUM } from '../../src/broker/mqtt5-bridge.js';
-import { publishAck, startHub, until, type TestHub } from '../helpers.js';
+import { publishAck, startHub, type TestHub, tryConnect, until } from '../helpers.js';
 
 const V5 = { protocolVersion: 5 } as const;
-
-/** Connects and resolves with the CONNACK outcome instead of throwing. */
-function tryConnect(url: string, opts: IClientOptions): Promise<{ ok: boolean; code?: number }> {
-  return new Promise((resolve) => {
-    const c = mqtt.connect(url, { reconnectPeriod: 0, connectTimeout: 3000, ...opts });
-    c.once('connect', () => {
-      c.end(true);
-      resolve({ ok: true });
-    });
-    c.once('error', (err: Error & { code?: number }) => {
-      c.end(true);
-      resolve({ ok: false, code: err.code });
-    });
-  });
-}
 
 /** Subscribes at QoS 1 and resolves with the code the SUBACK carries for it (granted QoS or refusal). */
 function subscribe(c: MqttClient, topic: string): Promise<number> {

@@ -2,22 +2,7 @@ import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import mqtt from 'mqtt';
 import { commandTopic, uplinkTopic } from '@gridlink/devices';
-import { publishAck, startHub, until, type TestHub } from '../helpers.js';
-
-/** Connects and resolves with the CONNACK outcome instead of throwing. */
-function tryConnect(url: string, opts: mqtt.IClientOptions): Promise<{ ok: boolean; code?: number }> {
-  return new Promise((resolve) => {
-    const c = mqtt.connect(url, { reconnectPeriod: 0, connectTimeout: 3000, ...opts });
-    c.once('connect', () => {
-      c.end(true);
-      resolve({ ok: true });
-    });
-    c.once('error', (err: Error & { code?: number }) => {
-      c.end(true);
-      resolve({ ok: false, code: err.code });
-    });
-  });
-}
+import { publishAck, startHub, type TestHub, tryConnect, until } from '../helpers.js';
 
 describe('broker security', () => {
   let t: TestHub;

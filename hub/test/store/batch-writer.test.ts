@@ -28,17 +28,24 @@ function fakeDb() {
   return { db, calls, setFailing: (f: boolean) => (failing = f), commits: () => commits };
 }
 
+/** Wraps a database so each statement waits until the test releases it (commits in flight, on demand). */
+function held(db: Db, kind: Db['kind'] = db.kind) {
+  const releases: Array<() => void> = [];
+  const wrapped = { ...db, kind, query: async <T>(sql: string, params?: unknown[]) => {
+    await new Promise<void>((r) => releases.push(r));
+    return db.query<T>(sql, params);
+  } } as Db;
+  return { db: wrapped, releases };
+}
+
 describe('BatchWriter', () => {
   beforeEach(() => vi.useFakeTimers());
   afterEach(() => vi.useRealTimers());
 
   it('should commit at the end of the event-loop turn when idle and gather messages that arrive during a commit into one multi-row insert', async () => {
     const f = fakeDb();
-    let release!: () => void;
-    const slow = { ...f.db, kind: 'pglite' as const, query: async <T>(sql: string, params?: unknown[]) => {
-      await new Promise<void>((r) => (release = r));
-      return f.db.query<T>(sql, params);
-    } } as Db;
+    const { db: slow, releases } = held(f.db, 'pglite');
+    const release = () => releases.shift()!();
     const w = new BatchWriter(slow, [spec], { batchSize: 100, batchMs: 20, pendingMax: 1000 });
     const done = vi.fn();
     w.add([{ table: 't', values: [1000, 1.5] }], done);
@@ -61,11 +68,7 @@ describe('BatchWriter', () => {
 
   it('should use a spare commit slot after batchMs while another commit is in flight (PostgreSQL)', async () => {
     const f = fakeDb();
-    const releases: Array<() => void> = [];
-    const slow = { ...f.db, kind: 'postgres' as const, query: async <T>(sql: string, params?: unknown[]) => {
-      await new Promise<void>((r) => releases.push(r));
-      return f.db.query<T>(sql, params);
-    } } as Db;
+    const { db: slow, releases } = held(f.db, 'postgres');
     const w = new BatchWriter(slow, [spec], { batchSize: 100, batchMs: 20, pendingMax: 1000 });
     w.add([{ table: 't', values: [1, 1] }], () => undefined);
     await vi.advanceTimersByTimeAsync(0);
@@ -81,11 +84,7 @@ describe('BatchWriter', () => {
 
   it('should flush by size without waiting for the timer', async () => {
     const f = fakeDb();
-    const releases: Array<() => void> = [];
-    const slow = { ...f.db, kind: 'postgres' as const, query: async <T>(sql: string, params?: unknown[]) => {
-      await new Promise<void>((r) => releases.push(r));
-      return f.db.query<T>(sql, params);
-    } } as Db;
+    const { db: slow, releases } = held(f.db, 'postgres');
     const w = new BatchWriter(slow, [spec], { batchSize: 3, batchMs: 10_000, pendingMax: 1000 });
     w.add([{ table: 't', values: [0, 0] }], () => undefined);
     await vi.advanceTimersByTimeAsync(0);
@@ -122,11 +121,7 @@ describe('BatchWriter', () => {
 
   it('should write rows of several tables in one atomic statement', async () => {
     const f = fakeDb();
-    const releases: Array<() => void> = [];
-    const slow = { ...f.db, query: async <T>(sql: string, params?: unknown[]) => {
-      await new Promise<void>((r) => releases.push(r));
-      return f.db.query<T>(sql, params);
-    } } as Db;
+    const { db: slow, releases } = held(f.db);
     const other: TableSpec = { name: 'u', columns: [['ts', 'ts'], ['j', 'jsonb']] };
     const w = new BatchWriter(slow, [spec, other], { batchSize: 100, batchMs: 10, pendingMax: 10 });
     w.add([{ table: 't', values: [0, 0] }], () => undefined);
@@ -145,11 +140,7 @@ describe('BatchWriter', () => {
 
   it('should acknowledge overlapping commits in the order their batches were sent', async () => {
     const f = fakeDb();
-    const releases: Array<() => void> = [];
-    const slow = { ...f.db, kind: 'postgres' as const, query: async <T>(sql: string, params?: unknown[]) => {
-      await new Promise<void>((r) => releases.push(r));
-      return f.db.query<T>(sql, params);
-    } } as Db;
+    const { db: slow, releases } = held(f.db, 'postgres');
     const w = new BatchWriter(slow, [spec], { batchSize: 1, batchMs: 1, pendingMax: 100 });
     const order: number[] = [];
     for (let i = 0; i < 3; i++) w.add([{ table: 't', values: [i, i] }], () => order.push(i));
