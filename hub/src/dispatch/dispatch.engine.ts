@@ -564,6 +564,8 @@ export class DispatchEngine {
     };
     this.log.info({ alarm: a }, 'dispatch alarm');
     this.ctx.bus.emit('dispatch.alarm', a);
+    // With the rules module loaded the alarm is stored there and announced by it.
+    if (this.ctx.modules.has('rules')) return;
     // Console shape of CONTRACT 6 `alarm`, so the dispatcher sees it where every alarm shows.
     this.ctx.services.realtime?.send('alarm', a.gridId, {
       id: a.id,

@@ -226,7 +226,7 @@ export class AlarmService {
         else if (e.related?.length && existing.caseId) await this.linkRelated(existing.caseId, existing, e);
       };
     }
-    const where = this.where(e.deviceId);
+    const where = e.where ?? this.where(e.deviceId);
     const alarm: Alarm = {
       id: randomUUID(), rule: e.rule.id, ruleName: e.rule.name, deviceId: e.deviceId, type: e.type, severity: e.severity, originalSeverity: e.severity,
       status: 'active', acknowledged: false, ackBy: null, ackAt: null, escalated: false, escalations: 0, escalatedAt: null, count: 1, message: e.message,

@@ -43,6 +43,8 @@ export interface RaiseEffect {
   snapshotUrl?: string;
   /** Correlation: the other devices of the incident. */
   related?: string[];
+  /** Where the alarm is, when it is not where the device is registered (dispatch alarms sit at their case). */
+  where?: { lat: number | null; lon: number | null; gridId: string | null };
 }
 
 export interface ClearEffect {

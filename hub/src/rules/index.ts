@@ -11,7 +11,8 @@ import { caseStoreOf } from '../cases/index.js';
 import { AlarmService } from './alarms.js';
 import { backtest, type BacktestResult } from './backtest.js';
 import { RuleEvaluator, type DeviceLite, type KeyState, type Signal } from './evaluator.js';
-import type { Rule } from './rule.schema.js';
+import type { DispatchAlarm } from '../dispatch/dispatch.engine.js';
+import type { MatchRule, Rule } from './rule.schema.js';
 import { RuleRepo } from './rules.repo.js';
 import { ruleRoutes } from './routes.js';
 import { ruleMigrations } from './schema.js';
@@ -75,6 +76,28 @@ export function createRules(ctx: HubContext, opts: RulesOptions = {}): RulesModu
     if (effects.length) void alarms.applyAll(effects);
   }
 
+  const DISPATCH_ALARM_NAMES: Record<DispatchAlarm['kind'], string> = {
+    dispatch_declined: '派遣被拒 (dispatch declined)',
+    dispatch_timeout: '派遣超时未接单 (dispatch not accepted in time)',
+    dispatch_no_candidate: '无可派遣网格员 (no worker available)',
+    dispatch_exhausted: '候选网格员已用尽 (every candidate tried)',
+    worker_left_grid: '网格员离开责任网格 (worker left their grids)',
+  };
+
+  /**
+   * Dispatch problems become alarms like any other: stored, listed by GET
+   * /alarms, acknowledged and escalated, one active per (kind, worker).
+   */
+  function onDispatchAlarm(a: DispatchAlarm): void {
+    const rule: MatchRule = { id: `dispatch.${a.kind}`, name: DISPATCH_ALARM_NAMES[a.kind], enabled: true, kind: 'match', channel: 'event', types: [a.kind], severity: a.severity };
+    const deviceId = a.deviceId || `case:${a.caseId ?? 'none'}`;
+    void alarms.applyAll([
+      a.status === 'cleared'
+        ? { kind: 'clear', rule, deviceId, ts: a.ts, reason: a.message }
+        : { kind: 'raise', rule, deviceId, ts: a.ts, severity: a.severity, type: a.kind, message: a.message, where: { lat: a.lat, lon: a.lon, gridId: a.gridId } },
+    ]);
+  }
+
   async function flushState(): Promise<void> {
     const dirty = evaluator.takeDirty();
     if (!dirty.length) return;
@@ -136,6 +159,7 @@ export function createRules(ctx: HubContext, opts: RulesOptions = {}): RulesModu
       for (const d of ctx.registry.list()) if (d.lastSeen !== null) evaluator.heard(d.id, d.lastSeen);
       evaluator.takeDirty();
       ctx.bus.on('message.stored', 'rules', onStored);
+      ctx.bus.on('dispatch.alarm', 'rules', onDispatchAlarm);
       const tickMs = opts.tickMs ?? 5_000;
       if (tickMs > 0) {
         tickTimer = setInterval(() => void tick().catch((err) => log.error({ err }, 'rules tick failed')), tickMs);

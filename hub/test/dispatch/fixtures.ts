@@ -4,6 +4,7 @@
  * dispatch module, and helpers to enrol workers and feed positions through
  * the real ingest path.
  */
+import type { ModuleFactory } from '../../src/hub.js';
 import type { MqttClient } from 'mqtt';
 import { commandTopic, decodeCommand, type Command } from '@gridlink/devices';
 import { createDispatchModule, type DispatchConfig, type DispatchModule } from '../../src/dispatch/index.js';
@@ -34,7 +35,7 @@ export interface DispatchHub extends TestHub {
   handheld(deviceId: string, secret: string, opts?: { clean?: boolean }): Promise<{ client: MqttClient; commands: Command[] }>;
 }
 
-export async function startDispatchHub(opts: { config?: Partial<DispatchConfig>; clock?: Clock; fetch?: Fetch; amapKey?: string } = {}): Promise<DispatchHub> {
+export async function startDispatchHub(opts: { config?: Partial<DispatchConfig>; clock?: Clock; fetch?: Fetch; amapKey?: string; extraModules?: ModuleFactory[] } = {}): Promise<DispatchHub> {
   let mod!: DispatchModule;
   const clock = opts.clock ?? new Clock();
   // Lighter than the cases fixture: tokens are minted, not logged in (scrypt per user is slow on a shared machine).
@@ -44,6 +45,7 @@ export async function startDispatchHub(opts: { config?: Partial<DispatchConfig>;
       createRealtime,
       (ctx) => createCases(ctx, { overdueEveryMs: 0 }),
       (ctx) => (mod = createDispatchModule({ config: { resendDelayMs: 50, positionsIntervalMs: 100_000, ...opts.config }, ...(opts.fetch ? { fetch: opts.fetch } : {}) })(ctx) as DispatchModule),
+      ...(opts.extraModules ?? []),
     ],
   });
   const g = await t.api('PUT', '/grids', districtGrids());
