@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 
 type Kind = 'string' | 'int' | 'number' | 'bool';
 
-interface Field {
+export interface Field {
   env: string;
   kind: Kind;
   description: string;
@@ -82,15 +82,30 @@ function parseField(f: Field, raw: string, problems: string[]): string | number 
   }
 }
 
-/** Reads and validates every setting; throws ConfigError naming all bad settings at once. */
-export function loadConfig(env: Record<string, string | undefined> = process.env, overrides: Partial<Config> = {}): Config {
-  const problems: string[] = [];
+/**
+ * Reads every field of a schema from the environment (default when unset),
+ * applies overrides, and appends one line per bad value to `problems`.
+ * Domain modules with their own settings use it too.
+ */
+export function readFields(
+  schema: Record<string, Field>,
+  env: Record<string, string | undefined>,
+  overrides: Record<string, unknown>,
+  problems: string[],
+): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const [key, field] of Object.entries(configSchema) as Array<[string, Field]>) {
+  for (const [key, field] of Object.entries(schema)) {
     const raw = env[field.env];
     out[key] = raw === undefined || raw === '' ? field.default : parseField(field, raw, problems);
   }
   Object.assign(out, Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)));
+  return out;
+}
+
+/** Reads and validates every setting; throws ConfigError naming all bad settings at once. */
+export function loadConfig(env: Record<string, string | undefined> = process.env, overrides: Partial<Config> = {}): Config {
+  const problems: string[] = [];
+  const out = readFields(configSchema, env, overrides, problems);
   const url = out.databaseUrl as string | undefined;
   if (url && !/^(memory:\/\/|postgres(ql)?:\/\/)/.test(url)) problems.push(`DATABASE_URL: must be memory:// or postgres://..., got ${url.split(':')[0]}:`);
   const tls = [out.mqttsPort, out.tlsCert, out.tlsKey].filter((v) => v !== undefined).length;

@@ -5,15 +5,7 @@
  * problem listed at once, then frozen. Kept here rather than in core/config.ts
  * because nothing outside dispatch reads them.
  */
-import { ConfigError } from '../core/config.js';
-
-interface Field {
-  env: string;
-  kind: 'number' | 'int' | 'string';
-  default: number | string;
-  min?: number;
-  description: string;
-}
+import { ConfigError, readFields, type Field } from '../core/config.js';
 
 export const dispatchConfigSchema = {
   maxSpeedMps: { env: 'GRIDLINK_DISPATCH_MAX_SPEED_MPS', kind: 'number', default: 70, min: 1, description: 'A fix implying a faster move from the last accepted fix is flagged `jump` and does not move the worker' },
@@ -51,23 +43,7 @@ export interface AutoDispatchRule {
 
 export function loadDispatchConfig(env: Record<string, string | undefined> = process.env, overrides: Partial<DispatchConfig> = {}): DispatchConfig {
   const problems: string[] = [];
-  const out: Record<string, unknown> = {};
-  for (const [key, f] of Object.entries(dispatchConfigSchema) as Array<[string, Field]>) {
-    const raw = env[f.env];
-    if (raw === undefined || raw === '') {
-      out[key] = f.default;
-      continue;
-    }
-    if (f.kind === 'string') {
-      out[key] = raw;
-      continue;
-    }
-    const n = Number(raw);
-    if (!Number.isFinite(n) || (f.kind === 'int' && !Number.isInteger(n))) problems.push(`${f.env}=${raw}: must be ${f.kind === 'int' ? 'an integer' : 'a number'}`);
-    else if (f.min !== undefined && n < f.min) problems.push(`${f.env}=${raw}: must be >= ${f.min}`);
-    out[key] = n;
-  }
-  Object.assign(out, Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)));
+  const out = readFields(dispatchConfigSchema, env, overrides, problems);
   if (out.travelMode !== 'walking' && out.travelMode !== 'cycling') problems.push(`GRIDLINK_DISPATCH_TRAVEL_MODE=${String(out.travelMode)}: must be walking or cycling`);
   try {
     parseAutoDispatch(String(out.autoDispatch));
