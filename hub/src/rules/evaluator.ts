@@ -9,6 +9,7 @@
  */
 import type { DeviceType, Normalised, Severity } from '@gridlink/devices';
 import type { AbsenceRule, CorrelationRule, MatchRule, Op, Rule, ThresholdRule } from './rule.schema.js';
+import { haversineM } from '../dispatch/index.js';
 
 export interface Signal {
   deviceId: string;
@@ -81,15 +82,6 @@ export function compare(op: Op, a: number, b: number): boolean {
     case '!=': return a !== b;
   }
   return false;
-}
-
-const R = 6371008.8;
-export function distanceM(lat1: number, lon1: number, lat2: number, lon2: number): number {
-  const toRad = Math.PI / 180;
-  const dLat = (lat2 - lat1) * toRad;
-  const dLon = (lon2 - lon1) * toRad;
-  const a = Math.sin(dLat / 2) ** 2 + Math.cos(lat1 * toRad) * Math.cos(lat2 * toRad) * Math.sin(dLon / 2) ** 2;
-  return 2 * R * Math.asin(Math.min(1, Math.sqrt(a)));
 }
 
 interface Seen {
@@ -295,7 +287,7 @@ export class RuleEvaluator {
       const pruneBefore = m.ts - windowMs;
       for (const b of [mine, other]) while (b.length && b[0]!.ts < pruneBefore) b.shift();
       mine.push({ deviceId: sig.deviceId, ts: m.ts, lat: sig.lat!, lon: sig.lon! });
-      const match = other.find((o) => o.deviceId !== sig.deviceId && Math.abs(o.ts - m.ts) <= windowMs && distanceM(o.lat, o.lon, sig.lat!, sig.lon!) <= rule.withinM);
+      const match = other.find((o) => o.deviceId !== sig.deviceId && Math.abs(o.ts - m.ts) <= windowMs && haversineM(o.lat, o.lon, sig.lat!, sig.lon!) <= rule.withinM);
       if (!match) return;
       // One alarm per incident, keyed by the device of the first signal kind.
       const anchor = i === 0 ? sig.deviceId : match.deviceId;
@@ -303,7 +295,7 @@ export class RuleEvaluator {
       const s = this.st(rule.id, anchor);
       s.active = true;
       s.lastAt = sig.at;
-      const d = Math.round(distanceM(match.lat, match.lon, sig.lat!, sig.lon!));
+      const d = Math.round(haversineM(match.lat, match.lon, sig.lat!, sig.lon!));
       out.push({ ...this.raise(rule, anchor, m.ts, rule.severity, 'correlation', `${rule.signals[0].types.join('/')} + ${rule.signals[1].types.join('/')} within ${d} m and ${Math.round(Math.abs(match.ts - m.ts) / 1000)} s`), related: [related] });
     });
   }

@@ -17,7 +17,7 @@ import { RuleRepo } from './rules.repo.js';
 import { ruleRoutes } from './routes.js';
 import { ruleMigrations } from './schema.js';
 
-export { RuleEvaluator, compare, distanceM, type Effect, type Signal, type KeyState } from './evaluator.js';
+export { RuleEvaluator, compare, type Effect, type Signal, type KeyState } from './evaluator.js';
 export { DEFAULT_RULES, ESCALATE_AFTER_MIN, RuleT, ruleCheck, type Rule, type RuleKind } from './rule.schema.js';
 export { AlarmService, type Alarm, type AlarmChange, type AlarmComment } from './alarms.js';
 export type { BacktestResult } from './backtest.js';
