@@ -15,6 +15,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { HubContext, HubModule, ModuleFactory } from '../hub.js';
+import { ConfigError, readFields, type Field } from '../core/config.js';
 import type { CaseSummary } from '../core/services.js';
 import type { StoredMessage } from '../ingest/index.js';
 import { CameraRegistry, videoMigrations, type Camera } from './cameras.js';
@@ -58,26 +59,31 @@ export interface VideoOptions {
   linkLimit: number;
 }
 
-const envNum = (name: string, fallback: number): number => {
-  const v = process.env[name];
-  const n = v === undefined || v === '' ? NaN : Number(v);
-  return Number.isFinite(n) && n > 0 ? n : fallback;
-};
+/** GRIDLINK_VIDEO_* settings (documented in docs/video.md), read like every other setting. */
+export const videoConfigSchema = {
+  segmentS: { env: 'GRIDLINK_VIDEO_SEGMENT_S', kind: 'number', default: defaultStreamSettings.segmentS, min: 0.1, description: 'HLS segment target, seconds' },
+  graceS: { env: 'GRIDLINK_VIDEO_GRACE_S', kind: 'number', default: defaultStreamSettings.graceS, min: 0.1, description: 'ffmpeg keeps running this long after the last viewer' },
+  stallS: { env: 'GRIDLINK_VIDEO_STALL_S', kind: 'number', default: defaultStreamSettings.stallS, min: 0.1, description: 'No new segment for this long: stalled, restart' },
+  backoffMaxMs: { env: 'GRIDLINK_VIDEO_BACKOFF_MAX_MS', kind: 'int', default: defaultStreamSettings.backoffMaxMs, min: 1, description: 'Restart backoff cap' },
+  tokenTtlS: { env: 'GRIDLINK_VIDEO_TOKEN_TTL_S', kind: 'int', default: 600, min: 1, description: 'Stream URL lifetime' },
+  preS: { env: 'GRIDLINK_VIDEO_CLIP_PRE_S', kind: 'number', default: 10, min: 0.1, description: 'Clip seconds before the alert' },
+  postS: { env: 'GRIDLINK_VIDEO_CLIP_POST_S', kind: 'number', default: 20, min: 0.1, description: 'Clip seconds after the alert' },
+  linkRadiusM: { env: 'GRIDLINK_VIDEO_LINK_RADIUS_M', kind: 'number', default: 300, min: 1, description: 'Linkage search radius' },
+  linkLimit: { env: 'GRIDLINK_VIDEO_LINK_LIMIT', kind: 'int', default: 4, min: 1, description: 'Cameras linked at most' },
+} as const satisfies Record<string, Field>;
 
-/** Defaults, overridable by GRIDLINK_VIDEO_* (documented in docs/video.md). */
-export function videoOptionsFromEnv(): VideoOptions {
+/** Defaults, overridable by GRIDLINK_VIDEO_*; a bad value fails with ConfigError naming it (not silently ignored). */
+export function videoOptionsFromEnv(env: Record<string, string | undefined> = process.env): VideoOptions {
+  const problems: string[] = [];
+  const v = readFields(videoConfigSchema, env, {}, problems) as Record<keyof typeof videoConfigSchema, number>;
+  if (problems.length) throw new ConfigError(problems);
   return {
-    stream: {
-      segmentS: envNum('GRIDLINK_VIDEO_SEGMENT_S', defaultStreamSettings.segmentS),
-      graceS: envNum('GRIDLINK_VIDEO_GRACE_S', defaultStreamSettings.graceS),
-      stallS: envNum('GRIDLINK_VIDEO_STALL_S', defaultStreamSettings.stallS),
-      backoffMaxMs: envNum('GRIDLINK_VIDEO_BACKOFF_MAX_MS', defaultStreamSettings.backoffMaxMs),
-    },
-    tokenTtlS: envNum('GRIDLINK_VIDEO_TOKEN_TTL_S', 600),
-    preS: envNum('GRIDLINK_VIDEO_CLIP_PRE_S', 10),
-    postS: envNum('GRIDLINK_VIDEO_CLIP_POST_S', 20),
-    linkRadiusM: envNum('GRIDLINK_VIDEO_LINK_RADIUS_M', 300),
-    linkLimit: envNum('GRIDLINK_VIDEO_LINK_LIMIT', 4),
+    stream: { segmentS: v.segmentS, graceS: v.graceS, stallS: v.stallS, backoffMaxMs: v.backoffMaxMs },
+    tokenTtlS: v.tokenTtlS,
+    preS: v.preS,
+    postS: v.postS,
+    linkRadiusM: v.linkRadiusM,
+    linkLimit: v.linkLimit,
   };
 }
 
@@ -96,7 +102,10 @@ export interface VideoModule extends HubModule {
 type LooseBus = { on(event: string, owner: string, fn: (payload: unknown) => unknown): void };
 
 export function createVideo(options: Partial<VideoOptions> = {}): ModuleFactory {
-  return (ctx: HubContext) => buildVideo(ctx, { ...videoOptionsFromEnv(), ...options, stream: { ...videoOptionsFromEnv().stream, ...options.stream } });
+  return (ctx: HubContext) => {
+    const env = videoOptionsFromEnv();
+    return buildVideo(ctx, { ...env, ...options, stream: { ...env.stream, ...options.stream } });
+  };
 }
 
 function buildVideo(ctx: HubContext, opts: VideoOptions): VideoModule {
