@@ -1,13 +1,10 @@
 /** Distances and camera coverage on WGS-84 (spherical earth: metres-level error is fine at city scale). */
-const R = 6_371_008.8;
+import { haversineM } from '../dispatch/geo.js';
+
 const rad = (d: number) => (d * Math.PI) / 180;
 
-export function distanceM(lat1: number, lon1: number, lat2: number, lon2: number): number {
-  const dLat = rad(lat2 - lat1);
-  const dLon = rad(lon2 - lon1);
-  const a = Math.sin(dLat / 2) ** 2 + Math.cos(rad(lat1)) * Math.cos(rad(lat2)) * Math.sin(dLon / 2) ** 2;
-  return 2 * R * Math.asin(Math.min(1, Math.sqrt(a)));
-}
+/** Great-circle metres: the one haversine the hub has (dispatch/geo.ts), under video's name. */
+export const distanceM = haversineM;
 
 /** Initial bearing from 1 to 2, degrees clockwise from north in [0, 360). */
 export function bearingDeg(lat1: number, lon1: number, lat2: number, lon2: number): number {
