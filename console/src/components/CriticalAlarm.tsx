@@ -7,7 +7,7 @@ import { forcedIds } from '../store/alarm-queue';
 import { alarms, devices } from '../store/data';
 import { useEntities, useValue } from '../store/entities';
 import { navigate } from '../hooks/route';
-import { clock } from '../views/format';
+import { clock, errorText } from '../views/format';
 import { soundState, startAlarmSound, stopAlarmSound, unlockAudio, type SoundState } from './alarm-sound';
 
 export function CriticalAlarm() {
@@ -49,7 +49,7 @@ function CriticalAlarmView({ alarm, more, sound }: { alarm: Alarm; more: number;
       alarms.upsert({ ...alarm, ...(r && typeof r === 'object' && 'id' in r ? r : {}), acknowledged: true });
       setComment('');
     } catch (e) {
-      setErr(t('common.error', { message: (e as Error).message }));
+      setErr(errorText(t, e));
     } finally {
       setBusy(false);
     }

@@ -8,7 +8,7 @@ import { cameras, devices, grids, resync, workers } from '../store/data';
 import { useEntities, useValue } from '../store/entities';
 import { ADMIN_TABS_BY_ROLE } from '../store/roles';
 import { session } from '../store/session';
-import { ago, gridLevel } from '../views/format';
+import { ago, errorText, gridLevel } from '../views/format';
 
 type Tab = (typeof ADMIN_TABS_BY_ROLE)['admin'][number];
 
@@ -43,7 +43,7 @@ function useAction() {
       await fn();
       return true;
     } catch (e) {
-      setErr(t('common.error', { message: (e as Error).message }));
+      setErr(errorText(t, e));
       return false;
     }
   };

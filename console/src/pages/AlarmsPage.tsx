@@ -7,6 +7,7 @@ import { useI18n } from '../i18n';
 import { alarms, grids, missing } from '../store/data';
 import { useEntities, useValue } from '../store/entities';
 import { AlarmList } from '../views/AlarmList';
+import { errorText } from '../views/format';
 
 const SEVERITIES: Severity[] = ['critical', 'major', 'minor', 'warning', 'info'];
 
@@ -35,7 +36,7 @@ export default function AlarmsPage() {
       const r = await post<Alarm>(`/alarms/${encodeURIComponent(a.id)}/clear`);
       alarms.upsert({ ...a, ...(r ?? {}), status: 'cleared' });
     } catch (e) {
-      setErr(t('common.error', { message: (e as Error).message }));
+      setErr(errorText(t, e));
     }
   }
 
@@ -89,7 +90,7 @@ export function AckDialog({ alarm, onClose }: { alarm: Alarm; onClose: () => voi
       alarms.upsert({ ...alarm, ...(r ?? {}), acknowledged: true });
       onClose();
     } catch (e) {
-      setErr(t('common.error', { message: (e as Error).message }));
+      setErr(errorText(t, e));
     }
   }
   return (

@@ -12,7 +12,7 @@ import { WORKER_COLOR } from '../map/style';
 import { devices, grids, workers } from '../store/data';
 import { useEntities, useValue } from '../store/entities';
 import { session } from '../store/session';
-import { clock, distance, duration } from '../views/format';
+import { clock, distance, duration, errorText } from '../views/format';
 
 type Tab = 'track' | 'kpi' | 'sensors';
 const RANGES = { '1h': 3600_000, '6h': 6 * 3600_000, '24h': 24 * 3600_000, '7d': 7 * 24 * 3600_000 } as const;
@@ -97,7 +97,7 @@ function TrackReplay() {
       setTrack(r);
       setCursor(r.points[0]?.ts ?? to);
     } catch (e) {
-      setErr(t('common.error', { message: (e as Error).message }));
+      setErr(errorText(t, e));
     }
   }
   useEffect(() => {
@@ -217,7 +217,7 @@ function KpiDashboard() {
     const to = Date.now();
     const from = to - RANGES[range];
     setErr(null);
-    get<KpiResult>('/stats/kpi', { from, to }).then(setKpi).catch((e: Error) => setErr(t('common.error', { message: e.message })));
+    get<KpiResult>('/stats/kpi', { from, to }).then(setKpi).catch((e: unknown) => setErr(errorText(t, e)));
     get<KpiResult>('/stats/kpi', { from, to, groupBy: 'grid' }).then(setByGrid).catch(() => setByGrid(null));
     get<KpiResult>('/stats/kpi', { from, to, groupBy: 'worker' }).then(setByWorker).catch(() => setByWorker(null));
     items<CaseSummary>('/cases', { from, to, limit: 1000 })
@@ -331,7 +331,7 @@ function SensorCharts() {
       ),
     )
       .then((all) => setSeries(Object.fromEntries(all)))
-      .catch((e: Error) => setErr(t('common.error', { message: e.message })));
+      .catch((e: unknown) => setErr(errorText(t, e)));
   }, [deviceId, range, bucket, metrics.length, t]); // eslint-disable-line react-hooks/exhaustive-deps
 
   return (

@@ -3,6 +3,7 @@ import { ApiError } from '../api/client';
 import { unlockAudio } from '../components/alarm-sound';
 import { useI18n } from '../i18n';
 import { login } from '../store/session';
+import { errorText } from '../views/format';
 
 export function LoginPage() {
   const { t, lang, setLang } = useI18n();
@@ -20,7 +21,7 @@ export function LoginPage() {
     try {
       await login(username, password);
     } catch (e) {
-      setErr(e instanceof ApiError && (e.status === 401 || e.status === 400) ? t('login.failed') : t('common.error', { message: (e as Error).message }));
+      setErr(e instanceof ApiError && (e.status === 401 || e.status === 400) ? t('login.failed') : errorText(t, e));
     } finally {
       setBusy(false);
     }

@@ -16,7 +16,7 @@ import { session } from '../store/session';
 import { CameraPlayer } from '../video/CameraPlayer';
 import { withToken } from '../video/HlsPlayer';
 import { Sla } from './CaseList';
-import { clock, distance, duration } from './format';
+import { clock, distance, duration, errorText } from './format';
 
 const STEPS: CaseStatus[] = ['reported', 'registered', 'dispatched', 'accepted', 'on_scene', 'resolved', 'closed'];
 
@@ -40,7 +40,7 @@ export function CaseDetailView({ id }: { id: string }) {
       if (action === 'dispatch' && workerId) setMsg(t('dispatch.sent', { name: workers.get(workerId)?.name ?? workerId }));
       data.reload();
     } catch (e) {
-      setMsg(t('common.error', { message: (e as Error).message }));
+      setMsg(errorText(t, e));
     } finally {
       setBusy(false);
     }

@@ -1,5 +1,6 @@
 import type { T } from '../i18n';
 import type { DictKey } from '../i18n/dict';
+import { ApiError } from '../api/client';
 
 export function ago(t: T, ms: number | null | undefined, now = Date.now()): string {
   if (ms == null) return t('common.never');
@@ -15,6 +16,12 @@ export function duration(t: T, ms: number): string {
   if (s < 60) return t('common.sec', { n: s });
   if (s < 3600) return t('common.min', { n: Math.floor(s / 60) });
   return t('common.hm', { h: Math.floor(s / 3600), m: Math.floor((s % 3600) / 60) });
+}
+
+/** A failed action for a form or banner: the hub's coded error shows its code with the message. */
+export function errorText(t: T, e: unknown): string {
+  const message = e instanceof ApiError ? `${e.message} (${e.code})` : e instanceof Error ? e.message : String(e);
+  return t('common.error', { message });
 }
 
 export function distance(t: T, m: number): string {
