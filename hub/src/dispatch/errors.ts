@@ -1,5 +1,5 @@
 /** Dispatch's coded errors (same GridError catalogue style as core/errors.ts). */
-import { GridError } from '../core/errors.js';
+import { Errors, GridError } from '../core/errors.js';
 
 const define = (code: string, status: number, fallback: string) => (message?: string, details?: unknown) => new GridError(code, message ?? fallback, status, details);
 
@@ -8,8 +8,9 @@ export const DispatchErrors = {
   workerExists: define('WORKER_EXISTS', 409, 'A worker with this id already exists'),
   deviceBound: define('DEVICE_ALREADY_BOUND', 409, 'The handheld is already bound to another worker'),
   notHandheld: define('DEVICE_NOT_HANDHELD', 400, 'A worker must be bound to a handheld device'),
-  deviceNotFound: define('DEVICE_NOT_FOUND', 404, 'Device not found'),
+  /** The core catalogue's entries, not second definitions of the same codes. */
+  deviceNotFound: Errors.deviceNotFound,
   workerUnavailable: define('WORKER_UNAVAILABLE', 409, 'The worker cannot take a dispatch now'),
   caseNotFound: define('CASE_NOT_FOUND', 404, 'Case not found'),
-  casesUnavailable: define('SERVICE_UNAVAILABLE', 503, 'The case module is not loaded'),
+  casesUnavailable: (message?: string, details?: unknown) => Errors.unavailable(message ?? 'The case module is not loaded', details),
 } as const;
