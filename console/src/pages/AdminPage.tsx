@@ -179,7 +179,11 @@ function CamerasTab() {
   const a = useAction();
   const add = () =>
     a.run(async () => {
-      const body: Record<string, unknown> = { rtspUrl: form.rtspUrl, lat: Number(form.lat), lon: Number(form.lon) };
+      // Empty fields are left out, not sent as Number('') = 0: the hub then answers
+      // which field is missing instead of placing the camera at (0, 0).
+      const body: Record<string, unknown> = { rtspUrl: form.rtspUrl };
+      if (form.lat.trim()) body.lat = Number(form.lat);
+      if (form.lon.trim()) body.lon = Number(form.lon);
       if (form.id) body.id = form.id;
       if (form.name) body.name = form.name;
       const c = await post<Camera & { secret: string }>('/cameras', body);
