@@ -345,6 +345,13 @@ export class AlarmService {
     return r ? toAlarm(r) : null;
   }
 
+  /** The alarm when `p` may see it (its region holds the alarm's grid); ALARM_NOT_FOUND otherwise. */
+  async visible(id: string, p: Principal): Promise<Alarm> {
+    const a = await this.get(id);
+    if (!a || !this.ctx.auth.canSee(p, a.gridId)) throw AlarmErrors.notFound();
+    return a;
+  }
+
   async comments(id: string): Promise<AlarmComment[]> {
     const rows = await this.db.query<{ id: number; ts: Date; author: string; text: string }>('select * from alarm_comments where alarm_id = $1 order by id', [id]);
     return rows.map((r) => ({ id: Number(r.id), ts: t(r.ts)!, author: r.author, text: r.text }));
@@ -356,8 +363,7 @@ export class AlarmService {
 
   ack(id: string, p: Principal, comment?: string): Promise<Alarm> {
     return this.serial(async () => {
-      const a = await this.get(id);
-      if (!a) throw AlarmErrors.notFound();
+      const a = await this.visible(id, p);
       if (a.acknowledged) return a;
       const now = this.ctx.now();
       await this.db.query('update alarms set acknowledged = true, ack_by = $2, ack_at = to_timestamp($3 / 1000.0), updated_at = to_timestamp($3 / 1000.0) where id = $1', [id, p.username, now]);
@@ -372,8 +378,7 @@ export class AlarmService {
 
   clear(id: string, p: Principal): Promise<Alarm> {
     return this.serial(async () => {
-      const a = await this.get(id);
-      if (!a) throw AlarmErrors.notFound();
+      const a = await this.visible(id, p);
       if (a.status !== 'active') throw AlarmErrors.notActive();
       this.evaluator.markCleared(a.rule, a.deviceId);
       const live = this.active.get(`${a.rule}\u0000${a.deviceId}`);
@@ -385,8 +390,7 @@ export class AlarmService {
 
   comment(id: string, p: Principal, text: string): Promise<AlarmComment[]> {
     return this.serial(async () => {
-      const a = await this.get(id);
-      if (!a) throw AlarmErrors.notFound();
+      const a = await this.visible(id, p);
       await this.addComment(id, p.username, text);
       this.emit(a, 'commented');
       return this.comments(id);

@@ -5,7 +5,7 @@
 import { Type } from '@sinclair/typebox';
 import { SEVERITIES, type Severity } from '@gridlink/devices';
 import type { Auth, Principal } from '../auth/index.js';
-import { GridError } from '../core/errors.js';
+import { Errors, GridError } from '../core/errors.js';
 import type { GridService } from '../core/services.js';
 import type { App } from '../http/app.js';
 import { authenticate, parseTime, principal, requireRole } from '../http/guards.js';
@@ -87,7 +87,7 @@ export function ruleRoutes(app: App, d: RuleRouteDeps): void {
     schema: { tags: ['rules'], summary: 'Replace a rule; pending durations and counts start over, active alarms stay', params: IdParams, body: RuleT, response: { 200: RuleRecordSchema, ...errors(400, 401, 403, 404) } },
   }, async (req) => {
     const body = req.body as Rule;
-    if (body.id !== req.params.id) throw new GridError('VALIDATION_FAILED', 'body id must match the path', 400);
+    if (body.id !== req.params.id) throw Errors.validation('body id must match the path');
     return record(await repo.update(body));
   });
 
@@ -142,12 +142,6 @@ export function ruleRoutes(app: App, d: RuleRouteDeps): void {
     return p.regionId ? expand(p.regionId) : null;
   }
 
-  async function visible(p: Principal, id: string) {
-    const a = await alarms.get(id);
-    if (!a || !auth.canSee(p, a.gridId)) throw new GridError('ALARM_NOT_FOUND', 'Alarm not found', 404);
-    return a;
-  }
-
   app.get('/alarms', {
     preHandler: [guard],
     schema: {
@@ -167,7 +161,7 @@ export function ruleRoutes(app: App, d: RuleRouteDeps): void {
   }, async (req) => {
     const q = req.query;
     const severity = q.severity?.split(',').map((s) => s.trim()).filter(Boolean);
-    for (const s of severity ?? []) if (!(SEVERITIES as readonly string[]).includes(s)) throw new GridError('VALIDATION_FAILED', `unknown severity ${s}`, 400);
+    for (const s of severity ?? []) if (!(SEVERITIES as readonly string[]).includes(s)) throw Errors.validation(`unknown severity ${s}`);
     const items = await alarms.list({
       status: q.status, severity: severity as Severity[] | undefined, gridIds: scope(principal(req), q.gridId), rule: q.rule, deviceId: q.deviceId,
       acknowledged: q.acknowledged, limit: q.limit ?? 500,
@@ -179,7 +173,7 @@ export function ruleRoutes(app: App, d: RuleRouteDeps): void {
     preHandler: [guard],
     schema: { tags: ['alarms'], params: AlarmParams, response: { 200: Type.Intersect([AlarmSchema, Type.Object({ comments: Type.Array(CommentSchema) })]), ...errors(401, 404) } },
   }, async (req) => {
-    const a = await visible(principal(req), req.params.id);
+    const a = await alarms.visible(req.params.id, principal(req));
     return { ...a, comments: await alarms.comments(a.id) };
   });
 
@@ -187,26 +181,20 @@ export function ruleRoutes(app: App, d: RuleRouteDeps): void {
     preHandler: [guard, requireRole('officer', 'dispatcher')],
     schema: { tags: ['alarms'], summary: 'Acknowledge (who and when are recorded); stops escalation', params: AlarmParams, body: Type.Union([Type.Object({ comment: Type.Optional(Type.String({ maxLength: 2000 })) }), Type.Null()], { description: 'optional' }), response: { 200: AlarmSchema, ...errors(401, 403, 404) } },
   }, async (req) => {
-    const p = principal(req);
-    await visible(p, req.params.id);
-    return alarms.ack(req.params.id, p, req.body?.comment);
+    return alarms.ack(req.params.id, principal(req), req.body?.comment);
   });
 
   app.post('/alarms/:id/clear', {
     preHandler: [guard, requireRole('officer', 'dispatcher')],
     schema: { tags: ['alarms'], summary: 'Clear an active alarm by hand', params: AlarmParams, response: { 200: AlarmSchema, ...errors(401, 403, 404, 409) } },
   }, async (req) => {
-    const p = principal(req);
-    await visible(p, req.params.id);
-    return alarms.clear(req.params.id, p);
+    return alarms.clear(req.params.id, principal(req));
   });
 
   app.post('/alarms/:id/comments', {
     preHandler: [guard, requireRole('officer', 'dispatcher')],
     schema: { tags: ['alarms'], params: AlarmParams, body: Type.Object({ text: Type.String({ minLength: 1, maxLength: 2000 }) }), response: { 201: Items(CommentSchema), ...errors(400, 401, 403, 404) } },
   }, async (req, reply) => {
-    const p = principal(req);
-    await visible(p, req.params.id);
-    return reply.status(201).send({ items: await alarms.comment(req.params.id, p, req.body.text) });
+    return reply.status(201).send({ items: await alarms.comment(req.params.id, principal(req), req.body.text) });
   });
 }
