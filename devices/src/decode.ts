@@ -320,12 +320,7 @@ function reportBody(raw: unknown, ctx: DecodeContext): DecodeResult {
   if (typeof ts !== 'number') return ts;
   const msg: NormalisedOf<'report'> = { channel: 'report', ts, reportId: body.reportId, category: body.category, lat: body.lat, lon: body.lon };
   if (body.description !== undefined) msg.description = body.description;
-  if (body.photos !== undefined) {
-    const photos = decodePhotos(body.photos, '');
-    if (isFailure(photos)) return photos;
-    msg.photos = photos;
-  }
-  return { ok: true, messages: [msg] };
+  return withPhotos(msg, body.photos);
 }
 
 function caseBody(raw: unknown, ctx: DecodeContext): DecodeResult {
@@ -335,10 +330,15 @@ function caseBody(raw: unknown, ctx: DecodeContext): DecodeResult {
   if (typeof ts !== 'number') return ts;
   const msg: NormalisedOf<'case'> = { channel: 'case', ts, caseId: body.caseId, action: body.action };
   if (body.note !== undefined) msg.note = body.note;
-  if (body.photos !== undefined) {
-    const photos = decodePhotos(body.photos, '');
-    if (isFailure(photos)) return photos;
-    msg.photos = photos;
+  return withPhotos(msg, body.photos);
+}
+
+/** Reports and case progress carry the same optional base64 `photos`: decode them onto the message. */
+function withPhotos(msg: NormalisedOf<'report'> | NormalisedOf<'case'>, photos: string[] | undefined): DecodeResult {
+  if (photos !== undefined) {
+    const decoded = decodePhotos(photos, '');
+    if (isFailure(decoded)) return decoded;
+    msg.photos = decoded;
   }
   return { ok: true, messages: [msg] };
 }
