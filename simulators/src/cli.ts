@@ -236,12 +236,10 @@ export async function main(argv: string[]): Promise<number> {
       const { values: v } = args(rest, {
         devices: { type: 'string' }, rate: { type: 'string' }, duration: { type: 'string' }, qos: { type: 'string' }, 'connect-rate': { type: 'string' }, prefix: { type: 'string' }, json: { type: 'string' }, metrics: { type: 'string' },
       });
-      const { client, mqtt } = await login(v);
-      const state = await SimState.open(str(v, 'state') ?? DEFAULT_STATE_PATH);
+      // Flags are checked before the hub is asked, so a typo is reported as such, not as a login failure.
       const qos = num(v, 'qos', 1);
       if (qos !== 0 && qos !== 1) throw new UsageError('--qos must be 0 or 1');
-      const summary = await runLoad({
-        hub: client, state, mqttUrl: mqtt,
+      const opts = {
         devices: num(v, 'devices', 1000),
         rate: parseRate(str(v, 'rate') ?? '1000/s'),
         durationMs: parseDuration(str(v, 'duration') ?? '30s'),
@@ -251,7 +249,10 @@ export async function main(argv: string[]): Promise<number> {
         metrics: num(v, 'metrics', 1),
         progress: !v.quiet,
         log,
-      });
+      } as const;
+      const { client, mqtt } = await login(v);
+      const state = await SimState.open(str(v, 'state') ?? DEFAULT_STATE_PATH);
+      const summary = await runLoad({ hub: client, state, mqttUrl: mqtt, ...opts });
       const json = JSON.stringify(summary, null, 2);
       process.stdout.write(`${json}\n`);
       if (str(v, 'json')) await writeFile(str(v, 'json')!, json);
