@@ -100,10 +100,11 @@ export class DispatchEngine {
     // Case locations of assignments that survived a restart (arrival detection needs them).
     const cases = this.ctx.services.cases;
     if (cases) {
-      for (const [caseId, w] of this.byCase) {
+      // Concurrently: one round-trip per case in sequence slowed start-up with many busy workers.
+      await Promise.all([...this.byCase].map(async ([caseId, w]) => {
         const c = await cases.get(caseId).catch(() => null);
         if (c && w.assignment) Object.assign(w.assignment, { lat: c.lat, lon: c.lon, gridId: c.gridId });
-      }
+      }));
     }
     const { bus } = this.ctx;
     bus.on('message.stored', this.name, (m) => this.onStored(m));
