@@ -237,6 +237,8 @@ export class CameraRegistry {
     const e = this.cameras.get(id);
     if (!e) throw Errors.notFound('camera not found');
     const next: Entry = { ...e, ...Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined)) } as Entry;
+    // The same rule as create: a view cone needs both, so a patch may not leave one without the other.
+    if ((next.heading === null) !== (next.fov === null)) throw Errors.validation('heading and fov go together');
     await this.db.query('update cameras set name = $2, transcode = $3, heading = $4, fov = $5, range_m = $6 where id = $1', [id, next.name, next.transcode, next.heading, next.fov, next.rangeM]);
     this.cameras.set(id, next);
     return publicCamera(next);
