@@ -103,9 +103,10 @@ export async function createHub(config: Config, options: HubOptions = {}): Promi
   let ports = { http: 0, mqtt: 0 } as { http: number; mqtt: number; mqtts?: number };
   const started: Array<{ name: string; stop: () => Promise<void> }> = [];
 
-  async function step(name: string, fn: () => Promise<void>, optional = false): Promise<void> {
+  /** Starts one part; on success its stop joins the shutdown list. An optional part that fails is logged and skipped. */
+  async function step(name: string, start: () => Promise<void>, stop?: () => Promise<void>, optional = false): Promise<void> {
     try {
-      await fn();
+      await start();
     } catch (err) {
       if (optional) {
         logger.error({ err, module: name }, `optional module ${name} failed to start; continuing without it`);
@@ -113,6 +114,7 @@ export async function createHub(config: Config, options: HubOptions = {}): Promi
       }
       throw new Error(`module ${name} failed to start: ${(err as Error).message}`, { cause: err });
     }
+    if (stop) started.push({ name, stop });
   }
 
   return {
@@ -121,13 +123,10 @@ export async function createHub(config: Config, options: HubOptions = {}): Promi
       return ports;
     },
     async start() {
-      await step('store', () => ctx.store.start());
-      started.push({ name: 'store', stop: () => ctx.store.stop() });
-      await step('registry', () => ctx.registry.start());
-      started.push({ name: 'registry', stop: () => ctx.registry.stop() });
+      await step('store', () => ctx.store.start(), () => ctx.store.stop());
+      await step('registry', () => ctx.registry.start(), () => ctx.registry.stop());
       await step('auth', () => ctx.auth.start());
-      await step('ingest', () => ctx.ingest.start());
-      started.push({ name: 'ingest', stop: () => ctx.ingest.stop() });
+      await step('ingest', () => ctx.ingest.start(), () => ctx.ingest.stop());
 
       const { app } = ctx;
       systemRoutes(app, { db, writer: ctx.store.writer, metrics, version: VERSION });
@@ -142,17 +141,7 @@ export async function createHub(config: Config, options: HubOptions = {}): Promi
       for (const m of modules.values()) m.rootRoutes?.(app);
 
       for (const m of modules.values()) {
-        if (!m.start) continue;
-        let ok = true;
-        await step(m.name, async () => {
-          try {
-            await m.start!();
-          } catch (err) {
-            ok = false;
-            throw err;
-          }
-        }, m.optional);
-        if (ok && m.stop) started.push({ name: m.name, stop: () => m.stop!() });
+        if (m.start) await step(m.name, () => m.start!(), m.stop && (() => m.stop!()), m.optional);
       }
 
       await app.listen({ port: config.httpPort, host: config.host });
@@ -173,7 +162,6 @@ export async function createHub(config: Config, options: HubOptions = {}): Promi
         if (s.name === 'broker') continue;
         await s.stop().catch((err) => logger.error({ err, module: s.name }, 'module stop failed'));
       }
-      bus.removeOwner('*');
       // A database that is gone must not hang shutdown.
       await Promise.race([db.close().catch(() => undefined), new Promise((r) => setTimeout(r, 5_000).unref())]);
     },

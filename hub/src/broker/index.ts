@@ -114,6 +114,7 @@ export function createBroker(deps: {
   };
   const handle = (conn: Duplex, req?: IncomingMessage): void => acceptMqtt(conn, bridgeOptions, (stream) => void handleAedes(stream, req));
 
+  const clients = () => (aedes as unknown as { clients: Record<string, Client | undefined> }).clients;
   aedes.on('client', (client) => {
     metrics.connectedDevices.set(aedes.connectedClients);
     registry.setOnline(client.id, true);
@@ -122,13 +123,12 @@ export function createBroker(deps: {
     metrics.connectedDevices.set(aedes.connectedClients);
     buckets.delete(client.id);
     // A takeover by a new connection with the same id keeps the device online.
-    const current = (aedes as unknown as { clients: Record<string, Client> }).clients[client.id];
+    const current = clients()[client.id];
     if (!current || current === client) registry.setOnline(client.id, false);
   });
   aedes.on('clientError', (client, err) => logger.debug({ clientId: client?.id, err: err.message }, 'client error'));
   aedes.on('connectionError', (client, err) => logger.debug({ clientId: client?.id, err: err.message }, 'connection error'));
 
-  const clients = () => (aedes as unknown as { clients: Record<string, Client | undefined> }).clients;
   bus.on('device.changed', 'broker', ({ deviceId, change }) => {
     if (change === 'disabled' || change === 'deleted' || change === 'secret_rotated') {
       const c = clients()[deviceId];

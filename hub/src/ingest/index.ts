@@ -129,10 +129,9 @@ export function createIngest(deps: { config: Config; bus: EventBus; registry: De
   }
 
   function handle(deviceId: string, format: IngestFormat, payload: Uint8Array, receivedAt: number, done: (o: IngestOutcome) => void): void {
-    const channelLabel = format;
-    metrics.messagesIn.inc({ channel: channelLabel });
+    metrics.messagesIn.inc({ channel: format });
     let outcome: IngestOutcome | null = null;
-    let requests: WriteRequest[] = [];
+    const requests: WriteRequest[] = [];
     let messages: Normalised[] = [];
     let flags: Array<string | null> | null = null;
     const device = registry.get(deviceId);
@@ -146,9 +145,10 @@ export function createIngest(deps: { config: Config; bus: EventBus; registry: De
         if (!result.ok) outcome = { ok: false, reason: result.reason, detail: result.detail };
         else {
           messages = result.messages;
-          for (const m of messages) {
+          for (let i = 0; i < messages.length; i++) {
+            const m = messages[i]!;
             const flag = m.channel === 'location' && flagger ? flagger(deviceId, m) : null;
-            if (flag) (flags ??= new Array<string | null>(messages.length).fill(null))[messages.indexOf(m)] = flag;
+            if (flag) (flags ??= new Array<string | null>(messages.length).fill(null))[i] = flag;
             for (const r of rowsFor(deviceId, m, receivedAt, flag)) requests.push(r);
           }
         }
@@ -172,7 +172,7 @@ export function createIngest(deps: { config: Config; bus: EventBus; registry: De
         done({ ok: false, reason: 'hub_stopping', detail: err.message, retryable: true });
         return;
       }
-      metrics.messagesStored.inc({ channel: channelLabel }, messages.length);
+      metrics.messagesStored.inc({ channel: format }, messages.length);
       registry.seen(deviceId, receivedAt);
       done({ ok: true, stored: messages.length });
       for (let i = 0; i < messages.length; i++) {

@@ -72,7 +72,7 @@ function pump(c: MqttClient, deviceId: string, n: number, window: number, t0: nu
   };
 }
 
-describe('durable QoS 1', () => {
+describe('durable QoS 1', { timeout: 90_000 }, () => {
   let t: TestHub | null = null;
   let proxy: CuttableProxy | null = null;
   afterEach(async () => {

@@ -20,16 +20,15 @@ export function basicCredentials(header: string | undefined): { id: string; secr
  */
 export function ingestRoutes(app: App, deps: { registry: DeviceRegistry; ingest: Ingest }): void {
   const { registry, ingest } = deps;
-  app.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit: app.initialConfig.bodyLimit }, (req, body, done) => {
-    // Keep the raw bytes for device ingest; other routes get parsed JSON.
-    if (req.url.includes('/ingest/')) return done(null, body);
-    try {
-      done(null, body.length ? JSON.parse(body.toString('utf8')) : undefined);
-    } catch {
-      done(Object.assign(new Error('body is not valid JSON'), { statusCode: 400 }), undefined);
-    }
+  // The device's bytes go to ingest as they came (same decoder as MQTT), so this
+  // scope alone keeps JSON bodies raw; every other route keeps fastify's parser.
+  app.register(async (scope) => {
+    scope.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+    ingestRoute(scope as unknown as App, registry, ingest);
   });
+}
 
+function ingestRoute(app: App, registry: DeviceRegistry, ingest: Ingest): void {
   app.post('/ingest/:deviceId/:channel', {
     schema: {
       tags: ['ingest'],
@@ -49,7 +48,7 @@ export function ingestRoutes(app: App, deps: { registry: DeviceRegistry; ingest:
       throw Errors.unauthorized('wrong device credentials or device disabled');
     }
     const body = req.body as Buffer | string | undefined;
-    const raw = Buffer.isBuffer(body) ? body : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body ?? null));
+    const raw = Buffer.isBuffer(body) ? body : Buffer.from(body ?? '');
     const outcome = await ingest.handleAsync(cred.id, req.params.channel, raw);
     if (outcome.ok) return reply.status(202).send({ stored: outcome.stored });
     if (outcome.retryable) throw Errors.unavailable('message not stored, retry later');
