@@ -58,12 +58,12 @@ export function createRealtime(ctx: HubContext): HubModule & { service: Realtime
       if (!io || items.length === 0) return;
       const emit = (room: string, p: unknown) => (io!.to(room).emit as (e: string, p: unknown) => boolean)(event, p);
       emit(ALL, items);
-      const contains = (region: string, g: string | null | undefined) =>
-        ctx.services.grids ? ctx.services.grids.contains(region, g) : ctx.auth.regions.contains(region, g);
+      // auth.regions is the grid hierarchy once the cases module loads it, exact match before.
+      const { regions } = ctx.auth;
       for (const room of io.sockets.adapter.rooms.keys()) {
         if (!room.startsWith('region:')) continue;
         const region = room.slice(7);
-        const visible = items.filter((i) => contains(region, i.gridId));
+        const visible = items.filter((i) => regions.contains(region, i.gridId));
         if (visible.length) emit(room, visible);
       }
     },

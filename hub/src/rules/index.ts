@@ -45,7 +45,8 @@ export function createRules(ctx: HubContext, opts: RulesOptions = {}): RulesModu
   const log = ctx.logger.child({ module: 'rules' });
   let startedAt = 0;
   const grids = () => ctx.services.grids as (NonNullable<typeof ctx.services.grids> & { descendants?(id: string): string[]; has?(id: string): boolean }) | undefined;
-  const contains = (region: string, gridId: string | null) => (grids() ? grids()!.contains(region, gridId) : region === gridId);
+  // auth.regions is the grid hierarchy once cases loads it, exact match before (the same answer canSee gives).
+  const contains = (region: string, gridId: string | null) => ctx.auth.regions.contains(region, gridId);
   const gridOf = (d: { gridId: string | null; lat: number | null; lon: number | null }) =>
     d.gridId ?? (d.lat !== null && d.lon !== null ? grids()?.locate(d.lat, d.lon) ?? null : null);
 
