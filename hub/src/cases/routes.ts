@@ -6,7 +6,7 @@
 import { Type } from '@sinclair/typebox';
 import { SEVERITIES } from '@gridlink/devices';
 import type { Auth, Principal } from '../auth/index.js';
-import { GridError } from '../core/errors.js';
+import { Errors, GridError } from '../core/errors.js';
 import type { App } from '../http/app.js';
 import { authenticate, parseTime, principal, requireRole } from '../http/guards.js';
 import { errors, Items, TimeQuery } from '../http/schemas.js';
@@ -168,7 +168,7 @@ export function caseRoutes(app: App, d: CaseRouteDeps): void {
     const p = principal(req);
     const q = req.query;
     const status = q.status?.split(',').map((s) => s.trim()).filter(Boolean);
-    for (const s of status ?? []) if (!(CASE_STATUSES as readonly string[]).includes(s)) throw new GridError('VALIDATION_FAILED', `unknown status ${s}`, 400);
+    for (const s of status ?? []) if (!(CASE_STATUSES as readonly string[]).includes(s)) throw Errors.validation(`unknown status ${s}`);
     return cases.list({
       status: status as never, gridIds: scope(p, q.gridId), workerId: q.workerId, category: q.category,
       from: q.from === undefined ? undefined : parseTime(q.from, 0), to: q.to === undefined ? undefined : parseTime(q.to, 0),
@@ -180,8 +180,10 @@ export function caseRoutes(app: App, d: CaseRouteDeps): void {
     preHandler: [guard],
     schema: { tags: ['cases'], summary: 'A case with its history and evidence', params: IdParams, response: { 200: CaseDetailSchema, ...errors(401, 404) } },
   }, async (req) => {
-    await visibleCase(principal(req), req.params.id);
-    return (await cases.detail(req.params.id))!;
+    // One read: the detail carries the grid the region check needs.
+    const c = await cases.detail(req.params.id);
+    if (!c || !auth.canSee(principal(req), c.gridId)) throw CaseErrors.notFound();
+    return c;
   });
 
   app.post('/cases/:id/actions', {
@@ -251,9 +253,9 @@ export function caseRoutes(app: App, d: CaseRouteDeps): void {
   }, async (req, reply) => {
     const b = req.body;
     const code = `${b.kind === 'component' ? 'C' : 'E'}${b.majorCode}${b.minorCode}`;
-    if (b.code && b.code !== code) throw new GridError('VALIDATION_FAILED', `code must be ${code} for this kind, 大类 and 小类`, 400);
+    if (b.code && b.code !== code) throw Errors.validation(`code must be ${code} for this kind, 大类 and 小类`);
     const majorName = b.majorName ?? MAJOR[b.kind][b.majorCode];
-    if (!majorName) throw new GridError('VALIDATION_FAILED', 'majorName is required for a new 大类', 400);
+    if (!majorName) throw Errors.validation('majorName is required for a new 大类');
     if (b.key && categories.resolve(b.key)) throw new GridError('CATEGORY_EXISTS', `key ${b.key} is taken`, 409);
     const added = await categories.add({ code, key: b.key ?? null, kind: b.kind, majorCode: b.majorCode, majorName, minorCode: b.minorCode, name: b.name, nameEn: b.nameEn, timeLimitMin: b.timeLimitMin, defaultSeverity: b.defaultSeverity });
     if (!added) throw new GridError('CATEGORY_EXISTS', `category ${code} exists`, 409);

@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { SEVERITIES, type Severity } from '@gridlink/devices';
 import type { Principal } from '../auth/index.js';
 import type { EventBus } from '../core/bus.js';
-import { GridError } from '../core/errors.js';
+import { Errors, GridError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Actor, CaseAction, CaseActInput, CaseService, CaseSource, CaseStatus, CaseSummary, Services } from '../core/services.js';
 import type { Auth } from '../auth/index.js';
@@ -141,7 +141,7 @@ export const CaseErrors = {
   transition: (action: string, status: string) => new GridError('CASE_TRANSITION_INVALID', `cannot ${action} a case that is ${status}`, 409, { action, status }),
   role: (action: string) => new GridError('FORBIDDEN', `your role may not ${action} a case`, 403, { action }),
   notAssigned: () => new GridError('CASE_NOT_ASSIGNED', 'the case is not dispatched to this worker', 403),
-  workerRequired: () => new GridError('VALIDATION_FAILED', 'dispatch needs workerId', 400),
+  workerRequired: () => Errors.validation('dispatch needs workerId'),
   category: (ref: string) => new GridError('CATEGORY_NOT_FOUND', `unknown category ${ref}`, 400),
 };
 
@@ -281,7 +281,7 @@ export class CaseStore implements CaseService {
     if (f.to !== undefined) where.push(`created_at < to_timestamp(${p(f.to)} / 1000.0)`);
     if (f.cursor) {
       const [t, id] = Buffer.from(f.cursor, 'base64url').toString().split('|');
-      if (!t || !id || !/^\d+$/.test(t)) throw new GridError('VALIDATION_FAILED', 'bad cursor', 400);
+      if (!t || !id || !/^\d+$/.test(t)) throw Errors.validation('bad cursor');
       where.push(`(created_at, id) < (to_timestamp(${p(Number(t))} / 1000.0), ${p(id)})`);
     }
     const rows = await this.d.db.query<CaseRow>(
@@ -383,7 +383,7 @@ export class CaseStore implements CaseService {
         input.alarmId ?? null, !!link, input.note ?? null, JSON.stringify(data)],
     );
     const row = rows[0];
-    if (!row) throw new GridError('INTERNAL', 'case not created', 500);
+    if (!row) throw Errors.internal('case not created');
     const { existing, ...caseRow } = row;
     const summary = this.summary(caseRow as CaseRow);
     if (!existing && link) this.addLink(summary.id, summary.createdAt, input.ruleId ?? null, summary.category.code, input.deviceId!);
@@ -424,7 +424,7 @@ export class CaseStore implements CaseService {
 
   async act(id: string, action: CaseAction, actor: Actor, input: CaseActInput = {}): Promise<CaseSummary> {
     const t = WORKFLOW[action];
-    if (!t) throw new GridError('VALIDATION_FAILED', `unknown action ${String(action)}`, 400);
+    if (!t) throw Errors.validation(`unknown action ${String(action)}`);
     const at = this.d.now();
     let from: CaseStatus = 'reported';
     let previousWorker: string | null = null;
