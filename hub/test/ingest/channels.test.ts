@@ -122,6 +122,13 @@ for (const engine of engines()) {
       const invalid = await fetch(`${t.http}/api/v1/ingest/${ids.water}/telemetry`, { method: 'POST', headers: { authorization: auth, 'content-type': 'application/json' }, body: JSON.stringify({ values: { water_level_cm: -999 } }) });
       expect(invalid.status).toBe(400);
       expect(await invalid.json()).toMatchObject({ code: 'PAYLOAD_INVALID', details: { reason: 'out_of_range' } });
+      const empty = await fetch(`${t.http}/api/v1/ingest/${ids.water}/telemetry`, { method: 'POST', headers: { authorization: auth } });
+      expect(empty.status).toBe(400);
+      expect(await empty.json()).toMatchObject({ code: 'PAYLOAD_INVALID', details: { reason: 'empty' } });
+      // Other routes keep fastify's JSON parser and answer malformed JSON with a coded 400.
+      const broken = await fetch(`${t.http}/api/v1/devices`, { method: 'POST', headers: { authorization: `Bearer ${t.token}`, 'content-type': 'application/json' }, body: '{"type": ' });
+      expect(broken.status).toBe(400);
+      expect(((await broken.json()) as { code: string }).code).toBe('BAD_REQUEST');
     });
 
     it('should serve metrics and health', async () => {
