@@ -4,7 +4,7 @@ import { get, items, post, put } from '../api/client';
 import type { Camera, Device, Role, Rule, User, Worker } from '../api/types';
 import { useI18n } from '../i18n';
 import type { DictKey } from '../i18n/dict';
-import { cameras, devices, grids, resync, workers } from '../store/data';
+import { cameras, devices, grids, workers } from '../store/data';
 import { useEntities, useValue } from '../store/entities';
 import { ADMIN_TABS_BY_ROLE } from '../store/roles';
 import { session } from '../store/session';
@@ -188,8 +188,10 @@ function CamerasTab() {
       if (form.name) body.name = form.name;
       const c = await post<Camera & { secret: string }>('/cameras', body);
       setSecret({ id: c.id, secret: c.secret });
-      cameras.upsert(c);
-      void resync();
+      const { secret: _s, ...cam } = c;
+      cameras.upsert(cam);
+      // The camera is also a device under the same id: fetch that one row, not a full re-sync.
+      devices.upsert(await get<Device>(`/devices/${encodeURIComponent(c.id)}`));
     });
   return (
     <>
