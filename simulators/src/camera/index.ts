@@ -20,6 +20,7 @@ import { createSocket } from 'node:dgram';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ALERT_TYPES } from '@gridlink/devices';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const RTSP_SERVER_SCRIPT = path.join(here, 'rtsp_server.py');
@@ -215,7 +216,6 @@ export function snapshotJpeg(id: string, opts: { width?: number; height?: number
   });
 }
 
-export const ALERT_TYPES = ['fire', 'smoke', 'crowd', 'intrusion', 'illegal_parking', 'street_vending', 'garbage_overflow', 'fall'] as const;
 
 /** The body of an `alert` message (CONTRACT section 3) with a JPEG snapshot. */
 export async function alertMessage(id: string, type: string, opts: { confidence?: number; ts?: number; withSnapshot?: boolean } = {}): Promise<Record<string, unknown>> {
