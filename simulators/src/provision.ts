@@ -169,8 +169,3 @@ export function rtspUrlFor(d: SimDevice, index: number, host = '127.0.0.1'): str
 function workerBody(w: SimWorker): Record<string, unknown> {
   return { id: w.key, name: w.name, deviceId: w.deviceId, gridIds: w.gridIds, team: w.role === 'leader' ? 'grid_leader' : 'grid_worker' };
 }
-
-/** Devices of the district that have a secret for this hub. */
-export function credentialsFor(hs: HubState, devices: readonly SimDevice[]): Array<SimDevice & { secret: string }> {
-  return devices.flatMap((d) => (hs.devices[d.id] ? [{ ...d, secret: hs.devices[d.id]! }] : []));
-}

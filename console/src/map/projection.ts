@@ -151,11 +151,6 @@ export function tileUrl(template: string, t: { z: number; x: number; y: number }
     .replace(/\{s\}/g, s);
 }
 
-/** Metres per world unit at a latitude (for radii and distance labels). */
-export function metresPerWorldUnit(lat: number): number {
-  return 40_075_016.686 * Math.cos((lat * Math.PI) / 180);
-}
-
 /** Initial bearing in degrees from a to b (0 = north, clockwise). */
 export function bearing(lat1: number, lon1: number, lat2: number, lon2: number): number {
   const r = Math.PI / 180;
