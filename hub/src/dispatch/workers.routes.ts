@@ -22,14 +22,15 @@ const IdParams = Type.Object({ id: Type.String({ pattern: ID }) });
 const CaseParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
 const STATUSES = ['off_duty', 'available', 'dispatched', 'en_route', 'on_scene'] as const;
 const Nullable = <T extends ReturnType<typeof Type.String>>(t: T) => Type.Union([t, Type.Null()]);
+const NullableNumber = Type.Union([Type.Number(), Type.Null()]);
 
 const Position = Type.Object({
   lat: Type.Number(),
   lon: Type.Number(),
   ts: Type.Number(),
-  acc: Type.Optional(Type.Union([Type.Number(), Type.Null()])),
-  batt: Type.Optional(Type.Union([Type.Number(), Type.Null()])),
-  gridId: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+  acc: Type.Optional(NullableNumber),
+  batt: Type.Optional(NullableNumber),
+  gridId: Type.Optional(Nullable(Type.String())),
 });
 
 export const WorkerSchema = Type.Object({
@@ -67,14 +68,13 @@ const TrackPointSchema = Type.Object({
   ts: Type.Number(),
   lat: Type.Number(),
   lon: Type.Number(),
-  spd: Type.Optional(Type.Union([Type.Number(), Type.Null()])),
-  acc: Type.Optional(Type.Union([Type.Number(), Type.Null()])),
+  spd: Type.Optional(NullableNumber),
+  acc: Type.Optional(NullableNumber),
   n: Type.Optional(Type.Number({ description: 'fixes averaged into this bucket' })),
 });
 
 const StopSchema = Type.Object({ lat: Type.Number(), lon: Type.Number(), from: Type.Number(), to: Type.Number(), durationS: Type.Number() });
 
-const NullableNumber = Type.Union([Type.Number(), Type.Null()]);
 const DispatchRecordSchema = Type.Object({
   workerId: Type.String(),
   deviceId: Type.String(),
@@ -83,10 +83,10 @@ const DispatchRecordSchema = Type.Object({
   dispatchedAt: Type.Number(),
   acceptedAt: NullableNumber,
   arrivedAt: NullableNumber,
-  arrivedBy: Type.Union([Type.String(), Type.Null()]),
+  arrivedBy: Nullable(Type.String()),
   resolvedAt: NullableNumber,
   endedAt: NullableNumber,
-  outcome: Type.Union([Type.String(), Type.Null()]),
+  outcome: Nullable(Type.String()),
   path: Type.Optional(Type.Object({ points: Type.Array(TrackPointSchema), distanceM: Type.Number(), bucketS: NullableNumber })),
 });
 
