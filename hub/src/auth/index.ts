@@ -5,13 +5,11 @@
  * "inside" is plugged in by the grids module (RegionResolver).
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
 import { createSigner, createVerifier } from 'fast-jwt';
 import type { Config } from '../core/config.js';
 import { Errors } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import { hashSecret, verifySecret } from '../core/secrets.js';
+import { hashSecret, loadKeyFile, verifySecret } from '../core/secrets.js';
 import type { Db } from '../store/db.js';
 
 export const ROLES = ['admin', 'officer', 'dispatcher', 'worker', 'integrator'] as const;
@@ -70,22 +68,15 @@ interface UserRow {
 
 const toUser = (r: UserRow): User => ({ id: r.id, username: r.username, role: r.role, regionId: r.region_id, displayName: r.display_name });
 
-function jwtSecret(config: Config, logger: Logger): string {
+function jwtSecret(config: Config): string {
   if (config.jwtSecret) return config.jwtSecret;
-  if (config.databaseUrl?.startsWith('memory://')) return randomBytes(32).toString('hex');
   // Kept with the data so tokens survive a restart.
-  const file = path.join(config.dataDir, 'jwt.key');
-  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
-  mkdirSync(config.dataDir, { recursive: true });
-  const secret = randomBytes(32).toString('hex');
-  writeFileSync(file, secret, { mode: 0o600 });
-  logger.info({ file }, 'generated token signing key');
-  return secret;
+  return loadKeyFile(config.dataDir, 'jwt.key', !config.databaseUrl?.startsWith('memory://')).toString('hex');
 }
 
 export function createAuth(deps: { db: Db; config: Config; logger: Logger }): Auth {
   const { db, config, logger } = deps;
-  const key = jwtSecret(config, logger);
+  const key = jwtSecret(config);
   const signer = createSigner({ key, algorithm: 'HS256', expiresIn: config.tokenTtlS * 1000 });
   const verifier = createVerifier({ key, algorithms: ['HS256'], cache: 1000 });
   let regions: RegionResolver = exactRegion;

@@ -16,9 +16,10 @@ export class GridError extends Error {
   }
 }
 
-type Factory = (message?: string, details?: unknown) => GridError;
+export type Factory = (message?: string, details?: unknown) => GridError;
 
-function define(code: string, statusCode: number, defaultMessage: string): Factory {
+/** A factory for one coded error; domain modules define their own codes with it. */
+export function define(code: string, statusCode: number, defaultMessage: string): Factory {
   return (message, details) => new GridError(code, message ?? defaultMessage, statusCode, details);
 }
 

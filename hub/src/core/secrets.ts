@@ -4,6 +4,8 @@
  * lighter cost is enough for them; user passwords get the interactive cost.
  */
 import { randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 
 const KEYLEN = 32;
 export const DEVICE_COST = { N: 1 << 10, r: 8, p: 1 } as const;
@@ -34,4 +36,19 @@ export async function verifySecret(secret: string, stored: string): Promise<bool
 /** A device secret: 32 random bytes, URL-safe, easy to paste into a device config. */
 export function newSecret(): string {
   return randomBytes(32).toString('base64url');
+}
+
+/**
+ * A 256-bit key kept as hex in `dataDir/name` (mode 0600), created on first
+ * use, so tokens and sealed secrets survive a restart. `persistent: false`
+ * (in-memory database) gives a fresh key each start.
+ */
+export function loadKeyFile(dataDir: string, name: string, persistent = true): Buffer {
+  if (!persistent) return randomBytes(32);
+  const file = path.join(dataDir, name);
+  if (existsSync(file)) return Buffer.from(readFileSync(file, 'utf8').trim(), 'hex');
+  mkdirSync(dataDir, { recursive: true });
+  const key = randomBytes(32);
+  writeFileSync(file, key.toString('hex'), { mode: 0o600 });
+  return key;
 }

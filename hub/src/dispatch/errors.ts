@@ -1,7 +1,5 @@
 /** Dispatch's coded errors (same GridError catalogue style as core/errors.ts). */
-import { Errors, GridError } from '../core/errors.js';
-
-const define = (code: string, status: number, fallback: string) => (message?: string, details?: unknown) => new GridError(code, message ?? fallback, status, details);
+import { define, Errors } from '../core/errors.js';
 
 export const DispatchErrors = {
   workerNotFound: define('WORKER_NOT_FOUND', 404, 'Worker not found'),

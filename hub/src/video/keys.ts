@@ -7,17 +7,10 @@
  *     WebSockets cannot send an Authorization header easily).
  */
 import { createCipheriv, createDecipheriv, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
+import { loadKeyFile } from '../core/secrets.js';
 
 export function loadVideoKey(opts: { dataDir: string; persistent: boolean }): Buffer {
-  if (!opts.persistent) return randomBytes(32);
-  const file = path.join(opts.dataDir, 'video.key');
-  if (existsSync(file)) return Buffer.from(readFileSync(file, 'utf8').trim(), 'hex');
-  mkdirSync(opts.dataDir, { recursive: true });
-  const key = randomBytes(32);
-  writeFileSync(file, key.toString('hex'), { mode: 0o600 });
-  return key;
+  return loadKeyFile(opts.dataDir, 'video.key', opts.persistent);
 }
 
 export interface StreamToken {
