@@ -53,7 +53,8 @@ export type RejectReason =
   | 'out_of_range'
   | 'bad_image'
   | 'channel_not_allowed'
-  | 'empty';
+  | 'empty'
+  | 'bad_text';
 
 export type DecodeFailure = { ok: false; reason: RejectReason; detail: string };
 export type DecodeResult = { ok: true; messages: Normalised[] } | DecodeFailure;
@@ -394,6 +395,54 @@ function allowed(channel: string, ctx: DecodeContext): TypeRuntime | DecodeFailu
   return rt;
 }
 
+// ---- text PostgreSQL cannot store -------------------------------------------------------
+
+const SUSPECT_TEXT = /[\u0000\ud800-\udfff]/;
+
+/**
+ * PostgreSQL `text` and `jsonb` hold neither U+0000 nor a lone UTF-16 surrogate (both
+ * reach a JSON string only as a `\u` escape). Such a message can never be committed, so
+ * it is refused here, before it can share a batch with good ones.
+ */
+export function unstorableText(s: string): string | null {
+  if (!SUSPECT_TEXT.test(s)) return null;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 0) return 'U+0000';
+    if (c >= 0xd800 && c <= 0xdbff) {
+      const next = s.charCodeAt(i + 1);
+      if (next >= 0xdc00 && next <= 0xdfff) {
+        i++;
+        continue;
+      }
+      return 'a lone surrogate';
+    }
+    if (c >= 0xdc00 && c <= 0xdfff) return 'a lone surrogate';
+  }
+  return null;
+}
+
+/** Walks every string and key of a parsed value (iteratively: nesting depth is the sender's choice). */
+function badTextIn(value: unknown): DecodeFailure | undefined {
+  const stack: Array<[unknown, string]> = [[value, '']];
+  while (stack.length > 0) {
+    const [v, path] = stack.pop()!;
+    if (typeof v === 'string') {
+      const what = unstorableText(v);
+      if (what) return fail('bad_text', `${path || '/'}: contains ${what}, which cannot be stored`);
+    } else if (Array.isArray(v)) {
+      for (let i = 0; i < v.length; i++) stack.push([v[i], `${path}/${i}`]);
+    } else if (v !== null && typeof v === 'object') {
+      for (const key in v) {
+        const what = unstorableText(key);
+        if (what) return fail('bad_text', `${path}/${key.replace(/[^\x20-\x7e]/g, '?')}: key contains ${what}, which cannot be stored`);
+        stack.push([(v as Record<string, unknown>)[key], `${path}/${key}`]);
+      }
+    }
+  }
+  return undefined;
+}
+
 // ---- entry points --------------------------------------------------------------------------
 
 // fatal: invalid UTF-8 is a bad payload, not something to paper over with U+FFFD.
@@ -408,11 +457,19 @@ export function readJson(payload: Uint8Array | string): { ok: true; value: unkno
   } catch {
     return fail('not_json', 'payload is not valid UTF-8');
   }
+  let value: unknown;
   try {
-    return { ok: true, value: JSON.parse(text) as unknown };
+    value = JSON.parse(text) as unknown;
   } catch (err) {
     return fail('not_json', (err as Error).message);
   }
+  // Bytes that are valid UTF-8 carry U+0000 or a surrogate only as a \u escape: skip
+  // the walk for the usual payload without one. A JS string may carry them raw.
+  if (typeof payload === 'string' || text.includes('\\u')) {
+    const bad = badTextIn(value);
+    if (bad) return bad;
+  }
+  return { ok: true, value };
 }
 
 /**
@@ -423,6 +480,8 @@ export function decodeValue(channel: Channel, value: unknown, ctx: DecodeContext
   try {
     const rt = allowed(channel, ctx);
     if (isFailure(rt)) return rt;
+    const bad = badTextIn(value);
+    if (bad) return bad;
     return decodeChannel(channel, value, rt, ctx);
   } catch (err) {
     return fail('schema', `decoder error: ${(err as Error)?.message ?? String(err)}`);

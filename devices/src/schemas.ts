@@ -52,7 +52,8 @@ const Ts = Type.Optional(
     description: 'epoch milliseconds or ISO-8601 with a zone; absent means now',
   }),
 );
-const Seq = Type.Optional(Type.Integer({ minimum: 0, description: 'increasing per device' }));
+// Stored as bigint; above 2^53 a JSON number has already lost its integer value anyway.
+const Seq = Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'increasing per device' }));
 const Id = Type.String({ minLength: 1, maxLength: LIMITS.id });
 const Lat = Type.Number({ minimum: -90, maximum: 90, description: 'WGS-84 degrees' });
 const Lon = Type.Number({ minimum: -180, maximum: 180, description: 'WGS-84 degrees' });
@@ -94,7 +95,8 @@ export const LocationItem = Type.Object({
   seq: Seq,
   lat: Lat,
   lon: Lon,
-  acc: Type.Optional(Type.Number({ minimum: 0, description: 'metres' })),
+  // real column: bounded well inside its range (3.4e38) by the size of the Earth.
+  acc: Type.Optional(Type.Number({ minimum: 0, maximum: 20_000_000, description: 'metres' })),
   alt: Type.Optional(Type.Number({ minimum: -1000, maximum: 20000, description: 'metres' })),
   spd: Type.Optional(Type.Number({ minimum: 0, maximum: 1000, description: 'm/s' })),
   hdg: Type.Optional(Type.Number({ minimum: 0, maximum: 360, description: 'degrees' })),

@@ -331,3 +331,27 @@ describe('decodeCommand', () => {
     expect(decodeCommand(json({ cmdId: 'x', type: 'cancel', ts: NOW }))).toBeNull();
   });
 });
+
+describe('text and numbers PostgreSQL cannot store', () => {
+  it('should refuse U+0000 in any string, key or nested value, with bad_text and the path', () => {
+    rejected(decodeUplink('event', '{"type":"tamper","data":{"note":"a\\u0000b"}}', smoke), 'bad_text', /^\/data\/note: contains U\+0000/);
+    rejected(decodeUplink('event', '{"type":"tamper","data":{"k\\u0000":1}}', smoke), 'bad_text', /key contains U\+0000/);
+    rejected(decodeUplink('alert', '{"type":"fire","objects":[{"label":["x","\\u0000"]}]}', camera), 'bad_text', /^\/objects\/0\/label\/1/);
+    rejected(decodeUplink('case', '{"caseId":"c1","action":"resolve","note":"done\\u0000"}', handheld), 'bad_text', /^\/note/);
+    rejected(decodeUplink('event', '{"type":"tamp\\u0000er"}', smoke), 'bad_text', /^\/type/);
+  });
+
+  it('should refuse lone surrogates but keep proper pairs and escaped backslashes', () => {
+    rejected(decodeUplink('event', '{"type":"tamper","data":{"s":"\\ud800"}}', smoke), 'bad_text', /lone surrogate/);
+    rejected(decodeUplink('event', '{"type":"tamper","data":{"s":"x\\udc00y"}}', smoke), 'bad_text', /lone surrogate/);
+    rejected(decodeValue('event', { type: 'tamper', data: { s: 'a\ud83d' } }, smoke), 'bad_text', /lone surrogate/);
+    const ok = messages(decodeUplink('event', '{"type":"tamper","data":{"s":"\\ud83d\\ude92 \\\\u0000 \\u00e9"}}', smoke));
+    expect(ok[0]).toMatchObject({ data: { s: '🚒 \\u0000 é' } });
+  });
+
+  it('should refuse a seq beyond bigint-safe integers and an accuracy beyond its column', () => {
+    rejected(decodeUplink('telemetry', json({ seq: 2 ** 63, values: { water_level_cm: 1 } }), water), 'out_of_range', /\/seq/);
+    rejected(decodeUplink('location', json({ lat: 30, lon: 104, acc: 1e39 }), handheld), 'out_of_range', /\/acc/);
+    rejected(decodeUplink('telemetry', '{"values":{"water_level_cm":1e400}}', water), 'schema', /water_level_cm/);
+  });
+});
