@@ -104,7 +104,7 @@ export async function startHub(overrides: Partial<Config> = {}, options: HubOpti
 }
 
 /** Waits until `fn` returns a truthy value (polling real state, not sleeping for logic). */
-export async function until<T>(fn: () => T | Promise<T>, timeoutMs = 5_000, stepMs = 20): Promise<NonNullable<T>> {
+export async function until<T>(fn: () => T | Promise<T>, timeoutMs = 20_000, stepMs = 20): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
