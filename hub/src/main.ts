@@ -3,14 +3,15 @@
  * SIGINT/SIGTERM. Invalid configuration exits non-zero before anything
  * listens, naming every bad setting at once.
  */
-import { ConfigError, loadConfig } from './core/config.js';
+import { ConfigError } from './core/config.js';
 import { createLogger } from './core/logger.js';
 import { createHub } from './hub.js';
+import { loadAllSettings } from './settings.js';
 
 async function main(): Promise<void> {
   let config;
   try {
-    config = loadConfig();
+    config = loadAllSettings();
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`${err.message}\n`);
