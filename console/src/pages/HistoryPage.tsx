@@ -253,6 +253,7 @@ function KpiDashboard() {
             <Kpi label={t('kpi.closeRate')} value={pct(kpi.rates.close)} />
             <Kpi label={t('kpi.avgResponse')} value={secs(kpi.avgSeconds.registerToDispatch ?? kpi.avgSeconds.reportToRegister)} />
             <Kpi label={t('kpi.avgHandling')} value={secs(kpi.avgSeconds.arriveToResolve ?? kpi.avgSeconds.reportToClose)} />
+            <Kpi label={t('kpi.satisfaction')} value={pct(kpi.rates.satisfaction)} />
             <Kpi label={t('kpi.total')} value={String(kpi.total)} />
           </div>
           <div className="charts">

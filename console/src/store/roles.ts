@@ -16,8 +16,8 @@ export const PAGES_BY_ROLE: Record<Role, readonly Page[]> = {
 
 // Mirrors hub/src/cases/workflow.ts (the hub checks every action again).
 const ACTIONS_BY_ROLE: Record<Role, readonly CaseAction[]> = {
-  admin: ['register', 'reject', 'dispatch', 'verify', 'rework', 'cancel'],
-  officer: ['register', 'reject', 'dispatch', 'verify', 'rework', 'cancel'],
+  admin: ['register', 'reject', 'dispatch', 'verify', 'rework', 'cancel', 'rate'],
+  officer: ['register', 'reject', 'dispatch', 'verify', 'rework', 'cancel', 'rate'],
   dispatcher: ['dispatch', 'cancel'],
   integrator: [],
   worker: [],
@@ -31,7 +31,8 @@ const ACTIONS_BY_STATUS: Record<CaseStatus, readonly CaseAction[]> = {
   accepted: ['cancel'],
   on_scene: ['cancel'],
   resolved: ['verify', 'rework', 'cancel'],
-  closed: [],
+  // rework of a closed case: only after a poor rating (the hub checks).
+  closed: ['rate', 'rework'],
   rejected: [],
 };
 

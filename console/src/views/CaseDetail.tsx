@@ -27,6 +27,7 @@ export function CaseDetailView({ id }: { id: string }) {
   const data = useCaseData(id);
   const c = data.summary;
   const [note, setNote] = useState('');
+  const [rating, setRating] = useState(5);
   const [busy, setBusy] = useState(false);
   const [msg, setMsg] = useState<string | null>(null);
   const g = useValue(grids);
@@ -35,7 +36,7 @@ export function CaseDetailView({ id }: { id: string }) {
     setBusy(true);
     setMsg(null);
     try {
-      await post(`/cases/${encodeURIComponent(id)}/actions`, { action, ...(workerId ? { workerId } : {}), ...(note ? { note } : {}) });
+      await post(`/cases/${encodeURIComponent(id)}/actions`, { action, ...(workerId ? { workerId } : {}), ...(note ? { note } : {}), ...(action === 'rate' ? { rating } : {}) });
       setNote('');
       if (action === 'dispatch' && workerId) setMsg(t('dispatch.sent', { name: workers.get(workerId)?.name ?? workerId }));
       data.reload();
@@ -91,6 +92,14 @@ export function CaseDetailView({ id }: { id: string }) {
                 <span>{t('case.actionNote')}</span>
                 <input value={note} onChange={(e) => setNote(e.target.value)} data-testid="action-note" />
               </label>
+              {actions.includes('rate') && (
+                <label className="field">
+                  <span>{t('case.rating')} · {t('case.rateHint')}</span>
+                  <select value={rating} onChange={(e) => setRating(Number(e.target.value))} data-testid="rating">
+                    {[5, 4, 3, 2, 1].map((n) => <option key={n} value={n}>{t('case.ratingScore', { n })}</option>)}
+                  </select>
+                </label>
+              )}
               <div className="row">
                 {actions.map((a) => (
                   <button key={a} type="button" className={a === 'cancel' || a === 'reject' ? 'danger' : 'primary'} disabled={busy} onClick={() => void act(a)} data-action={a}>
@@ -134,6 +143,12 @@ export function CaseDetailView({ id }: { id: string }) {
             <dd>{clock(locale, c.deadline, true)}</dd>
             <dt>{t('case.worker')}</dt>
             <dd>{worker?.name ?? c.workerId ?? t('common.none')}</dd>
+            {c.rating != null && (
+              <>
+                <dt>{t('case.rating')}</dt>
+                <dd data-testid="case-rating">{'★'.repeat(c.rating)}{'☆'.repeat(5 - c.rating)} {t('case.ratingScore', { n: c.rating })}</dd>
+              </>
+            )}
           </dl>
           {data.detail?.description && <p>{data.detail.description}</p>}
         </div>

@@ -15,6 +15,7 @@ export const KPI_DESCRIPTION = `KPIs over the cases created in [from, to) (defau
 - 返工率 reworkRate = reworked / resolved: cases sent back (rework) at least once over cases ever resolved.
 - 准确派遣率 accurateDispatchRate = (dispatches − declines) / dispatches, counting every dispatch and rework dispatch and every decline.
 - avgSeconds: reportToRegister = registeredAt − createdAt, registerToDispatch = first dispatchedAt − registeredAt, dispatchToArrive = arrivedAt − first dispatchedAt, arriveToResolve = last resolvedAt − arrivedAt, reportToClose = closedAt − createdAt; averaged over cases that reached both stages.
+- 满意率 satisfaction = satisfied / rated, where rated = cases with a 评价 (rating 1–5) and satisfied = rating ≥ 4; avgRating = mean rating over rated cases.
 - byStatus: count of cases in each status now.
 A rate is null when its denominator is 0. groupBy=grid|worker|category adds one entry per group with the same figures.`;
 
@@ -23,9 +24,10 @@ export type KpiGroupBy = 'grid' | 'worker' | 'category';
 export interface KpiFigures {
   total: number;
   byStatus: Record<CaseStatus, number>;
-  counts: { registered: number; closed: number; dispatched: number; resolved: number; reworked: number; due: number; closedOnTime: number; dispatches: number; declines: number; overdue: number };
-  rates: { onTimeClose: number | null; close: number | null; handle: number | null; rework: number | null; accurateDispatch: number | null };
+  counts: { registered: number; closed: number; dispatched: number; resolved: number; reworked: number; due: number; closedOnTime: number; dispatches: number; declines: number; overdue: number; rated: number; satisfied: number };
+  rates: { onTimeClose: number | null; close: number | null; handle: number | null; rework: number | null; accurateDispatch: number | null; satisfaction: number | null };
   avgSeconds: { reportToRegister: number | null; registerToDispatch: number | null; dispatchToArrive: number | null; arriveToResolve: number | null; reportToClose: number | null };
+  avgRating: number | null;
 }
 
 export interface KpiResult extends KpiFigures {
@@ -49,6 +51,9 @@ interface KpiRow {
   dispatches: number;
   declines: number;
   overdue: number;
+  rated: number;
+  satisfied: number;
+  avg_rating: number | null;
   r2reg: number | null;
   reg2d: number | null;
   d2a: number | null;
@@ -70,6 +75,7 @@ function figures(r: KpiRow): KpiFigures {
     counts: {
       registered: Number(r.registered), closed: Number(r.closed), dispatched: Number(r.dispatched), resolved: Number(r.resolved), reworked: Number(r.reworked),
       due: Number(r.due), closedOnTime: Number(r.closed_on_time), dispatches, declines, overdue: Number(r.overdue),
+      rated: Number(r.rated), satisfied: Number(r.satisfied),
     },
     rates: {
       onTimeClose: rate(Number(r.closed_on_time), Number(r.due)),
@@ -77,7 +83,9 @@ function figures(r: KpiRow): KpiFigures {
       handle: rate(Number(r.resolved), Number(r.dispatched)),
       rework: rate(Number(r.reworked), Number(r.resolved)),
       accurateDispatch: rate(dispatches - declines, dispatches),
+      satisfaction: rate(Number(r.satisfied), Number(r.rated)),
     },
+    avgRating: num(r.avg_rating),
     avgSeconds: { reportToRegister: num(r.r2reg), registerToDispatch: num(r.reg2d), dispatchToArrive: num(r.d2a), arriveToResolve: num(r.a2res), reportToClose: num(r.r2c) },
   };
 }
@@ -99,6 +107,9 @@ export async function computeKpi(db: Db, q: { from: number; to: number; now: num
     coalesce(sum(dispatch_count), 0)::int as dispatches,
     coalesce(sum(decline_count), 0)::int as declines,
     count(*) filter (where overdue)::int as overdue,
+    count(*) filter (where rating is not null)::int as rated,
+    count(*) filter (where rating >= 4)::int as satisfied,
+    avg(rating)::float8 as avg_rating,
     ${secs('created_at', 'registered_at')} as r2reg,
     ${secs('registered_at', 'dispatched_at')} as reg2d,
     ${secs('dispatched_at', 'arrived_at')} as d2a,

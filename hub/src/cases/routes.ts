@@ -40,6 +40,11 @@ export const CaseSummarySchema = Type.Object({
   overdue: Type.Boolean(),
   createdAt: Type.Number(),
   updatedAt: Type.Number(),
+  departmentId: Type.Optional(Nullable(Type.String())),
+  ackDeadline: Type.Optional(Nullable(Type.Number())),
+  warned: Type.Optional(Type.Boolean()),
+  escalatedTo: Type.Optional(Nullable(Type.String())),
+  rating: Type.Optional(Nullable(Type.Integer())),
 });
 
 export const EvidenceSchema = Type.Object({
@@ -56,6 +61,7 @@ export const CaseDetailSchema = Type.Intersect([CaseSummarySchema, Type.Object({
   times: Type.Object({ registeredAt: NullableTime, dispatchedAt: NullableTime, acceptedAt: NullableTime, arrivedAt: NullableTime, resolvedAt: NullableTime, closedAt: NullableTime }),
   counts: Type.Object({ dispatches: Type.Number(), declines: Type.Number(), reworks: Type.Number() }),
   alarmIds: Type.Array(Type.String()),
+  evaluation: Nullable(Type.Object({ rating: Type.Integer(), comment: Nullable(Type.String()), at: Type.Number(), by: Type.Unknown() })),
   history: Type.Array(Type.Object({
     id: Type.Number(), ts: Type.Number(), action: Type.String(), from: Nullable(Type.String()), to: Nullable(Type.String()),
     actor: Type.Unknown(), note: Nullable(Type.String()), data: Type.Unknown(),
@@ -75,6 +81,7 @@ const FigureSchema = Type.Object({
   counts: Type.Record(Type.String(), Type.Number()),
   rates: Type.Record(Type.String(), Nullable(Type.Number())),
   avgSeconds: Type.Record(Type.String(), Nullable(Type.Number())),
+  avgRating: Nullable(Type.Number()),
 });
 const KpiSchema = Type.Intersect([FigureSchema, Type.Object({
   from: Type.Number(), to: Type.Number(), gridId: Nullable(Type.String()), groupBy: Nullable(Type.String()),
@@ -196,10 +203,12 @@ export function caseRoutes(app: App, d: CaseRouteDeps): void {
       body: Type.Object({
         action: Type.Union(CASE_ACTIONS.map((a) => Type.Literal(a))),
         workerId: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+        departmentId: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'route (分流): the department' })),
+        rating: Type.Optional(Type.Integer({ minimum: 1, maximum: 5, description: 'rate (评价): 1–5; the note is the comment' })),
         note: Type.Optional(Type.String({ maxLength: 2000 })),
         photos: Type.Optional(Photos),
         data: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
-      }),
+      }, { additionalProperties: false }),
       response: { 200: CaseSummarySchema, ...errors(400, 401, 403, 404, 409) },
     },
     bodyLimit: 16 * 1024 * 1024,
@@ -209,6 +218,7 @@ export function caseRoutes(app: App, d: CaseRouteDeps): void {
     const b = req.body;
     return cases.act(req.params.id, b.action, userActor(p), {
       ...(b.workerId ? { workerId: b.workerId } : {}), ...(b.note ? { note: b.note } : {}), ...(b.data ? { data: b.data } : {}),
+      ...(b.rating !== undefined ? { rating: b.rating } : {}), ...(b.departmentId ? { departmentId: b.departmentId } : {}),
       ...(b.photos?.length ? { photos: b.photos.map(decodePhoto) } : {}),
     });
   });

@@ -119,4 +119,15 @@ export const caseMigrations: Migration[] = [
       for (const c of SEED_CATEGORIES) await insertCategory(db, c);
     },
   },
+  {
+    // 评价: one rating per closure (a rework after a poor rating allows another); who verified decides who may rate.
+    id: '203_case_rating',
+    up: (db) => db.exec(`
+      alter table cases add column verified_by text;
+      alter table cases add column rating smallint check (rating between 1 and 5);
+      alter table cases add column rating_comment text;
+      alter table cases add column rated_at timestamptz;
+      alter table cases add column rated_by jsonb;
+    `),
+  },
 ];

@@ -16,7 +16,7 @@ import type { Db, Queryable } from '../store/index.js';
 import type { Category, CategoryCatalogue } from './categories.js';
 import type { Evidence, EvidenceStore } from './evidence.js';
 import type { GridIndex } from './grids.js';
-import { isOpen, OPEN_STATUSES, WORKFLOW } from './workflow.js';
+import { isOpen, OPEN_STATUSES, POOR_RATING, WORKFLOW } from './workflow.js';
 
 /** Besides workflow actions: creation, a rule trigger joining, overdue detection. */
 export type CaseChange = CaseAction | 'create' | 'attach' | 'overdue';
@@ -63,6 +63,8 @@ export interface CaseDetail extends CaseSummary {
   times: { registeredAt: number | null; dispatchedAt: number | null; acceptedAt: number | null; arrivedAt: number | null; resolvedAt: number | null; closedAt: number | null };
   counts: { dispatches: number; declines: number; reworks: number };
   alarmIds: string[];
+  /** 评价 of the last closure. */
+  evaluation: { rating: number; comment: string | null; at: number; by: Actor | null } | null;
   history: HistoryEntry[];
   evidence: Evidence[];
 }
@@ -132,6 +134,11 @@ interface CaseRow {
   dispatch_count: number;
   decline_count: number;
   rework_count: number;
+  verified_by: string | null;
+  rating: number | null;
+  rating_comment: string | null;
+  rated_at: Date | null;
+  rated_by: Actor | null;
 }
 
 const ms = (d: Date | null): number | null => (d ? new Date(d).getTime() : null);
@@ -143,6 +150,9 @@ export const CaseErrors = {
   notAssigned: () => new GridError('CASE_NOT_ASSIGNED', 'the case is not dispatched to this worker', 403),
   workerRequired: () => Errors.validation('dispatch needs workerId'),
   category: (ref: string) => new GridError('CATEGORY_NOT_FOUND', `unknown category ${ref}`, 400),
+  alreadyRated: () => new GridError('CASE_ALREADY_RATED', 'this closure is already rated', 409),
+  notPoor: () => new GridError('CASE_TRANSITION_INVALID', `a closed case is reworked only after a rating of ${POOR_RATING} or less`, 409, { action: 'rework', status: 'closed' }),
+  notRater: () => new GridError('FORBIDDEN', 'only the citizen who reported the case, or for internal cases the officer who verified it, may rate it', 403, { action: 'rate' }),
 };
 
 /** A console user as an actor. */
@@ -232,6 +242,7 @@ export class CaseStore implements CaseService {
       category: { code: r.category_code, name: c?.name ?? r.category_code, ...(c ? { nameEn: c.nameEn } : {}) },
       severity: r.severity, lat: r.lat, lon: r.lon, address: r.address, gridId: r.grid_id, source: r.source, workerId: r.worker_id,
       deadline: ms(r.deadline)!, overdue: r.overdue, createdAt: ms(r.created_at)!, updatedAt: ms(r.updated_at)!,
+      rating: r.rating ?? null,
     };
   }
 
@@ -261,6 +272,7 @@ export class CaseStore implements CaseService {
       times: { registeredAt: ms(r.registered_at), dispatchedAt: ms(r.dispatched_at), acceptedAt: ms(r.accepted_at), arrivedAt: ms(r.arrived_at), resolvedAt: ms(r.resolved_at), closedAt: ms(r.closed_at) },
       counts: { dispatches: r.dispatch_count, declines: r.decline_count, reworks: r.rework_count },
       alarmIds: links.map((l) => l.alarm_id),
+      evaluation: r.rating !== null && r.rated_at ? { rating: r.rating, comment: r.rating_comment, at: ms(r.rated_at)!, by: r.rated_by } : null,
       history: history.map((h) => ({ id: Number(h.id), ts: ms(h.ts)!, action: h.action, from: h.from_status, to: h.to_status, actor: h.actor, note: h.note, data: h.data })),
       evidence,
     };
@@ -402,6 +414,8 @@ export class CaseStore implements CaseService {
   private authorize(actor: Actor, action: CaseAction, r: CaseRow): void {
     const t = WORKFLOW[action];
     if (actor.kind === 'system') return;
+    if (action === 'rate') return this.authorizeRating(actor, r);
+    if (actor.kind === 'citizen') throw CaseErrors.role(action);
     if (actor.kind === 'worker') {
       if (!t.worker) throw CaseErrors.role(action);
       if (r.worker_id !== actor.id) throw CaseErrors.notAssigned();
@@ -415,6 +429,20 @@ export class CaseStore implements CaseService {
       return;
     }
     throw CaseErrors.role(action);
+  }
+
+  private authorizeRating(actor: Actor, r: CaseRow): void {
+    const reporter = r.reporter;
+    if (r.source === 'citizen') {
+      if (actor.kind === 'citizen' && reporter?.kind === 'citizen' && reporter.id === actor.id) return;
+      if (actor.kind === 'user' && !this.d.auth.canSee({ regionId: actor.regionId }, r.grid_id)) throw CaseErrors.notFound();
+      throw CaseErrors.notRater();
+    }
+    if (actor.kind !== 'user') throw CaseErrors.notRater();
+    if (!this.d.auth.canSee({ regionId: actor.regionId }, r.grid_id)) throw CaseErrors.notFound();
+    if (actor.role === 'admin') return;
+    if (actor.role !== 'officer') throw CaseErrors.role('rate');
+    if (r.verified_by !== actor.id) throw CaseErrors.notRater();
   }
 
   /** The worker record a `worker` login acts as: dispatch's mapping when present, else the username. */
@@ -435,8 +463,9 @@ export class CaseStore implements CaseService {
       if (!t.from.includes(r.status)) throw CaseErrors.transition(action, r.status);
       from = r.status;
       previousWorker = r.worker_id;
+      if (t.needsNote && !input.note?.trim()) throw Errors.validation(`${action} needs a note`);
       const set: string[] = ['status = $2', 'updated_at = to_timestamp($3 / 1000.0)'];
-      const params: unknown[] = [r.id, t.to, at];
+      const params: unknown[] = [r.id, t.to ?? r.status, at];
       const p = (v: unknown) => {
         params.push(v);
         return `$${params.length}`;
@@ -453,8 +482,25 @@ export class CaseStore implements CaseService {
         case 'decline': set.push('worker_id = null', 'decline_count = decline_count + 1'); break;
         case 'arrive': set.push('arrived_at = coalesce(arrived_at, to_timestamp($3 / 1000.0))'); break;
         case 'resolve': set.push('resolved_at = to_timestamp($3 / 1000.0)'); break;
-        case 'verify': set.push('closed_at = to_timestamp($3 / 1000.0)'); break;
+        case 'verify': set.push('closed_at = to_timestamp($3 / 1000.0)', `verified_by = ${p(actor.id)}`); break;
+        case 'route':
+        case 'sign':
+        case 'reply':
+        case 'return':
+          throw Errors.validation('departments are not configured');
+        case 'rate': {
+          const score = input.rating;
+          if (score === undefined || !Number.isInteger(score) || score < 1 || score > 5) throw Errors.validation('rate needs rating, an integer 1–5');
+          if (r.rated_at && r.closed_at && new Date(r.rated_at).getTime() >= new Date(r.closed_at).getTime()) throw CaseErrors.alreadyRated();
+          set.push(`rating = ${p(score)}`, `rating_comment = ${p(input.note ?? null)}`, 'rated_at = to_timestamp($3 / 1000.0)', `rated_by = ${p(JSON.stringify(actor))}::jsonb`);
+          break;
+        }
         case 'rework': {
+          if (r.status === 'closed') {
+            const ratedThisClosure = r.rated_at && r.closed_at && new Date(r.rated_at).getTime() >= new Date(r.closed_at).getTime();
+            if (!ratedThisClosure || r.rating === null || r.rating > POOR_RATING) throw CaseErrors.notPoor();
+            set.push('closed_at = null');
+          }
           const worker = input.workerId ?? r.worker_id;
           if (!worker) throw CaseErrors.workerRequired();
           set.push(`worker_id = ${p(worker)}`, 'rework_count = rework_count + 1', 'dispatch_count = dispatch_count + 1');
@@ -469,8 +515,9 @@ export class CaseStore implements CaseService {
       for (const bytes of input.photos ?? []) {
         evidenceIds.push((await this.d.evidence.save({ bytes, kind: 'photo', caseId: r.id, deviceId: actor.kind === 'worker' ? actor.deviceId : null, gridId: r.grid_id, actor, at }, q)).id);
       }
-      await this.history(q, r.id, at, action, from, t.to, actor, input.note ?? null, {
+      await this.history(q, r.id, at, action, from, t.to ?? r.status, actor, input.note ?? null, {
         ...(input.workerId ? { workerId: input.workerId } : {}),
+        ...(action === 'rate' ? { rating: input.rating } : {}),
         ...(input.ts !== undefined ? { deviceTs: input.ts } : {}),
         ...(evidenceIds.length ? { evidenceIds } : {}),
         ...(input.data ?? {}),

@@ -9,20 +9,37 @@
  *       │                   ▲   │                 │  ▲                  │                                       │
  *       │                   └───┼──── decline ────┘  └────────────────── rework ─────────────────────────────────┘
  *       └──── reject ───────────┴──→ rejected  ←── cancel (any open status)
+ *
+ * Departments (分流, "中心吹哨、部门报到"): registered ─route→ dispatched (to a
+ * department) ─sign→ accepted ─reply→ resolved; the department may `return`
+ * (退回, with a reason) a dispatched or accepted case to registered, and the
+ * centre routes it again. After 结案 the case is rated (`rate`, 1–5); a poor
+ * rating (≤ POOR_RATING) lets an officer `rework` the closed case. `supervise`
+ * (督办) leaves the status as it is and only writes history.
  */
 import type { Role } from '../auth/index.js';
 import type { CaseAction, CaseStatus } from '../core/services.js';
 
 export interface Transition {
   from: readonly CaseStatus[];
-  to: CaseStatus;
+  /** null: the status does not change (评价, 督办). */
+  to: CaseStatus | null;
   roles: readonly Role[];
   /** The worker the case is dispatched to may take it (handheld `case` channel or a worker login). */
   worker: boolean;
   /** Needs `workerId`. */
   needsWorker?: boolean;
+  /** Members of the department the case is routed to may take it. */
+  department?: boolean;
+  /** Needs `departmentId`. */
+  needsDepartment?: boolean;
+  /** Needs a note (退回 reason, 督办 text). */
+  needsNote?: boolean;
   zh: string;
 }
+
+/** A rating at or below this is poor: the closed case may be reworked (返工). */
+export const POOR_RATING = 2;
 
 export const OPEN_STATUSES: readonly CaseStatus[] = ['reported', 'registered', 'dispatched', 'accepted', 'on_scene', 'resolved'];
 export const CASE_STATUSES: readonly CaseStatus[] = [...OPEN_STATUSES, 'closed', 'rejected'];
@@ -37,8 +54,16 @@ export const WORKFLOW: Readonly<Record<CaseAction, Transition>> = {
   resolve: { from: ['on_scene'], to: 'resolved', roles: [], worker: true, zh: '处置反馈' },
   verify: { from: ['resolved'], to: 'closed', roles: ['officer'], worker: false, zh: '核查结案' },
   reject: { from: ['reported', 'registered'], to: 'rejected', roles: ['officer'], worker: false, zh: '作废' },
-  rework: { from: ['resolved'], to: 'dispatched', roles: ['officer'], worker: false, zh: '返工' },
+  // From closed only after a poor rating (≤ POOR_RATING).
+  rework: { from: ['resolved', 'closed'], to: 'dispatched', roles: ['officer'], worker: false, zh: '返工' },
   cancel: { from: ['reported', 'registered', 'dispatched', 'accepted', 'on_scene', 'resolved'], to: 'rejected', roles: ['officer', 'dispatcher'], worker: false, zh: '撤销' },
+  // Internal cases: the officer who verified; citizen cases: the reporter (Open311 / 12345 token).
+  rate: { from: ['closed'], to: null, roles: ['officer'], worker: false, zh: '评价' },
+  route: { from: ['registered'], to: 'dispatched', roles: ['dispatcher', 'officer'], worker: false, needsDepartment: true, zh: '分流' },
+  sign: { from: ['dispatched'], to: 'accepted', roles: [], worker: false, department: true, zh: '签收' },
+  reply: { from: ['accepted', 'on_scene'], to: 'resolved', roles: [], worker: false, department: true, zh: '办结回复' },
+  return: { from: ['dispatched', 'accepted'], to: 'registered', roles: [], worker: false, department: true, needsNote: true, zh: '退回' },
+  supervise: { from: ['reported', 'registered', 'dispatched', 'accepted', 'on_scene', 'resolved'], to: null, roles: ['officer', 'dispatcher'], worker: false, needsNote: true, zh: '督办' },
 };
 
 export const CASE_ACTIONS = Object.keys(WORKFLOW) as CaseAction[];
@@ -49,15 +74,15 @@ export function isOpen(status: CaseStatus): boolean {
 
 /** Actions a user role may take at all (for UIs and the OpenAPI description). */
 export function actionsForRole(role: Role): CaseAction[] {
-  return CASE_ACTIONS.filter((a) => role === 'admin' ? WORKFLOW[a].roles.length > 0 || WORKFLOW[a].worker : WORKFLOW[a].roles.includes(role) || (role === 'worker' && WORKFLOW[a].worker));
+  return CASE_ACTIONS.filter((a) => role === 'admin' ? WORKFLOW[a].roles.length > 0 || WORKFLOW[a].worker || !!WORKFLOW[a].department : WORKFLOW[a].roles.includes(role) || (role === 'worker' && WORKFLOW[a].worker));
 }
 
 /** The workflow as a markdown table (OpenAPI description, docs). */
 export function workflowTable(): string {
   const rows = CASE_ACTIONS.map((a) => {
     const t = WORKFLOW[a];
-    const who = [...t.roles, ...(t.worker ? ['dispatched worker'] : [])].join(', ') || '—';
-    return `| ${a} (${t.zh}) | ${t.from.join(', ')} | ${t.to} | ${who}, admin |`;
+    const who = [...t.roles, ...(t.worker ? ['dispatched worker'] : []), ...(t.department ? ['routed department'] : [])].join(', ') || '—';
+    return `| ${a} (${t.zh}) | ${t.from.join(', ')} | ${t.to ?? '(unchanged)'} | ${who}, admin |`;
   });
   return ['| action | from | to | who |', '|---|---|---|---|', ...rows].join('\n');
 }

@@ -9,14 +9,18 @@ import type { Severity } from '@gridlink/devices';
 import type { Principal } from '../auth/index.js';
 
 export type CaseStatus = 'reported' | 'registered' | 'dispatched' | 'accepted' | 'on_scene' | 'resolved' | 'closed' | 'rejected';
-export type CaseAction = 'register' | 'dispatch' | 'accept' | 'decline' | 'arrive' | 'resolve' | 'verify' | 'reject' | 'rework' | 'cancel';
+export type CaseAction = 'register' | 'dispatch' | 'accept' | 'decline' | 'arrive' | 'resolve' | 'verify' | 'reject' | 'rework' | 'cancel'
+  // 评价, 分流 to a department, its 签收 / 回复 / 退回, 督办 (no status change)
+  | 'rate' | 'route' | 'sign' | 'reply' | 'return' | 'supervise';
 export type CaseSource = 'rule' | 'worker' | 'officer' | 'citizen';
 
 /** Who did something: a console user, a grid worker's handheld, or the hub itself (rules, timers). */
 export type Actor =
   | { kind: 'user'; id: string; name: string; role: Principal['role']; regionId: string | null }
   | { kind: 'worker'; id: string; name: string; deviceId: string }
-  | { kind: 'system'; id: string; name: string };
+  | { kind: 'system'; id: string; name: string }
+  /** A member of the public (Open311 / 12345): `id` is the request or order reference. */
+  | { kind: 'citizen'; id: string; name: string };
 
 export interface CaseSummary {
   id: string;
@@ -36,6 +40,16 @@ export interface CaseSummary {
   overdue: boolean;
   createdAt: number;
   updatedAt: number;
+  /** Department the case is routed to (分流), when it is. */
+  departmentId?: string | null;
+  /** 签收 deadline while a worker or department has not acknowledged the case. */
+  ackDeadline?: number | null;
+  /** 黄牌: the deadline is near. */
+  warned?: boolean;
+  /** Region (street / district) the case was escalated to (督办升级), when it was. */
+  escalatedTo?: string | null;
+  /** 评价 score 1–5 after 结案. */
+  rating?: number | null;
 }
 
 export interface CaseActInput {
@@ -45,6 +59,10 @@ export interface CaseActInput {
   photos?: Uint8Array[];
   data?: Record<string, unknown>;
   ts?: number;
+  /** `rate`: score 1–5 (the note is the comment). */
+  rating?: number;
+  /** `route`: the department. */
+  departmentId?: string;
 }
 
 export interface CaseService {

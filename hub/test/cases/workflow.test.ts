@@ -16,7 +16,8 @@ const PATH: Record<CaseStatus, Array<[CaseAction, string?]>> = {
   rejected: [['reject']],
 };
 const STATUSES = Object.keys(PATH) as CaseStatus[];
-const ACTIONS = Object.keys(WORKFLOW) as CaseAction[];
+// Department, 评价 and 督办 actions have their own tests (departments, evaluation, supervision).
+const ACTIONS = (Object.keys(WORKFLOW) as CaseAction[]).filter((a) => WORKFLOW[a].to !== null && !WORKFLOW[a].department && !WORKFLOW[a].needsDepartment);
 
 for (const engine of engines()) {
   describe(`case workflow (${engine.name})`, () => {
@@ -58,6 +59,8 @@ for (const engine of engines()) {
       for (const from of WORKFLOW[action].from) {
         it(`should ${action} a ${from} case → ${WORKFLOW[action].to}`, async () => {
           const c = await caseIn(from);
+          // A closed case is reworked only after a poor rating.
+          if (action === 'rework' && from === 'closed') await h.cases.act(c.id, 'rate', systemActor('test'), { rating: 1 });
           const body: Record<string, unknown> = { action, note: `${action} test` };
           if (action === 'dispatch') body.workerId = 'w2';
           if (action === 'resolve') body.photos = [JPEG_B64];
