@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { bearing, emptyBounds, extend, fitBounds, haversineM, lonLatToWorld, pan, project, screenToWorld, tileUrl, toDisplay, visibleTiles, worldToLonLat, worldToScreen, zoomAround, type View } from '../src/map/projection';
+import { bearingDeg as bearing, haversineM } from '@gridlink/devices/geo';
+import { emptyBounds, extend, fitBounds, lonLatToWorld, pan, project, screenToWorld, tileUrl, toDisplay, visibleTiles, worldToLonLat, worldToScreen, zoomAround, type View } from '../src/map/projection';
 
 describe('projection', () => {
   it('should map WGS-84 to Web Mercator world units and back', () => {

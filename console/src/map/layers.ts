@@ -8,6 +8,7 @@ import { inClip, type Frame, type Hit, type Layer, type Rect } from './engine';
 import type { PositionIndex } from './positions';
 import { emptyBounds, extend, project, scaleOf, tileUrl, visibleTiles, worldToScreen, type Datum, type WorldBounds } from './projection';
 import { AGEING_MS, LEVEL_COLORS, SEVERITY_COLOR, STALE_MS, WORKER_COLOR } from './style';
+import { pointInRing } from '@gridlink/devices/geo';
 
 const pt: [number, number] = [0, 0];
 
@@ -123,15 +124,6 @@ function centroid(r: Float64Array): { area: number; x: number; y: number } {
   return { area: Math.abs(a / 2), x: cx / (3 * a), y: cy / (3 * a) };
 }
 
-function inRing(r: Float64Array, x: number, y: number): boolean {
-  let inside = false;
-  const n = r.length / 2;
-  for (let i = 0, j = n - 1; i < n; j = i++) {
-    const xi = r[i * 2]!, yi = r[i * 2 + 1]!, xj = r[j * 2]!, yj = r[j * 2 + 1]!;
-    if (yi > y !== yj > y && x < ((xj - xi) * (y - yi)) / (yj - yi) + xi) inside = !inside;
-  }
-  return inside;
-}
 
 export function gridLayer(model: GridModel, opts: { labels: boolean; selected: () => string | null }): Layer {
   const levelColor = (lv: number) => LEVEL_COLORS[Math.min(LEVEL_COLORS.length - 1, model.levels.indexOf(lv))] ?? '#475569';
@@ -202,7 +194,7 @@ export function gridLayer(model: GridModel, opts: { labels: boolean; selected: (
         const g = model.shapes[i]!;
         if (x < g.b.minX || x > g.b.maxX || y < g.b.minY || y > g.b.maxY) continue;
         let inside = false;
-        for (const r of g.rings) if (inRing(r, x, y)) inside = !inside;
+        for (const r of g.rings) if (pointInRing(r, x, y)) inside = !inside;
         if (inside) return { kind: 'grid', id: g.id, d: 0 };
       }
       return null;

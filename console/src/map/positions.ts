@@ -6,7 +6,8 @@
  * every second move smoothly without a single React render.
  */
 import type { PositionUpdate, WorkerStatus } from '../api/types';
-import { bearing, project, type Datum } from './projection';
+import { bearingDeg } from '@gridlink/devices/geo';
+import { project, type Datum } from './projection';
 
 export interface LivePosition {
   workerId: string;
@@ -107,7 +108,7 @@ export class PositionIndex {
       if (u.ts < p.ts) continue; // late fix: never move a worker backwards
       const moved = u.lat !== p.lat || u.lon !== p.lon;
       if (u.hdg != null) p.hdg = u.hdg;
-      else if (moved) p.hdg = bearing(p.lat, p.lon, u.lat, u.lon);
+      else if (moved) p.hdg = bearingDeg(p.lat, p.lon, u.lat, u.lon);
       const cur = this.current(p, now, this.tmp2);
       p.fx = cur[0];
       p.fy = cur[1];

@@ -7,7 +7,7 @@
  * (AMap, Tencent) needs every drawn point shifted, so the display datum is
  * applied once when a point enters world units, never to stored data.
  */
-import gcoord from 'gcoord';
+import { wgs84ToGcj02 } from '@gridlink/devices/geo';
 
 export const TILE = 256;
 const MAX_LAT = 85.05112878;
@@ -40,8 +40,8 @@ export function worldToLonLat(x: number, y: number): [number, number] {
 /** WGS-84 → the datum of the base map, for display only. */
 export function toDisplay(datum: Datum, lon: number, lat: number): [number, number] {
   if (datum === 'wgs84') return [lon, lat];
-  const r = gcoord.transform([lon, lat], gcoord.WGS84, gcoord.GCJ02) as [number, number];
-  return [r[0], r[1]];
+  const g = wgs84ToGcj02(lat, lon);
+  return [g.lon, g.lat];
 }
 
 /** Display-datum world coordinates of a WGS-84 point. */
@@ -151,16 +151,3 @@ export function tileUrl(template: string, t: { z: number; x: number; y: number }
     .replace(/\{s\}/g, s);
 }
 
-/** Initial bearing in degrees from a to b (0 = north, clockwise). */
-export function bearing(lat1: number, lon1: number, lat2: number, lon2: number): number {
-  const r = Math.PI / 180;
-  const y = Math.sin((lon2 - lon1) * r) * Math.cos(lat2 * r);
-  const x = Math.cos(lat1 * r) * Math.sin(lat2 * r) - Math.sin(lat1 * r) * Math.cos(lat2 * r) * Math.cos((lon2 - lon1) * r);
-  return ((Math.atan2(y, x) / r) + 360) % 360;
-}
-
-export function haversineM(lat1: number, lon1: number, lat2: number, lon2: number): number {
-  const r = Math.PI / 180;
-  const a = Math.sin(((lat2 - lat1) * r) / 2) ** 2 + Math.cos(lat1 * r) * Math.cos(lat2 * r) * Math.sin(((lon2 - lon1) * r) / 2) ** 2;
-  return 6_371_008.8 * 2 * Math.asin(Math.min(1, Math.sqrt(a)));
-}

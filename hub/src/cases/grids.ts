@@ -12,6 +12,7 @@ import type { RegionResolver } from '../auth/index.js';
 import { GridError } from '../core/errors.js';
 import type { GridService } from '../core/services.js';
 import type { Db } from '../store/index.js';
+import { flatRing, pointInRing } from '@gridlink/devices/geo';
 
 type Position = [number, number, ...number[]];
 export type Polygon = { type: 'Polygon'; coordinates: Position[][] };
@@ -56,25 +57,10 @@ interface Entry {
 
 function ringsOf(g: Polygon | MultiPolygon): Float64Array[][] {
   const polys = g.type === 'Polygon' ? [g.coordinates] : g.coordinates;
-  return polys.map((rings) => rings.map((ring) => {
-    const a = new Float64Array(ring.length * 2);
-    ring.forEach((p, i) => {
-      a[i * 2] = p[0];
-      a[i * 2 + 1] = p[1];
-    });
-    return a;
-  }));
+  return polys.map((rings) => rings.map((ring) => flatRing(ring as Array<[number, number]>)));
 }
 
-function inRing(ring: Float64Array, x: number, y: number): boolean {
-  let inside = false;
-  const n = ring.length / 2;
-  for (let i = 0, j = n - 1; i < n; j = i++) {
-    const xi = ring[i * 2]!, yi = ring[i * 2 + 1]!, xj = ring[j * 2]!, yj = ring[j * 2 + 1]!;
-    if (yi > y !== yj > y && x < ((xj - xi) * (y - yi)) / (yj - yi) + xi) inside = !inside;
-  }
-  return inside;
-}
+const inRing = pointInRing;
 
 export function pointInGeometry(rings: Float64Array[][], lon: number, lat: number): boolean {
   for (const poly of rings) {

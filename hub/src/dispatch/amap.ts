@@ -5,7 +5,7 @@
  * timeout leaves the offline haversine ETA in place; without a key the hub
  * never touches the network.
  */
-import { wgs84ToGcj02 } from './geo.js';
+import { wgs84ToGcj02 } from '@gridlink/devices/geo';
 
 export const AMAP_DISTANCE_URL = 'https://restapi.amap.com/v3/distance';
 /** AMap's limit on origins per request. */

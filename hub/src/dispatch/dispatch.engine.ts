@@ -18,7 +18,7 @@ import type { StoredMessage } from '../ingest/index.js';
 import { amapLegs, type Fetch } from './amap.js';
 import { rankCandidates, speedMps, toCandidate, type Candidate, type Scored } from './candidates.js';
 import { parseAutoDispatch, severityAtLeast, type DispatchConfig } from './dispatch.config.js';
-import { haversineM } from './geo.js';
+import { haversineM } from '@gridlink/devices/geo';
 import type { Workers } from './workers.service.js';
 import { hasFix, statusOf, type WorkerState } from './worker.model.js';
 

@@ -21,7 +21,6 @@ export { DISPATCH_ACTOR, type DispatchAlarm, type DispatchAlarmKind } from './di
 export { loadDispatchConfig, dispatchConfigSchema, type DispatchConfig } from './dispatch.config.js';
 export type { Candidate } from './candidates.js';
 export type { PublicWorker } from './workers.service.js';
-export { haversineM, wgs84ToGcj02 } from './geo.js';
 
 export interface DispatchModule extends HubModule {
   readonly cfg: DispatchConfig;

@@ -12,7 +12,7 @@
  */
 import type { Normalised } from '@gridlink/devices';
 import type { DispatchConfig } from './dispatch.config.js';
-import { haversineM } from './geo.js';
+import { haversineM } from '@gridlink/devices/geo';
 
 type Loc = Extract<Normalised, { channel: 'location' }>;
 

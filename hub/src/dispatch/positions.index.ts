@@ -12,7 +12,7 @@
  */
 import KDBush from 'kdbush';
 import { around } from 'geokdbush';
-import { haversineM } from './geo.js';
+import { haversineM } from '@gridlink/devices/geo';
 import { hasFix, type WorkerState } from './worker.model.js';
 
 export interface Near {

@@ -5,7 +5,7 @@
  * fixes (jumps, stale, future) are history but never part of the path.
  */
 import type { Db } from '../store/index.js';
-import { haversineM } from './geo.js';
+import { haversineM } from '@gridlink/devices/geo';
 
 export interface TrackPoint {
   ts: number;

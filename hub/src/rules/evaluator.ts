@@ -9,7 +9,7 @@
  */
 import type { DeviceType, Normalised, Severity } from '@gridlink/devices';
 import type { AbsenceRule, CorrelationRule, MatchRule, Op, Rule, ThresholdRule } from './rule.schema.js';
-import { haversineM } from '../dispatch/index.js';
+import { haversineM } from '@gridlink/devices/geo';
 
 export interface Signal {
   deviceId: string;

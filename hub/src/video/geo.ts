@@ -1,17 +1,10 @@
 /** Distances and camera coverage on WGS-84 (spherical earth: metres-level error is fine at city scale). */
-import { haversineM } from '../dispatch/geo.js';
+import { bearingDeg, haversineM } from '@gridlink/devices/geo';
 
-const rad = (d: number) => (d * Math.PI) / 180;
+export { bearingDeg };
 
-/** Great-circle metres: the one haversine the hub has (dispatch/geo.ts), under video's name. */
+/** Great-circle metres: the contract's one haversine, under video's name. */
 export const distanceM = haversineM;
-
-/** Initial bearing from 1 to 2, degrees clockwise from north in [0, 360). */
-export function bearingDeg(lat1: number, lon1: number, lat2: number, lon2: number): number {
-  const y = Math.sin(rad(lon2 - lon1)) * Math.cos(rad(lat2));
-  const x = Math.cos(rad(lat1)) * Math.sin(rad(lat2)) - Math.sin(rad(lat1)) * Math.cos(rad(lat2)) * Math.cos(rad(lon2 - lon1));
-  return ((Math.atan2(y, x) * 180) / Math.PI + 360) % 360;
-}
 
 export interface Placed {
   lat: number;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { AMAP_DISTANCE_URL, amapLegs, buildDistanceUrl, parseDistanceResponse } from '../../src/dispatch/amap.js';
 import { loadDispatchConfig, parseAutoDispatch } from '../../src/dispatch/dispatch.config.js';
-import { haversineM, wgs84ToGcj02 } from '../../src/dispatch/geo.js';
+import { haversineM, wgs84ToGcj02 } from '@gridlink/devices/geo';
 import { LocationFlagger } from '../../src/dispatch/location.flagger.js';
 import { osmandToLocation, parseOsmandTime } from '../../src/dispatch/osmand.routes.js';
 import { findStops } from '../../src/dispatch/track.js';

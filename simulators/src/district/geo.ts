@@ -4,6 +4,8 @@
  * equirectangular approximation, exact enough over a few kilometres and
  * affine, so tiling properties proven in metres hold in degrees too.
  */
+import { flatRing, pointInRing as inFlatRing } from '@gridlink/devices/geo';
+
 export type Pt = readonly [number, number];
 export type Ring = Pt[];
 
@@ -34,25 +36,9 @@ export function signedArea(ring: readonly Pt[]): number {
   return a / 2;
 }
 
-/**
- * Half-open point-in-polygon (crossing number). Each edge is evaluated with
- * its endpoints in a canonical order, so two polygons sharing an edge decide
- * a point on it identically: in a tiling every point inside the outline
- * belongs to exactly one tile, boundary points included.
- */
+/** The contract's half-open point-in-ring (a point on a shared edge belongs to one tile), on `[x, y]` pairs. */
 export function pointInRing(p: Pt, ring: readonly Pt[]): boolean {
-  const [x, y] = p;
-  let inside = false;
-  for (let i = 0, j = ring.length - 1; i < ring.length; j = i++) {
-    let a = ring[i]!;
-    let b = ring[j]!;
-    if (a[1] > b[1] || (a[1] === b[1] && a[0] > b[0])) [a, b] = [b, a];
-    if (a[1] <= y && y < b[1]) {
-      const xCross = a[0] + ((y - a[1]) * (b[0] - a[0])) / (b[1] - a[1]);
-      if (x < xCross) inside = !inside;
-    }
-  }
-  return inside;
+  return inFlatRing(flatRing(ring), p[0], p[1]);
 }
 
 export function bbox(ring: readonly Pt[]): [number, number, number, number] {
@@ -81,23 +67,7 @@ export function dist(a: Pt, b: Pt): number {
   return Math.hypot(a[0] - b[0], a[1] - b[1]);
 }
 
-/** Great-circle distance in metres. */
-export function haversineM(lat1: number, lon1: number, lat2: number, lon2: number): number {
-  const R = 6_371_008.8;
-  const toRad = Math.PI / 180;
-  const dLat = (lat2 - lat1) * toRad;
-  const dLon = (lon2 - lon1) * toRad;
-  const s = Math.sin(dLat / 2) ** 2 + Math.cos(lat1 * toRad) * Math.cos(lat2 * toRad) * Math.sin(dLon / 2) ** 2;
-  return 2 * R * Math.asin(Math.min(1, Math.sqrt(s)));
-}
-
-/** Initial bearing from point 1 to point 2, degrees clockwise from north. */
-export function bearingDeg(lat1: number, lon1: number, lat2: number, lon2: number): number {
-  const toRad = Math.PI / 180;
-  const y = Math.sin((lon2 - lon1) * toRad) * Math.cos(lat2 * toRad);
-  const x = Math.cos(lat1 * toRad) * Math.sin(lat2 * toRad) - Math.sin(lat1 * toRad) * Math.cos(lat2 * toRad) * Math.cos((lon2 - lon1) * toRad);
-  return ((Math.atan2(y, x) * 180) / Math.PI + 360) % 360;
-}
+export { bearingDeg, haversineM } from '@gridlink/devices/geo';
 
 /** Moves a WGS-84 point by metres east/north (small offsets). */
 export function offsetLonLat(lon: number, lat: number, dxM: number, dyM: number): [number, number] {
