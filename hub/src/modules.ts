@@ -5,6 +5,7 @@
 import type { ModuleFactory } from './hub.js';
 import { createCases } from './cases/index.js';
 import { dispatchModule } from './dispatch/index.js';
+import { mobileModule } from './mobile/index.js';
 import { createRealtime } from './realtime/index.js';
 import { createRules } from './rules/index.js';
 import { videoModule } from './video/index.js';
@@ -14,6 +15,8 @@ export const defaultModules: ModuleFactory[] = [
   (ctx) => createCases(ctx),
   (ctx) => createRules(ctx),
   dispatchModule,
+  // the worker app's API (after cases and dispatch).
+  mobileModule,
   // optional: video failing (no ffmpeg) never stops ingest.
   videoModule,
 ];

@@ -24,7 +24,23 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 
 interface SocketData {
   principal: Principal;
+  /** Set for a socket admitted by a private verifier (a handheld session): it sits only in `rooms`. */
+  grant?: PrivateGrant;
 }
+
+/**
+ * A socket whose token is not a user token but one a module recognises (a
+ * handheld session): it joins only the rooms named here and receives nothing
+ * sent to regions.
+ */
+export interface PrivateGrant {
+  rooms: string[];
+  /** Expiry, epoch seconds (the socket is disconnected then). */
+  exp: number;
+  onConnect?(): void;
+  onDisconnect?(): void;
+}
+export type PrivateVerifier = (token: string) => Promise<PrivateGrant | null>;
 
 type Io = Server<Record<string, never>, ServerToClientEvents, Record<string, never>, SocketData>;
 
@@ -32,12 +48,21 @@ export interface Realtime extends RealtimeService {
   send<E extends ServerEventName>(event: E, gridId: string | null | undefined, payload: ServerEventPayload<E>): void;
   /** Connected sockets (for health and tests). */
   readonly connections: number;
+  /** Admits sockets whose token `verify` recognises (tried when the token is not a user token). */
+  addPrivateVerifier(verify: PrivateVerifier): void;
+  /** Emits to one private room (never to regions). */
+  sendToRoom(room: string, event: string, payload: unknown): void;
+  /** Disconnects every socket in a private room (a revoked session). */
+  disconnectRoom(room: string): void;
+  /** Sockets in a room. */
+  roomSize(room: string): number;
 }
 
 export const regionRoom = (gridId: string) => `region:${gridId}`;
 
 export function createRealtime(ctx: HubContext): HubModule & { service: Realtime } {
   let io: Io | null = null;
+  const verifiers: PrivateVerifier[] = [];
   const timers = new Map<string, NodeJS.Timeout>();
 
   function roomsFor(gridId: string | null | undefined): string[] {
@@ -70,14 +95,32 @@ export function createRealtime(ctx: HubContext): HubModule & { service: Realtime
     get connections() {
       return io?.engine.clientsCount ?? 0;
     },
+    addPrivateVerifier(verify) {
+      verifiers.push(verify);
+    },
+    sendToRoom(room, event, payload) {
+      if (!io || room === ALL || room.startsWith('region:')) return;
+      (io.to(room).emit as (e: string, p: unknown) => boolean)(event, payload);
+    },
+    disconnectRoom(room) {
+      if (io && room !== ALL && !room.startsWith('region:')) io.in(room).disconnectSockets(true);
+    },
+    roomSize(room) {
+      return io?.sockets.adapter.rooms.get(room)?.size ?? 0;
+    },
   };
   ctx.services.realtime = service;
 
   function onConnection(socket: Socket<Record<string, never>, ServerToClientEvents, Record<string, never>, SocketData>): void {
     const p = socket.data.principal;
-    void socket.join(p.regionId ? regionRoom(p.regionId) : ALL);
+    const grant = socket.data.grant;
+    if (grant) {
+      void socket.join(grant.rooms);
+      grant.onConnect?.();
+      socket.on('disconnect', () => grant.onDisconnect?.());
+    } else void socket.join(p.regionId ? regionRoom(p.regionId) : ALL);
     // fast-jwt `exp` is in seconds; the token's own clock is the wall clock.
-    const ms = Math.min(Math.max(p.exp * 1000 - Date.now(), 0), MAX_TIMER_MS);
+    const ms = Math.min(Math.max((grant?.exp ?? p.exp) * 1000 - Date.now(), 0), MAX_TIMER_MS);
     const t = setTimeout(() => socket.disconnect(true), ms);
     t.unref();
     timers.set(socket.id, t);
@@ -104,11 +147,22 @@ export function createRealtime(ctx: HubContext): HubModule & { service: Realtime
       io.use((socket, next) => {
         const token = (socket.handshake.auth as { token?: unknown } | undefined)?.token;
         if (typeof token !== 'string' || !token) return next(Object.assign(new Error('UNAUTHORIZED'), { data: { code: 'UNAUTHORIZED' } }));
+        const invalid = () => next(Object.assign(new Error('TOKEN_INVALID'), { data: { code: 'TOKEN_INVALID' } }));
         try {
           socket.data.principal = ctx.auth.verify(token);
           next();
         } catch {
-          next(Object.assign(new Error('TOKEN_INVALID'), { data: { code: 'TOKEN_INVALID' } }));
+          if (!verifiers.length) return invalid();
+          void (async () => {
+            for (const v of verifiers) {
+              const grant = await v(token).catch(() => null);
+              if (grant && grant.rooms.every((r) => r !== ALL && !r.startsWith('region:'))) {
+                socket.data.grant = grant;
+                return next();
+              }
+            }
+            invalid();
+          })();
         }
       });
       io.on('connection', onConnection);
