@@ -91,7 +91,7 @@ export async function createHub(config: Config, options: HubOptions = {}): Promi
   // Migrations of every module are collected before the store starts.
   const factories = options.modules ?? (await import('./modules.js')).defaultModules;
   partial.store = createStore({ db, config, logger, metrics, migrations: () => [...modules.values()].flatMap((m) => m.migrations ?? []) });
-  partial.ingest = createIngest({ config, bus, registry: partial.registry, writer: partial.store.writer, metrics, logger });
+  partial.ingest = createIngest({ config, bus, registry: partial.registry, writer: partial.store.writer, metrics, logger, now });
   partial.broker = createBroker({ config, bus, registry: partial.registry, ingest: partial.ingest, writer: partial.store.writer, metrics, logger });
   partial.app = await createApp({ config, logger, onMqttStream: (s, req) => partial.broker.handleStream(s, req) });
   const ctx = partial;

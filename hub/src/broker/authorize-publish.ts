@@ -1,11 +1,11 @@
 import type { AedesOptions, Client } from 'aedes';
+import { Counter } from 'prom-client';
 import { parseTopic } from '@gridlink/devices';
 import type { Config } from '../core/config.js';
 import type { Metrics } from '../core/metrics.js';
 import type { Ingest, IngestFormat, IngestRejectReason } from '../ingest/index.js';
 import type { DeviceRegistry } from '../registry/index.js';
-import type { BatchWriter } from '../store/index.js';
-import { TokenBucket } from './rate-limit.js';
+import type { HeldAcks } from './held-acks.js';
 
 type AuthorizePublishHandler = NonNullable<AedesOptions['authorizePublish']>;
 
@@ -20,38 +20,44 @@ export const DEAD_LETTER_TOPIC = '$GRIDLINK/dropped';
  * device keeps it and re-sends [MQTT-4.4.0-1]. A message that is invalid or
  * not allowed is acknowledged and dropped (MQTT 3.1.1 has no negative PUBACK;
  * [MQTT-3.3.5-2] lets the server ack and discard), counted with its reason.
+ *
+ * Rate limiting is back-pressure, not loss: a QoS 1/2 message over its
+ * device's budget is stored as usual but its PUBACK is held until the budget
+ * has room again (HeldAcks), which also stops aedes reading that socket. QoS 0
+ * over budget is dropped and counted. A device whose debt would pass
+ * GRIDLINK_FLOOD_DISCONNECT is disconnected; what it has pending is then
+ * never acknowledged.
  */
 export function createAuthorizePublish(deps: {
   config: Config;
   registry: DeviceRegistry;
   ingest: Ingest;
-  writer: BatchWriter;
   metrics: Metrics;
-  buckets: Map<string, TokenBucket>;
+  held: HeldAcks;
   now?: () => number;
 }): AuthorizePublishHandler {
-  const { config, registry, ingest, writer, metrics, buckets } = deps;
+  const { config, registry, ingest, metrics, held } = deps;
+  const { budget } = ingest;
   const now = deps.now ?? Date.now;
   // A device that keeps publishing where it may not is disconnected after this many drops a minute.
   const violationLimit = Math.max(20, Math.ceil(config.floodDisconnect / 10));
-
-  function bucketFor(id: string, t: number): TokenBucket {
-    let b = buckets.get(id);
-    if (!b) buckets.set(id, (b = new TokenBucket(config.deviceRate, config.deviceBurst, t)));
-    return b;
-  }
+  const heldTotal = new Counter({
+    name: 'gridlink_acks_held_total',
+    help: 'QoS 1 messages over their device budget whose PUBACK was held (back-pressure)',
+    registers: [metrics.registry],
+  });
 
   return (client: Client | null, packet, callback) => {
     const t = now();
     const deviceId = client?.id;
     // Will messages of a client that is gone still arrive with the client object; a null client has no device.
-    if (!deviceId) return callback(new Error('publish without a client'));
+    if (!client || !deviceId) return callback(new Error('publish without a client'));
     packet.retain = false; // devices never leave retained state in the broker
 
     const drop = (reason: IngestRejectReason, detail: string, limit: number) => {
       ingest.reject(deviceId, reason, detail);
       packet.topic = DEAD_LETTER_TOPIC;
-      if (bucketFor(deviceId, t).drop(t) > limit) return callback(new Error(`disconnecting ${deviceId}: ${reason}`));
+      if (budget.drop(deviceId) > limit) return callback(new Error(`disconnecting ${deviceId}: ${reason}`));
       callback(null);
     };
 
@@ -61,20 +67,30 @@ export function createAuthorizePublish(deps: {
     else if (parsed.kind === 'owntracks' && parsed.deviceId === deviceId && registry.get(deviceId)?.type === 'handheld') format = 'owntracks';
     else return drop('topic', `${deviceId} may not publish to ${packet.topic.slice(0, 200)}`, violationLimit);
 
-    if (!bucketFor(deviceId, t).take(t)) return drop('rate_limited', `over ${config.deviceRate} msg/s`, config.floodDisconnect);
-    if (writer.full) {
-      metrics.messagesRejected.inc({ reason: 'backpressure' });
-      return callback(new Error('hub is holding too many unstored messages'));
+    let at = 0;
+    if (packet.qos === 0) {
+      // At most once: over budget it may be lost, and is, counted.
+      if (budget.tryTake(deviceId) > 0) return drop('rate_limited', `QoS 0 over ${config.deviceRate} msg/s`, config.floodDisconnect);
+    } else {
+      at = budget.reserve(deviceId);
+      if (at < 0) {
+        ingest.reject(deviceId, 'rate_limited', `more than ${config.floodDisconnect} messages over budget; disconnected, pending messages not acknowledged`);
+        return callback(new Error(`disconnecting ${deviceId}: flooding`));
+      }
+      if (at > budget.now()) heldTotal.inc();
     }
     const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
     ingest.handle(deviceId, format, payload, t, (outcome) => {
-      if (outcome.ok) {
-        if (packet.qos > 0) metrics.ackLatency.observe(now() - t);
-        return callback(null);
-      }
-      if (outcome.retryable) return callback(new Error(outcome.detail));
-      packet.topic = DEAD_LETTER_TOPIC;
-      callback(null);
+      // Not stored and not refused: close without PUBACK so the device keeps it.
+      if (!outcome.ok && outcome.retryable) return callback(new Error(outcome.detail));
+      const finish = () => {
+        if (outcome.ok) {
+          if (packet.qos > 0) metrics.ackLatency.observe(now() - t);
+        } else packet.topic = DEAD_LETTER_TOPIC;
+        callback(null);
+      };
+      if (packet.qos === 0) finish();
+      else held.hold(deviceId, client, at, finish);
     });
   };
 }

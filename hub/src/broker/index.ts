@@ -24,8 +24,8 @@ import type { BatchWriter } from '../store/index.js';
 import { createAuthenticate } from './authenticate.js';
 import { createAuthorizePublish, DEAD_LETTER_TOPIC } from './authorize-publish.js';
 import { createAuthorizeSubscribe } from './authorize-subscribe.js';
+import { HeldAcks } from './held-acks.js';
 import { acceptMqtt } from './mqtt5-bridge.js';
-import type { TokenBucket } from './rate-limit.js';
 
 export { DEAD_LETTER_TOPIC };
 
@@ -69,7 +69,7 @@ export function createBroker(deps: {
 }): Broker {
   const { config, bus, registry, metrics } = deps;
   const logger = deps.logger.child({ module: 'broker' });
-  const buckets = new Map<string, TokenBucket>();
+  const held = new HeldAcks(deps.ingest.budget.now);
   const aedes = new Aedes({
     concurrency: 1000,
     queueLimit: 100,
@@ -78,7 +78,7 @@ export function createBroker(deps: {
     heartbeatInterval: 60_000,
     maxClientsIdLength: 64,
     authenticate: createAuthenticate(registry, metrics),
-    authorizePublish: createAuthorizePublish({ ...deps, buckets }),
+    authorizePublish: createAuthorizePublish({ ...deps, held }),
     authorizeSubscribe: createAuthorizeSubscribe(),
     // Devices only ever receive their own commands; nothing else is forwarded.
     authorizeForward: (client, packet) => (client?.id && packet.topic === commandTopic(client.id) ? packet : null),
@@ -107,6 +107,8 @@ export function createBroker(deps: {
   const bridgeOptions = {
     maxPacket,
     connectTimeoutMs: 10_000,
+    // As many unacknowledged QoS 1 messages as the device's bucket holds [MQTT-3.2.2-10].
+    receiveMaximum: Math.min(65_535, config.deviceBurst),
     onTooLarge: (bytes: number, clientId: string | undefined) => {
       metrics.messagesRejected.inc({ reason: 'too_large' });
       logger.warn({ clientId, bytes }, 'packet larger than the limit; closing connection');
@@ -121,7 +123,8 @@ export function createBroker(deps: {
   });
   aedes.on('clientDisconnect', (client) => {
     metrics.connectedDevices.set(aedes.connectedClients);
-    buckets.delete(client.id);
+    // The budget stays with the device (reconnects do not refill it); held acks of this connection are never sent.
+    held.dropClient(client.id, client);
     // A takeover by a new connection with the same id keeps the device online.
     const current = clients()[client.id];
     if (!current || current === client) registry.setOnline(client.id, false);
@@ -178,6 +181,7 @@ export function createBroker(deps: {
       const closing = Promise.all([closeServer(server), closeServer(tlsServer)]);
       for (const c of Object.values(clients())) c?.close();
       for (const s of sockets) s.destroy();
+      held.stop();
       await closing;
       await new Promise<void>((r) => aedes.close(() => r()));
     },

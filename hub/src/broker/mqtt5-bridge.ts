@@ -15,7 +15,8 @@
  * What it does not: properties on messages (user properties, expiry, content
  * type, response topic are dropped), will properties (a will is sent at once),
  * session expiry (Clean Start maps to 3.1.1 Clean Session, so a session with
- * Clean Start 0 persists as a 3.1.1 one does), Receive Maximum, enhanced
+ * Clean Start 0 persists as a 3.1.1 one does), a Receive Maximum of its own
+ * towards the client (downlink is one command at a time anyway), enhanced
  * authentication, subscription identifiers and shared subscriptions (CONNACK
  * says so).
  */
@@ -27,6 +28,13 @@ export interface MqttAcceptOptions {
   maxPacket: number;
   /** How long a connection may take to send the head of its CONNECT. */
   connectTimeoutMs: number;
+  /**
+   * Receive Maximum advertised in CONNACK: QoS 1/2 publishes a client should
+   * have unacknowledged at once. Advisory: a client that sends more is not
+   * cut off, it is slowed down like a 3.1.1 client (aedes stops reading while
+   * acknowledgements are held).
+   */
+  receiveMaximum?: number;
   /** Called before a v5 connection is closed for sending a packet over `maxPacket`. */
   onTooLarge(bytes: number, clientId: string | undefined): void;
 }
@@ -290,6 +298,7 @@ export function bridgeMqtt5(conn: Duplex, head: Buffer, opts: MqttAcceptOptions)
                 properties: {
                   topicAliasMaximum: TOPIC_ALIAS_MAXIMUM,
                   maximumPacketSize: opts.maxPacket,
+                  ...(opts.receiveMaximum ? { receiveMaximum: opts.receiveMaximum } : {}),
                   subscriptionIdentifiersAvailable: false,
                   sharedSubscriptionAvailable: false,
                 },

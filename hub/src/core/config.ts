@@ -37,6 +37,7 @@ export const configSchema = {
   batchSize: { env: 'GRIDLINK_BATCH_SIZE', kind: 'int', default: 1000, min: 1, description: 'Rows per database batch (flush by size)' },
   batchMs: { env: 'GRIDLINK_BATCH_MS', kind: 'int', default: 10, min: 0, description: 'Longest wait before a batch is flushed (flush by time)' },
   pendingMax: { env: 'GRIDLINK_PENDING_MAX', kind: 'int', default: 100_000, min: 100, description: 'Messages held unacknowledged while the database is down; past it new publishes close the connection' },
+  pendingMaxBytes: { env: 'GRIDLINK_PENDING_MAX_BYTES', kind: 'int', default: 256 * 1024 * 1024, min: 1024 * 1024, description: 'Memory (bytes) that unacknowledged messages may hold while the database is down, counted as 3 × payload + 1 KiB per message; past it new publishes close the connection' },
   retentionDays: { env: 'GRIDLINK_RETENTION_DAYS', kind: 'int', default: 180, min: 1, description: 'Raw readings, events and positions older than this are dropped' },
   offlineAfterS: { env: 'GRIDLINK_OFFLINE_AFTER_S', kind: 'int', default: 600, min: 5, description: 'Default silence after which a device counts as offline' },
   logLevel: { env: 'GRIDLINK_LOG_LEVEL', kind: 'string', default: 'info', oneOf: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], description: 'Log level' },

@@ -16,7 +16,7 @@
 import { Type } from '@sinclair/typebox';
 import { Errors } from '../core/errors.js';
 import type { App } from '../http/app.js';
-import { basicCredentials } from '../http/routes/ingest.routes.js';
+import { admitDevice, basicCredentials } from '../http/routes/ingest.routes.js';
 import { errors } from '../http/schemas.js';
 import type { Ingest } from '../ingest/index.js';
 import type { DeviceRegistry } from '../registry/index.js';
@@ -110,6 +110,7 @@ export function osmandRoutes(app: App, deps: { registry: DeviceRegistry; ingest:
         throw Errors.unauthorized('wrong device credentials or device disabled');
       }
       if (item.ts !== undefined && Number.isNaN(item.ts)) throw Errors.payloadInvalid('timestamp is not a time', { reason: 'ts_invalid' });
+      admitDevice(ingest, id, reply);
       const outcome = await ingest.handleAsync(id, 'location', Buffer.from(JSON.stringify(item)));
       if (outcome.ok) return reply.status(200).send({ stored: outcome.stored });
       if (outcome.retryable) throw Errors.unavailable('position not stored, retry later');
@@ -130,7 +131,7 @@ export function osmandRoutes(app: App, deps: { registry: DeviceRegistry; ingest:
         accuracy: Type.Optional(Type.String()),
         batt: Type.Optional(Type.String()),
       }, { additionalProperties: true }),
-      response: { 200: Type.Object({ stored: Type.Number() }), ...errors(400, 401, 503) },
+      response: { 200: Type.Object({ stored: Type.Number() }), ...errors(400, 401, 429, 503) },
     };
     sub.get('/osmand', { schema }, handler);
     sub.post('/osmand', { schema }, handler);

@@ -11,7 +11,18 @@ import type { Config } from '../core/config.js';
 import { RateLimitedLog, type Logger } from '../core/logger.js';
 import type { Metrics } from '../core/metrics.js';
 import type { DeviceRegistry } from '../registry/index.js';
-import type { BatchWriter, WriteRequest } from '../store/index.js';
+import { UnstorableError, type BatchWriter, type WriteRequest } from '../store/index.js';
+import { DeviceBudgets } from './budget.js';
+
+export { DeviceBudgets } from './budget.js';
+
+/** Raw payload kept with a dead letter, at most. */
+export const DEAD_LETTER_PAYLOAD_MAX = 64 * 1024;
+
+/** What a pending message holds in memory, as counted against GRIDLINK_PENDING_MAX_BYTES: the packet, its decoded form and its rows. */
+export function pendingBytes(payloadBytes: number): number {
+  return 3 * payloadBytes + 1024;
+}
 
 export interface StoredMessage {
   deviceId: string;
@@ -29,7 +40,18 @@ declare module '../core/bus.js' {
   }
 }
 
-export type IngestRejectReason = RejectReason | 'unknown_device' | 'device_disabled' | 'too_large' | 'topic' | 'rate_limited' | 'hub_stopping';
+export type IngestRejectReason =
+  | RejectReason
+  | 'unknown_device'
+  | 'device_disabled'
+  | 'too_large'
+  | 'topic'
+  | 'rate_limited'
+  | 'hub_stopping'
+  /** the hub holds as many unstored messages as it may (database away): retry later */
+  | 'backpressure'
+  /** the database refused the rows for good; kept in dead_letters */
+  | 'db_rejected';
 
 /** `owntracks` is the OwnTracks JSON topic family; everything else is a native channel. */
 export type IngestFormat = Channel | 'owntracks' | 'alink' | 'iotda';
@@ -42,6 +64,8 @@ export type IngestOutcome =
 export type LocationFlagger = (deviceId: string, msg: Extract<Normalised, { channel: 'location' }>) => string | null;
 
 export interface Ingest {
+  /** The per-device message budget shared by MQTT, HTTP ingest and OsmAnd. */
+  readonly budget: DeviceBudgets;
   handle(deviceId: string, format: IngestFormat, payload: Uint8Array, receivedAt: number, done: (outcome: IngestOutcome) => void): void;
   /** Promise form for HTTP. */
   handleAsync(deviceId: string, format: IngestFormat, payload: Uint8Array, receivedAt?: number): Promise<IngestOutcome>;
@@ -100,8 +124,10 @@ function rowsFor(deviceId: string, m: Normalised, receivedAt: number, flag: stri
   }
 }
 
-export function createIngest(deps: { config: Config; bus: EventBus; registry: DeviceRegistry; writer: BatchWriter; metrics: Metrics; logger: Logger }): Ingest {
+export function createIngest(deps: { config: Config; bus: EventBus; registry: DeviceRegistry; writer: BatchWriter; metrics: Metrics; logger: Logger; now?: () => number }): Ingest {
   const { config, bus, registry, writer, metrics, logger } = deps;
+  const budget = new DeviceBudgets(config.deviceRate, config.deviceBurst, config.floodDisconnect, deps.now ?? Date.now);
+  let pruneTimer: NodeJS.Timeout | null = null;
   const log = new RateLimitedLog(logger.child({ module: 'ingest' }));
   const rejected = new Map<string, Map<string, number>>();
   let flagger: LocationFlagger | null = null;
@@ -140,7 +166,10 @@ export function createIngest(deps: { config: Config; bus: EventBus; registry: De
       else if (!device) outcome = { ok: false, reason: 'unknown_device', detail: `device ${deviceId} is not registered` };
       else if (!device.enabled) outcome = { ok: false, reason: 'device_disabled', detail: `device ${deviceId} is disabled` };
       else if (payload.byteLength > config.maxPayload) outcome = { ok: false, reason: 'too_large', detail: `payload ${payload.byteLength} bytes > ${config.maxPayload}` };
-      else {
+      else if (writer.full) {
+        metrics.messagesRejected.inc({ reason: 'backpressure' });
+        outcome = { ok: false, reason: 'backpressure', detail: 'hub is holding too many unstored messages', retryable: true };
+      } else {
         const result = decode(format, device.type, payload, receivedAt);
         if (!result.ok) outcome = { ok: false, reason: result.reason, detail: result.detail };
         else {
@@ -168,6 +197,7 @@ export function createIngest(deps: { config: Config; bus: EventBus; registry: De
       return;
     }
     writer.add(requests, (err) => {
+      if (err instanceof UnstorableError) return deadLetter(deviceId, format, payload, receivedAt, err, done);
       if (err) {
         done({ ok: false, reason: 'hub_stopping', detail: err.message, retryable: true });
         return;
@@ -180,10 +210,31 @@ export function createIngest(deps: { config: Config; bus: EventBus; registry: De
         if (flags?.[i]) continue; // stored, flagged, and does not move the worker
         bus.emit('message.stored', { deviceId, deviceType: device!.type, msg, receivedAt });
       }
-    });
+    }, pendingBytes(payload.byteLength));
+  }
+
+  /**
+   * The database refused this message for good (its batch was split down to
+   * it): keep it in dead_letters with the reason and the raw payload (bounded),
+   * count it, and answer as for any invalid message; the rest of the batch has
+   * committed. Acknowledged only once the dead letter itself is stored.
+   */
+  function deadLetter(deviceId: string, format: IngestFormat, payload: Uint8Array, receivedAt: number, err: UnstorableError, done: (o: IngestOutcome) => void): void {
+    const detail = `database refused the message (SQLSTATE ${err.sqlstate}): ${err.message}`.slice(0, 1000);
+    const kept = payload.byteLength > DEAD_LETTER_PAYLOAD_MAX ? payload.subarray(0, DEAD_LETTER_PAYLOAD_MAX) : payload;
+    const row: WriteRequest = { table: 'dead_letters', values: [receivedAt, deviceId, format, 'db_rejected', detail, b64(kept), payload.byteLength] };
+    writer.add([row], (e) => {
+      if (e && !(e instanceof UnstorableError)) {
+        done({ ok: false, reason: 'hub_stopping', detail: e.message, retryable: true });
+        return;
+      }
+      reject(deviceId, 'db_rejected', detail);
+      done({ ok: false, reason: 'db_rejected', detail });
+    }, pendingBytes(kept.byteLength));
   }
 
   return {
+    budget,
     handle,
     handleAsync: (deviceId, format, payload, receivedAt = Date.now()) => new Promise((resolve) => handle(deviceId, format, payload, receivedAt, resolve)),
     reject,
@@ -193,9 +244,12 @@ export function createIngest(deps: { config: Config; bus: EventBus; registry: De
     },
     async start() {
       stopping = false;
+      pruneTimer = setInterval(() => budget.prune(), 60_000);
+      pruneTimer.unref();
     },
     async stop() {
       stopping = true;
+      if (pruneTimer) clearInterval(pruneTimer);
       await writer.flush();
     },
   };

@@ -26,21 +26,49 @@ export interface WriteRequest {
 
 export type Done = (err?: Error) => void;
 
-interface Buffer {
-  columns: Map<string, unknown[][]>;
+/**
+ * The database refused the rows for a reason that retrying cannot cure
+ * (SQLSTATE class 22 data exception, 23 integrity constraint, 54 program
+ * limit): the message can never be stored.
+ */
+export class UnstorableError extends Error {
+  readonly lasting = true;
+  constructor(readonly sqlstate: string, message: string) {
+    super(message);
+    this.name = 'UnstorableError';
+  }
+}
+
+/** True for errors that belong to the data, not to the connection or the server's state. */
+export function isLasting(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^(22|23|54)/.test(code);
+}
+
+interface Entry {
+  requests: readonly WriteRequest[];
+  done: Done;
+  bytes: number;
+}
+
+interface Batch {
+  entries: Entry[];
   rows: number;
-  callbacks: Done[];
-  /** Order in which the batch was first sent; acknowledgements are released in this order. */
-  seq?: number;
+  /** Set once the batch is settled: committed (null) or, for a single message, refused for good. */
+  outcome?: UnstorableError | null;
 }
 
 export interface BatchWriterOptions {
   batchSize: number;
   batchMs: number;
   pendingMax: number;
+  /** Bytes (as the caller counts them) held unacknowledged at most; unlimited when absent. */
+  pendingMaxBytes?: number;
   logger?: Logger;
   onCommit?: (rows: number, messages: number, ms: number) => void;
   onError?: (err: Error) => void;
+  /** A message the database refused for good (after the batch was split down to it). */
+  onUnstorable?: (err: UnstorableError) => void;
   maxBackoffMs?: number;
   /** Concurrent commits (default 3 on PostgreSQL, 1 on PGlite). */
   maxInFlight?: number;
@@ -63,20 +91,20 @@ function selectExpr(name: string, type: ColumnType): string {
   return name;
 }
 
-function emptyBuffer(): Buffer {
-  return { columns: new Map(), rows: 0, callbacks: [] };
+function emptyBatch(): Batch {
+  return { entries: [], rows: 0 };
 }
 
 export class BatchWriter {
   private readonly specs = new Map<string, { spec: TableSpec; index: number }>();
   private readonly sqlCache = new Map<string, string>();
-  private current: Buffer = emptyBuffer();
-  private readonly retryQueue: Buffer[] = [];
-  private readonly inFlight = new Set<Buffer>();
-  /** Committed batches waiting for an earlier batch, so acks and events keep arrival order. */
-  private readonly committed = new Map<number, Buffer>();
-  private nextSeq = 0;
-  private releaseSeq = 0;
+  private current: Batch = emptyBatch();
+  private readonly retryQueue: Batch[] = [];
+  private readonly inFlight = new Set<Batch>();
+  /** Batches sent and not yet released, in send order: acknowledgements keep arrival order. */
+  private readonly order: Batch[] = [];
+  private pendingCount = 0;
+  private pendingBytesCount = 0;
   private readonly idleWaiters: Array<() => void> = [];
   private timer: NodeJS.Timeout | null = null;
   private immediate: NodeJS.Immediate | null = null;
@@ -93,18 +121,19 @@ export class BatchWriter {
     this.maxInFlight = opts.maxInFlight ?? (db.kind === 'postgres' ? 3 : 1);
   }
 
-  /** Messages accepted but not yet committed (buffered, in flight or waiting for a retry). */
+  /** Messages accepted but not yet acknowledged (buffered, in flight, waiting for a retry or for an earlier batch). */
   get pending(): number {
-    let n = this.current.callbacks.length;
-    for (const b of this.inFlight) n += b.callbacks.length;
-    for (const b of this.retryQueue) n += b.callbacks.length;
-    for (const b of this.committed.values()) n += b.callbacks.length;
-    return n;
+    return this.pendingCount;
   }
 
-  /** Past the memory cap: the caller must refuse new messages (never ack them). */
+  /** Bytes of those messages, as counted by the callers of add(). */
+  get pendingBytes(): number {
+    return this.pendingBytesCount;
+  }
+
+  /** Past the memory cap (messages or bytes): the caller must refuse new messages (never ack them). */
   get full(): boolean {
-    return this.pending >= this.opts.pendingMax;
+    return this.pendingCount >= this.opts.pendingMax || (this.opts.pendingMaxBytes !== undefined && this.pendingBytesCount >= this.opts.pendingMaxBytes);
   }
 
   /** False while the last commit failed and a retry is pending. */
@@ -112,30 +141,27 @@ export class BatchWriter {
     return this.healthy;
   }
 
-  /** Adds one message's rows; `done` runs after they are committed (or with an error when the writer is stopped). */
-  add(requests: readonly WriteRequest[], done: Done): void {
+  /**
+   * Adds one message's rows; `done` runs after they are committed, with an
+   * UnstorableError when the database refuses them for good, or with an
+   * error when the writer is stopped. `bytes` counts towards pendingMaxBytes.
+   */
+  add(requests: readonly WriteRequest[], done: Done, bytes = 0): void {
     if (this.stopped) {
       done(new Error('writer stopped'));
       return;
     }
+    for (const req of requests) if (!this.specs.has(req.table)) throw new Error(`unknown table ${req.table}`);
     const buf = this.current;
-    for (const req of requests) {
-      const entry = this.specs.get(req.table);
-      if (!entry) throw new Error(`unknown table ${req.table}`);
-      let cols = buf.columns.get(req.table);
-      if (!cols) {
-        cols = entry.spec.columns.map(() => []);
-        buf.columns.set(req.table, cols);
-      }
-      for (let i = 0; i < cols.length; i++) cols[i]!.push(req.values[i] ?? null);
-      buf.rows++;
-    }
-    buf.callbacks.push(done);
+    buf.entries.push({ requests, done, bytes });
+    buf.rows += requests.length;
+    this.pendingCount++;
+    this.pendingBytesCount += bytes;
     // Idle: commit at the end of this event-loop turn, once every socket read
     // in it has been handled (PGlite commits synchronously in this thread, so
     // committing inside add() would send batches of one). Busy: gather until a
     // commit slot frees (group commit) or batchMs passes (use a spare slot).
-    if (buf.callbacks.length >= this.opts.batchSize) this.pump();
+    if (buf.entries.length >= this.opts.batchSize) this.pump();
     else if (this.inFlight.size === 0 && this.retryQueue.length === 0) {
       if (!this.immediate) {
         this.immediate = setImmediate(() => {
@@ -158,17 +184,18 @@ export class BatchWriter {
    */
   private pump(): void {
     while (this.inFlight.size < (this.healthy ? this.maxInFlight : 1) && !this.backoffTimer) {
-      let batch: Buffer | undefined = this.retryQueue.shift();
+      let batch: Batch | undefined = this.retryQueue.shift();
       if (!batch) {
-        if (this.current.callbacks.length === 0) break;
+        if (this.current.entries.length === 0) break;
         batch = this.current;
-        this.current = emptyBuffer();
+        this.current = emptyBatch();
+        this.order.push(batch);
         if (this.timer) clearTimeout(this.timer);
         this.timer = null;
       }
       this.commit(batch);
     }
-    if (this.pending === 0) this.idleWaiters.splice(0).forEach((w) => w());
+    if (this.pendingCount === 0) this.idleWaiters.splice(0).forEach((w) => w());
   }
 
   /** One statement: a CTE with one unnest insert per table, atomic without an explicit transaction (one round trip). */
@@ -189,22 +216,34 @@ export class BatchWriter {
     return sql;
   }
 
-  private commit(batch: Buffer): void {
-    batch.seq ??= this.nextSeq++;
+  /** Column arrays per table, built when the batch is sent (a split batch builds its halves anew). */
+  private statement(batch: Batch): { sql: string; params: unknown[] } {
+    const columns = new Map<string, unknown[][]>();
+    for (const e of batch.entries) {
+      for (const req of e.requests) {
+        let cols = columns.get(req.table);
+        if (!cols) columns.set(req.table, (cols = this.specs.get(req.table)!.spec.columns.map(() => [])));
+        for (let i = 0; i < cols.length; i++) cols[i]!.push(req.values[i] ?? null);
+      }
+    }
+    const tables = [...columns.keys()].sort((a, b) => this.specs.get(a)!.index - this.specs.get(b)!.index);
+    return { sql: this.sqlFor(tables), params: tables.flatMap((t) => columns.get(t)!) };
+  }
+
+  private commit(batch: Batch): void {
     this.inFlight.add(batch);
-    const tables = [...batch.columns.keys()].sort((a, b) => this.specs.get(a)!.index - this.specs.get(b)!.index);
-    const params = tables.flatMap((t) => batch.columns.get(t)!);
+    const { sql, params } = this.statement(batch);
     const t0 = performance.now();
     // One statement is its own transaction on both engines.
-    this.db.query(this.sqlFor(tables), params).then(
+    this.db.query(sql, params).then(
       () => {
         this.inFlight.delete(batch);
         this.healthy = true;
         this.backoffMs = 0;
-        this.opts.onCommit?.(batch.rows, batch.callbacks.length, performance.now() - t0);
+        this.opts.onCommit?.(batch.rows, batch.entries.length, performance.now() - t0);
         // Commits overlap on PostgreSQL and may finish out of order; a device's
         // messages must still be acknowledged and announced in the order they came.
-        this.committed.set(batch.seq!, batch);
+        batch.outcome = null;
         this.release();
         // Let the event loop read sockets before the next commit: PGlite runs
         // in this thread, so nothing arrives while it commits, and pumping
@@ -213,11 +252,12 @@ export class BatchWriter {
       },
       (err: Error) => {
         this.inFlight.delete(batch);
+        if (isLasting(err)) return this.refused(batch, err);
         this.retryQueue.unshift(batch);
         this.healthy = false;
         this.opts.onError?.(err);
         this.backoffMs = Math.min(this.opts.maxBackoffMs ?? 5_000, this.backoffMs ? this.backoffMs * 2 : 50);
-        this.opts.logger?.warn({ err: err.message, messages: batch.callbacks.length, retryInMs: this.backoffMs }, 'batch commit failed; holding acknowledgements and retrying');
+        this.opts.logger?.warn({ err: err.message, messages: batch.entries.length, retryInMs: this.backoffMs }, 'batch commit failed; holding acknowledgements and retrying');
         if (this.stopped || this.backoffTimer) return;
         this.backoffTimer = setTimeout(() => {
           this.backoffTimer = null;
@@ -227,16 +267,47 @@ export class BatchWriter {
     );
   }
 
-  private release(): void {
-    for (let b = this.committed.get(this.releaseSeq); b; b = this.committed.get(this.releaseSeq)) {
-      this.committed.delete(this.releaseSeq++);
-      for (const cb of b.callbacks) cb();
+  /**
+   * The database refused the batch for good: one bad message must not block
+   * the others, so split the batch in halves (in place in the release order)
+   * until the refused messages stand alone; the rest commits. k bad messages
+   * in a batch of n cost about 2·k·log2(n) extra statements.
+   */
+  private refused(batch: Batch, err: Error): void {
+    const sqlstate = String((err as { code?: unknown }).code);
+    if (batch.entries.length === 1) {
+      const e = new UnstorableError(sqlstate, err.message);
+      this.opts.onUnstorable?.(e);
+      batch.outcome = e;
+      this.release();
+    } else {
+      const mid = batch.entries.length >> 1;
+      const halves = [batch.entries.slice(0, mid), batch.entries.slice(mid)].map((entries) => ({
+        entries,
+        rows: entries.reduce((n, e) => n + e.requests.length, 0),
+      }));
+      this.order.splice(this.order.indexOf(batch), 1, ...halves);
+      this.retryQueue.unshift(...halves);
     }
+    setImmediate(() => this.pump());
+  }
+
+  private release(): void {
+    while (this.order.length > 0 && this.order[0]!.outcome !== undefined) {
+      const b = this.order.shift()!;
+      for (const e of b.entries) {
+        this.pendingCount--;
+        this.pendingBytesCount -= e.bytes;
+        if (b.outcome) e.done(b.outcome);
+        else e.done();
+      }
+    }
+    if (this.pendingCount === 0) this.idleWaiters.splice(0).forEach((w) => w());
   }
 
   /** Commits everything buffered (used on shutdown and by tests). */
   async flush(): Promise<void> {
-    if (this.pending === 0) return;
+    if (this.pendingCount === 0) return;
     await new Promise<void>((resolve) => {
       this.idleWaiters.push(resolve);
       this.pump();
@@ -258,13 +329,20 @@ export class BatchWriter {
     this.immediate = null;
     this.timer = null;
     this.backoffTimer = null;
-    // Stored batches stuck behind one that could not be stored: they are in the database, so acknowledge them.
-    for (const b of this.committed.values()) b.callbacks.forEach((cb) => cb());
-    this.committed.clear();
+    // Settled batches stuck behind one that could not be stored: they are settled, so answer them.
     const err = new Error('hub stopped before commit');
-    for (const b of [...this.retryQueue, this.current]) b.callbacks.forEach((cb) => cb(err));
+    const all = [...this.order, this.current];
+    this.order.length = 0;
     this.retryQueue.length = 0;
-    this.current = emptyBuffer();
+    this.current = emptyBatch();
+    for (const b of all) {
+      for (const e of b.entries) {
+        if (b.outcome === null) e.done();
+        else e.done(b.outcome ?? err);
+      }
+    }
+    this.pendingCount = 0;
+    this.pendingBytesCount = 0;
     this.idleWaiters.splice(0).forEach((w) => w());
   }
 }

@@ -14,7 +14,7 @@ import { ingestTables } from './tables.js';
 export type { Db, Queryable, Row } from './db.js';
 export { openDb } from './db.js';
 export type { Migration } from './migrate.js';
-export { BatchWriter, type WriteRequest } from './batch-writer.js';
+export { BatchWriter, UnstorableError, type WriteRequest } from './batch-writer.js';
 export { storeMigrations } from './schema.js';
 
 export interface Store {
@@ -30,6 +30,7 @@ export function createStore(deps: { db: Db; config: Config; logger: Logger; metr
     batchSize: config.batchSize,
     batchMs: config.batchMs,
     pendingMax: config.pendingMax,
+    pendingMaxBytes: config.pendingMaxBytes,
     logger,
     onCommit: (_rows, messages, ms) => {
       metrics.batchSize.observe(messages);

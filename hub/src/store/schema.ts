@@ -131,9 +131,30 @@ async function timescale(db: Db): Promise<void> {
   await db.query(`select add_continuous_aggregate_policy('readings_1h', start_offset => interval '3 days', end_offset => interval '1 hour', schedule_interval => interval '30 minutes')`);
 }
 
+/**
+ * Messages the database refused for good (found by splitting a failed batch):
+ * kept with the reason and the raw payload (bounded) so an integrator can see
+ * what the device sent; not a time-series table, retention trims it too.
+ */
+const deadLetters = `
+create table dead_letters (
+  id bigserial primary key,
+  ts timestamptz not null default now(),
+  device_id text not null,
+  channel text not null,
+  reason text not null,
+  detail text not null default '',
+  payload bytea,
+  payload_bytes bigint not null
+);
+create index dead_letters_device_idx on dead_letters (device_id, id desc);
+create index dead_letters_ts_idx on dead_letters (ts);
+`;
+
 export const storeMigrations: Migration[] = [
   { id: '001_core', up: (db) => db.exec(core) },
   { id: '002_timescale', up: timescale },
+  { id: '003_dead_letters', up: (db) => db.exec(deadLetters) },
 ];
 
 /** Time-series tables that retention applies to. */
@@ -145,6 +166,8 @@ export const RETAINED_TABLES = ['readings', 'events', 'alerts', 'positions', 'de
  */
 export async function applyRetention(db: Db, days: number): Promise<{ mode: 'timescale' | 'app'; deleted: number }> {
   if (db.timescale) {
+    // dead_letters is a plain table, not a hypertable: no policy, delete here.
+    await db.query(`delete from dead_letters where ts < now() - make_interval(days => $1::int)`, [days]);
     for (const t of RETAINED_TABLES) {
       await db.query(`select remove_retention_policy('${t}', if_exists => true)`);
       await db.query(`select add_retention_policy('${t}', make_interval(days => $1::int))`, [days]);
@@ -152,7 +175,7 @@ export async function applyRetention(db: Db, days: number): Promise<{ mode: 'tim
     return { mode: 'timescale', deleted: 0 };
   }
   let deleted = 0;
-  for (const t of RETAINED_TABLES) {
+  for (const t of [...RETAINED_TABLES, 'dead_letters']) {
     const rows = await db.query<{ n: number }>(
       `with d as (delete from ${t} where ts < now() - make_interval(days => $1::int) returning 1) select count(*)::int as n from d`,
       [days],

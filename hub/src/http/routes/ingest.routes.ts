@@ -15,6 +15,18 @@ export function basicCredentials(header: string | undefined): { id: string; secr
 }
 
 /**
+ * Takes one message from the device's budget (the same bucket its MQTT
+ * connections use); over budget answers 429 with Retry-After in seconds.
+ */
+export function admitDevice(ingest: Ingest, deviceId: string, reply: { header(k: string, v: string): unknown }): void {
+  const waitMs = ingest.budget.tryTake(deviceId);
+  if (waitMs === 0) return;
+  ingest.reject(deviceId, 'rate_limited', 'HTTP request over the device budget');
+  reply.header('retry-after', String(Math.ceil(waitMs / 1000)));
+  throw Errors.rateLimited(`device ${deviceId} is over its message budget; retry after ${Math.ceil(waitMs / 1000)} s`);
+}
+
+/**
  * Device ingest over HTTP for devices without MQTT (CONTRACT 3): same bodies,
  * same validation, and 202 only after the message is committed.
  */
@@ -35,7 +47,7 @@ function ingestRoute(app: App, registry: DeviceRegistry, ingest: Ingest): void {
       summary: 'Publish one message as a device, authenticated with HTTP Basic deviceId:secret',
       security: [{ device: [] }],
       params: Type.Object({ deviceId: Type.String(), channel: Type.Union([...CHANNELS.map((c) => Type.Literal(c)), Type.Literal('owntracks')]) }),
-      response: { 202: Type.Object({ stored: Type.Number() }), ...errors(400, 401, 403, 413, 503) },
+      response: { 202: Type.Object({ stored: Type.Number() }), ...errors(400, 401, 403, 413, 429, 503) },
     },
   }, async (req, reply) => {
     const cred = basicCredentials(req.headers.authorization);
@@ -47,11 +59,15 @@ function ingestRoute(app: App, registry: DeviceRegistry, ingest: Ingest): void {
       reply.header('www-authenticate', 'Basic realm="gridlink-device"');
       throw Errors.unauthorized('wrong device credentials or device disabled');
     }
+    admitDevice(ingest, cred.id, reply);
     const body = req.body as Buffer | string | undefined;
     const raw = Buffer.isBuffer(body) ? body : Buffer.from(body ?? '');
     const outcome = await ingest.handleAsync(cred.id, req.params.channel, raw);
     if (outcome.ok) return reply.status(202).send({ stored: outcome.stored });
-    if (outcome.retryable) throw Errors.unavailable('message not stored, retry later');
+    if (outcome.retryable) {
+      reply.header('retry-after', '1');
+      throw Errors.unavailable('message not stored, retry later');
+    }
     if (outcome.reason === 'too_large') throw Errors.payloadTooLarge(outcome.detail);
     throw Errors.payloadInvalid(outcome.detail, { reason: outcome.reason });
   });
