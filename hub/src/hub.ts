@@ -15,6 +15,7 @@ import { createMetrics, type Metrics } from './core/metrics.js';
 import type { Services } from './core/services.js';
 import { createApp, type App } from './http/app.js';
 import { authRoutes } from './http/routes/auth.routes.js';
+import { deadLetterRoutes } from './http/routes/dead-letters.routes.js';
 import { deviceRoutes } from './http/routes/devices.routes.js';
 import { ingestRoutes } from './http/routes/ingest.routes.js';
 import { systemRoutes } from './http/routes/system.routes.js';
@@ -136,6 +137,7 @@ export async function createHub(config: Config, options: HubOptions = {}): Promi
         authRoutes(a, { auth: ctx.auth });
         deviceRoutes(a, { auth: ctx.auth, registry: ctx.registry, ingest: ctx.ingest, db });
         ingestRoutes(a, { registry: ctx.registry, ingest: ctx.ingest });
+        deadLetterRoutes(a, { auth: ctx.auth, registry: ctx.registry, db });
         for (const m of modules.values()) m.routes?.(a);
       }, { prefix: '/api/v1' });
       for (const m of modules.values()) m.rootRoutes?.(app);
