@@ -7,7 +7,8 @@
  * the devices, then the hub, cleanly.
  *
  * Flags: --speed N (simulation speed, default 5), --no-dispatcher,
- * --rtsp N (real RTSP streams for the first N cameras), --size small
+ * --video N|all (real RTSP streams for the first N cameras; default 4, the
+ * first page of the video wall; --rtsp N is the same), --size small
  * (16 grids instead of 108, when the district is generated), --state and
  * --district (where secrets and the district live), --quiet.
  */
@@ -26,6 +27,10 @@ import { provision } from './provision.js';
 import { SimState } from './state.js';
 
 const DEMO_USER = 'demo-sim';
+/** After the cameras' rolling buffers have filled, so the first clip has its pre-roll. */
+const DEMO_FIRST_ALERT_MS = Number(process.env.GRIDLINK_DEMO_FIRST_ALERT_MS ?? 25_000);
+/** Cameras streaming by default: the video wall's first page. */
+export const DEFAULT_DEMO_STREAMS = 4;
 
 /** What to undo on Ctrl-C, even when it comes while the demo is still starting. */
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -55,7 +60,7 @@ export async function runDemo(argv: string[]): Promise<{ hub: Hub; run: District
   const { values: v } = parseArgs({
     args: argv,
     options: {
-      speed: { type: 'string' }, 'no-dispatcher': { type: 'boolean' }, rtsp: { type: 'string' }, quiet: { type: 'boolean', short: 'q' },
+      speed: { type: 'string' }, 'no-dispatcher': { type: 'boolean' }, rtsp: { type: 'string' }, video: { type: 'string' }, quiet: { type: 'boolean', short: 'q' },
       state: { type: 'string' }, district: { type: 'string' }, size: { type: 'string' },
     },
     strict: true,
@@ -64,6 +69,13 @@ export async function runDemo(argv: string[]): Promise<{ hub: Hub; run: District
     if (!v.quiet) process.stderr.write(`${m}\n`);
   };
   const speed = Number(v.speed ?? 5);
+  // Video out of the box: the first wall page (4 tiles) streams by default; each stream costs a few % of a core.
+  const videoFlag = v.video ?? v.rtsp ?? String(DEFAULT_DEMO_STREAMS);
+  const streams = videoFlag === 'all' ? Number.MAX_SAFE_INTEGER : Number(videoFlag);
+  if (!Number.isInteger(streams) || streams < 0) {
+    process.stderr.write(`--video takes a count or "all", not ${videoFlag}\n`);
+    process.exit(2);
+  }
   const statePath = v.state ?? '.sim/secrets.json';
   const demo = await demoFile(`${dirname(statePath)}/demo.json`);
 
@@ -111,7 +123,7 @@ export async function runDemo(argv: string[]): Promise<{ hub: Hub; run: District
 
   if (aborted) throw new Error('stopped');
   const run = await startDistrict({
-    client, mqtt: mqttUrl, district, state, speed, dispatcher: !v['no-dispatcher'], anomalies: true, rtsp: Number(v.rtsp ?? 0),
+    client, mqtt: mqttUrl, district, state, speed, dispatcher: !v['no-dispatcher'], anomalies: true, rtsp: streams,
     log: say,
   });
   // Demo timing: quicker hands than the defaults, so the first case closes within a minute.
@@ -124,6 +136,22 @@ export async function runDemo(argv: string[]): Promise<{ hub: Hub; run: District
     const water = [...run.world.sensors.values()].find((s) => s.def.type === 'sensor.water_level');
     void water?.set('water_level_cm', 38, 20_000).then(() => say(`demo: water rising at ${water.def.name}`), () => undefined);
   }, 3000);
+
+  // A camera that streams sees something: its alert opens a case, the linkage popup plays it with the object marked,
+  // and the case's evidence clip holds the seconds before the alert from the camera's rolling buffer.
+  const streaming = [...run.world.cameras.values()].filter((c) => c.rtsp);
+  let alertN = 0;
+  const cameraAlert = () => {
+    const cam = streaming[alertN++ % Math.max(1, streaming.length)];
+    if (!cam?.rtsp) return;
+    void cam.alert(alertN % 2 ? 'garbage_overflow' : 'illegal_parking', 0.9).then(() => say(`demo: ${cam.def.name} (${cam.id}) raised a camera alert`), () => undefined);
+  };
+  const firstAlert = setTimeout(cameraAlert, DEMO_FIRST_ALERT_MS);
+  const moreAlerts = setInterval(cameraAlert, 5 * 60_000);
+  cleanups.push(() => {
+    clearTimeout(firstAlert);
+    clearInterval(moreAlerts);
+  });
 
   const cons = `http://localhost:${ports.http}/`;
   say('');

@@ -16,6 +16,7 @@ import type { MatchRule, Rule } from './rule.schema.js';
 import { RuleRepo } from './rules.repo.js';
 import { ruleRoutes } from './routes.js';
 import { ruleMigrations } from './schema.js';
+import type { CameraAlarmEvent } from '../video/index.js';
 
 export { RuleEvaluator, compare, type Effect, type Signal, type KeyState } from './evaluator.js';
 export { DEFAULT_RULES, ESCALATE_AFTER_MIN, RuleT, ruleCheck, type Rule, type RuleKind } from './rule.schema.js';
@@ -53,6 +54,9 @@ export function createRules(ctx: HubContext, opts: RulesOptions = {}): RulesModu
   function* devices(): Iterable<DeviceLite> {
     for (const d of ctx.registry.list()) {
       if (!d.enabled) continue;
+      // A camera that only has an RTSP URL and never spoke MQTT is watched by the video module's
+      // RTSP probes (alarm 摄像头离线), not by silence on MQTT.
+      if (d.type === 'camera' && d.lastSeen === null) continue;
       yield { id: d.id, type: d.type, gridId: gridOf(d), since: Math.max(d.createdAt, startedAt) };
     }
   }
@@ -96,6 +100,16 @@ export function createRules(ctx: HubContext, opts: RulesOptions = {}): RulesModu
       a.status === 'cleared'
         ? { kind: 'clear', rule, deviceId, ts: a.ts, reason: a.message }
         : { kind: 'raise', rule, deviceId, ts: a.ts, severity: a.severity, type: a.kind, message: a.message, where: { lat: a.lat, lon: a.lon, gridId: a.gridId } },
+    ]);
+  }
+
+  /** The video module's RTSP probes: a camera offline for its configured time, and its return. */
+  function onCameraAlarm(a: CameraAlarmEvent): void {
+    const rule: MatchRule = { id: 'camera.offline', name: '摄像头离线 (camera offline)', enabled: true, kind: 'match', channel: 'event', types: ['camera_offline'], severity: 'major' };
+    void alarms.applyAll([
+      a.status === 'cleared'
+        ? { kind: 'clear', rule, deviceId: a.cameraId, ts: a.ts, reason: a.reason }
+        : { kind: 'raise', rule, deviceId: a.cameraId, ts: a.ts, severity: 'major', type: 'camera_offline', message: `摄像头离线: ${a.reason}`, where: { lat: a.lat, lon: a.lon, gridId: a.gridId } },
     ]);
   }
 
@@ -161,6 +175,7 @@ export function createRules(ctx: HubContext, opts: RulesOptions = {}): RulesModu
       evaluator.takeDirty();
       ctx.bus.on('message.stored', 'rules', onStored);
       ctx.bus.on('dispatch.alarm', 'rules', onDispatchAlarm);
+      ctx.bus.on('camera.alarm', 'rules', onCameraAlarm);
       const tickMs = opts.tickMs ?? 5_000;
       if (tickMs > 0) {
         tickTimer = setInterval(() => void tick().catch((err) => log.error({ err }, 'rules tick failed')), tickMs);

@@ -10,6 +10,7 @@ import type { DeviceRegistry } from '../registry/index.js';
 import type { Db, Migration } from '../store/index.js';
 import { coverageRank, covers, distanceM } from './geo.js';
 import { redactUrl, type VideoKeys } from './keys.js';
+import { ffmpegUrl, parseRtspUrl, resolveCamera, urlSecrets, type NetAllowList } from './url.js';
 
 export type CameraCodec = 'h264' | 'h265';
 
@@ -29,6 +30,8 @@ export interface Camera {
   codec: CameraCodec;
   /** Transcode to H.264 for browsers (default: on for H.265). */
   transcode: boolean;
+  /** Keep a rolling buffer (pre-roll for evidence clips) while the camera is online. */
+  buffer: boolean;
   createdAt: number;
 }
 
@@ -51,6 +54,7 @@ interface CameraRow {
   vendor: string | null;
   codec: CameraCodec;
   transcode: boolean;
+  buffer: boolean | null;
   created_at: Date;
 }
 
@@ -113,6 +117,17 @@ export const videoMigrations: Migration[] = [
       `);
     },
   },
+  {
+    // Rolling buffer per camera; clips carry their digest and are kept until their case's retention ends.
+    id: '402_video_buffer_evidence',
+    async up(db) {
+      await db.exec(`
+        alter table cameras add column if not exists buffer boolean not null default true;
+        alter table video_clips add column if not exists sha256 text;
+        create index if not exists video_clips_created_idx on video_clips (created_at);
+      `);
+    },
+  },
 ];
 
 const toCamera = (r: CameraRow): Entry => ({
@@ -130,6 +145,7 @@ const toCamera = (r: CameraRow): Entry => ({
   vendor: r.vendor,
   codec: r.codec,
   transcode: r.transcode,
+  buffer: r.buffer ?? true,
   createdAt: new Date(r.created_at).getTime(),
 });
 
@@ -152,6 +168,7 @@ export interface CameraInput {
   vendor?: string;
   codec?: CameraCodec;
   transcode?: boolean;
+  buffer?: boolean;
 }
 
 export interface NearCamera {
@@ -168,6 +185,8 @@ export class CameraRegistry {
     private readonly registry: DeviceRegistry,
     private readonly keys: VideoKeys,
     private readonly locate: (lat: number, lon: number) => string | null,
+    /** Camera networks the hub may connect to (empty: any). */
+    readonly allow: NetAllowList,
   ) {}
 
   async load(): Promise<void> {
@@ -184,22 +203,30 @@ export class CameraRegistry {
     return [...this.cameras.values()].sort((a, b) => a.id.localeCompare(b.id));
   }
 
-  /** The RTSP URL with credentials, for ffmpeg only. */
-  rtspUrl(id: string): string {
+  /** The RTSP URL with credentials, parsed: for the prober and ffmpeg only. */
+  rtspUrl(id: string): URL {
     const e = this.cameras.get(id);
     if (!e) throw Errors.notFound('camera not found');
-    return this.keys.decrypt(e.sealed, id);
+    return parseRtspUrl(this.keys.decrypt(e.sealed, id));
+  }
+
+  /**
+   * Where to connect, checked now (the allow-list may have changed since
+   * registration, and a name may resolve elsewhere): the parsed URL, the
+   * checked address, the string for ffmpeg (rebuilt from the parts, host =
+   * that address) and the secrets to redact from anything ffmpeg prints.
+   */
+  async target(id: string): Promise<{ url: URL; address: string; ffmpeg: string; secrets: string[] }> {
+    const url = this.rtspUrl(id);
+    const address = await resolveCamera(url, this.allow);
+    return { url, address, ffmpeg: ffmpegUrl(url, address), secrets: urlSecrets(url) };
   }
 
   /** Registers the `camera` device (MQTT credentials, returned once) and the camera. */
   async create(input: CameraInput): Promise<{ camera: Camera; secret: string }> {
-    let url: URL;
-    try {
-      url = new URL(input.rtspUrl);
-    } catch {
-      throw Errors.validation('rtspUrl is not a URL');
-    }
-    if (!/^rtsps?:$/.test(url.protocol)) throw Errors.validation('rtspUrl must be rtsp:// or rtsps://');
+    const url = parseRtspUrl(input.rtspUrl);
+    // SSRF: the hub connects only to the camera networks the operator allows (checked again at every connect).
+    if (this.allow.size) await resolveCamera(url, this.allow);
     if (input.gb28181Id !== undefined && !/^\d{20}$/.test(input.gb28181Id)) throw Errors.validation('gb28181Id must be 20 digits');
     if ((input.heading === undefined) !== (input.fov === undefined)) throw Errors.validation('heading and fov go together');
     const codec = input.codec ?? 'h264';
@@ -215,12 +242,12 @@ export class CameraRegistry {
     });
     try {
       const rows = await this.db.query<CameraRow>(
-        `insert into cameras (id, name, rtsp_sealed, rtsp_redacted, lat, lon, heading, fov, range_m, grid_id, gb28181_id, vendor, codec, transcode)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) returning *`,
+        `insert into cameras (id, name, rtsp_sealed, rtsp_redacted, lat, lon, heading, fov, range_m, grid_id, gb28181_id, vendor, codec, transcode, buffer)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) returning *`,
         [
-          device.id, device.name, this.keys.encrypt(input.rtspUrl, device.id), redactUrl(input.rtspUrl), input.lat, input.lon,
+          device.id, device.name, this.keys.encrypt(url.href, device.id), redactUrl(url.href), input.lat, input.lon,
           input.heading ?? null, input.fov ?? null, input.rangeM ?? null, device.gridId, input.gb28181Id ?? null, input.vendor ?? null,
-          codec, input.transcode ?? codec === 'h265',
+          codec, input.transcode ?? codec === 'h265', input.buffer ?? true,
         ],
       );
       const e = toCamera(rows[0]!);
@@ -233,13 +260,13 @@ export class CameraRegistry {
     }
   }
 
-  async update(id: string, patch: { transcode?: boolean; heading?: number | null; fov?: number | null; rangeM?: number | null; name?: string }): Promise<Camera> {
+  async update(id: string, patch: { transcode?: boolean; heading?: number | null; fov?: number | null; rangeM?: number | null; name?: string; buffer?: boolean }): Promise<Camera> {
     const e = this.cameras.get(id);
     if (!e) throw Errors.notFound('camera not found');
     const next: Entry = { ...e, ...Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined)) } as Entry;
     // The same rule as create: a view cone needs both, so a patch may not leave one without the other.
     if ((next.heading === null) !== (next.fov === null)) throw Errors.validation('heading and fov go together');
-    await this.db.query('update cameras set name = $2, transcode = $3, heading = $4, fov = $5, range_m = $6 where id = $1', [id, next.name, next.transcode, next.heading, next.fov, next.rangeM]);
+    await this.db.query('update cameras set name = $2, transcode = $3, heading = $4, fov = $5, range_m = $6, buffer = $7 where id = $1', [id, next.name, next.transcode, next.heading, next.fov, next.rangeM, next.buffer]);
     this.cameras.set(id, next);
     return publicCamera(next);
   }

@@ -11,8 +11,8 @@
  * Clips and their rows live in dataDir, so they survive a restart; a clip
  * that was recording when the hub stopped is finished from what was linked.
  */
-import { randomUUID } from 'node:crypto';
-import { copyFileSync, existsSync, linkSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createHash, randomUUID } from 'node:crypto';
+import { copyFileSync, createReadStream, existsSync, linkSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../core/logger.js';
 import type { Db } from '../store/index.js';
@@ -39,6 +39,8 @@ export interface Clip {
   hasSnapshot: boolean;
   bytes: number | null;
   durationMs: number | null;
+  /** SHA-256 of the MP4 (hex), once ready. */
+  sha256: string | null;
   error: string | null;
   createdAt: number;
   /** Relative URLs (send the access token as Bearer or ?token=). */
@@ -63,6 +65,7 @@ interface ClipRow {
   snapshot: string | null;
   bytes: number | null;
   duration_ms: number | null;
+  sha256: string | null;
   error: string | null;
   created_at: Date;
 }
@@ -73,7 +76,7 @@ export function toClip(r: ClipRow): Clip {
   return {
     id: r.id, cameraId: r.camera_id, caseId: r.case_id, alarmId: r.alarm_id, alertKey: r.alert_key, alertType: r.alert_type, trigger: r.trigger,
     gridId: r.grid_id, at: ms(r.at)!, from: ms(r.from_ts), to: ms(r.to_ts), status: r.status, hasSnapshot: r.snapshot !== null, bytes: r.bytes,
-    durationMs: r.duration_ms, error: r.error, createdAt: ms(r.created_at)!,
+    durationMs: r.duration_ms, sha256: r.sha256 ?? null, error: r.error, createdAt: ms(r.created_at)!,
     video: `/api/v1/clips/${r.id}/video.mp4`, snapshot: `/api/v1/clips/${r.id}/snapshot.jpg`,
   };
 }
@@ -285,17 +288,43 @@ export class ClipRecorder {
       }
     }
     const bytes = statSync(out).size;
+    const sha256 = await sha256File(out);
     const durationMs = span ? span.to - span.from : null;
     const rows = await this.deps.db.query<ClipRow>(
       `update video_clips set status = 'ready', file = $2, snapshot = $3, bytes = $4, duration_ms = $5,
          from_ts = case when $6::float8 is null then from_ts else to_timestamp($6 / 1000.0) end,
-         to_ts = case when $7::float8 is null then to_ts else to_timestamp($7 / 1000.0) end
+         to_ts = case when $7::float8 is null then to_ts else to_timestamp($7 / 1000.0) end,
+         sha256 = $8
        where id = $1 returning *`,
-      [id, path.basename(out), snapshot, bytes, durationMs, span?.from ?? null, span?.to ?? null],
+      [id, path.basename(out), snapshot, bytes, durationMs, span?.from ?? null, span?.to ?? null, sha256],
     );
     rmSync(parts, { recursive: true, force: true });
     this.deps.logger.info({ clipId: id, at, bytes, durationMs }, 'evidence clip ready');
     if (rows[0]) this.deps.onReady(toClip(rows[0]));
+  }
+
+  /**
+   * Retention: a clip is kept while its case is open and for `retentionDays`
+   * after the case was closed or rejected; a clip without a case for
+   * `retentionDays` after it was made. Returns the ids removed (files, clip
+   * rows and their rows in the case evidence list).
+   */
+  async prune(retentionDays: number, now: number): Promise<string[]> {
+    const horizon = now - retentionDays * 86_400_000;
+    const sql = `select v.id from video_clips v left join cases c on c.id = v.case_id
+        where v.status <> 'recording' and (
+          (v.case_id is null and v.created_at < to_timestamp($1 / 1000.0))
+          or (c.status in ('closed', 'rejected') and c.updated_at < to_timestamp($1 / 1000.0))
+          or (v.case_id is not null and c.id is null and v.created_at < to_timestamp($1 / 1000.0)))
+        limit 1000`;
+    // Without the cases module there is no cases table: every clip is judged by its own age.
+    const rows = await this.deps.db.query<{ id: string }>(sql, [horizon]).catch(() =>
+      this.deps.db.query<{ id: string }>("select id from video_clips where status <> 'recording' and created_at < to_timestamp($1 / 1000.0) limit 1000", [horizon]));
+    for (const { id } of rows) {
+      for (const f of [this.clipFile(id), this.snapshotFile(id)]) rmSync(f, { force: true });
+      await this.deps.db.query('delete from video_clips where id = $1', [id]);
+    }
+    return rows.map((r) => r.id);
   }
 
   private async fail(id: string, error: string): Promise<void> {
@@ -303,4 +332,11 @@ export class ClipRecorder {
     await this.deps.db.query("update video_clips set status = 'failed', error = $2 where id = $1", [id, error]).catch(() => undefined);
     this.deps.logger.warn({ clipId: id, error }, 'evidence clip failed');
   }
+}
+
+export function sha256File(file: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const h = createHash('sha256');
+    createReadStream(file).on('data', (d) => h.update(d)).on('error', reject).on('end', () => resolve(h.digest('hex')));
+  });
 }

@@ -18,7 +18,8 @@ import { CameraStream, type StreamSettings, type StreamState } from './stream.js
 export interface GatewayCamera {
   id: string;
   transcode: boolean;
-  rtspUrl: () => string;
+  /** The URL ffmpeg opens (parsed, allow-listed, host resolved) and the secrets to redact from its output. */
+  target: () => Promise<{ url: string; secrets: string[] }>;
 }
 
 export class StreamGateway {
@@ -39,6 +40,10 @@ export class StreamGateway {
     },
   ) {
     this.ledger = path.join(deps.root, 'ffmpeg.pids');
+  }
+
+  get ffmpegPath(): string {
+    return this.deps.ff.path;
   }
 
   start(): void {
@@ -73,7 +78,7 @@ export class StreamGateway {
       dir: path.join(this.deps.root, 'live', id),
       settings: this.deps.settings,
       transcode: () => this.deps.camera(id)?.transcode ?? cam.transcode,
-      rtspUrl: () => (this.deps.camera(id) ?? cam).rtspUrl(),
+      target: () => (this.deps.camera(id) ?? cam).target(),
       logger: this.deps.logger,
       onPid: (pid, alive) => this.track(pid, alive),
     });

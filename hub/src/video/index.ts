@@ -8,8 +8,15 @@
  *   'case.changed'    new case with a location → linkage + evidence;
  *   'alarm.raised'    new alarm without a case → linkage;
  *   'device.changed'  camera device deleted → camera forgotten.
- * Emits 'camera.state', 'video.linkage', 'clip.ready' and, through
- * ctx.services.realtime when present, Socket.IO `linkage` and `device`.
+ * Emits 'camera.state' (stream), 'camera.health', 'camera.alarm' (the rules
+ * module stores it as the alarm 摄像头离线), 'video.linkage', 'clip.ready'
+ * and, through ctx.services.realtime when present, Socket.IO `linkage`,
+ * `camera.state` and `device`.
+ *
+ * Every camera is probed on a schedule (health.ts); a camera that is online
+ * and set to `buffer` keeps its stream running with a rolling buffer of
+ * segments on disk (at most `bufferMax` cameras), so an alert's clip holds
+ * the seconds before it whether or not anyone was watching.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -24,13 +31,27 @@ import { findFfmpeg, type FfmpegInfo } from './ffmpeg.js';
 import { StreamGateway } from './gateway.js';
 import { loadVideoKey, VideoKeys } from './keys.js';
 import { Linkage, type AlarmLike, type LinkagePayload } from './linkage.js';
+import { CameraHealth, defaultHealthSettings, type Health, type HealthChange, type HealthSettings } from './health.js';
 import { defaultStreamSettings, type StreamSettings, type StreamState } from './stream.js';
+import { NetAllowList } from './url.js';
 import { videoApiRoutes, videoRootRoutes } from './video.routes.js';
 
 export type { Camera } from './cameras.js';
 export type { Clip } from './clips.js';
 export type { LinkagePayload } from './linkage.js';
 export type { StreamState } from './stream.js';
+export type { Health, HealthChange } from './health.js';
+
+/** A camera offline for the configured time (raised) or back (cleared): the rules module stores it as an alarm. */
+export interface CameraAlarmEvent {
+  cameraId: string;
+  status: 'raised' | 'cleared';
+  reason: string;
+  ts: number;
+  gridId: string | null;
+  lat: number | null;
+  lon: number | null;
+}
 
 export interface CameraStateEvent {
   cameraId: string;
@@ -42,6 +63,8 @@ export interface CameraStateEvent {
 declare module '../core/bus.js' {
   interface EventMap {
     'camera.state': CameraStateEvent;
+    'camera.health': HealthChange;
+    'camera.alarm': CameraAlarmEvent;
     'video.linkage': LinkagePayload;
     'clip.ready': Clip;
   }
@@ -57,6 +80,15 @@ export interface VideoOptions {
   /** Linkage search radius and list length. */
   linkRadiusM: number;
   linkLimit: number;
+  /** Rolling buffer: seconds kept, cameras buffering at most, disk budget per camera. */
+  bufferS: number;
+  bufferMax: number;
+  bufferMB: number;
+  health: HealthSettings;
+  /** Camera networks (CIDR list); empty = any. */
+  allowNets: string;
+  /** Days a clip is kept after its case closed (or after it was made, without a case). */
+  clipRetentionDays: number;
 }
 
 /** GRIDLINK_VIDEO_* settings (documented in docs/video.md), read like every other setting. */
@@ -70,14 +102,35 @@ export const videoConfigSchema = {
   postS: { env: 'GRIDLINK_VIDEO_CLIP_POST_S', kind: 'number', default: 20, min: 0.1, description: 'Clip seconds after the alert' },
   linkRadiusM: { env: 'GRIDLINK_VIDEO_LINK_RADIUS_M', kind: 'number', default: 300, min: 1, description: 'Linkage search radius' },
   linkLimit: { env: 'GRIDLINK_VIDEO_LINK_LIMIT', kind: 'int', default: 4, min: 1, description: 'Cameras linked at most' },
+  bufferS: { env: 'GRIDLINK_VIDEO_BUFFER_S', kind: 'number', default: 15, min: 1, description: 'Rolling buffer per camera (pre-roll for evidence), seconds' },
+  bufferMax: { env: 'GRIDLINK_VIDEO_BUFFER_MAX', kind: 'int', default: 16, min: 0, description: 'Cameras keeping a rolling buffer at most (0 = none)' },
+  bufferMB: { env: 'GRIDLINK_VIDEO_BUFFER_MB', kind: 'number', default: 32, min: 1, description: 'Disk budget of one camera\'s rolling buffer, MiB' },
+  probeS: { env: 'GRIDLINK_VIDEO_PROBE_S', kind: 'number', default: defaultHealthSettings.intervalS, min: 1, description: 'Health probe interval of an online camera, seconds' },
+  probeRetryS: { env: 'GRIDLINK_VIDEO_PROBE_RETRY_S', kind: 'number', default: defaultHealthSettings.retryMinS, min: 0.1, description: 'First retry of a failing camera, seconds (doubles each time)' },
+  probeMaxS: { env: 'GRIDLINK_VIDEO_PROBE_MAX_S', kind: 'number', default: defaultHealthSettings.retryMaxS, min: 0.1, description: 'Longest probe backoff, seconds' },
+  probeTimeoutS: { env: 'GRIDLINK_VIDEO_PROBE_TIMEOUT_S', kind: 'number', default: defaultHealthSettings.timeoutS, min: 0.1, description: 'RTSP probe timeout, seconds' },
+  offlineAlarmS: { env: 'GRIDLINK_VIDEO_OFFLINE_ALARM_S', kind: 'number', default: defaultHealthSettings.alarmAfterS, min: 0, description: 'Offline this long → alarm 摄像头离线, seconds' },
+  allowNets: { env: 'GRIDLINK_VIDEO_ALLOW_NETS', kind: 'string', default: '', description: 'Camera networks the hub may connect to (comma-separated CIDR); empty = any' },
+  clipRetentionDays: { env: 'GRIDLINK_VIDEO_CLIP_RETENTION_DAYS', kind: 'number', default: 180, min: 0.001, description: 'Days clips are kept after their case closed' },
 } as const satisfies Record<string, Field>;
 
 /** Defaults, overridable by GRIDLINK_VIDEO_*; a bad value fails with ConfigError naming it (not silently ignored). */
 export function videoOptionsFromEnv(env: Record<string, string | undefined> = process.env): VideoOptions {
   const problems: string[] = [];
-  const v = readFields(videoConfigSchema, env, {}, problems) as Record<keyof typeof videoConfigSchema, number>;
+  const v = readFields(videoConfigSchema, env, {}, problems) as Record<Exclude<keyof typeof videoConfigSchema, 'allowNets'>, number> & { allowNets: string };
+  try {
+    NetAllowList.parse(v.allowNets);
+  } catch (err) {
+    problems.push(`GRIDLINK_VIDEO_ALLOW_NETS: ${(err as Error).message}`);
+  }
   if (problems.length) throw new ConfigError(problems);
   return {
+    bufferS: v.bufferS,
+    bufferMax: v.bufferMax,
+    bufferMB: v.bufferMB,
+    health: { ...defaultHealthSettings, intervalS: v.probeS, retryMinS: v.probeRetryS, retryMaxS: v.probeMaxS, timeoutS: v.probeTimeoutS, alarmAfterS: v.offlineAlarmS },
+    allowNets: v.allowNets,
+    clipRetentionDays: v.clipRetentionDays,
     stream: { segmentS: v.segmentS, graceS: v.graceS, stallS: v.stallS, backoffMaxMs: v.backoffMaxMs },
     tokenTtlS: v.tokenTtlS,
     preS: v.preS,
@@ -96,6 +149,11 @@ export interface VideoModule extends HubModule {
   readonly gateway: StreamGateway | null;
   readonly clips: ClipRecorder | null;
   readonly linkage: Linkage | null;
+  readonly health: CameraHealth | null;
+  /** Cameras whose rolling buffer is running. */
+  buffering(): string[];
+  /** Runs retention now (also hourly). */
+  pruneClips(): Promise<string[]>;
 }
 
 /** Loosely typed subscription to events owned by other modules (their payload types live with them). */
@@ -104,7 +162,7 @@ type LooseBus = { on(event: string, owner: string, fn: (payload: unknown) => unk
 export function createVideo(options: Partial<VideoOptions> = {}): ModuleFactory {
   return (ctx: HubContext) => {
     const env = videoOptionsFromEnv();
-    return buildVideo(ctx, { ...env, ...options, stream: { ...env.stream, ...options.stream } });
+    return buildVideo(ctx, { ...env, ...options, stream: { ...env.stream, ...options.stream }, health: { ...env.health, ...options.health } });
   };
 }
 
@@ -113,8 +171,18 @@ function buildVideo(ctx: HubContext, opts: VideoOptions): VideoModule {
   const logger = rootLogger.child({ module: 'video' });
   const persistent = !config.databaseUrl?.startsWith('memory://');
   const keys = new VideoKeys(loadVideoKey({ dataDir: config.dataDir, persistent }));
-  const cameras = new CameraRegistry(db, ctx.registry, keys, (lat, lon) => ctx.services.grids?.locate(lat, lon) ?? null);
-  const settings: StreamSettings = { ...defaultStreamSettings, ...opts.stream };
+  const cameras = new CameraRegistry(db, ctx.registry, keys, (lat, lon) => ctx.services.grids?.locate(lat, lon) ?? null, NetAllowList.parse(opts.allowNets));
+  const settings: StreamSettings = {
+    ...defaultStreamSettings,
+    // The rolling buffer holds the configured seconds, and at least the clip pre-roll plus a segment.
+    ringS: Math.max(opts.bufferS, opts.preS + 2 * (opts.stream.segmentS ?? defaultStreamSettings.segmentS)),
+    ringBytesMax: Math.round(opts.bufferMB * 1024 * 1024),
+    ...opts.stream,
+  };
+  let health: CameraHealth | null = null;
+  const buffers = new Map<string, () => void>();
+  let bufferTimer: NodeJS.Timeout | null = null;
+  let pruneTimer: NodeJS.Timeout | null = null;
   let ff: FfmpegInfo | null = null;
   let root = '';
   let gateway: StreamGateway | null = null;
@@ -139,12 +207,70 @@ function buildVideo(ctx: HubContext, opts: VideoOptions): VideoModule {
     }
   };
 
+  const healthOf = (id: string): Health => health?.get(id).state ?? 'unknown';
+
+  /** `camera.state` to consoles: the camera's health with its reason, and its stream. */
+  const pushCameraState = (cameraId: string) => {
+    const cam = cameras.get(cameraId);
+    if (!cam || !health) return;
+    const h = health.get(cameraId);
+    const s = gateway?.existing(cameraId);
+    realtimeSend('camera.state', cam.gridId, { cameraId, state: h.state, reason: h.reason, since: h.since, stream: s?.state ?? 'idle', buffering: buffers.has(cameraId) });
+  };
+
   const onState = (cameraId: string, state: StreamState, from: StreamState) => {
     const ts = Date.now();
     bus.emit('camera.state', { cameraId, state, from, ts });
     const dev = ctx.registry.get(cameraId);
     // CONTRACT 6 `device`, extended with the stream state.
     realtimeSend('device', dev?.gridId ?? null, { deviceId: cameraId, online: dev?.online ?? false, lastSeen: dev?.lastSeen ?? null, stream: state });
+    pushCameraState(cameraId);
+    // A stream that stops producing is the first sign of a camera going away: probe it now.
+    if (state === 'stalled' || state === 'offline') health?.probeSoon(cameraId);
+  };
+
+  /**
+   * The rolling buffers: cameras set to buffer that are online keep their
+   * stream held (first `bufferMax` by id); a camera that goes offline lets
+   * go, so a dead camera costs probes, not ffmpeg restarts.
+   */
+  const reconcileBuffers = () => {
+    if (!gateway) return;
+    const want = new Set(cameras.list().filter((c) => c.buffer && healthOf(c.id) === 'online').slice(0, opts.bufferMax).map((c) => c.id));
+    for (const [id, release] of buffers) {
+      if (want.has(id)) continue;
+      release();
+      buffers.delete(id);
+    }
+    for (const id of want) {
+      if (buffers.has(id)) continue;
+      const s = gateway.stream(id);
+      if (s) buffers.set(id, s.acquire());
+    }
+  };
+
+  const onHealth = (c: HealthChange) => {
+    bus.emit('camera.health', c);
+    reconcileBuffers();
+    pushCameraState(c.cameraId);
+  };
+
+  const onCameraAlarm = (cameraId: string, raised: boolean, reason: string, ts: number) => {
+    const cam = cameras.get(cameraId);
+    bus.emit('camera.alarm', { cameraId, status: raised ? 'raised' : 'cleared', reason, ts, gridId: cam?.gridId ?? null, lat: cam?.lat ?? null, lon: cam?.lon ?? null });
+  };
+
+  const pruneClips = async (): Promise<string[]> => {
+    if (!clips) return [];
+    const gone = await clips.prune(opts.clipRetentionDays, ctx.now());
+    if (gone.length) {
+      // The case evidence rows and their hard links go with the clips.
+      const dir = (ctx.services.cases as unknown as { evidence?: { dir?: string } } | undefined)?.evidence?.dir;
+      await db.query("delete from evidence where kind = 'clip' and id = any($1::text[])", [gone]).catch(() => undefined);
+      if (dir) for (const id of gone) rmSync(path.join(dir, `${id}.mp4`), { force: true });
+      logger.info({ clips: gone.length, retentionDays: opts.clipRetentionDays }, 'pruned evidence clips past retention');
+    }
+    return gone;
   };
 
   async function onAlert(m: StoredMessage): Promise<void> {
@@ -186,12 +312,24 @@ function buildVideo(ctx: HubContext, opts: VideoOptions): VideoModule {
     get linkage() {
       return linkage;
     },
+    get health() {
+      return health;
+    },
+    buffering: () => [...buffers.keys()],
+    pruneClips,
 
     routes(api) {
       // Routes are registered before start(); they reach the parts once it ran.
       videoApiRoutes(api, {
         auth: ctx.auth, registry: ctx.registry, cameras, keys, tokenTtlS: opts.tokenTtlS, now: ctx.now,
         parts: () => (gateway && clips && linkage ? { gateway, clips, linkage } : null),
+        health: (id) => health?.get(id) ?? null,
+        buffering: (id) => buffers.has(id),
+        changed: (id) => {
+          health?.probeSoon(id);
+          reconcileBuffers();
+        },
+        services: ctx.services,
       });
     },
 
@@ -212,7 +350,10 @@ function buildVideo(ctx: HubContext, opts: VideoOptions): VideoModule {
         ff, root, settings, logger,
         camera: (id) => {
           const c: Camera | undefined = cameras.get(id);
-          return c ? { id, transcode: c.transcode, rtspUrl: () => cameras.rtspUrl(id) } : undefined;
+          return c ? { id, transcode: c.transcode, target: async () => {
+            const t = await cameras.target(id);
+            return { url: t.ffmpeg, secrets: t.secrets };
+          } } : undefined;
         },
         onState,
       });
@@ -222,7 +363,7 @@ function buildVideo(ctx: HubContext, opts: VideoOptions): VideoModule {
         startAllowanceS: settings.startTimeoutS + 5, logger,
         onReady: (clip) => {
           bus.emit('clip.ready', clip);
-          void linkage?.publish(clip).catch((err) => logger.warn({ err, clipId: clip.id }, 'cases module refused the evidence'));
+          void linkage?.publish(clip, clips!.clipFile(clip.id)).catch((err) => logger.warn({ err, clipId: clip.id }, 'clip not added to the case evidence'));
         },
       });
       await clips.start();
@@ -239,10 +380,29 @@ function buildVideo(ctx: HubContext, opts: VideoOptions): VideoModule {
       });
       bus.on('device.changed', 'video', async (e) => {
         if (e.change === 'deleted' && cameras.get(e.deviceId)) {
+          buffers.get(e.deviceId)?.();
+          buffers.delete(e.deviceId);
           await gateway?.existing(e.deviceId)?.close();
           await cameras.forget(e.deviceId);
+          health?.forget(e.deviceId);
         }
       });
+      health = new CameraHealth({
+        settings: opts.health, logger,
+        target: async (id) => {
+          const t = await cameras.target(id);
+          return { url: t.url, address: t.address };
+        },
+        live: (id) => gateway?.existing(id)?.state === 'live',
+        ids: () => cameras.list().map((c) => c.id),
+        onChange: onHealth,
+        onAlarm: onCameraAlarm,
+      });
+      health.start();
+      bufferTimer = setInterval(reconcileBuffers, 5_000);
+      bufferTimer.unref();
+      pruneTimer = setInterval(() => void pruneClips().catch((err) => logger.warn({ err: (err as Error).message }, 'clip retention failed')), 3600_000);
+      pruneTimer.unref();
       const loose = bus as unknown as LooseBus;
       loose.on('case.changed', 'video', async (p) => {
         // cases emits {case, action, ...}; a bare CaseSummary is accepted too.
@@ -261,16 +421,21 @@ function buildVideo(ctx: HubContext, opts: VideoOptions): VideoModule {
       });
       loose.on('alarm.changed', 'video', (p) => {
         const { alarm, change } = p as { alarm?: AlarmLike; change?: string };
+        // Alarms are linked when raised (stored, bus only); an alarm that opens a case says so with its
+        // explicit `case_linked` change, and the case's own linkage (case.changed create) goes to consoles.
         if (!alarm?.id || change !== 'raised') return;
-        // A rule with a case spec links the alarm to a case right after raising it; the case carries the linkage then.
-        const t = setTimeout(() => void linkage?.onAlarm(alarm).catch((err) => logger.warn({ err }, 'alarm linkage failed')), 1_500);
-        t.unref();
+        void linkage?.onAlarm(alarm).catch((err) => logger.warn({ err }, 'alarm linkage failed'));
       });
       logger.info({ ffmpeg: ff.path, version: ff.version, root, cameras: cameras.list().length }, 'video ready');
     },
 
     async stop() {
       bus.removeOwner('video');
+      health?.stop();
+      if (bufferTimer) clearInterval(bufferTimer);
+      if (pruneTimer) clearInterval(pruneTimer);
+      for (const release of buffers.values()) release();
+      buffers.clear();
       await clips?.stop();
       await gateway?.stop();
       if (tempRoot && root) rmSync(root, { recursive: true, force: true });

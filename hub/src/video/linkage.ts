@@ -10,6 +10,8 @@ import type { Logger } from '../core/logger.js';
 import type { Db } from '../store/index.js';
 import type { CameraRegistry, NearCamera } from './cameras.js';
 import type { Clip, ClipRecorder } from './clips.js';
+import { copyFileSync, existsSync, linkSync } from 'node:fs';
+import path from 'node:path';
 import { distanceM } from './geo.js';
 
 export interface LinkageCamera {
@@ -39,11 +41,6 @@ export interface AlarmLike {
   gridId?: string | null;
   caseId?: string | null;
   ts?: number;
-}
-
-/** Optional evidence API of the cases module; used when present. */
-interface EvidenceSink {
-  addEvidence(caseId: string, evidence: { kind: 'video' | 'image'; url: string; mime: string; ts: number; source: string; meta?: Record<string, unknown> }): Promise<unknown>;
 }
 
 const ALERT_LINK_WINDOW_MS = 120_000;
@@ -130,7 +127,7 @@ export class Linkage {
     for (const id of ids) await this.recentAlerts.get(id)?.stored;
     for (const clip of await this.deps.clips.unattached(ids, now - ALERT_LINK_WINDOW_MS)) {
       await this.deps.clips.attach(clip.id, c.id);
-      if (clip.status === 'ready') await this.publish({ ...clip, caseId: c.id });
+      if (clip.status === 'ready') await this.publish({ ...clip, caseId: c.id }, this.deps.clips.clipFile(clip.id));
     }
   }
 
@@ -175,7 +172,7 @@ export class Linkage {
     if (waiting.length) {
       for (const clip of waiting) {
         await this.deps.clips.attach(clip.id, c.id);
-        if (clip.status === 'ready') await this.publish({ ...clip, caseId: c.id });
+        if (clip.status === 'ready') await this.publish({ ...clip, caseId: c.id }, this.deps.clips.clipFile(clip.id));
       }
       return;
     }
@@ -183,13 +180,32 @@ export class Linkage {
     await this.deps.clips.capture({ cameraId: best.id, at: c.createdAt || this.deps.now(), trigger: 'case', caseId: c.id, gridId: best.gridId });
   }
 
-  /** Hands a ready clip to the cases module when it has an evidence API; the clip row is the record either way. */
-  async publish(clip: Clip): Promise<void> {
-    if (!clip.caseId) return;
-    const sink = this.deps.services.cases as unknown as Partial<EvidenceSink> | undefined;
-    if (typeof sink?.addEvidence !== 'function') return;
-    const base = { ts: clip.at, source: `camera:${clip.cameraId}`, meta: { clipId: clip.id, cameraId: clip.cameraId, from: clip.from, to: clip.to } };
-    await sink.addEvidence(clip.caseId, { kind: 'video', url: clip.video, mime: 'video/mp4', ...base });
-    if (clip.hasSnapshot) await sink.addEvidence(clip.caseId, { kind: 'image', url: clip.snapshot, mime: 'image/jpeg', ...base });
+  /**
+   * One evidence model: a ready clip joins the case's evidence list (the
+   * cases module's `evidence` table) as kind `clip`, with its SHA-256, next
+   * to the snapshots and photos; the file is hard-linked into the evidence
+   * directory so the case keeps it whatever happens to the video directory.
+   * The clip's id is the evidence id. Without the cases module the clip row
+   * is the record.
+   */
+  async publish(clip: Clip, file: string): Promise<void> {
+    if (!clip.caseId || !clip.sha256 || clip.bytes === null) return;
+    const store = (this.deps.services.cases as unknown as { evidence?: { dir?: string } } | undefined)?.evidence;
+    if (!store?.dir) return;
+    const name = `${clip.id}.mp4`;
+    const target = path.join(store.dir, name);
+    if (!existsSync(target)) {
+      try {
+        linkSync(file, target);
+      } catch {
+        copyFileSync(file, target);
+      }
+    }
+    await this.deps.db.query(
+      `insert into evidence (id, case_id, alarm_id, kind, mime, size, sha256, file, device_id, grid_id, created_at)
+       values ($1, $2, $3, 'clip', 'video/mp4', $4, $5, $6, $7, $8, to_timestamp($9 / 1000.0))
+       on conflict (id) do update set case_id = excluded.case_id`,
+      [clip.id, clip.caseId, clip.alarmId, clip.bytes, clip.sha256, name, clip.cameraId, clip.gridId, clip.from ?? clip.at],
+    );
   }
 }

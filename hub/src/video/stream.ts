@@ -15,11 +15,12 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../core/logger.js';
 import { streamArgs, type FfmpegInfo } from './ffmpeg.js';
 import { codecOf, Fmp4Splitter, type Fragment } from './fmp4.js';
+import { redactText } from './url.js';
 
 export type StreamState = 'idle' | 'starting' | 'live' | 'stalled' | 'offline';
 
@@ -27,8 +28,10 @@ export interface StreamSettings {
   /** HLS target segment length (cut at keyframes, so the camera GOP rules in practice). */
   segmentS: number;
   listSize: number;
-  /** Seconds of segments kept on disk for evidence (pre-roll). */
+  /** Seconds of segments kept on disk for evidence (pre-roll): the rolling buffer. */
   ringS: number;
+  /** Bytes of segments kept on disk at most per camera (the buffer's size budget); 0 = no limit. */
+  ringBytesMax: number;
   /** No new segment for this long while live → stalled, ffmpeg restarted. */
   stallS: number;
   /** A start that produced no segment within this long counts as failed. */
@@ -48,7 +51,8 @@ export interface StreamSettings {
 export const defaultStreamSettings: StreamSettings = {
   segmentS: 1,
   listSize: 6,
-  ringS: 45,
+  ringS: 15,
+  ringBytesMax: 32 * 1024 * 1024,
   stallS: 6,
   startTimeoutS: 15,
   ioTimeoutS: 5,
@@ -66,6 +70,7 @@ export interface Segment {
   /** Wall clock of the first frame (EXT-X-PROGRAM-DATE-TIME), epoch ms. */
   startMs: number;
   durMs: number;
+  bytes: number;
 }
 
 /** A WebSocket-like sink for the fMP4 path. */
@@ -86,7 +91,8 @@ export interface StreamDeps {
   dir: string;
   settings: StreamSettings;
   transcode: () => boolean;
-  rtspUrl: () => string;
+  /** The URL for ffmpeg (parsed, allow-listed, host resolved) and the secrets to redact from its output. */
+  target: () => Promise<{ url: string; secrets: string[] }>;
   logger: Logger;
   onPid: (pid: number, alive: boolean) => void;
 }
@@ -120,6 +126,9 @@ export class CameraStream extends EventEmitter {
   private idleSince: number | null = null;
   private killing = false;
   private closed = false;
+  private preparing = false;
+  /** Why the last run ended (redacted), for the state log line and REST. */
+  lastError: string | null = null;
 
   constructor(private readonly deps: StreamDeps) {
     super();
@@ -185,21 +194,50 @@ export class CameraStream extends EventEmitter {
     return path.join(this.deps.dir, file);
   }
 
+  /**
+   * One log line per state change, not per restart: a camera that stays
+   * down costs nothing in the log. `live` and `offline` are worth an
+   * operator's attention (info/warn); the transitions between are debug
+   * (the health watcher reports the camera itself).
+   */
   private setState(s: StreamState): void {
     if (this.state === s) return;
     const from = this.state;
     this.state = s;
-    this.deps.logger.info({ cameraId: this.id, from, to: s }, 'camera stream state');
+    const line = { cameraId: this.id, from, to: s, ...(s !== 'live' && this.lastError ? { reason: this.lastError } : {}) };
+    if (s === 'offline') this.deps.logger.warn(line, 'camera stream offline');
+    else if (s === 'live' && from !== 'starting') this.deps.logger.info(line, 'camera stream live again');
+    else this.deps.logger.debug(line, 'camera stream state');
     this.emit('state', s, from);
   }
 
   private wake(): void {
     this.idleSince = null;
     if (this.closed) return;
-    if (!this.proc && !this.restartTimer) this.spawn();
+    if (!this.proc && !this.restartTimer && !this.preparing) this.prepare();
   }
 
-  private spawn(): void {
+  /** Resolves the camera address (allow-list, DNS) before each start; a refusal counts as a failed start. */
+  private prepare(): void {
+    this.preparing = true;
+    this.deps.target().then(
+      (t) => {
+        this.preparing = false;
+        if (this.closed || this.proc || this.restartTimer) return;
+        if (this.viewers === 0) return this.setState('idle');
+        this.spawn(t.url, t.secrets);
+      },
+      (err: Error) => {
+        this.preparing = false;
+        this.lastError = redactText(err.message);
+        this.failures++;
+        this.setState('offline');
+        this.scheduleRestart();
+      },
+    );
+  }
+
+  private spawn(url: string, secrets: string[]): void {
     if (this.closed || this.proc) return;
     const { dir, ff, settings } = this.deps;
     rmSync(dir, { recursive: true, force: true });
@@ -212,14 +250,6 @@ export class CameraStream extends EventEmitter {
     for (const c of this.clients) {
       c.sentInit = false;
       c.needKey = true;
-    }
-    let url: string;
-    try {
-      url = this.deps.rtspUrl();
-    } catch (err) {
-      this.deps.logger.error({ cameraId: this.id, err: (err as Error).message }, 'cannot read the camera RTSP URL');
-      this.setState('offline');
-      return;
     }
     const args = streamArgs(ff, {
       rtspUrl: url, dir, segmentS: settings.segmentS, listSize: settings.listSize,
@@ -240,19 +270,20 @@ export class CameraStream extends EventEmitter {
     proc.stderr!.on('data', (d: Buffer) => {
       stderr = (stderr + d.toString()).slice(-1500);
     });
+    const redacted = () => redactText(stderr.trim().split('\n').slice(-2).join(' | '), secrets);
     const splitter = new Fmp4Splitter((init) => this.onInit(init), (f) => this.onFragment(f));
     proc.stdout!.on('data', (d: Buffer) => splitter.push(d));
     proc.stdout!.on('error', () => undefined);
     this.exited = new Promise((resolve) => {
       proc.once('error', (err) => {
-        this.deps.logger.error({ cameraId: this.id, err: err.message }, 'ffmpeg could not start');
+        this.deps.logger.error({ cameraId: this.id, err: redactText(err.message, secrets) }, 'ffmpeg could not start');
       });
       proc.once('close', (code, signal) => {
         if (pid) this.deps.onPid(pid, false);
         this.proc = null;
         this.pid = null;
         resolve();
-        this.onExit(code, signal, stderr);
+        this.onExit(code, signal, redacted());
       });
     });
   }
@@ -317,16 +348,22 @@ export class CameraStream extends EventEmitter {
     if (producedSegments) this.failures = 1;
     else this.failures++;
     this.restarts++;
-    this.deps.logger.warn({ cameraId: this.id, code, signal, failures: this.failures, err: stderr.trim().split('\n').slice(-2).join(' | ') }, 'ffmpeg exited; restarting');
+    this.lastError = stderr || `ffmpeg exited with ${code ?? signal}`;
+    this.deps.logger.debug({ cameraId: this.id, code, signal, failures: this.failures, err: stderr }, 'ffmpeg exited; restarting');
     if (this.failures >= this.deps.settings.offlineAfterFailures) this.setState('offline');
     else if (this.state !== 'offline') this.setState('stalled');
+    this.scheduleRestart();
+  }
+
+  private scheduleRestart(): void {
+    if (this.closed || this.restartTimer) return;
     const { backoffMinMs, backoffMaxMs } = this.deps.settings;
     const base = Math.min(backoffMaxMs, backoffMinMs * 2 ** Math.max(0, this.failures - 1));
     // Full jitter on half the delay: restarts of many cameras after a network blip spread out.
     const delay = base / 2 + Math.random() * (base / 2);
     this.restartTimer = setTimeout(() => {
       this.restartTimer = null;
-      if (!this.closed && this.viewers > 0) this.spawn();
+      if (!this.closed && this.viewers > 0) this.prepare();
       else this.setState('idle');
     }, delay);
     this.restartTimer.unref();
@@ -342,11 +379,11 @@ export class CameraStream extends EventEmitter {
     const s = this.deps.settings;
     if (this.proc && !this.killing) {
       if (this.state === 'live' && this.lastSegmentAt !== null && now - this.lastSegmentAt > s.stallS * 1000) {
-        this.deps.logger.warn({ cameraId: this.id, silentMs: now - this.lastSegmentAt }, 'camera stream stalled');
+        this.lastError = `no video for ${Math.round((now - this.lastSegmentAt) / 1000)} s`;
         this.setState('stalled');
         this.kill();
       } else if (this.state !== 'live' && this.startedAt !== null && this.firstSegmentAt === null && now - this.startedAt > s.startTimeoutS * 1000) {
-        this.deps.logger.warn({ cameraId: this.id }, 'camera stream did not start in time');
+        this.lastError = `no video within ${s.startTimeoutS} s of starting`;
         this.kill();
       }
     }
@@ -391,7 +428,13 @@ export class CameraStream extends EventEmitter {
         if (seq > this.lastSeq) {
           const prev = fresh.at(-1) ?? this.ring.at(-1);
           const startMs = pdt ?? (prev ? prev.startMs + prev.durMs : now - dur * 1000);
-          fresh.push({ seq, file: l, path: this.segmentPath(l), startMs, durMs: Math.round(dur * 1000) });
+          let bytes = 0;
+          try {
+            bytes = statSync(this.segmentPath(l)).size;
+          } catch {
+            /* rotated already */
+          }
+          fresh.push({ seq, file: l, path: this.segmentPath(l), startMs, durMs: Math.round(dur * 1000), bytes });
           this.lastSeq = seq;
         }
         seq++;
@@ -409,9 +452,34 @@ export class CameraStream extends EventEmitter {
     for (const s of fresh) this.emit('segment', s);
   }
 
+  /** Bytes of the rolling buffer on disk. */
+  get ringBytes(): number {
+    let n = 0;
+    for (const s of this.ring) n += s.bytes;
+    return n;
+  }
+
+  /**
+   * The rolling buffer: segments older than ringS leave the ring (ffmpeg
+   * deletes their files a few segments later), and past the size budget the
+   * oldest files are deleted at once, keeping the playlist's own window.
+   */
   private trimRing(now: number): void {
-    const horizon = now - this.deps.settings.ringS * 1000;
+    const { ringS, ringBytesMax, listSize } = this.deps.settings;
+    const horizon = now - ringS * 1000;
     while (this.ring.length && this.ring[0]!.startMs + this.ring[0]!.durMs < horizon) this.ring.shift();
+    if (!ringBytesMax) return;
+    let bytes = this.ringBytes;
+    while (bytes > ringBytesMax && this.ring.length > listSize + 1) {
+      const old = this.ring.shift()!;
+      bytes -= old.bytes;
+      try {
+        // Clips hard-link what they need, so deleting here never takes evidence.
+        unlinkSync(old.path);
+      } catch {
+        /* gone */
+      }
+    }
   }
 
   /** SIGTERM to the process group, SIGKILL after 2 s. */
@@ -456,8 +524,11 @@ export class CameraStream extends EventEmitter {
     rmSync(this.deps.dir, { recursive: true, force: true });
   }
 
-  snapshotInfo(): { state: StreamState; viewers: number; pid: number | null; failures: number; restarts: number; startedAt: number | null; firstSegmentAt: number | null; firstFragmentAt: number | null; lastSegmentAt: number | null } {
+  snapshotInfo(): { state: StreamState; viewers: number; pid: number | null; failures: number; restarts: number; startedAt: number | null; firstSegmentAt: number | null; firstFragmentAt: number | null; lastSegmentAt: number | null; bufferS: number; bufferBytes: number; lastError: string | null } {
+    const first = this.ring[0];
+    const last = this.ring.at(-1);
     return {
+      bufferS: first && last ? Math.round((last.startMs + last.durMs - first.startMs) / 100) / 10 : 0, bufferBytes: this.ringBytes, lastError: this.lastError,
       state: this.state, viewers: this.viewers, pid: this.pid, failures: this.failures, restarts: this.restarts,
       startedAt: this.startedAt, firstSegmentAt: this.firstSegmentAt, firstFragmentAt: this.firstFragmentAt, lastSegmentAt: this.lastSegmentAt,
     };

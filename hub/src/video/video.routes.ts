@@ -3,7 +3,9 @@
  * stream endpoints at the root (/video/{cameraId}/...), which take a signed
  * short-lived token in the URL instead of a bearer header.
  */
-import { createReadStream, existsSync, readFileSync, statSync } from 'node:fs';
+import { createReadStream, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { Type } from '@sinclair/typebox';
 import type { Auth } from '../auth/index.js';
 import { Errors } from '../core/errors.js';
@@ -16,6 +18,9 @@ import type { Clip, ClipRecorder } from './clips.js';
 import type { StreamGateway } from './gateway.js';
 import type { VideoKeys } from './keys.js';
 import type { Linkage } from './linkage.js';
+import type { Services } from '../core/services.js';
+import type { HealthInfo } from './health.js';
+import { frameArgs, run } from './ffmpeg.js';
 
 const CAMERA_ID = '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$';
 const IdParams = Type.Object({ id: Type.String({ pattern: CAMERA_ID }) });
@@ -39,6 +44,14 @@ export const CameraSchema = Type.Object({
   createdAt: Type.Number(),
   online: Type.Boolean({ description: 'the camera device is connected over MQTT' }),
   stream: Type.Object({ state: StreamState, viewers: Type.Integer() }),
+  buffer: Type.Boolean({ description: 'keeps a rolling buffer (evidence pre-roll) while online' }),
+  buffering: Type.Boolean({ description: 'the rolling buffer is running now' }),
+  health: Type.Object({
+    state: Type.Union(['unknown', 'online', 'degraded', 'offline'].map((s) => Type.Literal(s))),
+    reason: Type.String(),
+    since: Type.Number(),
+    lastProbeAt: Nullable(Type.Number()),
+  }, { description: 'RTSP health probes (OPTIONS + DESCRIBE on a schedule)' }),
   distanceM: Type.Optional(Type.Number()),
   covers: Type.Optional(Nullable(Type.Boolean())),
 });
@@ -59,6 +72,7 @@ const ClipSchema = Type.Object({
   hasSnapshot: Type.Boolean(),
   bytes: Nullable(Type.Number()),
   durationMs: Nullable(Type.Number()),
+  sha256: Nullable(Type.String({ description: 'SHA-256 of the MP4, hex' })),
   error: Nullable(Type.String()),
   createdAt: Type.Number(),
   video: Type.String(),
@@ -76,6 +90,11 @@ export interface VideoRouteDeps {
   keys: VideoKeys;
   tokenTtlS: number;
   now: () => number;
+  health: (id: string) => HealthInfo | null;
+  buffering: (id: string) => boolean;
+  /** A camera was registered or changed: probe it now, reconsider the buffers. */
+  changed: (id: string) => void;
+  services: Services;
 }
 
 export function videoApiRoutes(app: App, d: VideoRouteDeps): void {
@@ -85,7 +104,11 @@ export function videoApiRoutes(app: App, d: VideoRouteDeps): void {
   })();
   const view = (c: Camera) => {
     const s = d.parts()?.gateway.existing(c.id);
-    return { ...c, online: d.registry.get(c.id)?.online ?? false, stream: { state: s?.state ?? 'idle', viewers: s?.viewers ?? 0 } };
+    const h = d.health(c.id);
+    return {
+      ...c, online: d.registry.get(c.id)?.online ?? false, stream: { state: s?.state ?? 'idle', viewers: s?.viewers ?? 0 }, buffering: d.buffering(c.id),
+      health: { state: h?.state ?? 'unknown', reason: h?.reason ?? 'not probed yet', since: h?.since ?? c.createdAt, lastProbeAt: h?.lastProbeAt ?? null },
+    };
   };
   const visible = (req: Parameters<typeof principal>[0], c: Camera | undefined): Camera => {
     if (!c || !d.auth.canSee(principal(req), c.gridId)) throw Errors.notFound('camera not found');
@@ -111,11 +134,13 @@ export function videoApiRoutes(app: App, d: VideoRouteDeps): void {
         vendor: Type.Optional(Type.String({ maxLength: 64 })),
         codec: Type.Optional(Type.Union([Type.Literal('h264'), Type.Literal('h265')])),
         transcode: Type.Optional(Type.Boolean({ description: 'transcode to H.264 for browsers (default: true for h265)' })),
+        buffer: Type.Optional(Type.Boolean({ description: 'keep a rolling buffer for evidence pre-roll while online (default true)' })),
       }),
       response: { 201: Type.Intersect([CameraSchema, Type.Object({ secret: Type.String() })]), ...errors(400, 401, 403, 409) },
     },
   }, async (req, reply) => {
     const { camera, secret } = await d.cameras.create(req.body);
+    d.changed(camera.id);
     return reply.status(201).send({ ...view(camera), secret });
   });
 
@@ -160,6 +185,7 @@ export function videoApiRoutes(app: App, d: VideoRouteDeps): void {
         heading: Type.Optional(Nullable(Type.Number({ minimum: 0, maximum: 360 }))),
         fov: Type.Optional(Nullable(Type.Number({ exclusiveMinimum: 0, maximum: 360 }))),
         rangeM: Type.Optional(Nullable(Type.Number({ exclusiveMinimum: 0 }))),
+        buffer: Type.Optional(Type.Boolean()),
       }),
       response: { 200: CameraSchema, ...errors(400, 401, 403, 404) },
     },
@@ -167,6 +193,7 @@ export function videoApiRoutes(app: App, d: VideoRouteDeps): void {
     const before = visible(req, d.cameras.get(req.params.id));
     const c = await d.cameras.update(before.id, req.body);
     if (c.transcode !== before.transcode) d.parts()?.gateway.existing(c.id)?.restart();
+    d.changed(c.id);
     return view(c);
   });
 
@@ -241,6 +268,63 @@ export function videoApiRoutes(app: App, d: VideoRouteDeps): void {
     const file = parts().clips.snapshotFile(clip.id);
     if (!existsSync(file)) throw Errors.notFound('no snapshot');
     return reply.type('image/jpeg').header('cache-control', 'private, max-age=86400').send(readFileSync(file));
+  });
+
+  app.get('/clips/:id/export.json', {
+    onRequest: [guard],
+    schema: {
+      tags: ['video'],
+      summary: 'Sidecar JSON for handing a clip over as evidence: SHA-256 of the MP4, camera, time range, case',
+      params: ClipParams,
+      response: {
+        200: Type.Object({
+          clipId: Type.String(), file: Type.String(), sha256: Type.String(), bytes: Type.Number(), mime: Type.String(),
+          camera: Type.Object({ id: Type.String(), name: Nullable(Type.String()), lat: Nullable(Type.Number()), lon: Nullable(Type.Number()), gb28181Id: Nullable(Type.String()) }),
+          from: Nullable(Type.Number()), to: Nullable(Type.Number()), at: Type.Number(), fromIso: Nullable(Type.String()), toIso: Nullable(Type.String()),
+          case: Nullable(Type.Object({ id: Type.String(), code: Nullable(Type.String()) })),
+          trigger: Type.String(), alertType: Nullable(Type.String()), exportedAt: Type.Number(), exportedBy: Type.String(),
+        }),
+        ...errors(401, 404),
+      },
+    },
+  }, async (req, reply) => {
+    const clip = await clipVisible(req, req.params.id);
+    if (clip.status !== 'ready' || !clip.sha256 || clip.bytes === null) throw Errors.notFound(`clip is ${clip.status}`);
+    const cam = d.cameras.get(clip.cameraId);
+    const c = clip.caseId ? await d.services.cases?.get(clip.caseId).catch(() => null) : null;
+    const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
+    reply.header('content-disposition', `attachment; filename="${clip.id}.json"`);
+    return {
+      clipId: clip.id, file: `${clip.id}.mp4`, sha256: clip.sha256, bytes: clip.bytes, mime: 'video/mp4',
+      camera: { id: clip.cameraId, name: cam?.name ?? null, lat: cam?.lat ?? null, lon: cam?.lon ?? null, gb28181Id: cam?.gb28181Id ?? null },
+      from: clip.from, to: clip.to, at: clip.at, fromIso: iso(clip.from), toIso: iso(clip.to),
+      case: clip.caseId ? { id: clip.caseId, code: c?.code ?? null } : null,
+      trigger: clip.trigger, alertType: clip.alertType, exportedAt: d.now(), exportedBy: principal(req).username,
+    };
+  });
+
+  app.post('/cameras/:id/snapshot', {
+    onRequest: [guard, requireRole('officer', 'dispatcher')],
+    schema: {
+      tags: ['video'],
+      summary: 'One click: the camera\'s current picture becomes evidence (kind snapshot) of a case',
+      params: IdParams,
+      body: Type.Object({ caseId: Type.String({ minLength: 1, maxLength: 128 }) }, { additionalProperties: false }),
+      response: { 201: Type.Object({ id: Type.String(), caseId: Type.String(), kind: Type.String(), url: Type.String(), sha256: Type.String() }), ...errors(400, 401, 403, 404, 503) },
+    },
+  }, async (req, reply) => {
+    const p = principal(req);
+    const cam = visible(req, d.cameras.get(req.params.id));
+    const cases = d.services.cases as (Services['cases'] & { evidence?: { save(i: Record<string, unknown>): Promise<{ id: string; url: string; sha256: string; kind: string }> } }) | undefined;
+    const c = cases ? await cases.get(req.body.caseId) : null;
+    // A case the caller may not see does not exist for them.
+    if (!cases?.evidence || !c || !d.auth.canSee(p, c.gridId)) throw Errors.notFound('case not found');
+    const jpeg = await grabFrame(parts().gateway, cam.id);
+    const e = await cases.evidence.save({
+      bytes: jpeg, kind: 'snapshot', caseId: c.id, deviceId: cam.id, gridId: c.gridId, at: d.now(),
+      actor: { kind: 'user', id: p.sub, name: p.username, role: p.role, regionId: p.regionId ?? null },
+    });
+    return reply.status(201).send({ id: e.id, caseId: c.id, kind: e.kind, url: e.url, sha256: e.sha256 });
   });
 
   app.get('/linkage/:caseId', {
@@ -345,4 +429,29 @@ export function videoRootRoutes(app: App, d: { gateway: () => StreamGateway | nu
     // Viewers send nothing; anything they do send is ignored.
     socket.on('message', () => undefined);
   });
+}
+
+/** The camera's current picture as JPEG: the newest segment of its stream (started and held for it when idle). */
+async function grabFrame(gateway: StreamGateway, cameraId: string): Promise<Uint8Array> {
+  const s = gateway.stream(cameraId);
+  if (!s) throw Errors.notFound('camera not found');
+  const release = s.acquire();
+  try {
+    if (!(await s.waitLive(15_000)) || !s.ring.length) {
+      // Live but no finished segment yet: wait for the next one.
+      if (s.live) await new Promise<void>((resolve) => { const t = setTimeout(resolve, 5_000); s.once('segment', () => { clearTimeout(t); resolve(); }); });
+    }
+    const seg = s.ring.at(-1);
+    if (!seg) throw Errors.unavailable(`camera stream is ${s.state}`);
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'gridlink-snap-'));
+    try {
+      const out = path.join(dir, 'frame.jpg');
+      await run(gateway.ffmpegPath, frameArgs(seg.path, Math.max(0, seg.durMs / 1000 - 0.2), out), 20_000);
+      return new Uint8Array(readFileSync(out));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  } finally {
+    release();
+  }
 }

@@ -22,6 +22,11 @@ export interface CameraBehaviour {
   ffmpegSnapshots?: boolean;
 }
 
+const ALERT_ZH: Record<string, string> = {
+  fire: '疑似火情', smoke: '疑似烟雾', crowd: '人员聚集', intrusion: '区域入侵', illegal_parking: '违章停车', street_vending: '占道经营',
+  garbage_overflow: '暴露垃圾', fall: '人员倒地', road_obstruction: '道路遗撒',
+};
+
 /** Alert types a street camera sees, weighted by how often they happen. */
 const ALERT_MIX: ReadonlyArray<[string, number]> = [
   ['garbage_overflow', 5], ['illegal_parking', 5], ['street_vending', 4], ['crowd', 2], ['road_obstruction', 1], ['smoke', 0.5], ['fire', 0.2],
@@ -53,7 +58,11 @@ export class SimCamera {
     this.link.on('error', () => undefined);
     if (this.b.rtspPort !== undefined) {
       try {
-        this.rtsp = await startRtspCamera({ id: this.id, port: this.b.rtspPort, width: 640, height: 360, fps: 15 });
+        // 480x270 at 10 fps: a readable picture for a few % of a core per camera (docs/video.md).
+        this.rtsp = await startRtspCamera({
+          id: this.id, name: this.def.name, scene: /交叉口|路口/.test(this.def.name) ? 'intersection' : 'street',
+          port: this.b.rtspPort, width: 480, height: 270, fps: 10, bitrateK: 600,
+        });
       } catch (err) {
         this.ctx.log?.(`${this.id}: RTSP stream not started (${(err as Error).message}); alerts only`);
       }
@@ -77,7 +86,7 @@ export class SimCamera {
     void this.link.publish('telemetry', {
       ts: this.ctx.clock.wallNow(),
       seq: this.seq++,
-      values: { fps: this.rtsp ? 15 : 25, bitrate_kbps: Math.round(this.rng.gauss(2048, 120)), storage_free_pct: Math.round(this.storage * 10) / 10 },
+      values: { fps: this.rtsp ? 10 : 25, bitrate_kbps: Math.round(this.rng.gauss(2048, 120)), storage_free_pct: Math.round(this.storage * 10) / 10 },
     }).catch(() => undefined);
     this.cancelTelemetry = this.ctx.clock.after(this.b.telemetryEveryMs * this.rng.range(0.9, 1.1), () => this.telemetry());
   }
@@ -94,9 +103,11 @@ export class SimCamera {
   /** Publishes one alert with a snapshot; resolves on PUBACK. */
   async alert(type: string, confidence = 0.9, extra: Partial<AlertBody> = {}): Promise<AlertBody> {
     const label = `${this.id} ${type} ${new Date(this.ctx.clock.wallNow()).toISOString()}`;
+    // What the alert says is in the picture too: the clip of this moment shows the marked object.
+    this.rtsp?.mark(`${type.toUpperCase()} ${confidence.toFixed(2)}`, 30_000, ALERT_ZH[type] ?? '');
     let snapshot: string;
     if (this.b.ffmpegSnapshots || this.rtsp) {
-      snapshot = await snapshotJpeg(this.id, { width: 320, height: 180 }).then((b) => b.toString('base64'), () => photoBase64(label, this.seq));
+      snapshot = await snapshotJpeg(this.id, { width: 320, height: 180, name: this.def.name }).then((b) => b.toString('base64'), () => photoBase64(label, this.seq));
     } else {
       snapshot = photoBase64(label, this.seq);
     }
