@@ -4,6 +4,7 @@
  * read by pages through hooks. Position bursts bypass React entirely
  * (map/positions.ts).
  */
+import { DEFAULT_CALENDAR, WorkCalendar, type CalendarData } from '../../../hub/src/cases/calendar';
 import { items, get } from '../api/client';
 import type { Alarm, Camera, CaseSummary, Device, GridCollection, Linkage, PositionUpdate, Worker } from '../api/types';
 import { PositionBatcher, PositionIndex } from '../map/positions';
@@ -22,6 +23,8 @@ export const lastSync = new Value<number>(0);
 /** Backend modules that answered 404 at the last sync (their screens say so). */
 export const missing = new Value<ReadonlySet<string>>(new Set());
 export const linkage = new Value<Linkage | null>(null);
+/** The hub's working calendar: countdowns of categories limited in working hours count only working time. */
+export const calendar = new Value<WorkCalendar>(new WorkCalendar(DEFAULT_CALENDAR));
 
 export const positions = new PositionIndex('wgs84');
 export const batcher = new PositionBatcher(
@@ -70,6 +73,7 @@ export async function resync(): Promise<void> {
     load('cases', '/cases', cases),
     load('alarms', '/alarms', alarms),
     load('cameras', '/cameras', cameras),
+    get<CalendarData>('/calendar').then((c) => calendar.set(new WorkCalendar(c))).catch(() => undefined),
     get<GridCollection>('/grids')
       .then((g) => grids.set(g && Array.isArray(g.features) ? g : { type: 'FeatureCollection', features: [] }))
       .catch(() => gone.add('grids')),

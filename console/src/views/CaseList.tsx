@@ -4,16 +4,26 @@ import type { DictKey } from '../i18n/dict';
 import { useI18n } from '../i18n';
 import { navigate } from '../hooks/route';
 import { useTick } from '../hooks/useTick';
+import { calendar } from '../store/data';
+import { useValue } from '../store/entities';
 import { duration } from './format';
 
+/** Countdown to the deadline, in working time when the category's limit is in working hours (the hub's calendar). */
 export function Sla({ c, now }: { c: CaseSummary; now: number }) {
   const { t } = useI18n();
+  const cal = useValue(calendar);
   if (c.status === 'closed' || c.status === 'rejected') return null;
-  const left = c.deadline - now;
-  const over = left < 0 || c.overdue;
+  const working = c.category.limitUnit === 'working';
+  const left = cal.remainingMs(now, c.deadline, working ? 'working' : 'calendar');
+  const over = now > c.deadline || c.overdue;
+  const ackLeft = c.ackDeadline ? cal.remainingMs(now, c.ackDeadline, working ? 'working' : 'calendar') : null;
+  const card = over ? 'red' : c.warned ? 'yellow' : null;
   return (
-    <span className={`sla ${over ? 'overdue' : left < 30 * 60_000 ? 'soon' : ''}`} data-testid="sla" data-overdue={over ? '1' : '0'}>
+    <span className={`sla ${over ? 'overdue' : left < 30 * 60_000 || c.warned ? 'soon' : ''}`} data-testid="sla" data-overdue={over ? '1' : '0'} data-card={card ?? ''}>
+      {card && <span className={`card card-${card}`} title={t(card === 'red' ? 'case.action.overdue' : 'case.action.warn')} />}
       {over ? t('case.overdue', { time: duration(t, Math.abs(left)) }) : t('case.remaining', { time: duration(t, left) })}
+      {working && <small> {t('case.workingTime')}</small>}
+      {ackLeft !== null && <small data-testid="ack-sla"> · {ackLeft < 0 || c.ackOverdue ? t('case.ackOverdue') : t('case.ackLeft', { time: duration(t, ackLeft) })}</small>}
     </span>
   );
 }

@@ -1,12 +1,14 @@
 /**
  * Category catalogue (部件/事件 大类/小类, GB/T 30428 / CJ/T 214 style).
  * A code is kind letter + 2-digit 大类 + 2-digit 小类: `E0402` is 事件 ·
- * 突发事件 · 火灾, `C0101` is 部件 · 公用设施 · 井盖. Time limits are in
- * minutes of calendar time (the seeds speak of working hours; a working
- * calendar is a later refinement). Seeded by migration, extensible by REST.
+ * 突发事件 · 火灾, `C0101` is 部件 · 公用设施 · 井盖. Each category has a
+ * 签收 (acknowledge) limit and a 处置 (handling) limit, both in minutes of
+ * working time or of calendar time as its `limitUnit` says (the working
+ * calendar is data: calendar.ts). Seeded by migration, editable by REST.
  */
 import type { Severity } from '@gridlink/devices';
 import type { Queryable } from '../store/index.js';
+import type { LimitUnit } from './calendar.js';
 
 export type CategoryKind = 'component' | 'event';
 
@@ -20,8 +22,12 @@ export interface Category {
   minorCode: string;
   name: string;
   nameEn: string;
+  /** 处置 limit: from creation to the deadline. */
   timeLimitMin: number;
   defaultSeverity: Severity;
+  /** 签收 limit: from dispatch / routing to acknowledgement. */
+  ackLimitMin: number;
+  limitUnit: LimitUnit;
 }
 
 const H = 60;
@@ -79,10 +85,25 @@ const SEEDS: Seed[] = [
   ['C0599', 'other_component', '05', '其他部件', 'Other component', 72 * H, 'info'],
 ];
 
+/**
+ * Emergencies and safety run on the clock; routine city management in
+ * working hours (暴露垃圾 4 working hours, 绿地养护 5 working days: DOMAIN.md).
+ */
+export const CALENDAR_CODES = new Set(['E0401', 'E0402', 'E0403', 'E0404', 'E0405', 'E0406', 'E0407', 'E0408', 'E0504', 'E0601', 'C0101', 'C0103']);
+/** Seeded 处置 limits that differ once counted in working time. */
+export const WORKING_LIMITS: Record<string, number> = { C0401: 5 * 8 * H, C0402: 5 * 8 * H };
+/** 签收 limits: emergencies 10 minutes, everything else 1 hour (the seeds: answer a citizen within 2 hours). */
+export const ackLimitFor = (code: string) => (code.startsWith('E04') ? 10 : H);
+
 export const SEED_CATEGORIES: Category[] = SEEDS.map(([code, key, major, name, nameEn, limit, severity]) => {
   const kind: CategoryKind = code.startsWith('C') ? 'component' : 'event';
-  return { code, key, kind, majorCode: major, majorName: MAJOR[kind][major] ?? '其他', minorCode: code.slice(3), name, nameEn, timeLimitMin: limit, defaultSeverity: severity };
+  return {
+    code, key, kind, majorCode: major, majorName: MAJOR[kind][major] ?? '其他', minorCode: code.slice(3), name, nameEn,
+    timeLimitMin: WORKING_LIMITS[code] ?? limit, defaultSeverity: severity, ackLimitMin: ackLimitFor(code), limitUnit: CALENDAR_CODES.has(code) ? 'calendar' : 'working',
+  };
 });
+/** The limits migration 202 seeded, before working time existed (migration 204 moves them to SEED_CATEGORIES). */
+export const SEED_LIMITS_V1: Record<string, number> = Object.fromEntries(SEEDS.map((s) => [s[0], s[5]]));
 
 export const CATEGORY_CODE_RE = /^[CE]\d{4}$/;
 
@@ -97,18 +118,31 @@ interface CategoryRow {
   name_en: string;
   time_limit_min: number;
   default_severity: Severity;
+  ack_limit_min?: number;
+  limit_unit?: LimitUnit;
 }
 
 const fromRow = (r: CategoryRow): Category => ({
   code: r.code, key: r.key, kind: r.kind, majorCode: r.major_code, majorName: r.major_name, minorCode: r.minor_code,
   name: r.name, nameEn: r.name_en, timeLimitMin: r.time_limit_min, defaultSeverity: r.default_severity,
+  ackLimitMin: r.ack_limit_min ?? 60, limitUnit: r.limit_unit ?? 'calendar',
 });
 
-export async function insertCategory(q: Queryable, c: Category): Promise<boolean> {
+/** The columns of migration 201 only (migration 202 runs before 204 adds the limits). */
+export async function insertCategoryV1(q: Queryable, c: Category): Promise<boolean> {
   const rows = await q.query(
     `insert into case_categories (code, key, kind, major_code, major_name, minor_code, name, name_en, time_limit_min, default_severity)
      values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) on conflict do nothing returning code`,
-    [c.code, c.key, c.kind, c.majorCode, c.majorName, c.minorCode, c.name, c.nameEn, c.timeLimitMin, c.defaultSeverity],
+    [c.code, c.key, c.kind, c.majorCode, c.majorName, c.minorCode, c.name, c.nameEn, SEED_LIMITS_V1[c.code] ?? c.timeLimitMin, c.defaultSeverity],
+  );
+  return rows.length > 0;
+}
+
+export async function insertCategory(q: Queryable, c: Category): Promise<boolean> {
+  const rows = await q.query(
+    `insert into case_categories (code, key, kind, major_code, major_name, minor_code, name, name_en, time_limit_min, default_severity, ack_limit_min, limit_unit)
+     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) on conflict do nothing returning code`,
+    [c.code, c.key, c.kind, c.majorCode, c.majorName, c.minorCode, c.name, c.nameEn, c.timeLimitMin, c.defaultSeverity, c.ackLimitMin, c.limitUnit],
   );
   return rows.length > 0;
 }
@@ -151,5 +185,16 @@ export class CategoryCatalogue {
     if (!(await insertCategory(this.db, c))) return null;
     this.index(c);
     return c;
+  }
+
+  /** Changes a category's limits or default severity. */
+  async update(code: string, patch: Partial<Pick<Category, 'timeLimitMin' | 'ackLimitMin' | 'limitUnit' | 'defaultSeverity'>>): Promise<Category | null> {
+    const cur = this.byCode.get(code);
+    if (!cur) return null;
+    const next = { ...cur, ...patch };
+    await this.db.query('update case_categories set time_limit_min = $2, ack_limit_min = $3, limit_unit = $4, default_severity = $5 where code = $1',
+      [code, next.timeLimitMin, next.ackLimitMin, next.limitUnit, next.defaultSeverity]);
+    this.index(next);
+    return next;
   }
 }

@@ -9,6 +9,7 @@ import type { Actor } from '../core/services.js';
 import { isGridError } from '../core/errors.js';
 import type { HubContext, HubModule } from '../hub.js';
 import type { StoredMessage } from '../ingest/index.js';
+import { CalendarStore } from './calendar.store.js';
 import { CategoryCatalogue } from './categories.js';
 import { EvidenceStore } from './evidence.js';
 import { GridIndex, loadGrids } from './grids.js';
@@ -19,6 +20,8 @@ import { CaseStore } from './service.js';
 export { CaseStore, CaseErrors, SEVERITY_RANK, maxSeverity, systemActor, userActor, type CaseChanged, type CaseChange, type CaseDetail, type CreateCaseInput, type HistoryEntry } from './service.js';
 export { WORKFLOW, OPEN_STATUSES, CASE_STATUSES, CASE_ACTIONS, isOpen, workflowTable, type Transition } from './workflow.js';
 export { SEED_CATEGORIES, type Category } from './categories.js';
+export { WorkCalendar, DEFAULT_CALENDAR, type CalendarData, type LimitUnit } from './calendar.js';
+export { CalendarStore } from './calendar.store.js';
 export { GridIndex, normaliseGrids, pointInGeometry, type GridCollection, type GridFeature, type GridProps } from './grids.js';
 export { EvidenceStore, decodePhoto, imageMime, type Evidence } from './evidence.js';
 export { computeKpi, KPI_DESCRIPTION, type KpiResult, type KpiFigures } from './kpi.js';
@@ -28,6 +31,7 @@ export interface CasesModule extends HubModule {
   grids: GridIndex;
   categories: CategoryCatalogue;
   evidence: EvidenceStore;
+  calendar: CalendarStore;
   /** Runs overdue detection now (the timer calls it every `overdueEveryMs`). */
   tick(): Promise<void>;
 }
@@ -43,7 +47,8 @@ export function createCases(ctx: HubContext, opts: { overdueEveryMs?: number } =
   const categories = new CategoryCatalogue(ctx.db);
   const grids = new GridIndex();
   const evidence = new EvidenceStore(ctx.db, ctx.config);
-  const store = new CaseStore({ db: ctx.db, bus: ctx.bus, logger: log, auth: ctx.auth, services: ctx.services, categories, grids, evidence, now: ctx.now });
+  const calendar = new CalendarStore(ctx.db);
+  const store = new CaseStore({ db: ctx.db, bus: ctx.bus, logger: log, auth: ctx.auth, services: ctx.services, categories, grids, evidence, now: ctx.now, calendar });
   ctx.services.cases = store;
   ctx.services.grids = grids;
   let timer: NodeJS.Timeout | null = null;
@@ -97,14 +102,16 @@ export function createCases(ctx: HubContext, opts: { overdueEveryMs?: number } =
     grids,
     categories,
     evidence,
+    calendar,
     tick,
     migrations: caseMigrations,
     routes(api) {
-      caseRoutes(api, { auth: ctx.auth, db: ctx.db, cases: store, categories, grids, evidence, now: ctx.now });
+      caseRoutes(api, { auth: ctx.auth, db: ctx.db, cases: store, categories, grids, evidence, calendar, now: ctx.now });
     },
     async start() {
       evidence.init();
       await categories.load();
+      await calendar.load();
       await store.loadLinks();
       grids.load(await loadGrids(ctx.db));
       ctx.auth.setRegionResolver(grids);

@@ -11,6 +11,7 @@ import type { App } from '../http/app.js';
 import { authenticate, parseTime, principal, requireRole } from '../http/guards.js';
 import { errors, Items, TimeQuery } from '../http/schemas.js';
 import type { Db } from '../store/index.js';
+import type { CalendarStore } from './calendar.store.js';
 import { CATEGORY_CODE_RE, MAJOR, type CategoryCatalogue } from './categories.js';
 import { decodePhoto, type EvidenceStore } from './evidence.js';
 import { normaliseGrids, replaceGrids, type GridCollection, type GridIndex } from './grids.js';
@@ -28,7 +29,7 @@ export const CaseSummarySchema = Type.Object({
   code: Type.String({ description: 'GL-YYYYMMDD-NNNNNN' }),
   title: Type.String(),
   status: StatusT,
-  category: Type.Object({ code: Type.String(), name: Type.String(), nameEn: Type.Optional(Type.String()) }),
+  category: Type.Object({ code: Type.String(), name: Type.String(), nameEn: Type.Optional(Type.String()), limitUnit: Type.Optional(Type.String()) }),
   severity: SeverityT,
   lat: Type.Number(),
   lon: Type.Number(),
@@ -42,6 +43,7 @@ export const CaseSummarySchema = Type.Object({
   updatedAt: Type.Number(),
   departmentId: Type.Optional(Nullable(Type.String())),
   ackDeadline: Type.Optional(Nullable(Type.Number())),
+  ackOverdue: Type.Optional(Type.Boolean()),
   warned: Type.Optional(Type.Boolean()),
   escalatedTo: Type.Optional(Nullable(Type.String())),
   rating: Type.Optional(Nullable(Type.Integer())),
@@ -73,7 +75,18 @@ const CategorySchema = Type.Object({
   code: Type.String(), key: Nullable(Type.String()), kind: Type.Union([Type.Literal('component'), Type.Literal('event')]),
   majorCode: Type.String(), majorName: Type.String(), minorCode: Type.String(), name: Type.String(), nameEn: Type.String(),
   timeLimitMin: Type.Integer(), defaultSeverity: SeverityT,
+  ackLimitMin: Type.Integer(), limitUnit: Type.Union([Type.Literal('working'), Type.Literal('calendar')]),
 });
+const LimitUnitT = Type.Union([Type.Literal('working'), Type.Literal('calendar')], { description: 'limits count working time (the working calendar) or calendar time' });
+const HmT = Type.String({ pattern: '^([01]\\d|2[0-4]):[0-5]\\d$' });
+const DateT = Type.String({ pattern: '^\\d{4}-\\d{2}-\\d{2}$' });
+const CalendarSchema = Type.Object({
+  utcOffsetMin: Type.Integer({ minimum: -840, maximum: 840, description: 'minutes east of UTC (480 = China Standard Time)' }),
+  hours: Type.Array(Type.Tuple([HmT, HmT]), { minItems: 1, maxItems: 8, description: 'working intervals of a working day, local HH:MM' }),
+  weekend: Type.Array(Type.Integer({ minimum: 0, maximum: 6 }), { maxItems: 7, description: 'rest days, 0 = Sunday' }),
+  holidays: Type.Array(DateT, { maxItems: 2000, description: 'public holidays (YYYY-MM-DD)' }),
+  workdays: Type.Array(DateT, { maxItems: 2000, description: '调休 working days on a weekend (YYYY-MM-DD)' }),
+}, { additionalProperties: false });
 
 const FigureSchema = Type.Object({
   total: Type.Number(),
@@ -97,6 +110,7 @@ export interface CaseRouteDeps {
   categories: CategoryCatalogue;
   grids: GridIndex;
   evidence: EvidenceStore;
+  calendar: CalendarStore;
   now: () => number;
 }
 
@@ -256,8 +270,10 @@ export function caseRoutes(app: App, d: CaseRouteDeps): void {
         name: Type.String({ minLength: 1, maxLength: 64 }),
         nameEn: Type.String({ minLength: 1, maxLength: 64 }),
         timeLimitMin: Type.Integer({ minimum: 1, maximum: 525_600 }),
+        ackLimitMin: Type.Optional(Type.Integer({ minimum: 1, maximum: 525_600, default: 60 })),
+        limitUnit: Type.Optional(LimitUnitT),
         defaultSeverity: SeverityT,
-      }),
+      }, { additionalProperties: false }),
       response: { 201: CategorySchema, ...errors(400, 401, 403, 409) },
     },
   }, async (req, reply) => {
@@ -267,10 +283,47 @@ export function caseRoutes(app: App, d: CaseRouteDeps): void {
     const majorName = b.majorName ?? MAJOR[b.kind][b.majorCode];
     if (!majorName) throw Errors.validation('majorName is required for a new 大类');
     if (b.key && categories.resolve(b.key)) throw new GridError('CATEGORY_EXISTS', `key ${b.key} is taken`, 409);
-    const added = await categories.add({ code, key: b.key ?? null, kind: b.kind, majorCode: b.majorCode, majorName, minorCode: b.minorCode, name: b.name, nameEn: b.nameEn, timeLimitMin: b.timeLimitMin, defaultSeverity: b.defaultSeverity });
+    const added = await categories.add({ code, key: b.key ?? null, kind: b.kind, majorCode: b.majorCode, majorName, minorCode: b.minorCode, name: b.name, nameEn: b.nameEn, timeLimitMin: b.timeLimitMin, defaultSeverity: b.defaultSeverity, ackLimitMin: b.ackLimitMin ?? 60, limitUnit: b.limitUnit ?? 'working' });
     if (!added) throw new GridError('CATEGORY_EXISTS', `category ${code} exists`, 409);
     return reply.status(201).send(added);
   });
+
+  app.patch('/categories/:code', {
+    preHandler: [guard, requireRole('admin')],
+    schema: {
+      tags: ['cases'],
+      summary: 'Change a category\'s 签收 / 处置 limits, their unit, or its default severity (applies to cases created or dispatched from now on)',
+      params: Type.Object({ code: Type.String({ pattern: CATEGORY_CODE_RE.source }) }),
+      body: Type.Object({
+        timeLimitMin: Type.Optional(Type.Integer({ minimum: 1, maximum: 525_600 })),
+        ackLimitMin: Type.Optional(Type.Integer({ minimum: 1, maximum: 525_600 })),
+        limitUnit: Type.Optional(LimitUnitT),
+        defaultSeverity: Type.Optional(SeverityT),
+      }, { additionalProperties: false, minProperties: 1 }),
+      response: { 200: CategorySchema, ...errors(400, 401, 403, 404) },
+    },
+  }, async (req) => {
+    const c = await categories.update(req.params.code, req.body);
+    if (!c) throw CaseErrors.categoryNotFound(req.params.code);
+    return c;
+  });
+
+  // ---- working calendar -----------------------------------------------------------------------
+
+  app.get('/calendar', {
+    preHandler: [guard],
+    schema: { tags: ['cases'], summary: 'The working calendar (工作日历): hours, weekend, public holidays, 调休 working days', response: { 200: CalendarSchema, ...errors(401) } },
+  }, async () => d.calendar.current().data);
+
+  app.put('/calendar', {
+    preHandler: [guard, requireRole('admin')],
+    schema: {
+      tags: ['cases'],
+      summary: 'Replace the working calendar (deadlines computed from now on use it)',
+      body: CalendarSchema,
+      response: { 200: CalendarSchema, ...errors(400, 401, 403) },
+    },
+  }, async (req) => (await d.calendar.save(req.body)).data);
 
   // ---- grids ----------------------------------------------------------------------------------
 

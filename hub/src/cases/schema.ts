@@ -1,5 +1,6 @@
 import type { Migration } from '../store/index.js';
-import { insertCategory, SEED_CATEGORIES } from './categories.js';
+import { DEFAULT_CALENDAR } from './calendar.js';
+import { insertCategoryV1, SEED_CATEGORIES, SEED_LIMITS_V1 } from './categories.js';
 
 const tables = `
 create table grids (
@@ -116,7 +117,7 @@ export const caseMigrations: Migration[] = [
   {
     id: '202_case_categories_seed',
     up: async (db) => {
-      for (const c of SEED_CATEGORIES) await insertCategory(db, c);
+      for (const c of SEED_CATEGORIES) await insertCategoryV1(db, c);
     },
   },
   {
@@ -129,5 +130,24 @@ export const caseMigrations: Migration[] = [
       alter table cases add column rated_at timestamptz;
       alter table cases add column rated_by jsonb;
     `),
+  },
+  {
+    // 签收 and 处置 limits in working or calendar time; the working calendar as data; the 签收 deadline of a dispatch.
+    id: '204_working_time',
+    up: async (db) => {
+      await db.exec(`
+        alter table case_categories add column ack_limit_min integer not null default 60 check (ack_limit_min > 0);
+        alter table case_categories add column limit_unit text not null default 'calendar' check (limit_unit in ('working', 'calendar'));
+        create table work_calendar (id text primary key, data jsonb not null, updated_at timestamptz not null default now());
+        alter table cases add column ack_deadline timestamptz;
+        alter table cases add column acked_at timestamptz;
+        alter table cases add column ack_overdue boolean not null default false;
+      `);
+      for (const c of SEED_CATEGORIES) {
+        await db.query('update case_categories set ack_limit_min = $2, limit_unit = $3, time_limit_min = $4 where code = $1 and time_limit_min = $5',
+          [c.code, c.ackLimitMin, c.limitUnit, c.timeLimitMin, SEED_LIMITS_V1[c.code]]);
+      }
+      await db.query("insert into work_calendar (id, data) values ('default', $1::jsonb)", [JSON.stringify(DEFAULT_CALENDAR)]);
+    },
   },
 ];

@@ -13,13 +13,14 @@ import type { Logger } from '../core/logger.js';
 import type { Actor, CaseAction, CaseActInput, CaseService, CaseSource, CaseStatus, CaseSummary, Services } from '../core/services.js';
 import type { Auth } from '../auth/index.js';
 import type { Db, Queryable } from '../store/index.js';
+import type { WorkCalendar } from './calendar.js';
 import type { Category, CategoryCatalogue } from './categories.js';
 import type { Evidence, EvidenceStore } from './evidence.js';
 import type { GridIndex } from './grids.js';
 import { isOpen, OPEN_STATUSES, POOR_RATING, WORKFLOW } from './workflow.js';
 
-/** Besides workflow actions: creation, a rule trigger joining, overdue detection. */
-export type CaseChange = CaseAction | 'create' | 'attach' | 'overdue';
+/** Besides workflow actions: creation, a rule trigger joining, overdue detection (超期, 签收超时), 黄牌 and escalation. */
+export type CaseChange = CaseAction | 'create' | 'attach' | 'overdue' | 'ack_overdue' | 'warn' | 'escalate';
 
 export interface CaseChanged {
   case: CaseSummary;
@@ -139,6 +140,9 @@ interface CaseRow {
   rating_comment: string | null;
   rated_at: Date | null;
   rated_by: Actor | null;
+  ack_deadline: Date | null;
+  acked_at: Date | null;
+  ack_overdue: boolean;
 }
 
 const ms = (d: Date | null): number | null => (d ? new Date(d).getTime() : null);
@@ -150,6 +154,7 @@ export const CaseErrors = {
   notAssigned: () => new GridError('CASE_NOT_ASSIGNED', 'the case is not dispatched to this worker', 403),
   workerRequired: () => Errors.validation('dispatch needs workerId'),
   category: (ref: string) => new GridError('CATEGORY_NOT_FOUND', `unknown category ${ref}`, 400),
+  categoryNotFound: (ref: string) => new GridError('CATEGORY_NOT_FOUND', `unknown category ${ref}`, 404),
   alreadyRated: () => new GridError('CASE_ALREADY_RATED', 'this closure is already rated', 409),
   notPoor: () => new GridError('CASE_TRANSITION_INVALID', `a closed case is reworked only after a rating of ${POOR_RATING} or less`, 409, { action: 'rework', status: 'closed' }),
   notRater: () => new GridError('FORBIDDEN', 'only the citizen who reported the case, or for internal cases the officer who verified it, may rate it', 403, { action: 'rate' }),
@@ -172,6 +177,8 @@ export interface CaseServiceDeps {
   grids: GridIndex;
   evidence: EvidenceStore;
   now: () => number;
+  /** The working calendar deadlines are computed with. */
+  calendar: { current(): WorkCalendar };
   /** Case codes use this UTC offset for their date part (China Standard Time). */
   codeUtcOffsetH?: number;
 }
@@ -239,10 +246,13 @@ export class CaseStore implements CaseService {
     const c = this.d.categories.get(r.category_code);
     return {
       id: r.id, code: r.code, title: r.title, status: r.status,
-      category: { code: r.category_code, name: c?.name ?? r.category_code, ...(c ? { nameEn: c.nameEn } : {}) },
+      category: { code: r.category_code, name: c?.name ?? r.category_code, ...(c ? { nameEn: c.nameEn, limitUnit: c.limitUnit } : {}) },
       severity: r.severity, lat: r.lat, lon: r.lon, address: r.address, gridId: r.grid_id, source: r.source, workerId: r.worker_id,
       deadline: ms(r.deadline)!, overdue: r.overdue, createdAt: ms(r.created_at)!, updatedAt: ms(r.updated_at)!,
       rating: r.rating ?? null,
+      // Only while waiting for 签收.
+      ackDeadline: r.status === 'dispatched' && !r.acked_at ? ms(r.ack_deadline) : null,
+      ackOverdue: r.ack_overdue,
     };
   }
 
@@ -314,6 +324,16 @@ export class CaseStore implements CaseService {
     return `GL-${ymd}-${String(n).padStart(6, '0')}`;
   }
 
+  /** 处置 deadline of a case of this category created at `at`. */
+  deadline(cat: Category, at: number): number {
+    return this.d.calendar.current().add(at, cat.timeLimitMin, cat.limitUnit);
+  }
+
+  /** 签收 deadline of a dispatch (or routing) at `at`. */
+  ackDeadline(cat: Category, at: number): number {
+    return this.d.calendar.current().add(at, cat.ackLimitMin, cat.limitUnit);
+  }
+
   resolveCategory(ref: string): Category {
     const c = this.d.categories.resolve(ref);
     if (!c) throw CaseErrors.category(ref);
@@ -341,7 +361,7 @@ export class CaseStore implements CaseService {
            to_timestamp($16 / 1000.0), to_timestamp($17 / 1000.0), to_timestamp($17 / 1000.0))
          on conflict (report_key) do nothing returning *`,
         [id, this.code(at, n), input.title ?? cat.name, input.description ?? null, cat.code, severity, input.lat, input.lon, input.address ?? null, gridId,
-          input.source, input.reportKey ?? null, input.ruleId ?? null, input.deviceId ?? null, JSON.stringify(input.actor), at + cat.timeLimitMin * 60_000, at],
+          input.source, input.reportKey ?? null, input.ruleId ?? null, input.deviceId ?? null, JSON.stringify(input.actor), this.deadline(cat, at), at],
       );
       const row = rows[0];
       if (!row) return { row: (await q.query<CaseRow>('select * from cases where report_key = $1', [input.reportKey]))[0]!, created: false };
@@ -391,7 +411,7 @@ export class CaseStore implements CaseService {
        union all
        select c.*, true as existing from cases c where $12::text is not null and c.report_key = $12 and not exists (select 1 from ins)`,
       [randomUUID(), ymd, input.title ?? cat.name, input.description ?? null, cat.code, input.severity ?? cat.defaultSeverity, input.lat, input.lon, input.address ?? null, gridId,
-        input.source, input.reportKey ?? null, input.ruleId ?? null, input.deviceId ?? null, JSON.stringify(input.actor), at + cat.timeLimitMin * 60_000, at,
+        input.source, input.reportKey ?? null, input.ruleId ?? null, input.deviceId ?? null, JSON.stringify(input.actor), this.deadline(cat, at), at,
         input.alarmId ?? null, !!link, input.note ?? null, JSON.stringify(data)],
     );
     const row = rows[0];
@@ -464,23 +484,27 @@ export class CaseStore implements CaseService {
       from = r.status;
       previousWorker = r.worker_id;
       if (t.needsNote && !input.note?.trim()) throw Errors.validation(`${action} needs a note`);
+      const cat = this.d.categories.get(r.category_code);
       const set: string[] = ['status = $2', 'updated_at = to_timestamp($3 / 1000.0)'];
       const params: unknown[] = [r.id, t.to ?? r.status, at];
       const p = (v: unknown) => {
         params.push(v);
         return `$${params.length}`;
       };
+      // A new dispatch (or routing) waits for 签收 again.
+      const newAck = () => set.push(`ack_deadline = to_timestamp(${p(cat ? this.ackDeadline(cat, at) : at + 3600_000)} / 1000.0)`, 'acked_at = null', 'ack_overdue = false');
       switch (action) {
         case 'register': set.push('registered_at = coalesce(registered_at, to_timestamp($3 / 1000.0))'); break;
         case 'dispatch': {
           if (!input.workerId) throw CaseErrors.workerRequired();
           this.d.services.workers?.assertDispatchable(input.workerId);
           set.push(`worker_id = ${p(input.workerId)}`, 'dispatched_at = coalesce(dispatched_at, to_timestamp($3 / 1000.0))', 'dispatch_count = dispatch_count + 1');
+          newAck();
           break;
         }
-        case 'accept': set.push('accepted_at = coalesce(accepted_at, to_timestamp($3 / 1000.0))'); break;
+        case 'accept': set.push('accepted_at = coalesce(accepted_at, to_timestamp($3 / 1000.0))', 'acked_at = coalesce(acked_at, to_timestamp($3 / 1000.0))'); break;
         case 'decline': set.push('worker_id = null', 'decline_count = decline_count + 1'); break;
-        case 'arrive': set.push('arrived_at = coalesce(arrived_at, to_timestamp($3 / 1000.0))'); break;
+        case 'arrive': set.push('arrived_at = coalesce(arrived_at, to_timestamp($3 / 1000.0))', 'acked_at = coalesce(acked_at, to_timestamp($3 / 1000.0))'); break;
         case 'resolve': set.push('resolved_at = to_timestamp($3 / 1000.0)'); break;
         case 'verify': set.push('closed_at = to_timestamp($3 / 1000.0)', `verified_by = ${p(actor.id)}`); break;
         case 'route':
@@ -504,6 +528,7 @@ export class CaseStore implements CaseService {
           const worker = input.workerId ?? r.worker_id;
           if (!worker) throw CaseErrors.workerRequired();
           set.push(`worker_id = ${p(worker)}`, 'rework_count = rework_count + 1', 'dispatch_count = dispatch_count + 1');
+          newAck();
           break;
         }
         case 'reject':
@@ -580,19 +605,30 @@ export class CaseStore implements CaseService {
     return summary;
   }
 
-  /** Marks open cases past their deadline as overdue (超期), once each; returns them. */
+  /**
+   * Marks open cases past their deadline as overdue (超期), and dispatched
+   * cases not acknowledged by their 签收 deadline as `ackOverdue`, once each;
+   * returns the cases that became overdue.
+   */
   async checkOverdue(now = this.d.now()): Promise<CaseSummary[]> {
-    const rows = await this.d.db.tx(async (q) => {
+    const actor = systemActor('overdue', '超期检测');
+    const { due, late } = await this.d.db.tx(async (q) => {
       const due = await q.query<CaseRow>(
         `update cases set overdue = true, updated_at = to_timestamp($1 / 1000.0)
          where not overdue and deadline < to_timestamp($1 / 1000.0) and status = any($2::text[]) returning *`,
         [now, OPEN_STATUSES.filter((s) => s !== 'resolved')],
       );
-      for (const r of due) await this.history(q, r.id, now, 'overdue', r.status, r.status, systemActor('overdue', '超期检测'), null, { deadline: ms(r.deadline) });
-      return due;
+      for (const r of due) await this.history(q, r.id, now, 'overdue', r.status, r.status, actor, null, { deadline: ms(r.deadline) });
+      const late = await q.query<CaseRow>(
+        `update cases set ack_overdue = true, updated_at = to_timestamp($1 / 1000.0)
+         where not ack_overdue and status = 'dispatched' and acked_at is null and ack_deadline < to_timestamp($1 / 1000.0) returning *`,
+        [now],
+      );
+      for (const r of late) await this.history(q, r.id, now, 'ack_overdue', r.status, r.status, actor, null, { ackDeadline: ms(r.ack_deadline) });
+      return { due, late };
     });
-    const actor = systemActor('overdue', '超期检测');
-    return rows.map((r) => {
+    for (const r of late) this.emit({ case: this.summary(r), action: 'ack_overdue', from: r.status, actor });
+    return due.map((r) => {
       const summary = this.summary(r);
       this.emit({ case: summary, action: 'overdue', from: summary.status, actor });
       this.d.bus.emit('case.overdue', { case: summary });

@@ -27,7 +27,7 @@ export interface CaseSummary {
   code: string;
   title: string;
   status: CaseStatus;
-  category: { code: string; name: string; nameEn?: string };
+  category: { code: string; name: string; nameEn?: string; limitUnit?: 'working' | 'calendar' };
   severity: Severity;
   lat: number;
   lon: number;
@@ -44,6 +44,8 @@ export interface CaseSummary {
   departmentId?: string | null;
   /** 签收 deadline while a worker or department has not acknowledged the case. */
   ackDeadline?: number | null;
+  /** 签收 was not in time (since the last dispatch). */
+  ackOverdue?: boolean;
   /** 黄牌: the deadline is near. */
   warned?: boolean;
   /** Region (street / district) the case was escalated to (督办升级), when it was. */

@@ -18,7 +18,7 @@ for (const engine of engines()) {
     afterAll(async () => h?.stop());
 
     /** A case closed over REST, verified by `verifier`. */
-    async function closed(verifier: 'officer' | 'officerA', at = AT.A1): Promise<CaseSummary> {
+    async function closed(verifier: 'officer' | 'officerA', at: { lat: number; lon: number } = AT.A1): Promise<CaseSummary> {
       const sys = systemActor('test');
       let { case: c } = await h.cases.create({ category: 'E0101', ...at, source: 'officer', actor: sys });
       for (const [a, w] of [['register'], ['dispatch', 'w1'], ['accept'], ['arrive'], ['resolve']] as const) c = await h.cases.act(c.id, a, sys, w ? { workerId: w } : {});

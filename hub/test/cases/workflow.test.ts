@@ -42,7 +42,8 @@ for (const engine of engines()) {
       expect(r.status).toBe(201);
       expect(r.body.code).toMatch(/^GL-20261126-\d{6}$/);
       expect(r.body).toMatchObject({ status: 'reported', gridId: 'G-A2', source: 'officer', category: { code: 'E0101', name: '暴露垃圾' }, severity: 'minor' });
-      expect(r.body.deadline - r.body.createdAt).toBe(4 * 3600_000);
+      // 4 working hours from Thursday 09:00 CST (default calendar 09:00–12:00, 13:30–18:00): 14:30.
+      expect(r.body.deadline - r.body.createdAt).toBe(5.5 * 3600_000);
       const d = await h.as('officer')<CaseDetail>('GET', `/cases/${r.body.id}`);
       expect(d.body.history).toHaveLength(1);
       expect(d.body.history[0]).toMatchObject({ action: 'create', from: null, to: 'reported', actor: { kind: 'user', name: 'officer' } });
@@ -144,7 +145,7 @@ for (const engine of engines()) {
       const c = await caseIn('registered');
       const events: string[] = [];
       h.hub.ctx.bus.on('case.overdue', 'test', (e) => void events.push(e.case.id));
-      h.clock.advance(5 * 3600_000);
+      h.clock.advance(6 * 3600_000);
       await h.casesModule.tick();
       await h.casesModule.tick();
       expect(events.filter((id) => id === c.id)).toHaveLength(1);
