@@ -220,7 +220,9 @@ export class ClipRecorder {
     }
     const parts = this.partsDir(id);
     mkdirSync(parts, { recursive: true });
-    const from = input.at - this.deps.preS * 1000;
+    // One segment of margin: segment times are the hub's receive clock, a little after the camera's capture clock,
+    // so the picture at the start of the clip is at least preS before the alert.
+    const from = input.at - this.deps.preS * 1000 - 1_500;
     const to = input.at + this.deps.postS * 1000;
     const linked = new Map<number, { seg: Segment; file: string }>();
     const release = stream.acquire();

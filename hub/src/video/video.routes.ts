@@ -446,7 +446,8 @@ async function grabFrame(gateway: StreamGateway, cameraId: string): Promise<Uint
     const dir = mkdtempSync(path.join(os.tmpdir(), 'gridlink-snap-'));
     try {
       const out = path.join(dir, 'frame.jpg');
-      await run(gateway.ffmpegPath, frameArgs(seg.path, Math.max(0, seg.durMs / 1000 - 0.2), out), 20_000);
+      // The keyframe that opens the newest segment: at most one segment old, and decodable on its own.
+      await run(gateway.ffmpegPath, frameArgs(seg.path, 0, out), 20_000);
       return new Uint8Array(readFileSync(out));
     } finally {
       rmSync(dir, { recursive: true, force: true });
