@@ -14,6 +14,7 @@ import { createLogger, type Logger } from './core/logger.js';
 import { createMetrics, type Metrics } from './core/metrics.js';
 import type { Services } from './core/services.js';
 import { createApp, type App } from './http/app.js';
+import { authenticateAll } from './http/guards.js';
 import { authRoutes } from './http/routes/auth.routes.js';
 import { deadLetterRoutes } from './http/routes/dead-letters.routes.js';
 import { deviceRoutes } from './http/routes/devices.routes.js';
@@ -88,13 +89,13 @@ export async function createHub(config: Config, options: HubOptions = {}): Promi
   const modules = new Map<string, HubModule>();
   const partial = { config, logger, bus, metrics, db, modules, now, services: {} } as HubContext;
   partial.registry = new DeviceRegistry(db, bus, logger, now);
-  partial.auth = createAuth({ db, config, logger });
+  partial.auth = createAuth({ db, config, logger, now });
   // Migrations of every module are collected before the store starts.
   const factories = options.modules ?? (await import('./modules.js')).defaultModules;
   partial.store = createStore({ db, config, logger, metrics, migrations: () => [...modules.values()].flatMap((m) => m.migrations ?? []) });
   partial.ingest = createIngest({ config, bus, registry: partial.registry, writer: partial.store.writer, metrics, logger, now });
   partial.broker = createBroker({ config, bus, registry: partial.registry, ingest: partial.ingest, writer: partial.store.writer, metrics, logger });
-  partial.app = await createApp({ config, logger, onMqttStream: (s, req) => partial.broker.handleStream(s, req) });
+  partial.app = await createApp({ config, logger, auth: partial.auth, onMqttStream: (s, req) => partial.broker.handleStream(s, req) });
   const ctx = partial;
   for (const f of factories) {
     const m = f(ctx);
@@ -130,10 +131,12 @@ export async function createHub(config: Config, options: HubOptions = {}): Promi
       await step('ingest', () => ctx.ingest.start(), () => ctx.ingest.stop());
 
       const { app } = ctx;
-      systemRoutes(app, { db, writer: ctx.store.writer, metrics, version: VERSION });
+      systemRoutes(app, { db, writer: ctx.store.writer, metrics, version: VERSION, metricsToken: config.metricsToken });
       await app.register(async (api) => {
         const a = api as unknown as App;
-        systemRoutes(a, { db, writer: ctx.store.writer, metrics, version: VERSION });
+        // Every API route is authenticated before its body is read (http/guards.ts).
+        a.addHook('onRequest', authenticateAll(ctx.auth));
+        systemRoutes(a, { db, writer: ctx.store.writer, metrics, version: VERSION, metricsToken: config.metricsToken });
         authRoutes(a, { auth: ctx.auth });
         deviceRoutes(a, { auth: ctx.auth, registry: ctx.registry, ingest: ctx.ingest, db });
         ingestRoutes(a, { registry: ctx.registry, ingest: ctx.ingest });

@@ -2,22 +2,91 @@
  * The HTTP server: fastify with TypeBox schemas on every route (which also
  * feed the OpenAPI document at /docs), coded errors, MQTT over WebSocket at
  * /mqtt, and the built console at /.
+ *
+ * Input hygiene lives here once for every route: request bodies accept only
+ * the fields their schema declares (objects are sealed with
+ * `additionalProperties: false` when a route is added, unknown fields answer
+ * 400 UNKNOWN_FIELD), NUL bytes in the query or path answer 400 NUL_BYTE,
+ * JSON deeper than MAX_DEPTH answers 400 NESTING_TOO_DEEP; security headers
+ * come from @fastify/helmet. `app.routeTable` lists every route (the
+ * security tests walk it).
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyInstance, type FastifyBaseLogger, type RawServerDefault, type FastifyError } from 'fastify';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import fastifyHelmet from '@fastify/helmet';
 import fastifyStatic from '@fastify/static';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
 import fastifyWebsocket from '@fastify/websocket';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { createWebSocketStream } from 'ws';
+import type { Auth } from '../auth/index.js';
 import type { Config } from '../core/config.js';
-import { isGridError } from '../core/errors.js';
+import { GridError, isGridError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
+import { authenticate } from './guards.js';
 import { ErrorBody } from './schemas.js';
+
+/** Deepest JSON nesting a request body may have (GeoJSON MultiPolygons need 5). */
+export const MAX_DEPTH = 32;
+
+export interface RouteEntry {
+  method: string;
+  url: string;
+  /** The body schema as compiled (sealed), when the route takes a body. */
+  body?: unknown;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Every route added to the server (method, full url), in order. */
+    routeTable: RouteEntry[];
+  }
+}
+
+/**
+ * Seals every object schema in a body schema: `additionalProperties: false`
+ * unless the schema says otherwise (maps such as `meta` are
+ * patternProperties / additionalProperties schemas and stay open).
+ */
+export function sealSchema(schema: unknown, seen = new Set<unknown>()): void {
+  if (!schema || typeof schema !== 'object' || seen.has(schema)) return;
+  seen.add(schema);
+  const s = schema as Record<string, unknown>;
+  if (s.type === 'object' && s.properties && s.additionalProperties === undefined && s.patternProperties === undefined) s.additionalProperties = false;
+  for (const k of ['properties', 'patternProperties', 'definitions', '$defs']) {
+    const m = s[k];
+    if (m && typeof m === 'object') for (const v of Object.values(m)) sealSchema(v, seen);
+  }
+  for (const k of ['items', 'additionalProperties', 'not', 'if', 'then', 'else']) sealSchema(s[k], seen);
+  for (const k of ['anyOf', 'oneOf', 'allOf', 'prefixItems']) if (Array.isArray(s[k])) for (const v of s[k] as unknown[]) sealSchema(v, seen);
+}
+
+/** Depth of a parsed JSON value, without recursion (a hostile body must not overflow the stack). */
+export function jsonDepth(v: unknown, limit: number): number {
+  let max = 0;
+  const stack: Array<[unknown, number]> = [[v, 1]];
+  while (stack.length) {
+    const [x, d] = stack.pop()!;
+    if (!x || typeof x !== 'object' || Buffer.isBuffer(x)) continue;
+    if (d > max) max = d;
+    if (max > limit) return max;
+    for (const c of Array.isArray(x) ? x : Object.values(x)) if (c && typeof c === 'object') stack.push([c, d + 1]);
+  }
+  return max;
+}
+
+const hasNul = (v: unknown): boolean =>
+  typeof v === 'string' ? v.includes('\0') : Array.isArray(v) ? v.some(hasNul) : !!v && typeof v === 'object' && Object.entries(v).some(([k, x]) => k.includes('\0') || hasNul(x));
+
+function trustProxy(v: string): boolean | string[] {
+  if (/^(off|false|0|no)?$/i.test(v.trim())) return false;
+  if (/^(true|1|yes|on)$/i.test(v.trim())) return true;
+  return v.split(',').map((x) => x.trim()).filter(Boolean);
+}
 
 export type App = FastifyInstance<RawServerDefault, IncomingMessage, ServerResponse, FastifyBaseLogger, TypeBoxTypeProvider>;
 
@@ -27,6 +96,8 @@ export const defaultConsoleDir = path.resolve(here, '../../../console/dist');
 export async function createApp(deps: {
   config: Config;
   logger: Logger;
+  /** Protects /docs when config.docsAuth is set. */
+  auth?: Auth;
   onMqttStream?: (stream: import('node:stream').Duplex, req: IncomingMessage) => void;
 }): Promise<App> {
   const { config, logger } = deps;
@@ -34,18 +105,65 @@ export async function createApp(deps: {
     // Request lines would drown the log at device rates; errors are logged by the handler.
     loggerInstance: logger.child({ module: 'http' }, { level: logger.level === 'silent' ? 'silent' : 'warn' }) as FastifyBaseLogger,
     bodyLimit: config.maxPayload + 64 * 1024,
-    trustProxy: true,
+    // Only a configured proxy may name the client address (login throttling keys on it).
+    trustProxy: trustProxy(config.trustProxy),
     ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false, useDefaults: true } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.addSchema(ErrorBody);
+
+  const routeTable: RouteEntry[] = [];
+  app.decorate('routeTable', routeTable);
+  app.addHook('onRoute', (route) => {
+    const body = (route.schema as { body?: unknown } | undefined)?.body;
+    if (body) sealSchema(body);
+    for (const m of [route.method].flat()) if (m !== 'HEAD') routeTable.push({ method: m, url: route.url, ...(body ? { body } : {}) });
+  });
+
+  app.addHook('preValidation', async (req) => {
+    if (hasNul(req.query) || hasNul(req.params)) throw new GridError('NUL_BYTE', 'NUL bytes are not allowed in the query or path', 400);
+    if (req.body && typeof req.body === 'object' && jsonDepth(req.body, MAX_DEPTH) > MAX_DEPTH) {
+      throw new GridError('NESTING_TOO_DEEP', `JSON nested deeper than ${MAX_DEPTH} levels`, 400);
+    }
+  });
+
+  await app.register(fastifyHelmet, {
+    // The console loads its own scripts and styles; map tiles and media may come from configured hosts.
+    contentSecurityPolicy: {
+      directives: {
+        defaultSrc: ["'self'"],
+        scriptSrc: ["'self'"],
+        styleSrc: ["'self'", "'unsafe-inline'"],
+        imgSrc: ["'self'", 'data:', 'blob:', 'https:', 'http:'],
+        mediaSrc: ["'self'", 'blob:'],
+        connectSrc: ["'self'", 'ws:', 'wss:', 'https:', 'http:'],
+        workerSrc: ["'self'", 'blob:'],
+        frameAncestors: ["'none'"],
+        objectSrc: ["'none'"],
+        baseUri: ["'self'"],
+        upgradeInsecureRequests: null,
+      },
+    },
+    // The hub is often reached over plain HTTP on a private network; HSTS is for the TLS proxy in front.
+    strictTransportSecurity: false,
+    crossOriginEmbedderPolicy: false,
+    referrerPolicy: { policy: 'no-referrer' },
+  });
 
   app.setErrorHandler((err: FastifyError, req, reply) => {
     if (isGridError(err)) {
       return reply.status(err.statusCode).send({ code: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) });
     }
     if (err.validation) {
+      const extra = err.validation.find((v) => v.keyword === 'additionalProperties');
+      if (extra) {
+        const field = String((extra.params as { additionalProperty?: unknown }).additionalProperty ?? '');
+        return reply.status(400).send({ code: 'UNKNOWN_FIELD', message: `unknown field ${field}${extra.instancePath ? ` in ${extra.instancePath}` : ''}`, details: { field, path: extra.instancePath } });
+      }
       return reply.status(400).send({ code: 'VALIDATION_FAILED', message: err.message });
+    }
+    if ((err as { code?: string }).code === 'FST_ERR_CTP_INVALID_JSON_BODY' || err instanceof SyntaxError) {
+      return reply.status(400).send({ code: 'BAD_REQUEST', message: 'body is not valid JSON' });
     }
     const status = err.statusCode ?? 500;
     if (status < 500) {
@@ -60,12 +178,13 @@ export async function createApp(deps: {
   await app.register(fastifySwagger, {
     openapi: {
       info: { title: 'GridLink 网格联动中枢 API', version: '1', description: 'REST surface of GridLink (CONTRACT section 5). Times are epoch milliseconds.' },
-      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' }, device: { type: 'http', scheme: 'basic' } } },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' }, device: { type: 'http', scheme: 'basic' }, handheld: { type: 'http', scheme: 'bearer', description: 'worker app session token (POST /m/session)' } } },
       security: [{ bearer: [] }],
     },
     refResolver: { buildLocalReference: (json, _base, _frag, i) => String(json.$id ?? `def-${i}`) },
   });
-  await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
+  const docsGuard = config.docsAuth && deps.auth ? authenticate(deps.auth) : null;
+  await app.register(fastifySwaggerUi, { routePrefix: '/docs', ...(docsGuard ? { uiHooks: { onRequest: docsGuard } } : {}) });
   await app.register(fastifyWebsocket, { options: { maxPayload: config.maxPayload + 64 * 1024 } });
 
   if (deps.onMqttStream) {

@@ -1,34 +1,77 @@
 /**
- * Route guards. Every /api/v1 route except login and device ingest runs
- * `authenticate`; `requireRole` narrows by role. Region checks happen per
- * object in the handlers through `auth.canSee`.
+ * Route guards. Every route under /api/v1 is authenticated in `onRequest`,
+ * before its body is read, by the hook `authenticateAll` that hub.ts
+ * installs on the API scope; a route opts out only by declaring an OpenAPI
+ * `security` without `bearer` (login, health, device ingest). Bearer tokens
+ * come from the Authorization header only. Routes that serve media to
+ * <img>/<video> (config `media: true`) also take a short-lived media token
+ * `?media=` bound to their own path. `requireRole` narrows by role and runs
+ * in `onRequest` too, so a body too large for the caller is never read.
+ * Region checks are `auth.assertCanWrite` / `auth.canSee` per object.
  */
-import type { FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify';
+import type { FastifyReply, FastifyRequest, onRequestAsyncHookHandler } from 'fastify';
 import type { Auth, Principal, Role } from '../auth/index.js';
-import { Errors } from '../core/errors.js';
+import { Errors, GridError } from '../core/errors.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
     principal?: Principal;
   }
+  interface FastifyContextConfig {
+    /** The route serves an image or video and accepts `?media=` (see auth.signMedia). */
+    media?: boolean;
+    /** The route is public although its schema does not say so (system routes whose protection is configurable). */
+    public?: boolean;
+  }
 }
 
 export function bearerToken(req: FastifyRequest): string | null {
   const h = req.headers.authorization;
-  if (h?.startsWith('Bearer ')) return h.slice(7);
-  const q = (req.query as Record<string, unknown> | undefined)?.token;
-  return typeof q === 'string' ? q : null;
+  return h?.startsWith('Bearer ') ? h.slice(7) : null;
 }
 
-export function authenticate(auth: Auth): preHandlerAsyncHookHandler {
+/** The path a media token is bound to: the URL without its query. */
+export const mediaPath = (url: string) => url.split('?')[0]!;
+
+/** True when the route declares itself public: an OpenAPI `security` without `bearer`. */
+export function isPublicRoute(req: FastifyRequest): boolean {
+  const opts = req.routeOptions;
+  if (opts.config?.public) return true;
+  const security = (opts.schema as { security?: Array<Record<string, unknown>> } | undefined)?.security;
+  return Array.isArray(security) && !security.some((s) => 'bearer' in s);
+}
+
+export function authenticate(auth: Auth): onRequestAsyncHookHandler {
   return async (req: FastifyRequest, _reply: FastifyReply) => {
+    if (req.principal) return;
     const token = bearerToken(req);
-    if (!token) throw Errors.unauthorized();
-    req.principal = auth.verify(token);
+    if (token) {
+      req.principal = await auth.verify(token);
+      return;
+    }
+    if (req.routeOptions.config?.media) {
+      const m = new URLSearchParams(req.url.split('?')[1] ?? '').get('media');
+      if (m) {
+        req.principal = await auth.verifyMedia(m, mediaPath(req.url));
+        return;
+      }
+    }
+    throw Errors.unauthorized();
   };
 }
 
-export function requireRole(...roles: Role[]): preHandlerAsyncHookHandler {
+/** The API scope's onRequest hook: every route that is not public is authenticated before its body is read. */
+export function authenticateAll(auth: Auth): onRequestAsyncHookHandler {
+  const check = authenticate(auth);
+  return async function (this: unknown, req, reply) {
+    // No route matched: the 404 handler answers without revealing anything.
+    if (!req.routeOptions.url) return;
+    if (isPublicRoute(req)) return;
+    await check.call(this as never, req, reply);
+  };
+}
+
+export function requireRole(...roles: Role[]): onRequestAsyncHookHandler {
   return async (req: FastifyRequest) => {
     if (!req.principal) throw Errors.unauthorized();
     if (req.principal.role !== 'admin' && !roles.includes(req.principal.role)) throw Errors.forbidden(`requires role ${roles.join(' or ')}`);
@@ -41,13 +84,20 @@ export function principal(req: FastifyRequest): Principal {
   return req.principal;
 }
 
-/** epoch ms or ISO-8601 (CONTRACT 5) */
+/** Latest time the database and JavaScript both represent: 9999-12-31T23:59:59.999Z. */
+export const MAX_TIME = 253_402_300_799_999;
+export const MIN_TIME = -62_167_219_200_000;
+
+/** epoch ms or ISO-8601 (CONTRACT 5), within years 0..9999. */
 export function parseTime(v: unknown, fallback: number): number {
   if (v === undefined || v === null || v === '') return fallback;
-  if (typeof v === 'number') return v;
-  const s = String(v);
-  if (/^\d+$/.test(s)) return Number(s);
-  const t = Date.parse(s);
-  if (Number.isNaN(t)) throw Errors.validation(`not a time: ${s}`);
+  let t: number;
+  if (typeof v === 'number') t = v;
+  else {
+    const s = String(v);
+    t = /^-?\d+(\.\d+)?$/.test(s) ? Number(s) : Date.parse(s);
+    if (Number.isNaN(t)) throw Errors.validation(`not a time: ${s.slice(0, 64)}`, { reason: 'TIME_INVALID' });
+  }
+  if (!Number.isFinite(t) || t < MIN_TIME || t > MAX_TIME) throw new GridError('TIME_OUT_OF_RANGE', `time out of range (years 0 to 9999): ${String(v).slice(0, 64)}`, 400);
   return t;
 }

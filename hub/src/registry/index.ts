@@ -166,7 +166,15 @@ export class DeviceRegistry {
   async update(id: string, patch: { name?: string; lat?: number | null; lon?: number | null; gridId?: string | null; meta?: Record<string, unknown> }): Promise<Device> {
     const e = this.devices.get(id);
     if (!e) throw Errors.deviceNotFound();
-    const next = { ...e, ...Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined)) } as Entry;
+    // Only these fields: a patch never reaches the secret hash, the type or the enabled flag.
+    const next: Entry = {
+      ...e,
+      name: patch.name ?? e.name,
+      lat: patch.lat === undefined ? e.lat : patch.lat,
+      lon: patch.lon === undefined ? e.lon : patch.lon,
+      gridId: patch.gridId === undefined ? e.gridId : patch.gridId,
+      meta: patch.meta ?? e.meta,
+    };
     await this.db.query('update devices set name = $2, lat = $3, lon = $4, grid_id = $5, meta = $6, updated_at = now() where id = $1', [
       id, next.name, next.lat, next.lon, next.gridId, JSON.stringify(next.meta),
     ]);

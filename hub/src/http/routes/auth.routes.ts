@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox';
-import { ROLES, type Auth } from '../../auth/index.js';
+import { GLOBAL, ROLES, type Auth } from '../../auth/index.js';
 import type { App } from '../app.js';
-import { authenticate, requireRole } from '../guards.js';
+import { principal, requireRole } from '../guards.js';
 import { errors, Items } from '../schemas.js';
 
 export const UserSchema = Type.Object({
@@ -10,34 +10,61 @@ export const UserSchema = Type.Object({
   role: Type.Union(ROLES.map((r) => Type.Literal(r))),
   regionId: Type.Union([Type.String(), Type.Null()]),
   displayName: Type.String(),
+  enabled: Type.Optional(Type.Boolean()),
 });
 
+const RoleT = Type.Union(ROLES.map((r) => Type.Literal(r)));
+const UserParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
+const Password = Type.String({ minLength: 8, maxLength: 256, description: 'at least 8 characters, not the username, not a common password' });
+
+/**
+ * Login, the caller's own session, and user lifecycle. Users are city-wide
+ * objects: only an admin without a region manages them. Every change to
+ * role, region, enabled flag or password ends the user's sessions at once
+ * (REST and open sockets).
+ */
 export function authRoutes(app: App, deps: { auth: Auth }): void {
   const { auth } = deps;
+  const cityAdmin = [requireRole('admin'), async (req: Parameters<typeof principal>[0]) => auth.assertCanWrite(principal(req), null, GLOBAL)];
+
   app.post('/auth/login', {
     schema: {
       tags: ['auth'],
       security: [],
-      summary: 'Log in and receive a bearer token',
+      summary: 'Log in and receive a bearer token (throttled per account and per address: 429 LOGIN_THROTTLED)',
       body: Type.Object({ username: Type.String({ minLength: 1, maxLength: 64 }), password: Type.String({ minLength: 1, maxLength: 256 }) }),
-      response: { 200: Type.Object({ token: Type.String(), user: UserSchema }), ...errors(400, 401) },
+      response: { 200: Type.Object({ token: Type.String(), user: UserSchema }), ...errors(400, 401, 429, 503) },
     },
-  }, async (req) => auth.login(req.body.username, req.body.password));
+  }, async (req, reply) => {
+    try {
+      return await auth.login(req.body.username, req.body.password, req.ip);
+    } catch (err) {
+      const retry = (err as { details?: { retryAfterS?: number } }).details?.retryAfterS;
+      if (retry) reply.header('retry-after', String(retry));
+      throw err;
+    }
+  });
 
   app.get('/auth/me', {
-    preHandler: [authenticate(auth)],
     schema: { tags: ['auth'], response: { 200: Type.Object({ sub: Type.String(), username: Type.String(), role: Type.String(), regionId: Type.Union([Type.String(), Type.Null()]), exp: Type.Number() }), ...errors(401) } },
-  }, async (req) => req.principal!);
+  }, async (req) => principal(req));
+
+  app.post('/auth/logout', {
+    schema: { tags: ['auth'], summary: 'End every session of the caller (all tokens issued so far stop working)', response: { 204: Type.Null(), ...errors(401) } },
+  }, async (req, reply) => {
+    await auth.revoke(principal(req).sub);
+    return reply.status(204).send(null);
+  });
 
   app.post('/users', {
-    preHandler: [authenticate(auth), requireRole('admin')],
+    onRequest: cityAdmin,
     schema: {
       tags: ['users'],
       body: Type.Object({
         username: Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9._@-]+$' }),
-        password: Type.String({ minLength: 8, maxLength: 256 }),
-        role: Type.Union(ROLES.map((r) => Type.Literal(r))),
-        regionId: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+        password: Password,
+        role: RoleT,
+        regionId: Type.Optional(Type.Union([Type.String({ minLength: 1, maxLength: 64 }), Type.Null()])),
         displayName: Type.Optional(Type.String({ maxLength: 64 })),
       }),
       response: { 201: UserSchema, ...errors(400, 401, 403, 409) },
@@ -45,7 +72,45 @@ export function authRoutes(app: App, deps: { auth: Auth }): void {
   }, async (req, reply) => reply.status(201).send(await auth.createUser(req.body)));
 
   app.get('/users', {
-    preHandler: [authenticate(auth), requireRole('admin')],
+    onRequest: cityAdmin,
     schema: { tags: ['users'], response: { 200: Items(UserSchema), ...errors(401, 403) } },
   }, async () => ({ items: await auth.listUsers() }));
+
+  app.patch('/users/:id', {
+    onRequest: cityAdmin,
+    schema: {
+      tags: ['users'],
+      summary: 'Change role, region, display name or enabled flag; a change of access ends the user\'s sessions at once',
+      params: UserParams,
+      body: Type.Object({
+        role: Type.Optional(RoleT),
+        regionId: Type.Optional(Type.Union([Type.String({ minLength: 1, maxLength: 64 }), Type.Null()])),
+        displayName: Type.Optional(Type.String({ maxLength: 64 })),
+        enabled: Type.Optional(Type.Boolean()),
+      }),
+      response: { 200: UserSchema, ...errors(400, 401, 403, 404, 409) },
+    },
+  }, async (req) => auth.updateUser(req.params.id, req.body, principal(req)));
+
+  app.post('/users/:id/password', {
+    onRequest: cityAdmin,
+    schema: {
+      tags: ['users'],
+      summary: 'Reset a user\'s password; the user\'s sessions end at once',
+      params: UserParams,
+      body: Type.Object({ password: Password }),
+      response: { 204: Type.Null(), ...errors(400, 401, 403, 404) },
+    },
+  }, async (req, reply) => {
+    await auth.setPassword(req.params.id, req.body.password);
+    return reply.status(204).send(null);
+  });
+
+  app.delete('/users/:id', {
+    onRequest: cityAdmin,
+    schema: { tags: ['users'], summary: 'Delete a user; the user\'s sessions end at once', params: UserParams, response: { 204: Type.Null(), ...errors(401, 403, 404, 409) } },
+  }, async (req, reply) => {
+    await auth.deleteUser(req.params.id, principal(req));
+    return reply.status(204).send(null);
+  });
 }

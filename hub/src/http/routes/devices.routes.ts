@@ -41,13 +41,20 @@ export function deviceRoutes(app: App, deps: { auth: Auth; registry: DeviceRegis
     if (!d || !auth.canSee(principal(req), d.gridId)) throw Errors.deviceNotFound();
     return d;
   };
+  /** The write rule for a device as it is (404 when outside the region) and as it will be. */
+  const writable = (req: Parameters<typeof principal>[0], id: string, after?: { gridId: string | null }): Device => {
+    const d = registry.get(id);
+    if (!d) throw Errors.deviceNotFound();
+    auth.assertCanWrite(principal(req), { gridId: d.gridId }, after ?? { gridId: d.gridId }, () => Errors.deviceNotFound(), 'the device\'s grid');
+    return d;
+  };
 
-  app.get('/device-types', { preHandler: [guard], schema: { tags: ['devices'], summary: 'The device type catalogue (metrics, units, ranges, channels)' } }, async () => ({
+  app.get('/device-types', { onRequest: [guard], schema: { tags: ['devices'], summary: 'The device type catalogue (metrics, units, ranges, channels)' } }, async () => ({
     items: DEVICE_TYPES.map((t) => catalogue[t]),
   }));
 
   app.post('/devices', {
-    preHandler: [guard, requireRole('integrator')],
+    onRequest: [guard, requireRole('integrator')],
     schema: {
       tags: ['devices'],
       summary: 'Register a device; the secret is returned once and only its hash is stored',
@@ -58,17 +65,18 @@ export function deviceRoutes(app: App, deps: { auth: Auth; registry: DeviceRegis
         lat: Type.Optional(Type.Number({ minimum: -90, maximum: 90 })),
         lon: Type.Optional(Type.Number({ minimum: -180, maximum: 180 })),
         gridId: Type.Optional(Type.String({ maxLength: 64 })),
-        meta: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+        meta: Type.Optional(Type.Record(Type.String({ maxLength: 64 }), Type.Unknown(), { maxProperties: 64 })),
       }),
       response: { 201: Type.Intersect([DeviceSchema, Type.Object({ secret: Type.String() })]), ...errors(400, 401, 403, 409) },
     },
   }, async (req, reply) => {
+    auth.assertCanWrite(principal(req), null, { gridId: req.body.gridId ?? null }, undefined, 'the device\'s grid');
     const { device, secret } = await registry.register(req.body);
     return reply.status(201).send({ ...device, secret });
   });
 
   app.get('/devices', {
-    preHandler: [guard],
+    onRequest: [guard],
     schema: { tags: ['devices'], querystring: Type.Object({ type: Type.Optional(Type.String()), online: Type.Optional(Type.Boolean()) }), response: { 200: Items(DeviceSchema), ...errors(401) } },
   }, async (req) => {
     const p = principal(req);
@@ -78,12 +86,12 @@ export function deviceRoutes(app: App, deps: { auth: Auth; registry: DeviceRegis
   });
 
   app.get('/devices/:id', {
-    preHandler: [guard],
+    onRequest: [guard],
     schema: { tags: ['devices'], params: IdParams, response: { 200: DeviceSchema, ...errors(401, 404) } },
   }, async (req) => ({ ...publicDevice(visible(req, registry.get(req.params.id))), rejected: ingest.rejectedFor(req.params.id) }));
 
   app.patch('/devices/:id', {
-    preHandler: [guard, requireRole('integrator')],
+    onRequest: [guard, requireRole('integrator')],
     schema: {
       tags: ['devices'],
       params: IdParams,
@@ -92,54 +100,54 @@ export function deviceRoutes(app: App, deps: { auth: Auth; registry: DeviceRegis
         enabled: Type.Optional(Type.Boolean()),
         lat: Type.Optional(Type.Union([Type.Number({ minimum: -90, maximum: 90 }), Type.Null()])),
         lon: Type.Optional(Type.Union([Type.Number({ minimum: -180, maximum: 180 }), Type.Null()])),
-        gridId: Type.Optional(Type.Union([Type.String(), Type.Null()])),
-        meta: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+        gridId: Type.Optional(Type.Union([Type.String({ maxLength: 64 }), Type.Null()])),
+        meta: Type.Optional(Type.Record(Type.String({ maxLength: 64 }), Type.Unknown(), { maxProperties: 64 })),
       }),
       response: { 200: DeviceSchema, ...errors(400, 401, 403, 404) },
     },
   }, async (req) => {
-    visible(req, registry.get(req.params.id));
-    const { enabled, ...patch } = req.body;
-    let d = await registry.update(req.params.id, patch);
+    const before = writable(req, req.params.id, req.body.gridId !== undefined ? { gridId: req.body.gridId } : undefined);
+    const { enabled, name, lat, lon, gridId, meta } = req.body;
+    let d = await registry.update(before.id, { name, lat, lon, gridId, meta });
     if (enabled !== undefined && enabled !== d.enabled) d = await registry.setEnabled(req.params.id, enabled);
     return d;
   });
 
   app.post('/devices/:id/disable', {
-    preHandler: [guard, requireRole('integrator')],
+    onRequest: [guard, requireRole('integrator')],
     schema: { tags: ['devices'], summary: 'Disable a device; it is disconnected at once', params: IdParams, response: { 200: DeviceSchema, ...errors(401, 403, 404) } },
   }, async (req) => {
-    visible(req, registry.get(req.params.id));
+    writable(req, req.params.id);
     return registry.setEnabled(req.params.id, false);
   });
 
   app.post('/devices/:id/enable', {
-    preHandler: [guard, requireRole('integrator')],
+    onRequest: [guard, requireRole('integrator')],
     schema: { tags: ['devices'], params: IdParams, response: { 200: DeviceSchema, ...errors(401, 403, 404) } },
   }, async (req) => {
-    visible(req, registry.get(req.params.id));
+    writable(req, req.params.id);
     return registry.setEnabled(req.params.id, true);
   });
 
   app.post('/devices/:id/rotate-secret', {
-    preHandler: [guard, requireRole('integrator')],
+    onRequest: [guard, requireRole('integrator')],
     schema: { tags: ['devices'], summary: 'Issue a new secret (returned once); the device is disconnected', params: IdParams, response: { 200: Type.Object({ id: Type.String(), secret: Type.String() }), ...errors(401, 403, 404) } },
   }, async (req) => {
-    visible(req, registry.get(req.params.id));
+    writable(req, req.params.id);
     return { id: req.params.id, secret: await registry.rotateSecret(req.params.id) };
   });
 
   app.delete('/devices/:id', {
-    preHandler: [guard, requireRole('integrator')],
+    onRequest: [guard, requireRole('integrator')],
     schema: { tags: ['devices'], summary: 'Delete a device; it is disconnected at once (its history stays)', params: IdParams, response: { 204: Type.Null(), ...errors(401, 403, 404) } },
   }, async (req, reply) => {
-    visible(req, registry.get(req.params.id));
+    writable(req, req.params.id);
     await registry.remove(req.params.id);
     return reply.status(204).send(null);
   });
 
   app.get('/devices/:id/telemetry', {
-    preHandler: [guard],
+    onRequest: [guard],
     schema: {
       tags: ['devices'],
       summary: 'Readings of a device, raw or bucketed (avg/min/max per bucket)',

@@ -1,10 +1,12 @@
+import { timingSafeEqual } from 'node:crypto';
 import { Type } from '@sinclair/typebox';
+import { Errors } from '../../core/errors.js';
 import type { Metrics } from '../../core/metrics.js';
 import type { Db } from '../../store/db.js';
 import type { BatchWriter } from '../../store/index.js';
 import type { App } from '../app.js';
 
-export function systemRoutes(app: App, deps: { db: Db; writer: BatchWriter; metrics: Metrics; version: string }): void {
+export function systemRoutes(app: App, deps: { db: Db; writer: BatchWriter; metrics: Metrics; version: string; metricsToken?: string }): void {
   const { db, writer, metrics } = deps;
   app.get('/healthz', {
     schema: {
@@ -19,7 +21,15 @@ export function systemRoutes(app: App, deps: { db: Db; writer: BatchWriter; metr
     return { status: ok ? 'ok' : 'degraded', db: { engine: db.kind, timescale: db.timescale, ok }, pending: writer.pending, version: deps.version };
   });
 
-  app.get('/metrics', { schema: { tags: ['system'], security: [], summary: 'Prometheus metrics', hide: false } }, async (_req, reply) => {
+  const want = deps.metricsToken ? Buffer.from(`Bearer ${deps.metricsToken}`) : null;
+  app.get('/metrics', {
+    schema: { tags: ['system'], security: [], summary: 'Prometheus metrics (Bearer GRIDLINK_METRICS_TOKEN when configured)', hide: false },
+    onRequest: async (req) => {
+      if (!want) return;
+      const got = Buffer.from(req.headers.authorization ?? '');
+      if (got.length !== want.length || !timingSafeEqual(got, want)) throw Errors.unauthorized('metrics token required');
+    },
+  }, async (_req, reply) => {
     metrics.pendingAcks.set(writer.pending);
     reply.type(metrics.registry.contentType);
     return metrics.registry.metrics();
