@@ -5,10 +5,10 @@
  */
 import { Type } from '@sinclair/typebox';
 import { SEVERITIES } from '@gridlink/devices';
-import type { Auth, Principal } from '../auth/index.js';
+import { GLOBAL, type Auth, type Principal } from '../auth/index.js';
 import { Errors, GridError } from '../core/errors.js';
 import type { App } from '../http/app.js';
-import { authenticate, parseTime, principal, requireRole } from '../http/guards.js';
+import { authenticate, mediaPath, parseTime, principal, requireRole } from '../http/guards.js';
 import { errors, Items, TimeQuery } from '../http/schemas.js';
 import type { Db } from '../store/index.js';
 import type { CalendarStore } from './calendar.store.js';
@@ -102,6 +102,9 @@ const KpiSchema = Type.Intersect([FigureSchema, Type.Object({
 })]);
 
 const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
+
+/** History fields only the hub writes. */
+const RESERVED_DATA = new Set(['workerId', 'deviceTs', 'evidenceIds', 'source', 'alarmId', 'rating', 'departmentId', 'actor', 'action', 'from', 'to', 'ts', 'severity']);
 
 export interface CaseRouteDeps {
   auth: Auth;
@@ -203,8 +206,10 @@ export function caseRoutes(app: App, d: CaseRouteDeps): void {
   }, async (req) => {
     // One read: the detail carries the grid the region check needs.
     const c = await cases.detail(req.params.id);
-    if (!c || !auth.canSee(principal(req), c.gridId)) throw CaseErrors.notFound();
-    return c;
+    const p = principal(req);
+    if (!c || !auth.canSee(p, c.gridId)) throw CaseErrors.notFound();
+    // Evidence URLs go into <img src>: each carries a short-lived media token for that file and this user.
+    return { ...c, evidence: c.evidence.map((e) => ({ ...e, url: `${e.url}?media=${encodeURIComponent(auth.signMedia(p, mediaPath(e.url)).token)}` })) };
   });
 
   app.post('/cases/:id/actions', {
@@ -230,6 +235,9 @@ export function caseRoutes(app: App, d: CaseRouteDeps): void {
     const p = principal(req);
     await visibleCase(p, req.params.id);
     const b = req.body;
+    // `data` annotates the history entry; it may not speak for the hub (who was dispatched, when, which photos).
+    const reserved = Object.keys(b.data ?? {}).filter((k) => RESERVED_DATA.has(k));
+    if (reserved.length) throw new GridError('DATA_FIELD_RESERVED', `data may not set ${reserved.join(', ')}`, 400, { fields: reserved });
     return cases.act(req.params.id, b.action, userActor(p), {
       ...(b.workerId ? { workerId: b.workerId } : {}), ...(b.note ? { note: b.note } : {}), ...(b.data ? { data: b.data } : {}),
       ...(b.rating !== undefined ? { rating: b.rating } : {}), ...(b.departmentId ? { departmentId: b.departmentId } : {}),
@@ -239,7 +247,8 @@ export function caseRoutes(app: App, d: CaseRouteDeps): void {
 
   app.get('/evidence/:id', {
     preHandler: [guard],
-    schema: { tags: ['cases'], summary: 'An evidence image (snapshot or photo); `?token=` works for <img src>', params: IdParams, response: { 401: Type.Ref('Error'), 404: Type.Ref('Error') } },
+    config: { media: true },
+    schema: { tags: ['cases'], summary: 'An evidence image (snapshot or photo); the `url` of a case\'s evidence carries a media token for <img src>', params: IdParams, response: { 401: Type.Ref('Error'), 404: Type.Ref('Error') } },
   }, async (req, reply) => {
     const e = await evidence.get(req.params.id);
     if (!e || !auth.canSee(principal(req), e.gridId)) throw new GridError('EVIDENCE_NOT_FOUND', 'Evidence not found', 404);
@@ -277,6 +286,7 @@ export function caseRoutes(app: App, d: CaseRouteDeps): void {
       response: { 201: CategorySchema, ...errors(400, 401, 403, 409) },
     },
   }, async (req, reply) => {
+    auth.assertCanWrite(principal(req), null, GLOBAL);
     const b = req.body;
     const code = `${b.kind === 'component' ? 'C' : 'E'}${b.majorCode}${b.minorCode}`;
     if (b.code && b.code !== code) throw Errors.validation(`code must be ${code} for this kind, 大类 and 小类`);
@@ -303,6 +313,7 @@ export function caseRoutes(app: App, d: CaseRouteDeps): void {
       response: { 200: CategorySchema, ...errors(400, 401, 403, 404) },
     },
   }, async (req) => {
+    auth.assertCanWrite(principal(req), null, GLOBAL);
     const c = await categories.update(req.params.code, req.body);
     if (!c) throw CaseErrors.categoryNotFound(req.params.code);
     return c;
@@ -323,7 +334,10 @@ export function caseRoutes(app: App, d: CaseRouteDeps): void {
       body: CalendarSchema,
       response: { 200: CalendarSchema, ...errors(400, 401, 403) },
     },
-  }, async (req) => (await d.calendar.save(req.body)).data);
+  }, async (req) => {
+    auth.assertCanWrite(principal(req), null, GLOBAL);
+    return (await d.calendar.save(req.body)).data;
+  });
 
   // ---- grids ----------------------------------------------------------------------------------
 
@@ -331,16 +345,22 @@ export function caseRoutes(app: App, d: CaseRouteDeps): void {
     type: Type.Literal('Feature'),
     id: Type.Optional(Type.Union([Type.String(), Type.Number()])),
     properties: Type.Record(Type.String(), Type.Unknown()),
-    geometry: Type.Object({ type: Type.Union([Type.Literal('Polygon'), Type.Literal('MultiPolygon')]), coordinates: Type.Array(Type.Unknown()) }),
+    geometry: Type.Object({ type: Type.Union([Type.Literal('Polygon'), Type.Literal('MultiPolygon')]), coordinates: Type.Array(Type.Unknown()), bbox: Type.Optional(Type.Array(Type.Number())) }),
+    bbox: Type.Optional(Type.Array(Type.Number())),
   });
 
   app.put('/grids', {
-    preHandler: [guard, requireRole('admin')],
+    // Checked before the (possibly large) body is read: only a city-wide admin may send one.
+    onRequest: [guard, requireRole('admin'), async (req) => auth.assertCanWrite(principal(req), null, GLOBAL)],
     schema: {
       tags: ['grids'],
       summary: 'Replace the grid hierarchy',
       description: 'A GeoJSON FeatureCollection of Polygon/MultiPolygon features with properties `id`, `name`, `level` (city, district, street, community, grid), `parentId`, optional `code` (built from the parent code when absent: district 6 digits, then 3 per level). Cases get the finest grid containing their point.',
-      body: Type.Object({ type: Type.Literal('FeatureCollection'), features: Type.Array(GridFeatureSchema, { maxItems: 200_000 }) }),
+      // GeoJSON members GIS tools write (name, crs, bbox) are accepted and ignored.
+      body: Type.Object({
+        type: Type.Literal('FeatureCollection'), features: Type.Array(GridFeatureSchema, { maxItems: 200_000 }),
+        name: Type.Optional(Type.String()), crs: Type.Optional(Type.Unknown()), bbox: Type.Optional(Type.Array(Type.Number())),
+      }),
       response: { 200: Type.Object({ count: Type.Number() }), ...errors(400, 401, 403) },
     },
     bodyLimit: 256 * 1024 * 1024,

@@ -445,7 +445,8 @@ export class CaseStore implements CaseService {
     if (!this.d.auth.canSee({ regionId: actor.regionId }, r.grid_id)) throw CaseErrors.notFound();
     if (actor.role === 'admin' || t.roles.includes(actor.role)) return;
     if (actor.role === 'worker' && t.worker) {
-      if (r.worker_id !== this.workerIdOfUser(actor.id, actor.name)) throw CaseErrors.notAssigned();
+      const me = this.workerIdOfUser(actor.id, actor.name);
+      if (!me || r.worker_id !== me) throw CaseErrors.notAssigned();
       return;
     }
     throw CaseErrors.role(action);
@@ -465,9 +466,18 @@ export class CaseStore implements CaseService {
     if (r.verified_by !== actor.id) throw CaseErrors.notRater();
   }
 
-  /** The worker record a `worker` login acts as: dispatch's mapping when present, else the username. */
-  workerIdOfUser(userId: string, username: string): string {
-    return this.d.services.workers?.byUser?.(userId)?.id ?? username;
+  /** The worker record a `worker` login acts as (dispatch's mapping); a login bound to no worker acts as none. */
+  workerIdOfUser(userId: string, _username?: string): string | null {
+    return this.d.services.workers?.byUser?.(userId)?.id ?? null;
+  }
+
+  /** A region-scoped user may send only a worker whose whole beat lies in the region; another region's worker does not exist. */
+  private assertWorkerInRegion(actor: Actor, workerId: string): void {
+    if (actor.kind !== 'user' || !actor.regionId) return;
+    const w = this.d.services.workers?.get(workerId);
+    const notFound = () => new GridError('WORKER_NOT_FOUND', `worker ${workerId} not found`, 404);
+    if (!w) throw notFound();
+    this.d.auth.assertCanWrite({ regionId: actor.regionId }, { gridIds: w.gridIds }, null, notFound);
   }
 
   async act(id: string, action: CaseAction, actor: Actor, input: CaseActInput = {}): Promise<CaseSummary> {
@@ -497,6 +507,7 @@ export class CaseStore implements CaseService {
         case 'register': set.push('registered_at = coalesce(registered_at, to_timestamp($3 / 1000.0))'); break;
         case 'dispatch': {
           if (!input.workerId) throw CaseErrors.workerRequired();
+          this.assertWorkerInRegion(actor, input.workerId);
           this.d.services.workers?.assertDispatchable(input.workerId);
           set.push(`worker_id = ${p(input.workerId)}`, 'dispatched_at = coalesce(dispatched_at, to_timestamp($3 / 1000.0))', 'dispatch_count = dispatch_count + 1');
           newAck();
@@ -527,6 +538,7 @@ export class CaseStore implements CaseService {
           }
           const worker = input.workerId ?? r.worker_id;
           if (!worker) throw CaseErrors.workerRequired();
+          if (input.workerId) this.assertWorkerInRegion(actor, input.workerId);
           set.push(`worker_id = ${p(worker)}`, 'rework_count = rework_count + 1', 'dispatch_count = dispatch_count + 1');
           newAck();
           break;
@@ -540,12 +552,13 @@ export class CaseStore implements CaseService {
       for (const bytes of input.photos ?? []) {
         evidenceIds.push((await this.d.evidence.save({ bytes, kind: 'photo', caseId: r.id, deviceId: actor.kind === 'worker' ? actor.deviceId : null, gridId: r.grid_id, actor, at }, q)).id);
       }
+      // Caller-supplied data first: the hub's own fields (who was dispatched, when) always win.
       await this.history(q, r.id, at, action, from, t.to ?? r.status, actor, input.note ?? null, {
+        ...(input.data ?? {}),
         ...(input.workerId ? { workerId: input.workerId } : {}),
         ...(action === 'rate' ? { rating: input.rating } : {}),
         ...(input.ts !== undefined ? { deviceTs: input.ts } : {}),
         ...(evidenceIds.length ? { evidenceIds } : {}),
-        ...(input.data ?? {}),
       });
       return updated;
     });

@@ -4,7 +4,7 @@
  */
 import { Type } from '@sinclair/typebox';
 import type { Auth, Principal } from '../auth/index.js';
-import { Errors } from '../core/errors.js';
+import { Errors, GridError } from '../core/errors.js';
 import type { CaseService } from '../core/services.js';
 import { authenticate, parseTime, principal, requireRole } from '../http/guards.js';
 import type { App } from '../http/app.js';
@@ -101,6 +101,18 @@ export function workerRoutes(app: App, deps: { auth: Auth; db: Db; workers: Work
     if (!w || !canSeeWorker(principal(req), w)) throw DispatchErrors.workerNotFound(`worker ${id} not found`);
     return w;
   };
+  /**
+   * A worker belongs to the grids of its beat: a scoped user may change it (or
+   * read its history) only when the region holds every one of them; outside,
+   * it does not exist.
+   */
+  const own = (req: Parameters<typeof principal>[0], id: string, after?: { gridIds: string[] }): WorkerState => {
+    const w = workers.byId.get(id);
+    const notFound = () => DispatchErrors.workerNotFound(`worker ${id} not found`);
+    if (!w) throw notFound();
+    auth.assertCanWrite(principal(req), { gridIds: w.gridIds }, after ?? { gridIds: w.gridIds }, notFound, 'a grid of the worker');
+    return w;
+  };
   const out = (w: WorkerState): PublicWorker => workers.toPublic(w);
   const visibleCase = async (req: Parameters<typeof principal>[0], id: string) => {
     const cases = deps.cases();
@@ -111,7 +123,7 @@ export function workerRoutes(app: App, deps: { auth: Auth; db: Db; workers: Work
   };
 
   app.post('/workers', {
-    preHandler: [guard, manage],
+    onRequest: [guard, manage],
     schema: {
       tags: ['workers'],
       summary: 'Create a grid worker bound to one handheld device (starts off duty)',
@@ -129,15 +141,25 @@ export function workerRoutes(app: App, deps: { auth: Auth; db: Db; workers: Work
     },
   }, async (req, reply) => {
     const p = principal(req);
-    const gridIds = req.body.gridIds ?? [];
-    if (p.regionId && !gridIds.some((g) => auth.canSee(p, g))) throw Errors.forbidden('a region-scoped user may only create workers of grids in their region');
-    const w = await workers.create({ ...req.body, gridIds });
+    const b = req.body;
+    const gridIds = b.gridIds ?? [];
+    auth.assertCanWrite(p, null, { gridIds }, undefined, 'a grid of the worker');
+    // A handheld of another region answers exactly like one that does not exist.
+    const device = workers.device(b.deviceId);
+    if (!device || !auth.canSee(p, device.gridId)) throw DispatchErrors.deviceNotFound(`device ${b.deviceId} not found`);
+    // An existing user must be a worker of the caller's region (a user outside it does not exist for the caller).
+    const user = b.userId === undefined ? undefined : await auth.getUser(b.userId);
+    if (user) {
+      if (p.regionId && !(user.regionId && auth.contains(p, { gridId: user.regionId }))) throw new GridError('USER_NOT_FOUND', 'User not found', 404);
+      if (user.role !== 'worker') throw Errors.validation('userId must name a user with role worker', { reason: 'USER_NOT_WORKER' });
+    }
+    const w = await workers.create({ id: b.id, name: b.name, deviceId: b.deviceId, team: b.team, phone: b.phone, gridIds, userId: b.userId });
     if (req.body.onDuty) await workers.setDuty(w, true);
     return reply.status(201).send(out(w));
   });
 
   app.get('/workers', {
-    preHandler: [guard],
+    onRequest: [guard],
     schema: {
       tags: ['workers'],
       querystring: Type.Object({
@@ -164,12 +186,12 @@ export function workerRoutes(app: App, deps: { auth: Auth; db: Db; workers: Work
   });
 
   app.get('/workers/:id', {
-    preHandler: [guard],
+    onRequest: [guard],
     schema: { tags: ['workers'], params: IdParams, response: { 200: WorkerSchema, ...errors(401, 404) } },
   }, async (req) => out(visible(req, req.params.id)));
 
   app.patch('/workers/:id', {
-    preHandler: [guard, manage],
+    onRequest: [guard, manage],
     schema: {
       tags: ['workers'],
       params: IdParams,
@@ -181,18 +203,22 @@ export function workerRoutes(app: App, deps: { auth: Auth; db: Db; workers: Work
       }),
       response: { 200: WorkerSchema, ...errors(400, 401, 403, 404) },
     },
-  }, async (req) => out(await workers.update(visible(req, req.params.id).id, req.body)));
+  }, async (req) => {
+    const b = req.body;
+    const w = own(req, req.params.id, b.gridIds ? { gridIds: b.gridIds } : undefined);
+    return out(await workers.update(w.id, { name: b.name, gridIds: b.gridIds, team: b.team, phone: b.phone }));
+  });
 
   app.delete('/workers/:id', {
-    preHandler: [guard, manage],
+    onRequest: [guard, manage],
     schema: { tags: ['workers'], summary: 'Remove a worker (not while busy with a case); the handheld stays registered', params: IdParams, response: { 204: Type.Null(), ...errors(401, 403, 404, 409) } },
   }, async (req, reply) => {
-    await workers.remove(visible(req, req.params.id).id);
+    await workers.remove(own(req, req.params.id).id);
     return reply.status(204).send(null);
   });
 
   app.post('/workers/:id/duty', {
-    preHandler: [guard, manage],
+    onRequest: [guard, manage],
     schema: {
       tags: ['workers'],
       summary: 'On / off duty. On duty means available unless busy with a case; a busy worker going off duty finishes the case first',
@@ -201,13 +227,13 @@ export function workerRoutes(app: App, deps: { auth: Auth; db: Db; workers: Work
       response: { 200: WorkerSchema, ...errors(400, 401, 403, 404) },
     },
   }, async (req) => {
-    const w = visible(req, req.params.id);
+    const w = own(req, req.params.id);
     await workers.setDuty(w, req.body.onDuty);
     return out(w);
   });
 
   app.get('/workers/:id/track', {
-    preHandler: [guard],
+    onRequest: [guard],
     schema: {
       tags: ['workers'],
       summary: 'Positions over time (downsampled into buckets past maxPoints), distance travelled and stops',
@@ -234,7 +260,8 @@ export function workerRoutes(app: App, deps: { auth: Auth; db: Db; workers: Work
       },
     },
   }, async (req) => {
-    const w = visible(req, req.params.id);
+    // A track is history: only a region holding the worker's whole beat may read it.
+    const w = own(req, req.params.id);
     const to = parseTime(req.query.to, deps.now());
     const from = parseTime(req.query.from, to - 24 * 3600_000);
     if (from >= to) throw Errors.validation('from must be before to');
@@ -243,7 +270,7 @@ export function workerRoutes(app: App, deps: { auth: Auth; db: Db; workers: Work
   });
 
   app.get('/cases/:id/candidates', {
-    preHandler: [guard, requireRole('officer', 'dispatcher')],
+    onRequest: [guard, requireRole('officer', 'dispatcher')],
     schema: {
       tags: ['dispatch'],
       summary: 'Nearest available workers for a case, nearest first (own-grid workers first within the configured extra distance)',
@@ -257,7 +284,7 @@ export function workerRoutes(app: App, deps: { auth: Auth; db: Db; workers: Work
   });
 
   app.get('/cases/:id/dispatches', {
-    preHandler: [guard],
+    onRequest: [guard],
     schema: {
       tags: ['dispatch'],
       summary: 'Dispatch attempts of a case with dispatched / accepted / arrived / resolved times and the path travelled to the scene',

@@ -174,6 +174,11 @@ export class Workers implements WorkerService {
     };
   }
 
+  /** The device a worker would be bound to (routes check its region before binding). */
+  device(id: string): { id: string; gridId: string | null } | undefined {
+    return this.registry.get(id);
+  }
+
   /** Grid used to decide who may see a worker: where they stand, else their first own grid. */
   visibilityGrid(w: WorkerState): string | null {
     return w.gridId ?? w.gridIds[0] ?? null;

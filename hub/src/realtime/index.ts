@@ -59,11 +59,29 @@ export interface Realtime extends RealtimeService {
 }
 
 export const regionRoom = (gridId: string) => `region:${gridId}`;
+/** Every socket of one user, so a change to the user (disabled, deleted, new role) drops them at once. */
+const userRoom = (userId: string) => `user:${userId}`;
+
+/**
+ * Browsers send Origin: a page of another site must not open a socket with
+ * the user's token. Allowed: no Origin (not a browser), the hub's own origin,
+ * and the configured GRIDLINK_ALLOWED_ORIGINS.
+ */
+export function originAllowed(origin: string | undefined, host: string | undefined, allowed: readonly string[]): boolean {
+  if (!origin) return true;
+  if (allowed.includes(origin)) return true;
+  try {
+    return !!host && new URL(origin).host === host;
+  } catch {
+    return false;
+  }
+}
 
 export function createRealtime(ctx: HubContext): HubModule & { service: Realtime } {
   let io: Io | null = null;
   const verifiers: PrivateVerifier[] = [];
   const timers = new Map<string, NodeJS.Timeout>();
+  let offUser: (() => void) | null = null;
 
   function roomsFor(gridId: string | null | undefined): string[] {
     if (!gridId) return [ALL];
@@ -118,7 +136,7 @@ export function createRealtime(ctx: HubContext): HubModule & { service: Realtime
       void socket.join(grant.rooms);
       grant.onConnect?.();
       socket.on('disconnect', () => grant.onDisconnect?.());
-    } else void socket.join(p.regionId ? regionRoom(p.regionId) : ALL);
+    } else void socket.join([p.regionId ? regionRoom(p.regionId) : ALL, userRoom(p.sub)]);
     // fast-jwt `exp` is in seconds; the token's own clock is the wall clock.
     const ms = Math.min(Math.max((grant?.exp ?? p.exp) * 1000 - Date.now(), 0), MAX_TIMER_MS);
     const t = setTimeout(() => socket.disconnect(true), ms);
@@ -139,7 +157,15 @@ export function createRealtime(ctx: HubContext): HubModule & { service: Realtime
       // take the upgrade listeners over so /socket.io reaches engine.io only.
       const previous = server.listeners('upgrade') as Array<(req: IncomingMessage, socket: Duplex, head: Buffer) => void>;
       server.removeAllListeners('upgrade');
-      io = new Server(server, { path: SOCKET_PATH, serveClient: false, destroyUpgrade: false, cors: { origin: true, credentials: true } }) as Io;
+      const allowed = ctx.config.allowedOrigins.split(',').map((o) => o.trim()).filter(Boolean);
+      io = new Server(server, {
+        path: SOCKET_PATH, serveClient: false, destroyUpgrade: false,
+        // Cluster mode: events reach the sockets of every node (cluster/index.ts).
+        ...(ctx.cluster?.socketAdapter ? { adapter: ctx.cluster.socketAdapter } : {}),
+        cors: { origin: allowed.length ? allowed : false, credentials: true },
+        allowRequest: (req, cb) => cb(null, originAllowed(req.headers.origin, req.headers.host, allowed)),
+      }) as Io;
+      offUser = ctx.auth.onUserChanged((userId) => io?.in(userRoom(userId)).disconnectSockets(true));
       server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
         if (req.url?.startsWith(`${SOCKET_PATH}/`)) return;
         for (const l of previous) l.call(server, req, socket, head);
@@ -176,6 +202,7 @@ export function createRealtime(ctx: HubContext): HubModule & { service: Realtime
     },
     async stop() {
       ctx.bus.removeOwner('realtime');
+      offUser?.();
       for (const t of timers.values()) clearTimeout(t);
       timers.clear();
       if (io) {

@@ -65,33 +65,39 @@ interface Row {
   confidence: number | null;
 }
 
-const MAX_ROWS = 2_000_000;
+/** Rows one backtest may load: enough for a month of a busy district's matching messages, bounded in memory. */
+export const MAX_ROWS = 200_000;
+/** Longest window one backtest may replay. */
+export const MAX_WINDOW_MS = 31 * 24 * 3600_000;
 
-async function history(db: Db, rule: Rule, from: number, to: number): Promise<Row[]> {
-  const range = 'received_at >= to_timestamp($1 / 1000.0) and received_at < to_timestamp($2 / 1000.0)';
+/** `deviceIds`: only these devices' history (a region-scoped caller); null = every device. */
+async function history(db: Db, rule: Rule, from: number, to: number, deviceIds: string[] | null): Promise<Row[]> {
+  // $1 is the device filter, $2/$3 the window; each query's own parameters follow.
+  const range = 'received_at >= to_timestamp($2 / 1000.0) and received_at < to_timestamp($3 / 1000.0) and ($1::text[] is null or device_id = any($1::text[]))';
   const cols = (kind: string, name: string, value = 'null::float8', text = 'null::text', sev = 'null::text', conf = 'null::float8') =>
     `ts, received_at as at, device_id, '${kind}' as kind, ${name} as name, ${value} as value, ${text} as value_text, ${sev} as severity, ${conf} as confidence`;
   const order = `order by at, ts limit ${MAX_ROWS}`;
+  const base = [deviceIds, from, to];
   switch (rule.kind) {
     case 'threshold':
-      return db.query<Row>(`select ${cols('reading', 'metric', 'value', 'value_text')} from readings where ${range} and metric = $3 ${order}`, [from, to, rule.metric]);
+      return db.query<Row>(`select ${cols('reading', 'metric', 'value', 'value_text')} from readings where ${range} and metric = $4 ${order}`, [...base, rule.metric]);
     case 'match': {
       const types = [...rule.types, ...(rule.clearTypes ?? [])];
-      const typeFilter = rule.types.length ? 'and type = any($3::text[])' : '';
+      const typeFilter = rule.types.length ? 'and type = any($4::text[])' : '';
       return rule.channel === 'event'
-        ? db.query<Row>(`select ${cols('event', 'type', undefined, undefined, 'severity')} from events where ${range} ${typeFilter} ${order}`, [from, to, ...(typeFilter ? [types] : [])])
-        : db.query<Row>(`select ${cols('alert', 'type', undefined, undefined, undefined, 'confidence')} from alerts where ${range} ${typeFilter} ${order}`, [from, to, ...(typeFilter ? [types] : [])]);
+        ? db.query<Row>(`select ${cols('event', 'type', undefined, undefined, 'severity')} from events where ${range} ${typeFilter} ${order}`, [...base, ...(typeFilter ? [types] : [])])
+        : db.query<Row>(`select ${cols('alert', 'type', undefined, undefined, undefined, 'confidence')} from alerts where ${range} ${typeFilter} ${order}`, [...base, ...(typeFilter ? [types] : [])]);
     }
     case 'correlation': {
       const ev = rule.signals.filter((s) => s.channel === 'event').flatMap((s) => s.types);
       const al = rule.signals.filter((s) => s.channel === 'alert').flatMap((s) => s.types);
       return db.query<Row>(
         `select * from (
-           select ${cols('event', 'type', undefined, undefined, 'severity')} from events where ${range} and type = any($3::text[])
+           select ${cols('event', 'type', undefined, undefined, 'severity')} from events where ${range} and type = any($4::text[])
            union all
-           select ${cols('alert', 'type', undefined, undefined, undefined, 'confidence')} from alerts where ${range} and type = any($4::text[])
+           select ${cols('alert', 'type', undefined, undefined, undefined, 'confidence')} from alerts where ${range} and type = any($5::text[])
          ) x ${order}`,
-        [from, to, ev, al],
+        [...base, ev, al],
       );
     }
     case 'absence':
@@ -99,7 +105,7 @@ async function history(db: Db, rule: Rule, from: number, to: number): Promise<Ro
       return db.query<Row>(
         `select * from (${['readings', 'events', 'alerts', 'positions', 'device_status', 'device_messages']
           .map((tb) => `select ${cols('any', 'null::text')} from ${tb} where ${range}`).join(' union all ')}) x ${order}`,
-        [from, to],
+        base,
       );
   }
 }
@@ -118,9 +124,10 @@ function toMsg(r: Row): Normalised {
   }
 }
 
-export async function backtest(deps: BacktestDeps, input: Rule, from: number, to: number): Promise<BacktestResult> {
+/** `regionId`: replay only the devices inside this region (the caller's); null = every device. */
+export async function backtest(deps: BacktestDeps, input: Rule, from: number, to: number, regionId: string | null = null): Promise<BacktestResult> {
   const rule = { ...input, enabled: true } as Rule;
-  const devices = new Map([...deps.devices()].map((d) => [d.id, d]));
+  const devices = new Map([...deps.devices()].filter((d) => regionId === null || deps.contains(regionId, d.gridId)).map((d) => [d.id, d]));
   const lite: DeviceLite[] = [...devices.values()].map((d) => ({ id: d.id, type: d.type, gridId: d.gridId, since: from }));
   const ev = new RuleEvaluator({ contains: deps.contains, devices: () => lite });
   ev.setRules([rule]);
@@ -170,7 +177,7 @@ export async function backtest(deps: BacktestDeps, input: Rule, from: number, to
     }
   };
 
-  const rows = await history(deps.db, rule, from, to);
+  const rows = await history(deps.db, rule, from, to, regionId === null ? null : [...devices.keys()]);
   for (const r of rows) {
     const d = devices.get(r.device_id);
     if (!d) continue;

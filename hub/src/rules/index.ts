@@ -39,7 +39,7 @@ export interface RulesModule extends HubModule {
   /** Resolves when every alarm step queued so far is done. */
   idle(): Promise<void>;
   flushState(): Promise<void>;
-  backtest(rule: Rule, from: number, to: number): Promise<BacktestResult>;
+  backtest(rule: Rule, from: number, to: number, regionId?: string | null): Promise<BacktestResult>;
 }
 
 export function createRules(ctx: HubContext, opts: RulesOptions = {}): RulesModule {
@@ -143,13 +143,13 @@ export function createRules(ctx: HubContext, opts: RulesOptions = {}): RulesModu
     await alarms.escalate(now);
   }
 
-  const runBacktest = (rule: Rule, from: number, to: number) =>
+  const runBacktest = (rule: Rule, from: number, to: number, regionId: string | null = null) =>
     backtest({
       db: ctx.db,
       devices: () => ctx.registry.list().map((d) => ({ id: d.id, type: d.type, gridId: gridOf(d), lat: d.lat, lon: d.lon })),
       contains,
       category: (ref) => caseStoreOf(ctx)?.categories.resolve(ref)?.code ?? null,
-    }, rule, from, to);
+    }, rule, from, to, regionId);
 
   return {
     name: 'rules',

@@ -4,14 +4,14 @@
  */
 import { Type } from '@sinclair/typebox';
 import { SEVERITIES, type Severity } from '@gridlink/devices';
-import type { Auth, Principal } from '../auth/index.js';
+import { GLOBAL, type Auth, type Principal, type Target } from '../auth/index.js';
 import { Errors, GridError } from '../core/errors.js';
 import type { GridService } from '../core/services.js';
 import type { App } from '../http/app.js';
 import { authenticate, parseTime, principal, requireRole } from '../http/guards.js';
 import { errors, Items, TimeQuery } from '../http/schemas.js';
 import type { AlarmService } from './alarms.js';
-import type { BacktestResult } from './backtest.js';
+import { MAX_WINDOW_MS, type BacktestResult } from './backtest.js';
 import { RuleT, SeverityT, type Rule } from './rule.schema.js';
 import type { RuleRecord, RuleRepo } from './rules.repo.js';
 
@@ -52,7 +52,7 @@ export interface RuleRouteDeps {
   repo: RuleRepo;
   alarms: AlarmService;
   grids: () => (GridService & { descendants?(id: string): string[]; has?(id: string): boolean }) | undefined;
-  backtest(rule: Rule, from: number, to: number): Promise<BacktestResult>;
+  backtest(rule: Rule, from: number, to: number, regionId?: string | null): Promise<BacktestResult>;
   now: () => number;
 }
 
@@ -61,56 +61,87 @@ export function ruleRoutes(app: App, d: RuleRouteDeps): void {
   const guard = authenticate(auth);
   const writer = requireRole('officer', 'integrator');
   const record = (r: RuleRecord) => ({ ...r.rule, version: r.version, createdAt: r.createdAt, updatedAt: r.updatedAt });
+  /** A rule lives where its scope's grids are; without grids it is city-wide. */
+  const place = (r: Rule): Target => (r.scope?.gridIds?.length ? { gridIds: r.scope.gridIds } : GLOBAL);
+  const notFound = () => new GridError('RULE_NOT_FOUND', 'Rule not found', 404);
+  /** City-wide rules and rules of grids that overlap the caller's region are visible; others do not exist. */
+  const ruleVisible = (p: Principal, r: Rule): boolean => {
+    const region = p.regionId;
+    const grids = r.scope?.gridIds ?? [];
+    return !region || grids.length === 0 || grids.some((g) => auth.regions.contains(region, g) || auth.regions.contains(g, region));
+  };
+  const visibleRule = (p: Principal, id: string): RuleRecord => {
+    const r = repo.require(id);
+    if (!ruleVisible(p, r.rule)) throw notFound();
+    return r;
+  };
+  /** A bounded window: at most MAX_WINDOW_MS, from before to. */
+  const window = (fromQ: unknown, toQ: unknown) => {
+    const to = parseTime(toQ, d.now());
+    const from = parseTime(fromQ, 0);
+    if (from >= to) throw Errors.validation('from must be before to', { reason: 'WINDOW_INVALID' });
+    if (to - from > MAX_WINDOW_MS) throw new GridError('WINDOW_TOO_LARGE', `a backtest replays at most ${MAX_WINDOW_MS / 86_400_000} days`, 400);
+    return { from, to };
+  };
 
   app.get('/rules', {
-    preHandler: [guard],
+    onRequest: [guard],
     schema: { tags: ['rules'], summary: 'The rule set', response: { 200: Items(RuleRecordSchema), ...errors(401) } },
-  }, async () => ({ items: repo.list().map(record) }));
+  }, async (req) => {
+    const p = principal(req);
+    return { items: repo.list().filter((r) => ruleVisible(p, r.rule)).map(record) };
+  });
 
   app.get('/rules/:id', {
-    preHandler: [guard],
+    onRequest: [guard],
     schema: { tags: ['rules'], params: IdParams, response: { 200: RuleRecordSchema, ...errors(401, 404) } },
-  }, async (req) => record(repo.require(req.params.id)));
+  }, async (req) => record(visibleRule(principal(req), req.params.id)));
 
   app.post('/rules', {
-    preHandler: [guard, writer],
+    onRequest: [guard, writer],
     schema: {
       tags: ['rules'],
       summary: 'Add a rule (threshold, match, absence, correlation); it is live at once',
       body: RuleT,
       response: { 201: RuleRecordSchema, ...errors(400, 401, 403, 409) },
     },
-  }, async (req, reply) => reply.status(201).send(record(await repo.create(req.body as Rule))));
+  }, async (req, reply) => {
+    auth.assertCanWrite(principal(req), null, place(req.body as Rule), notFound, 'the rule\'s scope');
+    return reply.status(201).send(record(await repo.create(req.body as Rule)));
+  });
 
   app.put('/rules/:id', {
-    preHandler: [guard, writer],
+    onRequest: [guard, writer],
     schema: { tags: ['rules'], summary: 'Replace a rule; pending durations and counts start over, active alarms stay', params: IdParams, body: RuleT, response: { 200: RuleRecordSchema, ...errors(400, 401, 403, 404) } },
   }, async (req) => {
     const body = req.body as Rule;
     if (body.id !== req.params.id) throw Errors.validation('body id must match the path');
+    auth.assertCanWrite(principal(req), place(repo.require(req.params.id).rule), place(body), notFound, 'the rule\'s scope');
     return record(await repo.update(body));
   });
 
   for (const [verb, enabled] of [['enable', true], ['disable', false]] as const) {
     app.post(`/rules/:id/${verb}`, {
-      preHandler: [guard, writer],
+      onRequest: [guard, writer],
       schema: { tags: ['rules'], params: IdParams, response: { 200: RuleRecordSchema, ...errors(401, 403, 404) } },
     }, async (req) => {
       const cur = repo.require((req.params as { id: string }).id);
+      auth.assertCanWrite(principal(req), place(cur.rule), place(cur.rule), notFound);
       return record(await repo.update({ ...cur.rule, enabled } as Rule));
     });
   }
 
   app.delete('/rules/:id', {
-    preHandler: [guard, writer],
+    onRequest: [guard, writer],
     schema: { tags: ['rules'], params: IdParams, response: { 204: Type.Null(), ...errors(401, 403, 404) } },
   }, async (req, reply) => {
+    auth.assertCanWrite(principal(req), place(repo.require(req.params.id).rule), null, notFound);
     await repo.remove(req.params.id);
     return reply.status(204).send(null);
   });
 
   app.post('/rules/:id/backtest', {
-    preHandler: [guard, requireRole('officer', 'dispatcher', 'integrator')],
+    onRequest: [guard, requireRole('officer', 'dispatcher', 'integrator')],
     schema: {
       tags: ['rules'],
       summary: 'Replay stored history through the rule: the alarms and cases it would have raised, and when',
@@ -120,15 +151,20 @@ export function ruleRoutes(app: App, d: RuleRouteDeps): void {
       response: { 200: BacktestSchema, ...errors(400, 401, 403, 404) },
     },
   }, async (req) => {
-    const r = repo.require(req.params.id);
-    const to = parseTime(req.body.to, d.now());
-    return d.backtest(r.rule, parseTime(req.body.from, 0), to);
+    const p = principal(req);
+    const r = visibleRule(p, req.params.id);
+    const { from, to } = window(req.body.from, req.body.to);
+    // A scoped caller replays only its region's devices, whatever the rule's scope.
+    return d.backtest(r.rule, from, to, p.regionId);
   });
 
   app.post('/rules/backtest', {
-    preHandler: [guard, requireRole('officer', 'dispatcher', 'integrator')],
+    onRequest: [guard, requireRole('officer', 'dispatcher', 'integrator')],
     schema: { tags: ['rules'], summary: 'Backtest a rule definition that is not saved (tuning)', body: Type.Object({ rule: RuleT, from: TimeQuery, to: Type.Optional(TimeQuery) }), response: { 200: BacktestSchema, ...errors(400, 401, 403) } },
-  }, async (req) => d.backtest(req.body.rule as Rule, parseTime(req.body.from, 0), parseTime(req.body.to, d.now())));
+  }, async (req) => {
+    const { from, to } = window(req.body.from, req.body.to);
+    return d.backtest(req.body.rule as Rule, from, to, principal(req).regionId);
+  });
 
   // ---- alarms ---------------------------------------------------------------------------------
 
@@ -143,7 +179,7 @@ export function ruleRoutes(app: App, d: RuleRouteDeps): void {
   }
 
   app.get('/alarms', {
-    preHandler: [guard],
+    onRequest: [guard],
     schema: {
       tags: ['alarms'],
       summary: 'Alarms visible to the caller, newest first',
@@ -170,7 +206,7 @@ export function ruleRoutes(app: App, d: RuleRouteDeps): void {
   });
 
   app.get('/alarms/:id', {
-    preHandler: [guard],
+    onRequest: [guard],
     schema: { tags: ['alarms'], params: AlarmParams, response: { 200: Type.Intersect([AlarmSchema, Type.Object({ comments: Type.Array(CommentSchema) })]), ...errors(401, 404) } },
   }, async (req) => {
     const a = await alarms.visible(req.params.id, principal(req));
@@ -178,21 +214,21 @@ export function ruleRoutes(app: App, d: RuleRouteDeps): void {
   });
 
   app.post('/alarms/:id/ack', {
-    preHandler: [guard, requireRole('officer', 'dispatcher')],
+    onRequest: [guard, requireRole('officer', 'dispatcher')],
     schema: { tags: ['alarms'], summary: 'Acknowledge (who and when are recorded); stops escalation', params: AlarmParams, body: Type.Union([Type.Object({ comment: Type.Optional(Type.String({ maxLength: 2000 })) }), Type.Null()], { description: 'optional' }), response: { 200: AlarmSchema, ...errors(401, 403, 404) } },
   }, async (req) => {
     return alarms.ack(req.params.id, principal(req), req.body?.comment);
   });
 
   app.post('/alarms/:id/clear', {
-    preHandler: [guard, requireRole('officer', 'dispatcher')],
+    onRequest: [guard, requireRole('officer', 'dispatcher')],
     schema: { tags: ['alarms'], summary: 'Clear an active alarm by hand', params: AlarmParams, response: { 200: AlarmSchema, ...errors(401, 403, 404, 409) } },
   }, async (req) => {
     return alarms.clear(req.params.id, principal(req));
   });
 
   app.post('/alarms/:id/comments', {
-    preHandler: [guard, requireRole('officer', 'dispatcher')],
+    onRequest: [guard, requireRole('officer', 'dispatcher')],
     schema: { tags: ['alarms'], params: AlarmParams, body: Type.Object({ text: Type.String({ minLength: 1, maxLength: 2000 }) }), response: { 201: Items(CommentSchema), ...errors(400, 401, 403, 404) } },
   }, async (req, reply) => {
     return reply.status(201).send({ items: await alarms.comment(req.params.id, principal(req), req.body.text) });

@@ -184,7 +184,8 @@ export class CameraRegistry {
     private readonly db: Db,
     private readonly registry: DeviceRegistry,
     private readonly keys: VideoKeys,
-    private readonly locate: (lat: number, lon: number) => string | null,
+    /** The grid a point lies in (routes check a new camera's region with it). */
+    readonly locate: (lat: number, lon: number) => string | null,
     /** Camera networks the hub may connect to (empty: any). */
     readonly allow: NetAllowList,
   ) {}

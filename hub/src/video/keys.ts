@@ -62,7 +62,10 @@ export class VideoKeys {
   /** The token's nonce when valid for this camera at `now`, else null. */
   verify(cameraId: string, token: unknown, now: number): string | null {
     if (typeof token !== 'string' || token.length > 128) return null;
-    const [expS, nonce, mac] = token.split('.');
+    const parts = token.split('.');
+    // Exactly three segments: a token with anything appended is not this token.
+    if (parts.length !== 3) return null;
+    const [expS, nonce, mac] = parts;
     if (!expS || !nonce || !mac || !/^\d{1,12}$/.test(expS)) return null;
     const exp = Number(expS);
     const want = Buffer.from(this.mac(cameraId, exp, nonce));

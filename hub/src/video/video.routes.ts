@@ -10,7 +10,7 @@ import { Type } from '@sinclair/typebox';
 import type { Auth } from '../auth/index.js';
 import { Errors } from '../core/errors.js';
 import type { App } from '../http/app.js';
-import { authenticate, principal, requireRole } from '../http/guards.js';
+import { authenticate, mediaPath, principal, requireRole } from '../http/guards.js';
 import { errors, Items } from '../http/schemas.js';
 import type { DeviceRegistry } from '../registry/index.js';
 import type { Camera, CameraRegistry } from './cameras.js';
@@ -114,9 +114,15 @@ export function videoApiRoutes(app: App, d: VideoRouteDeps): void {
     if (!c || !d.auth.canSee(principal(req), c.gridId)) throw Errors.notFound('camera not found');
     return c;
   };
+  /** Clip media URLs carry a media token for this caller and this file only (an <img>/<video> cannot send a header). */
+  const signed = (req: Parameters<typeof principal>[0], clip: Clip): Clip => {
+    const p = principal(req);
+    const sign = (url: string) => `${url}?media=${encodeURIComponent(d.auth.signMedia(p, mediaPath(url)).token)}`;
+    return { ...clip, video: sign(clip.video), snapshot: sign(clip.snapshot) };
+  };
 
   app.post('/cameras', {
-    preHandler: [guard, requireRole('integrator')],
+    onRequest: [guard, requireRole('integrator')],
     schema: {
       tags: ['video'],
       summary: 'Register a camera (also a `camera` device: the MQTT secret is returned once)',
@@ -139,13 +145,15 @@ export function videoApiRoutes(app: App, d: VideoRouteDeps): void {
       response: { 201: Type.Intersect([CameraSchema, Type.Object({ secret: Type.String() })]), ...errors(400, 401, 403, 409) },
     },
   }, async (req, reply) => {
+    const b = req.body;
+    d.auth.assertCanWrite(principal(req), null, { gridId: b.gridId ?? d.cameras.locate(b.lat, b.lon) }, undefined, 'the camera\'s grid');
     const { camera, secret } = await d.cameras.create(req.body);
     d.changed(camera.id);
     return reply.status(201).send({ ...view(camera), secret });
   });
 
   app.get('/cameras', {
-    preHandler: [guard],
+    onRequest: [guard],
     schema: {
       tags: ['video'],
       summary: 'Cameras; with `near`, those within `radius` m ordered covering-first, then by distance',
@@ -169,12 +177,12 @@ export function videoApiRoutes(app: App, d: VideoRouteDeps): void {
   });
 
   app.get('/cameras/:id', {
-    preHandler: [guard],
+    onRequest: [guard],
     schema: { tags: ['video'], params: IdParams, response: { 200: CameraSchema, ...errors(401, 404) } },
   }, async (req) => view(visible(req, d.cameras.get(req.params.id))));
 
   app.patch('/cameras/:id', {
-    preHandler: [guard, requireRole('integrator')],
+    onRequest: [guard, requireRole('integrator')],
     schema: {
       tags: ['video'],
       summary: 'Change view or the transcode setting (a running stream restarts with it)',
@@ -190,7 +198,11 @@ export function videoApiRoutes(app: App, d: VideoRouteDeps): void {
       response: { 200: CameraSchema, ...errors(400, 401, 403, 404) },
     },
   }, async (req) => {
-    const before = visible(req, d.cameras.get(req.params.id));
+    const found = d.cameras.get(req.params.id);
+    const notFound = () => Errors.notFound('camera not found');
+    if (!found) throw notFound();
+    d.auth.assertCanWrite(principal(req), { gridId: found.gridId }, { gridId: found.gridId }, notFound);
+    const before = found;
     const c = await d.cameras.update(before.id, req.body);
     if (c.transcode !== before.transcode) d.parts()?.gateway.existing(c.id)?.restart();
     d.changed(c.id);
@@ -198,7 +210,7 @@ export function videoApiRoutes(app: App, d: VideoRouteDeps): void {
   });
 
   app.get('/cameras/:id/stream', {
-    preHandler: [guard],
+    onRequest: [guard],
     schema: {
       tags: ['video'],
       summary: 'Starts the stream if needed; signed short-lived URLs for HLS (hls.js) and fMP4 over WebSocket (MSE)',
@@ -231,7 +243,7 @@ export function videoApiRoutes(app: App, d: VideoRouteDeps): void {
   };
 
   app.get('/clips', {
-    preHandler: [guard],
+    onRequest: [guard],
     schema: {
       tags: ['video'],
       summary: 'Evidence clips by case, camera or alert (`alertKey` = deviceId:ts)',
@@ -241,18 +253,19 @@ export function videoApiRoutes(app: App, d: VideoRouteDeps): void {
   }, async (req) => {
     const p = principal(req);
     const items = await parts().clips.list({ ...req.query });
-    return { items: items.filter((c) => d.auth.canSee(p, c.gridId)) };
+    return { items: items.filter((c) => d.auth.canSee(p, c.gridId)).map((c) => signed(req, c)) };
   });
 
   const ClipParams = Type.Object({ id: Type.String({ format: 'uuid' }) });
   app.get('/clips/:id', {
-    preHandler: [guard],
+    onRequest: [guard],
     schema: { tags: ['video'], params: ClipParams, response: { 200: ClipSchema, ...errors(401, 404) } },
-  }, async (req) => clipVisible(req, req.params.id));
+  }, async (req) => signed(req, await clipVisible(req, req.params.id)));
 
   app.get('/clips/:id/video.mp4', {
-    preHandler: [guard],
-    schema: { tags: ['video'], summary: 'The clip (MP4, faststart); `?token=` works for <video src>', params: ClipParams },
+    onRequest: [guard],
+    config: { media: true },
+    schema: { tags: ['video'], summary: 'The clip (MP4, faststart); the `video` URL of a clip carries a media token for <video src>', params: ClipParams },
   }, async (req, reply) => {
     const clip = await clipVisible(req, req.params.id);
     const file = parts().clips.clipFile(clip.id);
@@ -261,7 +274,8 @@ export function videoApiRoutes(app: App, d: VideoRouteDeps): void {
   });
 
   app.get('/clips/:id/snapshot.jpg', {
-    preHandler: [guard],
+    onRequest: [guard],
+    config: { media: true },
     schema: { tags: ['video'], params: ClipParams },
   }, async (req, reply) => {
     const clip = await clipVisible(req, req.params.id);
@@ -328,7 +342,7 @@ export function videoApiRoutes(app: App, d: VideoRouteDeps): void {
   });
 
   app.get('/linkage/:caseId', {
-    preHandler: [guard],
+    onRequest: [guard],
     schema: {
       tags: ['video'],
       summary: 'Cameras linked to a case (stored when the case opened), best first',
