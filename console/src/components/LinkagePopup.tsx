@@ -1,29 +1,76 @@
-/** When the hub links cameras to a visible case (CONTRACT 6 `linkage`), show the nearest one at once. */
+/**
+ * 视频联动: when the hub links cameras to a visible case (CONTRACT 6
+ * `linkage`, sent once the case exists — no timer on either side), the
+ * camera that covers the spot best plays at once; the other linked cameras
+ * (covering first, then nearest) are one click away, and one click puts the
+ * current picture into the case's evidence.
+ */
 import { useEffect, useState } from 'react';
+import { post } from '../api/client';
 import { useI18n } from '../i18n';
 import { cases, linkage } from '../store/data';
 import { useValue } from '../store/entities';
 import { navigate } from '../hooks/route';
 import { CameraPlayer } from '../video/CameraPlayer';
 
+interface LinkedCam {
+  id: string;
+  name: string;
+  distanceM: number;
+  covers?: boolean | null;
+  stream?: string;
+}
+
 export function LinkagePopup() {
   const l = useValue(linkage);
   const { t } = useI18n();
   const [closed, setClosed] = useState<string | null>(null);
-  useEffect(() => setClosed(null), [l]);
+  const [pick, setPick] = useState(0);
+  const [snap, setSnap] = useState<{ state: 'idle' | 'busy' | 'done' | 'failed'; text?: string }>({ state: 'idle' });
+  useEffect(() => {
+    setClosed(null);
+    setPick(0);
+    setSnap({ state: 'idle' });
+  }, [l]);
   if (!l || !l.cameras.length || closed === l.caseId) return null;
   const c = cases.get(l.caseId);
-  const cam = l.cameras[0]!;
+  const cams = l.cameras as LinkedCam[];
+  const cam = cams[Math.min(pick, cams.length - 1)]!;
+  const snapshot = async () => {
+    setSnap({ state: 'busy' });
+    try {
+      await post(`/cameras/${encodeURIComponent(cam.id)}/snapshot`, { caseId: l.caseId });
+      setSnap({ state: 'done' });
+    } catch (err) {
+      setSnap({ state: 'failed', text: (err as Error).message });
+    }
+  };
   return (
-    <aside className="linkage-popup" data-testid="linkage-popup">
+    <aside className="linkage-popup" data-testid="linkage-popup" data-case={l.caseId}>
       <header>
         <strong>{t('video.linkage', { code: c?.code ?? l.caseId })}</strong>
         <button type="button" onClick={() => setClosed(l.caseId)} aria-label={t('common.close')}>×</button>
       </header>
-      <CameraPlayer cameraId={cam.id} title={cam.name} stream={cam.stream} />
+      <CameraPlayer key={cam.id} cameraId={cam.id} title={`${cam.name} · ${Math.round(cam.distanceM)} m`} stream={cam.stream} />
+      {cams.length > 1 && (
+        <ul className="linkage-cams" data-testid="linkage-cams">
+          {cams.map((x, i) => (
+            <li key={x.id}>
+              <button type="button" className={i === pick ? 'primary' : ''} onClick={() => setPick(i)} data-testid={`linkage-cam-${x.id}`}>
+                {x.name} · {Math.round(x.distanceM)} m
+                {x.covers === true && <span className="tag live">{t('video.covers')}</span>}
+              </button>
+            </li>
+          ))}
+        </ul>
+      )}
       <footer className="row">
+        <button type="button" className="primary" disabled={snap.state === 'busy'} onClick={() => void snapshot()} data-testid="linkage-snapshot">
+          {snap.state === 'done' ? t('video.snapshotDone') : t('video.snapshot')}
+        </button>
         <button type="button" onClick={() => navigate(`cases/${l.caseId}`)}>{t('case.open')}</button>
-        <button type="button" onClick={() => navigate(`video?cams=${l.cameras.map((x) => x.id).join(',')}`)}>{t('nav.video')}</button>
+        <button type="button" onClick={() => navigate(`video?cams=${cams.map((x) => x.id).join(',')}`)}>{t('nav.video')}</button>
+        {snap.state === 'failed' && <span className="hint">{t('common.error', { message: snap.text ?? '' })}</span>}
       </footer>
     </aside>
   );

@@ -247,6 +247,9 @@ export const dict = {
   'video.hls': ['HLS', 'HLS'],
   'video.linkage': ['视频联动：{code}', 'Video linkage: {code}'],
   'video.noCameras': ['暂无摄像头', 'No cameras'],
+  'video.covers': ['视野覆盖', 'In view'],
+  'video.snapshot': ['抓拍入卷', 'Snapshot to case'],
+  'video.snapshotDone': ['已存入案卷', 'Saved to the case'],
   'video.clear': ['清空', 'Clear'],
 
   'history.track': ['轨迹回放', 'Track replay'],
