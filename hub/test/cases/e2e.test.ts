@@ -82,7 +82,8 @@ for (const engine of engines()) {
         ['accept', 'accepted', 'worker'], ['arrive', 'on_scene', 'worker'], ['resolve', 'resolved', 'worker'], ['verify', 'closed', 'user'],
       ]);
       expect(d.evidence).toEqual([expect.objectContaining({ kind: 'photo', deviceId: hh.id })]);
-      const photo = await fetch(`${h.http}${d.evidence[0]!.url}?token=${h.tokens.officer}`);
+      // The evidence URL carries its own short-lived media token (bearer tokens never go in URLs).
+      const photo = await fetch(`${h.http}${d.evidence[0]!.url}`);
       expect(photo.status).toBe(200);
       expect(Buffer.from(await photo.arrayBuffer()).toString('base64')).toBe(JPEG_B64);
 

@@ -86,7 +86,9 @@ describe('realtime (Socket.IO)', () => {
 
   it('should disconnect a socket when its token expires', async () => {
     const sign = createSigner({ key: h.config.jwtSecret!, algorithm: 'HS256', expiresIn: 1500 });
-    const token = sign({ sub: 'x', username: 'officer', role: 'officer', regionId: null });
+    // A real user's token (a token of a user that does not exist is refused outright).
+    const me = (await h.api<{ sub: string; tv?: number }>('GET', '/auth/me')).body;
+    const token = sign({ sub: me.sub, username: 'admin', role: 'admin', regionId: null, tv: 0 });
     const s = await connect(token);
     const reason = await new Promise<string>((resolve) => s.once('disconnect', resolve));
     expect(reason).toBe('io server disconnect');
