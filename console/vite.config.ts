@@ -1,5 +1,7 @@
+import path from 'node:path';
 import { defineConfig } from 'vite';
 import react from '@vitejs/plugin-react';
+import { mobilePwa } from './m/pwa';
 
 const hub = process.env.GRIDLINK_HUB_URL ?? 'http://localhost:8080';
 
@@ -8,12 +10,14 @@ const hub = process.env.GRIDLINK_HUB_URL ?? 'http://localhost:8080';
 export default defineConfig({
   root: import.meta.dirname,
   base: './',
-  plugins: [react()],
+  plugins: [react(), mobilePwa()],
   build: {
     outDir: 'dist',
     emptyOutDir: true,
     sourcemap: false,
     chunkSizeWarningLimit: 800,
+    // The console at / and the grid worker's app at /m/ (console/m/index.html).
+    rollupOptions: { input: { main: path.join(import.meta.dirname, 'index.html'), m: path.join(import.meta.dirname, 'm/index.html') } },
   },
   server: {
     proxy: {
