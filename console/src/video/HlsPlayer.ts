@@ -45,12 +45,13 @@ function watchProgress(video: HTMLVideoElement, report: Report): () => void {
   };
 }
 
-/** Adds the bearer token as a query parameter for same-origin media URLs (video elements and WebSockets cannot send headers). */
-export function withToken(url: string, token: string | null): string {
-  if (!token || /[?&]token=/.test(url)) return url;
-  const abs = new URL(url, location.href);
-  if (abs.host !== location.host) return url;
-  return `${url}${url.includes('?') ? '&' : '?'}token=${encodeURIComponent(token)}`;
+/**
+ * Media URLs as the hub hands them out: stream URLs carry a signed stream
+ * token, evidence and clip URLs a short-lived media token for that file. The
+ * bearer token never goes into a URL (it would reach logs and history).
+ */
+export function withToken(url: string, _token: string | null): string {
+  return url;
 }
 
 export function attachHls(video: HTMLVideoElement, url: string, token: string | null, report: Report): PlayerHandle {

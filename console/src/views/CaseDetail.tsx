@@ -1,6 +1,6 @@
 /** Case detail: status, SLA, actions allowed for the role, dispatch, progress and path, history, evidence, video. */
 import { useState } from 'react';
-import { getToken, post } from '../api/client';
+import { post } from '../api/client';
 import type { CaseAction, CaseStatus, Candidate, CaseSummary } from '../api/types';
 import { navigate } from '../hooks/route';
 import { useCaseData, type DispatchRecord } from '../hooks/useCaseData';
@@ -14,7 +14,6 @@ import { useEntities, useValue } from '../store/entities';
 import { allowedActions } from '../store/roles';
 import { session } from '../store/session';
 import { CameraPlayer } from '../video/CameraPlayer';
-import { withToken } from '../video/HlsPlayer';
 import { Sla } from './CaseList';
 import { clock, distance, duration, errorText } from './format';
 
@@ -172,8 +171,8 @@ export function CaseDetailView({ id }: { id: string }) {
             <h3>{t('case.evidence')}</h3>
             <div className="evidence">
               {data.detail!.evidence!.map((e, i) => (
-                <a key={e.id ?? i} href={withToken(String(e.url), getToken())} target="_blank" rel="noreferrer">
-                  <img src={withToken(String(e.url), getToken())} alt={String(e.kind ?? '')} loading="lazy" />
+                <a key={e.id ?? i} href={String(e.url)} target="_blank" rel="noreferrer">
+                  <img src={String(e.url)} alt={String(e.kind ?? '')} loading="lazy" />
                 </a>
               ))}
             </div>
@@ -183,7 +182,7 @@ export function CaseDetailView({ id }: { id: string }) {
           <div className="panel">
             <h3>{t('case.clip')}</h3>
             {data.clips.filter((x) => x.status === 'ready').slice(0, 2).map((x) => (
-              <video key={x.id} className="clip" controls preload="metadata" src={withToken(x.video, getToken())} poster={x.hasSnapshot ? withToken(x.snapshot, getToken()) : undefined} style={{ width: '100%' }} />
+              <video key={x.id} className="clip" controls preload="metadata" src={x.video} poster={x.hasSnapshot ? x.snapshot : undefined} style={{ width: '100%' }} />
             ))}
           </div>
         )}
