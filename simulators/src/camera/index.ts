@@ -286,7 +286,7 @@ export async function startRtspCamera(opts: RtspCameraOptions): Promise<RtspCame
   const alertFile = path.join(tmp, 'alert.txt');
   writeFileSync(alertFile, '');
   writeFileSync(`${alertFile}.zh`, '');
-  const source = new H264Source();
+  const source = new H264Source(o.fps);
   const server = new RtspServer({ ...(opts.port ? { port: opts.port } : {}), ...(opts.auth ? { auth: opts.auth } : {}) });
   server.mount(`/${o.id}`, source);
   const port = await server.listen();

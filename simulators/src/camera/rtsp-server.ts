@@ -32,6 +32,10 @@ export class H264Source {
   private readonly subs = new Set<Subscriber>();
   private readonly waiting: Array<() => void> = [];
   frames = 0;
+  private firstTs: number | null = null;
+
+  /** `fps`: the encoder's frame rate; RTP timestamps then advance one frame per access unit. */
+  constructor(private readonly fps?: number) {}
 
   get clients(): number {
     return this.subs.size;
@@ -41,9 +45,11 @@ export class H264Source {
     if (sps) this.sps = sps;
     if (pps) this.pps = pps;
     if (this.sps && this.pps) for (const w of this.waiting.splice(0)) w();
+    // 90 kHz media clock (RFC 6184 5.1): frame n is n frame durations after the first, so timestamps grow
+    // evenly even when the encoder's pipe hands over several pictures at once.
+    this.firstTs ??= Math.floor(Date.now() * 90);
+    const ts = (this.fps ? this.firstTs + Math.round((this.frames * 90_000) / this.fps) : Math.max(Math.floor(Date.now() * 90), this.firstTs + this.frames)) % 0x100000000;
     this.frames++;
-    // 90 kHz media clock from the wall clock at capture (RFC 6184 5.1).
-    const ts = Math.floor(Date.now() * 90) % 0x100000000;
     if (au.key) this.gop = [{ au, ts }];
     else if (this.gop.length && this.gop.length < 300) this.gop.push({ au, ts });
     for (const s of this.subs) this.send(s, au, ts);
