@@ -5,16 +5,18 @@
  * coords: {latitude, longitude, speed, heading, accuracy, altitude}, battery: {level}}}).
  * Fixes go through the same ingest path as MQTT `location` messages.
  *
- * Authentication: HTTP Basic deviceId:secret, or the secret as a `secret`
- * (alias `password`) query parameter, because Traccar Client cannot send
- * headers: configure its server URL as https://hub/osmand?secret=<secret>
- * (it appends its own parameters). Use HTTPS in front of the hub then.
+ * Authentication: HTTP Basic deviceId:secret, or the device's OsmAnd token
+ * as the device identifier (`?id=<token>`, Traccar Client's "Device
+ * identifier" field; POST /api/v1/devices/{id}/osmand-token issues it). The
+ * token only uploads positions, is not the MQTT secret, and dies with a
+ * secret rotation. A device secret in the URL (`secret=`, `password=`) is
+ * refused: URLs end up in proxy logs and phone histories.
  *
  * Units: query-string `speed` is in knots (Traccar Client's convention);
  * JSON `coords.speed` is m/s. `timestamp`: epoch seconds, epoch ms, or a date.
  */
 import { Type } from '@sinclair/typebox';
-import { Errors } from '../core/errors.js';
+import { Errors, GridError } from '../core/errors.js';
 import type { App } from '../http/app.js';
 import { admitDevice, basicCredentials } from '../http/routes/ingest.routes.js';
 import { errors } from '../http/schemas.js';
@@ -98,16 +100,20 @@ export function osmandRoutes(app: App, deps: { registry: DeviceRegistry; ingest:
     const handler = async (req: { query: unknown; body?: unknown; headers: Record<string, string | string[] | undefined> }, reply: { header(k: string, v: string): unknown; status(n: number): { send(b: unknown): unknown } }) => {
       const q = (req.query ?? {}) as Params;
       const { deviceId, item } = osmandToLocation(q, req.body);
-      const basic = basicCredentials(typeof req.headers.authorization === 'string' ? req.headers.authorization : undefined);
-      const id = basic?.id ?? (typeof deviceId === 'string' ? deviceId : undefined);
-      const secret = basic?.secret ?? (typeof q.secret === 'string' ? q.secret : typeof q.password === 'string' ? q.password : undefined);
-      if (!id || !secret || (basic && deviceId !== undefined && deviceId !== basic.id)) {
-        reply.header('www-authenticate', 'Basic realm="gridlink-device"');
-        throw Errors.unauthorized('HTTP Basic deviceId:secret or id= and secret= required');
+      if (q.secret !== undefined || q.password !== undefined) {
+        throw new GridError('SECRET_IN_URL', 'a device secret never goes in a URL: use HTTP Basic or the device\'s OsmAnd token as id=', 401);
       }
-      if (!(await registry.authenticate(id, secret))) {
+      const basic = basicCredentials(typeof req.headers.authorization === 'string' ? req.headers.authorization : undefined);
+      let id: string | undefined;
+      if (basic) {
+        if (deviceId !== undefined && deviceId !== basic.id) throw Errors.unauthorized('id does not match the HTTP Basic device');
+        if (await registry.authenticate(basic.id, basic.secret)) id = basic.id;
+      } else if (typeof deviceId === 'string') {
+        id = registry.authenticateOsmand(deviceId)?.id;
+      }
+      if (!id) {
         reply.header('www-authenticate', 'Basic realm="gridlink-device"');
-        throw Errors.unauthorized('wrong device credentials or device disabled');
+        throw Errors.unauthorized('HTTP Basic deviceId:secret or id=<OsmAnd token> required');
       }
       if (item.ts !== undefined && Number.isNaN(item.ts)) throw Errors.payloadInvalid('timestamp is not a time', { reason: 'ts_invalid' });
       admitDevice(ingest, id, reply);
@@ -118,10 +124,9 @@ export function osmandRoutes(app: App, deps: { registry: DeviceRegistry; ingest:
     };
     const schema = {
       tags: ['ingest'],
-      summary: 'OsmAnd / Traccar Client position upload (HTTP Basic, or secret= in the query)',
+      summary: 'OsmAnd / Traccar Client position upload (HTTP Basic, or id=<OsmAnd token>; secret= in the URL is refused)',
       querystring: Type.Object({
-        id: Type.Optional(Type.String()),
-        secret: Type.Optional(Type.String()),
+        id: Type.Optional(Type.String({ description: 'the device\'s OsmAnd token (or its id with HTTP Basic)' })),
         lat: Type.Optional(Type.String()),
         lon: Type.Optional(Type.String()),
         timestamp: Type.Optional(Type.String()),

@@ -3,7 +3,7 @@
  * Every device is cached in memory (50k devices is a few MB) so the broker
  * authenticates and ingest looks up types without touching the database.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { isDeviceId, isDeviceType, type DeviceType } from '@gridlink/devices';
 import type { EventBus } from '../core/bus.js';
 import { Errors } from '../core/errors.js';
@@ -91,6 +91,8 @@ function fromRow(r: DeviceRow): Entry {
     secretHash: r.secret_hash,
   };
 }
+
+const osmandMac = (e: Entry): string => createHmac('sha256', e.secretHash).update(`gridlink/osmand\n${e.id}`).digest('base64url').slice(0, 32);
 
 export function publicDevice(e: Device): Device {
   return {
@@ -203,6 +205,29 @@ export class DeviceRegistry {
     e.enabled = enabled;
     this.bus.emit('device.changed', { deviceId: id, change: enabled ? 'enabled' : 'disabled' });
     return publicDevice(e);
+  }
+
+  /**
+   * The OsmAnd token of a device (Traccar Client's "device identifier", sent
+   * as `?id=`): `<deviceId>.<mac>`, the MAC keyed by the device's stored
+   * secret hash, so it never reveals the secret, is not usable over MQTT, and
+   * stops working when the secret is rotated.
+   */
+  osmandToken(id: string): string {
+    const e = this.devices.get(id);
+    if (!e) throw Errors.deviceNotFound();
+    return `${id}.${osmandMac(e)}`;
+  }
+
+  /** The enabled device an OsmAnd token stands for; null otherwise. */
+  authenticateOsmand(token: string): Device | null {
+    const i = token.lastIndexOf('.');
+    if (i <= 0 || token.length > 160) return null;
+    const e = this.devices.get(token.slice(0, i));
+    if (!e || !e.enabled) return null;
+    const want = Buffer.from(osmandMac(e));
+    const got = Buffer.from(token.slice(i + 1));
+    return got.length === want.length && timingSafeEqual(got, want) ? e : null;
   }
 
   async rotateSecret(id: string): Promise<string> {

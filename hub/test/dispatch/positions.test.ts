@@ -30,10 +30,11 @@ describe('dispatch live positions', () => {
     expect(p).toMatchObject({ lat: AT.A1.lat, lon: AT.A1.lon, ts: tst * 1000, acc: 8, batt: 77, gridId: 'G-A1' });
   });
 
-  it('should move a worker from the OsmAnd protocol (Traccar Client) with the secret in the query or HTTP Basic', async () => {
+  it('should move a worker from the OsmAnd protocol (Traccar Client) with its OsmAnd token as id or HTTP Basic', async () => {
     const w = await h.addWorker({ id: 'w-osm', gridIds: ['G-A2'] });
     const ts = Math.floor(h.clock.now() / 1000);
-    const q = new URLSearchParams({ id: w.deviceId, lat: String(AT.A2.lat), lon: String(AT.A2.lon), timestamp: String(ts), speed: '2', bearing: '45', accuracy: '5', batt: '66', secret: w.secret });
+    const { token } = (await h.api<{ token: string }>('POST', `/devices/${w.deviceId}/osmand-token`)).body;
+    const q = new URLSearchParams({ id: token, lat: String(AT.A2.lat), lon: String(AT.A2.lon), timestamp: String(ts), speed: '2', bearing: '45', accuracy: '5', batt: '66' });
     const r = await fetch(`${h.http}/osmand?${q}`);
     expect(r.status).toBe(200);
     expect(await r.json()).toEqual({ stored: 1 });
@@ -50,10 +51,10 @@ describe('dispatch live positions', () => {
     expect((await pos('w-osm')).position?.lat).toBe(AT.A2.lat + 0.0009);
 
     // Traccar Client 9 JSON body.
-    const j = await fetch(`${h.http}/osmand?secret=${encodeURIComponent(w.secret)}`, {
+    const j = await fetch(`${h.http}/osmand`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ device_id: w.deviceId, location: { timestamp: new Date((ts + 60) * 1000).toISOString(), coords: { latitude: AT.A2.lat + 0.0018, longitude: AT.A2.lon, speed: 1.5, heading: 0, accuracy: 4 }, battery: { level: 0.5 } } }),
+      body: JSON.stringify({ device_id: token, location: { timestamp: new Date((ts + 60) * 1000).toISOString(), coords: { latitude: AT.A2.lat + 0.0018, longitude: AT.A2.lon, speed: 1.5, heading: 0, accuracy: 4 }, battery: { level: 0.5 } } }),
     });
     expect(j.status).toBe(200);
     expect((await pos('w-osm')).position).toMatchObject({ lat: AT.A2.lat + 0.0018, batt: 50 });

@@ -117,6 +117,23 @@ describe('http edge', () => {
     expect((await w.t.api<any>('GET', '/auth/me', undefined, m1)).status).toBe(401);
   });
 
+  it('should refuse a device secret in an OsmAnd URL, take the OsmAnd token as id, and drop the token with a secret rotation', async () => {
+    const dev = await w.t.registerDevice('handheld', 'hh-osm', { gridId: 'G-A1' });
+    const fix = `lat=${AT.A1.lat}&lon=${AT.A1.lon}`;
+    const inUrl = await fetch(`${w.t.http}/osmand?id=${dev.id}&secret=${encodeURIComponent(dev.secret)}&${fix}`);
+    expect([inUrl.status, ((await inUrl.json()) as { code: string }).code]).toEqual([401, 'SECRET_IN_URL']);
+    const { token } = (await w.t.api<{ token: string }>('POST', `/devices/${dev.id}/osmand-token`)).body;
+    expect(token).not.toContain(dev.secret);
+    expect((await fetch(`${w.t.http}/osmand?id=${encodeURIComponent(token)}&${fix}`)).status).toBe(200);
+    expect((await fetch(`${w.t.http}/osmand?id=${dev.id}&${fix}`)).status).toBe(401);
+    expect((await fetch(`${w.t.http}/osmand?id=${encodeURIComponent(token.slice(0, -1))}x&${fix}`)).status).toBe(401);
+    // Keeps the plain ?id= with HTTP Basic.
+    const basic = `Basic ${Buffer.from(`${dev.id}:${dev.secret}`).toString('base64')}`;
+    expect((await fetch(`${w.t.http}/osmand?id=${dev.id}&${fix}`, { headers: { authorization: basic } })).status).toBe(200);
+    await w.t.api('POST', `/devices/${dev.id}/rotate-secret`);
+    expect((await fetch(`${w.t.http}/osmand?id=${encodeURIComponent(token)}&${fix}`)).status).toBe(401);
+  });
+
   it('should refuse a stream token with extra segments', () => {
     const keys = new VideoKeys(Buffer.alloc(32, 7));
     const t = keys.sign('cam-1', 60, Date.now());

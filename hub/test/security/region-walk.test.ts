@@ -77,6 +77,9 @@ const attacks: Record<string, Attack> = {
     expectCode(await w.as('integratorA')('POST', `/devices/${w.dev.B.id}/rotate-secret`), 404, 'DEVICE_NOT_FOUND');
     expect(await w.t.hub.ctx.registry.authenticate(w.dev.B.id, w.dev.B.secret)).toBeTruthy();
   },
+  'POST /api/v1/devices/:id/osmand-token': async (w) => {
+    expectCode(await w.as('integratorA')('POST', `/devices/${w.handheld.B}/osmand-token`), 404, 'DEVICE_NOT_FOUND');
+  },
   'DELETE /api/v1/devices/:id': async (w) => {
     expectCode(await w.as('integratorA')('DELETE', `/devices/${w.dev.B.id}`), 404, 'DEVICE_NOT_FOUND');
     expect(w.t.hub.ctx.registry.get(w.dev.B.id)).toBeDefined();
@@ -100,6 +103,16 @@ const attacks: Record<string, Attack> = {
   'PUT /api/v1/calendar': async (w) => {
     const cal = (await w.t.api('GET', '/calendar')).body;
     expectCode(await w.as('adminA')('PUT', '/calendar', cal), 403, 'CITY_SCOPE_REQUIRED');
+  },
+  'POST /api/v1/departments': async (w) => {
+    expectCode(await w.as('adminA')('POST', '/departments', { id: 'roads-b', name: '道路 B', regionId: 'S-B' }), 403, 'OUTSIDE_REGION');
+    expectCode(await w.as('adminA')('POST', '/departments', { id: 'roads-city', name: '道路', regionId: null }), 403, 'OUTSIDE_REGION');
+  },
+  'PATCH /api/v1/departments/:id': async (w) => {
+    expect((await w.t.api('POST', '/departments', { id: 'water-b', name: '水务 B', regionId: 'S-B' })).status).toBe(201);
+    expectCode(await w.as('adminA')('PATCH', '/departments/water-b', { name: 'mine' }), 404, 'DEPARTMENT_NOT_FOUND');
+    expect((await w.t.api('POST', '/departments', { id: 'water-a', name: '水务 A', regionId: 'S-A' })).status).toBe(201);
+    expectCode(await w.as('adminA')('PATCH', '/departments/water-a', { regionId: 'S-B' }), 403, 'OUTSIDE_REGION');
   },
   'PUT /api/v1/grids': async (w) => {
     expectCode(await w.as('adminA')('PUT', '/grids', { type: 'FeatureCollection', features: [] }), 403, 'CITY_SCOPE_REQUIRED');
@@ -129,19 +142,21 @@ const attacks: Record<string, Attack> = {
     expectCode(await w.as('officerA')('DELETE', '/rules/smoke-alarm'), 403, 'CITY_SCOPE_REQUIRED');
   },
   'POST /api/v1/rules/:id/backtest': async (w) => {
-    const from = w.clock.now() - 3600_000;
-    const r = await w.as('officerA')<any>('POST', '/rules/smoke-alarm/backtest', { from, to: w.clock.now() + 60_000 });
+    // Messages are replayed by arrival time, which is the wall clock.
+    const from = Date.now() - 3600_000;
+    const to = Date.now() + 60_000;
+    const r = await w.as('officerA')<any>('POST', '/rules/smoke-alarm/backtest', { from, to });
     expect(r.status).toBe(200);
     expect(r.body.alarms.map((a: { deviceId: string }) => a.deviceId)).not.toContain(w.dev.B.id);
-    const all = await w.t.api<any>('POST', '/rules/smoke-alarm/backtest', { from, to: w.clock.now() + 60_000 });
+    const all = await w.t.api<any>('POST', '/rules/smoke-alarm/backtest', { from, to });
     expect(all.body.alarms.map((a: { deviceId: string }) => a.deviceId)).toContain(w.dev.B.id);
     expectCode(await w.as('officerA')('POST', '/rules/b-only/backtest', { from }), 404, 'RULE_NOT_FOUND');
-    expectCode(await w.t.api('POST', '/rules/smoke-alarm/backtest', { from: 0, to: w.clock.now() }), 400, 'WINDOW_TOO_LARGE');
+    expectCode(await w.t.api('POST', '/rules/smoke-alarm/backtest', { from: 0, to }), 400, 'WINDOW_TOO_LARGE');
   },
   'POST /api/v1/rules/backtest': async (w) => {
-    const from = w.clock.now() - 3600_000;
+    const from = Date.now() - 3600_000;
     const def = { id: 'tune', name: 'tune', kind: 'match', channel: 'event', types: ['smoke_alarm'], severity: 'critical' };
-    const r = await w.as('officerA')<any>('POST', '/rules/backtest', { rule: def, from, to: w.clock.now() + 60_000 });
+    const r = await w.as('officerA')<any>('POST', '/rules/backtest', { rule: def, from, to: Date.now() + 60_000 });
     expect(r.status).toBe(200);
     expect(r.body.messages).toBe(r.body.alarms.length);
     expect(r.body.alarms.map((a: { deviceId: string }) => a.deviceId)).toEqual([w.dev.A.id]);

@@ -137,6 +137,21 @@ export function deviceRoutes(app: App, deps: { auth: Auth; registry: DeviceRegis
     return { id: req.params.id, secret: await registry.rotateSecret(req.params.id) };
   });
 
+  app.post('/devices/:id/osmand-token', {
+    onRequest: [guard, requireRole('integrator')],
+    schema: {
+      tags: ['devices'],
+      summary: 'The OsmAnd token of a handheld: Traccar Client\'s device identifier (`/osmand?id=<token>`); it uploads positions only and dies with a secret rotation',
+      params: IdParams,
+      response: { 200: Type.Object({ id: Type.String(), token: Type.String(), url: Type.String() }), ...errors(400, 401, 403, 404) },
+    },
+  }, async (req) => {
+    const d = writable(req, req.params.id);
+    if (d.type !== 'handheld') throw Errors.validation('only handhelds upload OsmAnd positions', { reason: 'NOT_HANDHELD' });
+    const token = registry.osmandToken(d.id);
+    return { id: d.id, token, url: `/osmand?id=${encodeURIComponent(token)}` };
+  });
+
   app.delete('/devices/:id', {
     onRequest: [guard, requireRole('integrator')],
     schema: { tags: ['devices'], summary: 'Delete a device; it is disconnected at once (its history stays)', params: IdParams, response: { 204: Type.Null(), ...errors(401, 403, 404) } },
