@@ -11,6 +11,8 @@ import type { HubContext, HubModule } from '../hub.js';
 import type { StoredMessage } from '../ingest/index.js';
 import { CalendarStore } from './calendar.store.js';
 import { CategoryCatalogue } from './categories.js';
+import { DepartmentDirectory } from './departments.js';
+import { departmentRoutes } from './departments.routes.js';
 import { EvidenceStore } from './evidence.js';
 import { GridIndex, loadGrids } from './grids.js';
 import { caseRoutes } from './routes.js';
@@ -22,6 +24,7 @@ export { WORKFLOW, OPEN_STATUSES, CASE_STATUSES, CASE_ACTIONS, isOpen, workflowT
 export { SEED_CATEGORIES, type Category } from './categories.js';
 export { WorkCalendar, DEFAULT_CALENDAR, type CalendarData, type LimitUnit } from './calendar.js';
 export { CalendarStore } from './calendar.store.js';
+export { DepartmentDirectory, SEED_DEPARTMENTS, type Department } from './departments.js';
 export { GridIndex, normaliseGrids, pointInGeometry, type GridCollection, type GridFeature, type GridProps } from './grids.js';
 export { EvidenceStore, decodePhoto, imageMime, type Evidence } from './evidence.js';
 export { computeKpi, KPI_DESCRIPTION, type KpiResult, type KpiFigures } from './kpi.js';
@@ -32,6 +35,7 @@ export interface CasesModule extends HubModule {
   categories: CategoryCatalogue;
   evidence: EvidenceStore;
   calendar: CalendarStore;
+  departments: DepartmentDirectory;
   /** Runs overdue detection now (the timer calls it every `overdueEveryMs`). */
   tick(): Promise<void>;
 }
@@ -48,7 +52,8 @@ export function createCases(ctx: HubContext, opts: { overdueEveryMs?: number } =
   const grids = new GridIndex();
   const evidence = new EvidenceStore(ctx.db, ctx.config);
   const calendar = new CalendarStore(ctx.db);
-  const store = new CaseStore({ db: ctx.db, bus: ctx.bus, logger: log, auth: ctx.auth, services: ctx.services, categories, grids, evidence, now: ctx.now, calendar });
+  const departments = new DepartmentDirectory(ctx.db, (regionId, gridId) => ctx.auth.canSee({ regionId }, gridId));
+  const store = new CaseStore({ db: ctx.db, bus: ctx.bus, logger: log, auth: ctx.auth, services: ctx.services, categories, grids, evidence, now: ctx.now, calendar, departments });
   ctx.services.cases = store;
   ctx.services.grids = grids;
   let timer: NodeJS.Timeout | null = null;
@@ -103,15 +108,18 @@ export function createCases(ctx: HubContext, opts: { overdueEveryMs?: number } =
     categories,
     evidence,
     calendar,
+    departments,
     tick,
     migrations: caseMigrations,
     routes(api) {
-      caseRoutes(api, { auth: ctx.auth, db: ctx.db, cases: store, categories, grids, evidence, calendar, now: ctx.now });
+      caseRoutes(api, { auth: ctx.auth, db: ctx.db, cases: store, categories, grids, evidence, calendar, departments, now: ctx.now });
+      departmentRoutes(api, { auth: ctx.auth, cases: store, departments, grids });
     },
     async start() {
       evidence.init();
       await categories.load();
       await calendar.load();
+      await departments.load();
       await store.loadLinks();
       grids.load(await loadGrids(ctx.db));
       ctx.auth.setRegionResolver(grids);

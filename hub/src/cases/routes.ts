@@ -12,6 +12,7 @@ import { authenticate, mediaPath, parseTime, principal, requireRole } from '../h
 import { errors, Items, TimeQuery } from '../http/schemas.js';
 import type { Db } from '../store/index.js';
 import type { CalendarStore } from './calendar.store.js';
+import type { DepartmentDirectory } from './departments.js';
 import { CATEGORY_CODE_RE, MAJOR, type CategoryCatalogue } from './categories.js';
 import { decodePhoto, type EvidenceStore } from './evidence.js';
 import { normaliseGrids, replaceGrids, type GridCollection, type GridIndex } from './grids.js';
@@ -61,7 +62,7 @@ export const CaseDetailSchema = Type.Intersect([CaseSummarySchema, Type.Object({
   deviceId: Nullable(Type.String()),
   reporter: Type.Unknown(),
   times: Type.Object({ registeredAt: NullableTime, dispatchedAt: NullableTime, acceptedAt: NullableTime, arrivedAt: NullableTime, resolvedAt: NullableTime, closedAt: NullableTime }),
-  counts: Type.Object({ dispatches: Type.Number(), declines: Type.Number(), reworks: Type.Number() }),
+  counts: Type.Object({ dispatches: Type.Number(), declines: Type.Number(), reworks: Type.Number(), routes: Type.Optional(Type.Number()), returns: Type.Optional(Type.Number()) }),
   alarmIds: Type.Array(Type.String()),
   evaluation: Nullable(Type.Object({ rating: Type.Integer(), comment: Nullable(Type.String()), at: Type.Number(), by: Type.Unknown() })),
   history: Type.Array(Type.Object({
@@ -114,6 +115,7 @@ export interface CaseRouteDeps {
   grids: GridIndex;
   evidence: EvidenceStore;
   calendar: CalendarStore;
+  departments: DepartmentDirectory;
   now: () => number;
 }
 
@@ -131,9 +133,16 @@ export function caseRoutes(app: App, d: CaseRouteDeps): void {
     return grids.has(p.regionId) ? grids.descendants(p.regionId) : [p.regionId];
   }
 
+  /** A department user sees the cases routed to their department; everyone else what lies in their region. */
+  function canSeeCase(p: Principal, c: { gridId: string | null; departmentId?: string | null }): boolean {
+    const mine = d.departments.of(p.sub);
+    if (mine.length) return !!c.departmentId && mine.includes(c.departmentId);
+    return auth.canSee(p, c.gridId);
+  }
+
   async function visibleCase(p: Principal, id: string) {
     const c = await cases.get(id);
-    if (!c || !auth.canSee(p, c.gridId)) throw CaseErrors.notFound();
+    if (!c || !canSeeCase(p, c)) throw CaseErrors.notFound();
     return c;
   }
 
@@ -180,6 +189,7 @@ export function caseRoutes(app: App, d: CaseRouteDeps): void {
         status: Type.Optional(Type.String({ description: 'one status or several separated by commas' })),
         gridId: Type.Optional(Type.String({ maxLength: 64 })),
         workerId: Type.Optional(Type.String({ maxLength: 64 })),
+        departmentId: Type.Optional(Type.String({ maxLength: 64, description: 'only cases routed to this department' })),
         category: Type.Optional(Type.String({ maxLength: 64 })),
         from: Type.Optional(TimeQuery),
         to: Type.Optional(TimeQuery),
@@ -193,8 +203,12 @@ export function caseRoutes(app: App, d: CaseRouteDeps): void {
     const q = req.query;
     const status = q.status?.split(',').map((s) => s.trim()).filter(Boolean);
     for (const s of status ?? []) if (!(CASE_STATUSES as readonly string[]).includes(s)) throw Errors.validation(`unknown status ${s}`);
+    // A department user's list is their department's cases, wherever they lie.
+    const mine = d.departments.of(p.sub);
+    if (mine.length && q.departmentId && !mine.includes(q.departmentId)) throw CaseErrors.notFound();
+    const departmentIds = mine.length ? (q.departmentId ? [q.departmentId] : mine) : q.departmentId ? [q.departmentId] : undefined;
     return cases.list({
-      status: status as never, gridIds: scope(p, q.gridId), workerId: q.workerId, category: q.category,
+      status: status as never, gridIds: mine.length ? (q.gridId ? [q.gridId] : null) : scope(p, q.gridId), workerId: q.workerId, category: q.category, departmentIds,
       from: q.from === undefined ? undefined : parseTime(q.from, 0), to: q.to === undefined ? undefined : parseTime(q.to, 0),
       limit: q.limit ?? 100, cursor: q.cursor,
     });
@@ -204,6 +218,12 @@ export function caseRoutes(app: App, d: CaseRouteDeps): void {
     preHandler: [guard],
     schema: { tags: ['cases'], summary: 'A case with its history and evidence', params: IdParams, response: { 200: CaseDetailSchema, ...errors(401, 404) } },
   }, async (req) => {
+    const mine = d.departments.of(principal(req).sub);
+    if (mine.length) {
+      const dc = await cases.detail(req.params.id);
+      if (!dc || !canSeeCase(principal(req), dc)) throw CaseErrors.notFound();
+      return dc;
+    }
     // One read: the detail carries the grid the region check needs.
     const c = await cases.detail(req.params.id);
     const p = principal(req);

@@ -1,5 +1,6 @@
 import type { Migration } from '../store/index.js';
 import { DEFAULT_CALENDAR } from './calendar.js';
+import { SEED_DEPARTMENTS } from './departments.js';
 import { insertCategoryV1, SEED_CATEGORIES, SEED_LIMITS_V1 } from './categories.js';
 
 const tables = `
@@ -148,6 +149,37 @@ export const caseMigrations: Migration[] = [
           [c.code, c.ackLimitMin, c.limitUnit, c.timeLimitMin, SEED_LIMITS_V1[c.code]]);
       }
       await db.query("insert into work_calendar (id, data) values ('default', $1::jsonb)", [JSON.stringify(DEFAULT_CALENDAR)]);
+    },
+  },
+  {
+    // 分流: departments as case owners, their users, the department a case is routed to.
+    id: '205_departments',
+    up: async (db) => {
+      await db.exec(`
+        create table departments (
+          id text primary key,
+          name text not null,
+          name_en text,
+          region_id text,
+          categories text[] not null default '{}',
+          leader_user_id text,
+          enabled boolean not null default true,
+          created_at timestamptz not null default now()
+        );
+        create table department_members (
+          department_id text not null references departments (id) on delete cascade,
+          user_id text not null,
+          primary key (department_id, user_id)
+        );
+        create index department_members_user_idx on department_members (user_id);
+        alter table cases add column department_id text references departments (id);
+        alter table cases add column route_count integer not null default 0;
+        alter table cases add column return_count integer not null default 0;
+        create index cases_department_idx on cases (department_id) where department_id is not null;
+      `);
+      for (const d of SEED_DEPARTMENTS) {
+        await db.query('insert into departments (id, name, name_en, categories) values ($1, $2, $3, $4::text[])', [d.id, d.name, d.nameEn, d.categories]);
+      }
     },
   },
 ];

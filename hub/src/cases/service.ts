@@ -15,6 +15,7 @@ import type { Auth } from '../auth/index.js';
 import type { Db, Queryable } from '../store/index.js';
 import type { WorkCalendar } from './calendar.js';
 import type { Category, CategoryCatalogue } from './categories.js';
+import { DepartmentErrors, type DepartmentDirectory } from './departments.js';
 import type { Evidence, EvidenceStore } from './evidence.js';
 import type { GridIndex } from './grids.js';
 import { isOpen, OPEN_STATUSES, POOR_RATING, WORKFLOW } from './workflow.js';
@@ -62,7 +63,7 @@ export interface CaseDetail extends CaseSummary {
   deviceId: string | null;
   reporter: Actor | null;
   times: { registeredAt: number | null; dispatchedAt: number | null; acceptedAt: number | null; arrivedAt: number | null; resolvedAt: number | null; closedAt: number | null };
-  counts: { dispatches: number; declines: number; reworks: number };
+  counts: { dispatches: number; declines: number; reworks: number; routes: number; returns: number };
   alarmIds: string[];
   /** 评价 of the last closure. */
   evaluation: { rating: number; comment: string | null; at: number; by: Actor | null } | null;
@@ -97,6 +98,8 @@ export interface CaseQuery {
   /** Only cases in these grids (a region expanded to its descendants). */
   gridIds?: string[] | null;
   workerId?: string;
+  /** Only cases routed to one of these departments. */
+  departmentIds?: string[];
   category?: string;
   from?: number;
   to?: number;
@@ -143,6 +146,9 @@ interface CaseRow {
   ack_deadline: Date | null;
   acked_at: Date | null;
   ack_overdue: boolean;
+  department_id: string | null;
+  route_count: number;
+  return_count: number;
 }
 
 const ms = (d: Date | null): number | null => (d ? new Date(d).getTime() : null);
@@ -157,6 +163,8 @@ export const CaseErrors = {
   categoryNotFound: (ref: string) => new GridError('CATEGORY_NOT_FOUND', `unknown category ${ref}`, 404),
   alreadyRated: () => new GridError('CASE_ALREADY_RATED', 'this closure is already rated', 409),
   notPoor: () => new GridError('CASE_TRANSITION_INVALID', `a closed case is reworked only after a rating of ${POOR_RATING} or less`, 409, { action: 'rework', status: 'closed' }),
+  notDepartment: () => new GridError('CASE_NOT_ASSIGNED', 'the case is not routed to your department', 403),
+  departmentUser: (action: string) => new GridError('FORBIDDEN', `a department user may only sign, reply to or return cases, not ${action}`, 403, { action }),
   notRater: () => new GridError('FORBIDDEN', 'only the citizen who reported the case, or for internal cases the officer who verified it, may rate it', 403, { action: 'rate' }),
 };
 
@@ -179,6 +187,8 @@ export interface CaseServiceDeps {
   now: () => number;
   /** The working calendar deadlines are computed with. */
   calendar: { current(): WorkCalendar };
+  /** Departments (分流) and their users. */
+  departments: DepartmentDirectory;
   /** Case codes use this UTC offset for their date part (China Standard Time). */
   codeUtcOffsetH?: number;
 }
@@ -250,6 +260,7 @@ export class CaseStore implements CaseService {
       severity: r.severity, lat: r.lat, lon: r.lon, address: r.address, gridId: r.grid_id, source: r.source, workerId: r.worker_id,
       deadline: ms(r.deadline)!, overdue: r.overdue, createdAt: ms(r.created_at)!, updatedAt: ms(r.updated_at)!,
       rating: r.rating ?? null,
+      departmentId: r.department_id,
       // Only while waiting for 签收.
       ackDeadline: r.status === 'dispatched' && !r.acked_at ? ms(r.ack_deadline) : null,
       ackOverdue: r.ack_overdue,
@@ -280,7 +291,7 @@ export class CaseStore implements CaseService {
       ...this.summary(r),
       description: r.description, ruleId: r.rule_id, deviceId: r.device_id, reporter: r.reporter,
       times: { registeredAt: ms(r.registered_at), dispatchedAt: ms(r.dispatched_at), acceptedAt: ms(r.accepted_at), arrivedAt: ms(r.arrived_at), resolvedAt: ms(r.resolved_at), closedAt: ms(r.closed_at) },
-      counts: { dispatches: r.dispatch_count, declines: r.decline_count, reworks: r.rework_count },
+      counts: { dispatches: r.dispatch_count, declines: r.decline_count, reworks: r.rework_count, routes: r.route_count, returns: r.return_count },
       alarmIds: links.map((l) => l.alarm_id),
       evaluation: r.rating !== null && r.rated_at ? { rating: r.rating, comment: r.rating_comment, at: ms(r.rated_at)!, by: r.rated_by } : null,
       history: history.map((h) => ({ id: Number(h.id), ts: ms(h.ts)!, action: h.action, from: h.from_status, to: h.to_status, actor: h.actor, note: h.note, data: h.data })),
@@ -298,6 +309,7 @@ export class CaseStore implements CaseService {
     if (f.status?.length) where.push(`status = any(${p(f.status)}::text[])`);
     if (f.gridIds) where.push(`grid_id = any(${p(f.gridIds)}::text[])`);
     if (f.workerId) where.push(`worker_id = ${p(f.workerId)}`);
+    if (f.departmentIds) where.push(`department_id = any(${p(f.departmentIds)}::text[])`);
     if (f.category) where.push(`category_code = ${p(f.category)}`);
     if (f.from !== undefined) where.push(`created_at >= to_timestamp(${p(f.from)} / 1000.0)`);
     if (f.to !== undefined) where.push(`created_at < to_timestamp(${p(f.to)} / 1000.0)`);
@@ -441,9 +453,17 @@ export class CaseStore implements CaseService {
       if (r.worker_id !== actor.id) throw CaseErrors.notAssigned();
       return;
     }
+    // A department user sees only the cases routed to their department, wherever they are.
+    const mine = this.d.departments.of(actor.id);
+    if (mine.length) {
+      if (!r.department_id || !mine.includes(r.department_id)) throw CaseErrors.notFound();
+      if (!t.department) throw CaseErrors.departmentUser(action);
+      return;
+    }
     // A case outside the user's region does not exist for them.
     if (!this.d.auth.canSee({ regionId: actor.regionId }, r.grid_id)) throw CaseErrors.notFound();
     if (actor.role === 'admin' || t.roles.includes(actor.role)) return;
+    if (t.department) throw r.department_id ? CaseErrors.notDepartment() : CaseErrors.role(action);
     if (actor.role === 'worker' && t.worker) {
       const me = this.workerIdOfUser(actor.id, actor.name);
       if (!me || r.worker_id !== me) throw CaseErrors.notAssigned();
@@ -509,20 +529,28 @@ export class CaseStore implements CaseService {
           if (!input.workerId) throw CaseErrors.workerRequired();
           this.assertWorkerInRegion(actor, input.workerId);
           this.d.services.workers?.assertDispatchable(input.workerId);
-          set.push(`worker_id = ${p(input.workerId)}`, 'dispatched_at = coalesce(dispatched_at, to_timestamp($3 / 1000.0))', 'dispatch_count = dispatch_count + 1');
+          set.push(`worker_id = ${p(input.workerId)}`, 'department_id = null', 'dispatched_at = coalesce(dispatched_at, to_timestamp($3 / 1000.0))', 'dispatch_count = dispatch_count + 1');
           newAck();
           break;
         }
         case 'accept': set.push('accepted_at = coalesce(accepted_at, to_timestamp($3 / 1000.0))', 'acked_at = coalesce(acked_at, to_timestamp($3 / 1000.0))'); break;
-        case 'decline': set.push('worker_id = null', 'decline_count = decline_count + 1'); break;
+        case 'decline': set.push('worker_id = null', 'department_id = null', 'decline_count = decline_count + 1'); break;
         case 'arrive': set.push('arrived_at = coalesce(arrived_at, to_timestamp($3 / 1000.0))', 'acked_at = coalesce(acked_at, to_timestamp($3 / 1000.0))'); break;
         case 'resolve': set.push('resolved_at = to_timestamp($3 / 1000.0)'); break;
         case 'verify': set.push('closed_at = to_timestamp($3 / 1000.0)', `verified_by = ${p(actor.id)}`); break;
-        case 'route':
-        case 'sign':
-        case 'reply':
-        case 'return':
-          throw Errors.validation('departments are not configured');
+        case 'route': {
+          if (!input.departmentId) throw Errors.validation('route needs departmentId');
+          const dept = this.d.departments.get(input.departmentId);
+          if (!dept) throw DepartmentErrors.notFound(input.departmentId);
+          if (!dept.enabled) throw DepartmentErrors.disabled(dept.id);
+          set.push(`department_id = ${p(dept.id)}`, 'worker_id = null', 'dispatched_at = coalesce(dispatched_at, to_timestamp($3 / 1000.0))', 'route_count = route_count + 1');
+          newAck();
+          break;
+        }
+        case 'sign': set.push('accepted_at = coalesce(accepted_at, to_timestamp($3 / 1000.0))', 'acked_at = coalesce(acked_at, to_timestamp($3 / 1000.0))'); break;
+        case 'reply': set.push('resolved_at = to_timestamp($3 / 1000.0)'); break;
+        // 退回: the centre routes the case again; the department no longer sees it.
+        case 'return': set.push('department_id = null', 'return_count = return_count + 1', 'ack_deadline = null'); break;
         case 'rate': {
           const score = input.rating;
           if (score === undefined || !Number.isInteger(score) || score < 1 || score > 5) throw Errors.validation('rate needs rating, an integer 1–5');
@@ -536,10 +564,13 @@ export class CaseStore implements CaseService {
             if (!ratedThisClosure || r.rating === null || r.rating > POOR_RATING) throw CaseErrors.notPoor();
             set.push('closed_at = null');
           }
+          // Back to the same owner: the worker, or the department it was routed to; a workerId sends it to a worker instead.
           const worker = input.workerId ?? r.worker_id;
-          if (!worker) throw CaseErrors.workerRequired();
+          if (!worker && !r.department_id) throw CaseErrors.workerRequired();
           if (input.workerId) this.assertWorkerInRegion(actor, input.workerId);
-          set.push(`worker_id = ${p(worker)}`, 'rework_count = rework_count + 1', 'dispatch_count = dispatch_count + 1');
+          if (worker) set.push(`worker_id = ${p(worker)}`, 'department_id = null', 'dispatch_count = dispatch_count + 1');
+          else set.push('route_count = route_count + 1');
+          set.push('rework_count = rework_count + 1');
           newAck();
           break;
         }
@@ -557,6 +588,8 @@ export class CaseStore implements CaseService {
         ...(input.data ?? {}),
         ...(input.workerId ? { workerId: input.workerId } : {}),
         ...(action === 'rate' ? { rating: input.rating } : {}),
+        ...(action === 'route' ? { departmentId: input.departmentId } : {}),
+        ...(action === 'return' && r.department_id ? { departmentId: r.department_id } : {}),
         ...(input.ts !== undefined ? { deviceTs: input.ts } : {}),
         ...(evidenceIds.length ? { evidenceIds } : {}),
       });
