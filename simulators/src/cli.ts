@@ -286,6 +286,8 @@ export async function startDistrict(o: {
   dispatcher?: boolean;
   anomalies?: boolean;
   rtsp?: number;
+  /** Handhelds driven through the worker app's API, by device id. */
+  appLogins?: Record<string, { username: string; password: string }>;
   log: (m: string) => void;
 }): Promise<DistrictRun> {
   const clock = new SimClock(o.speed);
@@ -297,6 +299,7 @@ export async function startDistrict(o: {
     hub: o.client,
     exclude: o.exclude ?? [],
     rtsp: o.rtsp ?? 0,
+    ...(o.appLogins ? { appLogins: o.appLogins, httpUrl: o.client.base } : {}),
     log: o.log,
     // Living-district rates: per device, in simulated time.
     ...(o.anomalies

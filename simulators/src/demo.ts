@@ -43,7 +43,12 @@ async function cleanup(): Promise<void> {
 
 interface DemoFile {
   adminPassword: string;
+  /** Passwords of the worker users whose handhelds go through the worker app's API (网格通). */
+  appWorkers?: Record<string, string>;
 }
+
+/** Simulated workers that use 网格通's API (/api/v1/m) instead of MQTT, so both paths stay alive in the demo. */
+const APP_WORKERS = 2;
 
 async function demoFile(path: string): Promise<DemoFile> {
   try {
@@ -117,13 +122,35 @@ export async function runDemo(argv: string[]): Promise<{ hub: Hub; run: District
     say(`generated the demo district in ${dir}`);
   }
   const state = await SimState.open(statePath);
+  // The first workers sign in as 网格通 does: their own user, bound to their worker when it is created.
+  demo.appWorkers ??= {};
+  const users = await auth.listUsers();
+  const appUsers: Record<string, string> = {};
+  for (const w of district.workers.slice(0, APP_WORKERS)) {
+    const username = `app-${w.key}`.slice(0, 64);
+    let u = users.find((x) => x.username === username);
+    if (!u) {
+      const password = randomBytes(12).toString('base64url');
+      u = await auth.createUser({ username, password, role: 'worker', displayName: w.name });
+      demo.appWorkers[username] = password;
+    }
+    if (demo.appWorkers[username]) appUsers[w.key] = u.id;
+  }
+  await writeFile(`${dirname(statePath)}/demo.json`, JSON.stringify(demo, null, 1), { mode: 0o600 });
   const t0 = Date.now();
-  const rep = await provision({ hub: client, state, district, mqttUrl, onDuty: true, log: (m) => (m.startsWith('!') ? say(m) : undefined) });
+  const rep = await provision({ hub: client, state, district, mqttUrl, onDuty: true, appUsers, log: (m) => (m.startsWith('!') ? say(m) : undefined) });
+  // A worker reused from an earlier run without that binding stays on MQTT.
+  const appLogins: Record<string, { username: string; password: string }> = {};
+  for (const w of district.workers.slice(0, APP_WORKERS)) {
+    const username = `app-${w.key}`.slice(0, 64);
+    const bound = appUsers[w.key] && hub.ctx.services.workers?.byUser?.(appUsers[w.key]!)?.deviceId === w.deviceId;
+    if (bound) appLogins[w.deviceId] = { username, password: demo.appWorkers[username]! };
+  }
   say(`provisioned in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${rep.devices.created} new devices, ${rep.devices.reused} reused, ${rep.devices.rotated} rotated`);
 
   if (aborted) throw new Error('stopped');
   const run = await startDistrict({
-    client, mqtt: mqttUrl, district, state, speed, dispatcher: !v['no-dispatcher'], anomalies: true, rtsp: streams,
+    client, mqtt: mqttUrl, district, state, speed, dispatcher: !v['no-dispatcher'], anomalies: true, rtsp: streams, appLogins,
     log: say,
   });
   // Demo timing: quicker hands than the defaults, so the first case closes within a minute.
@@ -158,6 +185,7 @@ export async function runDemo(argv: string[]): Promise<{ hub: Hub; run: District
   say(`GridLink demo — ${district.meta.name}, ${district.meta.counts.grids} grids, ${run.world.size} simulated devices at ${speed}x`);
   say(`  console  ${cons}   (login admin / ${process.env.GRIDLINK_ADMIN_PASSWORD ? '$GRIDLINK_ADMIN_PASSWORD' : `${demo.adminPassword} on a fresh ./data; otherwise the password of your first run`})`);
   say(`  MQTT     ${mqttUrl}   REST ${base}/api/v1   OpenAPI ${base}/docs`);
+  for (const [deviceId, l] of Object.entries(appLogins)) say(`  网格通   http://localhost:${ports.http}/m/   (login ${l.username} / ${l.password}; ${deviceId} runs through the app's API)`);
   say('  Ctrl-C stops everything.');
   say('');
   process.stdout.write(`${JSON.stringify({ msg: 'demo ready', http: ports.http, mqtt: ports.mqtt, user: DEMO_USER, devices: run.world.size })}\n`);

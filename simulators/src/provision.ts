@@ -22,6 +22,8 @@ export interface ProvisionOptions {
   /** Set provisioned workers on duty. */
   onDuty?: boolean;
   concurrency?: number;
+  /** district worker key → id of the user (role worker) who acts as that worker in 网格通; set when the worker is created. */
+  appUsers?: Record<string, string>;
   /** Host in the cameras' RTSP URLs (where `sim district --rtsp` serves them). */
   rtspHost?: string;
   log?: (msg: string) => void;
@@ -123,7 +125,8 @@ export async function provision(opts: ProvisionOptions): Promise<ProvisionReport
         wc.reused++;
         return;
       }
-      const r = await hub.post<{ id: string }>('/workers', workerBody(w));
+      const userId = opts.appUsers?.[w.key];
+      const r = await hub.post<{ id: string }>('/workers', { ...workerBody(w), ...(userId ? { userId } : {}) });
       hs.workers[w.key] = r.id;
       wc.created++;
     });

@@ -8,6 +8,7 @@ import type { Clock } from './clock.js';
 import type { District, SimDevice, SimWorker } from './district/generate.js';
 import { StreetGraph } from './district/streets.js';
 import { SimCamera, type CameraBehaviour } from './devices/camera.js';
+import { AppLink } from './devices/app-link.js';
 import { SimHandheld, type HandheldBehaviour } from './devices/handheld.js';
 import { SimSensor, type SensorBehaviour } from './devices/sensor.js';
 import { HubError, type HubClient } from './hub-client.js';
@@ -33,6 +34,10 @@ export interface WorldOptions {
   only?: { deviceIds?: string[]; types?: DeviceType[]; gridIds?: string[] };
   /** Leave these devices out, e.g. the one a real device replaces. */
   exclude?: string[];
+  /** Handhelds driven through the worker app's API (/api/v1/m) with these worker logins, by device id. */
+  appLogins?: Record<string, { username: string; password: string }>;
+  /** Hub base URL for appLogins. */
+  httpUrl?: string;
   /** Workers start on duty (default true). */
   onDuty?: boolean;
   log?: (msg: string) => void;
@@ -72,7 +77,9 @@ export class SimWorld {
       if (d.type === 'handheld') {
         const w = workers.get(d.id);
         if (!w) continue;
-        const h = new SimHandheld(def, w, this.graph, ctx, o.handheld);
+        const login = o.appLogins?.[d.id];
+        const app = login && o.httpUrl ? new AppLink({ base: o.httpUrl, deviceId: d.id, ...login }) : undefined;
+        const h = new SimHandheld(def, w, this.graph, ctx, o.handheld, app);
         const workerId = state.workers[w.key];
         if (o.hub && workerId) h.onDutyChange = (on) => this.mirrorDuty(workerId, on);
         this.handhelds.set(d.id, h);

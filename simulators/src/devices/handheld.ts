@@ -13,6 +13,7 @@ import { bearingDeg, haversineM, offsetLonLat } from '../district/geo.js';
 import type { StreetGraph } from '../district/streets.js';
 import { isAbort } from '../clock.js';
 import type { Rng } from '../util/rng.js';
+import type { AppLink } from './app-link.js';
 import { DeviceLink } from './link.js';
 import type { DeviceContext } from './sensor.js';
 
@@ -78,7 +79,8 @@ interface Task {
 }
 
 export class SimHandheld {
-  readonly link: DeviceLink;
+  /** MQTT as a handheld, or the worker app's REST API (AppLink) as 网格通 on a phone. */
+  readonly link: DeviceLink | AppLink;
   readonly b: Required<HandheldBehaviour>;
   mode: HandheldMode = 'off_duty';
   lat: number;
@@ -109,6 +111,7 @@ export class SimHandheld {
     readonly graph: StreetGraph,
     readonly ctx: DeviceContext,
     behaviour: HandheldBehaviour = {},
+    link?: AppLink,
   ) {
     this.b = { ...DEFAULTS, ...behaviour };
     this.rng = ctx.rng.fork(`hh:${def.id}`);
@@ -118,7 +121,7 @@ export class SimHandheld {
     this.lon = home.lon;
     this.speed = worker.speedMps;
     this.battery = Math.round(ctx.rng.fork(def.id).range(70, 100));
-    this.link = new DeviceLink({ url: ctx.mqttUrl, deviceId: def.id, secret: def.secret, persistent: true, commands: true, random: () => this.rng.next() });
+    this.link = link ?? new DeviceLink({ url: ctx.mqttUrl, deviceId: def.id, secret: def.secret, persistent: true, commands: true, random: () => this.rng.next() });
   }
 
   get id(): string {
