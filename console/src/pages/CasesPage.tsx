@@ -2,7 +2,7 @@
 import { useMemo, useState } from 'react';
 import { CASE_STATUSES, OPEN_STATUSES, type CaseStatus } from '../api/types';
 import { useI18n } from '../i18n';
-import { cases, missing } from '../store/data';
+import { cases, missing, myDepartments } from '../store/data';
 import { useEntities, useValue } from '../store/entities';
 import { CaseList } from '../views/CaseList';
 import { CaseDetailView } from '../views/CaseDetail';
@@ -13,6 +13,7 @@ export default function CasesPage({ id }: { id?: string }) {
   const { t } = useI18n();
   const list = useEntities(cases);
   const gone = useValue(missing);
+  const depts = useValue(myDepartments);
   const [showClosed, setShowClosed] = useState(false);
   const cols: readonly CaseStatus[] = showClosed ? CASE_STATUSES : OPEN_STATUSES;
   const byStatus = useMemo(() => {
@@ -27,7 +28,7 @@ export default function CasesPage({ id }: { id?: string }) {
   return (
     <div className="page">
       <div className="toolbar">
-        <h2>{t('case.board')}</h2>
+        <h2 data-testid="board-title">{depts.length ? t('case.deptBoard', { name: depts.map((d) => d.name).join('、') }) : t('case.board')}</h2>
         <label className="check">
           <input type="checkbox" checked={showClosed} onChange={(e) => setShowClosed(e.target.checked)} /> {t('case.showAll')}
         </label>

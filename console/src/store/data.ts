@@ -25,6 +25,8 @@ export const missing = new Value<ReadonlySet<string>>(new Set());
 export const linkage = new Value<Linkage | null>(null);
 /** The hub's working calendar: countdowns of categories limited in working hours count only working time. */
 export const calendar = new Value<WorkCalendar>(new WorkCalendar(DEFAULT_CALENDAR));
+/** Departments the signed-in user belongs to: non-empty makes the console a department workbench. */
+export const myDepartments = new Value<Array<{ id: string; name: string; nameEn: string | null }>>([]);
 
 export const positions = new PositionIndex('wgs84');
 export const batcher = new PositionBatcher(
@@ -74,6 +76,7 @@ export async function resync(): Promise<void> {
     load('alarms', '/alarms', alarms),
     load('cameras', '/cameras', cameras),
     get<CalendarData>('/calendar').then((c) => calendar.set(new WorkCalendar(c))).catch(() => undefined),
+    items<{ id: string; name: string; nameEn: string | null }>('/departments/mine').then((r) => myDepartments.set(r.items)).catch(() => myDepartments.set([])),
     get<GridCollection>('/grids')
       .then((g) => grids.set(g && Array.isArray(g.features) ? g : { type: 'FeatureCollection', features: [] }))
       .catch(() => gone.add('grids')),

@@ -40,6 +40,20 @@ export function allowedActions(role: Role, status: CaseStatus): CaseAction[] {
   return ACTIONS_BY_STATUS[status].filter((a) => ACTIONS_BY_ROLE[role].includes(a));
 }
 
+/** What a department user may do with a case routed to their department (签收, 办结回复, 退回). */
+const DEPARTMENT_ACTIONS: Partial<Record<CaseStatus, readonly CaseAction[]>> = {
+  dispatched: ['sign', 'return'],
+  accepted: ['reply', 'return'],
+  on_scene: ['reply'],
+};
+
+export function departmentActions(status: CaseStatus): CaseAction[] {
+  return [...(DEPARTMENT_ACTIONS[status] ?? [])];
+}
+
+/** The centre may route (分流) a registered case; officers and dispatchers may 督办 an open one. */
+export const canRoute = (role: Role, status: CaseStatus) => status === 'registered' && (role === 'admin' || role === 'officer' || role === 'dispatcher');
+
 export const ADMIN_TABS_BY_ROLE: Record<Role, readonly ('devices' | 'cameras' | 'grids' | 'rules' | 'users' | 'workers')[]> = {
   admin: ['devices', 'cameras', 'workers', 'grids', 'rules', 'users'],
   integrator: ['devices', 'cameras', 'grids', 'rules'],

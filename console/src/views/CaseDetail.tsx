@@ -11,7 +11,9 @@ import { CasesLayer, FocusPoint, GridLayer, PathLayer, WorkersLayer } from '../m
 import { MapView } from '../map/MapView';
 import { grids, positions, workers } from '../store/data';
 import { useEntities, useValue } from '../store/entities';
-import { allowedActions } from '../store/roles';
+import { allowedActions, canRoute, departmentActions } from '../store/roles';
+import { myDepartments } from '../store/data';
+import { RoutePanel } from './CaseRoute';
 import { session } from '../store/session';
 import { CameraPlayer } from '../video/CameraPlayer';
 import { Sla } from './CaseList';
@@ -31,11 +33,12 @@ export function CaseDetailView({ id }: { id: string }) {
   const [msg, setMsg] = useState<string | null>(null);
   const g = useValue(grids);
 
-  async function act(action: CaseAction, workerId?: string) {
+  const depts = useValue(myDepartments);
+  async function act(action: CaseAction, workerId?: string, departmentId?: string) {
     setBusy(true);
     setMsg(null);
     try {
-      await post(`/cases/${encodeURIComponent(id)}/actions`, { action, ...(workerId ? { workerId } : {}), ...(note ? { note } : {}), ...(action === 'rate' ? { rating } : {}) });
+      await post(`/cases/${encodeURIComponent(id)}/actions`, { action, ...(workerId ? { workerId } : {}), ...(departmentId ? { departmentId } : {}), ...(note ? { note } : {}), ...(action === 'rate' ? { rating } : {}) });
       setNote('');
       if (action === 'dispatch' && workerId) setMsg(t('dispatch.sent', { name: workers.get(workerId)?.name ?? workerId }));
       data.reload();
@@ -56,8 +59,9 @@ export function CaseDetailView({ id }: { id: string }) {
       </div>
     );
   }
-  const actions = allowedActions(s.user.role, c.status).filter((a) => a !== 'dispatch');
-  const canDispatch = allowedActions(s.user.role, c.status).includes('dispatch');
+  const deptUser = depts.length > 0;
+  const actions = deptUser ? departmentActions(c.status) : allowedActions(s.user.role, c.status).filter((a) => a !== 'dispatch');
+  const canDispatch = !deptUser && allowedActions(s.user.role, c.status).includes('dispatch');
   const current = data.dispatches[data.dispatches.length - 1];
   const gridName = g.features.find((f) => f.properties.id === c.gridId)?.properties.name;
   const worker = c.workerId ? workers.get(c.workerId) : undefined;
@@ -110,6 +114,7 @@ export function CaseDetailView({ id }: { id: string }) {
           )}
           {msg && <p className="hint" data-testid="action-msg">{msg}</p>}
         </div>
+        {!deptUser && canRoute(s.user.role, c.status) && <RoutePanel caseId={c.id} busy={busy} onRoute={(d) => void act('route', undefined, d)} />}
         {canDispatch && c.status === 'registered' && <Candidates list={data.candidates} busy={busy} onDispatch={(w) => void act('dispatch', w)} />}
         <div className="panel">
           <h3>{t('case.progress')}</h3>
@@ -142,6 +147,18 @@ export function CaseDetailView({ id }: { id: string }) {
             <dd>{clock(locale, c.deadline, true)}</dd>
             <dt>{t('case.worker')}</dt>
             <dd>{worker?.name ?? c.workerId ?? t('common.none')}</dd>
+            {c.departmentId && (
+              <>
+                <dt>{t('case.department')}</dt>
+                <dd data-testid="case-department">{c.departmentId}</dd>
+              </>
+            )}
+            {c.escalatedTo && (
+              <>
+                <dt>{t('case.escalatedTo')}</dt>
+                <dd data-testid="case-escalated">{g.features.find((f) => f.properties.id === c.escalatedTo)?.properties.name ?? c.escalatedTo}</dd>
+              </>
+            )}
             {c.rating != null && (
               <>
                 <dt>{t('case.rating')}</dt>
