@@ -8,6 +8,7 @@
 import type { AddressInfo } from 'node:net';
 import { createAuth, type Auth } from './auth/index.js';
 import { createBroker, type Broker } from './broker/index.js';
+import { createCluster, loadClusterConfig, type Cluster, type ClusterConfig, type Leases } from './cluster/index.js';
 import { EventBus } from './core/bus.js';
 import type { Config } from './core/config.js';
 import { createLogger, type Logger } from './core/logger.js';
@@ -39,6 +40,10 @@ export interface HubContext {
   ingest: Ingest;
   broker: Broker;
   app: App;
+  /** This node in a cluster (the single process when GRIDLINK_REDIS_URL is unset). */
+  cluster: Cluster;
+  /** Singleton work (timers that must run once per cluster) asks here first (cluster/leases.ts). */
+  leases: Leases;
   /** Modules by name, for the few cross-domain calls the bus does not cover. */
   modules: Map<string, HubModule>;
   /** Cross-domain services registered by their owning modules (core/services.ts). */
@@ -70,6 +75,8 @@ export interface HubOptions {
   now?: () => number;
   /** Wraps the opened database (tests inject failures and commit gates here). */
   wrapDb?: (db: Db) => Db;
+  /** Overrides of GRIDLINK_REDIS_URL / GRIDLINK_NODE_ID / GRIDLINK_LEASE_TTL_MS. */
+  cluster?: Partial<ClusterConfig>;
 }
 
 export interface Hub {
@@ -87,14 +94,16 @@ export async function createHub(config: Config, options: HubOptions = {}): Promi
   const opened = await openDb({ url: config.databaseUrl, dataDir: config.dataDir, logger, pgliteTimescale: options.pgliteTimescale ?? false });
   const db = options.wrapDb ? options.wrapDb(opened) : opened;
   const modules = new Map<string, HubModule>();
-  const partial = { config, logger, bus, metrics, db, modules, now, services: {} } as HubContext;
+  const cluster = createCluster({ config: loadClusterConfig(process.env, options.cluster), db, logger, metrics });
+  const partial = { config, logger, bus, metrics, db, modules, now, services: {}, cluster, leases: cluster.leases } as HubContext;
   partial.registry = new DeviceRegistry(db, bus, logger, now);
+  cluster.bridge({ bus, registry: partial.registry });
   partial.auth = createAuth({ db, config, logger, now });
   // Migrations of every module are collected before the store starts.
   const factories = options.modules ?? (await import('./modules.js')).defaultModules;
-  partial.store = createStore({ db, config, logger, metrics, migrations: () => [...modules.values()].flatMap((m) => m.migrations ?? []) });
+  partial.store = createStore({ db, config, logger, metrics, leases: cluster.leases, migrations: () => [...modules.values()].flatMap((m) => m.migrations ?? []) });
   partial.ingest = createIngest({ config, bus, registry: partial.registry, writer: partial.store.writer, metrics, logger, now });
-  partial.broker = createBroker({ config, bus, registry: partial.registry, ingest: partial.ingest, writer: partial.store.writer, metrics, logger });
+  partial.broker = createBroker({ config, bus, registry: partial.registry, ingest: partial.ingest, writer: partial.store.writer, metrics, logger, mq: cluster.mq, persistence: cluster.persistence });
   partial.app = await createApp({ config, logger, auth: partial.auth, onMqttStream: (s, req) => partial.broker.handleStream(s, req) });
   const ctx = partial;
   for (const f of factories) {
@@ -126,17 +135,19 @@ export async function createHub(config: Config, options: HubOptions = {}): Promi
     },
     async start() {
       await step('store', () => ctx.store.start(), () => ctx.store.stop());
-      await step('registry', () => ctx.registry.start(), () => ctx.registry.stop());
+      await step('cluster', () => cluster.start(), () => cluster.stop());
+      await step('registry', () => ctx.registry.start({ shared: cluster.enabled }), () => ctx.registry.stop());
       await step('auth', () => ctx.auth.start());
       await step('ingest', () => ctx.ingest.start(), () => ctx.ingest.stop());
 
       const { app } = ctx;
-      systemRoutes(app, { db, writer: ctx.store.writer, metrics, version: VERSION, metricsToken: config.metricsToken });
+      const health = () => cluster.health();
+      systemRoutes(app, { db, writer: ctx.store.writer, metrics, version: VERSION, metricsToken: config.metricsToken, cluster: health });
       await app.register(async (api) => {
         const a = api as unknown as App;
         // Every API route is authenticated before its body is read (http/guards.ts).
         a.addHook('onRequest', authenticateAll(ctx.auth));
-        systemRoutes(a, { db, writer: ctx.store.writer, metrics, version: VERSION, metricsToken: config.metricsToken });
+        systemRoutes(a, { db, writer: ctx.store.writer, metrics, version: VERSION, metricsToken: config.metricsToken, cluster: health });
         authRoutes(a, { auth: ctx.auth });
         deviceRoutes(a, { auth: ctx.auth, registry: ctx.registry, ingest: ctx.ingest, db });
         ingestRoutes(a, { registry: ctx.registry, ingest: ctx.ingest });
@@ -154,6 +165,7 @@ export async function createHub(config: Config, options: HubOptions = {}): Promi
       const mq = await ctx.broker.start();
       started.push({ name: 'broker', stop: () => ctx.broker.stop() });
       ports = { http, ...mq };
+      await cluster.announce({ http, mqtt: mq.mqtt });
       logger.info({ ...ports, db: db.kind, timescale: db.timescale }, 'hub started');
       return ports;
     },

@@ -8,6 +8,7 @@
  * settings of its own adds its loader to `moduleSettings`.
  */
 import { ConfigError, loadConfig, type Config } from './core/config.js';
+import { checkClusterSettings } from './cluster/config.js';
 import { loadDispatchConfig } from './dispatch/dispatch.config.js';
 import { videoOptionsFromEnv } from './video/index.js';
 
@@ -16,6 +17,7 @@ type Env = Record<string, string | undefined>;
 const moduleSettings: ReadonlyArray<(env: Env) => unknown> = [
   (env) => loadDispatchConfig(env),
   (env) => videoOptionsFromEnv(env),
+  (env) => checkClusterSettings(env),
 ];
 
 /** The core config; throws one ConfigError naming every bad setting of every module. */

@@ -12,7 +12,7 @@ import net, { type AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
 import type { IncomingMessage } from 'node:http';
-import { Aedes, type Client } from 'aedes';
+import { Aedes, type AedesOptions, type Client } from 'aedes';
 import { commandTopic, type Command } from '@gridlink/devices';
 import type { EventBus } from '../core/bus.js';
 import type { Config } from '../core/config.js';
@@ -25,6 +25,7 @@ import { createAuthenticate } from './authenticate.js';
 import { createAuthorizePublish, DEAD_LETTER_TOPIC } from './authorize-publish.js';
 import { createAuthorizeSubscribe } from './authorize-subscribe.js';
 import { HeldAcks } from './held-acks.js';
+import { ConnGuard } from './conn-guard.js';
 import { acceptMqtt } from './mqtt5-bridge.js';
 
 export { DEAD_LETTER_TOPIC };
@@ -66,11 +67,16 @@ export function createBroker(deps: {
   writer: BatchWriter;
   metrics: Metrics;
   logger: Logger;
+  /** Cluster mode (cluster/index.ts): aedes' emitter and persistence on Redis, shared by every node. */
+  mq?: unknown;
+  persistence?: unknown;
 }): Broker {
   const { config, bus, registry, metrics } = deps;
   const logger = deps.logger.child({ module: 'broker' });
   const held = new HeldAcks(deps.ingest.budget.now);
   const aedes = new Aedes({
+    ...(deps.mq ? { mq: deps.mq as AedesOptions['mq'] } : {}),
+    ...(deps.persistence ? { persistence: deps.persistence as AedesOptions['persistence'] } : {}),
     concurrency: 1000,
     queueLimit: 100,
     connectTimeout: 10_000,
@@ -114,10 +120,18 @@ export function createBroker(deps: {
       logger.warn({ clientId, bytes }, 'packet larger than the limit; closing connection');
     },
   };
-  const handle = (conn: Duplex, req?: IncomingMessage): void => acceptMqtt(conn, bridgeOptions, (stream) => void handleAedes(stream, req));
+  // Every transport is admitted by one guard (conn-guard.ts): WebSocket counts against the limit, silent sockets per address are capped.
+  const origin = new WeakMap<object, Duplex>();
+  const handle = (conn: Duplex, req?: IncomingMessage): void => {
+    const address = (req?.socket ?? (conn as net.Socket)).remoteAddress ?? 'unknown';
+    if (!guard.admit(conn, address)) return;
+    acceptMqtt(conn, bridgeOptions, (stream) => origin.set(handleAedes(stream, req), conn));
+  };
 
   const clients = () => (aedes as unknown as { clients: Record<string, Client | undefined> }).clients;
   aedes.on('client', (client) => {
+    const conn = origin.get(client);
+    if (conn) guard.connected(conn);
     metrics.connectedDevices.set(aedes.connectedClients);
     registry.setOnline(client.id, true);
   });
@@ -146,6 +160,14 @@ export function createBroker(deps: {
   let tlsServer: tls.Server | null = null;
   const sockets = new Set<net.Socket>();
   const maxConnections = config.maxConnections ?? defaultMaxConnections();
+  const guard = new ConnGuard({
+    maxConnections,
+    maxPendingPerAddress: config.maxPendingPerAddress,
+    onRefused: (reason, address) => {
+      metrics.authFailures.inc({ reason });
+      logger.debug({ reason, address }, 'connection refused');
+    },
+  });
   const track = (s: net.Server) => {
     s.maxConnections = maxConnections;
     s.on('drop', () => metrics.authFailures.inc({ reason: 'max_connections' }));

@@ -79,7 +79,8 @@ export function createDispatchModule(options: DispatchOptions = {}): ModuleFacto
       },
       flush() {
         try {
-          engine.tick();
+          // Accept timeouts, arrival dwell and geofence once per cluster: on the holder of `dispatch.timers`.
+          if (ctx.leases?.holds('dispatch.timers') !== false) engine.tick();
           if (workers.index.dirty) workers.index.rebuild(ctx.now());
           const items = engine.drainPositions();
           if (items.length) ctx.services.realtime?.sendFiltered('positions', items);

@@ -34,6 +34,8 @@ interface Entry extends Device {
 export interface DeviceChange {
   deviceId: string;
   change: 'created' | 'updated' | 'disabled' | 'enabled' | 'deleted' | 'secret_rotated';
+  /** The change was made on another node of a cluster and read back here (not to be announced again). */
+  remote?: boolean;
 }
 
 export interface DeviceLiveness {
@@ -103,6 +105,8 @@ export function publicDevice(e: Device): Device {
 
 export class DeviceRegistry {
   private readonly devices = new Map<string, Entry>();
+  /** Other nodes of a cluster change devices too: a device missing here is looked up in the database. */
+  private shared = false;
   private readonly dirtySeen = new Set<string>();
   private seenTimer: NodeJS.Timeout | null = null;
 
@@ -113,11 +117,13 @@ export class DeviceRegistry {
     private readonly now: () => number = Date.now,
   ) {}
 
-  async start(): Promise<void> {
+  /** `shared`: other nodes of a cluster hold connections too, so their devices stay online. */
+  async start(opts: { shared?: boolean } = {}): Promise<void> {
     const rows = await this.db.query<DeviceRow>('select * from devices');
     for (const r of rows) this.devices.set(r.id, fromRow(r));
-    // Nobody is connected when the hub starts.
-    await this.db.query('update devices set online = false where online');
+    this.shared = opts.shared ?? false;
+    // Nobody is connected when the (only) hub starts.
+    if (!opts.shared) await this.db.query('update devices set online = false where online');
     this.seenTimer = setInterval(() => void this.flushSeen(), 5_000);
     this.seenTimer.unref();
   }
@@ -187,6 +193,7 @@ export class DeviceRegistry {
 
   /** Returns the device when the secret is right and the device enabled; null otherwise. */
   async authenticate(id: string, secret: string): Promise<Device | null> {
+    if (this.shared && !this.devices.has(id)) await this.refresh(id, 'created');
     const e = this.devices.get(id);
     if (!e || !e.enabled) return null;
     const digest = createHash('sha256').update(secret).digest();
@@ -196,6 +203,32 @@ export class DeviceRegistry {
     if (this.devices.get(id) !== e) return null;
     e.verified = digest;
     return e;
+  }
+
+  /**
+   * Cluster: another node changed this device. Reads it back from the
+   * database and announces the change here (`remote`), so a disabled,
+   * deleted or re-keyed device is disconnected from this node too.
+   */
+  async refresh(id: string, change: DeviceChange['change']): Promise<void> {
+    const [row] = await this.db.query<DeviceRow>('select * from devices where id = $1', [id]);
+    const had = this.devices.get(id);
+    if (!row) {
+      if (!had) return;
+      this.devices.delete(id);
+      this.dirtySeen.delete(id);
+      this.bus.emit('device.changed', { deviceId: id, change: 'deleted', remote: true });
+      return;
+    }
+    const next = fromRow(row);
+    // Liveness is this node's own view; the secret check cache goes with a new hash.
+    if (had) {
+      next.online = had.online;
+      next.lastSeen = Math.max(had.lastSeen ?? 0, next.lastSeen ?? 0) || null;
+      if (had.secretHash === next.secretHash) next.verified = had.verified;
+    }
+    this.devices.set(id, next);
+    if (had || change === 'created') this.bus.emit('device.changed', { deviceId: id, change: had ? change : 'created', remote: true });
   }
 
   async setEnabled(id: string, enabled: boolean): Promise<Device> {
@@ -280,7 +313,8 @@ export class DeviceRegistry {
     }
     try {
       await this.db.query(
-        `update devices d set last_seen = to_timestamp(u.seen / 1000.0), online = u.online
+        // greatest(): in a cluster another node may have heard the device later.
+        `update devices d set last_seen = greatest(d.last_seen, to_timestamp(u.seen / 1000.0)), online = u.online
          from unnest($1::text[], $2::float8[], $3::bool[]) as u(id, seen, online) where d.id = u.id`,
         [ids, seen, online],
       );

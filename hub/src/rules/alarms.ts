@@ -158,6 +158,33 @@ export class AlarmService {
     return [...this.active.values()];
   }
 
+  /**
+   * Cluster: the database is the alarm book every node writes. Before timed
+   * work the lease holder takes in what other nodes raised, acknowledged,
+   * escalated or cleared; an alarm of this node still waiting for its row
+   * stays.
+   */
+  sync(): Promise<void> {
+    return this.serial(async () => {
+      const rows = await this.db.query<AlarmRow>("select * from alarms where status = 'active'");
+      const seen = new Set<string>();
+      for (const r of rows) {
+        const a = toAlarm(r);
+        const k = `${a.rule}\u0000${a.deviceId}`;
+        seen.add(k);
+        const mine = this.active.get(k);
+        if (mine && mine.id === a.id && mine.updatedAt > a.updatedAt) continue;
+        this.active.set(k, a);
+        if (!mine) this.evaluator.restore(a.rule, a.deviceId, { active: true, lastAt: Math.max(a.updatedAt, a.createdAt) });
+      }
+      for (const [k, a] of this.active) {
+        if (seen.has(k) || this.pending.has(a.id)) continue;
+        this.active.delete(k);
+        this.evaluator.markCleared(a.rule, a.deviceId);
+      }
+    });
+  }
+
   activeFor(ruleId: string, deviceId: string): Alarm | undefined {
     return this.active.get(`${ruleId}\u0000${deviceId}`);
   }

@@ -150,6 +150,25 @@ export class RuleEvaluator {
     if (prev === undefined || at > prev) this.lastAt.set(deviceId, at);
   }
 
+  /**
+   * A device heard on another node of a cluster (its last_seen moved on):
+   * absence alarms clear as a message here would have cleared them.
+   */
+  heardElsewhere(deviceId: string, at: number): Effect[] {
+    const prev = this.lastAt.get(deviceId);
+    if (prev !== undefined && at <= prev) return [];
+    this.heard(deviceId, at);
+    const out: Effect[] = [];
+    for (const rule of this.rules.values()) {
+      if (rule.kind !== 'absence') continue;
+      const s = this.state.get(key(rule.id, deviceId));
+      if (!s?.active || s.lastAt >= at) continue;
+      this.markCleared(rule.id, deviceId);
+      out.push({ kind: 'clear', rule, deviceId, ts: at, reason: 'heard again' });
+    }
+    return out;
+  }
+
   /** An alarm cleared or removed outside the evaluator (REST clear). */
   markCleared(ruleId: string, deviceId: string): void {
     const s = this.state.get(key(ruleId, deviceId));

@@ -137,7 +137,40 @@ export function createRules(ctx: HubContext, opts: RulesOptions = {}): RulesModu
     }
   }
 
+  /**
+   * Cluster: devices heard on other nodes (their last_seen, flushed by every
+   * node's registry) and alarms other nodes changed, read back before the
+   * holder's timed work, so absence neither fires for a device talking to
+   * another node nor stays raised after it spoke again there.
+   */
+  let seenSince = 0;
+  async function catchUp(): Promise<void> {
+    const rows = await ctx.db.query<{ id: string; seen: number }>(
+      'select id, (extract(epoch from last_seen) * 1000)::float8 as seen from devices where last_seen > to_timestamp($1 / 1000.0)', [seenSince]);
+    await alarms.sync();
+    const effects = [];
+    for (const r of rows) {
+      seenSince = Math.max(seenSince, r.seen - 1);
+      effects.push(...evaluator.heardElsewhere(r.id, r.seen));
+    }
+    if (effects.length) await alarms.applyAll(effects);
+  }
+
+  /** Cluster: a rule edited on another node is picked up here at the next tick. */
+  let rulesStamp = '';
+  async function syncRules(): Promise<void> {
+    const [r] = await ctx.db.query<{ stamp: string }>("select count(*)::text || '/' || coalesce(sum(version), 0)::text || '/' || coalesce(max(updated_at)::text, '') as stamp from rules");
+    if (!r || r.stamp === rulesStamp) return;
+    const first = rulesStamp === '';
+    rulesStamp = r.stamp;
+    if (!first) evaluator.setRules(await repo.load());
+  }
+
   async function tick(): Promise<void> {
+    if (ctx.leases?.shared) await syncRules();
+    // Absence, auto-clear and escalation run once per cluster: on the holder of this lease.
+    if (ctx.leases?.holds('rules.timers') === false) return;
+    if (ctx.leases?.shared) await catchUp();
     const now = ctx.now();
     await alarms.applyAll(evaluator.tick(now));
     await alarms.escalate(now);
@@ -167,6 +200,7 @@ export function createRules(ctx: HubContext, opts: RulesOptions = {}): RulesModu
     async start() {
       startedAt = ctx.now();
       evaluator.setRules(await repo.load());
+      if (ctx.leases?.shared) await syncRules();
       for (const row of await ctx.db.query<{ rule_id: string; device_id: string; state: KeyState }>('select rule_id, device_id, state from rule_state')) {
         evaluator.restore(row.rule_id, row.device_id, row.state);
       }

@@ -24,7 +24,7 @@ export interface Store {
   stop(): Promise<void>;
 }
 
-export function createStore(deps: { db: Db; config: Config; logger: Logger; metrics: Metrics; migrations: Migration[] | (() => Migration[]) }): Store {
+export function createStore(deps: { db: Db; config: Config; logger: Logger; metrics: Metrics; migrations: Migration[] | (() => Migration[]); leases?: { holds(name: 'retention'): boolean } }): Store {
   const { db, config, logger, metrics } = deps;
   const writer = new BatchWriter(db, ingestTables, {
     batchSize: config.batchSize,
@@ -40,6 +40,8 @@ export function createStore(deps: { db: Db; config: Config; logger: Logger; metr
   });
   let retentionTimer: NodeJS.Timeout | null = null;
   const runRetention = async () => {
+    // In a cluster only the holder of the `retention` lease deletes.
+    if (deps.leases && !deps.leases.holds('retention')) return;
     try {
       const r = await applyRetention(db, config.retentionDays);
       if (r.deleted) logger.info(r, 'retention removed old rows');

@@ -1,0 +1,217 @@
+/**
+ * Cluster mode: several identical hub nodes behind a load balancer, sharing
+ * state only through PostgreSQL (data, leases) and Redis (messaging).
+ *
+ * - MQTT: aedes on every node with mqemitter-redis as its emitter, so a
+ *   command published on one node reaches a handheld connected to another,
+ *   and a second connection with the same clientId on another node closes
+ *   the first (aedes announces new clients on $SYS/<broker>/new/clients);
+ *   aedes-persistence-redis keeps subscriptions, retained messages and the
+ *   QoS 1 queues of persistent sessions where every node sees them.
+ * - Socket.IO: the Redis Streams adapter, so an event emitted on one node
+ *   reaches sockets on every node, region rooms included; a stream (not
+ *   pub/sub) lets a node that lost Redis for a moment catch up on what it
+ *   missed instead of dropping alarms.
+ * - Presence: each node keeps a key with its id and ports that expires when
+ *   it stops renewing it; the live keys are the peers.
+ * - Leases (leases.ts): the singleton jobs, in PostgreSQL.
+ *
+ * Without GRIDLINK_REDIS_URL `createCluster` returns the single process:
+ * no Redis, no emitter or persistence override, every lease held.
+ */
+import { createRequire } from 'node:module';
+import { Redis, type RedisOptions } from 'ioredis';
+import { createAdapter } from '@socket.io/redis-streams-adapter';
+import { Gauge } from 'prom-client';
+import type { EventBus } from '../core/bus.js';
+import type { Logger } from '../core/logger.js';
+import type { DeviceChange, DeviceRegistry } from '../registry/index.js';
+import type { Metrics } from '../core/metrics.js';
+import type { Db } from '../store/index.js';
+import type { ClusterConfig } from './config.js';
+import { LEASES, PgLeases, soleLeases, type LeaseName, type LeaseRole, type Leases } from './leases.js';
+
+export { loadClusterConfig, clusterConfigSchema, type ClusterConfig } from './config.js';
+export { LEASES, PgLeases, soleLeases, type LeaseName, type LeaseRole, type Leases } from './leases.js';
+
+const require = createRequire(import.meta.url);
+
+export interface PeerInfo {
+  id: string;
+  http: number;
+  mqtt: number;
+  startedAt: number;
+}
+
+export interface ClusterHealth {
+  mode: 'single' | 'cluster';
+  nodeId: string;
+  redis?: boolean;
+  /** Live nodes, this one included. */
+  peers: PeerInfo[];
+  leases: Record<LeaseName, LeaseRole>;
+}
+
+export interface Cluster {
+  readonly enabled: boolean;
+  readonly nodeId: string;
+  readonly leases: Leases;
+  /** aedes `mq` option (undefined: aedes' own in-memory emitter). */
+  readonly mq: unknown;
+  /** aedes `persistence` option (undefined: in memory). */
+  readonly persistence: unknown;
+  /** Socket.IO `adapter` option (undefined: in memory). */
+  readonly socketAdapter: ReturnType<typeof createAdapter> | undefined;
+  /**
+   * Device changes (created, disabled, re-keyed, deleted) made on one node
+   * reach the registries of the others, which disconnect what they must.
+   */
+  bridge(deps: { bus: EventBus; registry: DeviceRegistry }): void;
+  /** Called once the database is migrated: leases start. */
+  start(): Promise<void>;
+  /** Called once the hub listens: this node shows up among the peers. */
+  announce(ports: { http: number; mqtt: number }): Promise<void>;
+  stop(): Promise<void>;
+  health(): ClusterHealth;
+}
+
+const PRESENCE_MS = 2_000;
+const KEY_PREFIX = 'gridlink:node:';
+const DEVICE_CHANNEL = 'gridlink:device.changed';
+
+/** ioredis options from a redis:// URL. */
+export function redisOptions(url: string): RedisOptions {
+  const u = new URL(url);
+  return {
+    host: u.hostname || '127.0.0.1',
+    port: u.port ? Number(u.port) : 6379,
+    ...(u.username ? { username: decodeURIComponent(u.username) } : {}),
+    ...(u.password ? { password: decodeURIComponent(u.password) } : {}),
+    ...(u.pathname.length > 1 ? { db: Number(u.pathname.slice(1)) } : {}),
+    ...(u.protocol === 'rediss:' ? { tls: {} } : {}),
+  };
+}
+
+export function createCluster(deps: { config: ClusterConfig; db: Db; logger: Logger; metrics: Metrics }): Cluster {
+  const { config, db, metrics } = deps;
+  const logger = deps.logger.child({ module: 'cluster', node: config.nodeId });
+  const registerMetrics = (leases: Leases, peers: () => number) => {
+    new Gauge({ name: 'gridlink_cluster_node_info', help: 'This node (value 1), labelled with its id and mode', labelNames: ['node_id', 'mode'] as const, registers: [metrics.registry] })
+      .set({ node_id: config.nodeId, mode: config.redisUrl ? 'cluster' : 'single' }, 1);
+    new Gauge({ name: 'gridlink_cluster_peers', help: 'Live hub nodes seen in the cluster, this one included', registers: [metrics.registry], collect() { this.set(peers()); } });
+    new Gauge({
+      name: 'gridlink_cluster_lease_held', help: '1 while this node holds the lease', labelNames: ['lease'] as const, registers: [metrics.registry],
+      collect() {
+        for (const n of Object.keys(LEASES) as LeaseName[]) this.set({ lease: n }, leases.holds(n) ? 1 : 0);
+      },
+    });
+  };
+
+  if (!config.redisUrl) {
+    const leases = soleLeases(config.nodeId);
+    let self: PeerInfo | null = null;
+    registerMetrics(leases, () => 1);
+    return {
+      enabled: false, nodeId: config.nodeId, leases, mq: undefined, persistence: undefined, socketAdapter: undefined,
+      bridge() {},
+      async start() {},
+      async announce(ports) {
+        self = { id: config.nodeId, ...ports, startedAt: Date.now() };
+      },
+      async stop() {},
+      health: () => ({ mode: 'single', nodeId: config.nodeId, peers: self ? [self] : [], leases: leases.roles() }),
+    };
+  }
+
+  const opts = redisOptions(config.redisUrl);
+  // CommonJS packages without ESM entry points.
+  const MQEmitterRedis = require('mqemitter-redis') as (o: Record<string, unknown>) => { close(cb: () => void): void; state: { on(e: string, f: (err: Error) => void): void } };
+  // aedes 1.x takes the callback face of a persistence (it pipes the retained-message stream).
+  const redisPersistence = require('aedes-persistence-redis') as (o: Record<string, unknown>) => { destroy(): Promise<void> };
+
+  const mq = MQEmitterRedis({ ...opts, concurrency: 1000, matchEmptyLevels: true });
+  mq.state.on('error', (err) => logger.warn({ err: err.message }, 'redis emitter error'));
+  const persistence = redisPersistence({ ...opts, maxSessionDelivery: 1000 });
+  // The adapter blocks on XREAD: a connection of its own.
+  const adapterConn = new Redis({ ...opts, maxRetriesPerRequest: null });
+  adapterConn.on('error', (err) => logger.warn({ err: err.message }, 'redis (socket.io adapter) error'));
+  const socketAdapter = createAdapter(adapterConn, { streamName: 'gridlink:socket.io', maxLen: 100_000 });
+  const conn = new Redis({ ...opts, maxRetriesPerRequest: 2 });
+  conn.on('error', (err) => logger.warn({ err: err.message }, 'redis error'));
+  const sub = new Redis({ ...opts, maxRetriesPerRequest: null });
+  sub.on('error', (err) => logger.warn({ err: err.message }, 'redis (device changes) error'));
+  let bridged: { bus: EventBus; registry: DeviceRegistry } | null = null;
+  const leases = new PgLeases(db, config.nodeId, config.leaseTtlMs, logger);
+  let self: PeerInfo | null = null;
+  let peers: PeerInfo[] = [];
+  let redisOk = false;
+  let timer: NodeJS.Timeout | null = null;
+  registerMetrics(leases, () => peers.length);
+
+  async function presence(): Promise<void> {
+    if (!self) return;
+    try {
+      await conn.set(`${KEY_PREFIX}${self.id}`, JSON.stringify(self), 'PX', PRESENCE_MS * 3);
+      const keys: string[] = [];
+      let cursor = '0';
+      do {
+        const [next, batch] = await conn.scan(cursor, 'MATCH', `${KEY_PREFIX}*`, 'COUNT', 100);
+        cursor = next;
+        keys.push(...batch);
+      } while (cursor !== '0');
+      const values = keys.length ? await conn.mget(...keys) : [];
+      peers = values.flatMap((v) => (v ? [JSON.parse(v) as PeerInfo] : [])).sort((a, b) => a.id.localeCompare(b.id));
+      redisOk = true;
+    } catch (err) {
+      if (redisOk) logger.warn({ err: (err as Error).message }, 'presence not renewed');
+      redisOk = false;
+    }
+  }
+
+  return {
+    enabled: true, nodeId: config.nodeId, leases, mq, persistence, socketAdapter,
+    bridge(d) {
+      bridged = d;
+      d.bus.on('device.changed', 'cluster', (e) => {
+        if (e.remote) return;
+        conn.publish(DEVICE_CHANNEL, JSON.stringify({ node: config.nodeId, deviceId: e.deviceId, change: e.change }))
+          .catch((err: Error) => logger.warn({ err: err.message, deviceId: e.deviceId }, 'device change not announced to the other nodes'));
+      });
+    },
+    async start() {
+      sub.on('message', (_channel: string, text: string) => {
+        let m: { node: string; deviceId: string; change: DeviceChange['change'] };
+        try {
+          m = JSON.parse(text) as typeof m;
+        } catch {
+          return;
+        }
+        if (m.node === config.nodeId || !bridged) return;
+        bridged.registry.refresh(m.deviceId, m.change).catch((err: Error) => logger.warn({ err: err.message, deviceId: m.deviceId }, 'device change from another node not applied'));
+      });
+      await sub.subscribe(DEVICE_CHANNEL);
+      await leases.start();
+    },
+    async announce(ports) {
+      self = { id: config.nodeId, ...ports, startedAt: Date.now() };
+      await presence();
+      timer = setInterval(() => void presence(), PRESENCE_MS);
+      timer.unref();
+      logger.info({ peers: peers.map((p) => p.id), leases: Object.entries(leases.roles()).filter(([, r]) => r.mine).map(([n]) => n) }, 'cluster node up');
+    },
+    async stop() {
+      if (timer) clearInterval(timer);
+      timer = null;
+      await leases.stop();
+      bridged?.bus.removeOwner('cluster');
+      sub.disconnect();
+      if (self) await conn.del(`${KEY_PREFIX}${self.id}`).catch(() => undefined);
+      await persistence.destroy().catch(() => undefined);
+      // aedes closes its emitter when the broker stops; this covers a hub that never started its broker.
+      await Promise.race([new Promise<void>((r) => mq.close(() => r())), new Promise((r) => setTimeout(r, 1_000).unref())]).catch(() => undefined);
+      adapterConn.disconnect();
+      conn.disconnect();
+    },
+    health: () => ({ mode: 'cluster', nodeId: config.nodeId, redis: redisOk, peers, leases: leases.roles() }),
+  };
+}

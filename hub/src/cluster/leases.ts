@@ -1,0 +1,156 @@
+/**
+ * Leases: the work that must happen once per cluster (retention, rule timers,
+ * overdue checks, dispatch timeouts) runs on the node that holds its lease.
+ *
+ * A lease is a row in `cluster_leases` (name, holder, token, expires_at),
+ * taken and renewed with one conditional upsert on the database clock, so
+ * nodes never compare their own clocks. The holder renews every ttl/3; a
+ * node that dies stops renewing and the first node to find the row expired
+ * takes it (the token goes up: a fencing number for anyone who wants one).
+ * A node believes it holds a lease only until `sent + ttl - margin` measured
+ * on its own monotonic clock from the moment it sent the renewal, so it
+ * stops before anybody else can start, even when its renewals hang.
+ *
+ * Modules see only `Leases.holds(name)`: the single process answers true for
+ * everything.
+ */
+import type { Db } from '../store/index.js';
+import type { Logger } from '../core/logger.js';
+
+/** Every singleton of the hub, by the lease that guards it (docs/cluster.md). */
+export const LEASES = {
+  retention: 'drops readings, events and positions past GRIDLINK_RETENTION_DAYS (store)',
+  'rules.timers': 'absence (device offline), auto-clear and alarm escalation (rules tick)',
+  'cases.overdue': '黄牌/红牌 overdue and 签收 checks of open cases (cases tick)',
+  'dispatch.timers': 'accept timeouts, arrival dwell and geofence alarms of grid workers (dispatch beat)',
+} as const;
+export type LeaseName = keyof typeof LEASES;
+
+export interface LeaseRole {
+  /** Node holding the lease now (null: free or expired). */
+  holder: string | null;
+  /** This node holds it. */
+  mine: boolean;
+  /** Fencing number: goes up each time the lease changes hands. */
+  token: number;
+}
+
+export interface Leases {
+  /** True while this node may do the work the lease guards. */
+  holds(name: LeaseName): boolean;
+  /** Role of this node for each lease (health and metrics). */
+  roles(): Record<LeaseName, LeaseRole>;
+  /** False on the single process: state other nodes change must be re-read before timed work. */
+  readonly shared: boolean;
+}
+
+/** The single process: every lease is its own. */
+export function soleLeases(nodeId = 'single'): Leases {
+  const roles = Object.fromEntries(Object.keys(LEASES).map((n) => [n, { holder: nodeId, mine: true, token: 0 }])) as Record<LeaseName, LeaseRole>;
+  return { holds: () => true, roles: () => roles, shared: false };
+}
+
+const MIGRATION_LOCK = 7412;
+
+export class PgLeases implements Leases {
+  readonly shared = true;
+  private readonly until = new Map<LeaseName, number>();
+  private readonly state = new Map<LeaseName, LeaseRole>();
+  private timer: NodeJS.Timeout | null = null;
+  private beating: Promise<void> | null = null;
+  private stopped = false;
+  /** Called when this node gains or loses a lease. */
+  onChange: ((name: LeaseName, mine: boolean) => void) | null = null;
+
+  constructor(
+    private readonly db: Db,
+    readonly nodeId: string,
+    private readonly ttlMs: number,
+    private readonly logger: Logger,
+    private readonly clock: () => number = () => performance.now(),
+  ) {
+    for (const n of Object.keys(LEASES) as LeaseName[]) this.state.set(n, { holder: null, mine: false, token: 0 });
+  }
+
+  holds(name: LeaseName): boolean {
+    return !this.stopped && (this.until.get(name) ?? 0) > this.clock();
+  }
+
+  roles(): Record<LeaseName, LeaseRole> {
+    const out = {} as Record<LeaseName, LeaseRole>;
+    for (const [n, r] of this.state) out[n] = { ...r, mine: this.holds(n) };
+    return out;
+  }
+
+  async start(): Promise<void> {
+    if (this.db.kind !== 'postgres') throw new Error('cluster mode needs PostgreSQL (DATABASE_URL=postgres://...): leases live in the shared database');
+    // Several nodes may start at once on an empty database.
+    await this.db.tx(async (q) => {
+      await q.query('select pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
+      await q.query(`create table if not exists cluster_leases (
+        name text primary key, holder text not null, token bigint not null default 1,
+        expires_at timestamptz not null, updated_at timestamptz not null default now())`);
+    });
+    await this.beat();
+    this.timer = setInterval(() => void this.beat(), Math.max(200, Math.floor(this.ttlMs / 3)));
+    this.timer.unref();
+  }
+
+  /** One renewal round: renew what is held, take what expired, learn who holds the rest. */
+  beat(): Promise<void> {
+    if (this.beating || this.stopped) return this.beating ?? Promise.resolve();
+    this.beating = this.round().finally(() => (this.beating = null));
+    return this.beating;
+  }
+
+  private async round(): Promise<void> {
+    const names = Object.keys(LEASES) as LeaseName[];
+    const sent = this.clock();
+    let rows: Array<{ name: LeaseName; holder: string; token: number; live: boolean }>;
+    try {
+      await this.db.query(
+        `insert into cluster_leases as l (name, holder, token, expires_at)
+         select n, $2, 1, now() + make_interval(secs => $3::float8 / 1000) from unnest($1::text[]) as n
+         on conflict (name) do update set
+           holder = excluded.holder,
+           token = case when l.holder = excluded.holder then l.token else l.token + 1 end,
+           expires_at = excluded.expires_at, updated_at = now()
+         where l.holder = excluded.holder or l.expires_at < now()`,
+        [names, this.nodeId, this.ttlMs],
+      );
+      rows = await this.db.query('select name, holder, token, expires_at > now() as live from cluster_leases where name = any($1::text[])', [names]);
+    } catch (err) {
+      // Not renewed: what is held runs out on its own deadline.
+      this.logger.warn({ err: (err as Error).message }, 'lease renewal failed');
+      return;
+    }
+    if (this.stopped) return;
+    // Stop believing a little before the database lets anybody else in.
+    const deadline = sent + this.ttlMs - Math.min(1_000, this.ttlMs / 5);
+    for (const r of rows) {
+      const had = this.holds(r.name);
+      const mine = r.live && r.holder === this.nodeId;
+      if (mine) this.until.set(r.name, deadline);
+      else this.until.delete(r.name);
+      this.state.set(r.name, { holder: r.live ? r.holder : null, mine, token: Number(r.token) });
+      if (had !== mine) {
+        this.logger.info({ lease: r.name, node: this.nodeId, token: Number(r.token) }, mine ? 'lease taken' : 'lease lost');
+        this.onChange?.(r.name, mine);
+      }
+    }
+  }
+
+  /** Gives every held lease back so another node takes over at once. */
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    await this.beating?.catch(() => undefined);
+    this.stopped = true;
+    const mine = [...this.until.keys()];
+    this.until.clear();
+    if (mine.length) {
+      await this.db.query('update cluster_leases set expires_at = now() - interval \'1 second\' where holder = $1 and name = any($2::text[])', [this.nodeId, mine])
+        .catch((err) => this.logger.warn({ err: (err as Error).message }, 'leases not released; they expire on their own'));
+    }
+  }
+}

@@ -1,0 +1,174 @@
+/**
+ * Three hub processes on one Redis and one PostgreSQL: what a handheld, a
+ * console and the singleton jobs see when the hub is a cluster.
+ */
+import mqtt, { type MqttClient } from 'mqtt';
+import { io as ioc, type Socket } from 'socket.io-client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { commandTopic, decodeCommand, type Command } from '@gridlink/devices';
+import { until } from '../helpers.js';
+import { api, clusterEnv, createDatabase, health, login, RUN_CLUSTER, startNode, startRedis, type HubNode, type RedisServer, type TestDatabase } from './harness.js';
+
+describe.runIf(RUN_CLUSTER)('hub cluster (3 nodes, Redis, PostgreSQL)', () => {
+  let redis: RedisServer;
+  let db: TestDatabase;
+  let env: Record<string, string>;
+  const nodes: HubNode[] = [];
+  const clients: MqttClient[] = [];
+  const sockets: Socket[] = [];
+  let token = '';
+  let a: HubNode, b: HubNode, c: HubNode;
+
+  beforeAll(async () => {
+    redis = await startRedis();
+    db = await createDatabase();
+    env = clusterEnv(redis.url, db.url);
+    // The first node migrates the empty database; the others join it.
+    nodes.push(await startNode('node-a', env));
+    nodes.push(...(await Promise.all([startNode('node-b', env), startNode('node-c', env)])));
+    [a, b, c] = nodes as [HubNode, HubNode, HubNode];
+    token = await login(b.http);
+  }, 180_000);
+
+  afterAll(async () => {
+    // GRIDLINK_CLUSTER_LOGS=1: what each node printed (warnings and errors), for a failing run.
+    if (process.env.GRIDLINK_CLUSTER_LOGS === '1') for (const n of nodes) process.stderr.write(`--- ${n.id}\n${n.output()}\n`);
+    for (const s of sockets) s.disconnect();
+    await Promise.all(clients.map((m) => m.endAsync(true).catch(() => undefined)));
+    await Promise.all(nodes.map((n) => n.kill('SIGKILL')));
+    await redis?.stop();
+    await db?.drop();
+  }, 60_000);
+
+  const connect = (node: HubNode, id: string, secret: string, opts: mqtt.IClientOptions = {}) =>
+    new Promise<MqttClient>((resolve, reject) => {
+      const m = mqtt.connect(`mqtt://127.0.0.1:${node.mqttPort}`, { clientId: id, username: id, password: secret, reconnectPeriod: 0, connectTimeout: 10_000, ...opts });
+      clients.push(m);
+      m.once('connect', () => resolve(m));
+      m.once('error', reject);
+    });
+
+  async function device(node: HubNode, type: string, id: string): Promise<string> {
+    const r = await api<{ secret: string }>(node.http, 'POST', '/devices', { type, id }, token);
+    expect(r.status, JSON.stringify(r.body)).toBe(201);
+    return r.body.secret;
+  }
+
+  /** A handheld and its on-duty worker, both made through `node`'s API. */
+  async function worker(node: HubNode, id: string): Promise<{ deviceId: string; secret: string }> {
+    const deviceId = `hh-${id}`;
+    const secret = await device(node, 'handheld', deviceId);
+    const w = await api(node.http, 'POST', '/workers', { id, name: id, deviceId, gridIds: [] }, token);
+    expect(w.status, JSON.stringify(w.body)).toBe(201);
+    expect((await api(node.http, 'POST', `/workers/${id}/duty`, { onDuty: true }, token)).status).toBe(200);
+    return { deviceId, secret };
+  }
+
+  async function dispatchCase(node: HubNode, workerId: string): Promise<string> {
+    const created = await api<{ id: string }>(node.http, 'POST', '/cases', { category: 'E0101', lat: 30.6, lon: 104.0, description: 'cluster test' }, token);
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    expect((await api(node.http, 'POST', `/cases/${created.body.id}/actions`, { action: 'register' }, token)).status).toBe(200);
+    const d = await api(node.http, 'POST', `/cases/${created.body.id}/actions`, { action: 'dispatch', workerId }, token);
+    expect(d.status, JSON.stringify(d.body)).toBe(200);
+    return created.body.id;
+  }
+
+  function commandsOf(m: MqttClient, deviceId: string): Command[] {
+    const got: Command[] = [];
+    m.on('message', (topic, payload) => {
+      if (topic !== commandTopic(deviceId)) return;
+      const cmd = decodeCommand(payload);
+      if (cmd) got.push(cmd);
+    });
+    return got;
+  }
+
+  it('reports its id, its peers and one holder per lease at /healthz and in /metrics', async () => {
+    const views = await until(async () => {
+      const hs = await Promise.all(nodes.map(health));
+      return hs.every((h) => h.cluster.peers.length === 3) ? hs : null;
+    }, 60_000, 200);
+    expect(views.map((h) => h.cluster.nodeId)).toEqual(['node-a', 'node-b', 'node-c']);
+    for (const h of views) expect(h.cluster.peers.map((p) => p.id)).toEqual(['node-a', 'node-b', 'node-c']);
+    for (const lease of ['retention', 'rules.timers', 'cases.overdue', 'dispatch.timers']) {
+      const holders = new Set(views.map((h) => h.cluster.leases[lease]!.holder));
+      expect(holders.size, lease).toBe(1);
+      expect(views.filter((h) => h.cluster.leases[lease]!.mine)).toHaveLength(1);
+    }
+    const metrics = await (await fetch(`${c.http}/metrics`)).text();
+    expect(metrics).toMatch(/gridlink_cluster_peers 3/);
+    expect(metrics).toMatch(/gridlink_cluster_node_info\{node_id="node-c",mode="cluster"\} 1/);
+    expect(metrics).toMatch(/gridlink_cluster_lease_held\{lease="retention"\} [01]/);
+  });
+
+  it('delivers a command published on node B to a handheld connected to node A', async () => {
+    const w = await worker(b, 'w-cross');
+    const hh = await connect(a, w.deviceId, w.secret, { clean: false });
+    const got = commandsOf(hh, w.deviceId);
+    await hh.subscribeAsync(commandTopic(w.deviceId), { qos: 1 });
+    const caseId = await dispatchCase(b, 'w-cross');
+    const cmd = await until(() => got.find((x) => x.type === 'dispatch'), 30_000);
+    expect(cmd.type === 'dispatch' && cmd.case.id).toBe(caseId);
+  });
+
+  it('closes the first connection when the same clientId connects to another node', async () => {
+    const w = await worker(b, 'w-takeover');
+    const first = await connect(a, w.deviceId, w.secret, { clean: false });
+    await first.subscribeAsync(commandTopic(w.deviceId), { qos: 1 });
+    const closed = new Promise<void>((r) => first.once('close', () => r()));
+    const second = await connect(c, w.deviceId, w.secret, { clean: false });
+    await closed;
+    expect(first.connected).toBe(false);
+    expect(second.connected).toBe(true);
+    // The session (its subscription) moved with the device: a command from B reaches it on C.
+    const got = commandsOf(second, w.deviceId);
+    const caseId = await dispatchCase(b, 'w-takeover');
+    const cmd = await until(() => got.find((x) => x.type === 'dispatch'), 30_000);
+    expect(cmd.type === 'dispatch' && cmd.case.id).toBe(caseId);
+  });
+
+  it('resumes a persistent session on another node with the QoS 1 command queued while it was away', async () => {
+    const w = await worker(b, 'w-resume');
+    const before = await connect(a, w.deviceId, w.secret, { clean: false });
+    await before.subscribeAsync(commandTopic(w.deviceId), { qos: 1 });
+    await before.endAsync();
+    const caseId = await dispatchCase(b, 'w-resume');
+    // Reconnect elsewhere without subscribing again: only the stored session can deliver.
+    const after = await connect(c, w.deviceId, w.secret, { clean: false });
+    const got = commandsOf(after, w.deviceId);
+    const cmd = await until(() => got.find((x) => x.type === 'dispatch'), 30_000);
+    expect(cmd.type === 'dispatch' && cmd.case.id).toBe(caseId);
+  });
+
+  it('shows an alarm raised from a message ingested on node A to an officer on node C, and not to another region', async () => {
+    const mk = async (username: string, regionId: string | null) => {
+      const r = await api(b.http, 'POST', '/users', { username, password: 'officer-pass-123', role: 'officer', regionId }, token);
+      expect(r.status, JSON.stringify(r.body)).toBe(201);
+      return login(c.http, username, 'officer-pass-123');
+    };
+    const [officer, outsider] = [await mk('officer-c', null), await mk('officer-x', 'S-ELSEWHERE')];
+    const listen = (t: string) => {
+      const s = ioc(c.http, { path: '/socket.io', auth: { token: t }, transports: ['websocket'], reconnection: false });
+      sockets.push(s);
+      const alarms: Array<{ deviceId: string; rule: string; change?: string }> = [];
+      s.on('alarm', (x: { deviceId: string; rule: string; change?: string }) => alarms.push(x));
+      return new Promise<{ alarms: typeof alarms }>((resolve, reject) => {
+        s.once('connect', () => resolve({ alarms }));
+        s.once('connect_error', reject);
+      });
+    };
+    const [seen, unseen] = await Promise.all([listen(officer), listen(outsider)]);
+    const secret = await device(b, 'sensor.smoke', 'smoke-cross');
+    const sensor = await connect(a, 'smoke-cross', secret);
+    await sensor.publishAsync('gridlink/v1/smoke-cross/event', JSON.stringify({ type: 'smoke_alarm', severity: 'critical' }), { qos: 1 });
+    const alarm = await until(() => seen.alarms.find((x) => x.deviceId === 'smoke-cross' && x.change === 'raised'), 30_000);
+    expect(alarm.rule).toBe('smoke-alarm');
+    // One alarm and one case, wherever they were looked at.
+    const rows = await db.query<{ n: number }>("select count(*)::int as n from alarms where device_id = 'smoke-cross'");
+    expect(rows[0]!.n).toBe(1);
+    // The outsider's socket is connected on the same node and got nothing of it.
+    const ping = await api(c.http, 'GET', '/healthz');
+    expect(ping.status).toBe(200);
+    expect(unseen.alarms.filter((x) => x.deviceId === 'smoke-cross')).toEqual([]);
+  });
+});
