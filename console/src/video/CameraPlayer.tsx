@@ -27,6 +27,7 @@ export function CameraPlayer({ cameraId, title, stream, preferLive: prefer }: { 
   const [state, setState] = useState<PlayerState>('connecting');
   const [mode, setMode] = useState<'live' | 'hls' | null>(null);
   const [attempt, setAttempt] = useState(0);
+  const [reason, setReason] = useState<string | null>(null);
 
   useEffect(() => {
     const el = video.current!;
@@ -34,11 +35,20 @@ export function CameraPlayer({ cameraId, title, stream, preferLive: prefer }: { 
     let cancelled = false;
     let fellBack = false;
     setState('connecting');
+    setReason(null);
     (async () => {
       let info = normalise(stream);
       try {
-        // Always ask: the hub starts the camera's stream on demand.
-        info = await get<StreamInfo>(`/cameras/${encodeURIComponent(cameraId)}/stream`);
+        // Always ask: the hub starts the camera's stream on demand (not when its probes found it offline: then it says why).
+        const got = await get<StreamInfo & { health?: { state: string; reason: string } }>(`/cameras/${encodeURIComponent(cameraId)}/stream`);
+        if (got.health?.state === 'offline') {
+          if (!cancelled) {
+            setReason(got.health.reason);
+            setState('offline');
+          }
+          return;
+        }
+        info = got;
       } catch {
         if (!info) {
           if (!cancelled) setState('offline');
@@ -82,6 +92,7 @@ export function CameraPlayer({ cameraId, title, stream, preferLive: prefer }: { 
       {state !== 'playing' && (
         <div className="player-overlay">
           <span>{state === 'connecting' ? t('video.connecting') : state === 'stalled' ? t('video.stalled') : t('video.offline')}</span>
+          {state === 'offline' && reason && <small data-testid="player-reason">{reason}</small>}
           {state !== 'connecting' && (
             <button type="button" onClick={() => setAttempt((a) => a + 1)}>
               {t('common.retry')}

@@ -319,7 +319,8 @@ export class CameraHealth {
       e.reason = r.reason;
       e.since = now;
       const line = { cameraId: id, from, to: r.state, reason: r.reason };
-      if (r.state === 'online') this.deps.logger.info(line, 'camera online');
+      // A first verdict of "down" is an inventory fact (info); a camera that was seen and went away is a warning.
+      if (r.state === 'online' || from === 'unknown') this.deps.logger.info(line, `camera ${r.state}`);
       else this.deps.logger.warn(line, `camera ${r.state}`);
       this.deps.onChange({ cameraId: id, state: r.state, from, reason: r.reason, ts: now });
       if (r.state === 'online' && e.alarmed) {

@@ -369,6 +369,7 @@ function buildVideo(ctx: HubContext, opts: VideoOptions): VideoModule {
       await clips.start();
       linkage = new Linkage({
         db, cameras, clips, services: ctx.services, logger, radiusM: opts.linkRadiusM, limit: opts.linkLimit, now: ctx.now,
+        playable: (id) => !['offline', 'degraded'].includes(healthOf(id)),
         emit: (payload, gridId) => {
           bus.emit('video.linkage', payload);
           // Consoles key linkage by case (CONTRACT 6); an alarm without a case stays on the bus and in camera_links.

@@ -61,6 +61,8 @@ export class Linkage {
       limit: number;
       now: () => number;
       emit: (payload: LinkagePayload, gridId: string | null) => void;
+      /** False for a camera the health probes found offline or unplayable: it goes after the ones that play. */
+      playable?: (cameraId: string) => boolean;
     },
   ) {}
 
@@ -69,7 +71,13 @@ export class Linkage {
   }
 
   nearest(lat: number, lon: number, opts: { radiusM?: number; limit?: number; preferCameraId?: string } = {}): NearCamera[] {
-    return this.deps.cameras.near(lat, lon, { radiusM: opts.radiusM ?? this.deps.radiusM, limit: opts.limit ?? this.deps.limit, ...(opts.preferCameraId ? { preferCameraId: opts.preferCameraId } : {}) });
+    const limit = opts.limit ?? this.deps.limit;
+    const all = this.deps.cameras.near(lat, lon, { radiusM: opts.radiusM ?? this.deps.radiusM, limit: limit * 4, ...(opts.preferCameraId ? { preferCameraId: opts.preferCameraId } : {}) });
+    const ok = this.deps.playable;
+    if (!ok) return all.slice(0, limit);
+    // The officer gets pictures first: cameras known to be down keep their place among themselves, after the rest.
+    const first = all.filter((n, i) => (i === 0 && n.camera.id === opts.preferCameraId) || ok(n.camera.id));
+    return [...first, ...all.filter((n) => !first.includes(n))].slice(0, limit);
   }
 
   /** The camera whose alert most likely opened a case here: a recent alert from a camera at the case location. */

@@ -222,6 +222,7 @@ export function videoApiRoutes(app: App, d: VideoRouteDeps): void {
           live: Type.String({ description: 'WebSocket: JSON {type:"init",mime} then binary init segment and fMP4 fragments' }),
           expiresAt: Type.Number({ description: 'epoch ms; request again to renew' }),
           state: StreamState,
+          health: Type.Optional(Type.Object({ state: Type.String(), reason: Type.String() }, { description: 'the camera as the RTSP probes see it; an offline camera is not started' })),
         }),
         ...errors(401, 404, 503),
       },
@@ -231,9 +232,16 @@ export function videoApiRoutes(app: App, d: VideoRouteDeps): void {
     const s = parts().gateway.stream(c.id);
     if (!s) throw Errors.notFound('camera not found');
     const t = d.keys.sign(c.id, d.tokenTtlS, d.now());
-    s.touchLease(t.nonce);
+    const h = d.health(c.id);
+    // A camera the probes found offline is not started (no ffmpeg restart loop for a dead camera): the player
+    // shows why, and asking again after it returns plays it. Its URLs still work once it is back.
+    if (h?.state !== 'offline' || s.live) s.touchLease(t.nonce);
+    else d.changed(c.id);
     const q = `token=${encodeURIComponent(t.token)}`;
-    return { cameraId: c.id, hls: `/video/${c.id}/index.m3u8?${q}`, live: `/video/${c.id}/live?${q}`, expiresAt: t.expiresAt, state: s.state };
+    return {
+      cameraId: c.id, hls: `/video/${c.id}/index.m3u8?${q}`, live: `/video/${c.id}/live?${q}`, expiresAt: t.expiresAt, state: s.state,
+      ...(h ? { health: { state: h.state, reason: h.reason } } : {}),
+    };
   });
 
   const clipVisible = async (req: Parameters<typeof principal>[0], id: string): Promise<Clip> => {
