@@ -1,0 +1,57 @@
+/**
+ * MQTT admission: WebSocket connections count against
+ * GRIDLINK_MAX_CONNECTIONS like TCP ones, and one address may hold only a
+ * few connections that have not completed CONNECT.
+ */
+import net from 'node:net';
+import mqtt from 'mqtt';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startHub, type TestHub } from '../helpers.js';
+
+describe('broker admission', () => {
+  let t: TestHub;
+  beforeAll(async () => {
+    t = await startHub({ maxConnections: 4, maxPendingPerAddress: 2 });
+  }, 180_000);
+  afterAll(async () => t?.stop(), 60_000);
+
+  it('should count MQTT over WebSocket against the connection limit', async () => {
+    const devs = [];
+    for (let i = 1; i <= 5; i++) devs.push(await t.registerDevice('sensor.smoke', `ws-${i}`));
+    const ws = `ws://127.0.0.1:${t.hub.ports.http}/mqtt`;
+    const open = (d: { id: string; secret: string }) => new Promise<{ ok: boolean; c: mqtt.MqttClient }>((resolve) => {
+      const c = mqtt.connect(ws, { clientId: d.id, username: d.id, password: d.secret, reconnectPeriod: 0, connectTimeout: 30_000 });
+      c.once('connect', () => resolve({ ok: true, c }));
+      c.once('close', () => resolve({ ok: false, c }));
+      c.once('error', () => resolve({ ok: false, c }));
+    });
+    const first = [];
+    for (const d of devs.slice(0, 4)) first.push(await open(d));
+    expect(first.map((x) => x.ok)).toEqual([true, true, true, true]);
+    const fifth = await open(devs[4]!);
+    expect(fifth.ok).toBe(false);
+    for (const x of [...first, fifth]) x.c.end(true);
+    await new Promise<void>((resolve) => {
+      const check = () => ((t.hub.ctx.broker as unknown as { connections?: number }).connections === 0 || first.every((x) => x.c.disconnected) ? resolve() : setTimeout(check, 10));
+      check();
+    });
+  });
+
+  it('should close a third silent socket from one address while the first two still wait for CONNECT', async () => {
+    const closed: number[] = [];
+    const socks = Array.from({ length: 3 }, (_, i) => {
+      const s = net.connect(t.hub.ports.mqtt, '127.0.0.1');
+      s.on('close', () => closed.push(i));
+      s.on('error', () => undefined);
+      return s;
+    });
+    await new Promise<void>((resolve) => {
+      const check = () => (closed.length ? resolve() : setTimeout(check, 10));
+      check();
+    });
+    // The first socket to be closed is a refused one, not one timing out.
+    expect(closed[0]).toBe(2);
+    expect(socks.slice(0, 2).every((s) => !s.destroyed)).toBe(true);
+    for (const s of socks) s.destroy();
+  });
+});
