@@ -315,6 +315,13 @@ export const dict = {
   'admin.addWorker': ['添加网格员', 'Add worker'],
   'admin.onDuty': ['上班', 'On duty'],
   'admin.offDuty': ['下班', 'Off duty'],
+  'admin.changeRegion': ['改区域', 'Change region'],
+  'admin.regionPrompt': ['管辖区域（网格 ID，留空为全市）；修改后该用户需重新登录', 'Region (grid id, empty for the whole city); the user must log in again'],
+  'admin.resetPassword': ['重置密码', 'Reset password'],
+  'admin.newPassword': ['新密码（至少 8 位，不能是常见密码或用户名）', 'New password (8+ characters, not a common one, not the username)'],
+  'admin.passwordReset': ['密码已重置，该用户需重新登录', 'Password reset; the user must log in again'],
+  'admin.deleteUser': ['删除', 'Delete'],
+  'admin.deleteUserConfirm': ['删除用户 {name}？其登录将立即失效。', 'Delete user {name}? Their sessions end at once.'],
   'admin.invalidJson': ['JSON 格式错误', 'Invalid JSON'],
 
   'settings.title': ['地图设置', 'Map settings'],

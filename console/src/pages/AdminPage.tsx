@@ -1,6 +1,6 @@
 /** Admin for integrators and admins: devices, cameras, workers, grids, rules, users. */
 import { useEffect, useState, type ReactNode } from 'react';
-import { get, items, post, put } from '../api/client';
+import { api, get, items, patch, post, put } from '../api/client';
 import type { Camera, Device, Role, Rule, User, Worker } from '../api/types';
 import { useI18n } from '../i18n';
 import type { DictKey } from '../i18n/dict';
@@ -390,6 +390,7 @@ const ROLES: Role[] = ['officer', 'dispatcher', 'integrator', 'worker', 'admin']
 function UsersTab() {
   const { t } = useI18n();
   const [list, setList] = useState<User[]>([]);
+  const [msg, setMsg] = useState<string | null>(null);
   const { form, setForm, bind } = useForm({ username: '', password: '', role: 'officer' as Role, regionId: '', displayName: '' });
   const a = useAction();
   const load = () => items<User>('/users').then((r) => setList(r.items)).catch(() => undefined);
@@ -402,6 +403,30 @@ function UsersTab() {
       setForm({ ...form, username: '', password: '', displayName: '' });
       await load();
     });
+  /** Every change of access ends the user's sessions at once (the hub revokes their tokens and sockets). */
+  const change = (u: User, body: Partial<Pick<User, 'role' | 'regionId' | 'enabled'>>) =>
+    a.run(async () => {
+      await patch(`/users/${encodeURIComponent(u.id)}`, body);
+      await load();
+    });
+  const region = (u: User) => {
+    const v = prompt(t('admin.regionPrompt'), u.regionId ?? '');
+    if (v !== null) void change(u, { regionId: v.trim() || null });
+  };
+  const reset = (u: User) => {
+    const pw = prompt(t('admin.newPassword'));
+    if (pw) void a.run(async () => {
+      await post(`/users/${encodeURIComponent(u.id)}/password`, { password: pw });
+      setMsg(t('admin.passwordReset'));
+    });
+  };
+  const remove = (u: User) => {
+    if (!confirm(t('admin.deleteUserConfirm', { name: u.username }))) return;
+    void a.run(async () => {
+      await api('DELETE', `/users/${encodeURIComponent(u.id)}`);
+      await load();
+    });
+  };
   return (
     <>
       <h3>{t('admin.addUser')}</h3>
@@ -420,12 +445,31 @@ function UsersTab() {
         <button type="button" className="primary" onClick={() => void add()} disabled={!form.username || form.password.length < 8}>{t('admin.addUser')}</button>
       </div>
       {a.el}
-      <table className="grid-table">
-        <Head cols={[t('login.username'), t('admin.displayName'), t('common.type'), t('admin.region')]} />
+      {msg && <p className="hint">{msg}</p>}
+      <table className="grid-table" data-testid="user-table">
+        <Head cols={[t('login.username'), t('admin.displayName'), t('common.type'), t('admin.region'), t('common.status'), t('common.actions')]} />
         <tbody>
           {list.map((u) => (
-            <tr key={u.id}>
-              <td>{u.username}</td><td>{u.displayName}</td><td>{t(`role.${u.role}`)}</td><td>{u.regionId ?? ''}</td>
+            <tr key={u.id} data-user={u.username}>
+              <td>{u.username}</td>
+              <td>{u.displayName}</td>
+              <td>
+                <select value={u.role} onChange={(e) => void change(u, { role: e.target.value as Role })} data-testid="user-role">
+                  {ROLES.map((r) => (
+                    <option key={r} value={r}>{t(`role.${r}`)}</option>
+                  ))}
+                </select>
+              </td>
+              <td>{u.regionId ?? ''}</td>
+              <td>{u.enabled === false ? t('common.disabled') : t('common.enabled')}</td>
+              <td className="row">
+                <button type="button" onClick={() => region(u)}>{t('admin.changeRegion')}</button>
+                <button type="button" onClick={() => void change(u, { enabled: u.enabled === false })} data-testid="user-toggle">
+                  {u.enabled === false ? t('admin.enable') : t('admin.disable')}
+                </button>
+                <button type="button" onClick={() => reset(u)}>{t('admin.resetPassword')}</button>
+                <button type="button" className="danger" onClick={() => remove(u)}>{t('admin.deleteUser')}</button>
+              </td>
             </tr>
           ))}
         </tbody>
