@@ -16,7 +16,7 @@ describe('broker admission', () => {
   afterAll(async () => t?.stop(), 60_000);
 
   it('should count MQTT over WebSocket against the connection limit', async () => {
-    const devs = [];
+    const devs: Array<{ id: string; secret: string }> = [];
     for (let i = 1; i <= 5; i++) devs.push(await t.registerDevice('sensor.smoke', `ws-${i}`));
     const ws = `ws://127.0.0.1:${t.hub.ports.http}/mqtt`;
     const open = (d: { id: string; secret: string }) => new Promise<{ ok: boolean; c: mqtt.MqttClient }>((resolve) => {
@@ -25,7 +25,7 @@ describe('broker admission', () => {
       c.once('close', () => resolve({ ok: false, c }));
       c.once('error', () => resolve({ ok: false, c }));
     });
-    const first = [];
+    const first: Array<{ ok: boolean; c: mqtt.MqttClient }> = [];
     for (const d of devs.slice(0, 4)) first.push(await open(d));
     expect(first.map((x) => x.ok)).toEqual([true, true, true, true]);
     const fifth = await open(devs[4]!);
