@@ -227,7 +227,8 @@ export function mobileRoutes(app: App, deps: MobileDeps): void {
       response: { 201: Type.Object({ token: Type.String(), me: MeSchema }), ...errors(400, 401, 403, 503) },
     },
   }, async (req, reply) => {
-    const { user } = await deps.auth.login(req.body.username, req.body.password);
+    // Same throttling as the console login (per account and per address).
+    const { user } = await deps.auth.login(req.body.username, req.body.password, req.ip);
     if (user.role !== 'worker') throw MobileErrors.notWorker();
     const d = deps.dispatch();
     if (!d) throw Errors.unavailable('dispatch is not loaded');

@@ -22,7 +22,7 @@ describe('mobile API (handheld sessions, tasks, reports)', () => {
   const m = async <T = Json>(method: string, path: string, body?: unknown, tok = token): Promise<{ status: number; body: T }> => {
     const headers: Record<string, string> = {};
     if (tok) headers.authorization = `Bearer ${tok}`;
-    let payload: BodyInit | undefined;
+    let payload: RequestInit['body'];
     if (body instanceof FormData) payload = body;
     else if (body !== undefined) {
       headers['content-type'] = 'application/json';
