@@ -34,6 +34,7 @@ export function CameraPlayer({ cameraId, title, stream, preferLive: prefer }: { 
     let handle: PlayerHandle | null = null;
     let cancelled = false;
     let fellBack = false;
+    let retry: ReturnType<typeof setTimeout> | undefined;
     setState('connecting');
     setReason(null);
     (async () => {
@@ -45,6 +46,8 @@ export function CameraPlayer({ cameraId, title, stream, preferLive: prefer }: { 
           if (!cancelled) {
             setReason(got.health.reason);
             setState('offline');
+            // Ask again now and then: the hub probes the camera each time, and plays it once it answers.
+            retry = setTimeout(() => setAttempt((n) => n + 1), 15_000);
           }
           return;
         }
@@ -78,6 +81,7 @@ export function CameraPlayer({ cameraId, title, stream, preferLive: prefer }: { 
     })();
     return () => {
       cancelled = true;
+      clearTimeout(retry);
       handle?.destroy();
     };
   }, [cameraId, attempt, preferLive, stream]);

@@ -246,6 +246,20 @@ export class CameraHealth {
     if (e.nextProbeAt !== null && e.nextProbeAt > this.now()) e.nextProbeAt = this.now();
   }
 
+  /** Probes now and answers with the fresh verdict (someone asked to watch a camera the schedule thinks is down). */
+  async probeNow(id: string): Promise<HealthInfo> {
+    const e = this.entry(id);
+    if (!e.probing) {
+      e.probing = true;
+      try {
+        await this.probeOne(id, e);
+      } finally {
+        e.probing = false;
+      }
+    }
+    return this.get(id);
+  }
+
   private entry(id: string): Entry {
     let e = this.entries.get(id);
     if (!e) {

@@ -330,6 +330,12 @@ function buildVideo(ctx: HubContext, opts: VideoOptions): VideoModule {
           reconcileBuffers();
         },
         services: ctx.services,
+        probeNow: async (id) => {
+          if (!health) return null;
+          const h = await health.probeNow(id);
+          reconcileBuffers();
+          return h;
+        },
       });
     },
 

@@ -94,6 +94,8 @@ export interface VideoRouteDeps {
   buffering: (id: string) => boolean;
   /** A camera was registered or changed: probe it now, reconsider the buffers. */
   changed: (id: string) => void;
+  /** Probe now and answer with the fresh verdict. */
+  probeNow: (id: string) => Promise<HealthInfo | null>;
   services: Services;
 }
 
@@ -232,11 +234,12 @@ export function videoApiRoutes(app: App, d: VideoRouteDeps): void {
     const s = parts().gateway.stream(c.id);
     if (!s) throw Errors.notFound('camera not found');
     const t = d.keys.sign(c.id, d.tokenTtlS, d.now());
-    const h = d.health(c.id);
-    // A camera the probes found offline is not started (no ffmpeg restart loop for a dead camera): the player
-    // shows why, and asking again after it returns plays it. Its URLs still work once it is back.
+    let h = d.health(c.id);
+    // Someone wants to watch a camera the schedule found down: ask it again now rather than at its next
+    // backoff slot. Still offline: it is not started (no ffmpeg restart loop for a dead camera) and the
+    // player shows why; asking again after it returns plays it.
+    if (h?.state === 'offline' && !s.live) h = await d.probeNow(c.id);
     if (h?.state !== 'offline' || s.live) s.touchLease(t.nonce);
-    else d.changed(c.id);
     const q = `token=${encodeURIComponent(t.token)}`;
     return {
       cameraId: c.id, hls: `/video/${c.id}/index.m3u8?${q}`, live: `/video/${c.id}/live?${q}`, expiresAt: t.expiresAt, state: s.state,

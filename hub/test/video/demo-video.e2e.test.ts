@@ -24,20 +24,13 @@ const skip = (!hasChromium || !ff) && !REQUIRE_ALL;
 
 /** Frames advance in every listed player: currentTime grows and the decoder has a picture. */
 async function framesAdvance(page: Page, selector: string, count: number): Promise<number[]> {
-  const read = () => page.evaluate((sel) => [...document.querySelectorAll(sel)].map((p) => {
-    const v = p.querySelector('video') as HTMLVideoElement | null;
-    const q = v?.getVideoPlaybackQuality?.();
-    return { t: v?.currentTime ?? 0, w: v?.videoWidth ?? 0, frames: q?.totalVideoFrames ?? 0 };
-  }), selector);
-  await page.waitForFunction(([sel, n]) => {
-    const vs = [...document.querySelectorAll(sel as string)].map((p) => p.querySelector('video') as HTMLVideoElement | null);
-    return vs.filter((v) => v && v.videoWidth > 0 && v.currentTime > 0.3).length >= (n as number);
-  }, [selector, count] as const, { timeout: 90_000, polling: 250 });
+  const sel = JSON.stringify(selector);
+  const videos = `[...document.querySelectorAll(${sel})].map((p) => p.querySelector('video'))`;
+  const read = () => page.evaluate(`${videos}.map((v) => ({ t: v ? v.currentTime : 0, frames: v && v.getVideoPlaybackQuality ? v.getVideoPlaybackQuality().totalVideoFrames : 0 }))`) as Promise<Array<{ t: number; frames: number }>>;
+  await page.waitForFunction(`${videos}.filter((v) => v && v.videoWidth > 0 && v.currentTime > 0.3).length >= ${count}`, undefined, { timeout: 90_000, polling: 250 });
   const first = await read();
-  await page.waitForFunction(([sel, before, n]) => {
-    const vs = [...document.querySelectorAll(sel as string)].map((p) => p.querySelector('video') as HTMLVideoElement | null);
-    return vs.filter((v, i) => v && v.currentTime > ((before as Array<{ t: number }>)[i]?.t ?? 0) + 1).length >= (n as number);
-  }, [selector, first, count] as const, { timeout: 60_000, polling: 250 });
+  const before = JSON.stringify(first.map((f) => f.t));
+  await page.waitForFunction(`${videos}.filter((v, i) => v && v.currentTime > (${before}[i] ?? 0) + 1).length >= ${count}`, undefined, { timeout: 60_000, polling: 250 });
   const second = await read();
   return second.map((s, i) => s.frames - (first[i]?.frames ?? 0));
 }

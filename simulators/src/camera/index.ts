@@ -214,6 +214,8 @@ export interface RtspCameraOptions {
   ffmpegPath?: string;
   /** Require RTSP credentials (Basic or Digest); the URL then carries them. */
   auth?: { username: string; password: string };
+  /** More paths serving the same feed (load tests: many cameras from one encoder). */
+  aliases?: string[];
 }
 
 export interface RtspCamera {
@@ -289,6 +291,7 @@ export async function startRtspCamera(opts: RtspCameraOptions): Promise<RtspCame
   const source = new H264Source(o.fps);
   const server = new RtspServer({ ...(opts.port ? { port: opts.port } : {}), ...(opts.auth ? { auth: opts.auth } : {}) });
   server.mount(`/${o.id}`, source);
+  for (const a of opts.aliases ?? []) server.mount(`/${a}`, source);
   const port = await server.listen();
   const child: ChildProcess = spawn(ff, encoderArgs({ ...o, alertFile }, 'pipe:1'), { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
