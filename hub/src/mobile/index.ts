@@ -33,6 +33,7 @@ export interface MobileModule extends HubModule {
 export function createMobileModule(options: { config?: Partial<MobileConfig> } = {}): ModuleFactory {
   return (ctx: HubContext): MobileModule => {
     const name = 'mobile';
+    let offUser: (() => void) | null = null;
     const cfg = loadMobileConfig(process.env, options.config);
     const sessions = new SessionStore(ctx.db, ctx.now);
     const log = ctx.logger.child({ module: name });
@@ -111,6 +112,10 @@ export function createMobileModule(options: { config?: Partial<MobileConfig> } =
           void notifyCase(e.case.id, [e.case.workerId, previous], e.case.source, { caseId: e.case.id, status: e.case.status, change: e.action, workerId: e.case.workerId })
             .catch((err) => log.warn({ err: (err as Error).message }, 'task notification failed'));
         });
+        // A change to the user behind a session (disabled, deleted, role, region, password) ends it, as it ends their console sessions.
+        offUser = ctx.auth.onUserChanged((userId, change) => {
+          void sessions.revokeUser(userId, 'system', `user ${change}`).catch((err) => log.error({ err }, 'session revoke failed'));
+        });
         ctx.bus.on('device.changed', name, ({ deviceId, change }) => {
           if (change === 'disabled' || change === 'deleted' || change === 'secret_rotated') {
             void sessions.revokeDevice(deviceId, 'system', `device ${change}`).catch((err) => log.error({ err }, 'session revoke failed'));
@@ -118,6 +123,7 @@ export function createMobileModule(options: { config?: Partial<MobileConfig> } =
         });
       },
       async stop() {
+        offUser?.();
         ctx.bus.removeOwner(name);
       },
     };

@@ -136,6 +136,16 @@ export class SessionStore {
     return n;
   }
 
+  /** Every active session of a user (disabled, deleted, new role or region, new password). */
+  async revokeUser(userId: string, by: string, reason: string): Promise<number> {
+    const mine = [...this.active.values()].filter((s) => s.userId === userId);
+    // Out of the active set at once, before the database hears of it: the very next request fails.
+    for (const s of mine) this.active.delete(s.id);
+    let n = 0;
+    for (const s of mine) if (await this.revoke(s.id, by, reason)) n++;
+    return n;
+  }
+
   async get(id: string): Promise<HandheldSession | null> {
     const r = (await this.db.query<Row>('select * from handheld_sessions where id = $1', [id]))[0];
     return r ? toSession(r) : null;

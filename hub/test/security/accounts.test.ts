@@ -110,6 +110,18 @@ describe('accounts: throttling, sessions, lifecycle, password policy', () => {
     expect((await login(t, 'lifecycle', 'another good passphrase')).status).toBe(200);
   });
 
+  it('should end a worker\'s handheld (app) session when the user is disabled', async () => {
+    const u = await user('app-worker', 'worker');
+    const hh = await t.registerDevice('handheld', 'hh-app-worker');
+    expect((await t.api('POST', '/workers', { id: 'w-app', name: 'w', deviceId: hh.id, userId: u.id })).status).toBe(201);
+    const s = await t.api<any>('POST', '/m/session', { username: 'app-worker', password: u.password }, '');
+    expect(s.status).toBe(201);
+    expect((await t.api('GET', '/m/me', undefined, s.body.token)).status).toBe(200);
+    await t.api('PATCH', `/users/${u.id}`, { enabled: false });
+    const after = await t.api<any>('GET', '/m/me', undefined, s.body.token);
+    expect(after.status).toBe(401);
+  });
+
   it('should keep the last city-wide admin: no self-deletion, no demotion of the last one', async () => {
     const me = (await t.api<any>('GET', '/auth/me')).body.sub;
     expect((await t.api<any>('DELETE', `/users/${me}`)).body.code).toBe('SELF_CHANGE');
