@@ -62,7 +62,7 @@ export const CaseDetailSchema = Type.Intersect([CaseSummarySchema, Type.Object({
   deviceId: Nullable(Type.String()),
   reporter: Type.Unknown(),
   times: Type.Object({ registeredAt: NullableTime, dispatchedAt: NullableTime, acceptedAt: NullableTime, arrivedAt: NullableTime, resolvedAt: NullableTime, closedAt: NullableTime }),
-  counts: Type.Object({ dispatches: Type.Number(), declines: Type.Number(), reworks: Type.Number(), routes: Type.Optional(Type.Number()), returns: Type.Optional(Type.Number()) }),
+  counts: Type.Object({ dispatches: Type.Number(), declines: Type.Number(), reworks: Type.Number(), routes: Type.Optional(Type.Number()), returns: Type.Optional(Type.Number()), supervisions: Type.Optional(Type.Number()), escalationLevel: Type.Optional(Type.Number()) }),
   alarmIds: Type.Array(Type.String()),
   evaluation: Nullable(Type.Object({ rating: Type.Integer(), comment: Nullable(Type.String()), at: Type.Number(), by: Type.Unknown() })),
   history: Type.Array(Type.Object({
@@ -190,6 +190,7 @@ export function caseRoutes(app: App, d: CaseRouteDeps): void {
         gridId: Type.Optional(Type.String({ maxLength: 64 })),
         workerId: Type.Optional(Type.String({ maxLength: 64 })),
         departmentId: Type.Optional(Type.String({ maxLength: 64, description: 'only cases routed to this department' })),
+        escalatedTo: Type.Optional(Type.String({ maxLength: 64, description: 'only cases escalated (督办升级) to this region; `mine`: to the caller\'s own region' })),
         category: Type.Optional(Type.String({ maxLength: 64 })),
         from: Type.Optional(TimeQuery),
         to: Type.Optional(TimeQuery),
@@ -206,9 +207,12 @@ export function caseRoutes(app: App, d: CaseRouteDeps): void {
     // A department user's list is their department's cases, wherever they lie.
     const mine = d.departments.of(p.sub);
     if (mine.length && q.departmentId && !mine.includes(q.departmentId)) throw CaseErrors.notFound();
+    const escalatedTo = q.escalatedTo === 'mine' ? p.regionId ?? undefined : q.escalatedTo;
+    if (q.escalatedTo === 'mine' && !p.regionId) throw Errors.validation('escalatedTo=mine needs a user scoped to a region');
+    if (escalatedTo && !auth.canSee(p, escalatedTo)) throw new GridError('GRID_NOT_FOUND', 'Grid not found', 404);
     const departmentIds = mine.length ? (q.departmentId ? [q.departmentId] : mine) : q.departmentId ? [q.departmentId] : undefined;
     return cases.list({
-      status: status as never, gridIds: mine.length ? (q.gridId ? [q.gridId] : null) : scope(p, q.gridId), workerId: q.workerId, category: q.category, departmentIds,
+      status: status as never, gridIds: mine.length ? (q.gridId ? [q.gridId] : null) : scope(p, q.gridId), workerId: q.workerId, category: q.category, departmentIds, escalatedTo,
       from: q.from === undefined ? undefined : parseTime(q.from, 0), to: q.to === undefined ? undefined : parseTime(q.to, 0),
       limit: q.limit ?? 100, cursor: q.cursor,
     });

@@ -182,4 +182,18 @@ export const caseMigrations: Migration[] = [
       }
     },
   },
+  {
+    // 督办: 黄牌 before the deadline, 红牌 at it with an automatic notice and escalation up the 四级网络, manual 督办.
+    id: '206_supervision',
+    up: (db) => db.exec(`
+      alter table cases add column warn_at timestamptz;
+      alter table cases add column warned boolean not null default false;
+      alter table cases add column escalation_level integer not null default 0;
+      alter table cases add column escalated_to text;
+      alter table cases add column next_escalation_at timestamptz;
+      alter table cases add column supervise_count integer not null default 0;
+      create index cases_escalated_idx on cases (escalated_to) where escalated_to is not null;
+      create index cases_open_deadline_idx on cases (deadline) where status in ('reported', 'registered', 'dispatched', 'accepted', 'on_scene');
+    `),
+  },
 ];

@@ -43,6 +43,12 @@ declare module '../core/bus.js' {
   }
 }
 
+/** 黄牌 once this share of the 处置 limit has passed. */
+export const WARN_AT = 0.75;
+/** 四级网络: a case is handled at community level; overdue, it goes up to the street, then to the district. */
+export const ESCALATION_LEVELS = ['street', 'district'] as const;
+const SUPERVISOR = systemActorOf('supervision', '督办');
+
 export const SEVERITY_RANK: Record<Severity, number> = { info: 0, warning: 1, minor: 2, major: 3, critical: 4 };
 export const maxSeverity = (a: Severity, b: Severity): Severity => (SEVERITY_RANK[a] >= SEVERITY_RANK[b] ? a : b);
 
@@ -63,7 +69,7 @@ export interface CaseDetail extends CaseSummary {
   deviceId: string | null;
   reporter: Actor | null;
   times: { registeredAt: number | null; dispatchedAt: number | null; acceptedAt: number | null; arrivedAt: number | null; resolvedAt: number | null; closedAt: number | null };
-  counts: { dispatches: number; declines: number; reworks: number; routes: number; returns: number };
+  counts: { dispatches: number; declines: number; reworks: number; routes: number; returns: number; supervisions: number; escalationLevel: number };
   alarmIds: string[];
   /** 评价 of the last closure. */
   evaluation: { rating: number; comment: string | null; at: number; by: Actor | null } | null;
@@ -100,6 +106,8 @@ export interface CaseQuery {
   workerId?: string;
   /** Only cases routed to one of these departments. */
   departmentIds?: string[];
+  /** Only cases escalated (督办升级) to this region. */
+  escalatedTo?: string;
   category?: string;
   from?: number;
   to?: number;
@@ -149,6 +157,12 @@ interface CaseRow {
   department_id: string | null;
   route_count: number;
   return_count: number;
+  warn_at: Date | null;
+  warned: boolean;
+  escalation_level: number;
+  escalated_to: string | null;
+  next_escalation_at: Date | null;
+  supervise_count: number;
 }
 
 const ms = (d: Date | null): number | null => (d ? new Date(d).getTime() : null);
@@ -174,6 +188,9 @@ export function userActor(p: Principal): Actor {
 }
 
 export const systemActor = (id: string, name = id): Actor => ({ kind: 'system', id, name });
+function systemActorOf(id: string, name: string): Actor {
+  return { kind: 'system', id, name };
+}
 
 export interface CaseServiceDeps {
   db: Db;
@@ -261,6 +278,8 @@ export class CaseStore implements CaseService {
       deadline: ms(r.deadline)!, overdue: r.overdue, createdAt: ms(r.created_at)!, updatedAt: ms(r.updated_at)!,
       rating: r.rating ?? null,
       departmentId: r.department_id,
+      warned: r.warned,
+      escalatedTo: r.escalated_to,
       // Only while waiting for 签收.
       ackDeadline: r.status === 'dispatched' && !r.acked_at ? ms(r.ack_deadline) : null,
       ackOverdue: r.ack_overdue,
@@ -291,7 +310,7 @@ export class CaseStore implements CaseService {
       ...this.summary(r),
       description: r.description, ruleId: r.rule_id, deviceId: r.device_id, reporter: r.reporter,
       times: { registeredAt: ms(r.registered_at), dispatchedAt: ms(r.dispatched_at), acceptedAt: ms(r.accepted_at), arrivedAt: ms(r.arrived_at), resolvedAt: ms(r.resolved_at), closedAt: ms(r.closed_at) },
-      counts: { dispatches: r.dispatch_count, declines: r.decline_count, reworks: r.rework_count, routes: r.route_count, returns: r.return_count },
+      counts: { dispatches: r.dispatch_count, declines: r.decline_count, reworks: r.rework_count, routes: r.route_count, returns: r.return_count, supervisions: r.supervise_count, escalationLevel: r.escalation_level },
       alarmIds: links.map((l) => l.alarm_id),
       evaluation: r.rating !== null && r.rated_at ? { rating: r.rating, comment: r.rating_comment, at: ms(r.rated_at)!, by: r.rated_by } : null,
       history: history.map((h) => ({ id: Number(h.id), ts: ms(h.ts)!, action: h.action, from: h.from_status, to: h.to_status, actor: h.actor, note: h.note, data: h.data })),
@@ -309,6 +328,7 @@ export class CaseStore implements CaseService {
     if (f.status?.length) where.push(`status = any(${p(f.status)}::text[])`);
     if (f.gridIds) where.push(`grid_id = any(${p(f.gridIds)}::text[])`);
     if (f.workerId) where.push(`worker_id = ${p(f.workerId)}`);
+    if (f.escalatedTo) where.push(`escalated_to = ${p(f.escalatedTo)}`);
     if (f.departmentIds) where.push(`department_id = any(${p(f.departmentIds)}::text[])`);
     if (f.category) where.push(`category_code = ${p(f.category)}`);
     if (f.from !== undefined) where.push(`created_at >= to_timestamp(${p(f.from)} / 1000.0)`);
@@ -341,6 +361,19 @@ export class CaseStore implements CaseService {
     return this.d.calendar.current().add(at, cat.timeLimitMin, cat.limitUnit);
   }
 
+  /** 黄牌: when WARN_AT of the 处置 limit has passed (in the category's unit). */
+  warnAt(cat: Category, at: number): number {
+    return this.d.calendar.current().add(at, cat.timeLimitMin * WARN_AT, cat.limitUnit);
+  }
+
+  /** The region an escalation of `level` goes to: the street (1), then the district (2) above the case's grid. */
+  escalationTarget(gridId: string | null, level: number): string | null {
+    if (!gridId) return null;
+    const up = this.d.grids.ancestors(gridId);
+    const want = ESCALATION_LEVELS[level - 1];
+    return up.find((id) => this.d.grids.get(id)?.level === want) ?? up[Math.min(level + 1, up.length - 1)] ?? null;
+  }
+
   /** 签收 deadline of a dispatch (or routing) at `at`. */
   ackDeadline(cat: Category, at: number): number {
     return this.d.calendar.current().add(at, cat.ackLimitMin, cat.limitUnit);
@@ -368,12 +401,12 @@ export class CaseStore implements CaseService {
       const severity = input.severity ?? cat.defaultSeverity;
       const rows = await q.query<CaseRow>(
         `insert into cases (id, code, title, description, status, category_code, severity, lat, lon, address, grid_id, source,
-           report_key, rule_id, device_id, reporter, deadline, created_at, updated_at)
+           report_key, rule_id, device_id, reporter, deadline, created_at, updated_at, warn_at)
          values ($1, $2, $3, $4, 'reported', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
-           to_timestamp($16 / 1000.0), to_timestamp($17 / 1000.0), to_timestamp($17 / 1000.0))
+           to_timestamp($16 / 1000.0), to_timestamp($17 / 1000.0), to_timestamp($17 / 1000.0), to_timestamp($18 / 1000.0))
          on conflict (report_key) do nothing returning *`,
         [id, this.code(at, n), input.title ?? cat.name, input.description ?? null, cat.code, severity, input.lat, input.lon, input.address ?? null, gridId,
-          input.source, input.reportKey ?? null, input.ruleId ?? null, input.deviceId ?? null, JSON.stringify(input.actor), this.deadline(cat, at), at],
+          input.source, input.reportKey ?? null, input.ruleId ?? null, input.deviceId ?? null, JSON.stringify(input.actor), this.deadline(cat, at), at, this.warnAt(cat, at)],
       );
       const row = rows[0];
       if (!row) return { row: (await q.query<CaseRow>('select * from cases where report_key = $1', [input.reportKey]))[0]!, created: false };
@@ -408,9 +441,9 @@ export class CaseStore implements CaseService {
     const rows = await this.d.db.query<CaseRow & { existing: boolean }>(
       `with ins as (
          insert into cases (id, code, title, description, status, category_code, severity, lat, lon, address, grid_id, source,
-           report_key, rule_id, device_id, reporter, deadline, created_at, updated_at)
+           report_key, rule_id, device_id, reporter, deadline, created_at, updated_at, warn_at)
          values ($1, 'GL-' || $2::text || '-' || lpad(nextval('case_code_seq')::text, 6, '0'), $3, $4, 'reported', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15::jsonb,
-           to_timestamp($16 / 1000.0), to_timestamp($17 / 1000.0), to_timestamp($17 / 1000.0))
+           to_timestamp($16 / 1000.0), to_timestamp($17 / 1000.0), to_timestamp($17 / 1000.0), to_timestamp($22 / 1000.0))
          on conflict (report_key) do nothing returning *
        ), lnk as (
          insert into case_links (case_id, rule_id, category_code, device_id, alarm_id, created_at)
@@ -424,7 +457,7 @@ export class CaseStore implements CaseService {
        select c.*, true as existing from cases c where $12::text is not null and c.report_key = $12 and not exists (select 1 from ins)`,
       [randomUUID(), ymd, input.title ?? cat.name, input.description ?? null, cat.code, input.severity ?? cat.defaultSeverity, input.lat, input.lon, input.address ?? null, gridId,
         input.source, input.reportKey ?? null, input.ruleId ?? null, input.deviceId ?? null, JSON.stringify(input.actor), this.deadline(cat, at), at,
-        input.alarmId ?? null, !!link, input.note ?? null, JSON.stringify(data)],
+        input.alarmId ?? null, !!link, input.note ?? null, JSON.stringify(data), this.warnAt(cat, at)],
     );
     const row = rows[0];
     if (!row) throw Errors.internal('case not created');
@@ -486,15 +519,9 @@ export class CaseStore implements CaseService {
     if (r.verified_by !== actor.id) throw CaseErrors.notRater();
   }
 
-  /**
-   * The worker record a `worker` login acts as. With a worker registry
-   * (dispatch) only its binding counts: a login bound to no worker acts as
-   * none. A hub without one (cases alone) knows workers by name only.
-   */
-  workerIdOfUser(userId: string, username?: string): string | null {
-    const workers = this.d.services.workers;
-    if (workers?.byUser) return workers.byUser(userId)?.id ?? null;
-    return username ?? null;
+  /** The worker record a `worker` login acts as (dispatch's mapping); a login bound to no worker acts as none. */
+  workerIdOfUser(userId: string, _username?: string): string | null {
+    return this.d.services.workers?.byUser?.(userId)?.id ?? null;
   }
 
   /** A region-scoped user may send only a worker whose whole beat lies in the region; another region's worker does not exist. */
@@ -580,6 +607,7 @@ export class CaseStore implements CaseService {
           newAck();
           break;
         }
+        case 'supervise': set.push('supervise_count = supervise_count + 1'); break;
         case 'reject':
         case 'cancel':
           break;
@@ -596,6 +624,7 @@ export class CaseStore implements CaseService {
         ...(action === 'rate' ? { rating: input.rating } : {}),
         ...(action === 'route' ? { departmentId: input.departmentId } : {}),
         ...(action === 'return' && r.department_id ? { departmentId: r.department_id } : {}),
+        ...(action === 'supervise' ? { owner: owner(r), manual: true } : {}),
         ...(input.ts !== undefined ? { deviceTs: input.ts } : {}),
         ...(evidenceIds.length ? { evidenceIds } : {}),
       });
@@ -658,40 +687,93 @@ export class CaseStore implements CaseService {
   }
 
   /**
-   * Marks open cases past their deadline as overdue (超期), and dispatched
-   * cases not acknowledged by their 签收 deadline as `ackOverdue`, once each;
-   * returns the cases that became overdue.
+   * The supervision pass (every 30 s and on demand), once per case and step:
+   * 黄牌 (`warn`) when WARN_AT of the limit has passed; 红牌 at the deadline:
+   * `overdue`, an automatic 督办 notice to the owner and its leader
+   * (`supervise`), and escalation one level up the 四级网络 (`escalate`:
+   * community → street); overdue by a further full limit, up again (street →
+   * district). Dispatched cases not acknowledged by their 签收 deadline get
+   * `ackOverdue`. Returns the cases that became overdue.
    */
   async checkOverdue(now = this.d.now()): Promise<CaseSummary[]> {
     const actor = systemActor('overdue', '超期检测');
-    const { due, late } = await this.d.db.tx(async (q) => {
+    const active = OPEN_STATUSES.filter((s) => s !== 'resolved');
+    const events: CaseChanged[] = [];
+    const overdue: CaseSummary[] = [];
+    await this.d.db.tx(async (q) => {
+      const warned = await q.query<CaseRow>(
+        `update cases set warned = true, updated_at = to_timestamp($1 / 1000.0)
+         where not warned and not overdue and warn_at <= to_timestamp($1 / 1000.0) and deadline >= to_timestamp($1 / 1000.0) and status = any($2::text[]) returning *`,
+        [now, active],
+      );
+      for (const r of warned) {
+        await this.history(q, r.id, now, 'warn', r.status, r.status, SUPERVISOR, null, { deadline: ms(r.deadline), owner: owner(r) });
+        events.push({ case: this.summary(r), action: 'warn', from: r.status, actor: SUPERVISOR });
+      }
       const due = await q.query<CaseRow>(
         `update cases set overdue = true, updated_at = to_timestamp($1 / 1000.0)
          where not overdue and deadline < to_timestamp($1 / 1000.0) and status = any($2::text[]) returning *`,
-        [now, OPEN_STATUSES.filter((s) => s !== 'resolved')],
+        [now, active],
       );
-      for (const r of due) await this.history(q, r.id, now, 'overdue', r.status, r.status, actor, null, { deadline: ms(r.deadline) });
+      for (const r of due) {
+        await this.history(q, r.id, now, 'overdue', r.status, r.status, actor, null, { deadline: ms(r.deadline) });
+        const leader = r.department_id ? this.d.departments.get(r.department_id)?.leaderUserId ?? null : null;
+        await this.history(q, r.id, now, 'supervise', r.status, r.status, SUPERVISOR, '超期自动督办', { auto: true, owner: owner(r), leader });
+        const esc = await this.escalate(q, r, 1, now);
+        const s = this.summary(esc ?? r);
+        overdue.push(s);
+        events.push({ case: s, action: 'overdue', from: r.status, actor });
+        if (esc) events.push({ case: s, action: 'escalate', from: r.status, actor: SUPERVISOR, data: { level: 1, to: esc.escalated_to } });
+      }
+      // Still open a full limit after the deadline: up again.
+      const again = await q.query<CaseRow>(
+        `select * from cases where overdue and escalation_level = 1 and next_escalation_at < to_timestamp($1 / 1000.0) and status = any($2::text[]) for update`,
+        [now, active],
+      );
+      for (const r of again) {
+        const esc = await this.escalate(q, r, 2, now);
+        if (esc) events.push({ case: this.summary(esc), action: 'escalate', from: r.status, actor: SUPERVISOR, data: { level: 2, to: esc.escalated_to } });
+      }
       const late = await q.query<CaseRow>(
         `update cases set ack_overdue = true, updated_at = to_timestamp($1 / 1000.0)
          where not ack_overdue and status = 'dispatched' and acked_at is null and ack_deadline < to_timestamp($1 / 1000.0) returning *`,
         [now],
       );
-      for (const r of late) await this.history(q, r.id, now, 'ack_overdue', r.status, r.status, actor, null, { ackDeadline: ms(r.ack_deadline) });
-      return { due, late };
+      for (const r of late) {
+        await this.history(q, r.id, now, 'ack_overdue', r.status, r.status, actor, null, { ackDeadline: ms(r.ack_deadline) });
+        events.push({ case: this.summary(r), action: 'ack_overdue', from: r.status, actor });
+      }
     });
-    for (const r of late) this.emit({ case: this.summary(r), action: 'ack_overdue', from: r.status, actor });
-    return due.map((r) => {
-      const summary = this.summary(r);
-      this.emit({ case: summary, action: 'overdue', from: summary.status, actor });
-      this.d.bus.emit('case.overdue', { case: summary });
-      return summary;
-    });
+    for (const e of events) {
+      this.emit(e);
+      if (e.action === 'overdue') this.d.bus.emit('case.overdue', { case: e.case });
+    }
+    return overdue;
+  }
+
+  /** One level up the 四级网络 (history `escalate`), or null when there is no level above. */
+  private async escalate(q: Queryable, r: CaseRow, level: number, now: number): Promise<CaseRow | null> {
+    const to = this.escalationTarget(r.grid_id, level);
+    if (!to || to === r.escalated_to) return null;
+    const cat = this.d.categories.get(r.category_code);
+    const next = level < ESCALATION_LEVELS.length && cat ? this.d.calendar.current().add(new Date(r.deadline).getTime(), cat.timeLimitMin * level, cat.limitUnit) : null;
+    const row = (await q.query<CaseRow>(
+      'update cases set escalation_level = $2, escalated_to = $3, next_escalation_at = to_timestamp($4 / 1000.0), updated_at = to_timestamp($5 / 1000.0) where id = $1 returning *',
+      [r.id, level, to, next, now],
+    ))[0]!;
+    await this.history(q, r.id, now, 'escalate', r.status, r.status, SUPERVISOR, null, { level, from: r.escalated_to, to, owner: owner(r) });
+    return row;
   }
 
   private emit(e: CaseChanged): void {
     this.d.bus.emit('case.changed', e);
     this.d.services.realtime?.send('case', e.case.gridId, { ...e.case, change: e.action });
   }
+}
+
+/** Who holds a case now (督办 notices go to them). */
+function owner(r: CaseRow): { workerId?: string; departmentId?: string } {
+  return r.department_id ? { departmentId: r.department_id } : r.worker_id ? { workerId: r.worker_id } : {};
 }
 
 export function isSeverity(s: unknown): s is Severity {

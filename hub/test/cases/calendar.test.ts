@@ -105,7 +105,9 @@ for (const engine of engines()) {
       h.clock.t = cst(2026, 12, 1, 12, 1);
       expect((await h.cases.checkOverdue()).map((x) => x.id)).toContain(c.id);
       const detail = (await h.as('officer')<CaseDetail>('GET', `/cases/${c.id}`)).body;
-      expect(detail.history.map((x) => x.action)).toEqual(['create', 'register', 'dispatch', 'ack_overdue', 'overdue']);
+      expect(detail.history.map((x) => x.action)).toEqual(['create', 'register', 'dispatch', 'ack_overdue', 'warn', 'overdue', 'supervise', 'escalate']);
+      // 黄牌 at 3 of the 4 working hours: 1 h on Friday, 2 h on Tuesday.
+      expect(detail.history.find((x) => x.action === 'warn')?.ts).toBe(cst(2026, 12, 1, 11, 59));
       expect(detail.history.find((x) => x.action === 'ack_overdue')?.ts).toBe(cst(2026, 12, 1, 9, 31));
     });
 
