@@ -17,6 +17,8 @@ const devices = Number(process.env.BENCH_DEVICES ?? 100);
 const window = Number(process.env.BENCH_WINDOW ?? 10);
 const seconds = Number(process.env.BENCH_SECONDS ?? 10);
 const pgUrl = process.env.BENCH_DATABASE_URL ?? process.env.TEST_DATABASE_URL;
+/** Which runs to do, e.g. BENCH_RUNS=bare,postgres (default all three). */
+const runs = new Set((process.env.BENCH_RUNS ?? 'bare,postgres,pglite').split(','));
 
 function tsx(file: string, args: string[], env: Record<string, string> = {}): ChildProcess {
   return spawn(process.execPath, ['--import', 'tsx', path.join(here, file), ...args], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'inherit'] });
@@ -79,11 +81,12 @@ async function freshDb(url: string): Promise<string> {
 async function main() {
   const bare = await run('bare-aedes', 'bare', {});
   const results: Record<string, unknown> = { bare };
-  if (pgUrl) {
+  if (!runs.has('postgres')) results.postgres = { skipped: 'BENCH_RUNS' };
+  else if (pgUrl) {
     const url = await freshDb(pgUrl);
     results.postgres = await run('hub-postgres', 'hub', { DATABASE_URL: url });
   } else results.postgres = { skipped: 'set BENCH_DATABASE_URL or TEST_DATABASE_URL' };
-  results.pglite = await run('hub-pglite', 'hub', { DATABASE_URL: 'memory://' });
+  results.pglite = runs.has('pglite') ? await run('hub-pglite', 'hub', { DATABASE_URL: 'memory://' }) : { skipped: 'BENCH_RUNS' };
   const bareRate = (bare as unknown as { ackedPerSec: number }).ackedPerSec;
   const ratio = (r: unknown) => (r && typeof r === 'object' && 'ackedPerSec' in r ? +((r as { ackedPerSec: number }).ackedPerSec / bareRate).toFixed(3) : null);
   process.stdout.write(

@@ -1,4 +1,5 @@
 import type { AedesOptions, Client } from 'aedes';
+import mqttPacket from 'mqtt-packet';
 import { Counter } from 'prom-client';
 import { parseTopic } from '@gridlink/devices';
 import type { Config } from '../core/config.js';
@@ -27,6 +28,14 @@ export const DEAD_LETTER_TOPIC = '$GRIDLINK/dropped';
  * over budget is dropped and counted. A device whose debt would pass
  * GRIDLINK_FLOOD_DISCONNECT is disconnected; what it has pending is then
  * never acknowledged.
+ *
+ * Reading on while acknowledgements are pending: aedes reads a connection's
+ * next socket chunk only once every packet of the previous one is handled,
+ * which would leave one chunk per connection in the hub and batches of about
+ * one message per device. So a QoS 1 publish is handed back to aedes as QoS 0
+ * at once (aedes then writes no PUBACK) and the hub writes the PUBACK itself
+ * after the commit. The hand-back waits (pausing the socket) only while the
+ * connection is over its budget or has `window` acknowledgements outstanding.
  */
 export function createAuthorizePublish(deps: {
   config: Config;
@@ -41,6 +50,9 @@ export function createAuthorizePublish(deps: {
   const now = deps.now ?? Date.now;
   // A device that keeps publishing where it may not is disconnected after this many drops a minute.
   const violationLimit = Math.max(20, Math.ceil(config.floodDisconnect / 10));
+  // Unacknowledged QoS 1 messages per connection before aedes stops reading it (the MQTT 5 Receive Maximum).
+  const window = Math.max(1, Math.min(config.deviceBurst, 1000));
+  const unacked = new WeakMap<Client, { n: number }>();
   const heldTotal = new Counter({
     name: 'gridlink_acks_held_total',
     help: 'QoS 1 messages over their device budget whose PUBACK was held (back-pressure)',
@@ -79,18 +91,44 @@ export function createAuthorizePublish(deps: {
       }
       if (at > budget.now()) heldTotal.inc();
     }
+    // QoS 1: the hub writes the PUBACK itself (see above); QoS 2 keeps aedes' own flow, released at commit.
+    const ownAck = packet.qos === 1;
+    const messageId = packet.messageId;
+    let count: { n: number } | undefined;
+    if (ownAck) {
+      packet.qos = 0;
+      count = unacked.get(client);
+      if (!count) unacked.set(client, (count = { n: 0 }));
+      count.n++;
+    }
+    let resumed = false;
+    const resume = (err: Error | null) => {
+      if (resumed) return;
+      resumed = true;
+      callback(err);
+    };
     const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
     ingest.handle(deviceId, format, payload, t, (outcome) => {
       // Not stored and not refused: close without PUBACK so the device keeps it.
-      if (!outcome.ok && outcome.retryable) return callback(new Error(outcome.detail));
+      if (!outcome.ok && outcome.retryable) {
+        if (resumed) client.close();
+        else resume(new Error(outcome.detail));
+        return;
+      }
       const finish = () => {
         if (outcome.ok) {
-          if (packet.qos > 0) metrics.ackLatency.observe(now() - t);
+          if (ownAck || packet.qos > 0) metrics.ackLatency.observe(now() - t);
         } else packet.topic = DEAD_LETTER_TOPIC;
-        callback(null);
+        if (ownAck) {
+          count!.n--;
+          if (client.connected && !client.conn.destroyed) mqttPacket.writeToStream({ cmd: 'puback', messageId: messageId! }, client.conn);
+        }
+        resume(null);
       };
-      if (packet.qos === 0) finish();
+      if (!ownAck && packet.qos === 0) finish();
       else held.hold(deviceId, client, at, finish);
     });
+    // Read on unless this connection is over its budget or its window.
+    if (ownAck && !resumed && at <= budget.now() && count!.n <= window) resume(null);
   };
 }

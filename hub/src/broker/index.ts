@@ -114,7 +114,7 @@ export function createBroker(deps: {
     maxPacket,
     connectTimeoutMs: 10_000,
     // As many unacknowledged QoS 1 messages as the device's bucket holds [MQTT-3.2.2-10].
-    receiveMaximum: Math.min(65_535, config.deviceBurst),
+    receiveMaximum: Math.max(1, Math.min(config.deviceBurst, 1000)),
     onTooLarge: (bytes: number, clientId: string | undefined) => {
       metrics.messagesRejected.inc({ reason: 'too_large' });
       logger.warn({ clientId, bytes }, 'packet larger than the limit; closing connection');

@@ -37,6 +37,8 @@ describe('MQTT 5 through the bridge', () => {
     expect(connack.properties).toMatchObject({
       topicAliasMaximum: TOPIC_ALIAS_MAXIMUM,
       maximumPacketSize: t.config.maxPayload + 64 * 1024,
+      // Receive Maximum: as many unacknowledged QoS 1 messages as the device's budget holds.
+      receiveMaximum: t.config.deviceBurst,
       subscriptionIdentifiersAvailable: false,
       sharedSubscriptionAvailable: false,
     });

@@ -116,7 +116,7 @@ describe('per-device budget as back-pressure', { timeout: 90_000 }, () => {
     const basic = `Basic ${Buffer.from(`${d.id}:${d.secret}`).toString('base64')}`;
     const ingest = (lat: number) =>
       fetch(`${t!.http}/api/v1/ingest/${d.id}/location`, { method: 'POST', headers: { authorization: basic, 'content-type': 'application/json' }, body: JSON.stringify({ lat, lon: 104.06 }) });
-    const osmandFix = (lat: number) => fetch(`${t!.http}/osmand?id=${d.id}&secret=${encodeURIComponent(d.secret)}&lat=${lat}&lon=104.06&timestamp=${Math.floor(Date.now() / 1000) - 60}`);
+    const osmandFix = (lat: number) => fetch(`${t!.http}/osmand?id=${d.id}&lat=${lat}&lon=104.06&timestamp=${Math.floor(Date.now() / 1000) - 60}`, { headers: { authorization: basic } });
 
     expect((await ingest(30.61)).status).toBe(202);
     expect((await ingest(30.62)).status).toBe(202);

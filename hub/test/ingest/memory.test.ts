@@ -42,8 +42,8 @@ function failingDb() {
 }
 
 const CAP = 2 * 1024 * 1024;
-// Each connection has at most a socket read's worth of messages pending (aedes reads on only when
-// all are acknowledged), so the byte cap is what bounds many connections with large payloads.
+// Each connection has at most GRIDLINK_DEVICE_BURST (≤ 1,000) messages unacknowledged before the hub stops
+// reading it; the byte cap is what bounds many connections with large payloads.
 const DEVICES = 40;
 const PER_DEVICE = 10;
 const BLOB = 'x'.repeat(48 * 1024);
