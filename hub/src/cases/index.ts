@@ -13,6 +13,7 @@ import { CalendarStore } from './calendar.store.js';
 import { CategoryCatalogue } from './categories.js';
 import { DepartmentDirectory } from './departments.js';
 import { departmentRoutes } from './departments.routes.js';
+import { assessmentRoutes } from './assessment.routes.js';
 import { EvidenceStore } from './evidence.js';
 import { GridIndex, loadGrids } from './grids.js';
 import { caseRoutes } from './routes.js';
@@ -25,6 +26,7 @@ export { SEED_CATEGORIES, type Category } from './categories.js';
 export { WorkCalendar, DEFAULT_CALENDAR, type CalendarData, type LimitUnit } from './calendar.js';
 export { CalendarStore } from './calendar.store.js';
 export { DepartmentDirectory, SEED_DEPARTMENTS, type Department } from './departments.js';
+export { computeAssessment, ASSESSMENT_FORMULAS, DEFAULT_WEIGHTS, type Assessment, type AssessmentRow } from './assessment.js';
 export { GridIndex, normaliseGrids, pointInGeometry, type GridCollection, type GridFeature, type GridProps } from './grids.js';
 export { EvidenceStore, decodePhoto, imageMime, type Evidence } from './evidence.js';
 export { computeKpi, KPI_DESCRIPTION, type KpiResult, type KpiFigures } from './kpi.js';
@@ -114,6 +116,7 @@ export function createCases(ctx: HubContext, opts: { overdueEveryMs?: number } =
     routes(api) {
       caseRoutes(api, { auth: ctx.auth, db: ctx.db, cases: store, categories, grids, evidence, calendar, departments, now: ctx.now });
       departmentRoutes(api, { auth: ctx.auth, cases: store, departments, grids });
+      assessmentRoutes(api, { auth: ctx.auth, db: ctx.db, grids, calendar, departments, services: ctx.services, now: ctx.now });
     },
     async start() {
       evidence.init();

@@ -1,0 +1,92 @@
+/**
+ * REST for the monthly 考核: the league table as JSON and as .xlsx, region-scoped.
+ */
+import { Type } from '@sinclair/typebox';
+import type { Auth, Principal } from '../auth/index.js';
+import { Errors, GridError } from '../core/errors.js';
+import type { App } from '../http/app.js';
+import { authenticate, parseTime, principal, requireRole } from '../http/guards.js';
+import { errors, TimeQuery } from '../http/schemas.js';
+import type { Services } from '../core/services.js';
+import type { Queryable } from '../store/index.js';
+import { ASSESSMENT_FORMULAS, ASSESSMENT_LEVELS, assessmentXlsx, computeAssessment, METRICS, monthRange, type AssessmentLevel, type Weights } from './assessment.js';
+import type { CalendarStore } from './calendar.store.js';
+import type { DepartmentDirectory } from './departments.js';
+import type { GridIndex } from './grids.js';
+
+const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Union([t, Type.Null()]);
+const Rates = Type.Object(Object.fromEntries(METRICS.map((m) => [m, Nullable(Type.Number())])));
+const RowSchema = Type.Object({
+  rank: Type.Integer(), key: Type.String(), name: Type.String(), score: Nullable(Type.Number()), cases: Type.Integer(),
+  counts: Type.Record(Type.String(), Type.Integer()), rates: Rates, avgResponseWh: Nullable(Type.Number()), avgHandleWh: Nullable(Type.Number()),
+});
+const AssessmentSchema = Type.Object({
+  from: Type.Number(), to: Type.Number(), level: Type.String(), weights: Type.Record(Type.String(), Type.Number()), items: Type.Array(RowSchema),
+});
+const Query = Type.Object({
+  level: Type.Union(ASSESSMENT_LEVELS.map((l) => Type.Literal(l))),
+  month: Type.Optional(Type.String({ pattern: '^\\d{4}-(0[1-9]|1[0-2])$', description: 'YYYY-MM in the calendar time zone (instead of from/to)' })),
+  from: Type.Optional(TimeQuery),
+  to: Type.Optional(TimeQuery),
+  gridId: Type.Optional(Type.String({ maxLength: 64 })),
+  weights: Type.Optional(Type.String({ maxLength: 200, pattern: '^[a-zA-Z]+:\\d{1,3}(,[a-zA-Z]+:\\d{1,3})*$', description: 'e.g. onTimeClose:40,satisfaction:30 (others keep their default)' })),
+}, { additionalProperties: false });
+
+export interface AssessmentRouteDeps {
+  auth: Auth;
+  db: Queryable;
+  grids: GridIndex;
+  calendar: CalendarStore;
+  departments: DepartmentDirectory;
+  services: Services;
+  now: () => number;
+}
+
+export function assessmentRoutes(app: App, d: AssessmentRouteDeps): void {
+  const guard = authenticate(d.auth);
+
+  async function run(p: Principal, q: { level: AssessmentLevel; month?: string; from?: string | number; to?: string | number; gridId?: string; weights?: string }) {
+    const cal = d.calendar.current();
+    const now = d.now();
+    let from: number, to: number;
+    if (q.month) ({ from, to } = monthRange(q.month, cal.data.utcOffsetMin));
+    else {
+      to = parseTime(q.to, now);
+      from = parseTime(q.from, to - 30 * 24 * 3600_000);
+    }
+    if (!(from < to)) throw Errors.validation('from must be before to');
+    const weights: Partial<Weights> = {};
+    for (const part of q.weights?.split(',') ?? []) {
+      const [k, v] = part.split(':') as [string, string];
+      if (!(METRICS as readonly string[]).includes(k)) throw Errors.validation(`unknown weight ${k}; use ${METRICS.join(', ')}`);
+      weights[k as keyof Weights] = Number(v);
+    }
+    let gridIds: string[] | null = null;
+    const region = q.gridId ?? p.regionId;
+    if (region) {
+      if (!d.auth.canSee(p, region)) throw new GridError('GRID_NOT_FOUND', 'Grid not found', 404);
+      gridIds = d.grids.has(region) ? d.grids.descendants(region) : [region];
+    }
+    return computeAssessment(
+      { db: d.db, grids: d.grids, calendar: cal, names: { worker: (id) => d.services.workers?.get(id)?.name, department: (id) => d.departments.get(id)?.name } },
+      { from, to, now, level: q.level, gridIds, weights },
+    );
+  }
+
+  app.get('/stats/assessment', {
+    preHandler: [guard, requireRole('officer', 'dispatcher', 'integrator')],
+    schema: { tags: ['stats'], summary: '月度考核: league table per grid, community, street, worker or department', description: ASSESSMENT_FORMULAS, querystring: Query, response: { 200: AssessmentSchema, ...errors(400, 401, 403, 404) } },
+  }, async (req) => run(principal(req), req.query as never));
+
+  app.get('/stats/assessment.xlsx', {
+    preHandler: [guard, requireRole('officer', 'dispatcher', 'integrator')],
+    schema: { tags: ['stats'], summary: 'The 考核 league table as an .xlsx workbook (sheets 考核 and 公式)', querystring: Query, response: { 401: Type.Ref('Error'), 403: Type.Ref('Error'), 404: Type.Ref('Error') } },
+  }, async (req, reply) => {
+    const a = await run(principal(req), req.query as never);
+    const body = await assessmentXlsx(a, d.calendar.current().data.utcOffsetMin);
+    return reply
+      .type('application/vnd.openxmlformats-officedocument.spreadsheetml.sheet')
+      .header('content-disposition', `attachment; filename="assessment-${a.level}.xlsx"`)
+      .send(body);
+  });
+}
