@@ -147,7 +147,7 @@ export function caseRoutes(app: App, d: CaseRouteDeps): void {
   }
 
   app.post('/cases', {
-    preHandler: [guard, requireRole('officer', 'dispatcher', 'integrator')],
+    onRequest: [guard, requireRole('officer', 'dispatcher', 'integrator')],
     schema: {
       tags: ['cases'],
       summary: 'Open a case (officer, or a citizen report through an integrator)',
@@ -181,7 +181,7 @@ export function caseRoutes(app: App, d: CaseRouteDeps): void {
   });
 
   app.get('/cases', {
-    preHandler: [guard],
+    onRequest: [guard],
     schema: {
       tags: ['cases'],
       summary: 'Cases visible to the caller, newest first',
@@ -219,7 +219,7 @@ export function caseRoutes(app: App, d: CaseRouteDeps): void {
   });
 
   app.get('/cases/:id', {
-    preHandler: [guard],
+    onRequest: [guard],
     schema: { tags: ['cases'], summary: 'A case with its history and evidence', params: IdParams, response: { 200: CaseDetailSchema, ...errors(401, 404) } },
   }, async (req) => {
     const mine = d.departments.of(principal(req).sub);
@@ -237,7 +237,7 @@ export function caseRoutes(app: App, d: CaseRouteDeps): void {
   });
 
   app.post('/cases/:id/actions', {
-    preHandler: [guard],
+    onRequest: [guard],
     schema: {
       tags: ['cases'],
       summary: 'Take a workflow action',
@@ -270,7 +270,7 @@ export function caseRoutes(app: App, d: CaseRouteDeps): void {
   });
 
   app.get('/evidence/:id', {
-    preHandler: [guard],
+    onRequest: [guard],
     config: { media: true },
     schema: { tags: ['cases'], summary: 'An evidence image (snapshot or photo); the `url` of a case\'s evidence carries a media token for <img src>', params: IdParams, response: { 401: Type.Ref('Error'), 404: Type.Ref('Error') } },
   }, async (req, reply) => {
@@ -284,12 +284,12 @@ export function caseRoutes(app: App, d: CaseRouteDeps): void {
   // ---- categories -----------------------------------------------------------------------------
 
   app.get('/categories', {
-    preHandler: [guard],
+    onRequest: [guard],
     schema: { tags: ['cases'], summary: 'The 部件/事件 category catalogue', response: { 200: Items(CategorySchema), ...errors(401) } },
   }, async () => ({ items: categories.list() }));
 
   app.post('/categories', {
-    preHandler: [guard, requireRole('admin')],
+    onRequest: [guard, requireRole('admin')],
     schema: {
       tags: ['cases'],
       summary: 'Add a category; the code is kind letter (C 部件 / E 事件) + 2-digit 大类 + 2-digit 小类',
@@ -323,7 +323,7 @@ export function caseRoutes(app: App, d: CaseRouteDeps): void {
   });
 
   app.patch('/categories/:code', {
-    preHandler: [guard, requireRole('admin')],
+    onRequest: [guard, requireRole('admin')],
     schema: {
       tags: ['cases'],
       summary: 'Change a category\'s 签收 / 处置 limits, their unit, or its default severity (applies to cases created or dispatched from now on)',
@@ -346,12 +346,12 @@ export function caseRoutes(app: App, d: CaseRouteDeps): void {
   // ---- working calendar -----------------------------------------------------------------------
 
   app.get('/calendar', {
-    preHandler: [guard],
+    onRequest: [guard],
     schema: { tags: ['cases'], summary: 'The working calendar (工作日历): hours, weekend, public holidays, 调休 working days', response: { 200: CalendarSchema, ...errors(401) } },
   }, async () => d.calendar.current().data);
 
   app.put('/calendar', {
-    preHandler: [guard, requireRole('admin')],
+    onRequest: [guard, requireRole('admin')],
     schema: {
       tags: ['cases'],
       summary: 'Replace the working calendar (deadlines computed from now on use it)',
@@ -396,7 +396,7 @@ export function caseRoutes(app: App, d: CaseRouteDeps): void {
   });
 
   app.get('/grids', {
-    preHandler: [guard],
+    onRequest: [guard],
     schema: {
       tags: ['grids'],
       summary: 'The grid hierarchy as GeoJSON (only your region when you are scoped)',
@@ -416,7 +416,7 @@ export function caseRoutes(app: App, d: CaseRouteDeps): void {
   });
 
   app.get('/grids/locate', {
-    preHandler: [guard],
+    onRequest: [guard],
     schema: {
       tags: ['grids'], summary: 'The finest grid containing a point, with its ancestors',
       querystring: Type.Object({ lat: Type.Number({ minimum: -90, maximum: 90 }), lon: Type.Number({ minimum: -180, maximum: 180 }) }),
@@ -430,7 +430,7 @@ export function caseRoutes(app: App, d: CaseRouteDeps): void {
   // ---- KPIs -----------------------------------------------------------------------------------
 
   app.get('/stats/kpi', {
-    preHandler: [guard, requireRole('officer', 'dispatcher', 'integrator')],
+    onRequest: [guard, requireRole('officer', 'dispatcher', 'integrator')],
     schema: {
       tags: ['stats'],
       summary: '绩效评价: 按期结案率, 结案率, 处置率, 返工率, 准确派遣率, stage times, counts by status',
