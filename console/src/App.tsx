@@ -22,6 +22,7 @@ const AlarmsPage = lazy(() => import('./pages/AlarmsPage'));
 const CasesPage = lazy(() => import('./pages/CasesPage'));
 const VideoPage = lazy(() => import('./pages/VideoPage'));
 const HistoryPage = lazy(() => import('./pages/HistoryPage'));
+const AssessmentPage = lazy(() => import('./pages/AssessmentPage'));
 const AdminPage = lazy(() => import('./pages/AdminPage'));
 const SettingsPage = lazy(() => import('./pages/SettingsPage'));
 
@@ -31,6 +32,7 @@ const NAV_LABEL: Record<Page, DictKey> = {
   cases: 'nav.cases',
   video: 'nav.video',
   history: 'nav.history',
+  assessment: 'nav.assessment',
   admin: 'nav.admin',
   settings: 'nav.settings',
 };
@@ -88,6 +90,7 @@ function Shell() {
           {page === 'cases' && <CasesPage id={route[1]} />}
           {page === 'video' && <VideoPage />}
           {page === 'history' && <HistoryPage tab={route[1]} />}
+          {page === 'assessment' && <AssessmentPage />}
           {page === 'admin' && <AdminPage tab={route[1]} />}
           {page === 'settings' && <SettingsPage />}
         </Suspense>

@@ -4,13 +4,13 @@
  */
 import type { CaseAction, CaseStatus, Role } from '../api/types';
 
-export type Page = 'map' | 'alarms' | 'cases' | 'video' | 'history' | 'admin' | 'settings';
+export type Page = 'map' | 'alarms' | 'cases' | 'video' | 'history' | 'assessment' | 'admin' | 'settings';
 
 export const PAGES_BY_ROLE: Record<Role, readonly Page[]> = {
-  admin: ['map', 'alarms', 'cases', 'video', 'history', 'admin', 'settings'],
-  officer: ['map', 'alarms', 'cases', 'video', 'history', 'settings'],
-  dispatcher: ['map', 'cases', 'alarms', 'video', 'history', 'settings'],
-  integrator: ['map', 'admin', 'history', 'video', 'settings'],
+  admin: ['map', 'alarms', 'cases', 'video', 'history', 'assessment', 'admin', 'settings'],
+  officer: ['map', 'alarms', 'cases', 'video', 'history', 'assessment', 'settings'],
+  dispatcher: ['map', 'cases', 'alarms', 'video', 'history', 'assessment', 'settings'],
+  integrator: ['map', 'admin', 'history', 'assessment', 'video', 'settings'],
   worker: ['map', 'settings'],
 };
 
