@@ -6,6 +6,7 @@
  *  - first load on a throttled connection (CDP: 150 ms RTT, 1.6 Mbit/s down,
  *    750 kbit/s up, CPU slowed 4×): time to the login screen, FCP, bytes;
  *    then a repeat load from the service worker, and one with the network off;
+ *  - a dispatch from the case API to the alert on the open app (p50, max of 7);
  *  - the position policy with the hub's default settings: fixes sent per
  *    minute standing still, walking (1.4 m/s) and cycling (4.5 m/s), and the
  *    bytes of one position request.
@@ -94,6 +95,21 @@ async function main() {
     await page.waitForSelector('[data-testid=m-shell]');
     await page.click('[data-testid=m-duty][data-on-duty=false]');
     await page.waitForSelector('[data-testid=m-gps][data-state=ok]');
+    // ---- dispatch → phone: console action answered → the app's alert fired --------------------
+    const dispatchMs: number[] = [];
+    for (let i = 0; i < 7; i++) {
+      const c = await hub.api<{ id: string }>('POST', '/cases', { category: 'E0101', lat: LAT + 0.001, lon: LON, description: `bench ${i}` });
+      await hub.api('POST', `/cases/${c.body.id}/actions`, { action: 'register' });
+      const t0 = Date.now();
+      const r = await hub.api('POST', `/cases/${c.body.id}/actions`, { action: 'dispatch', workerId: 'w-bench' });
+      if (r.status !== 200) throw new Error(`dispatch: ${r.status} ${JSON.stringify(r.body)}`);
+      await page.waitForFunction((id) => document.documentElement.dataset.lastAlert === id, c.body.id, { polling: 'raf', timeout: 60_000 });
+      dispatchMs.push(Date.now() - t0);
+      await hub.api('POST', `/cases/${c.body.id}/actions`, { action: 'cancel', note: 'bench' });
+    }
+    dispatchMs.sort((a, b) => a - b);
+    const dispatchToPhone = { runs: dispatchMs.length, p50Ms: dispatchMs[Math.floor(dispatchMs.length / 2)]!, maxMs: dispatchMs[dispatchMs.length - 1]! };
+
     let requestBytes: number[] = [];
     page.on('request', (r) => {
       if (r.url().endsWith('/api/v1/m/positions')) requestBytes.push((r.postData() ?? '').length + JSON.stringify(r.headers()).length);
@@ -134,6 +150,7 @@ async function main() {
     const result = {
       size: sizes,
       firstLoad: { network: '150 ms RTT, 1.6 Mbit/s down, 750 kbit/s up, CPU 4× slower', ...cold, ...warm, ...offline },
+      dispatchToPhone,
       positions: { settings: me, secondsPerRun: SECONDS, stationary, walking, cycling },
       budgets: {
         initialJsGzipKB: { budget: BUDGET.initialJsGzipKB, value: sizes.initialJsGzipKB, ok: sizes.initialJsGzipKB <= BUDGET.initialJsGzipKB },
