@@ -14,6 +14,7 @@ import { CategoryCatalogue } from './categories.js';
 import { DepartmentDirectory } from './departments.js';
 import { departmentRoutes } from './departments.routes.js';
 import { assessmentRoutes } from './assessment.routes.js';
+import { intakeRoutes } from './intake.routes.js';
 import { EvidenceStore } from './evidence.js';
 import { GridIndex, loadGrids } from './grids.js';
 import { caseRoutes } from './routes.js';
@@ -116,6 +117,7 @@ export function createCases(ctx: HubContext, opts: { overdueEveryMs?: number } =
     routes(api) {
       caseRoutes(api, { auth: ctx.auth, db: ctx.db, cases: store, categories, grids, evidence, calendar, departments, now: ctx.now });
       departmentRoutes(api, { auth: ctx.auth, cases: store, departments, grids });
+      intakeRoutes(api, { auth: ctx.auth, db: ctx.db, cases: store, grids });
       assessmentRoutes(api, { auth: ctx.auth, db: ctx.db, grids, calendar, departments, services: ctx.services, now: ctx.now });
     },
     async start() {

@@ -196,4 +196,9 @@ export const caseMigrations: Migration[] = [
       create index cases_open_deadline_idx on cases (deadline) where status in ('reported', 'registered', 'dispatched', 'accepted', 'on_scene');
     `),
   },
+  {
+    // Citizen intake (Open311, 12345): the hash of the token that reads a request's status and rates it.
+    id: '207_citizen_intake',
+    up: (db) => db.exec('alter table cases add column citizen_token_hash text'),
+  },
 ];
