@@ -90,7 +90,7 @@ async function main(): Promise<void> {
     // ---- one camera, 640x360 @ 25 fps, 1 s GOP -------------------------------------------------
     const cam = await startRtspCamera({ id: 'bench-0' });
     cams.push(cam);
-    await api('POST', '/cameras', { id: cam.id, rtspUrl: cam.url, lat: 30.27, lon: 120.15 });
+    await api('POST', '/cameras', { id: cam.id, rtspUrl: cam.url, lat: 30.27, lon: 120.15, buffer: false });
     const stream = video.gateway!.stream(cam.id)!;
 
     // Cold HLS: request → first segment on disk, → playlist served with a segment.
@@ -136,7 +136,7 @@ async function main(): Promise<void> {
     await hpage.close();
     const lat = (xs: number[]) => ({ samples: xs.length, medianMs: median(xs), p95Ms: percentile(xs, 95), minMs: xs.length ? Math.min(...xs) : NaN });
     result.oneCamera = {
-      source: '640x360 @ 25 fps, H.264, GOP 1 s, RTSP over TCP from GStreamer',
+      source: '640x360 @ 25 fps, H.264, GOP 1 s, RTSP over TCP from the simulators\' Node RTSP server',
       coldHls,
       coldMse,
       warmMseRequestToFirstFrameMs: warmFrame - t0,
@@ -154,7 +154,7 @@ async function main(): Promise<void> {
     // CPU per camera, transcode (H.265 camera → H.264).
     const h265 = await startRtspCamera({ id: 'bench-h265', codec: 'h265' });
     cams.push(h265);
-    await api('POST', '/cameras', { id: h265.id, rtspUrl: h265.url, lat: 30.27, lon: 120.15, codec: 'h265' });
+    await api('POST', '/cameras', { id: h265.id, rtspUrl: h265.url, lat: 30.27, lon: 120.15, codec: 'h265', buffer: false });
     const ts = video.gateway!.stream(h265.id)!;
     const th = ts.acquire();
     await until(() => ts.state === 'live', 30_000, 100);
@@ -178,7 +178,7 @@ async function main(): Promise<void> {
       const c = await startRtspCamera({ id: `bench-m${i}`, width: 480, height: 270, fps: 15 });
       many.push(c);
       cams.push(c);
-      await api('POST', '/cameras', { id: c.id, rtspUrl: c.url, lat: 30.27 + i * 1e-4, lon: 120.15 });
+      await api('POST', '/cameras', { id: c.id, rtspUrl: c.url, lat: 30.27 + i * 1e-4, lon: 120.15, buffer: false });
     }
     t0 = Date.now();
     const holds = many.map((c) => video.gateway!.stream(c.id)!.acquire());
