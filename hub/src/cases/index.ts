@@ -131,7 +131,8 @@ export function createCases(ctx: HubContext, opts: { overdueEveryMs?: number } =
       ctx.bus.on('message.stored', 'cases', onStored);
       const every = opts.overdueEveryMs ?? 30_000;
       if (every > 0) {
-        timer = setInterval(() => void tick().catch((err) => log.error({ err }, 'overdue check failed')), every);
+        // Once per cluster: on the holder of the `cases.overdue` lease (cluster/leases.ts).
+        timer = setInterval(() => void (ctx.leases?.holds('cases.overdue') === false ? Promise.resolve() : tick()).catch((err) => log.error({ err }, 'overdue check failed')), every);
         timer.unref();
       }
       log.info({ grids: grids.size, categories: categories.list().length, evidenceDir: evidence.dir }, 'cases started');
