@@ -32,6 +32,7 @@ const NOT_USER_WRITES: Record<string, string> = {
   'POST /api/v1/m/positions': 'a handheld session reports only its own positions',
   'POST /api/v1/m/tasks/:id/actions': 'a handheld session acts only on cases dispatched to its worker (CASE_NOT_ASSIGNED otherwise; tested in hub/test/mobile)',
   'POST /api/v1/m/reports': 'a handheld session reports as its own worker',
+  'POST /api/v1/open311/v2/requests/:id/rating.json': 'public: the citizen rates only the request its token names',
 };
 
 const attacks: Record<string, Attack> = {
@@ -93,6 +94,12 @@ const attacks: Record<string, Attack> = {
     expect((await w.as('officerA')('POST', `/cases/${w.caseId.A}/actions`, { action: 'register' })).status).toBe(200);
     expectCode(await w.as('dispatcherA')('POST', `/cases/${w.caseId.A}/actions`, { action: 'dispatch', workerId: w.worker.B }), 404, 'WORKER_NOT_FOUND');
     expectCode(await w.as('dispatcherA')('POST', `/cases/${w.caseId.A}/actions`, { action: 'dispatch', workerId: 'w-ghost' }), 404, 'WORKER_NOT_FOUND');
+  },
+  'POST /api/v1/open311/v2/requests.json': async (w) => {
+    expectCode(await w.as('integratorA')('POST', '/open311/v2/requests.json', { service_code: 'E0101', lat: AT.B1.lat, long: AT.B1.lon }), 403, 'OUTSIDE_REGION');
+  },
+  'POST /api/v1/intake/12345': async (w) => {
+    expectCode(await w.as('integratorA')('POST', '/intake/12345', { orderNo: 'o-into-b', category: 'E0101', content: 'x', ...AT.B1 }), 403, 'OUTSIDE_REGION');
   },
   'POST /api/v1/categories': async (w) => {
     expectCode(await w.as('adminA')('POST', '/categories', { kind: 'event', majorCode: '09', minorCode: '77', majorName: 'x', name: '测试', nameEn: 'Test', timeLimitMin: 60, defaultSeverity: 'minor' }), 403, 'CITY_SCOPE_REQUIRED');
