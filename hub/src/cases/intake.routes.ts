@@ -114,6 +114,9 @@ export function intakeRoutes(app: App, d: IntakeRouteDeps): void {
     },
   }, async (req, reply) => {
     const b = req.body;
+    const p = principal(req);
+    // The write rule: a scoped integrator reports only inside its region.
+    if (p.regionId && !d.auth.canSee(p, d.grids.locate(b.lat, b.long))) throw new GridError('OUTSIDE_REGION', 'the location is outside your region', 403);
     const cat = cases.categories.get(b.service_code);
     if (!cat) throw CaseErrors.category(b.service_code);
     const name = [b.last_name, b.first_name].filter(Boolean).join('') || '市民';
