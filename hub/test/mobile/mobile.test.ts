@@ -47,12 +47,13 @@ describe('mobile API (handheld sessions, tasks, reports)', () => {
     const u = await h.api<Json>('POST', '/users', { username: 'zhang', password: PASSWORD, role: 'worker', displayName: '张网格' });
     expect(u.status).toBe(201);
     const other = await h.api<Json>('POST', '/users', { username: 'li', password: PASSWORD, role: 'worker' });
-    const w = await h.addWorker({ id: 'w-zhang', gridIds: ['G-A1'], onDuty: false, name: '张网格' });
-    deviceSecret = w.secret;
-    await h.dispatch.workers.create({ id: 'w-li', name: 'li', deviceId: (await h.hub.ctx.registry.register({ id: 'hh-li', type: 'handheld' })) && 'hh-li', gridIds: ['G-B1'], userId: other.body.id });
-    await h.hub.ctx.db.query('update workers set user_id = $2 where id = $1', ['w-zhang', u.body.id]);
-    h.dispatch.workers.byId.get('w-zhang')!.userId = u.body.id;
-    h.dispatch.workers.byUserId.set(u.body.id, h.dispatch.workers.byId.get('w-zhang')!);
+    // Enrolled as a district does: a handheld, and a worker bound to it and to the user.
+    const dev = await h.hub.ctx.registry.register({ id: 'hh-w-zhang', type: 'handheld' });
+    deviceSecret = dev.secret;
+    const w = await h.as('dispatcher')<Json>('POST', '/workers', { id: 'w-zhang', name: '张网格', deviceId: 'hh-w-zhang', gridIds: ['G-A1'], userId: u.body.id });
+    expect(w.status).toBe(201);
+    await h.hub.ctx.registry.register({ id: 'hh-li', type: 'handheld' });
+    expect((await h.as('dispatcher')<Json>('POST', '/workers', { id: 'w-li', name: 'li', deviceId: 'hh-li', gridIds: ['G-B1'], userId: other.body.id })).status).toBe(201);
   }, 60_000);
 
   afterAll(async () => {
@@ -75,6 +76,14 @@ describe('mobile API (handheld sessions, tasks, reports)', () => {
     expect((await m<Json>('POST', '/m/session', { username: 'zhang', password: 'wrong-password' }, '')).status).toBe(401);
     // A field it must not accept.
     expect((await m<Json>('POST', '/m/session', { username: 'zhang', password: PASSWORD, deviceId: 'hh-li' }, '')).status).toBe(400);
+  });
+
+  it('should describe every app route in the OpenAPI document', async () => {
+    const doc = (await fetch(`${h.http}/docs/json`).then((r) => r.json())) as { paths: Record<string, Record<string, { security?: unknown[] }>> };
+    for (const p of ['/api/v1/m/session', '/api/v1/m/me', '/api/v1/m/duty', '/api/v1/m/positions', '/api/v1/m/tasks', '/api/v1/m/tasks/{id}/actions', '/api/v1/m/reports', '/api/v1/m/sessions/{id}/revoke']) {
+      expect(doc.paths[p], p).toBeDefined();
+    }
+    expect(doc.paths['/api/v1/m/positions']!.post!.security).toEqual([{ handheld: [] }]);
   });
 
   it('should put the worker on duty and store fixes through ingest once, however often they are replayed', async () => {
