@@ -180,28 +180,20 @@ export function caseRoutes(app: App, d: CaseRouteDeps): void {
     return reply.status(201).send(c);
   });
 
-  app.get('/cases', {
-    onRequest: [guard],
-    schema: {
-      tags: ['cases'],
-      summary: 'Cases visible to the caller, newest first',
-      querystring: Type.Object({
-        status: Type.Optional(Type.String({ description: 'one status or several separated by commas' })),
-        gridId: Type.Optional(Type.String({ maxLength: 64 })),
-        workerId: Type.Optional(Type.String({ maxLength: 64 })),
-        departmentId: Type.Optional(Type.String({ maxLength: 64, description: 'only cases routed to this department' })),
-        escalatedTo: Type.Optional(Type.String({ maxLength: 64, description: 'only cases escalated (督办升级) to this region; `mine`: to the caller\'s own region' })),
-        category: Type.Optional(Type.String({ maxLength: 64 })),
-        from: Type.Optional(TimeQuery),
-        to: Type.Optional(TimeQuery),
-        limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
-        cursor: Type.Optional(Type.String({ maxLength: 200 })),
-      }),
-      response: { 200: Items(CaseSummarySchema), ...errors(400, 401, 404) },
-    },
-  }, async (req) => {
-    const p = principal(req);
-    const q = req.query;
+  const ListQuery = Type.Object({
+    status: Type.Optional(Type.String({ description: 'one status or several separated by commas' })),
+    gridId: Type.Optional(Type.String({ maxLength: 64 })),
+    workerId: Type.Optional(Type.String({ maxLength: 64 })),
+    departmentId: Type.Optional(Type.String({ maxLength: 64, description: 'only cases routed to this department' })),
+    escalatedTo: Type.Optional(Type.String({ maxLength: 64, description: 'only cases escalated (督办升级) to this region; `mine`: to the caller\'s own region' })),
+    category: Type.Optional(Type.String({ maxLength: 64 })),
+    from: Type.Optional(TimeQuery),
+    to: Type.Optional(TimeQuery),
+  });
+  type ListQ = { status?: string; gridId?: string; workerId?: string; departmentId?: string; escalatedTo?: string; category?: string; from?: string | number; to?: string | number };
+
+  /** The filter a list or a count applies for this caller: region, department, escalation level. */
+  function filterFor(p: Principal, q: ListQ) {
     const status = q.status?.split(',').map((s) => s.trim()).filter(Boolean);
     for (const s of status ?? []) if (!(CASE_STATUSES as readonly string[]).includes(s)) throw Errors.validation(`unknown status ${s}`);
     // A department user's list is their department's cases, wherever they lie.
@@ -211,11 +203,54 @@ export function caseRoutes(app: App, d: CaseRouteDeps): void {
     if (q.escalatedTo === 'mine' && !p.regionId) throw Errors.validation('escalatedTo=mine needs a user scoped to a region');
     if (escalatedTo && !auth.canSee(p, escalatedTo)) throw new GridError('GRID_NOT_FOUND', 'Grid not found', 404);
     const departmentIds = mine.length ? (q.departmentId ? [q.departmentId] : mine) : q.departmentId ? [q.departmentId] : undefined;
-    return cases.list({
+    return {
       status: status as never, gridIds: mine.length ? (q.gridId ? [q.gridId] : null) : scope(p, q.gridId), workerId: q.workerId, category: q.category, departmentIds, escalatedTo,
       from: q.from === undefined ? undefined : parseTime(q.from, 0), to: q.to === undefined ? undefined : parseTime(q.to, 0),
-      limit: q.limit ?? 100, cursor: q.cursor,
-    });
+    };
+  }
+
+  app.get('/cases', {
+    onRequest: [guard],
+    schema: {
+      tags: ['cases'],
+      summary: 'Cases visible to the caller, newest first',
+      querystring: Type.Intersect([ListQuery, Type.Object({
+        limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
+        cursor: Type.Optional(Type.String({ maxLength: 200 })),
+      })]),
+      response: { 200: Items(CaseSummarySchema), ...errors(400, 401, 404) },
+    },
+  }, async (req) => {
+    const q = req.query as ListQ & { limit?: number; cursor?: string };
+    return cases.list({ ...filterFor(principal(req), q), limit: q.limit ?? 100, cursor: q.cursor });
+  });
+
+  app.get('/cases/counts', {
+    onRequest: [guard],
+    schema: {
+      tags: ['cases'],
+      summary: 'Exact counts of the cases the same filters select (the board\'s column badges): total, by status, overdue (红牌), warned (黄牌, not yet overdue), escalated',
+      querystring: ListQuery,
+      response: {
+        200: Type.Object({ total: Type.Integer(), byStatus: Type.Record(Type.String(), Type.Integer()), overdue: Type.Integer(), warned: Type.Integer(), escalated: Type.Integer() }),
+        ...errors(400, 401, 404),
+      },
+    },
+  }, async (req) => cases.counts(filterFor(principal(req), req.query as ListQ)));
+
+  app.get('/stats/cases-per-day', {
+    onRequest: [guard, requireRole('officer', 'dispatcher', 'integrator')],
+    schema: {
+      tags: ['stats'],
+      summary: 'Cases created per day in the working calendar\'s time zone (Asia/Shanghai by default), every day in [from, to) present, no cap',
+      querystring: Type.Object({ from: Type.Optional(TimeQuery), to: Type.Optional(TimeQuery), gridId: Type.Optional(Type.String({ maxLength: 64 })) }),
+      response: { 200: Type.Object({ items: Type.Array(Type.Object({ date: Type.String(), count: Type.Integer() })) }), ...errors(400, 401, 403, 404) },
+    },
+  }, async (req) => {
+    const to = parseTime(req.query.to, d.now());
+    const from = parseTime(req.query.from, to - 30 * 86_400_000);
+    if (!(from < to) || to - from > 3660 * 86_400_000) throw Errors.validation('from must be before to, at most 10 years apart');
+    return { items: await cases.perDay(from, to, scope(principal(req), req.query.gridId)) };
   });
 
   app.get('/cases/:id', {

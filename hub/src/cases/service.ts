@@ -18,7 +18,7 @@ import type { Category, CategoryCatalogue } from './categories.js';
 import { DepartmentErrors, type DepartmentDirectory } from './departments.js';
 import type { Evidence, EvidenceStore } from './evidence.js';
 import type { GridIndex } from './grids.js';
-import { isOpen, OPEN_STATUSES, POOR_RATING, WORKFLOW } from './workflow.js';
+import { CASE_STATUSES as CASE_STATUS_LIST, isOpen, OPEN_STATUSES, POOR_RATING, WORKFLOW } from './workflow.js';
 
 /** Besides workflow actions: creation, a rule trigger joining, overdue detection (超期, 签收超时), 黄牌 and escalation. */
 export type CaseChange = CaseAction | 'create' | 'attach' | 'overdue' | 'ack_overdue' | 'warn' | 'escalate';
@@ -316,6 +316,60 @@ export class CaseStore implements CaseService {
       history: history.map((h) => ({ id: Number(h.id), ts: ms(h.ts)!, action: h.action, from: h.from_status, to: h.to_status, actor: h.actor, note: h.note, data: h.data })),
       evidence,
     };
+  }
+
+  /** Exact counts of the cases a filter selects (no paging): the board's column badges. */
+  async counts(f: Omit<CaseQuery, 'limit' | 'cursor'>): Promise<{ total: number; byStatus: Record<CaseStatus, number>; overdue: number; warned: number; escalated: number }> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    const p = (v: unknown) => {
+      params.push(v);
+      return `$${params.length}`;
+    };
+    if (f.status?.length) where.push(`status = any(${p(f.status)}::text[])`);
+    if (f.gridIds) where.push(`grid_id = any(${p(f.gridIds)}::text[])`);
+    if (f.workerId) where.push(`worker_id = ${p(f.workerId)}`);
+    if (f.escalatedTo) where.push(`escalated_to = ${p(f.escalatedTo)}`);
+    if (f.departmentIds) where.push(`department_id = any(${p(f.departmentIds)}::text[])`);
+    if (f.category) where.push(`category_code = ${p(f.category)}`);
+    if (f.from !== undefined) where.push(`created_at >= to_timestamp(${p(f.from)} / 1000.0)`);
+    if (f.to !== undefined) where.push(`created_at < to_timestamp(${p(f.to)} / 1000.0)`);
+    const rows = await this.d.db.query<{ status: CaseStatus; n: number; overdue: number; warned: number; escalated: number }>(
+      `select status, count(*)::int as n, count(*) filter (where overdue)::int as overdue, count(*) filter (where warned and not overdue)::int as warned,
+              count(*) filter (where escalated_to is not null)::int as escalated
+         from cases ${where.length ? `where ${where.join(' and ')}` : ''} group by status`,
+      params,
+    );
+    const byStatus = Object.fromEntries(CASE_STATUS_LIST.map((s) => [s, 0])) as Record<CaseStatus, number>;
+    let total = 0, overdue = 0, warned = 0, escalated = 0;
+    for (const r of rows) {
+      byStatus[r.status] = r.n;
+      total += r.n;
+      overdue += r.overdue;
+      warned += r.warned;
+      escalated += r.escalated;
+    }
+    return { total, byStatus, overdue, warned, escalated };
+  }
+
+  /** Cases created per local day (the calendar's time zone) in [from, to), every day present, no cap. */
+  async perDay(from: number, to: number, gridIds: string[] | null): Promise<Array<{ date: string; count: number }>> {
+    const cal = this.d.calendar.current();
+    const off = cal.data.utcOffsetMin;
+    const rows = await this.d.db.query<{ day: string; n: number }>(
+      `select to_char(created_at at time zone 'UTC' + make_interval(mins => $3::int), 'YYYY-MM-DD') as day, count(*)::int as n
+         from cases where created_at >= to_timestamp($1 / 1000.0) and created_at < to_timestamp($2 / 1000.0) and ($4::text[] is null or grid_id = any($4::text[]))
+        group by 1`,
+      [from, to, off, gridIds],
+    );
+    const got = new Map(rows.map((r) => [r.day, r.n]));
+    const out: Array<{ date: string; count: number }> = [];
+    const add = (date: string) => {
+      if (out.at(-1)?.date !== date) out.push({ date, count: got.get(date) ?? 0 });
+    };
+    for (let t = from; t < to && out.length < 3700; t += 86_400_000) add(cal.localDate(t));
+    if (to > from) add(cal.localDate(to - 1));
+    return out;
   }
 
   async list(f: CaseQuery): Promise<{ items: CaseSummary[]; nextCursor?: string }> {
