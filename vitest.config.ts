@@ -6,7 +6,9 @@ const all = ['devices/test/**/*.test.ts', 'hub/test/**/*.test.ts', 'simulators/t
 // file at a time, so they do not compete with each other for the CPU.
 const heavy = ['**/*.e2e.test.ts', 'simulators/test/demo.test.ts'];
 
-const shared = { testTimeout: 30_000, hookTimeout: 60_000, pool: 'forks' as const };
+// Timeouts only guard against a hang: a hub starting on PGlite takes a second on a
+// quiet machine and can take a minute on a 2-core machine shared with other work.
+const shared = { testTimeout: 120_000, hookTimeout: 300_000, pool: 'forks' as const };
 
 export default defineConfig({
   test: {
