@@ -118,6 +118,9 @@ interface UserRow {
 
 const toUser = (r: UserRow): User => ({ id: r.id, username: r.username, role: r.role, regionId: r.region_id, displayName: r.display_name, enabled: r.enabled });
 
+/** How often the user table is read back (revocations made by another hub process reach this one within it). */
+const RELOAD_MS = 5_000;
+
 /** A well-formed scrypt hash of nothing: unknown users cost the same as known ones. */
 const DUMMY_HASH = 'scrypt$32768$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=';
 
@@ -153,6 +156,7 @@ export function createAuth(deps: { db: Db; config: Config; logger: Logger; now?:
    * so `verify` stays synchronous. A user missing from it does not exist.
    */
   const users = new Map<string, UserRow>();
+  let reloadTimer: NodeJS.Timeout | null = null;
   const accounts = new Throttle({ free: 5, baseDelayMs: 1_000, maxDelayMs: 15 * 60_000, windowMs: 15 * 60_000 }, now);
   const addresses = new Throttle({ free: 20, baseDelayMs: 1_000, maxDelayMs: 15 * 60_000, windowMs: 15 * 60_000 }, now);
   // libuv has 4 threads by default; password hashing (32 MiB scrypt) may take at most 2 of them.
@@ -212,6 +216,30 @@ export function createAuth(deps: { db: Db; config: Config; logger: Logger; now?:
     return r[0]?.n ?? 0;
   }
 
+  /**
+   * Reads the user table back: other hub processes (a cluster) change users
+   * too. A user whose access changed elsewhere is announced here as well, so
+   * this process's sockets of that user drop within one interval.
+   */
+  async function reload(): Promise<void> {
+    const rows = await db.query<UserRow>('select * from users');
+    const seen = new Set<string>();
+    for (const r of rows) {
+      seen.add(r.id);
+      const cur = users.get(r.id);
+      users.set(r.id, { ...r, token_version: r.token_version ?? 0 });
+      if (cur && cur.password_hash !== '' && ((cur.token_version ?? 0) !== (r.token_version ?? 0) || cur.enabled !== r.enabled || cur.role !== r.role || cur.region_id !== r.region_id)) {
+        emit(r.id, r.enabled ? 'updated' : 'disabled');
+      }
+    }
+    for (const [id, u] of [...users]) {
+      // Users known only from a token minted in-process (sign) have no row to compare with.
+      if (seen.has(id) || u.password_hash === '') continue;
+      users.delete(id);
+      emit(id, 'deleted');
+    }
+  }
+
   async function bump(id: string): Promise<void> {
     const r = await db.query<UserRow>('update users set token_version = coalesce(token_version, 0) + 1 where id = $1 returning *', [id]);
     if (r[0]) users.set(id, r[0]);
@@ -221,6 +249,8 @@ export function createAuth(deps: { db: Db; config: Config; logger: Logger; now?:
     async start() {
       await db.query('alter table users add column if not exists token_version integer not null default 0');
       for (const r of await db.query<UserRow>('select * from users')) users.set(r.id, r);
+      reloadTimer = setInterval(() => void reload().catch((err) => logger.warn({ err: (err as Error).message }, 'could not read users back')), RELOAD_MS);
+      reloadTimer.unref();
       const admins = await db.query<{ n: number }>("select count(*)::int as n from users where role = 'admin'");
       if ((admins[0]?.n ?? 0) > 0) return;
       const password = config.adminPassword ?? randomBytes(12).toString('base64url');
@@ -231,7 +261,10 @@ export function createAuth(deps: { db: Db; config: Config; logger: Logger; now?:
       }
       logger.info('bootstrap admin created');
     },
-    async stop() {},
+    async stop() {
+      if (reloadTimer) clearInterval(reloadTimer);
+      reloadTimer = null;
+    },
     async login(username, password, address) {
       const accountKey = `u:${username.toLowerCase()}`;
       const addressKey = address ? `a:${address}` : null;

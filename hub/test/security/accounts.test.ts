@@ -8,7 +8,7 @@ import { createSigner } from 'fast-jwt';
 import { io, type Socket } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Clock } from '../cases/fixtures.js';
-import { startHub, type TestHub } from '../helpers.js';
+import { startHub, until, type TestHub } from '../helpers.js';
 
 const login = (t: TestHub, username: string, password: string, headers: Record<string, string> = {}) =>
   fetch(`${t.http}/api/v1/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ username, password }) })
@@ -120,6 +120,17 @@ describe('accounts: throttling, sessions, lifecycle, password policy', () => {
     await t.api('PATCH', `/users/${u.id}`, { enabled: false });
     const after = await t.api<any>('GET', '/m/me', undefined, s.body.token);
     expect(after.status).toBe(401);
+  });
+
+  it('should honour a revocation made by another hub process (the user table is read back)', async () => {
+    const u = await user('revoked-elsewhere');
+    const tok = (await login(t, 'revoked-elsewhere', u.password)).body.token;
+    const s = await socket(tok);
+    const gone = new Promise<string>((resolve) => s.once('disconnect', resolve));
+    // Another node of a cluster bumps the version in the shared database.
+    await t.hub.ctx.db.query('update users set token_version = token_version + 1 where id = $1', [u.id]);
+    await until(async () => (await t.api('GET', '/auth/me', undefined, tok)).status === 401);
+    expect(await gone).toBe('io server disconnect');
   });
 
   it('should keep the last city-wide admin: no self-deletion, no demotion of the last one', async () => {

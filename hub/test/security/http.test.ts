@@ -160,8 +160,8 @@ describe('http edge: configured protection', () => {
   let t: TestHub;
   beforeAll(async () => {
     t = await startHub({ metricsToken: 'scrape-secret-0123456789', docsAuth: true, allowedOrigins: 'https://console.example' });
-  });
-  afterAll(async () => t?.stop());
+  }, 180_000);
+  afterAll(async () => t?.stop(), 60_000);
 
   it('should put /metrics behind its bearer token and /docs behind login', async () => {
     expect((await fetch(`${t.http}/metrics`)).status).toBe(401);
