@@ -1,5 +1,6 @@
 /** Case board by status with counts and SLA countdowns; #/cases/{id} opens the detail. */
-import { useMemo, useState } from 'react';
+import { useEffect, useMemo, useState } from 'react';
+import { get } from '../api/client';
 import { CASE_STATUSES, OPEN_STATUSES, type CaseStatus } from '../api/types';
 import { useI18n } from '../i18n';
 import { cases, missing, myDepartments } from '../store/data';
@@ -16,6 +17,14 @@ export default function CasesPage({ id }: { id?: string }) {
   const depts = useValue(myDepartments);
   const [showClosed, setShowClosed] = useState(false);
   const cols: readonly CaseStatus[] = showClosed ? CASE_STATUSES : OPEN_STATUSES;
+  // Column badges are the hub's exact counts (the client may hold fewer cases than exist); refreshed when cases change.
+  const [counts, setCounts] = useState<Record<string, number> | null>(null);
+  useEffect(() => {
+    const timer = setTimeout(() => {
+      get<{ byStatus: Record<string, number> }>('/cases/counts').then((r) => setCounts(r.byStatus)).catch(() => setCounts(null));
+    }, 500);
+    return () => clearTimeout(timer);
+  }, [list]);
   const byStatus = useMemo(() => {
     const m = new Map<CaseStatus, typeof list>();
     for (const s of CASE_STATUSES) m.set(s, []);
@@ -39,7 +48,7 @@ export default function CasesPage({ id }: { id?: string }) {
           <section key={s} className="board-col" data-status={s}>
             <h3>
               <span>{t(`case.status.${s}`)}</span>
-              <span className="badge" data-testid={`count-${s}`}>{byStatus.get(s)!.length}</span>
+              <span className="badge" data-testid={`count-${s}`}>{counts?.[s] ?? byStatus.get(s)!.length}</span>
             </h3>
             <CaseList items={byStatus.get(s)!} />
           </section>

@@ -1,7 +1,7 @@
 /** History and evaluation: worker track replay, KPI dashboard, sensor charts. */
 import { useEffect, useMemo, useRef, useState } from 'react';
 import { get, items } from '../api/client';
-import type { CaseSummary, TelemetryPoint } from '../api/types';
+import type { TelemetryPoint } from '../api/types';
 import { BarChart, LineChart } from '../components/charts';
 import { query } from '../hooks/route';
 import { useI18n } from '../i18n';
@@ -220,16 +220,9 @@ function KpiDashboard() {
     get<KpiResult>('/stats/kpi', { from, to }).then(setKpi).catch((e: unknown) => setErr(errorText(t, e)));
     get<KpiResult>('/stats/kpi', { from, to, groupBy: 'grid' }).then(setByGrid).catch(() => setByGrid(null));
     get<KpiResult>('/stats/kpi', { from, to, groupBy: 'worker' }).then(setByWorker).catch(() => setByWorker(null));
-    items<CaseSummary>('/cases', { from, to, limit: 1000 })
-      .then((r) => {
-        const days = new Map<string, number>();
-        for (let d = from; d <= to; d += 86400_000) days.set(new Date(d).toISOString().slice(5, 10), 0);
-        for (const c of r.items) {
-          const k = new Date(c.createdAt).toISOString().slice(5, 10);
-          days.set(k, (days.get(k) ?? 0) + 1);
-        }
-        setPerDay([...days].map(([label, value]) => ({ label, value })));
-      })
+    // Counted by the hub per Asia/Shanghai day, without a cap.
+    get<{ items: Array<{ date: string; count: number }> }>('/stats/cases-per-day', { from, to })
+      .then((r) => setPerDay(r.items.map((d) => ({ label: d.date.slice(5), value: d.count }))))
       .catch(() => setPerDay([]));
   }, [range, t]);
 

@@ -55,6 +55,24 @@ function seedPositions(list: Worker[]): void {
   for (const w of list) positions.setStatus(w.id, w.status);
 }
 
+const OPEN = 'reported,registered,dispatched,accepted,on_scene,resolved';
+
+/** Every open case, page by page (a reconnect restores exactly what is open, not one page of it), plus the latest 200 of any status. */
+async function loadOpenCases(): Promise<void> {
+  const all: CaseSummary[] = [];
+  let cursor: string | undefined;
+  for (let page = 0; page < 100; page++) {
+    const r = await get<{ items: CaseSummary[]; nextCursor?: string }>('/cases', { status: OPEN, limit: 1000, ...(cursor ? { cursor } : {}) });
+    all.push(...r.items);
+    cursor = r.nextCursor;
+    if (!cursor) break;
+  }
+  const recent = await get<{ items: CaseSummary[] }>('/cases', { limit: 200 });
+  const ids = new Set(all.map((c) => c.id));
+  for (const c of recent.items) if (!ids.has(c.id)) all.push(c);
+  cases.setAll(all);
+}
+
 /** Re-fetch everything shown (login, reconnect). Missing backend modules degrade to empty. */
 export async function resync(): Promise<void> {
   const gone = new Set<string>();
@@ -72,7 +90,7 @@ export async function resync(): Promise<void> {
   await Promise.all([
     load('devices', '/devices', devices),
     load('workers', '/workers', workers).then(seedPositions),
-    load('cases', '/cases', cases),
+    loadOpenCases().catch(() => gone.add('cases')),
     load('alarms', '/alarms', alarms),
     load('cameras', '/cameras', cameras),
     get<CalendarData>('/calendar').then((c) => calendar.set(new WorkCalendar(c))).catch(() => undefined),
