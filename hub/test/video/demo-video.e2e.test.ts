@@ -83,7 +83,8 @@ describe.skipIf(skip)('npm run demo: video out of the box (no GStreamer)', () =>
     });
     http = `http://127.0.0.1:${ready.http}`;
     browser = await chromium.launch({ executablePath: CHROMIUM, args: chromiumArgs });
-    const ctx = await browser.newContext({ viewport: { width: 1600, height: 900 }, locale: 'zh-CN' });
+    // bypassCSP: the test's own probes (waitForFunction) run as page script; the console's CSP forbids eval.
+    const ctx = await browser.newContext({ viewport: { width: 1600, height: 900 }, locale: 'zh-CN', bypassCSP: true });
     page = await ctx.newPage();
     const { adminPassword } = JSON.parse(readFileSync(path.join(dir, 'sim/demo.json'), 'utf8')) as { adminPassword: string };
     await page.goto(`${http}/`);

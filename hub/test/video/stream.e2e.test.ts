@@ -36,7 +36,7 @@ describe.skipIf(skip)('video stream gateway (real ffmpeg, RTSP, Chromium)', () =
     });
     video = t.hub.ctx.modules.get('video') as VideoModule;
     browser = await chromium.launch({ executablePath: CHROMIUM, args: chromiumArgs });
-  });
+  }, 180_000);
 
   afterAll(async () => {
     await browser?.close();
