@@ -3,10 +3,11 @@ import type { Alarm } from '../api/types';
 import type { DictKey } from '../i18n/dict';
 import { useI18n } from '../i18n';
 import { devices } from '../store/data';
+import { alarmTitle } from './alarmTitle';
 import { clock } from './format';
 
 export function AlarmList({ items, compact, onAck, onClear, onOpen }: { items: readonly Alarm[]; compact?: boolean; onAck?: (a: Alarm) => void; onClear?: (a: Alarm) => void; onOpen?: (a: Alarm) => void }) {
-  const { t, locale } = useI18n();
+  const { t, locale, lang } = useI18n();
   if (!items.length) return <p className="empty">{t('common.empty')}</p>;
   return (
     <ul className={`alarm-list ${compact ? 'compact' : ''}`} data-testid="alarm-list">
@@ -16,7 +17,7 @@ export function AlarmList({ items, compact, onAck, onClear, onOpen }: { items: r
           <div className="alarm-main" onClick={() => onOpen?.(a)}>
             <div className="alarm-head">
               <span className={`tag sev-${a.severity}`}>{t(`severity.${a.severity}` as DictKey)}</span>
-              <strong>{a.message ?? a.rule}</strong>
+              <strong title={a.message ?? undefined}>{alarmTitle(a, lang === 'en' ? 'en' : 'zh')}</strong>
               {a.escalated && <span className="tag escalated" data-testid="escalated">{t('alarm.escalated')}</span>}
             </div>
             <div className="alarm-meta">
