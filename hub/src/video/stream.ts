@@ -220,6 +220,8 @@ export class CameraStream extends EventEmitter {
   /** Resolves the camera address (allow-list, DNS) before each start; a refusal counts as a failed start. */
   private prepare(): void {
     this.preparing = true;
+    // Starting from the viewer's request on, not from when the address is resolved.
+    if (this.state === 'idle') this.setState('starting');
     this.deps.target().then(
       (t) => {
         this.preparing = false;
