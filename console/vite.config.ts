@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { defineConfig } from 'vite';
 import react from '@vitejs/plugin-react';
+import { precompress } from './m/precompress';
 import { mobilePwa } from './m/pwa';
 
 const hub = process.env.GRIDLINK_HUB_URL ?? 'http://localhost:8080';
@@ -10,7 +11,8 @@ const hub = process.env.GRIDLINK_HUB_URL ?? 'http://localhost:8080';
 export default defineConfig({
   root: import.meta.dirname,
   base: './',
-  plugins: [react(), mobilePwa()],
+  // precompress last: it also compresses what mobilePwa emits (service worker, manifest).
+  plugins: [react(), mobilePwa(), precompress()],
   build: {
     outDir: 'dist',
     emptyOutDir: true,

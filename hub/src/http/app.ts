@@ -198,7 +198,8 @@ export async function createApp(deps: {
 
   const consoleDir = config.consoleDir ?? defaultConsoleDir;
   if (existsSync(path.join(consoleDir, 'index.html'))) {
-    await app.register(fastifyStatic, { root: consoleDir, prefix: '/', wildcard: false, index: ['index.html'] });
+    // preCompressed: the console build ships .br/.gz next to each asset (console/m/precompress.ts).
+    await app.register(fastifyStatic, { root: consoleDir, prefix: '/', wildcard: false, index: ['index.html'], preCompressed: true });
     // Client-side routes fall back to the SPA shell.
     app.setNotFoundHandler((req, reply) => {
       if (req.method === 'GET' && !req.url.startsWith('/api/') && !req.url.startsWith('/video/') && (req.headers.accept ?? '').includes('text/html')) {
