@@ -45,6 +45,8 @@ interface DemoFile {
   adminPassword: string;
   /** Passwords of the worker users whose handhelds go through the worker app's API (网格通). */
   appWorkers?: Record<string, string>;
+  /** Password of the 城管局 department user (分流 workbench). */
+  deptPassword?: string;
 }
 
 /** Simulated workers that use 网格通's API (/api/v1/m) instead of MQTT, so both paths stay alive in the demo. */
@@ -164,6 +166,33 @@ export async function runDemo(argv: string[]): Promise<{ hub: Hub; run: District
     void water?.set('water_level_cm', 38, 20_000).then(() => say(`demo: water rising at ${water.def.name}`), () => undefined);
   }, 3000);
 
+  // Citizens report too (12345 hotline orders, idempotent by order number, and an Open311 request), and 城管局 has a
+  // login of its own: route a case to it and sign in as that user to see the department workbench.
+  const deptUser = 'dept-chengguan';
+  if (!(await auth.listUsers()).some((u) => u.username === deptUser)) {
+    demo.deptPassword = randomBytes(12).toString('base64url');
+    const u = await auth.createUser({ username: deptUser, password: demo.deptPassword, role: 'officer', displayName: '城管局值班' });
+    await client.request('PATCH', '/departments/chengguan', { userIds: [u.id], leaderUserId: u.id }).catch(() => undefined);
+    await writeFile(`${dirname(statePath)}/demo.json`, JSON.stringify(demo, null, 1), { mode: 0o600 });
+  }
+  const citizen = setTimeout(() => {
+    const spots = [...run.world.sensors.values()].map((x) => x.def);
+    const at = (i: number) => spots[(i * 7) % Math.max(1, spots.length)];
+    const day = new Date(Date.now() + 8 * 3600_000).toISOString().slice(0, 10).replaceAll('-', '');
+    const orders = [
+      { orderNo: `RX${day}0001`, category: '占道经营', content: '早市摊贩占用人行道，行人只能走机动车道（12345 演示工单）', caller: { name: '李女士' } },
+      { orderNo: `RX${day}0002`, category: 'illegal_posters', content: '小区单元门贴满小广告（12345 演示工单）', caller: { name: '王先生' } },
+    ];
+    orders.forEach((o, i) => {
+      const p = at(i + 1);
+      if (!p) return;
+      void client.post('/intake/12345', { ...o, lat: p.lat, lon: p.lon }).then(() => say(`demo: 12345 order ${o.orderNo} (${o.category}) became a citizen case`), () => undefined);
+    });
+    const p = at(3);
+    if (p) void client.post('/open311/v2/requests.json', { service_code: 'C0102', lat: p.lat, long: p.lon, description: '路灯不亮（Open311 演示）', last_name: '赵' }).then(() => say('demo: an Open311 request (路灯) became a citizen case'), () => undefined);
+  }, 8000);
+  cleanups.push(() => clearTimeout(citizen));
+
   // A camera that streams sees something: its alert opens a case, the linkage popup plays it with the object marked,
   // and the case's evidence clip holds the seconds before the alert from the camera's rolling buffer.
   const streaming = [...run.world.cameras.values()].filter((c) => c.rtsp);
@@ -185,6 +214,7 @@ export async function runDemo(argv: string[]): Promise<{ hub: Hub; run: District
   say(`GridLink demo — ${district.meta.name}, ${district.meta.counts.grids} grids, ${run.world.size} simulated devices at ${speed}x`);
   say(`  console  ${cons}   (login admin / ${process.env.GRIDLINK_ADMIN_PASSWORD ? '$GRIDLINK_ADMIN_PASSWORD' : `${demo.adminPassword} on a fresh ./data; otherwise the password of your first run`})`);
   say(`  MQTT     ${mqttUrl}   REST ${base}/api/v1   OpenAPI ${base}/docs`);
+  if (demo.deptPassword) say(`  部门工作台 ${cons}   (login dept-chengguan / ${demo.deptPassword}: cases routed to 城管局)`);
   for (const [deviceId, l] of Object.entries(appLogins)) say(`  网格通   http://localhost:${ports.http}/m/   (login ${l.username} / ${l.password}; ${deviceId} runs through the app's API)`);
   say('  Ctrl-C stops everything.');
   say('');
