@@ -41,6 +41,8 @@ async function main() {
       GRIDLINK_ADMIN_PASSWORD: 'bench-admin-pass',
       GRIDLINK_DEVICE_RATE: '1000000',
       GRIDLINK_DEVICE_BURST: '1000000',
+      // Every load-generator connection comes from 127.0.0.1 at once.
+      GRIDLINK_MAX_PENDING_PER_ADDRESS: '100000',
     });
     const hub = await createHub(config, { modules: [] });
     const ports = await hub.start();
