@@ -573,9 +573,15 @@ export class CaseStore implements CaseService {
     if (r.verified_by !== actor.id) throw CaseErrors.notRater();
   }
 
-  /** The worker record a `worker` login acts as (dispatch's mapping); a login bound to no worker acts as none. */
-  workerIdOfUser(userId: string, _username?: string): string | null {
-    return this.d.services.workers?.byUser?.(userId)?.id ?? null;
+  /**
+   * The worker record a `worker` login acts as. With a worker registry
+   * (dispatch) only its binding counts: a login bound to no worker acts as
+   * none. A hub without one (cases alone) knows workers by name only.
+   */
+  workerIdOfUser(userId: string, username?: string): string | null {
+    const workers = this.d.services.workers;
+    if (workers?.byUser) return workers.byUser(userId)?.id ?? null;
+    return username ?? null;
   }
 
   /** A region-scoped user may send only a worker whose whole beat lies in the region; another region's worker does not exist. */
