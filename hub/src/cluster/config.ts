@@ -10,7 +10,7 @@ import { ConfigError, readFields, type Field } from '../core/config.js';
 export const clusterConfigSchema = {
   redisUrl: { env: 'GRIDLINK_REDIS_URL', kind: 'string', description: 'redis://[:password@]host:port[/db]: cluster mode (shared MQTT emitter and sessions, Socket.IO adapter, node presence); unset: one process' },
   nodeId: { env: 'GRIDLINK_NODE_ID', kind: 'string', description: 'Name of this node in a cluster (letters, digits, . _ -); default: host name plus a random suffix' },
-  leaseTtlMs: { env: 'GRIDLINK_LEASE_TTL_MS', kind: 'int', default: 10_000, min: 1_000, max: 600_000, description: 'Lease time of a cluster singleton (retention, rule timers, overdue checks, dispatch timeouts); a dead holder is replaced after at most this long' },
+  leaseTtlMs: { env: 'GRIDLINK_LEASE_TTL_MS', kind: 'int', default: 10_000, min: 1_000, max: 600_000, description: 'Lease time of a cluster singleton (retention, rule timers, overdue checks); a dead holder is replaced after at most this long' },
 } as const satisfies Record<string, Field>;
 
 export interface ClusterConfig {

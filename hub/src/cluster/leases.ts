@@ -1,6 +1,6 @@
 /**
  * Leases: the work that must happen once per cluster (retention, rule timers,
- * overdue checks, dispatch timeouts) runs on the node that holds its lease.
+ * overdue checks) runs on the node that holds its lease.
  *
  * A lease is a row in `cluster_leases` (name, holder, token, expires_at),
  * taken and renewed with one conditional upsert on the database clock, so
@@ -22,7 +22,6 @@ export const LEASES = {
   retention: 'drops readings, events and positions past GRIDLINK_RETENTION_DAYS (store)',
   'rules.timers': 'absence (device offline), auto-clear and alarm escalation (rules tick)',
   'cases.overdue': '黄牌/红牌 overdue and 签收 checks of open cases (cases tick)',
-  'dispatch.timers': 'accept timeouts, arrival dwell and geofence alarms of grid workers (dispatch beat)',
 } as const;
 export type LeaseName = keyof typeof LEASES;
 

@@ -79,8 +79,9 @@ export function createDispatchModule(options: DispatchOptions = {}): ModuleFacto
       },
       flush() {
         try {
-          // Accept timeouts, arrival dwell and geofence once per cluster: on the holder of `dispatch.timers`.
-          if (ctx.leases?.holds('dispatch.timers') !== false) engine.tick();
+          // Accept timeouts, arrival dwell and geofence follow this node's own view of its dispatches and
+          // positions (the local bus), so they run where that view lives, not on a lease (docs/cluster.md).
+          engine.tick();
           if (workers.index.dirty) workers.index.rebuild(ctx.now());
           const items = engine.drainPositions();
           if (items.length) ctx.services.realtime?.sendFiltered('positions', items);

@@ -91,7 +91,7 @@ describe.runIf(RUN_CLUSTER)('hub cluster (3 nodes, Redis, PostgreSQL)', () => {
     }, 60_000, 200);
     expect(views.map((h) => h.cluster.nodeId)).toEqual(['node-a', 'node-b', 'node-c']);
     for (const h of views) expect(h.cluster.peers.map((p) => p.id)).toEqual(['node-a', 'node-b', 'node-c']);
-    for (const lease of ['retention', 'rules.timers', 'cases.overdue', 'dispatch.timers']) {
+    for (const lease of ['retention', 'rules.timers', 'cases.overdue']) {
       const holders = new Set(views.map((h) => h.cluster.leases[lease]!.holder));
       expect(holders.size, lease).toBe(1);
       expect(views.filter((h) => h.cluster.leases[lease]!.mine)).toHaveLength(1);
