@@ -51,6 +51,8 @@ export interface Broker {
   isConnected(deviceId: string): boolean;
   disconnect(deviceId: string): void;
   readonly connectedCount: number;
+  /** Connections admitted on every transport, logged in or not (conn-guard.ts). */
+  readonly admitted: number;
 }
 
 interface ParserWithLength {
@@ -208,6 +210,9 @@ export function createBroker(deps: {
       await new Promise<void>((r) => aedes.close(() => r()));
     },
     handleStream: (stream, req) => void handle(stream, req),
+    get admitted() {
+      return guard.connections;
+    },
     sendCommand: (deviceId, command) =>
       new Promise((resolve, reject) =>
         aedes.publish(
