@@ -4,7 +4,9 @@
  * (`water_level_cm 37 >= 30`). Built from the alarm's type and the hub's
  * message; anything not recognised falls back to the message.
  */
-import { catalogue, DEVICE_TYPES } from '@gridlink/devices';
+// The catalogue entry, not the package root: the root compiles payload schemas
+// with new Function, which the console's Content-Security-Policy forbids.
+import { catalogue, DEVICE_TYPES } from '@gridlink/devices/catalogue';
 
 type Locale = 'zh' | 'en';
 type Pair = readonly [zh: string, en: string];
