@@ -23,11 +23,17 @@ const REQUIRE_ALL = process.env.GRIDLINK_REQUIRE_ALL === '1';
 const ff = simFfmpeg();
 const skip = (!haveChromium() || !ff) && !REQUIRE_ALL;
 
-/** The console as `npm run demo` builds it (vite's build API), into a throwaway directory. */
+/**
+ * The console as `npm run demo` builds it: vite's CLI in its own process (a build inside the test
+ * runner's own vite leaves its preload helper undefined in the bundle).
+ */
 async function buildConsole(outDir: string): Promise<string> {
-  const consoleRoot = path.join(ROOT, 'console');
-  const { build } = await import('vite');
-  await build({ root: consoleRoot, configFile: path.join(consoleRoot, 'vite.config.ts'), logLevel: 'error', build: { outDir, emptyOutDir: true } });
+  const vite = path.join(ROOT, 'node_modules/vite/bin/vite.js');
+  const code = await new Promise<number | null>((resolve) => {
+    const p = spawn(process.execPath, [vite, 'build', '--logLevel', 'error', '--outDir', outDir, '--emptyOutDir'], { cwd: path.join(ROOT, 'console'), stdio: ['ignore', 'ignore', 'inherit'] });
+    p.once('exit', resolve);
+  });
+  if (code !== 0) throw new Error(`console build failed (${code})`);
   return outDir;
 }
 
@@ -86,6 +92,7 @@ describe.skipIf(skip)('npm run demo: video out of the box (no GStreamer)', () =>
     // bypassCSP: the test's own probes (waitForFunction) run as page script; the console's CSP forbids eval.
     const ctx = await browser.newContext({ viewport: { width: 1600, height: 900 }, locale: 'zh-CN', bypassCSP: true });
     page = await ctx.newPage();
+    page.on('pageerror', (e) => console.error('[page error]', e.message));
     const { adminPassword } = JSON.parse(readFileSync(path.join(dir, 'sim/demo.json'), 'utf8')) as { adminPassword: string };
     await page.goto(`${http}/`);
     await page.fill('input[name=username]', 'admin');
@@ -131,7 +138,10 @@ describe.skipIf(skip)('npm run demo: video out of the box (no GStreamer)', () =>
   it('should show moving pictures on four wall tiles', async () => {
     await page.evaluate(() => localStorage.removeItem('gridlink.wall'));
     await page.goto(`${http}/#/video`);
-    await page.waitForSelector('[data-testid=video-wall] [data-testid=camera-player]');
+    await page.waitForSelector('[data-testid=video-wall] [data-testid=camera-player]').catch(async (err) => {
+      await page.screenshot({ path: path.join(os.tmpdir(), 'gl-demo-video-failure.png') });
+      throw err;
+    });
     const advanced = await framesAdvance(page, '[data-testid=video-wall] [data-testid=camera-player]', 4);
     expect(advanced.filter((n) => n > 3).length).toBeGreaterThanOrEqual(4);
     if (process.env.GRIDLINK_SCREENSHOTS === '1') await page.screenshot({ path: path.join(ROOT, 'docs/screenshots/video-wall.png') });
