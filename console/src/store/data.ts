@@ -4,7 +4,7 @@
  * read by pages through hooks. Position bursts bypass React entirely
  * (map/positions.ts).
  */
-import { DEFAULT_CALENDAR, WorkCalendar, type CalendarData } from '../../../hub/src/cases/calendar';
+import { DEFAULT_CALENDAR, WorkCalendar, type CalendarData } from '@gridlink/devices/calendar';
 import { items, get } from '../api/client';
 import type { Alarm, Camera, CaseSummary, Device, GridCollection, Linkage, PositionUpdate, Worker } from '../api/types';
 import { PositionBatcher, PositionIndex } from '../map/positions';

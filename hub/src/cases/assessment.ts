@@ -7,7 +7,7 @@
  */
 import ExcelJS from 'exceljs';
 import type { Queryable } from '../store/index.js';
-import type { WorkCalendar } from './calendar.js';
+import type { WorkCalendar } from '@gridlink/devices/calendar';
 import type { GridIndex } from './grids.js';
 
 export const ASSESSMENT_LEVELS = ['grid', 'community', 'street', 'worker', 'department'] as const;

@@ -4,7 +4,7 @@
  */
 import { Errors } from '../core/errors.js';
 import type { Queryable } from '../store/index.js';
-import { calendarProblems, DEFAULT_CALENDAR, WorkCalendar, type CalendarData } from './calendar.js';
+import { calendarProblems, DEFAULT_CALENDAR, WorkCalendar, type CalendarData } from '@gridlink/devices/calendar';
 
 export class CalendarStore {
   private cal = new WorkCalendar(DEFAULT_CALENDAR);

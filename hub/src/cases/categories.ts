@@ -8,7 +8,7 @@
  */
 import type { Severity } from '@gridlink/devices';
 import type { Queryable } from '../store/index.js';
-import type { LimitUnit } from './calendar.js';
+import type { LimitUnit } from '@gridlink/devices/calendar';
 
 export type CategoryKind = 'component' | 'event';
 

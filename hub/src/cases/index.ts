@@ -24,7 +24,7 @@ import { CaseStore } from './service.js';
 export { CaseStore, CaseErrors, SEVERITY_RANK, maxSeverity, systemActor, userActor, type CaseChanged, type CaseChange, type CaseDetail, type CreateCaseInput, type HistoryEntry } from './service.js';
 export { WORKFLOW, OPEN_STATUSES, CASE_STATUSES, CASE_ACTIONS, isOpen, workflowTable, type Transition } from './workflow.js';
 export { SEED_CATEGORIES, type Category } from './categories.js';
-export { WorkCalendar, DEFAULT_CALENDAR, type CalendarData, type LimitUnit } from './calendar.js';
+export { WorkCalendar, DEFAULT_CALENDAR, type CalendarData, type LimitUnit } from '@gridlink/devices/calendar';
 export { CalendarStore } from './calendar.store.js';
 export { DepartmentDirectory, SEED_DEPARTMENTS, type Department } from './departments.js';
 export { computeAssessment, ASSESSMENT_FORMULAS, DEFAULT_WEIGHTS, type Assessment, type AssessmentRow } from './assessment.js';

@@ -1,5 +1,5 @@
 import type { Migration } from '../store/index.js';
-import { DEFAULT_CALENDAR } from './calendar.js';
+import { DEFAULT_CALENDAR } from '@gridlink/devices/calendar';
 import { SEED_DEPARTMENTS } from './departments.js';
 import { insertCategoryV1, SEED_CATEGORIES, SEED_LIMITS_V1 } from './categories.js';
 

@@ -13,7 +13,7 @@ import type { Logger } from '../core/logger.js';
 import type { Actor, CaseAction, CaseActInput, CaseService, CaseSource, CaseStatus, CaseSummary, Services } from '../core/services.js';
 import type { Auth } from '../auth/index.js';
 import type { Db, Queryable } from '../store/index.js';
-import type { WorkCalendar } from './calendar.js';
+import type { WorkCalendar } from '@gridlink/devices/calendar';
 import type { Category, CategoryCatalogue } from './categories.js';
 import { DepartmentErrors, type DepartmentDirectory } from './departments.js';
 import type { Evidence, EvidenceStore } from './evidence.js';

@@ -4,7 +4,8 @@
  * exchange for a holiday). Time limits "in working hours" count only time
  * inside the working hours of working days, in the calendar's UTC offset.
  *
- * Pure and dependency-free: the console imports this same file to draw its
+ * Pure and dependency-free (`@gridlink/devices/calendar`): the hub and the
+ * console import this same file, the console to draw its
  * countdowns, so hub and console can never disagree on a deadline.
  */
 
