@@ -1,7 +1,7 @@
 /**
  * Every setting of the process, checked before anything is built: the core
- * schema and each module's own (GRIDLINK_DISPATCH_*, GRIDLINK_VIDEO_*). A
- * module reads its settings when its factory runs, which is after the hub has
+ * schema and each module's own (GRIDLINK_DISPATCH_*, GRIDLINK_VIDEO_*,
+ * GRIDLINK_MOBILE_*, the cluster's). A module reads its settings when its factory runs, which is after the hub has
  * opened the database; reading them all here first means a bad module
  * setting exits with the same code and the same list as a bad core one, and
  * two bad settings in different modules are both named. A module with
@@ -10,6 +10,7 @@
 import { ConfigError, loadConfig, type Config } from './core/config.js';
 import { checkClusterSettings } from './cluster/config.js';
 import { loadDispatchConfig } from './dispatch/dispatch.config.js';
+import { loadMobileConfig } from './mobile/mobile.config.js';
 import { videoOptionsFromEnv } from './video/index.js';
 
 type Env = Record<string, string | undefined>;
@@ -17,6 +18,7 @@ type Env = Record<string, string | undefined>;
 const moduleSettings: ReadonlyArray<(env: Env) => unknown> = [
   (env) => loadDispatchConfig(env),
   (env) => videoOptionsFromEnv(env),
+  (env) => loadMobileConfig(env),
   (env) => checkClusterSettings(env),
 ];
 

@@ -47,11 +47,11 @@ describe('hub main process', () => {
   it('should name bad module settings with the core ones, with the same exit code and no stack trace', () => {
     const r = spawnSync(process.execPath, ['--import', 'tsx', 'hub/src/main.ts'], {
       cwd: root,
-      env: { ...process.env, GRIDLINK_MQTT_PORT: 'x', GRIDLINK_DISPATCH_MAX_ATTEMPTS: 'zero', GRIDLINK_VIDEO_SEGMENT_S: '-1' },
+      env: { ...process.env, GRIDLINK_MQTT_PORT: 'x', GRIDLINK_DISPATCH_MAX_ATTEMPTS: 'zero', GRIDLINK_VIDEO_SEGMENT_S: '-1', GRIDLINK_MOBILE_POSITION_S: '0' },
       encoding: 'utf8',
     });
     expect(r.status).toBe(2);
-    for (const name of ['GRIDLINK_MQTT_PORT', 'GRIDLINK_DISPATCH_MAX_ATTEMPTS', 'GRIDLINK_VIDEO_SEGMENT_S']) expect(r.stderr).toContain(name);
+    for (const name of ['GRIDLINK_MQTT_PORT', 'GRIDLINK_DISPATCH_MAX_ATTEMPTS', 'GRIDLINK_VIDEO_SEGMENT_S', 'GRIDLINK_MOBILE_POSITION_S']) expect(r.stderr).toContain(name);
     expect(r.stderr).not.toMatch(/\n\s+at /);
     expect(r.stdout).not.toContain('listening');
   });
