@@ -122,6 +122,15 @@ for (const engine of engines()) {
       const invalid = await fetch(`${t.http}/api/v1/ingest/${ids.water}/telemetry`, { method: 'POST', headers: { authorization: auth, 'content-type': 'application/json' }, body: JSON.stringify({ values: { water_level_cm: -999 } }) });
       expect(invalid.status).toBe(400);
       expect(await invalid.json()).toMatchObject({ code: 'PAYLOAD_INVALID', details: { reason: 'out_of_range' } });
+      // What PostgreSQL cannot store is refused with its reason before it reaches a batch; the next message is stored.
+      const smokeAuth = 'Basic ' + Buffer.from(`${ids.smoke}:${secrets.smoke}`).toString('base64');
+      const nul = await fetch(`${t.http}/api/v1/ingest/${ids.smoke}/event`, { method: 'POST', headers: { authorization: smokeAuth, 'content-type': 'application/json' }, body: '{"type":"tamper","data":{"note":"a\\u0000b"}}' });
+      expect(nul.status).toBe(400);
+      expect(await nul.json()).toMatchObject({ code: 'PAYLOAD_INVALID', details: { reason: 'bad_text' } });
+      const surrogate = await fetch(`${t.http}/api/v1/ingest/${ids.smoke}/event`, { method: 'POST', headers: { authorization: smokeAuth, 'content-type': 'application/json' }, body: '{"type":"tamper","data":{"note":"\\ud800"}}' });
+      expect(await surrogate.json()).toMatchObject({ details: { reason: 'bad_text' } });
+      const afterNul = await fetch(`${t.http}/api/v1/ingest/${ids.smoke}/event`, { method: 'POST', headers: { authorization: smokeAuth, 'content-type': 'application/json' }, body: '{"type":"tamper","data":{"note":"ok"}}' });
+      expect(afterNul.status).toBe(202);
       const empty = await fetch(`${t.http}/api/v1/ingest/${ids.water}/telemetry`, { method: 'POST', headers: { authorization: auth } });
       expect(empty.status).toBe(400);
       expect(await empty.json()).toMatchObject({ code: 'PAYLOAD_INVALID', details: { reason: 'empty' } });
