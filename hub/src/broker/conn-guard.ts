@@ -3,7 +3,7 @@
  * - one total for all of them, so MQTT over WebSocket counts against
  *   GRIDLINK_MAX_CONNECTIONS like TCP does;
  * - at most `maxPendingPerAddress` connections per client address that have
- *   not completed CONNECT yet, so one host opening silent sockets cannot
+ *   not sent their CONNECT yet, so one host opening silent sockets cannot
  *   hold the slots for the CONNECT timeout (devices behind one carrier NAT
  *   that do log in are not limited by it).
  */

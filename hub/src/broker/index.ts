@@ -85,6 +85,14 @@ export function createBroker(deps: {
     drainTimeout: 30_000,
     heartbeatInterval: 60_000,
     maxClientsIdLength: 64,
+    // A socket that has sent its CONNECT is no longer silent: it stops counting
+    // against its address's pending cap while it waits for authentication, so
+    // a gateway or a NAT reconnecting hundreds of devices at once is not refused.
+    preConnect: (client, _packet, done) => {
+      const conn = origin.get(client);
+      if (conn) guard.connected(conn);
+      done(null, true);
+    },
     authenticate: createAuthenticate(registry, metrics),
     authorizePublish: createAuthorizePublish({ ...deps, held }),
     authorizeSubscribe: createAuthorizeSubscribe(),
@@ -95,6 +103,8 @@ export function createBroker(deps: {
   // an oversized PUBLISH is refused before its body is buffered. Room for the
   // topic and properties on top of the payload limit.
   const maxPacket = config.maxPayload + 64 * 1024;
+  // Which transport connection an aedes client came in on (the guard counts connections).
+  const origin = new WeakMap<object, Duplex>();
   const handleAedes = (conn: Duplex, req?: IncomingMessage): Client => {
     const client = aedes.handle(conn, req);
     const parser = (client as unknown as { _parser: ParserWithLength })._parser;
@@ -123,7 +133,6 @@ export function createBroker(deps: {
     },
   };
   // Every transport is admitted by one guard (conn-guard.ts): WebSocket counts against the limit, silent sockets per address are capped.
-  const origin = new WeakMap<object, Duplex>();
   const handle = (conn: Duplex, req?: IncomingMessage): void => {
     const address = (req?.socket ?? (conn as net.Socket)).remoteAddress ?? 'unknown';
     if (!guard.admit(conn, address)) return;

@@ -43,7 +43,7 @@ export const configSchema = {
   logLevel: { env: 'GRIDLINK_LOG_LEVEL', kind: 'string', default: 'info', oneOf: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], description: 'Log level' },
   consoleDir: { env: 'GRIDLINK_CONSOLE_DIR', kind: 'string', description: 'Built console to serve at / (default: console/dist of the repository)' },
   amapKey: { env: 'GRIDLINK_AMAP_KEY', kind: 'string', description: 'AMap web service key for road ETA; offline haversine ETA without it' },
-  maxPendingPerAddress: { env: 'GRIDLINK_MAX_PENDING_PER_ADDRESS', kind: 'int', default: 32, min: 1, description: 'MQTT connections (TCP, TLS, WebSocket) one client address may hold before completing CONNECT; devices that log in are not limited by it' },
+  maxPendingPerAddress: { env: 'GRIDLINK_MAX_PENDING_PER_ADDRESS', kind: 'int', default: 32, min: 1, description: 'MQTT connections (TCP, TLS, WebSocket) one client address may hold open without having sent CONNECT; devices that log in are not limited by it' },
   trustProxy: { env: 'GRIDLINK_TRUST_PROXY', kind: 'string', default: 'off', description: 'Which proxies may set X-Forwarded-For (client address for login throttling and logs): off, true (any), or a comma-separated list of addresses/CIDRs' },
   allowedOrigins: { env: 'GRIDLINK_ALLOWED_ORIGINS', kind: 'string', default: '', description: 'Extra browser origins (comma-separated, e.g. https://console.example) allowed to open Socket.IO and MQTT-over-WebSocket connections; the hub\'s own origin is always allowed' },
   metricsToken: { env: 'GRIDLINK_METRICS_TOKEN', kind: 'string', description: 'When set, /metrics requires `Authorization: Bearer <this token>` (a Prometheus bearer_token); open when unset' },

@@ -53,3 +53,28 @@ describe('broker admission', () => {
     for (const s of socks) s.destroy();
   });
 });
+
+describe('broker admission of many devices behind one address', () => {
+  let t: TestHub;
+  beforeAll(async () => {
+    t = await startHub({ maxPendingPerAddress: 2 });
+  }, 180_000);
+  afterAll(async () => t?.stop(), 60_000);
+
+  it('should let every device that sends its CONNECT log in, however many wait for authentication at once', async () => {
+    // A gateway or a carrier NAT reconnecting its devices together: each socket sends CONNECT at
+    // once, and password hashing (bounded) keeps most of them waiting past the pending cap of 2.
+    const devs: Array<{ id: string; secret: string }> = [];
+    for (let i = 1; i <= 12; i++) devs.push(await t.registerDevice('sensor.smoke', `nat-${i}`));
+    const results = await Promise.all(devs.map((d) => new Promise<boolean>((resolve) => {
+      const c = mqtt.connect(`mqtt://127.0.0.1:${t.hub.ports.mqtt}`, { clientId: d.id, username: d.id, password: d.secret, reconnectPeriod: 0, connectTimeout: 120_000 });
+      c.once('connect', () => {
+        c.end(true);
+        resolve(true);
+      });
+      c.once('close', () => resolve(false));
+      c.once('error', () => resolve(false));
+    })));
+    expect(results.filter(Boolean)).toHaveLength(12);
+  });
+});
