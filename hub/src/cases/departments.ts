@@ -27,6 +27,9 @@ export const DepartmentErrors = {
   disabled: (id: string) => new GridError('DEPARTMENT_DISABLED', `department ${id} is disabled`, 409),
 };
 
+/** The Socket.IO room of a department's members: they get its cases and nothing sent to regions. */
+export const departmentRoom = (id: string): string => `department:${id}`;
+
 /** The seeded departments and the categories each owns (editable through REST). */
 export const SEED_DEPARTMENTS: Array<Pick<Department, 'id' | 'name' | 'nameEn' | 'categories'>> = [
   { id: 'chengguan', name: '城管局', nameEn: 'City management', categories: ['E0101', 'E0102', 'E0103', 'E0201', 'E0301', 'E0501', 'E0502', 'E0505', 'C0301', 'C0302'] },

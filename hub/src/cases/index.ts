@@ -11,7 +11,7 @@ import type { HubContext, HubModule } from '../hub.js';
 import type { StoredMessage } from '../ingest/index.js';
 import { CalendarStore } from './calendar.store.js';
 import { CategoryCatalogue } from './categories.js';
-import { DepartmentDirectory } from './departments.js';
+import { DepartmentDirectory, departmentRoom } from './departments.js';
 import { departmentRoutes } from './departments.routes.js';
 import { assessmentRoutes } from './assessment.routes.js';
 import { intakeRoutes } from './intake.routes.js';
@@ -26,7 +26,7 @@ export { WORKFLOW, OPEN_STATUSES, CASE_STATUSES, CASE_ACTIONS, isOpen, workflowT
 export { SEED_CATEGORIES, type Category } from './categories.js';
 export { WorkCalendar, DEFAULT_CALENDAR, type CalendarData, type LimitUnit } from '@gridlink/devices/calendar';
 export { CalendarStore } from './calendar.store.js';
-export { DepartmentDirectory, SEED_DEPARTMENTS, type Department } from './departments.js';
+export { DepartmentDirectory, SEED_DEPARTMENTS, departmentRoom, type Department } from './departments.js';
 export { computeAssessment, ASSESSMENT_FORMULAS, DEFAULT_WEIGHTS, type Assessment, type AssessmentRow } from './assessment.js';
 export { GridIndex, normaliseGrids, pointInGeometry, type GridCollection, type GridFeature, type GridProps } from './grids.js';
 export { EvidenceStore, decodePhoto, imageMime, type Evidence } from './evidence.js';
@@ -125,6 +125,11 @@ export function createCases(ctx: HubContext, opts: { overdueEveryMs?: number } =
       await categories.load();
       await calendar.load();
       await departments.load();
+      // A department's members get its cases on their socket, and nothing sent to their region.
+      ctx.services.realtime?.setRoomsOf((userId) => {
+        const ids = departments.of(userId);
+        return ids.length ? ids.map(departmentRoom) : null;
+      });
       await store.loadLinks();
       grids.load(await loadGrids(ctx.db));
       ctx.auth.setRegionResolver(grids);

@@ -15,7 +15,7 @@ import type { Auth } from '../auth/index.js';
 import type { Db, Queryable } from '../store/index.js';
 import type { WorkCalendar } from '@gridlink/devices/calendar';
 import type { Category, CategoryCatalogue } from './categories.js';
-import { DepartmentErrors, type DepartmentDirectory } from './departments.js';
+import { DepartmentErrors, departmentRoom, type DepartmentDirectory } from './departments.js';
 import type { Evidence, EvidenceStore } from './evidence.js';
 import type { GridIndex } from './grids.js';
 import { CASE_STATUSES as CASE_STATUS_LIST, isOpen, OPEN_STATUSES, POOR_RATING, WORKFLOW } from './workflow.js';
@@ -599,6 +599,7 @@ export class CaseStore implements CaseService {
     const at = this.d.now();
     let from: CaseStatus = 'reported';
     let previousWorker: string | null = null;
+    let previousDepartment: string | null = null;
     const row = await this.d.db.tx(async (q) => {
       const r = await this.row(id, q, true);
       if (!r) throw CaseErrors.notFound();
@@ -606,6 +607,7 @@ export class CaseStore implements CaseService {
       if (!t.from.includes(r.status)) throw CaseErrors.transition(action, r.status);
       from = r.status;
       previousWorker = r.worker_id;
+      previousDepartment = r.department_id;
       if (t.needsNote && !input.note?.trim()) throw Errors.validation(`${action} needs a note`);
       const cat = this.d.categories.get(r.category_code);
       const set: string[] = ['status = $2', 'updated_at = to_timestamp($3 / 1000.0)'];
@@ -692,7 +694,12 @@ export class CaseStore implements CaseService {
     });
     const summary = this.summary(row);
     if (!isOpen(summary.status)) this.dropLinks(summary.id);
-    this.emit({ case: summary, action, from, actor, ...(previousWorker && (action === 'decline' || action === 'cancel' || action === 'reject') ? { data: { workerId: previousWorker } } : {}) });
+    const data = {
+      ...(previousWorker && (action === 'decline' || action === 'cancel' || action === 'reject') ? { workerId: previousWorker } : {}),
+      // A case leaving a department (退回, re-routed) still tells that department's desk it left.
+      ...(previousDepartment && previousDepartment !== summary.departmentId ? { departmentId: previousDepartment } : {}),
+    };
+    this.emit({ case: summary, action, from, actor, ...(Object.keys(data).length ? { data } : {}) });
     return summary;
   }
 
@@ -827,7 +834,12 @@ export class CaseStore implements CaseService {
 
   private emit(e: CaseChanged): void {
     this.d.bus.emit('case.changed', e);
-    this.d.services.realtime?.send('case', e.case.gridId, { ...e.case, change: e.action });
+    const payload = { ...e.case, change: e.action };
+    this.d.services.realtime?.send('case', e.case.gridId, payload);
+    // Department members sit in their department's room only (cases/index.ts).
+    for (const d of new Set([e.case.departmentId, e.data?.departmentId])) {
+      if (typeof d === 'string' && d) this.d.services.realtime?.sendToRoom(departmentRoom(d), 'case', payload);
+    }
   }
 }
 

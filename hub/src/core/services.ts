@@ -106,6 +106,15 @@ export interface RealtimeService {
   send(event: string, gridId: string | null | undefined, payload: unknown): void;
   /** Emits one array per socket, keeping only the items whose `gridId` that socket may see. */
   sendFiltered(event: string, items: ReadonlyArray<{ gridId?: string | null }>): void;
+  /**
+   * Narrower rooms for users who see less than their region (a department's
+   * members see only the cases routed to it): when `roomsOf` names rooms for a
+   * user, their sockets join those instead of the region's, and get nothing
+   * sent to regions.
+   */
+  setRoomsOf(roomsOf: (userId: string) => string[] | null): void;
+  /** Emits to one private room (never to regions). */
+  sendToRoom(room: string, event: string, payload: unknown): void;
 }
 
 export interface CameraLinkageService {

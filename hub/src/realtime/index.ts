@@ -80,6 +80,7 @@ export function originAllowed(origin: string | undefined, host: string | undefin
 export function createRealtime(ctx: HubContext): HubModule & { service: Realtime } {
   let io: Io | null = null;
   const verifiers: PrivateVerifier[] = [];
+  let roomsOf: (userId: string) => string[] | null = () => null;
   const timers = new Map<string, NodeJS.Timeout>();
   let offUser: (() => void) | null = null;
 
@@ -92,6 +93,9 @@ export function createRealtime(ctx: HubContext): HubModule & { service: Realtime
   }
 
   const service: Realtime = {
+    setRoomsOf(fn) {
+      roomsOf = fn;
+    },
     send(event, gridId, payload) {
       if (!io) return;
       // socket.io de-duplicates a socket that sits in several target rooms.
@@ -136,7 +140,10 @@ export function createRealtime(ctx: HubContext): HubModule & { service: Realtime
       void socket.join(grant.rooms);
       grant.onConnect?.();
       socket.on('disconnect', () => grant.onDisconnect?.());
-    } else void socket.join([p.regionId ? regionRoom(p.regionId) : ALL, userRoom(p.sub)]);
+    } else {
+      const own = roomsOf(p.sub)?.filter((r) => r !== ALL && !r.startsWith('region:'));
+      void socket.join([...(own?.length ? own : [p.regionId ? regionRoom(p.regionId) : ALL]), userRoom(p.sub)]);
+    }
     // fast-jwt `exp` is in seconds; the token's own clock is the wall clock.
     const ms = Math.min(Math.max((grant?.exp ?? p.exp) * 1000 - Date.now(), 0), MAX_TIMER_MS);
     const t = setTimeout(() => socket.disconnect(true), ms);

@@ -9,7 +9,7 @@ import { systemActor, type CaseDetail, type Department as Dept } from '../../src
 
 type Department = Dept & { suggested?: boolean };
 import type { CaseSummary } from '../../src/core/services.js';
-import { engines } from '../helpers.js';
+import { engines, until } from '../helpers.js';
 import { AT, startCaseHub, T0, type CaseHub } from './fixtures.js';
 
 for (const engine of engines()) {
@@ -120,6 +120,31 @@ for (const engine of engines()) {
       // The centre filters by department.
       const byDept = (await as('officer')<{ items: CaseSummary[] }>('GET', '/cases?departmentId=shuiwu&limit=1000')).body.items;
       expect(byDept.map((x) => x.id)).toEqual([other.id]);
+    });
+
+    it('should push a department\'s cases to its members\' sockets, and nothing of other departments or of their region', async () => {
+      const { io } = await import('socket.io-client');
+      const seen: Array<{ id: string; departmentId?: string | null; change?: string }> = [];
+      const s = io(h.http, { path: '/socket.io', auth: { token: tok.cg1 }, transports: ['websocket'], reconnection: false, forceNew: true });
+      s.on('case', (c: { id: string; departmentId?: string | null; change?: string }) => seen.push(c));
+      try {
+        await new Promise<void>((resolve, reject) => {
+          s.once('connect', () => resolve());
+          s.once('connect_error', reject);
+        });
+        const mine = await registered('E0101', AT.B1);
+        const other = await registered('E0401', AT.A1);
+        await act('dispatcher', other.id, { action: 'route', departmentId: 'shuiwu' });
+        await act('dispatcher', mine.id, { action: 'route', departmentId: 'chengguan' });
+        await act('cg1', mine.id, { action: 'sign' });
+        await act('cg1', mine.id, { action: 'return', note: '不属于本部门' });
+        // The return is the last event of the department's case: once it is here, everything before it is too.
+        await until(() => seen.find((c) => c.id === mine.id && c.change === 'return'));
+        expect(seen.every((c) => c.id === mine.id)).toBe(true);
+        expect(seen.map((c) => c.change)).toEqual(['route', 'sign', 'return']);
+      } finally {
+        s.close();
+      }
     });
 
     it('should refuse routing to an unknown or disabled department, from another region, or without departmentId', async () => {
