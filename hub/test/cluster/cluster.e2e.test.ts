@@ -47,6 +47,8 @@ describe.runIf(RUN_CLUSTER)('hub cluster (3 nodes, Redis, PostgreSQL)', () => {
       clients.push(m);
       m.once('connect', () => resolve(m));
       m.once('error', reject);
+      // A refused or timed-out connection closes without an error: fail instead of waiting forever.
+      m.once('close', () => reject(new Error(`${id}: connection to ${node.id} closed before CONNACK`)));
     });
 
   async function device(node: HubNode, type: string, id: string): Promise<string> {
