@@ -34,13 +34,16 @@ describe.skipIf(skip)('console video wall (e2e, RTSP → ffmpeg → chromium)', 
     await cam?.stop();
   });
 
+  // Functions, not strings: the console's Content-Security-Policy refuses string evaluation.
   const played = (mode: string) =>
     page.waitForFunction(
-      `(() => { const p = document.querySelector('[data-testid=camera-player][data-camera="${id}"]');
-        const v = p && p.querySelector('video');
-        return p && p.dataset.state === 'playing' && p.dataset.mode === '${mode}' && v.currentTime > 0.5 && v.videoWidth > 0; })()`,
-      undefined,
-      { timeout: 30_000 },
+      ({ id, mode }) => {
+        const p = document.querySelector<HTMLElement>(`[data-testid=camera-player][data-camera="${id}"]`);
+        const v = p?.querySelector('video');
+        return !!p && !!v && p.dataset.state === 'playing' && p.dataset.mode === mode && v.currentTime > 0.5 && v.videoWidth > 0;
+      },
+      { id, mode },
+      { timeout: 120_000 },
     );
 
   it('should play the camera in the wall over the low-latency WebSocket/MSE path', async () => {
@@ -50,10 +53,10 @@ describe.skipIf(skip)('console video wall (e2e, RTSP → ffmpeg → chromium)', 
   });
 
   it('should play the same camera over HLS when low latency is switched off', async () => {
-    await page.evaluate(`localStorage.setItem('gridlink.video.lowLatency', '0')`);
+    await page.evaluate(() => localStorage.setItem('gridlink.video.lowLatency', '0'));
     await page.goto(`${e.hub.http}/#/video?cams=${id}`);
     await page.reload();
     await played('hls');
-    await page.evaluate(`localStorage.removeItem('gridlink.video.lowLatency')`);
+    await page.evaluate(() => localStorage.removeItem('gridlink.video.lowLatency'));
   });
 });
