@@ -7,6 +7,7 @@ import type { DeviceType } from '@gridlink/devices';
 import type { Clock } from './clock.js';
 import type { District, SimDevice, SimWorker } from './district/generate.js';
 import { StreetGraph } from './district/streets.js';
+import { startRtspCamera, type RtspCamera } from './camera/index.js';
 import { SimCamera, type CameraBehaviour } from './devices/camera.js';
 import { AppLink } from './devices/app-link.js';
 import { SimHandheld, type HandheldBehaviour } from './devices/handheld.js';
@@ -53,6 +54,14 @@ export class SimWorld {
   /** Provisioned devices without a secret for this hub (not simulated). */
   readonly missing: string[] = [];
   private started: AnySim[] = [];
+  /**
+   * Cameras past the first `rtsp` share one small encoder: each still answers
+   * RTSP at its own URL, so the hub's probes find it online and a click on it
+   * plays (a picture labelled as shared, with its clock), at the cost of one
+   * encoder instead of one per camera.
+   */
+  private readonly sharedPaths: Array<{ path: string; port: number }> = [];
+  private shared: RtspCamera | null = null;
 
   constructor(readonly o: WorldOptions) {
     const { district, state } = o;
@@ -85,7 +94,9 @@ export class SimWorld {
         this.handhelds.set(d.id, h);
       } else if (d.type === 'camera') {
         const i = cameraIndex.get(d.id) ?? 0;
-        this.cameras.set(d.id, new SimCamera(def, ctx, { ...o.camera, ...(o.rtsp && i < o.rtsp ? { rtspPort: RTSP_BASE_PORT + i } : {}) }));
+        const own = o.rtsp !== undefined && i < o.rtsp;
+        if (o.rtsp !== undefined && !own) this.sharedPaths.push({ path: d.id, port: RTSP_BASE_PORT + i });
+        this.cameras.set(d.id, new SimCamera(def, ctx, { ...o.camera, ...(own ? { rtspPort: RTSP_BASE_PORT + i } : {}) }));
       } else {
         this.sensors.set(d.id, new SimSensor(def, ctx, o.sensor));
       }
@@ -115,6 +126,17 @@ export class SimWorld {
 
   /** Connects every device (a bounded number at a time, as a real fleet powers up). */
   async start(concurrency = 32): Promise<void> {
+    const [first, ...rest] = this.sharedPaths;
+    if (first) {
+      try {
+        this.shared = await startRtspCamera({
+          id: 'shared', name: '共享模拟画面', aliases: [first.path], port: first.port, mirrors: rest,
+          width: 320, height: 180, fps: 5, gop: 5, bitrateK: 200,
+        });
+      } catch (err) {
+        this.o.log?.(`shared camera feed not started (${(err as Error).message}); cameras past --video have no picture`);
+      }
+    }
     const failures: string[] = [];
     await mapPool(this.all(), concurrency, async (d) => {
       try {
@@ -136,6 +158,8 @@ export class SimWorld {
     const list = this.started;
     this.started = [];
     await mapPool(list, 64, (d) => d.stop().catch(() => undefined));
+    await this.shared?.stop().catch(() => undefined);
+    this.shared = null;
   }
 
   // ---- lookups used by scenarios and the demo ------------------------------------------

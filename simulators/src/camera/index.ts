@@ -216,6 +216,8 @@ export interface RtspCameraOptions {
   auth?: { username: string; password: string };
   /** More paths serving the same feed (load tests: many cameras from one encoder). */
   aliases?: string[];
+  /** Other ports serving the same feed at `/{path}` (cameras whose URLs name their own port, sharing one encoder). */
+  mirrors?: Array<{ path: string; port: number }>;
 }
 
 export interface RtspCamera {
@@ -293,6 +295,18 @@ export async function startRtspCamera(opts: RtspCameraOptions): Promise<RtspCame
   server.mount(`/${o.id}`, source);
   for (const a of opts.aliases ?? []) server.mount(`/${a}`, source);
   const port = await server.listen();
+  const mirrors: RtspServer[] = [];
+  for (const m of opts.mirrors ?? []) {
+    const s = new RtspServer({ port: m.port, ...(opts.auth ? { auth: opts.auth } : {}) });
+    s.mount(`/${m.path}`, source);
+    try {
+      await s.listen();
+      mirrors.push(s);
+    } catch {
+      // Port taken: that camera stays without a picture, as a real one that is down.
+    }
+  }
+  const closeAll = () => Promise.all([server.close(), ...mirrors.map((s) => s.close())]).then(() => undefined);
   const child: ChildProcess = spawn(ff, encoderArgs({ ...o, alertFile }, 'pipe:1'), { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => {
@@ -304,12 +318,12 @@ export async function startRtspCamera(opts: RtspCameraOptions): Promise<RtspCame
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   // An encoder that dies takes the camera down: the hub must see a dead source, not a silent one.
   void exited.then(() => {
-    if (!stopping) void server.close();
+    if (!stopping) void closeAll();
   });
   const started = await source.ready(15_000);
   if (!started) {
     child.kill('SIGKILL');
-    await server.close();
+    await closeAll();
     rmSync(tmp, { recursive: true, force: true });
     throw new Error(`rtsp camera ${o.id} produced no video: ${stderr.trim()}`);
   }
@@ -343,7 +357,7 @@ export async function startRtspCamera(opts: RtspCameraOptions): Promise<RtspCame
     async stop() {
       stopping = true;
       if (unmark) clearTimeout(unmark);
-      await server.close();
+      await closeAll();
       if (child.exitCode === null && child.signalCode === null) {
         child.kill('SIGTERM');
         const t = setTimeout(() => child.kill('SIGKILL'), 2_000);
