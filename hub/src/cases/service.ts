@@ -320,20 +320,7 @@ export class CaseStore implements CaseService {
 
   /** Exact counts of the cases a filter selects (no paging): the board's column badges. */
   async counts(f: Omit<CaseQuery, 'limit' | 'cursor'>): Promise<{ total: number; byStatus: Record<CaseStatus, number>; overdue: number; warned: number; escalated: number }> {
-    const where: string[] = [];
-    const params: unknown[] = [];
-    const p = (v: unknown) => {
-      params.push(v);
-      return `$${params.length}`;
-    };
-    if (f.status?.length) where.push(`status = any(${p(f.status)}::text[])`);
-    if (f.gridIds) where.push(`grid_id = any(${p(f.gridIds)}::text[])`);
-    if (f.workerId) where.push(`worker_id = ${p(f.workerId)}`);
-    if (f.escalatedTo) where.push(`escalated_to = ${p(f.escalatedTo)}`);
-    if (f.departmentIds) where.push(`department_id = any(${p(f.departmentIds)}::text[])`);
-    if (f.category) where.push(`category_code = ${p(f.category)}`);
-    if (f.from !== undefined) where.push(`created_at >= to_timestamp(${p(f.from)} / 1000.0)`);
-    if (f.to !== undefined) where.push(`created_at < to_timestamp(${p(f.to)} / 1000.0)`);
+    const { where, params } = caseFilter(f);
     const rows = await this.d.db.query<{ status: CaseStatus; n: number; overdue: number; warned: number; escalated: number }>(
       `select status, count(*)::int as n, count(*) filter (where overdue)::int as overdue, count(*) filter (where warned and not overdue)::int as warned,
               count(*) filter (where escalated_to is not null)::int as escalated
@@ -373,20 +360,7 @@ export class CaseStore implements CaseService {
   }
 
   async list(f: CaseQuery): Promise<{ items: CaseSummary[]; nextCursor?: string }> {
-    const where: string[] = [];
-    const params: unknown[] = [];
-    const p = (v: unknown) => {
-      params.push(v);
-      return `$${params.length}`;
-    };
-    if (f.status?.length) where.push(`status = any(${p(f.status)}::text[])`);
-    if (f.gridIds) where.push(`grid_id = any(${p(f.gridIds)}::text[])`);
-    if (f.workerId) where.push(`worker_id = ${p(f.workerId)}`);
-    if (f.escalatedTo) where.push(`escalated_to = ${p(f.escalatedTo)}`);
-    if (f.departmentIds) where.push(`department_id = any(${p(f.departmentIds)}::text[])`);
-    if (f.category) where.push(`category_code = ${p(f.category)}`);
-    if (f.from !== undefined) where.push(`created_at >= to_timestamp(${p(f.from)} / 1000.0)`);
-    if (f.to !== undefined) where.push(`created_at < to_timestamp(${p(f.to)} / 1000.0)`);
+    const { where, params, p } = caseFilter(f);
     if (f.cursor) {
       const [t, id] = Buffer.from(f.cursor, 'base64url').toString().split('|');
       if (!t || !id || !/^\d+$/.test(t)) throw Errors.validation('bad cursor');
@@ -841,6 +815,25 @@ export class CaseStore implements CaseService {
       if (typeof d === 'string' && d) this.d.services.realtime?.sendToRoom(departmentRoom(d), 'case', payload);
     }
   }
+}
+
+/** The where clauses of a case query (list and counts select the same cases), with their parameters. */
+function caseFilter(f: Omit<CaseQuery, 'limit' | 'cursor'>): { where: string[]; params: unknown[]; p: (v: unknown) => string } {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  const p = (v: unknown) => {
+    params.push(v);
+    return `$${params.length}`;
+  };
+  if (f.status?.length) where.push(`status = any(${p(f.status)}::text[])`);
+  if (f.gridIds) where.push(`grid_id = any(${p(f.gridIds)}::text[])`);
+  if (f.workerId) where.push(`worker_id = ${p(f.workerId)}`);
+  if (f.escalatedTo) where.push(`escalated_to = ${p(f.escalatedTo)}`);
+  if (f.departmentIds) where.push(`department_id = any(${p(f.departmentIds)}::text[])`);
+  if (f.category) where.push(`category_code = ${p(f.category)}`);
+  if (f.from !== undefined) where.push(`created_at >= to_timestamp(${p(f.from)} / 1000.0)`);
+  if (f.to !== undefined) where.push(`created_at < to_timestamp(${p(f.to)} / 1000.0)`);
+  return { where, params, p };
 }
 
 /** Who holds a case now (督办 notices go to them). */
