@@ -12,6 +12,7 @@ import { cases, linkage } from '../store/data';
 import { useValue } from '../store/entities';
 import { navigate } from '../hooks/route';
 import { CameraPlayer } from '../video/CameraPlayer';
+import { distance } from '../views/format';
 
 interface LinkedCam {
   id: string;
@@ -51,13 +52,13 @@ export function LinkagePopup() {
         <strong>{t('video.linkage', { code: c?.code ?? l.caseId })}</strong>
         <button type="button" onClick={() => setClosed(l.caseId)} aria-label={t('common.close')}>×</button>
       </header>
-      <CameraPlayer key={cam.id} cameraId={cam.id} title={`${cam.name} · ${Math.round(cam.distanceM)} m`} stream={cam.stream} />
+      <CameraPlayer key={cam.id} cameraId={cam.id} title={`${cam.name} · ${distance(t, cam.distanceM)}`} stream={cam.stream} />
       {cams.length > 1 && (
         <ul className="linkage-cams" data-testid="linkage-cams">
           {cams.map((x, i) => (
             <li key={x.id}>
               <button type="button" className={i === pick ? 'primary' : ''} onClick={() => setPick(i)} data-testid={`linkage-cam-${x.id}`}>
-                {x.name} · {Math.round(x.distanceM)} m
+                {x.name} · {distance(t, x.distanceM)}
                 {x.covers === true && <span className="tag live">{t('video.covers')}</span>}
               </button>
             </li>
