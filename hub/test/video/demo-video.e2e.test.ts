@@ -131,8 +131,11 @@ describe.skipIf(skip)('npm run demo: video out of the box (no GStreamer)', () =>
       }
     });
     expect(cmds.filter((c) => /rtsp_server\.py|gst-|python/.test(c))).toEqual([]);
-    // Four camera encoders (the first wall page) plus the hub's remux of each buffered camera.
-    expect(cmds.filter((c) => c.includes('-f h264 pipe:1')).length).toBe(4);
+    // Four camera encoders of their own (the first wall page) and one shared by every other camera
+    // (its picture is stamped `shared`), plus the hub's remux of each buffered camera.
+    const encoders = cmds.filter((c) => c.includes('-f h264 pipe:1'));
+    expect(encoders.filter((c) => !/\bshared\b/.test(c)).length).toBe(4);
+    expect(encoders.filter((c) => /\bshared\b/.test(c)).length).toBe(1);
   });
 
   it('should show moving pictures on four wall tiles', async () => {
