@@ -1,0 +1,27 @@
+/** Users, roles and login (CONTRACT 5 `/auth`, `/users`). */
+import { Type, type Static } from '@sinclair/typebox';
+import { Nullable, OneOf } from './common.js';
+import { ROLES } from './values.js';
+
+export const RoleT = OneOf(ROLES);
+
+/** A user as REST returns it. */
+export const User = Type.Object({
+  id: Type.String(),
+  username: Type.String(),
+  role: RoleT,
+  regionId: Nullable(Type.String({ description: 'grid id at any level the user is scoped to; null = the whole city' })),
+  displayName: Type.String(),
+  enabled: Type.Optional(Type.Boolean()),
+});
+export type User = Static<typeof User>;
+
+export const LoginBody = Type.Object({ username: Type.String({ minLength: 1, maxLength: 64 }), password: Type.String({ minLength: 1, maxLength: 256 }) });
+export type LoginBody = Static<typeof LoginBody>;
+
+export const LoginResponse = Type.Object({ token: Type.String(), user: User });
+export type LoginResponse = Static<typeof LoginResponse>;
+
+/** `GET /auth/me`: the claims of the caller's token. */
+export const Me = Type.Object({ sub: Type.String(), username: Type.String(), role: Type.String(), regionId: Nullable(Type.String()), exp: Type.Number() });
+export type Me = Static<typeof Me>;

@@ -1,0 +1,24 @@
+/** Devices as REST returns them (CONTRACT 5 `/devices`). */
+import { Type, type Static } from '@sinclair/typebox';
+import type { DeviceType } from '../catalogue.js';
+import { Nullable } from './common.js';
+
+export const Device = Type.Object({
+  id: Type.String(),
+  type: Type.Unsafe<DeviceType>(Type.String({ description: 'a device type of the catalogue (`GET /device-types`)' })),
+  name: Type.String(),
+  enabled: Type.Boolean(),
+  lat: Nullable(Type.Number()),
+  lon: Nullable(Type.Number()),
+  gridId: Nullable(Type.String()),
+  meta: Type.Record(Type.String(), Type.Unknown()),
+  createdAt: Type.Number(),
+  lastSeen: Nullable(Type.Number()),
+  online: Type.Boolean(),
+  rejected: Type.Optional(Type.Record(Type.String(), Type.Number(), { description: 'dropped messages by reason since the hub started' })),
+});
+export type Device = Static<typeof Device>;
+
+/** `POST /devices` answers the device with its secret, once. */
+export const RegisteredDevice = Type.Intersect([Device, Type.Object({ secret: Type.String() })]);
+export type RegisteredDevice = Static<typeof RegisteredDevice>;

@@ -1,0 +1,39 @@
+/**
+ * The contract's enumerations as plain data (no TypeBox, no Node): safe to
+ * import at run time from a browser bundle. Schemas and static types built
+ * on them live in `@gridlink/devices/contract`.
+ */
+
+/** Event and alarm severities (CONTRACT 3 `event`, CONTRACT 6 `alarm`). */
+export const SEVERITIES = ['critical', 'major', 'minor', 'warning', 'info'] as const;
+export type Severity = (typeof SEVERITIES)[number];
+
+/** User roles (CONTRACT 5). */
+export const ROLES = ['admin', 'officer', 'dispatcher', 'worker', 'integrator'] as const;
+export type Role = (typeof ROLES)[number];
+
+/** Case statuses still in the loop (CONTRACT 4). */
+export const OPEN_STATUSES = ['reported', 'registered', 'dispatched', 'accepted', 'on_scene', 'resolved'] as const;
+/** Every case status (CONTRACT 4), open ones first. */
+export const CASE_STATUSES = [...OPEN_STATUSES, 'closed', 'rejected'] as const;
+export type CaseStatus = (typeof CASE_STATUSES)[number];
+
+/** Where a case came from (CONTRACT 4). */
+export const CASE_SOURCES = ['rule', 'worker', 'officer', 'citizen'] as const;
+export type CaseSource = (typeof CASE_SOURCES)[number];
+
+/** A grid worker's live status (CONTRACT 5 `/workers`). */
+export const WORKER_STATUSES = ['off_duty', 'available', 'dispatched', 'en_route', 'on_scene'] as const;
+export type WorkerStatus = (typeof WORKER_STATUSES)[number];
+
+/** Teams of the grid workforce: 网格长 / 网格员 / 志愿者. */
+export const TEAMS = ['grid_leader', 'grid_worker', 'volunteer'] as const;
+export type Team = (typeof TEAMS)[number];
+
+/** Alarm lifecycle (CONTRACT 5 `/alarms`, CONTRACT 6 `alarm`). */
+export const ALARM_STATUSES = ['active', 'cleared'] as const;
+export type AlarmStatus = (typeof ALARM_STATUSES)[number];
+
+/** How a category's time limit counts: working time (the working calendar) or calendar time. */
+export const LIMIT_UNITS = ['working', 'calendar'] as const;
+export type LimitUnit = (typeof LIMIT_UNITS)[number];

@@ -1,0 +1,77 @@
+/** Grid workers, their positions and dispatch candidates (CONTRACT 5 `/workers`, `/cases/{id}/candidates`). */
+import { Type, type Static } from '@sinclair/typebox';
+import { Nullable, OneOf } from './common.js';
+import { TEAMS, WORKER_STATUSES } from './values.js';
+
+export const WorkerStatusT = OneOf(WORKER_STATUSES);
+export const TeamT = OneOf(TEAMS);
+
+const NullableNumber = Nullable(Type.Number());
+
+/** A worker's last fix as REST returns it. */
+export const WorkerPosition = Type.Object({
+  lat: Type.Number(),
+  lon: Type.Number(),
+  ts: Type.Number(),
+  acc: Type.Optional(NullableNumber),
+  batt: Type.Optional(NullableNumber),
+  gridId: Type.Optional(Nullable(Type.String())),
+});
+export type WorkerPosition = Static<typeof WorkerPosition>;
+
+/** `GET /workers`, `GET /workers/{id}`. */
+export const Worker = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  deviceId: Type.String(),
+  team: TeamT,
+  teamName: Type.String({ description: '网格长 / 网格员 / 志愿者' }),
+  phone: Nullable(Type.String()),
+  gridIds: Type.Array(Type.String()),
+  userId: Nullable(Type.String({ description: 'user account (role worker) acting as this worker' })),
+  onDuty: Type.Boolean(),
+  status: WorkerStatusT,
+  caseId: Nullable(Type.String()),
+  online: Type.Boolean(),
+  position: Nullable(WorkerPosition),
+  createdAt: Type.Number(),
+});
+export type Worker = Static<typeof Worker>;
+
+/** The few fields of a worker other parts of the system read (dispatch's answer to "who is this worker"). */
+export const WorkerInfo = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  deviceId: Type.String(),
+  gridIds: Type.Array(Type.String()),
+  status: WorkerStatusT,
+  position: Nullable(Type.Object({ lat: Type.Number(), lon: Type.Number(), ts: Type.Number() })),
+});
+export type WorkerInfo = Static<typeof WorkerInfo>;
+
+/** `GET /cases/{id}/candidates` items: nearest available workers, nearest first. */
+export const Candidate = Type.Object({
+  workerId: Type.String(),
+  deviceId: Type.String(),
+  name: Type.String(),
+  team: Type.String(),
+  teamName: Type.String(),
+  distanceM: Type.Number({ description: 'haversine metres from the last fix' }),
+  etaS: Type.Number(),
+  etaSource: Type.Union([Type.Literal('haversine'), Type.Literal('amap')]),
+  status: Type.String(),
+  ownGrid: Type.Boolean(),
+  lastFixAgeS: Type.Number(),
+});
+export type Candidate = Static<typeof Candidate>;
+
+/** `GET /workers/{id}/track` points. */
+export const TrackPoint = Type.Object({
+  ts: Type.Number(),
+  lat: Type.Number(),
+  lon: Type.Number(),
+  spd: Type.Optional(NullableNumber),
+  acc: Type.Optional(NullableNumber),
+  n: Type.Optional(Type.Number({ description: 'fixes averaged into this bucket' })),
+});
+export type TrackPoint = Static<typeof TrackPoint>;

@@ -1,0 +1,71 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Value } from '@sinclair/typebox/value';
+import { describe, expect, it } from 'vitest';
+import { Actor, CASE_ACTIONS, CASE_STATUSES, CaseActionBody, CaseSummary, LinkageEvent, OPEN_STATUSES, WORKFLOW, actionsFrom, roleMayTake } from '../src/contract/index.js';
+
+const dir = path.join(path.dirname(fileURLToPath(import.meta.url)), '../src/contract');
+const importsOf = (file: string) => [...readFileSync(path.join(dir, file), 'utf8').matchAll(/^(?:import|export)[^'"]*from '([^']+)'/gm)].map((m) => m[1]!);
+
+describe('contract entry', () => {
+  it('should import nothing that compiles a schema or needs Node (the console loads it under a CSP without unsafe-eval)', () => {
+    const files = readdirSync(dir).filter((f) => f.endsWith('.ts'));
+    expect(files.length).toBeGreaterThan(5);
+    for (const f of files) {
+      for (const spec of importsOf(f)) {
+        expect(spec, `${f} imports ${spec}`).not.toMatch(/typebox\/compiler|^node:|schemas\.js|decode\.js|codecs/);
+        if (!spec.startsWith('.')) expect(spec, `${f} imports ${spec}`).toBe('@sinclair/typebox');
+      }
+    }
+  });
+
+  it('should keep the workflow entry plain data (no TypeBox in a bundle that imports it)', () => {
+    for (const f of ['workflow.ts', 'values.ts']) expect(importsOf(f).every((s) => s.startsWith('./'))).toBe(true);
+    expect(importsOf('workflow.ts')).toEqual(['./values.js', './values.js']);
+  });
+
+  it('should list every case status once, open ones first, and every action in the table', () => {
+    expect(CASE_STATUSES).toEqual([...OPEN_STATUSES, 'closed', 'rejected']);
+    expect(new Set(CASE_ACTIONS).size).toBe(CASE_ACTIONS.length);
+    expect(Object.keys(WORKFLOW)).toEqual([...CASE_ACTIONS]);
+    for (const a of CASE_ACTIONS) for (const s of WORKFLOW[a].from) expect(CASE_STATUSES).toContain(s);
+  });
+
+  it('should answer who may take an action from the table alone', () => {
+    expect(roleMayTake('officer', 'register')).toBe(true);
+    expect(roleMayTake('dispatcher', 'register')).toBe(false);
+    expect(roleMayTake('admin', 'verify')).toBe(true);
+    expect(roleMayTake('integrator', 'cancel')).toBe(false);
+    expect(actionsFrom('resolved')).toEqual(['verify', 'rework', 'cancel', 'supervise']);
+    expect(actionsFrom('rejected')).toEqual([]);
+  });
+
+  it('should accept a case summary as the hub sends it and refuse one with an unknown status', () => {
+    const c = {
+      id: 'c1', code: 'GL-20260101-000001', title: '积水', status: 'registered', category: { code: 'E0402', name: '积水' }, severity: 'major',
+      lat: 31.2, lon: 121.4, gridId: 'g1', source: 'rule', workerId: null, deadline: 1, overdue: false, createdAt: 1, updatedAt: 1,
+    };
+    expect(Value.Check(CaseSummary, c)).toBe(true);
+    expect(Value.Check(CaseSummary, { ...c, status: 'done' })).toBe(false);
+    expect(Value.Check(CaseSummary, { ...c, source: 'robot' })).toBe(false);
+  });
+
+  it('should tell actors apart by kind', () => {
+    expect(Value.Check(Actor, { kind: 'user', id: 'u', name: 'n', role: 'officer', regionId: null })).toBe(true);
+    expect(Value.Check(Actor, { kind: 'user', id: 'u', name: 'n', role: 'root', regionId: null })).toBe(false);
+    expect(Value.Check(Actor, { kind: 'worker', id: 'w', name: 'n' })).toBe(false);
+  });
+
+  it('should refuse an action body with a field it does not know or an action outside the workflow', () => {
+    expect(Value.Check(CaseActionBody, { action: 'dispatch', workerId: 'w1' })).toBe(true);
+    expect(Value.Check(CaseActionBody, { action: 'dispatch', status: 'closed' })).toBe(false);
+    expect(Value.Check(CaseActionBody, { action: 'delete' })).toBe(false);
+  });
+
+  it('should type a linkage event without a case as invalid (the hub sends linkage only for cases)', () => {
+    const cam = { id: 'cam1', name: 'c', distanceM: 12, covers: null, stream: '/api/v1/cameras/cam1/stream' };
+    expect(Value.Check(LinkageEvent, { caseId: 'c1', cameras: [cam] })).toBe(true);
+    expect(Value.Check(LinkageEvent, { caseId: null, cameras: [cam] })).toBe(false);
+  });
+});
