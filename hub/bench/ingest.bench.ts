@@ -5,7 +5,8 @@
  * Prints one JSON document.
  *
  * Env: BENCH_DEVICES (100), BENCH_WINDOW (in-flight per connection, 10),
- * BENCH_SECONDS (10), BENCH_DATABASE_URL or TEST_DATABASE_URL for (b).
+ * BENCH_SECONDS (10), BENCH_DATABASE_URL or TEST_DATABASE_URL for (b),
+ * BENCH_SERVER_NODE_ARGS (node flags for the server process, e.g. --cpu-prof).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
@@ -20,8 +21,12 @@ const pgUrl = process.env.BENCH_DATABASE_URL ?? process.env.TEST_DATABASE_URL;
 /** Which runs to do, e.g. BENCH_RUNS=bare,postgres (default all three). */
 const runs = new Set((process.env.BENCH_RUNS ?? 'bare,postgres,pglite').split(','));
 
+/** Extra node flags for the server process only, e.g. BENCH_SERVER_NODE_ARGS="--cpu-prof --cpu-prof-dir=prof". */
+const serverNodeArgs = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
+
 function tsx(file: string, args: string[], env: Record<string, string> = {}): ChildProcess {
-  return spawn(process.execPath, ['--import', 'tsx', path.join(here, file), ...args], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'inherit'] });
+  const flags = file === 'server.ts' ? serverNodeArgs : [];
+  return spawn(process.execPath, [...flags, '--import', 'tsx', path.join(here, file), ...args], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'inherit'] });
 }
 
 function lines(child: ChildProcess): () => Promise<Record<string, unknown>> {
@@ -60,6 +65,11 @@ async function run(label: string, mode: 'bare' | 'hub', env: Record<string, stri
   }
   server.stdin!.write('stop\n');
   await next().catch(() => undefined);
+  // The server exits by itself (and writes its --cpu-prof); kill only a straggler.
+  await new Promise((r) => {
+    const t = setTimeout(r, 5_000);
+    server.once('exit', () => (clearTimeout(t), r(undefined)));
+  });
   server.kill();
   const totalAcked = result.totalSent as number;
   const out = { label, ...result, serverCpuPct: Math.round(((cpu1 - cpu0) / ((seconds + 3.5) * 1000)) * 100), rows, rowsEqualAcked: rows === null ? null : rows === totalAcked, batches };

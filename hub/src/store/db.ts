@@ -21,6 +21,12 @@ export interface Db extends Queryable {
   /** Runs several statements without parameters. */
   exec(sql: string): Promise<void>;
   tx<T>(fn: (q: Queryable) => Promise<T>): Promise<T>;
+  /**
+   * Runs `fn` while this process holds the session advisory lock `key`
+   * (PostgreSQL: on one dedicated connection, so lock and unlock land on the
+   * same session whatever connections `fn` uses; PGlite: one process, no lock).
+   */
+  exclusive?<T>(key: number, fn: () => Promise<T>): Promise<T>;
   close(): Promise<void>;
 }
 
@@ -77,6 +83,19 @@ async function openPostgres(url: string, logger?: Logger): Promise<Db> {
       } catch (err) {
         await client.query('rollback').catch(() => undefined);
         throw err;
+      } finally {
+        client.release();
+      }
+    },
+    exclusive: async (key, fn) => {
+      const client = await pool.connect();
+      try {
+        await client.query('select pg_advisory_lock($1)', [key]);
+        try {
+          return await fn();
+        } finally {
+          await client.query('select pg_advisory_unlock($1)', [key]);
+        }
       } finally {
         client.release();
       }

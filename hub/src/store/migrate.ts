@@ -11,10 +11,15 @@ export interface Migration {
   up(db: Db): Promise<void>;
 }
 
+/** The advisory lock key that serialises migrations across hub nodes. */
+export const MIGRATION_LOCK = 7411;
+
 export async function migrate(db: Db, migrations: readonly Migration[]): Promise<string[]> {
-  await db.exec('create table if not exists schema_migrations (id text primary key, applied_at timestamptz not null default now())');
-  if (db.kind === 'postgres') await db.query('select pg_advisory_lock(7411)');
-  try {
+  // Several hub nodes may start at once: one applies, the others wait and find nothing left.
+  const run = <T>(fn: () => Promise<T>) => (db.exclusive ? db.exclusive(MIGRATION_LOCK, fn) : fn());
+  return run(async () => {
+    // Inside the lock: two sessions racing on `create table if not exists` can both try to create it.
+    await db.exec('create table if not exists schema_migrations (id text primary key, applied_at timestamptz not null default now())');
     const done = new Set((await db.query<{ id: string }>('select id from schema_migrations')).map((r) => r.id));
     const applied: string[] = [];
     const sorted = [...migrations].sort((a, b) => a.id.localeCompare(b.id));
@@ -28,7 +33,5 @@ export async function migrate(db: Db, migrations: readonly Migration[]): Promise
       applied.push(m.id);
     }
     return applied;
-  } finally {
-    if (db.kind === 'postgres') await db.query('select pg_advisory_unlock(7411)');
-  }
+  });
 }
