@@ -41,7 +41,7 @@ export default function AlarmsPage() {
   }
 
   return (
-    <div className="page">
+    <div className="page page-fill">
       <div className="toolbar">
         <h2>{t('alarm.feed')}</h2>
         <label className="row">

@@ -5,14 +5,15 @@ import { useI18n } from '../i18n';
 import { devices } from '../store/data';
 import { alarmTitle } from './alarmTitle';
 import { clock } from './format';
+import { VirtualList } from './VirtualList';
 
 export function AlarmList({ items, compact, onAck, onClear, onOpen }: { items: readonly Alarm[]; compact?: boolean; onAck?: (a: Alarm) => void; onClear?: (a: Alarm) => void; onOpen?: (a: Alarm) => void }) {
   const { t, locale, lang } = useI18n();
   if (!items.length) return <p className="empty">{t('common.empty')}</p>;
   return (
-    <ul className={`alarm-list ${compact ? 'compact' : ''}`} data-testid="alarm-list">
-      {items.map((a) => (
-        <li key={a.id} className={`alarm sev-${a.severity} ${a.status} ${a.acknowledged ? 'acked' : 'unacked'}`} data-alarm-id={a.id}>
+    <VirtualList items={items} estimate={compact ? 58 : 66} listClass={`alarm-list ${compact ? 'compact' : ''}`} rowKey={(a) => a.id} testId="alarm-list">
+      {(a) => (
+        <li className={`alarm sev-${a.severity} ${a.status} ${a.acknowledged ? 'acked' : 'unacked'}`} data-alarm-id={a.id}>
           <span className={`sev-bar sev-${a.severity}`} />
           <div className="alarm-main" onClick={() => onOpen?.(a)}>
             <div className="alarm-head">
@@ -44,7 +45,7 @@ export function AlarmList({ items, compact, onAck, onClear, onOpen }: { items: r
             </div>
           )}
         </li>
-      ))}
-    </ul>
+      )}
+    </VirtualList>
   );
 }

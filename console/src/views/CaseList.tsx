@@ -7,6 +7,7 @@ import { useTick } from '../hooks/useTick';
 import { calendar } from '../store/data';
 import { useValue } from '../store/entities';
 import { duration } from './format';
+import { VirtualList } from './VirtualList';
 
 /** Countdown to the deadline, in working time when the category's limit is in working hours (the hub's calendar). */
 export function Sla({ c, now }: { c: CaseSummary; now: number }) {
@@ -28,14 +29,15 @@ export function Sla({ c, now }: { c: CaseSummary; now: number }) {
   );
 }
 
-export function CaseList({ items, compact }: { items: readonly CaseSummary[]; compact?: boolean }) {
+export function CaseList({ items, compact, testId }: { items: readonly CaseSummary[]; compact?: boolean; testId?: string }) {
   const { t } = useI18n();
   const now = useTick(1000);
   if (!items.length) return <p className="empty">{t('case.none')}</p>;
+  // Only the rows on screen are in the DOM: a column may hold 10,000 open cases.
   return (
-    <ul className={`case-list ${compact ? 'compact' : ''}`}>
-      {items.map((c) => (
-        <li key={c.id} className={`case-row sev-${c.severity} ${c.deadline < now ? 'is-overdue' : ''}`} onClick={() => navigate(`cases/${c.id}`)} data-case-id={c.id}>
+    <VirtualList items={items} estimate={compact ? 58 : 62} listClass={`case-list ${compact ? 'compact' : ''}`} rowKey={(c) => c.id} testId={testId ?? 'case-scroll'}>
+      {(c) => (
+        <li className={`case-row sev-${c.severity} ${c.deadline < now ? 'is-overdue' : ''}`} onClick={() => navigate(`cases/${c.id}`)} data-case-id={c.id}>
           <span className={`sev-bar sev-${c.severity}`} />
           <div>
             <div className="case-head">
@@ -48,7 +50,7 @@ export function CaseList({ items, compact }: { items: readonly CaseSummary[]; co
             </div>
           </div>
         </li>
-      ))}
-    </ul>
+      )}
+    </VirtualList>
   );
 }
