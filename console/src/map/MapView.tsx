@@ -9,7 +9,7 @@ import { grids, positions, batcher } from '../store/data';
 import { tiles } from '../store/settings';
 import { MapEngine, type Hit } from './engine';
 import { buildGridModel, tileLayer } from './layers';
-import { worldToScreen } from './projection';
+import { fromDisplay, worldToScreen } from './projection';
 
 const Ctx = createContext<MapEngine | null>(null);
 export const useMap = (): MapEngine => {
@@ -43,7 +43,7 @@ function exposeDebug(engine: MapEngine): void {
   };
 }
 
-export function MapView({ children, onSelect, className }: { children?: ReactNode; onSelect?: (h: Hit | null) => void; className?: string }) {
+export function MapView({ children, onSelect, className }: { children?: ReactNode; onSelect?: (h: Hit | null, at: { lat: number; lon: number }) => void; className?: string }) {
   const ref = useRef<HTMLDivElement>(null);
   const engine = useMemo(() => new MapEngine(), []);
   const [ready, setReady] = useState(false);
@@ -58,7 +58,12 @@ export function MapView({ children, onSelect, className }: { children?: ReactNod
   }, [engine]);
 
   useEffect(() => {
-    engine.onSelect = (h) => onSelect?.(h);
+    // `at`: the clicked point in WGS-84, whatever the base map's datum.
+    engine.onSelect = (h, sx, sy) => {
+      const [lon, lat] = engine.screenToLonLat(sx, sy);
+      const [wl, wa] = fromDisplay(tiles.get().datum, lon, lat);
+      onSelect?.(h, { lat: wa, lon: wl });
+    };
   }, [engine, onSelect]);
 
   useEffect(() => {

@@ -44,6 +44,18 @@ export function toDisplay(datum: Datum, lon: number, lat: number): [number, numb
   return [g.lon, g.lat];
 }
 
+/** The base map's datum → WGS-84 (a point picked on screen); two fixed-point steps of the forward shift, well under a metre. */
+export function fromDisplay(datum: Datum, lon: number, lat: number): [number, number] {
+  if (datum === 'wgs84') return [lon, lat];
+  let [wl, wa] = [lon, lat];
+  for (let i = 0; i < 3; i++) {
+    const [dl, da] = toDisplay(datum, wl, wa);
+    wl -= dl - lon;
+    wa -= da - lat;
+  }
+  return [wl, wa];
+}
+
 /** Display-datum world coordinates of a WGS-84 point. */
 export function project(datum: Datum, lon: number, lat: number, out: [number, number] = [0, 0]): [number, number] {
   if (datum === 'wgs84') return lonLatToWorld(lon, lat, out);

@@ -4,15 +4,19 @@ import { OPEN_STATUSES, WORKER_STATUSES, type GridFeature } from '../api/types';
 import { useI18n } from '../i18n';
 import type { Hit } from '../map/engine';
 import { boundsOf } from '../map/layers';
-import { CasesLayer, GridLayer, PointsLayer, WorkersLayer } from '../map/MapLayers';
+import { CasesLayer, GridLayer, PathLayer, PointsLayer, WorkersLayer } from '../map/MapLayers';
 import { MapView, useMap } from '../map/MapView';
 import { SEVERITY_COLOR, WORKER_COLOR } from '../map/style';
-import { alarms, cameras, cases, devices, grids, positions } from '../store/data';
+import { alarms, cameras, cases, devices, grids, myDepartments, positions } from '../store/data';
+import { session } from '../store/session';
+import { navigate } from '../hooks/route';
+import type { CaseSummary } from '../api/types';
 import { useEntities, useValue } from '../store/entities';
 import { tiles } from '../store/settings';
 import { MapCard } from '../views/MapCard';
 import { AlarmList } from '../views/AlarmList';
 import { CaseList } from '../views/CaseList';
+import { NewCaseForm } from '../views/NewCaseForm';
 
 export function MapPage() {
   const { t } = useI18n();
@@ -23,26 +27,54 @@ export function MapPage() {
   const al = useEntities(alarms);
   const [sel, setSel] = useState<Hit | null>(null);
   const [show, setShow] = useState({ grids: true, labels: true, workers: true, sensors: true, cameras: true, cases: true });
+  // 地图上报: officers and dispatchers (not department users) pick a point, then fill the form.
+  const role = useValue(session)?.user.role;
+  const depts = useValue(myDepartments);
+  const canReport = (role === 'officer' || role === 'dispatcher' || role === 'admin') && !depts.length;
+  const [placing, setPlacing] = useState(false);
+  const [pick, setPick] = useState<{ lat: number; lon: number } | null>(null);
+  const [created, setCreated] = useState<CaseSummary | null>(null);
+  useEffect(() => {
+    if (!placing) return;
+    const esc = (e: KeyboardEvent) => e.key === 'Escape' && setPlacing(false);
+    window.addEventListener('keydown', esc);
+    return () => window.removeEventListener('keydown', esc);
+  }, [placing]);
+  const pickMarker = useCallback(() => pick, [pick]);
+  const pickPoints = useMemo(() => (pick ? [pick] : []), [pick]);
 
   const sensors = useMemo(() => devs.filter((d) => d.type.startsWith('sensor.')), [devs]);
   // Cameras come from the camera registry when it exists, else from camera devices.
   const camItems = useMemo(() => (cams.length ? cams : devs.filter((d) => d.type === 'camera')), [cams, devs]);
   const open = useMemo(() => cs.filter((c) => OPEN_STATUSES.includes(c.status)), [cs]);
   const activeAlarms = useMemo(() => al.filter((a) => a.status === 'active').sort((a, b) => b.ts - a.ts), [al]);
-  const onSelect = useCallback((h: Hit | null) => setSel(h), []);
+  const onSelect = useCallback((h: Hit | null, at: { lat: number; lon: number }) => {
+    if (placing) {
+      setPlacing(false);
+      setSel(null);
+      setCreated(null);
+      setPick(at);
+    } else setSel(h);
+  }, [placing]);
   const toggle = (k: keyof typeof show) => setShow((s) => ({ ...s, [k]: !s[k] }));
 
   return (
-    <div className="map-page">
+    <div className={`map-page ${placing ? 'placing' : ''}`} data-placing={placing ? '1' : '0'}>
       <MapView onSelect={onSelect}>
         {show.grids && <GridLayer data={g} labels={show.labels} selected={sel?.kind === 'grid' ? sel.id : null} />}
         {show.sensors && <PointsLayer kind="sensor" items={sensors} />}
         {show.cameras && <PointsLayer kind="camera" items={camItems} />}
         {show.cases && <CasesLayer items={open} selected={sel?.kind === 'case' ? sel.id : null} />}
         {show.workers && <WorkersLayer selected={sel?.kind === 'worker' ? sel.id : null} />}
+        {pick && <PathLayer id="new-case-point" points={pickPoints} color="#38bdf8" marker={pickMarker} />}
         <FitWhenNoGrids features={g.features} points={[...devs, ...open]} />
       </MapView>
       <div className="map-legend panel" data-testid="map-legend">
+        {canReport && (
+          <button type="button" className={placing ? 'primary' : ''} onClick={() => { setPlacing((x) => !x); setPick(null); }} data-testid="new-case-start" aria-pressed={placing}>
+            {t('newCase.start')}
+          </button>
+        )}
         <h3>{t('map.layers')}</h3>
         {(['grids', 'labels', 'workers', 'sensors', 'cameras', 'cases'] as const).map((k) => (
           <label key={k} className="check">
@@ -59,7 +91,25 @@ export function MapPage() {
           ))}
         </ul>
       </div>
-      {sel && <MapCard hit={sel} onClose={() => setSel(null)} />}
+      {placing && <div className="map-hint" data-testid="new-case-picking">{t('newCase.picking')}</div>}
+      {sel && !pick && <MapCard hit={sel} onClose={() => setSel(null)} />}
+      {pick && (
+        <NewCaseForm
+          at={pick}
+          onClose={() => setPick(null)}
+          onCreated={(c) => {
+            setPick(null);
+            setCreated(c);
+          }}
+        />
+      )}
+      {created && (
+        <div className="map-hint done" data-testid="new-case-created" data-case-id={created.id}>
+          {t('newCase.created', { code: created.code })}
+          <button type="button" onClick={() => navigate(`cases/${created.id}`)}>{t('newCase.open')}</button>
+          <button type="button" className="ghost" onClick={() => setCreated(null)} aria-label={t('common.close')}>×</button>
+        </div>
+      )}
       <aside className="side panel">
         <section>
           <h3>{t('alarm.count', { n: activeAlarms.length })}</h3>

@@ -169,6 +169,8 @@ export function caseRoutes(app: App, d: CaseRouteDeps): void {
   }, async (req, reply) => {
     const p = principal(req);
     const b = req.body;
+    // PostgreSQL text cannot hold U+0000: refuse it here rather than fail the insert.
+    for (const v of [b.title, b.description, b.address, b.note, b.category]) if (v?.includes('\0')) throw new GridError('NUL_BYTE', 'NUL bytes are not allowed in text', 400);
     const source = p.role === 'integrator' ? 'citizen' : b.source ?? 'officer';
     const gridId = grids.locate(b.lat, b.lon);
     if (p.regionId && !auth.canSee(p, gridId)) throw new GridError('OUTSIDE_REGION', 'the location is outside your region', 403);
