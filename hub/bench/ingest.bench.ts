@@ -89,7 +89,7 @@ async function freshDb(url: string): Promise<string> {
 }
 
 async function main() {
-  const bare = await run('bare-aedes', 'bare', {});
+  const bare = runs.has('bare') ? await run('bare-aedes', 'bare', {}) : { skipped: 'BENCH_RUNS', ackedPerSec: NaN };
   const results: Record<string, unknown> = { bare };
   if (!runs.has('postgres')) results.postgres = { skipped: 'BENCH_RUNS' };
   else if (pgUrl) {
@@ -98,7 +98,7 @@ async function main() {
   } else results.postgres = { skipped: 'set BENCH_DATABASE_URL or TEST_DATABASE_URL' };
   results.pglite = runs.has('pglite') ? await run('hub-pglite', 'hub', { DATABASE_URL: 'memory://' }) : { skipped: 'BENCH_RUNS' };
   const bareRate = (bare as unknown as { ackedPerSec: number }).ackedPerSec;
-  const ratio = (r: unknown) => (r && typeof r === 'object' && 'ackedPerSec' in r ? +((r as { ackedPerSec: number }).ackedPerSec / bareRate).toFixed(3) : null);
+  const ratio = (r: unknown) => (Number.isFinite(bareRate) && r && typeof r === 'object' && 'ackedPerSec' in r ? +((r as { ackedPerSec: number }).ackedPerSec / bareRate).toFixed(3) : null);
   process.stdout.write(
     `${JSON.stringify({
       bench: 'ingest',
