@@ -8,6 +8,9 @@
  * console import this same file, the console to draw its
  * countdowns, so hub and console can never disagree on a deadline.
  */
+import { cnHolidays } from './holidays-cn.js';
+
+export { CN_HOLIDAYS, type HolidayYear } from './holidays-cn.js';
 
 export interface CalendarData {
   /** Minutes east of UTC the calendar's dates and hours are in (China Standard Time: 480). */
@@ -24,12 +27,12 @@ export interface CalendarData {
 
 export type LimitUnit = 'working' | 'calendar';
 
+/** China Standard Time, 09:00–12:00 and 13:30–18:00, Saturday and Sunday off, the published PRC holidays and 调休 days. */
 export const DEFAULT_CALENDAR: CalendarData = {
   utcOffsetMin: 480,
   hours: [['09:00', '12:00'], ['13:30', '18:00']],
   weekend: [0, 6],
-  holidays: [],
-  workdays: [],
+  ...cnHolidays(),
 };
 
 const DAY = 86_400_000;

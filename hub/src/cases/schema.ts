@@ -1,5 +1,5 @@
-import type { Migration } from '../store/index.js';
-import { DEFAULT_CALENDAR } from '@gridlink/devices/calendar';
+import type { Migration, Queryable } from '../store/index.js';
+import { CN_HOLIDAYS, DEFAULT_CALENDAR, type CalendarData } from '@gridlink/devices/calendar';
 import { SEED_DEPARTMENTS } from './departments.js';
 import { insertCategoryV1, SEED_CATEGORIES, SEED_LIMITS_V1 } from './categories.js';
 
@@ -201,4 +201,25 @@ export const caseMigrations: Migration[] = [
     id: '207_citizen_intake',
     up: (db) => db.exec('alter table cases add column citizen_token_hash text'),
   },
+  {
+    // The published PRC holidays and 调休 days into a calendar stored before they shipped. A new database got them with 204.
+    // When the next year is published: add it to CN_HOLIDAYS and a migration that calls mergeShippedHolidays again.
+    id: '208_cn_holidays',
+    up: (db) => mergeShippedHolidays(db),
+  },
 ];
+
+/** Adds every year of CN_HOLIDAYS to the stored calendar, except a year it already has dates of (an operator's own entries win). */
+export async function mergeShippedHolidays(db: Queryable): Promise<void> {
+  const row = (await db.query<{ data: CalendarData }>("select data from work_calendar where id = 'default'"))[0];
+  if (!row) return;
+  const holidays = new Set(row.data.holidays ?? []);
+  const workdays = new Set(row.data.workdays ?? []);
+  for (const [year, y] of Object.entries(CN_HOLIDAYS)) {
+    if ([...holidays, ...workdays].some((d) => d.startsWith(`${year}-`))) continue;
+    for (const d of y.holidays) holidays.add(d);
+    for (const d of y.workdays) workdays.add(d);
+  }
+  await db.query("update work_calendar set data = $1::jsonb, updated_at = now() where id = 'default'",
+    [JSON.stringify({ ...row.data, holidays: [...holidays].sort(), workdays: [...workdays].sort() })]);
+}
