@@ -14,6 +14,7 @@
  * (`onUserChanged`) drop open sockets.
  */
 import { createHmac, randomBytes, randomUUID } from 'node:crypto';
+import { ROLES, type Role, type User } from '@gridlink/devices/contract';
 import { createSigner, createVerifier } from 'fast-jwt';
 import type { Config } from '../core/config.js';
 import { Errors, GridError } from '../core/errors.js';
@@ -27,19 +28,8 @@ import { Limiter, Throttle } from './throttle.js';
 export { GLOBAL, PolicyErrors, type Place, type Target } from './policy.js';
 export { assertPasswordPolicy } from './passwords.js';
 
-export const ROLES = ['admin', 'officer', 'dispatcher', 'worker', 'integrator'] as const;
-export type Role = (typeof ROLES)[number];
-
-export interface User {
-  id: string;
-  username: string;
-  role: Role;
-  regionId: string | null;
-  displayName: string;
-  enabled?: boolean;
-  /** For role `worker`: the worker record this user acts as (set by dispatch). */
-  workerId?: string | null;
-}
+// Roles and the user as REST returns it are the contract's (CONTRACT 5).
+export { ROLES, type Role, type User } from '@gridlink/devices/contract';
 
 /** The claims carried by a token and attached to every authenticated request / socket. */
 export interface Principal {

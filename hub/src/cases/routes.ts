@@ -4,7 +4,8 @@
  * and never shows in a list.
  */
 import { Type } from '@sinclair/typebox';
-import { SEVERITIES } from '@gridlink/devices';
+// Case payloads are the contract's (CONTRACT 4-5): the console and integrators read the same schemas.
+import { CaseActionBody, CaseCounts, CaseDetail, CaseSummary, CreateCaseBody, LimitUnitT, SeverityT } from '@gridlink/devices/contract';
 import { GLOBAL, type Auth, type Principal } from '../auth/index.js';
 import { Errors, GridError } from '../core/errors.js';
 import type { App } from '../http/app.js';
@@ -18,59 +19,9 @@ import { decodePhoto, type EvidenceStore } from './evidence.js';
 import { normaliseGrids, replaceGrids, type GridCollection, type GridIndex } from './grids.js';
 import { computeKpi, KPI_DESCRIPTION, type KpiGroupBy } from './kpi.js';
 import { CaseErrors, userActor, type CaseStore } from './service.js';
-import { CASE_ACTIONS, CASE_STATUSES, workflowTable } from './workflow.js';
+import { CASE_STATUSES, workflowTable } from './workflow.js';
 
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Union([t, Type.Null()]);
-const SeverityT = Type.Union(SEVERITIES.map((s) => Type.Literal(s)));
-const StatusT = Type.Union(CASE_STATUSES.map((s) => Type.Literal(s)));
-const Photos = Type.Array(Type.String({ minLength: 8, maxLength: 1_400_000, description: 'base64 JPEG or PNG (a data: URL is accepted)' }), { maxItems: 9 });
-
-export const CaseSummarySchema = Type.Object({
-  id: Type.String(),
-  code: Type.String({ description: 'GL-YYYYMMDD-NNNNNN' }),
-  title: Type.String(),
-  status: StatusT,
-  category: Type.Object({ code: Type.String(), name: Type.String(), nameEn: Type.Optional(Type.String()), limitUnit: Type.Optional(Type.String()) }),
-  severity: SeverityT,
-  lat: Type.Number(),
-  lon: Type.Number(),
-  address: Type.Optional(Nullable(Type.String())),
-  gridId: Nullable(Type.String()),
-  source: Type.String(),
-  workerId: Nullable(Type.String()),
-  deadline: Type.Number(),
-  overdue: Type.Boolean(),
-  createdAt: Type.Number(),
-  updatedAt: Type.Number(),
-  departmentId: Type.Optional(Nullable(Type.String())),
-  ackDeadline: Type.Optional(Nullable(Type.Number())),
-  ackOverdue: Type.Optional(Type.Boolean()),
-  warned: Type.Optional(Type.Boolean()),
-  escalatedTo: Type.Optional(Nullable(Type.String())),
-  rating: Type.Optional(Nullable(Type.Integer())),
-});
-
-export const EvidenceSchema = Type.Object({
-  id: Type.String(), caseId: Nullable(Type.String()), alarmId: Nullable(Type.String()), kind: Type.String(), mime: Type.String(), size: Type.Number(),
-  sha256: Type.String(), deviceId: Nullable(Type.String()), gridId: Nullable(Type.String()), createdAt: Type.Number(), url: Type.String(),
-});
-
-const NullableTime = Nullable(Type.Number());
-export const CaseDetailSchema = Type.Intersect([CaseSummarySchema, Type.Object({
-  description: Nullable(Type.String()),
-  ruleId: Nullable(Type.String()),
-  deviceId: Nullable(Type.String()),
-  reporter: Type.Unknown(),
-  times: Type.Object({ registeredAt: NullableTime, dispatchedAt: NullableTime, acceptedAt: NullableTime, arrivedAt: NullableTime, resolvedAt: NullableTime, closedAt: NullableTime }),
-  counts: Type.Object({ dispatches: Type.Number(), declines: Type.Number(), reworks: Type.Number(), routes: Type.Optional(Type.Number()), returns: Type.Optional(Type.Number()), supervisions: Type.Optional(Type.Number()), escalationLevel: Type.Optional(Type.Number()) }),
-  alarmIds: Type.Array(Type.String()),
-  evaluation: Nullable(Type.Object({ rating: Type.Integer(), comment: Nullable(Type.String()), at: Type.Number(), by: Type.Unknown() })),
-  history: Type.Array(Type.Object({
-    id: Type.Number(), ts: Type.Number(), action: Type.String(), from: Nullable(Type.String()), to: Nullable(Type.String()),
-    actor: Type.Unknown(), note: Nullable(Type.String()), data: Type.Unknown(),
-  })),
-  evidence: Type.Array(EvidenceSchema),
-})]);
 
 const CategorySchema = Type.Object({
   code: Type.String(), key: Nullable(Type.String()), kind: Type.Union([Type.Literal('component'), Type.Literal('event')]),
@@ -78,7 +29,6 @@ const CategorySchema = Type.Object({
   timeLimitMin: Type.Integer(), defaultSeverity: SeverityT,
   ackLimitMin: Type.Integer(), limitUnit: Type.Union([Type.Literal('working'), Type.Literal('calendar')]),
 });
-const LimitUnitT = Type.Union([Type.Literal('working'), Type.Literal('calendar')], { description: 'limits count working time (the working calendar) or calendar time' });
 const HmT = Type.String({ pattern: '^([01]\\d|2[0-4]):[0-5]\\d$' });
 const DateT = Type.String({ pattern: '^\\d{4}-\\d{2}-\\d{2}$' });
 const CalendarSchema = Type.Object({
@@ -151,19 +101,8 @@ export function caseRoutes(app: App, d: CaseRouteDeps): void {
     schema: {
       tags: ['cases'],
       summary: 'Open a case (officer, or a citizen report through an integrator)',
-      body: Type.Object({
-        title: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
-        description: Type.Optional(Type.String({ maxLength: 2000 })),
-        category: Type.String({ minLength: 1, maxLength: 64, description: 'category code (E0402), key (fire) or name (火灾)' }),
-        severity: Type.Optional(SeverityT),
-        lat: Type.Number({ minimum: -90, maximum: 90 }),
-        lon: Type.Number({ minimum: -180, maximum: 180 }),
-        address: Type.Optional(Type.String({ maxLength: 500 })),
-        source: Type.Optional(Type.Union([Type.Literal('officer'), Type.Literal('citizen')])),
-        photos: Type.Optional(Photos),
-        note: Type.Optional(Type.String({ maxLength: 2000 })),
-      }),
-      response: { 201: CaseSummarySchema, ...errors(400, 401, 403) },
+      body: CreateCaseBody,
+      response: { 201: CaseSummary, ...errors(400, 401, 403) },
     },
     bodyLimit: 16 * 1024 * 1024,
   }, async (req, reply) => {
@@ -220,7 +159,7 @@ export function caseRoutes(app: App, d: CaseRouteDeps): void {
         limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
         cursor: Type.Optional(Type.String({ maxLength: 200 })),
       })]),
-      response: { 200: Items(CaseSummarySchema), ...errors(400, 401, 404) },
+      response: { 200: Items(CaseSummary), ...errors(400, 401, 404) },
     },
   }, async (req) => {
     const q = req.query as ListQ & { limit?: number; cursor?: string };
@@ -234,7 +173,7 @@ export function caseRoutes(app: App, d: CaseRouteDeps): void {
       summary: 'Exact counts of the cases the same filters select (the board\'s column badges): total, by status, overdue (红牌), warned (黄牌, not yet overdue), escalated',
       querystring: ListQuery,
       response: {
-        200: Type.Object({ total: Type.Integer(), byStatus: Type.Record(Type.String(), Type.Integer()), overdue: Type.Integer(), warned: Type.Integer(), escalated: Type.Integer() }),
+        200: CaseCounts,
         ...errors(400, 401, 404),
       },
     },
@@ -257,7 +196,7 @@ export function caseRoutes(app: App, d: CaseRouteDeps): void {
 
   app.get('/cases/:id', {
     onRequest: [guard],
-    schema: { tags: ['cases'], summary: 'A case with its history and evidence', params: IdParams, response: { 200: CaseDetailSchema, ...errors(401, 404) } },
+    schema: { tags: ['cases'], summary: 'A case with its history and evidence', params: IdParams, response: { 200: CaseDetail, ...errors(401, 404) } },
   }, async (req) => {
     const mine = d.departments.of(principal(req).sub);
     if (mine.length) {
@@ -280,16 +219,8 @@ export function caseRoutes(app: App, d: CaseRouteDeps): void {
       summary: 'Take a workflow action',
       description: `The case workflow (CONTRACT section 4). 404 CASE_NOT_FOUND outside your region, 403 FORBIDDEN for a role that may not take the action, 403 CASE_NOT_ASSIGNED for a worker the case is not dispatched to, 409 CASE_TRANSITION_INVALID from a status the action does not start from.\n\n${workflowTable()}`,
       params: IdParams,
-      body: Type.Object({
-        action: Type.Union(CASE_ACTIONS.map((a) => Type.Literal(a))),
-        workerId: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
-        departmentId: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'route (分流): the department' })),
-        rating: Type.Optional(Type.Integer({ minimum: 1, maximum: 5, description: 'rate (评价): 1–5; the note is the comment' })),
-        note: Type.Optional(Type.String({ maxLength: 2000 })),
-        photos: Type.Optional(Photos),
-        data: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
-      }, { additionalProperties: false }),
-      response: { 200: CaseSummarySchema, ...errors(400, 401, 403, 404, 409) },
+      body: CaseActionBody,
+      response: { 200: CaseSummary, ...errors(400, 401, 403, 404, 409) },
     },
     bodyLimit: 16 * 1024 * 1024,
   }, async (req) => {

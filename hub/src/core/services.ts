@@ -5,54 +5,10 @@
  * module registers in `ctx.services` from its factory. Each may be absent
  * when its module is not loaded; callers degrade gracefully.
  */
-import type { Severity } from '@gridlink/devices';
-import type { Principal } from '../auth/index.js';
+import type { AnyServerEventName, AnyServerEventPayload, CaseAction, CaseSummary, Actor, ServerEventName, ServerEventPayload, WorkerInfo } from '@gridlink/devices/contract';
 
-export type CaseStatus = 'reported' | 'registered' | 'dispatched' | 'accepted' | 'on_scene' | 'resolved' | 'closed' | 'rejected';
-export type CaseAction = 'register' | 'dispatch' | 'accept' | 'decline' | 'arrive' | 'resolve' | 'verify' | 'reject' | 'rework' | 'cancel'
-  // 评价, 分流 to a department, its 签收 / 回复 / 退回, 督办 (no status change)
-  | 'rate' | 'route' | 'sign' | 'reply' | 'return' | 'supervise';
-export type CaseSource = 'rule' | 'worker' | 'officer' | 'citizen';
-
-/** Who did something: a console user, a grid worker's handheld, or the hub itself (rules, timers). */
-export type Actor =
-  | { kind: 'user'; id: string; name: string; role: Principal['role']; regionId: string | null }
-  | { kind: 'worker'; id: string; name: string; deviceId: string }
-  | { kind: 'system'; id: string; name: string }
-  /** A member of the public (Open311 / 12345): `id` is the request or order reference. */
-  | { kind: 'citizen'; id: string; name: string };
-
-export interface CaseSummary {
-  id: string;
-  code: string;
-  title: string;
-  status: CaseStatus;
-  category: { code: string; name: string; nameEn?: string; limitUnit?: 'working' | 'calendar' };
-  severity: Severity;
-  lat: number;
-  lon: number;
-  address?: string | null;
-  gridId: string | null;
-  source: CaseSource;
-  /** Worker currently dispatched to the case. */
-  workerId: string | null;
-  deadline: number;
-  overdue: boolean;
-  createdAt: number;
-  updatedAt: number;
-  /** Department the case is routed to (分流), when it is. */
-  departmentId?: string | null;
-  /** 签收 deadline while a worker or department has not acknowledged the case. */
-  ackDeadline?: number | null;
-  /** 签收 was not in time (since the last dispatch). */
-  ackOverdue?: boolean;
-  /** 黄牌: the deadline is near. */
-  warned?: boolean;
-  /** Region (street / district) the case was escalated to (督办升级), when it was. */
-  escalatedTo?: string | null;
-  /** 评价 score 1–5 after 结案. */
-  rating?: number | null;
-}
+// The shapes other rooms and clients see are the contract's (docs/contract.md): one definition.
+export type { Actor, CaseAction, CaseSource, CaseStatus, CaseSummary, WorkerInfo, WorkerStatus } from '@gridlink/devices/contract';
 
 export interface CaseActInput {
   workerId?: string;
@@ -70,17 +26,6 @@ export interface CaseActInput {
 export interface CaseService {
   get(id: string): Promise<CaseSummary | null>;
   act(id: string, action: CaseAction, actor: Actor, input?: CaseActInput): Promise<CaseSummary>;
-}
-
-export type WorkerStatus = 'off_duty' | 'available' | 'dispatched' | 'en_route' | 'on_scene';
-
-export interface WorkerInfo {
-  id: string;
-  name: string;
-  deviceId: string;
-  gridIds: string[];
-  status: WorkerStatus;
-  position: { lat: number; lon: number; ts: number } | null;
 }
 
 export interface WorkerService {
@@ -103,9 +48,9 @@ export interface GridService {
 
 export interface RealtimeService {
   /** Emits to every socket whose user may see an object in `gridId` (null: only unscoped users). */
-  send(event: string, gridId: string | null | undefined, payload: unknown): void;
+  send<E extends ServerEventName>(event: E, gridId: string | null | undefined, payload: ServerEventPayload<E>): void;
   /** Emits one array per socket, keeping only the items whose `gridId` that socket may see. */
-  sendFiltered(event: string, items: ReadonlyArray<{ gridId?: string | null }>): void;
+  sendFiltered<E extends ServerEventName>(event: E, items: ServerEventPayload<E> & ReadonlyArray<{ gridId?: string | null }>): void;
   /**
    * Narrower rooms for users who see less than their region (a department's
    * members see only the cases routed to it): when `roomsOf` names rooms for a
@@ -114,7 +59,7 @@ export interface RealtimeService {
    */
   setRoomsOf(roomsOf: (userId: string) => string[] | null): void;
   /** Emits to one private room (never to regions). */
-  sendToRoom(room: string, event: string, payload: unknown): void;
+  sendToRoom<E extends AnyServerEventName>(room: string, event: E, payload: AnyServerEventPayload<E>): void;
 }
 
 export interface CameraLinkageService {

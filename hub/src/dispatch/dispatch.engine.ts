@@ -18,6 +18,7 @@ import type { StoredMessage } from '../ingest/index.js';
 import { amapLegs, type Fetch } from './amap.js';
 import { rankCandidates, speedMps, toCandidate, type Candidate, type Scored } from './candidates.js';
 import { parseAutoDispatch, severityAtLeast, type DispatchConfig } from './dispatch.config.js';
+import type { PositionEvent } from '@gridlink/devices/contract';
 import { haversineM } from '@gridlink/devices/geo';
 import type { Workers } from './workers.service.js';
 import { hasFix, statusOf, type WorkerState } from './worker.model.js';
@@ -590,8 +591,8 @@ export class DispatchEngine {
   }
 
   /** Items of one `positions` push: changed workers that have a fix. */
-  drainPositions(): Array<{ workerId: string; deviceId: string; lat: number; lon: number; ts: number; status: string; gridId: string | null }> {
-    const items = [];
+  drainPositions(): PositionEvent[] {
+    const items: PositionEvent[] = [];
     for (const w of this.workers.dirty) {
       if (w.removed || !hasFix(w)) continue;
       items.push({ workerId: w.id, deviceId: w.deviceId, lat: w.lat, lon: w.lon, ts: w.ts, status: statusOf(w), gridId: this.workers.visibilityGrid(w) });

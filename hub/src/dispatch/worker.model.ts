@@ -3,10 +3,10 @@
  * they are busy with, and the live position. Status is derived, never stored
  * on its own, so duty and assignment cannot disagree.
  */
+import type { Team } from '@gridlink/devices/contract';
 import type { WorkerInfo, WorkerStatus } from '../core/services.js';
 
-export const TEAMS = ['grid_leader', 'grid_worker', 'volunteer'] as const;
-export type Team = (typeof TEAMS)[number];
+export { TEAMS, type Team } from '@gridlink/devices/contract';
 /** 网格长 / 网格员 / 志愿者 */
 export const TEAM_NAMES: Record<Team, string> = { grid_leader: '网格长', grid_worker: '网格员', volunteer: '志愿者' };
 

@@ -6,6 +6,8 @@ import { Type } from '@sinclair/typebox';
 import type { Auth, Principal } from '../auth/index.js';
 import { Errors, GridError } from '../core/errors.js';
 import type { CaseService } from '../core/services.js';
+// Workers, candidates and track points as REST returns them are the contract's (CONTRACT 5 `/workers`).
+import { Candidate as CandidateSchema, TrackPoint as TrackPointSchema, Worker as WorkerSchema, WorkerStatusT } from '@gridlink/devices/contract';
 import { authenticate, parseTime, principal, requireRole } from '../http/guards.js';
 import type { App } from '../http/app.js';
 import { errors, Items, TimeQuery } from '../http/schemas.js';
@@ -20,58 +22,8 @@ import type { PublicWorker, Workers } from './workers.service.js';
 const ID = '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$';
 const IdParams = Type.Object({ id: Type.String({ pattern: ID }) });
 const CaseParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
-const STATUSES = ['off_duty', 'available', 'dispatched', 'en_route', 'on_scene'] as const;
 const Nullable = <T extends ReturnType<typeof Type.String>>(t: T) => Type.Union([t, Type.Null()]);
 const NullableNumber = Type.Union([Type.Number(), Type.Null()]);
-
-const Position = Type.Object({
-  lat: Type.Number(),
-  lon: Type.Number(),
-  ts: Type.Number(),
-  acc: Type.Optional(NullableNumber),
-  batt: Type.Optional(NullableNumber),
-  gridId: Type.Optional(Nullable(Type.String())),
-});
-
-export const WorkerSchema = Type.Object({
-  id: Type.String(),
-  name: Type.String(),
-  deviceId: Type.String(),
-  team: Type.Union(TEAMS.map((t) => Type.Literal(t))),
-  teamName: Type.String({ description: '网格长 / 网格员 / 志愿者' }),
-  phone: Nullable(Type.String()),
-  gridIds: Type.Array(Type.String()),
-  userId: Nullable(Type.String({ description: 'user account (role worker) acting as this worker' })),
-  onDuty: Type.Boolean(),
-  status: Type.Union(STATUSES.map((s) => Type.Literal(s))),
-  caseId: Nullable(Type.String()),
-  online: Type.Boolean(),
-  position: Type.Union([Position, Type.Null()]),
-  createdAt: Type.Number(),
-});
-
-const CandidateSchema = Type.Object({
-  workerId: Type.String(),
-  deviceId: Type.String(),
-  name: Type.String(),
-  team: Type.String(),
-  teamName: Type.String(),
-  distanceM: Type.Number({ description: 'haversine metres from the last fix' }),
-  etaS: Type.Number(),
-  etaSource: Type.Union([Type.Literal('haversine'), Type.Literal('amap')]),
-  status: Type.String(),
-  ownGrid: Type.Boolean(),
-  lastFixAgeS: Type.Number(),
-});
-
-const TrackPointSchema = Type.Object({
-  ts: Type.Number(),
-  lat: Type.Number(),
-  lon: Type.Number(),
-  spd: Type.Optional(NullableNumber),
-  acc: Type.Optional(NullableNumber),
-  n: Type.Optional(Type.Number({ description: 'fixes averaged into this bucket' })),
-});
 
 const StopSchema = Type.Object({ lat: Type.Number(), lon: Type.Number(), from: Type.Number(), to: Type.Number(), durationS: Type.Number() });
 
@@ -163,7 +115,7 @@ export function workerRoutes(app: App, deps: { auth: Auth; db: Db; workers: Work
     schema: {
       tags: ['workers'],
       querystring: Type.Object({
-        status: Type.Optional(Type.Union(STATUSES.map((s) => Type.Literal(s)))),
+        status: Type.Optional(WorkerStatusT),
         gridId: Type.Optional(Type.String({ maxLength: 64 })),
         team: Type.Optional(Type.Union(TEAMS.map((t) => Type.Literal(t)))),
         onDuty: Type.Optional(Type.Boolean()),

@@ -5,25 +5,15 @@
  */
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { isDeviceId, isDeviceType, type DeviceType } from '@gridlink/devices';
+import type { Device } from '@gridlink/devices/contract';
 import type { EventBus } from '../core/bus.js';
 import { Errors } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { DEVICE_COST, hashSecret, newSecret, verifySecret } from '../core/secrets.js';
 import type { Db } from '../store/db.js';
 
-export interface Device {
-  id: string;
-  type: DeviceType;
-  name: string;
-  enabled: boolean;
-  lat: number | null;
-  lon: number | null;
-  gridId: string | null;
-  meta: Record<string, unknown>;
-  createdAt: number;
-  lastSeen: number | null;
-  online: boolean;
-}
+// A device as REST returns it is the contract's (CONTRACT 5 `/devices`).
+export type { Device } from '@gridlink/devices/contract';
 
 interface Entry extends Device {
   secretHash: string;

@@ -21,6 +21,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import type { ServerEventName, ServerEventPayload } from '@gridlink/devices/contract';
 import type { HubContext, HubModule, ModuleFactory } from '../hub.js';
 import { ConfigError, readFields, type Field } from '../core/config.js';
 import type { CaseSummary } from '../core/services.js';
@@ -199,7 +200,7 @@ function buildVideo(ctx: HubContext, opts: VideoOptions): VideoModule {
     },
   };
 
-  const realtimeSend = (event: string, gridId: string | null | undefined, payload: unknown) => {
+  const realtimeSend = <E extends ServerEventName>(event: E, gridId: string | null | undefined, payload: ServerEventPayload<E>) => {
     try {
       ctx.services.realtime?.send(event, gridId, payload);
     } catch (err) {
@@ -379,7 +380,8 @@ function buildVideo(ctx: HubContext, opts: VideoOptions): VideoModule {
         emit: (payload, gridId) => {
           bus.emit('video.linkage', payload);
           // Consoles key linkage by case (CONTRACT 6); an alarm without a case stays on the bus and in camera_links.
-          if (payload.caseId) realtimeSend('linkage', gridId, payload);
+          const { caseId } = payload;
+          if (caseId) realtimeSend('linkage', gridId, { ...payload, caseId });
         },
       });
       bus.on('message.stored', 'video', (m) => {

@@ -1,19 +1,11 @@
 import { Type } from '@sinclair/typebox';
-import { GLOBAL, ROLES, type Auth } from '../../auth/index.js';
+// The user, login and token claims as REST carries them are the contract's (CONTRACT 5).
+import { LoginBody, LoginResponse, Me, RoleT, User as UserSchema } from '@gridlink/devices/contract';
+import { GLOBAL, type Auth } from '../../auth/index.js';
 import type { App } from '../app.js';
 import { principal, requireRole } from '../guards.js';
 import { errors, Items } from '../schemas.js';
 
-export const UserSchema = Type.Object({
-  id: Type.String(),
-  username: Type.String(),
-  role: Type.Union(ROLES.map((r) => Type.Literal(r))),
-  regionId: Type.Union([Type.String(), Type.Null()]),
-  displayName: Type.String(),
-  enabled: Type.Optional(Type.Boolean()),
-});
-
-const RoleT = Type.Union(ROLES.map((r) => Type.Literal(r)));
 const UserParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
 const Password = Type.String({ minLength: 8, maxLength: 256, description: 'at least 8 characters, not the username, not a common password' });
 
@@ -32,8 +24,8 @@ export function authRoutes(app: App, deps: { auth: Auth }): void {
       tags: ['auth'],
       security: [],
       summary: 'Log in and receive a bearer token (throttled per account and per address: 429 LOGIN_THROTTLED)',
-      body: Type.Object({ username: Type.String({ minLength: 1, maxLength: 64 }), password: Type.String({ minLength: 1, maxLength: 256 }) }),
-      response: { 200: Type.Object({ token: Type.String(), user: UserSchema }), ...errors(400, 401, 429, 503) },
+      body: LoginBody,
+      response: { 200: LoginResponse, ...errors(400, 401, 429, 503) },
     },
   }, async (req, reply) => {
     try {
@@ -46,7 +38,7 @@ export function authRoutes(app: App, deps: { auth: Auth }): void {
   });
 
   app.get('/auth/me', {
-    schema: { tags: ['auth'], response: { 200: Type.Object({ sub: Type.String(), username: Type.String(), role: Type.String(), regionId: Type.Union([Type.String(), Type.Null()]), exp: Type.Number() }), ...errors(401) } },
+    schema: { tags: ['auth'], response: { 200: Me, ...errors(401) } },
   }, async (req) => principal(req));
 
   app.post('/auth/logout', {

@@ -1,5 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import { catalogue, DEVICE_TYPES, type DeviceType } from '@gridlink/devices';
+// A device as REST returns it is the contract's (CONTRACT 5 `/devices`).
+import { Device as DeviceSchema, RegisteredDevice } from '@gridlink/devices/contract';
 import type { Auth } from '../../auth/index.js';
 import { Errors } from '../../core/errors.js';
 import type { Ingest } from '../../ingest/index.js';
@@ -8,21 +10,6 @@ import type { Db } from '../../store/db.js';
 import type { App } from '../app.js';
 import { authenticate, parseTime, principal, requireRole } from '../guards.js';
 import { errors, Items, TimeQuery } from '../schemas.js';
-
-export const DeviceSchema = Type.Object({
-  id: Type.String(),
-  type: Type.String(),
-  name: Type.String(),
-  enabled: Type.Boolean(),
-  lat: Type.Union([Type.Number(), Type.Null()]),
-  lon: Type.Union([Type.Number(), Type.Null()]),
-  gridId: Type.Union([Type.String(), Type.Null()]),
-  meta: Type.Record(Type.String(), Type.Unknown()),
-  createdAt: Type.Number(),
-  lastSeen: Type.Union([Type.Number(), Type.Null()]),
-  online: Type.Boolean(),
-  rejected: Type.Optional(Type.Record(Type.String(), Type.Number(), { description: 'dropped messages by reason since the hub started' })),
-});
 
 const IdParams = Type.Object({ id: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$' }) });
 
@@ -67,7 +54,7 @@ export function deviceRoutes(app: App, deps: { auth: Auth; registry: DeviceRegis
         gridId: Type.Optional(Type.String({ maxLength: 64 })),
         meta: Type.Optional(Type.Record(Type.String({ maxLength: 64 }), Type.Unknown(), { maxProperties: 64 })),
       }),
-      response: { 201: Type.Intersect([DeviceSchema, Type.Object({ secret: Type.String() })]), ...errors(400, 401, 403, 409) },
+      response: { 201: RegisteredDevice, ...errors(400, 401, 403, 409) },
     },
   }, async (req, reply) => {
     auth.assertCanWrite(principal(req), null, { gridId: req.body.gridId ?? null }, undefined, 'the device\'s grid');
