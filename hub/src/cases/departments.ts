@@ -54,6 +54,8 @@ interface Row {
 export class DepartmentDirectory {
   private byId = new Map<string, Department>();
   private byUser = new Map<string, Set<string>>();
+  /** Called with the users whose departments changed (joined or left one), so their open sockets change rooms; awaited. */
+  onMembersChanged: ((userIds: string[]) => Promise<void>) | null = null;
 
   constructor(private readonly db: Queryable, private readonly contains: (regionId: string, gridId: string | null) => boolean) {}
 
@@ -111,6 +113,7 @@ export class DepartmentDirectory {
     await this.writeMembers(dept.id, dept.userIds);
     this.byId.set(dept.id, dept);
     this.reindex();
+    if (dept.userIds.length) await this.onMembersChanged?.(dept.userIds);
     return dept;
   }
 
@@ -123,6 +126,8 @@ export class DepartmentDirectory {
     if (patch.userIds) await this.writeMembers(id, next.userIds);
     this.byId.set(id, next);
     this.reindex();
+    const moved = [...cur.userIds.filter((u) => !next.userIds.includes(u)), ...next.userIds.filter((u) => !cur.userIds.includes(u))];
+    if (moved.length) await this.onMembersChanged?.(moved);
     return next;
   }
 

@@ -130,6 +130,10 @@ export function createCases(ctx: HubContext, opts: { overdueEveryMs?: number } =
         const ids = departments.of(userId);
         return ids.length ? ids.map(departmentRoom) : null;
       });
+      // Joining or leaving a department moves the user's open sockets at once, not at their next reconnect.
+      departments.onMembersChanged = async (userIds) => {
+        await Promise.all(userIds.map((u) => ctx.services.realtime?.reroom(u).catch((err: unknown) => log.error({ err, userId: u }, 'reroom failed'))));
+      };
       await store.loadLinks();
       grids.load(await loadGrids(ctx.db));
       ctx.auth.setRegionResolver(grids);

@@ -58,6 +58,8 @@ export interface RealtimeService {
    * sent to regions.
    */
   setRoomsOf(roomsOf: (userId: string) => string[] | null): void;
+  /** Moves a user's open sockets into the rooms they get now (after their departments changed), without a reconnect. */
+  reroom(userId: string): Promise<void>;
   /** Emits to one private room (never to regions). */
   sendToRoom<E extends AnyServerEventName>(room: string, event: E, payload: AnyServerEventPayload<E>): void;
 }

@@ -130,7 +130,24 @@ export function createRealtime(ctx: HubContext): HubModule & { service: Realtime
     roomSize(room) {
       return io?.sockets.adapter.rooms.get(room)?.size ?? 0;
     },
+    async reroom(userId) {
+      if (!io) return;
+      // Every node's sockets of this user (cluster adapter included); a handheld session (grant) keeps its rooms.
+      for (const s of await io.in(userRoom(userId)).fetchSockets()) {
+        const p = s.data.principal;
+        if (!p || s.data.grant) continue;
+        const want = userRooms(p);
+        for (const r of s.rooms) if (r !== s.id && !want.includes(r)) s.leave(r);
+        s.join(want);
+      }
+    },
   };
+
+  /** The rooms a user's socket sits in: their departments' (roomsOf) or else their region's, and their own. */
+  function userRooms(p: Principal): string[] {
+    const own = roomsOf(p.sub)?.filter((r) => r !== ALL && !r.startsWith('region:'));
+    return [...(own?.length ? own : [p.regionId ? regionRoom(p.regionId) : ALL]), userRoom(p.sub)];
+  }
   ctx.services.realtime = service;
 
   function onConnection(socket: Socket<Record<string, never>, ServerToClientEvents, Record<string, never>, SocketData>): void {
@@ -141,8 +158,7 @@ export function createRealtime(ctx: HubContext): HubModule & { service: Realtime
       grant.onConnect?.();
       socket.on('disconnect', () => grant.onDisconnect?.());
     } else {
-      const own = roomsOf(p.sub)?.filter((r) => r !== ALL && !r.startsWith('region:'));
-      void socket.join([...(own?.length ? own : [p.regionId ? regionRoom(p.regionId) : ALL]), userRoom(p.sub)]);
+      void socket.join(userRooms(p));
     }
     // fast-jwt `exp` is in seconds; the token's own clock is the wall clock.
     const ms = Math.min(Math.max((grant?.exp ?? p.exp) * 1000 - Date.now(), 0), MAX_TIMER_MS);
