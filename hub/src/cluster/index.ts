@@ -129,17 +129,45 @@ export function createCluster(deps: { config: ClusterConfig; db: Db; logger: Log
   // aedes 1.x takes the callback face of a persistence (it pipes the retained-message stream).
   const redisPersistence = require('aedes-persistence-redis') as (o: Record<string, unknown>) => { destroy(): Promise<void> };
 
-  const mq = MQEmitterRedis({ ...opts, concurrency: 1000, matchEmptyLevels: true });
-  mq.state.on('error', (err) => logger.warn({ err: err.message }, 'redis emitter error'));
-  const persistence = redisPersistence({ ...opts, maxSessionDelivery: 1000 });
+  /**
+   * Every Redis connection of this node, by role, each with its error
+   * handler (an ioredis connection without one prints "Unhandled error
+   * event" on every reconnect attempt) and its status in /healthz. While
+   * Redis is away the MQTT emitter and sessions keep ioredis' retry budget
+   * (about 10 s of reconnects) and then fail their commands: aedes closes
+   * the connections concerned and devices reconnect, re-sending what was
+   * not acknowledged; the console stream and device-change subscriber wait
+   * for Redis without limit; presence gives up at once so /healthz notices.
+   */
+  const conns: Record<string, Redis> = {};
+  const outage = new Set<string>();
+  const connection = (role: string, extra: RedisOptions): Redis => {
+    const c = new Redis({ ...opts, ...extra, connectionName: `gridlink:${config.nodeId}:${role}` });
+    // ioredis reports every failed reconnect; one line when a connection drops, one when it is back.
+    c.on('error', (err: Error) => {
+      if (outage.has(role)) return;
+      outage.add(role);
+      logger.warn({ err: err.message, role }, 'redis connection lost');
+    });
+    c.on('ready', () => {
+      if (outage.delete(role)) logger.info({ role }, 'redis connection back');
+    });
+    conns[role] = c;
+    return c;
+  };
+  const mq = MQEmitterRedis({
+    ...opts, concurrency: 1000, matchEmptyLevels: true,
+    pubConn: connection('mqtt.pub', { enableAutoPipelining: true }),
+    subConn: connection('mqtt.sub', {}),
+  });
+  // Connection errors are logged above, once per outage.
+  mq.state.on('error', () => undefined);
+  const persistence = redisPersistence({ maxSessionDelivery: 1000, conn: connection('mqtt.sessions', {}) });
   // The adapter blocks on XREAD: a connection of its own.
-  const adapterConn = new Redis({ ...opts, maxRetriesPerRequest: null });
-  adapterConn.on('error', (err) => logger.warn({ err: err.message }, 'redis (socket.io adapter) error'));
+  const adapterConn = connection('socket.io', { maxRetriesPerRequest: null });
   const socketAdapter = createAdapter(adapterConn, { streamName: 'gridlink:socket.io', maxLen: 100_000 });
-  const conn = new Redis({ ...opts, maxRetriesPerRequest: 2 });
-  conn.on('error', (err) => logger.warn({ err: err.message }, 'redis error'));
-  const sub = new Redis({ ...opts, maxRetriesPerRequest: null });
-  sub.on('error', (err) => logger.warn({ err: err.message }, 'redis (device changes) error'));
+  const conn = connection('presence', { maxRetriesPerRequest: 2 });
+  const sub = connection('device.changes', { maxRetriesPerRequest: null });
   let bridged: { bus: EventBus; registry: DeviceRegistry } | null = null;
   const leases = new PgLeases(db, config.nodeId, config.leaseTtlMs, logger);
   let self: PeerInfo | null = null;
@@ -212,6 +240,6 @@ export function createCluster(deps: { config: ClusterConfig; db: Db; logger: Log
       adapterConn.disconnect();
       conn.disconnect();
     },
-    health: () => ({ mode: 'cluster', nodeId: config.nodeId, redis: redisOk, peers, leases: leases.roles() }),
+    health: () => ({ mode: 'cluster', nodeId: config.nodeId, redis: redisOk && Object.values(conns).every((c) => c.status === 'ready'), peers, leases: leases.roles() }),
   };
 }

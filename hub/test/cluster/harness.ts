@@ -32,31 +32,54 @@ export function freePort(): Promise<number> {
 export interface RedisServer {
   url: string;
   port: number;
+  /** Stops redis-server (SIGTERM; with append-only on it flushes its file first); `start` brings it back. */
+  halt(): Promise<void>;
+  /** Starts redis-server again on the same port and directory. */
+  start(): Promise<void>;
   stop(): Promise<void>;
 }
 
-export async function startRedis(): Promise<RedisServer> {
+/**
+ * A redis-server on a free port. `appendonly: true` keeps its data in an
+ * append-only file (fsync every write) so a restart finds sessions and
+ * streams again, as a production Redis configured for the hub would.
+ */
+export async function startRedis(opts: { appendonly?: boolean } = {}): Promise<RedisServer> {
   if (!HAS_REDIS) throw new Error('redis-server is not installed (apt-get install redis-server)');
   const port = await freePort();
   const dir = mkdtempSync(path.join(tmpdir(), 'gridlink-redis-'));
-  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  await new Promise<void>((resolve, reject) => {
-    proc.stdout!.on('data', (b: Buffer) => {
-      out += b.toString();
-      if (out.includes('Ready to accept connections')) resolve();
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--dir', dir,
+    ...(opts.appendonly ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no'])];
+  let proc: ChildProcess | null = null;
+  const launch = async () => {
+    const p = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    proc = p;
+    let out = '';
+    await new Promise<void>((resolve, reject) => {
+      p.stdout!.on('data', (b: Buffer) => {
+        out += b.toString();
+        if (out.includes('Ready to accept connections')) resolve();
+      });
+      p.once('exit', (code) => reject(new Error(`redis-server exited ${code}: ${out}`)));
     });
-    proc.once('exit', (code) => reject(new Error(`redis-server exited ${code}: ${out}`)));
-  });
+  };
+  const halt = async () => {
+    const p = proc;
+    if (p && p.exitCode === null && p.signalCode === null) {
+      const gone = new Promise((r) => p.once('exit', r));
+      p.kill('SIGTERM');
+      await gone;
+    }
+    proc = null;
+  };
+  await launch();
   return {
     url: `redis://127.0.0.1:${port}`,
     port,
+    halt,
+    start: launch,
     async stop() {
-      if (proc.exitCode === null) {
-        const gone = new Promise((r) => proc.once('exit', r));
-        proc.kill('SIGTERM');
-        await gone;
-      }
+      await halt();
       rmSync(dir, { recursive: true, force: true });
     },
   };

@@ -29,7 +29,10 @@ export function systemRoutes(app: App, deps: { db: Db; writer: BatchWriter; metr
   }, async () => {
     let ok = writer.dbHealthy;
     if (ok) ok = await db.query('select 1').then(() => true, () => false);
-    return { status: ok ? 'ok' : 'degraded', db: { engine: db.kind, timescale: db.timescale, ok }, pending: writer.pending, version: deps.version, ...(deps.cluster ? { cluster: deps.cluster() } : {}) };
+    const cluster = deps.cluster?.();
+    // A cluster node without Redis still stores what it takes, but nothing crosses to the other nodes: degraded.
+    const status = ok && cluster?.redis !== false ? 'ok' : 'degraded';
+    return { status, db: { engine: db.kind, timescale: db.timescale, ok }, pending: writer.pending, version: deps.version, ...(cluster ? { cluster } : {}) };
   });
 
   const want = deps.metricsToken ? Buffer.from(`Bearer ${deps.metricsToken}`) : null;

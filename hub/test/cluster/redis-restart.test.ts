@@ -1,0 +1,165 @@
+/**
+ * Redis restarts under a two-node cluster in the middle of QoS 1 load:
+ * nothing acknowledged is lost, /healthz says "degraded" while Redis is
+ * away, both nodes come back to cluster health, and commands cross nodes
+ * again afterwards.
+ */
+import mqtt, { type MqttClient } from 'mqtt';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { commandTopic, decodeCommand, type Command } from '@gridlink/devices';
+import { until } from '../helpers.js';
+import { api, clusterEnv, createDatabase, login, RUN_CLUSTER, startNode, startRedis, type HubNode, type RedisServer, type TestDatabase } from './harness.js';
+
+interface HealthBody {
+  status: string;
+  cluster: { redis?: boolean; peers: Array<{ id: string }>; leases: Record<string, { holder: string | null }> };
+}
+
+async function healthOf(node: HubNode): Promise<HealthBody | null> {
+  try {
+    const r = await fetch(`${node.http}/healthz`);
+    return (await r.json()) as HealthBody;
+  } catch {
+    return null;
+  }
+}
+
+describe.runIf(RUN_CLUSTER)('hub cluster through a Redis restart (2 nodes)', () => {
+  let redis: RedisServer;
+  let db: TestDatabase;
+  const nodes: HubNode[] = [];
+  const clients: MqttClient[] = [];
+  let token = '';
+  let a: HubNode, b: HubNode;
+
+  beforeAll(async () => {
+    redis = await startRedis({ appendonly: true });
+    db = await createDatabase();
+    const env = clusterEnv(redis.url, db.url, { GRIDLINK_DEVICE_RATE: '5000', GRIDLINK_DEVICE_BURST: '5000' });
+    a = await startNode('node-a', env);
+    nodes.push(a);
+    b = await startNode('node-b', env);
+    nodes.push(b);
+    token = await login(b.http);
+  }, 180_000);
+
+  afterAll(async () => {
+    if (process.env.GRIDLINK_CLUSTER_LOGS === '1') for (const n of nodes) process.stderr.write(`--- ${n.id}\n${n.output()}\n`);
+    await Promise.all(clients.map((m) => m.endAsync(true).catch(() => undefined)));
+    await Promise.all(nodes.map((n) => n.kill('SIGKILL')));
+    await redis?.stop();
+    await db?.drop();
+  }, 60_000);
+
+  const connect = (node: HubNode, id: string, secret: string, opts: mqtt.IClientOptions = {}) =>
+    new Promise<MqttClient>((resolve, reject) => {
+      const m = mqtt.connect(`mqtt://127.0.0.1:${node.mqttPort}`, { clientId: id, username: id, password: secret, reconnectPeriod: 0, connectTimeout: 10_000, ...opts });
+      clients.push(m);
+      m.once('connect', () => resolve(m));
+      m.once('error', reject);
+      m.once('close', () => reject(new Error(`${id}: connection to ${node.id} closed before CONNACK`)));
+    });
+
+  async function device(type: string, id: string): Promise<string> {
+    const r = await api<{ secret: string }>(b.http, 'POST', '/devices', { type, id }, token);
+    expect(r.status, JSON.stringify(r.body)).toBe(201);
+    return r.body.secret;
+  }
+
+  /**
+   * Publishes `total` QoS 1 readings (ts = t0 + seq) to `node`; a publish
+   * that fails or a connection that closes is retried on a new connection,
+   * so only what was acknowledged counts as sent.
+   */
+  async function publishLoad(id: string, secret: string, node: HubNode, total: number, acked: Set<number>, t0: number): Promise<void> {
+    const todo = Array.from({ length: total }, (_, i) => i + 1);
+    let m: MqttClient | null = null;
+    while (todo.length) {
+      if (!m?.connected) {
+        m?.end(true);
+        m = await connect(node, id, secret).catch(() => null);
+        if (!m) {
+          await new Promise((r) => setTimeout(r, 200));
+          continue;
+        }
+      }
+      const c = m;
+      const batch = todo.splice(0, 10);
+      let onClose = () => {};
+      const closed = new Promise<'closed'>((r) => (onClose = () => r('closed')));
+      c.once('close', onClose);
+      const results = await Promise.all(batch.map((seq) =>
+        Promise.race([c.publishAsync(`gridlink/v1/${id}/telemetry`, JSON.stringify({ ts: t0 + seq, seq, values: { water_level_cm: seq % 20 } }), { qos: 1 }).then(() => 'ok' as const, () => 'failed' as const), closed])));
+      c.off('close', onClose);
+      results.forEach((r, i) => (r === 'ok' ? acked.add(batch[i]!) : todo.push(batch[i]!)));
+    }
+    await m?.endAsync();
+  }
+
+  it('loses nothing acknowledged, reports degraded while Redis is away, and routes commands across nodes after it is back', async () => {
+    // Both nodes see each other before anything starts.
+    await until(async () => {
+      const hs = await Promise.all(nodes.map(healthOf));
+      return hs.every((h) => h?.status === 'ok' && h.cluster.redis === true && h.cluster.peers.length === 2) ? true : null;
+    }, 60_000, 200);
+
+    // A handheld on node A with a persistent session; its worker and the cases are made through node B.
+    const secretHh = await device('handheld', 'hh-rr');
+    expect((await api(b.http, 'POST', '/workers', { id: 'w-rr', name: 'w-rr', deviceId: 'hh-rr', gridIds: [] }, token)).status).toBe(201);
+    expect((await api(b.http, 'POST', '/workers/w-rr/duty', { onDuty: true }, token)).status).toBe(200);
+    const hh = await connect(a, 'hh-rr', secretHh, { clean: false, reconnectPeriod: 500 });
+    const got: Command[] = [];
+    hh.on('message', (topic, payload) => {
+      if (topic !== commandTopic('hh-rr')) return;
+      const cmd = decodeCommand(payload);
+      if (cmd) got.push(cmd);
+    });
+    await hh.subscribeAsync(commandTopic('hh-rr'), { qos: 1 });
+
+    // QoS 1 load on both nodes.
+    const t0 = Date.now() - 3_600_000;
+    const per = 300;
+    const ids = ['rr-a1', 'rr-a2', 'rr-b1', 'rr-b2'];
+    const devices = await Promise.all(ids.map(async (id) => ({ id, secret: await device('sensor.water_level', id) })));
+    const acked = new Map(ids.map((id) => [id, new Set<number>()]));
+    const runs = devices.map((d) => publishLoad(d.id, d.secret, d.id.startsWith('rr-a') ? a : b, per, acked.get(d.id)!, t0));
+    const total = () => [...acked.values()].reduce((n, s) => n + s.size, 0);
+
+    // A third of the way in, Redis goes away.
+    await until(() => total() >= (per * ids.length) / 3, 120_000, 20);
+    await redis.halt();
+    // While it is away every node says so.
+    const down = await until(async () => {
+      const hs = await Promise.all(nodes.map(healthOf));
+      return hs.every((h) => h?.status === 'degraded' && h.cluster.redis === false) ? hs : null;
+    }, 60_000, 100);
+    expect(down).toHaveLength(2);
+    // Away for longer than a Redis client's default retry budget (20 reconnects, about 10 s): a
+    // connection that gives up fails the PUBACKs and session writes queued behind it.
+    await new Promise((r) => setTimeout(r, 15_000));
+    await redis.start();
+
+    await Promise.all(runs);
+    for (const id of ids) expect(acked.get(id)!.size, id).toBe(per);
+    const stored = await db.query<{ device_id: string; n: number; distinct_seq: number }>(
+      "select device_id, count(*)::int as n, count(distinct seq)::int as distinct_seq from readings where metric = 'water_level_cm' and device_id like 'rr-%' group by device_id order by device_id");
+    expect(stored).toEqual(ids.map((id) => ({ device_id: id, n: per, distinct_seq: per })));
+
+    // Both nodes are back: healthy, each other's peer, one holder per lease.
+    const back = await until(async () => {
+      const hs = await Promise.all(nodes.map(healthOf));
+      return hs.every((h) => h?.status === 'ok' && h.cluster.redis === true && h.cluster.peers.length === 2) ? (hs as HealthBody[]) : null;
+    }, 120_000, 200);
+    for (const lease of Object.keys(back[0]!.cluster.leases)) expect(new Set(back.map((h) => h.cluster.leases[lease]!.holder)).size, lease).toBe(1);
+
+    // A command published on node B after the restart reaches the handheld on node A.
+    await until(() => (hh.connected ? true : null), 60_000, 100);
+    const created = await api<{ id: string }>(b.http, 'POST', '/cases', { category: 'E0101', lat: 30.6, lon: 104.0, description: 'after redis restart' }, token);
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    expect((await api(b.http, 'POST', `/cases/${created.body.id}/actions`, { action: 'register' }, token)).status).toBe(200);
+    const d = await api(b.http, 'POST', `/cases/${created.body.id}/actions`, { action: 'dispatch', workerId: 'w-rr' }, token);
+    expect(d.status, JSON.stringify(d.body)).toBe(200);
+    const cmd = await until(() => got.find((x) => x.type === 'dispatch' && x.case.id === created.body.id), 60_000);
+    expect(cmd.type).toBe('dispatch');
+  }, 400_000);
+});
