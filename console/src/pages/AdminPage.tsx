@@ -4,7 +4,7 @@ import { api, get, items, patch, post, put } from '../api/client';
 import type { Camera, Device, Role, Rule, User, Worker } from '../api/types';
 import { useI18n } from '../i18n';
 import type { DictKey } from '../i18n/dict';
-import { cameras, devices, grids, workers } from '../store/data';
+import { cameraState, cameras, devices, grids, workers } from '../store/data';
 import { useEntities, useValue } from '../store/entities';
 import { ADMIN_TABS_BY_ROLE } from '../store/roles';
 import { session } from '../store/session';
@@ -211,7 +211,7 @@ function CamerasTab() {
         <tbody>
           {list.map((c) => (
             <tr key={c.id}>
-              <td className="code">{c.id}</td><td>{c.name}</td><td>{c.online ? t('device.online') : t('device.offline')}</td><td>{c.gridId ?? ''}</td><td>{c.lat}</td><td>{c.lon}</td>
+              <td className="code">{c.id}</td><td>{c.name}</td><td data-testid="camera-state" data-camera-id={c.id} data-state={cameraState(c)} title={(c.health as { reason?: string } | undefined)?.reason}>{t(`camera.state.${cameraState(c)}`)}</td><td>{c.gridId ?? ''}</td><td>{c.lat}</td><td>{c.lon}</td>
             </tr>
           ))}
         </tbody>

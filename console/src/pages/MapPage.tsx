@@ -7,7 +7,7 @@ import { boundsOf } from '../map/layers';
 import { CasesLayer, GridLayer, PathLayer, PointsLayer, WorkersLayer } from '../map/MapLayers';
 import { MapView, useMap } from '../map/MapView';
 import { SEVERITY_COLOR, WORKER_COLOR } from '../map/style';
-import { alarms, cameras, cases, devices, grids, myDepartments, positions } from '../store/data';
+import { alarms, cameraState, cameras, cases, devices, grids, myDepartments, positions } from '../store/data';
 import { session } from '../store/session';
 import { navigate } from '../hooks/route';
 import type { CaseSummary } from '../api/types';
@@ -45,7 +45,8 @@ export function MapPage() {
 
   const sensors = useMemo(() => devs.filter((d) => d.type.startsWith('sensor.')), [devs]);
   // Cameras come from the camera registry when it exists, else from camera devices.
-  const camItems = useMemo(() => (cams.length ? cams : devs.filter((d) => d.type === 'camera')), [cams, devs]);
+  // The marker greys out when the camera is offline by its RTSP health (camera.state), not only by its MQTT connection.
+  const camItems = useMemo(() => (cams.length ? cams.map((c) => ({ ...c, online: cameraState(c) !== 'offline' })) : devs.filter((d) => d.type === 'camera')), [cams, devs]);
   const open = useMemo(() => cs.filter((c) => OPEN_STATUSES.includes(c.status)), [cs]);
   const activeAlarms = useMemo(() => al.filter((a) => a.status === 'active').sort((a, b) => b.ts - a.ts), [al]);
   const onSelect = useCallback((h: Hit | null, at: { lat: number; lon: number }) => {

@@ -7,7 +7,7 @@
 import { io, type Socket } from 'socket.io-client';
 // The hub's typed event map (types only: nothing of the hub is bundled).
 import type { ServerToClientEvents } from '../../../hub/src/realtime/events';
-import { alarms, batcher, cases, connection, devices, linkage, resync } from '../store/data';
+import { alarms, applyCameraState, batcher, cameras, cases, connection, devices, linkage, resync } from '../store/data';
 import { onAlarm } from '../store/alarm-queue';
 
 type ServerEvents = ServerToClientEvents;
@@ -43,7 +43,9 @@ export function connect(token: string): void {
   });
   s.on('device', (d) => {
     devices.patch(d.deviceId, { online: d.online, lastSeen: d.lastSeen });
+    cameras.patch(d.deviceId, { online: d.online });
   });
+  s.on('camera.state', (e) => applyCameraState(e));
   s.on('linkage', (l) => linkage.set(l));
 }
 

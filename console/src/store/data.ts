@@ -7,6 +7,7 @@
 import { DEFAULT_CALENDAR, WorkCalendar, type CalendarData } from '@gridlink/devices/calendar';
 import { items, get } from '../api/client';
 import type { Alarm, Camera, CaseSummary, Device, GridCollection, Linkage, PositionUpdate, Worker } from '../api/types';
+import type { CameraStateEvent } from '@gridlink/devices/contract';
 import { PositionBatcher, PositionIndex } from '../map/positions';
 import { EntityStore, Value } from './entities';
 
@@ -27,6 +28,23 @@ export const linkage = new Value<Linkage | null>(null);
 export const calendar = new Value<WorkCalendar>(new WorkCalendar(DEFAULT_CALENDAR));
 /** Departments the signed-in user belongs to: non-empty makes the console a department workbench. */
 export const myDepartments = new Value<Array<{ id: string; name: string; nameEn: string | null }>>([]);
+
+/** `camera.state` from the hub: a camera's RTSP health and stream changed; the camera list and its marker follow without a reload. */
+export function applyCameraState(e: CameraStateEvent): void {
+  const cur = cameras.get(e.cameraId);
+  if (!cur) return;
+  const health = (cur.health ?? {}) as Record<string, unknown>;
+  const stream = (cur.stream ?? {}) as Record<string, unknown>;
+  cameras.patch(e.cameraId, { health: { ...health, state: e.state, reason: e.reason, since: e.since }, stream: { ...stream, state: e.stream }, buffering: e.buffering });
+}
+
+/** A camera's state for the list and the map: its RTSP health once probed (live streaming wins), else its device connection. */
+export function cameraState(c: Camera): 'live' | 'online' | 'degraded' | 'offline' | 'unknown' {
+  if ((c.stream as { state?: string } | undefined)?.state === 'live') return 'live';
+  const h = (c.health as { state?: string } | undefined)?.state;
+  if (h === 'online' || h === 'degraded' || h === 'offline') return h;
+  return c.online === true ? 'online' : c.online === false ? 'offline' : 'unknown';
+}
 
 export const positions = new PositionIndex('wgs84');
 export const batcher = new PositionBatcher(
