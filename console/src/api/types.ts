@@ -1,18 +1,16 @@
 /**
  * Wire types of the REST and Socket.IO surface (CONTRACT sections 5-6) as
- * the console reads them. Where the hub declares the same shape, it is
- * imported from there as a type (erased from the bundle: nothing of the hub
- * is shipped); the rest are the console's own reading of a response, with
- * fields it does not need left out and extensions optional.
+ * the console reads them. Every shape the contract defines is imported from
+ * `@gridlink/devices/contract` as a type (erased from the bundle); run-time
+ * lists come from `@gridlink/devices/workflow` (plain data, no TypeBox). The
+ * rest are the console's own reading of a response, with fields it does not
+ * need left out and extensions optional.
  */
-import type { Severity } from '@gridlink/devices';
-import type { Role, User } from '../../../hub/src/auth/index';
-import type { Actor, CaseAction, CaseSource, CaseStatus, CaseSummary, WorkerStatus } from '../../../hub/src/core/services';
-import type { AlarmEvent, LinkageEvent } from '../../../hub/src/realtime/events';
-import type { Device } from '../../../hub/src/registry/index';
-export type { Actor, CaseAction, CaseSource, CaseStatus, CaseSummary, Device, Role, Severity, User, WorkerStatus };
-
-export const WORKER_STATUSES: readonly WorkerStatus[] = ['available', 'dispatched', 'en_route', 'on_scene', 'off_duty'];
+import type {
+  Actor, AlarmEvent, CaseAction, CaseDetail, CaseHistoryEntry, CaseSource, CaseStatus, CaseSummary, Device, Evidence, LinkageEvent, Role, Severity, User, WorkerStatus,
+} from '@gridlink/devices/contract';
+export type { Actor, CaseAction, CaseDetail, CaseHistoryEntry, CaseSource, CaseStatus, CaseSummary, Device, Evidence, Role, Severity, User, WorkerStatus };
+export { CASE_STATUSES, OPEN_STATUSES, WORKER_STATUSES } from '@gridlink/devices/workflow';
 
 export interface Worker {
   id: string;
@@ -46,36 +44,6 @@ export interface GridCollection {
   features: GridFeature[];
 }
 
-export const CASE_STATUSES: readonly CaseStatus[] = ['reported', 'registered', 'dispatched', 'accepted', 'on_scene', 'resolved', 'closed', 'rejected'];
-export const OPEN_STATUSES: readonly CaseStatus[] = ['reported', 'registered', 'dispatched', 'accepted', 'on_scene', 'resolved'];
-
-export interface CaseHistoryEntry {
-  id?: string | number;
-  ts: number;
-  action: string;
-  from?: CaseStatus | null;
-  to?: CaseStatus | null;
-  actor?: Actor | null;
-  actorName?: string;
-  note?: string | null;
-}
-
-export interface Evidence {
-  id?: string;
-  kind?: string;
-  url?: string;
-  mime?: string;
-  ts?: number;
-  [k: string]: unknown;
-}
-
-export interface CaseDetail extends CaseSummary {
-  description?: string | null;
-  history?: CaseHistoryEntry[];
-  evidence?: Evidence[];
-  cameras?: LinkedCamera[];
-  clipUrl?: string | null;
-}
 
 /** An alarm as the socket pushes it; REST answers carry more, of which the console reads these. */
 export type Alarm = AlarmEvent & { escalatedAt?: number | null; ackComment?: string | null };

@@ -5,8 +5,8 @@
  * position bursts go to the batcher, never straight to React.
  */
 import { io, type Socket } from 'socket.io-client';
-// The hub's typed event map (types only: nothing of the hub is bundled).
-import type { ServerToClientEvents } from '../../../hub/src/realtime/events';
+// The contract's event map (types only: erased from the bundle).
+import type { ServerToClientEvents } from '@gridlink/devices/contract';
 import { alarms, applyCameraState, batcher, cameras, cases, connection, devices, linkage, resync } from '../store/data';
 import { onAlarm } from '../store/alarm-queue';
 

@@ -12,11 +12,13 @@ export type Severity = (typeof SEVERITIES)[number];
 export const ROLES = ['admin', 'officer', 'dispatcher', 'worker', 'integrator'] as const;
 export type Role = (typeof ROLES)[number];
 
-/** Case statuses still in the loop (CONTRACT 4). */
-export const OPEN_STATUSES = ['reported', 'registered', 'dispatched', 'accepted', 'on_scene', 'resolved'] as const;
+const OPEN = ['reported', 'registered', 'dispatched', 'accepted', 'on_scene', 'resolved'] as const;
 /** Every case status (CONTRACT 4), open ones first. */
-export const CASE_STATUSES = [...OPEN_STATUSES, 'closed', 'rejected'] as const;
+export const CASE_STATUSES = [...OPEN, 'closed', 'rejected'] as const;
 export type CaseStatus = (typeof CASE_STATUSES)[number];
+export type OpenStatus = (typeof OPEN)[number];
+/** Case statuses still in the loop (CONTRACT 4); typed wide so `OPEN_STATUSES.includes(status)` takes any status. */
+export const OPEN_STATUSES: readonly CaseStatus[] = OPEN;
 
 /** Where a case came from (CONTRACT 4). */
 export const CASE_SOURCES = ['rule', 'worker', 'officer', 'citizen'] as const;

@@ -75,7 +75,7 @@ export const WORKFLOW: Readonly<Record<CaseAction, Transition>> = {
 };
 
 export function isOpen(status: CaseStatus): boolean {
-  return (OPEN_STATUSES as readonly CaseStatus[]).includes(status);
+  return OPEN_STATUSES.includes(status);
 }
 
 export function isCaseStatus(v: unknown): v is CaseStatus {
