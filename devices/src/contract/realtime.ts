@@ -48,7 +48,6 @@ export const PositionEvent = Type.Object({
   ts: Type.Number(),
   status: OneOf(WORKER_STATUSES),
   gridId: Type.Optional(Nullable(Type.String())),
-  hdg: Type.Optional(Nullable(Type.Number({ description: 'heading, degrees clockwise from north' }))),
 });
 export type PositionEvent = Static<typeof PositionEvent>;
 
