@@ -16,7 +16,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { chromium } from 'playwright-core';
-import { defaultModules } from '../../hub/src/modules';
+import { productModules } from '../../hub/src/hub';
 import { startHub } from '../../hub/test/helpers';
 import { buildConsole, CHROMIUM, CHROMIUM_ARGS } from '../test/e2e/harness';
 
@@ -44,7 +44,7 @@ function firstLoadSizes(dir: string) {
 async function main() {
   const dir = await buildConsole();
   // The product composition with its default settings: the position policy measured is the shipped one.
-  const hub = await startHub({ consoleDir: dir }, { modules: defaultModules });
+  const hub = await startHub({ consoleDir: dir }, { modules: productModules() });
   const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
   try {
     const grid = { type: 'FeatureCollection', features: [{ type: 'Feature', properties: { id: 'G1', name: '一号网格', level: 'grid', parentId: null }, geometry: { type: 'Polygon', coordinates: [[[LON - 0.02, LAT - 0.02], [LON + 0.02, LAT - 0.02], [LON + 0.02, LAT + 0.02], [LON - 0.02, LAT + 0.02], [LON - 0.02, LAT - 0.02]]] } }] };

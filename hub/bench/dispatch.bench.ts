@@ -149,11 +149,7 @@ function gridsGeoJson() {
 
 async function hubBench() {
   const { loadConfig } = await import('../src/core/config.js');
-  const { createHub } = await import('../src/hub.js');
-  const { createRealtime } = await import('../src/realtime/index.js');
-  const { createCases } = await import('../src/cases/index.js');
-  const { createDispatchModule } = await import('../src/dispatch/index.js');
-  type DispatchModule = import('../src/dispatch/index.js').DispatchModule;
+  const { createHub, realtimeModule, casesModule, dispatchModule } = await import('../src/hub.js');
   const config = loadConfig({
     ...process.env,
     DATABASE_URL: process.env.DATABASE_URL ?? 'memory://',
@@ -163,10 +159,10 @@ async function hubBench() {
     GRIDLINK_LOG_LEVEL: 'warn',
     GRIDLINK_ADMIN_PASSWORD: 'bench-admin-pass',
   });
-  let mod!: DispatchModule;
   const hub = await createHub(config, {
-    modules: [createRealtime, (ctx) => createCases(ctx, { overdueEveryMs: 0 }), (ctx) => (mod = createDispatchModule({ config: { positionsIntervalMs: 1000 } })(ctx) as DispatchModule)],
+    modules: [realtimeModule(), casesModule({ overdueEveryMs: 0 }), dispatchModule({ config: { positionsIntervalMs: 1000 } })],
   });
+  const mod = hub.ctx.domains.dispatch!;
   const ports = await hub.start();
   const { ctx } = hub;
   const admin = ctx.auth.sign({ id: 'bench-admin', username: 'bench-admin', role: 'admin', regionId: null, displayName: 'bench' });
@@ -224,7 +220,7 @@ async function hubBench() {
   const engineMovedMs = time((i) => void mod.engine.candidates(qs[i % qs.length]!, 10), 5000);
   const engineMovedCpuMs = cpuTime((i) => void mod.engine.candidates(qs[i % qs.length]!, 10), 5000);
   mod.workers.index.rebuild(Date.now());
-  const cases = ctx.services.cases as unknown as { create(i: Record<string, unknown>): Promise<{ case: { id: string } }> };
+  const cases = ctx.domains.cases!.store;
   const caseIds: string[] = [];
   for (let i = 0; i < 20; i++) {
     const q = qs[i]!;

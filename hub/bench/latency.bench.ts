@@ -166,11 +166,8 @@ function child(mode: string, input: unknown): { proc: ReturnType<typeof spawn>; 
 }
 
 async function main(): Promise<void> {
-  const { createHub } = await import('../src/hub.js');
+  const { createHub, realtimeModule, casesModule, rulesModule } = await import('../src/hub.js');
   const { loadConfig } = await import('../src/core/config.js');
-  const { createRealtime } = await import('../src/realtime/index.js');
-  const { createCases } = await import('../src/cases/index.js');
-  const { createRules } = await import('../src/rules/index.js');
   // On PostgreSQL every run gets its own schema, dropped afterwards.
   let databaseUrl = process.env.DATABASE_URL ?? 'memory://';
   let dropSchema: (() => Promise<void>) | null = null;
@@ -196,7 +193,7 @@ async function main(): Promise<void> {
     host: '127.0.0.1', httpPort: 0, mqttPort: 0, databaseUrl, logLevel: 'silent',
     adminPassword: 'bench-admin-password', jwtSecret: 'bench-secret-bench-secret-bench-secret', deviceRate: 10_000, deviceBurst: 20_000,
   });
-  const hub = await createHub(config, { modules: [createRealtime, (c) => createCases(c), (c) => createRules(c)] });
+  const hub = await createHub(config, { modules: [realtimeModule(), casesModule(), rulesModule()] });
   const ports = await hub.start();
   const base = `http://127.0.0.1:${ports.http}/api/v1`;
   const admin = hub.ctx.auth.sign({ id: 'bench', username: 'bench', role: 'admin', regionId: null, displayName: 'bench' });

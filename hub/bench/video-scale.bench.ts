@@ -25,8 +25,8 @@ import { chromium } from 'playwright-core';
 import WebSocket from 'ws';
 import { rtspCameraSupport, simFfmpeg, startRtspCamera, type RtspCamera } from '../../simulators/src/camera/index.js';
 import { testConfig } from '../src/core/config.js';
-import { createHub } from '../src/hub.js';
-import { createVideo, type VideoModule } from '../src/video/index.js';
+import { createHub, videoModule } from '../src/hub.js';
+import type { VideoModule } from '../src/video/index.js';
 import { CHROMIUM, chromiumArgs, haveChromium, median, openPlayer, percentile, play, playerStats } from '../test/video/player-page.js';
 
 const TICK_S = 100;
@@ -87,7 +87,7 @@ async function main(): Promise<void> {
   const SOURCES = 4;
   const MEASURE_MS = Number(process.env.BENCH_MEASURE_MS ?? 15_000);
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'gl-video-scale-'));
-  const hub = await createHub(testConfig({ dataDir }), { modules: [createVideo({ bufferMax: BUFFERED, stream: { graceS: 3, leaseS: 4 } })] });
+  const hub = await createHub(testConfig({ dataDir }), { modules: [videoModule({ bufferMax: BUFFERED, stream: { graceS: 3, leaseS: 4 } })] });
   const ports = await hub.start();
   const http = `http://127.0.0.1:${ports.http}`;
   const video = hub.ctx.modules.get('video') as VideoModule;

@@ -22,8 +22,8 @@ import path from 'node:path';
 import { chromium } from 'playwright-core';
 import { rtspCameraSupport, startRtspCamera, type RtspCamera } from '../../simulators/src/camera/index.js';
 import { testConfig } from '../src/core/config.js';
-import { createHub } from '../src/hub.js';
-import { createVideo, type VideoModule } from '../src/video/index.js';
+import { createHub, videoModule } from '../src/hub.js';
+import type { VideoModule } from '../src/video/index.js';
 import { CHROMIUM, chromiumArgs, haveChromium, median, openPlayer, percentile, play, playerStats } from '../test/video/player-page.js';
 
 const TICK_S = 100; // USER_HZ on Linux
@@ -73,7 +73,7 @@ async function main(): Promise<void> {
     process.exit(process.env.GRIDLINK_REQUIRE_ALL === '1' ? 1 : 0);
   }
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'gl-video-bench-'));
-  const hub = await createHub(testConfig({ dataDir }), { modules: [createVideo({ stream: { graceS: 3, leaseS: 4 } })] });
+  const hub = await createHub(testConfig({ dataDir }), { modules: [videoModule({ stream: { graceS: 3, leaseS: 4 } })] });
   const ports = await hub.start();
   const http = `http://127.0.0.1:${ports.http}`;
   const video = hub.ctx.modules.get('video') as VideoModule;

@@ -1,19 +1,25 @@
 /**
- * Builds a hub from a config: the composition used by main.ts, the tests and
- * the benchmarks. Constructors do nothing; start() brings modules up in
- * order and names the module that failed; stop() takes them down in reverse.
- * An optional module failing to start is logged and skipped: video must never
- * stop ingest.
+ * Builds a hub from a config: the one composition root, used by main.ts, the
+ * tests and the benchmarks. It builds the platform parts (database, registry,
+ * auth, ingest, broker, HTTP), then each domain with exactly the parts and
+ * the other domains' services it uses (`createDispatch({ db, bus, broker,
+ * cases, grids, realtime, ... })`); no domain sees the whole. Constructors do
+ * nothing; start() brings modules up in order and names the module that
+ * failed; stop() takes them down in reverse. An optional module failing to
+ * start is logged and skipped: video must never stop ingest.
  */
 import type { AddressInfo } from 'node:net';
 import { createAuth, type Auth } from './auth/index.js';
 import { createBroker, type Broker } from './broker/index.js';
+import { createCases, type CasesModule, type CasesOptions } from './cases/index.js';
 import { createCluster, loadClusterConfig, type Cluster, type ClusterConfig, type Leases } from './cluster/index.js';
 import { EventBus } from './core/bus.js';
 import type { Config } from './core/config.js';
 import { createLogger, type Logger } from './core/logger.js';
 import { createMetrics, type Metrics } from './core/metrics.js';
-import type { Services } from './core/services.js';
+import type { HubModule } from './core/module.js';
+import type { CameraLinkageService, GridService, WorkerService } from './core/services.js';
+import { createDispatch, type DispatchModule, type DispatchOptions } from './dispatch/index.js';
 import { createApp, type App } from './http/app.js';
 import { authenticateAll } from './http/guards.js';
 import { authRoutes } from './http/routes/auth.routes.js';
@@ -22,13 +28,19 @@ import { deviceRoutes } from './http/routes/devices.routes.js';
 import { ingestRoutes } from './http/routes/ingest.routes.js';
 import { systemRoutes } from './http/routes/system.routes.js';
 import { createIngest, type Ingest } from './ingest/index.js';
+import { createMobile, type MobileModule, type MobileOptions } from './mobile/index.js';
+import { createRealtime, type RealtimeModule } from './realtime/index.js';
 import { DeviceRegistry } from './registry/index.js';
-import { createStore, openDb, type Db, type Migration, type Store } from './store/index.js';
+import { createRules, type RulesModule, type RulesOptions } from './rules/index.js';
+import { createStore, openDb, type Db, type Store } from './store/index.js';
+import { createVideo, type VideoModule, type VideoOptions } from './video/index.js';
+
+export type { HubModule } from './core/module.js';
 
 export const VERSION = '0.1.0';
 
-/** What every domain module may use. */
-export interface HubContext {
+/** The platform parts every domain is built from (each domain receives only the ones it uses). */
+export interface Platform {
   config: Config;
   logger: Logger;
   bus: EventBus;
@@ -44,31 +56,102 @@ export interface HubContext {
   cluster: Cluster;
   /** Singleton work (timers that must run once per cluster) asks here first (cluster/leases.ts). */
   leases: Leases;
-  /** Modules by name, for the few cross-domain calls the bus does not cover. */
-  modules: Map<string, HubModule>;
-  /** Cross-domain services registered by their owning modules (core/services.ts). */
-  services: Services;
   now: () => number;
 }
 
-export interface HubModule {
-  name: string;
-  /** An optional module failing to start is logged and skipped. */
-  optional?: boolean;
-  migrations?: Migration[];
-  /** Registers routes under /api/v1 (called before the server listens). */
-  routes?(api: App): void;
-  /** Registers routes at the server root (e.g. /video, /osmand). */
-  rootRoutes?(app: App): void;
-  start?(): Promise<void>;
-  stop?(): Promise<void>;
+/** The domains built so far, by name; a hub started with a subset leaves the others out. */
+export interface Domains {
+  realtime?: RealtimeModule;
+  cases?: CasesModule;
+  rules?: RulesModule;
+  dispatch?: DispatchModule;
+  mobile?: MobileModule;
+  video?: VideoModule;
 }
 
-export type ModuleFactory = (ctx: HubContext) => HubModule;
+/** Builds one module from the platform and the domains built before it (in list order). */
+export type ModuleFactory = (platform: Platform, domains: Domains) => HubModule;
+
+// ---- the product's domains, each wired with what it uses -----------------------------------
+
+export function realtimeModule(): ModuleFactory {
+  return (p, d) => (d.realtime = createRealtime({
+    app: p.app, auth: p.auth, bus: p.bus, registry: p.registry, config: p.config,
+    ...(p.cluster.socketAdapter ? { socketAdapter: p.cluster.socketAdapter } : {}),
+    // cases is built after realtime.
+    grids: () => d.cases?.grids,
+  }));
+}
+
+export function casesModule(options: CasesOptions = {}): ModuleFactory {
+  return (p, d) => (d.cases = createCases({
+    db: p.db, bus: p.bus, logger: p.logger, config: p.config, auth: p.auth, registry: p.registry, now: p.now, leases: p.leases,
+    ...(d.realtime ? { realtime: d.realtime.service } : {}),
+    // dispatch (the worker registry) is built after cases.
+    workers: () => d.dispatch?.workers,
+  }, options));
+}
+
+export function rulesModule(options: RulesOptions = {}): ModuleFactory {
+  return (p, d) => (d.rules = createRules({
+    db: p.db, bus: p.bus, logger: p.logger, auth: p.auth, registry: p.registry, now: p.now, leases: p.leases,
+    ...(d.cases ? { cases: d.cases.store, grids: d.cases.grids } : {}),
+    ...(d.realtime ? { realtime: d.realtime.service } : {}),
+  }, options));
+}
+
+export function dispatchModule(options: DispatchOptions = {}): ModuleFactory {
+  return (p, d) => (d.dispatch = createDispatch({
+    db: p.db, bus: p.bus, logger: p.logger, broker: p.broker, registry: p.registry, ingest: p.ingest, auth: p.auth, config: p.config, now: p.now,
+    ...(d.cases ? { cases: d.cases.store, grids: d.cases.grids } : {}),
+    ...(d.realtime ? { realtime: d.realtime.service } : {}),
+    // With the rules module loaded (before or after dispatch) dispatch alarms are stored and announced there.
+    alarmsStored: () => d.rules !== undefined,
+  }, options));
+}
+
+export function mobileModule(options: MobileOptions = {}): ModuleFactory {
+  return (p, d) => (d.mobile = createMobile({
+    db: p.db, bus: p.bus, logger: p.logger, auth: p.auth, registry: p.registry, ingest: p.ingest, broker: p.broker, now: p.now,
+    ...(d.realtime ? { realtime: d.realtime.service } : {}),
+    ...(d.cases ? { cases: d.cases } : {}),
+    ...(d.dispatch ? { dispatch: d.dispatch } : {}),
+  }, options));
+}
+
+export function videoModule(options: Partial<VideoOptions> = {}): ModuleFactory {
+  return (p, d) => (d.video = createVideo({
+    db: p.db, bus: p.bus, logger: p.logger, config: p.config, auth: p.auth, registry: p.registry, now: p.now,
+    ...(d.cases ? { cases: d.cases.store, grids: d.cases.grids } : {}),
+    ...(d.realtime ? { realtime: d.realtime.service } : {}),
+  }, options));
+}
+
+export interface ProductOptions {
+  cases?: CasesOptions;
+  rules?: RulesOptions;
+  dispatch?: DispatchOptions;
+  mobile?: MobileOptions;
+  video?: Partial<VideoOptions>;
+}
+
+/** The product's domain modules in start order, with per-module options (tests). */
+export function productModules(o: ProductOptions = {}): ModuleFactory[] {
+  return [
+    realtimeModule(),
+    casesModule(o.cases),
+    rulesModule(o.rules),
+    dispatchModule(o.dispatch),
+    // the worker app's API (after cases and dispatch).
+    mobileModule(o.mobile),
+    // optional: video failing (no ffmpeg) never stops ingest.
+    videoModule(o.video),
+  ];
+}
 
 export interface HubOptions {
   logger?: Logger;
-  /** Domain modules, in start order. Defaults to every module of the product. */
+  /** Domain modules, in start order. Defaults to every module of the product (productModules()). */
   modules?: ModuleFactory[];
   /** Use the TimescaleDB build of PGlite (tests of the hypertable path). */
   pgliteTimescale?: boolean;
@@ -79,8 +162,18 @@ export interface HubOptions {
   cluster?: Partial<ClusterConfig>;
 }
 
+/** The hub as its owner (main.ts, tests, benchmarks) sees it; no domain sees this. */
+export interface HubHandle extends Platform {
+  /** Modules by name, in start order. */
+  modules: Map<string, HubModule>;
+  /** The product's domains that were built, typed. */
+  domains: Domains;
+  /** The cross-domain services of the built domains, for tests, benchmarks and the demo. */
+  services: { cases?: CasesModule['store']; grids?: GridService; workers?: WorkerService; realtime?: RealtimeModule['service']; cameras?: CameraLinkageService };
+}
+
 export interface Hub {
-  ctx: HubContext;
+  ctx: HubHandle;
   start(): Promise<{ http: number; mqtt: number; mqtts?: number }>;
   stop(): Promise<void>;
   readonly ports: { http: number; mqtt: number; mqtts?: number };
@@ -95,21 +188,33 @@ export async function createHub(config: Config, options: HubOptions = {}): Promi
   const db = options.wrapDb ? options.wrapDb(opened) : opened;
   const modules = new Map<string, HubModule>();
   const cluster = createCluster({ config: loadClusterConfig(process.env, options.cluster), db, logger, metrics });
-  const partial = { config, logger, bus, metrics, db, modules, now, services: {}, cluster, leases: cluster.leases } as HubContext;
-  partial.registry = new DeviceRegistry(db, bus, logger, now);
-  cluster.bridge({ bus, registry: partial.registry });
-  partial.auth = createAuth({ db, config, logger, now });
+  const registry = new DeviceRegistry(db, bus, logger, now);
+  cluster.bridge({ bus, registry });
+  const auth = createAuth({ db, config, logger, now });
   // Migrations of every module are collected before the store starts.
-  const factories = options.modules ?? (await import('./modules.js')).defaultModules;
-  partial.store = createStore({ db, config, logger, metrics, leases: cluster.leases, migrations: () => [...modules.values()].flatMap((m) => m.migrations ?? []) });
-  partial.ingest = createIngest({ config, bus, registry: partial.registry, writer: partial.store.writer, metrics, logger, now });
-  partial.broker = createBroker({ config, bus, registry: partial.registry, ingest: partial.ingest, writer: partial.store.writer, metrics, logger, mq: cluster.mq, persistence: cluster.persistence });
-  partial.app = await createApp({ config, logger, auth: partial.auth, onMqttStream: (s, req) => partial.broker.handleStream(s, req) });
-  const ctx = partial;
+  const factories = options.modules ?? productModules();
+  const store = createStore({ db, config, logger, metrics, leases: cluster.leases, migrations: () => [...modules.values()].flatMap((m) => m.migrations ?? []) });
+  const ingest = createIngest({ config, bus, registry, writer: store.writer, metrics, logger, now });
+  const broker = createBroker({ config, bus, registry, ingest, writer: store.writer, metrics, logger, mq: cluster.mq, persistence: cluster.persistence });
+  const app = await createApp({ config, logger, auth, onMqttStream: (s, req) => broker.handleStream(s, req) });
+  const platform: Platform = { config, logger, bus, metrics, db, store, registry, auth, ingest, broker, app, cluster, leases: cluster.leases, now };
+  const domains: Domains = {};
   for (const f of factories) {
-    const m = f(ctx);
+    const m = f(platform, domains);
     modules.set(m.name, m);
   }
+  const ctx: HubHandle = {
+    ...platform,
+    modules,
+    domains,
+    services: {
+      get cases() { return domains.cases?.store; },
+      get grids() { return domains.cases?.grids; },
+      get workers() { return domains.dispatch?.workers; },
+      get realtime() { return domains.realtime?.service; },
+      get cameras() { return domains.video?.nearestCameras; },
+    },
+  };
 
   let ports = { http: 0, mqtt: 0 } as { http: number; mqtt: number; mqtts?: number };
   const started: Array<{ name: string; stop: () => Promise<void> }> = [];

@@ -112,26 +112,9 @@ export async function visibleText(page: Page): Promise<string> {
 
 export const CJK = /[\u3400-\u9fff]/;
 
-/**
- * The product's modules. Modules that exist in the tree but are not yet
- * listed in hub/src/modules.ts (landing in parallel) are appended, so the
- * console is tested against everything that exists; once modules.ts lists
- * them this is exactly the default composition.
- */
+/** The product's modules (the hub's default composition). */
 export async function productModules(): Promise<import('../../../hub/src/hub').ModuleFactory[]> {
-  const { readFileSync } = await import('node:fs');
-  const { defaultModules } = await import('../../../hub/src/modules');
-  const listed = readFileSync(path.resolve(consoleRoot, '../hub/src/modules.ts'), 'utf8');
-  const out = [...defaultModules];
-  if (!listed.includes('./rules/')) {
-    const { createRules } = await import('../../../hub/src/rules/index');
-    out.push((ctx) => createRules(ctx));
-  }
-  if (!listed.includes('./video/')) {
-    const { videoModule } = await import('../../../hub/src/video/index');
-    out.push(videoModule);
-  }
-  return out;
+  return (await import('../../../hub/src/hub')).productModules();
 }
 
 /** A small district: one district polygon split into two unit grids (west, east). */

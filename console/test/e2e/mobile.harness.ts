@@ -8,11 +8,7 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { BrowserContext, Page } from 'playwright-core';
-import { createCases } from '../../../hub/src/cases/index';
-import { createDispatchModule } from '../../../hub/src/dispatch/index';
-import { createMobileModule } from '../../../hub/src/mobile/index';
-import { createRealtime } from '../../../hub/src/realtime/index';
-import { createRules } from '../../../hub/src/rules/index';
+import { casesModule, dispatchModule, mobileModule, realtimeModule, rulesModule } from '../../../hub/src/hub';
 import { until } from '../../../hub/test/helpers';
 import { startE2E, testGrids, type E2E } from './harness';
 
@@ -26,12 +22,12 @@ export const PHONE = { width: 390, height: 844 };
 export async function startMobileE2E(): Promise<E2E> {
   const e = await startE2E({}, {
     modules: [
-      createRealtime,
-      (ctx) => createCases(ctx),
-      (ctx) => createRules(ctx),
+      realtimeModule(),
+      casesModule(),
+      rulesModule(),
       // The walk is fast-forwarded (a street in seconds): the jump filter's speed limit is raised to match.
-      createDispatchModule({ config: { arrivalDwellS: 3, arrivalRadiusM: 40, maxSpeedMps: 1000 } }),
-      createMobileModule({ config: { positionIntervalS: 1, minGapS: 0.5, minMoveM: 10, staleAfterS: 30 } }),
+      dispatchModule({ config: { arrivalDwellS: 3, arrivalRadiusM: 40, maxSpeedMps: 1000 } }),
+      mobileModule({ config: { positionIntervalS: 1, minGapS: 0.5, minMoveM: 10, staleAfterS: 30 } }),
     ],
   });
   const g = await e.hub.api('PUT', '/grids', testGrids(LAT, LON));

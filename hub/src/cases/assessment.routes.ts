@@ -7,7 +7,7 @@ import { Errors, GridError } from '../core/errors.js';
 import type { App } from '../http/app.js';
 import { authenticate, parseTime, principal, requireRole } from '../http/guards.js';
 import { errors, TimeQuery } from '../http/schemas.js';
-import type { Services } from '../core/services.js';
+import type { WorkerService } from '../core/services.js';
 import type { Queryable } from '../store/index.js';
 import { ASSESSMENT_FORMULAS, ASSESSMENT_LEVELS, assessmentXlsx, computeAssessment, METRICS, monthRange, type AssessmentLevel, type Weights } from './assessment.js';
 import type { CalendarStore } from './calendar.store.js';
@@ -38,7 +38,7 @@ export interface AssessmentRouteDeps {
   grids: GridIndex;
   calendar: CalendarStore;
   departments: DepartmentDirectory;
-  services: Services;
+  workers: () => WorkerService | undefined;
   now: () => number;
 }
 
@@ -68,7 +68,7 @@ export function assessmentRoutes(app: App, d: AssessmentRouteDeps): void {
       gridIds = d.grids.has(region) ? d.grids.descendants(region) : [region];
     }
     return computeAssessment(
-      { db: d.db, grids: d.grids, calendar: cal, names: { worker: (id) => d.services.workers?.get(id)?.name, department: (id) => d.departments.get(id)?.name } },
+      { db: d.db, grids: d.grids, calendar: cal, names: { worker: (id) => d.workers()?.get(id)?.name, department: (id) => d.departments.get(id)?.name } },
       { from, to, now, level: q.level, gridIds, weights },
     );
   }

@@ -1,14 +1,22 @@
 /**
  * Cases: the 数字城管 closed loop (workflow, history, categories, grids,
- * evidence, KPIs). Registers `ctx.services.cases` and `ctx.services.grids`,
- * plugs the grid hierarchy into auth as the region resolver, and turns
- * handheld `report` and `case` messages into cases and transitions.
+ * evidence, KPIs). Its door hands out the case store and the grid index
+ * (the composition root passes them to the domains that use them), plugs the
+ * grid hierarchy into auth as the region resolver, and turns handheld
+ * `report` and `case` messages into cases and transitions.
  */
 import type { Normalised } from '@gridlink/devices';
-import type { Actor } from '../core/services.js';
+import type { Auth } from '../auth/index.js';
+import type { Leases } from '../cluster/index.js';
+import type { EventBus } from '../core/bus.js';
+import type { Config } from '../core/config.js';
 import { isGridError } from '../core/errors.js';
-import type { HubContext, HubModule } from '../hub.js';
+import type { Logger } from '../core/logger.js';
+import type { HubModule } from '../core/module.js';
+import type { Actor, RealtimeService, WorkerService } from '../core/services.js';
 import type { StoredMessage } from '../ingest/index.js';
+import type { DeviceRegistry } from '../registry/index.js';
+import type { Db } from '../store/index.js';
 import { CalendarStore } from './calendar.store.js';
 import { CategoryCatalogue } from './categories.js';
 import { DepartmentDirectory, departmentRoom } from './departments.js';
@@ -43,30 +51,42 @@ export interface CasesModule extends HubModule {
   tick(): Promise<void>;
 }
 
-/** The case store of a hub, when the cases module is loaded. */
-export function caseStoreOf(ctx: HubContext): CaseStore | undefined {
-  const s = ctx.services.cases as (CaseStore & { brand?: string }) | undefined;
-  return s?.brand === 'gridlink.cases' ? s : undefined;
+export interface CasesDeps {
+  db: Db;
+  bus: EventBus;
+  logger: Logger;
+  config: Config;
+  auth: Auth;
+  registry: DeviceRegistry;
+  now: () => number;
+  /** Work that must run once per cluster (the overdue check) asks here. */
+  leases?: Leases;
+  realtime?: RealtimeService;
+  /** The worker registry, when dispatch is loaded (it is built after cases). */
+  workers?: () => WorkerService | undefined;
 }
 
-export function createCases(ctx: HubContext, opts: { overdueEveryMs?: number } = {}): CasesModule {
-  const log = ctx.logger.child({ module: 'cases' });
-  const categories = new CategoryCatalogue(ctx.db);
+export interface CasesOptions {
+  overdueEveryMs?: number;
+}
+
+export function createCases(deps: CasesDeps, opts: CasesOptions = {}): CasesModule {
+  const workers = deps.workers ?? (() => undefined);
+  const log = deps.logger.child({ module: 'cases' });
+  const categories = new CategoryCatalogue(deps.db);
   const grids = new GridIndex();
-  const evidence = new EvidenceStore(ctx.db, ctx.config);
-  const calendar = new CalendarStore(ctx.db);
-  const departments = new DepartmentDirectory(ctx.db, (regionId, gridId) => ctx.auth.canSee({ regionId }, gridId));
-  const store = new CaseStore({ db: ctx.db, bus: ctx.bus, logger: log, auth: ctx.auth, services: ctx.services, categories, grids, evidence, now: ctx.now, calendar, departments });
-  ctx.services.cases = store;
-  ctx.services.grids = grids;
+  const evidence = new EvidenceStore(deps.db, deps.config);
+  const calendar = new CalendarStore(deps.db);
+  const departments = new DepartmentDirectory(deps.db, (regionId, gridId) => deps.auth.canSee({ regionId }, gridId));
+  const store = new CaseStore({ db: deps.db, bus: deps.bus, logger: log, auth: deps.auth, ...(deps.realtime ? { realtime: deps.realtime } : {}), workers, categories, grids, evidence, now: deps.now, calendar, departments });
   let timer: NodeJS.Timeout | null = null;
   // Per device, handheld messages apply in the order they were stored.
   const queues = new Map<string, Promise<void>>();
 
   function workerActor(deviceId: string): Actor {
-    const w = ctx.services.workers?.byDevice(deviceId);
+    const w = workers()?.byDevice(deviceId);
     // Without the dispatch module a handheld acts as the worker whose id is its device id.
-    return w ? { kind: 'worker', id: w.id, name: w.name, deviceId } : { kind: 'worker', id: deviceId, name: ctx.registry.get(deviceId)?.name ?? deviceId, deviceId };
+    return w ? { kind: 'worker', id: w.id, name: w.name, deviceId } : { kind: 'worker', id: deviceId, name: deps.registry.get(deviceId)?.name ?? deviceId, deviceId };
   }
 
   async function onHandheld(deviceId: string, msg: Extract<Normalised, { channel: 'report' | 'case' }>): Promise<void> {
@@ -85,7 +105,7 @@ export function createCases(ctx: HubContext, opts: { overdueEveryMs?: number } =
     } catch (err) {
       const code = isGridError(err) ? err.code : 'INTERNAL';
       log.warn({ deviceId, caseId: msg.caseId, action: msg.action, code, err: (err as Error).message }, 'handheld case action refused');
-      ctx.bus.emit('case.refused', { deviceId, caseId: msg.caseId, action: msg.action, code, message: (err as Error).message });
+      deps.bus.emit('case.refused', { deviceId, caseId: msg.caseId, action: msg.action, code, message: (err as Error).message });
     }
   }
 
@@ -101,7 +121,7 @@ export function createCases(ctx: HubContext, opts: { overdueEveryMs?: number } =
   }
 
   async function tick(): Promise<void> {
-    await store.checkOverdue(ctx.now());
+    await store.checkOverdue(deps.now());
   }
 
   return {
@@ -115,10 +135,10 @@ export function createCases(ctx: HubContext, opts: { overdueEveryMs?: number } =
     tick,
     migrations: caseMigrations,
     routes(api) {
-      caseRoutes(api, { auth: ctx.auth, db: ctx.db, cases: store, categories, grids, evidence, calendar, departments, now: ctx.now });
-      departmentRoutes(api, { auth: ctx.auth, cases: store, departments, grids });
-      intakeRoutes(api, { auth: ctx.auth, db: ctx.db, cases: store, grids });
-      assessmentRoutes(api, { auth: ctx.auth, db: ctx.db, grids, calendar, departments, services: ctx.services, now: ctx.now });
+      caseRoutes(api, { auth: deps.auth, db: deps.db, cases: store, categories, grids, evidence, calendar, departments, now: deps.now });
+      departmentRoutes(api, { auth: deps.auth, cases: store, departments, grids });
+      intakeRoutes(api, { auth: deps.auth, db: deps.db, cases: store, grids });
+      assessmentRoutes(api, { auth: deps.auth, db: deps.db, grids, calendar, departments, workers, now: deps.now });
     },
     async start() {
       evidence.init();
@@ -126,22 +146,22 @@ export function createCases(ctx: HubContext, opts: { overdueEveryMs?: number } =
       await calendar.load();
       await departments.load();
       // A department's members get its cases on their socket, and nothing sent to their region.
-      ctx.services.realtime?.setRoomsOf((userId) => {
+      deps.realtime?.setRoomsOf((userId) => {
         const ids = departments.of(userId);
         return ids.length ? ids.map(departmentRoom) : null;
       });
       // Joining or leaving a department moves the user's open sockets at once, not at their next reconnect.
       departments.onMembersChanged = async (userIds) => {
-        await Promise.all(userIds.map((u) => ctx.services.realtime?.reroom(u).catch((err: unknown) => log.error({ err, userId: u }, 'reroom failed'))));
+        await Promise.all(userIds.map((u) => deps.realtime?.reroom(u).catch((err: unknown) => log.error({ err, userId: u }, 'reroom failed'))));
       };
       await store.loadLinks();
-      grids.load(await loadGrids(ctx.db));
-      ctx.auth.setRegionResolver(grids);
-      ctx.bus.on('message.stored', 'cases', onStored);
+      grids.load(await loadGrids(deps.db));
+      deps.auth.setRegionResolver(grids);
+      deps.bus.on('message.stored', 'cases', onStored);
       const every = opts.overdueEveryMs ?? 30_000;
       if (every > 0) {
         // Once per cluster: on the holder of the `cases.overdue` lease (cluster/leases.ts).
-        timer = setInterval(() => void (ctx.leases?.holds('cases.overdue') === false ? Promise.resolve() : tick()).catch((err) => log.error({ err }, 'overdue check failed')), every);
+        timer = setInterval(() => void (deps.leases?.holds('cases.overdue') === false ? Promise.resolve() : tick()).catch((err) => log.error({ err }, 'overdue check failed')), every);
         timer.unref();
       }
       log.info({ grids: grids.size, categories: categories.list().length, evidenceDir: evidence.dir }, 'cases started');
@@ -149,7 +169,7 @@ export function createCases(ctx: HubContext, opts: { overdueEveryMs?: number } =
     async stop() {
       if (timer) clearInterval(timer);
       timer = null;
-      ctx.bus.removeOwner('cases');
+      deps.bus.removeOwner('cases');
       await Promise.allSettled([...queues.values()]);
     },
   };

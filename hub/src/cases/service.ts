@@ -10,7 +10,7 @@ import type { Principal } from '../auth/index.js';
 import type { EventBus } from '../core/bus.js';
 import { Errors, GridError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import type { Actor, CaseAction, CaseActInput, CaseService, CaseSource, CaseStatus, CaseSummary, Services } from '../core/services.js';
+import type { Actor, CaseAction, CaseActInput, CaseService, CaseSource, CaseStatus, CaseSummary, RealtimeService, WorkerService } from '../core/services.js';
 import type { Auth } from '../auth/index.js';
 import type { Db, Queryable } from '../store/index.js';
 import type { WorkCalendar } from '@gridlink/devices/calendar';
@@ -197,7 +197,10 @@ export interface CaseServiceDeps {
   bus: EventBus;
   logger: Logger;
   auth: Auth;
-  services: Services;
+  /** Consoles hear every committed change (`case` on Socket.IO) when realtime is loaded. */
+  realtime?: RealtimeService;
+  /** The worker registry, once dispatch has one (dispatch is built after cases). */
+  workers: () => WorkerService | undefined;
   categories: CategoryCatalogue;
   grids: GridIndex;
   evidence: EvidenceStore;
@@ -211,7 +214,6 @@ export interface CaseServiceDeps {
 }
 
 export class CaseStore implements CaseService {
-  readonly brand = 'gridlink.cases';
   /**
    * Open cases by link key (`r|rule|device`, `c|category|device`), oldest first:
    * the rule path finds the case a trigger joins without a query. Kept in step
@@ -553,15 +555,15 @@ export class CaseStore implements CaseService {
    * none. A hub without one (cases alone) knows workers by name only.
    */
   workerIdOfUser(userId: string, username?: string): string | null {
-    const workers = this.d.services.workers;
-    if (workers?.byUser) return workers.byUser(userId)?.id ?? null;
+    const workers = this.d.workers();
+    if (workers) return workers.byUser(userId)?.id ?? null;
     return username ?? null;
   }
 
   /** A region-scoped user may send only a worker whose whole beat lies in the region; another region's worker does not exist. */
   private assertWorkerInRegion(actor: Actor, workerId: string): void {
     if (actor.kind !== 'user' || !actor.regionId) return;
-    const w = this.d.services.workers?.get(workerId);
+    const w = this.d.workers()?.get(workerId);
     const notFound = () => new GridError('WORKER_NOT_FOUND', `worker ${workerId} not found`, 404);
     if (!w) throw notFound();
     this.d.auth.assertCanWrite({ regionId: actor.regionId }, { gridIds: w.gridIds }, null, notFound);
@@ -597,7 +599,7 @@ export class CaseStore implements CaseService {
         case 'dispatch': {
           if (!input.workerId) throw CaseErrors.workerRequired();
           this.assertWorkerInRegion(actor, input.workerId);
-          this.d.services.workers?.assertDispatchable(input.workerId);
+          this.d.workers()?.assertDispatchable(input.workerId);
           set.push(`worker_id = ${p(input.workerId)}`, 'department_id = null', 'dispatched_at = coalesce(dispatched_at, to_timestamp($3 / 1000.0))', 'dispatch_count = dispatch_count + 1');
           newAck();
           break;
@@ -809,10 +811,10 @@ export class CaseStore implements CaseService {
   private emit(e: CaseChanged): void {
     this.d.bus.emit('case.changed', e);
     const payload = { ...e.case, change: e.action };
-    this.d.services.realtime?.send('case', e.case.gridId, payload);
+    this.d.realtime?.send('case', e.case.gridId, payload);
     // Department members sit in their department's room only (cases/index.ts).
     for (const d of new Set([e.case.departmentId, e.data?.departmentId])) {
-      if (typeof d === 'string' && d) this.d.services.realtime?.sendToRoom(departmentRoom(d), 'case', payload);
+      if (typeof d === 'string' && d) this.d.realtime?.sendToRoom(departmentRoom(d), 'case', payload);
     }
   }
 }

@@ -1,8 +1,8 @@
 /**
  * Cross-domain services. Domains talk through the event bus; where one needs
  * an answer from another (dispatch asks cases for a case, cases asks grids
- * where a point lies) it goes through these interfaces, which the owning
- * module registers in `ctx.services` from its factory. Each may be absent
+ * where a point lies) it goes through these interfaces, which the composition
+ * root (hub/src/hub.ts) hands to each domain it builds. Each may be absent
  * when its module is not loaded; callers degrade gracefully.
  */
 import type { AnyServerEventName, AnyServerEventPayload, CaseAction, CaseSummary, Actor, ServerEventName, ServerEventPayload, WorkerInfo } from '@gridlink/devices/contract';
@@ -31,8 +31,8 @@ export interface CaseService {
 export interface WorkerService {
   get(id: string): WorkerInfo | undefined;
   byDevice(deviceId: string): WorkerInfo | undefined;
-  /** The worker a `worker` login acts as (cases falls back to worker id = username when absent). */
-  byUser?(userId: string): WorkerInfo | undefined;
+  /** The worker a `worker` login acts as (cases falls back to worker id = username without a worker registry). */
+  byUser(userId: string): WorkerInfo | undefined;
   /** Throws a GridError when the worker cannot take a dispatch now. */
   assertDispatchable(workerId: string): void;
 }
@@ -44,6 +44,10 @@ export interface GridService {
   ancestors(gridId: string): string[];
   /** True when gridId equals regionId or lies inside it. */
   contains(regionId: string, gridId: string | null | undefined): boolean;
+  /** The region and every grid inside it. */
+  descendants(regionId: string): string[];
+  /** A known grid (or region) id. */
+  has(id: string): boolean;
 }
 
 export interface RealtimeService {

@@ -6,15 +6,20 @@
  *
  * Work on one case is serialised (a promise chain per case) so a decline and
  * the re-dispatch it causes are handled in the order the case saw them.
- * Time comes from ctx.now() and `tick()`, which the module drives from a
+ * Time comes from deps.now() and `tick()`, which the module drives from a
  * timer and tests call directly.
  */
 import { randomBytes } from 'node:crypto';
 import type { Command } from '@gridlink/devices';
+import type { Broker } from '../broker/index.js';
+import type { CaseChanged } from '../cases/index.js';
 import type { EventBus } from '../core/bus.js';
-import type { Actor, CaseStatus, CaseSummary } from '../core/services.js';
-import type { HubContext } from '../hub.js';
+import type { Config } from '../core/config.js';
+import type { Logger } from '../core/logger.js';
+import type { Actor, CaseService, CaseStatus, CaseSummary, GridService, RealtimeService } from '../core/services.js';
 import type { StoredMessage } from '../ingest/index.js';
+import type { DeviceRegistry } from '../registry/index.js';
+import type { Db } from '../store/index.js';
 import { amapLegs, type Fetch } from './amap.js';
 import { rankCandidates, speedMps, toCandidate, type Candidate, type Scored } from './candidates.js';
 import { parseAutoDispatch, severityAtLeast, type DispatchConfig } from './dispatch.config.js';
@@ -25,13 +30,6 @@ import { hasFix, statusOf, type WorkerState } from './worker.model.js';
 
 /** The actor dispatch uses for the case actions it takes on its own. */
 export const DISPATCH_ACTOR: Actor = { kind: 'system', id: 'dispatch', name: '自动调度' };
-
-export interface CaseChanged {
-  case: CaseSummary;
-  action: string;
-  from: CaseStatus | null;
-  actor: Actor;
-}
 
 export type DispatchAlarmKind = 'dispatch_declined' | 'dispatch_timeout' | 'dispatch_no_candidate' | 'dispatch_exhausted' | 'worker_left_grid';
 
@@ -62,9 +60,19 @@ declare module '../core/bus.js' {
 
 const ACTIVE: ReadonlySet<CaseStatus> = new Set(['dispatched', 'accepted', 'on_scene']);
 
-/** Subscribes to 'case.changed' whatever shape the cases module declares it with. */
-function onCaseChanged(bus: EventBus, owner: string, fn: (e: CaseChanged) => Promise<void>): void {
-  (bus as unknown as { on(e: string, o: string, f: (p: CaseChanged) => Promise<void>): void }).on('case.changed', owner, fn);
+export interface DispatchEngineDeps {
+  db: Db;
+  bus: EventBus;
+  logger: Logger;
+  broker: Pick<Broker, 'isConnected' | 'sendCommand'>;
+  registry: Pick<DeviceRegistry, 'get'>;
+  config: Pick<Config, 'amapKey'>;
+  now: () => number;
+  cases?: CaseService;
+  grids?: GridService;
+  realtime?: RealtimeService;
+  /** True when another module (rules) stores and announces dispatch alarms; dispatch then only emits them on the bus. */
+  alarmsStored?: () => boolean;
 }
 
 interface CaseAttempts {
@@ -85,13 +93,13 @@ export class DispatchEngine {
   fetch: Fetch | undefined;
 
   constructor(
-    private readonly ctx: HubContext,
+    private readonly deps: DispatchEngineDeps,
     private readonly cfg: DispatchConfig,
     private readonly workers: Workers,
     private readonly name: string,
   ) {
     this.autoRules = parseAutoDispatch(cfg.autoDispatch);
-    this.log = ctx.logger.child({ module: 'dispatch' });
+    this.log = deps.logger.child({ module: 'dispatch' });
   }
 
   // ---- lifecycle --------------------------------------------------------------------------
@@ -99,7 +107,7 @@ export class DispatchEngine {
   async start(): Promise<void> {
     for (const w of this.workers.all()) if (w.assignment) this.byCase.set(w.assignment.caseId, w);
     // Case locations of assignments that survived a restart (arrival detection needs them).
-    const cases = this.ctx.services.cases;
+    const cases = this.deps.cases;
     if (cases) {
       // Concurrently: one round-trip per case in sequence slowed start-up with many busy workers.
       await Promise.all([...this.byCase].map(async ([caseId, w]) => {
@@ -107,12 +115,12 @@ export class DispatchEngine {
         if (c && w.assignment) Object.assign(w.assignment, { lat: c.lat, lon: c.lon, gridId: c.gridId });
       }));
     }
-    const { bus } = this.ctx;
+    const { bus } = this.deps;
     bus.on('message.stored', this.name, (m) => this.onStored(m));
     bus.on('device.status', this.name, ({ deviceId, online }) => {
       if (online) this.scheduleResend(deviceId);
     });
-    onCaseChanged(bus, this.name, (e) => this.serial(e.case.id, () => this.onCase(e)));
+    bus.on('case.changed', this.name, (e) => this.serial(e.case.id, () => this.onCase(e)));
   }
 
   async stop(): Promise<void> {
@@ -141,7 +149,7 @@ export class DispatchEngine {
   /** Worker sets of the grid and its ancestors (a 网格长 responsible for the community counts as own). Not copied: hot path. */
   private ownSets(gridId: string | null): Array<Set<WorkerState>> {
     if (!gridId) return [];
-    const chain = this.ctx.services.grids?.ancestors(gridId) ?? [gridId];
+    const chain = this.deps.grids?.ancestors(gridId) ?? [gridId];
     const out: Array<Set<WorkerState>> = [];
     for (const g of chain.length ? chain : [gridId]) {
       const s = this.workers.byGrid.get(g);
@@ -151,9 +159,9 @@ export class DispatchEngine {
   }
 
   candidates(c: Pick<CaseSummary, 'lat' | 'lon' | 'gridId'>, limit: number, exclude?: ReadonlySet<string>): Candidate[] {
-    const now = this.ctx.now();
+    const now = this.deps.now();
     const maxAge = this.cfg.candidateMaxFixAgeS * 1000;
-    const { registry } = this.ctx;
+    const { registry } = this.deps;
     const accept = (w: WorkerState): boolean =>
       w.onDuty && w.assignment === null && now - w.ts <= maxAge && !(exclude?.has(w.id) ?? false) && registry.get(w.deviceId)?.enabled !== false;
     const near = this.workers.index.nearest(c.lat, c.lon, limit, accept);
@@ -180,7 +188,7 @@ export class DispatchEngine {
   /** Candidates with road ETAs from AMap when a key is configured (one batched call; offline ETAs on any failure). */
   async candidatesWithEta(c: CaseSummary, limit: number): Promise<Candidate[]> {
     const list = this.candidates(c, limit);
-    const key = this.ctx.config.amapKey;
+    const key = this.deps.config.amapKey;
     if (!key || list.length === 0) return list;
     try {
       const legs = await amapLegs({
@@ -213,7 +221,7 @@ export class DispatchEngine {
       const before = w.ts;
       this.workers.setFix(w, msg.lat, msg.lon, msg.ts, msg.acc, msg.batt);
       if (w.ts !== before) {
-        this.ctx.bus.emit('worker.moved', { workerId: w.id, deviceId: w.deviceId, lat: w.lat, lon: w.lon, ts: w.ts });
+        this.deps.bus.emit('worker.moved', { workerId: w.id, deviceId: w.deviceId, lat: w.lat, lon: w.lon, ts: w.ts });
         this.afterFix(w);
       }
     } else if (msg.channel === 'status' && msg.duty !== undefined && msg.duty !== w.onDuty) {
@@ -251,7 +259,7 @@ export class DispatchEngine {
   }
 
   private checkInside(w: WorkerState): void {
-    const grids = this.ctx.services.grids;
+    const grids = this.deps.grids;
     if (!grids || w.gridIds.length === 0 || !w.onDuty || w.assignment) {
       w.outsideSince = null;
       return;
@@ -268,7 +276,7 @@ export class DispatchEngine {
 
   /** Accept timeouts, arrival dwell without new fixes, geofence. Driven by the module timer. */
   tick(): void {
-    const now = this.ctx.now();
+    const now = this.deps.now();
     const timeout = this.cfg.acceptTimeoutS * 1000;
     const geofence = this.cfg.geofenceMinutes * 60_000;
     for (const w of this.workers.all()) {
@@ -290,8 +298,8 @@ export class DispatchEngine {
     void this.serial(caseId, async () => {
       try {
         const a = w.assignment;
-        if (a?.caseId !== caseId || a.stage !== 'dispatched' || this.ctx.now() - a.since < this.cfg.acceptTimeoutS * 1000) return;
-        const c = await this.ctx.services.cases?.get(caseId);
+        if (a?.caseId !== caseId || a.stage !== 'dispatched' || this.deps.now() - a.since < this.cfg.acceptTimeoutS * 1000) return;
+        const c = await this.deps.cases?.get(caseId);
         if (!c || c.status !== 'dispatched' || c.workerId !== w.id) return;
         await this.escalate(c, 'timeout', w);
       } finally {
@@ -303,7 +311,7 @@ export class DispatchEngine {
   // ---- the case loop ----------------------------------------------------------------------
 
   private async act(caseId: string, action: 'dispatch' | 'decline' | 'arrive' | 'register', input: { workerId?: string; note?: string; data?: Record<string, unknown> }): Promise<CaseSummary> {
-    const cases = this.ctx.services.cases;
+    const cases = this.deps.cases;
     if (!cases) throw new Error('case module not loaded');
     return cases.act(caseId, action, DISPATCH_ACTOR, input);
   }
@@ -315,7 +323,7 @@ export class DispatchEngine {
   private async onCase(e: CaseChanged): Promise<void> {
     const c = e.case;
     const current = this.byCase.get(c.id);
-    const now = this.ctx.now();
+    const now = this.deps.now();
     switch (e.action) {
       case 'dispatch':
       case 'rework': {
@@ -331,7 +339,7 @@ export class DispatchEngine {
         const st = await this.attemptsOf(c.id);
         st.tried.add(w.id);
         st.count++;
-        await this.ctx.db.query(
+        await this.deps.db.query(
           `insert into case_dispatches (id, case_id, worker_id, device_id, attempt, actor, dispatched_at) values ($1, $2, $3, $4, $5, $6, to_timestamp($7 / 1000.0))`,
           [newId('cd'), c.id, w.id, w.deviceId, st.count, `${e.actor.kind}:${e.actor.id}`, now],
         );
@@ -371,10 +379,10 @@ export class DispatchEngine {
   }
 
   private async end(w: WorkerState, c: CaseSummary, outcome: string, sendCancel: boolean): Promise<void> {
-    const now = this.ctx.now();
+    const now = this.deps.now();
     if (this.byCase.get(c.id) === w) this.byCase.delete(c.id);
     if (w.assignment?.caseId === c.id) await this.workers.release(w);
-    await this.ctx.db.query(
+    await this.deps.db.query(
       `update case_dispatches set ended_at = to_timestamp($3 / 1000.0), outcome = $4,
               resolved_at = case when $4 = 'resolved' then to_timestamp($3 / 1000.0) else resolved_at end
         where case_id = $1 and worker_id = $2 and ended_at is null`,
@@ -385,7 +393,7 @@ export class DispatchEngine {
   }
 
   private async stamp(caseId: string, w: WorkerState, column: 'accepted_at' | 'arrived_at', ts: number, arrivedBy?: string): Promise<void> {
-    await this.ctx.db.query(
+    await this.deps.db.query(
       `update case_dispatches set ${column} = coalesce(${column}, to_timestamp($3 / 1000.0))${column === 'arrived_at' ? ', arrived_by = coalesce(arrived_by, $4)' : ''}
         where case_id = $1 and worker_id = $2 and ended_at is null`,
       column === 'arrived_at' ? [caseId, w.id, ts, arrivedBy ?? null] : [caseId, w.id, ts],
@@ -395,7 +403,7 @@ export class DispatchEngine {
   private async attemptsOf(caseId: string): Promise<CaseAttempts> {
     let st = this.attempts.get(caseId);
     if (!st) {
-      const rows = await this.ctx.db.query<{ worker_id: string }>('select worker_id from case_dispatches where case_id = $1', [caseId]);
+      const rows = await this.deps.db.query<{ worker_id: string }>('select worker_id from case_dispatches where case_id = $1', [caseId]);
       st = { tried: new Set(rows.map((r) => r.worker_id)), count: rows.length };
       if (this.attempts.size > 10_000) this.attempts.clear();
       this.attempts.set(caseId, st);
@@ -466,7 +474,7 @@ export class DispatchEngine {
     const cmd: Command = {
       cmdId: newId('cmd'),
       type: 'dispatch',
-      ts: this.ctx.now(),
+      ts: this.deps.now(),
       case: {
         id: c.id,
         code: c.code,
@@ -482,7 +490,7 @@ export class DispatchEngine {
   }
 
   private async sendCommand(deviceId: string, workerId: string, caseId: string, cmd: Command): Promise<void> {
-    await this.ctx.db.query(
+    await this.deps.db.query(
       'insert into dispatch_commands (cmd_id, device_id, worker_id, case_id, type, body) values ($1, $2, $3, $4, $5, $6)',
       [cmd.cmdId, deviceId, workerId, caseId, cmd.type, JSON.stringify(cmd)],
     );
@@ -490,24 +498,24 @@ export class DispatchEngine {
   }
 
   private async publish(deviceId: string, caseId: string, cmd: Command, resend: boolean): Promise<void> {
-    const connected = this.ctx.broker.isConnected(deviceId);
+    const connected = this.deps.broker.isConnected(deviceId);
     try {
-      await this.ctx.broker.sendCommand(deviceId, cmd);
+      await this.deps.broker.sendCommand(deviceId, cmd);
     } catch (err) {
       this.log.warn({ err: (err as Error).message, deviceId, cmdId: cmd.cmdId }, 'command publish failed; stays pending');
       return;
     }
     // A cancel needs no answer: once handed to a live session aedes retries it itself.
     const done = cmd.type === 'cancel' && connected;
-    await this.ctx.db.query(
+    await this.deps.db.query(
       `update dispatch_commands set sent_at = now(), sends = sends + 1${done ? `, done_at = now(), done_reason = 'sent'` : ''} where cmd_id = $1`,
       [cmd.cmdId],
     );
-    this.ctx.bus.emit('dispatch.command', { deviceId, caseId, command: cmd, resend });
+    this.deps.bus.emit('dispatch.command', { deviceId, caseId, command: cmd, resend });
   }
 
   private async completeCommands(caseId: string, deviceId: string, type: Command['type'], reason: string): Promise<void> {
-    await this.ctx.db.query(
+    await this.deps.db.query(
       `update dispatch_commands set done_at = now(), done_reason = $4 where case_id = $1 and device_id = $2 and type = $3 and done_at is null`,
       [caseId, deviceId, type, reason],
     );
@@ -534,8 +542,8 @@ export class DispatchEngine {
 
   /** Re-sends what is pending and was not already published to the session that came online at `onlineAt`. */
   async resendPending(deviceId: string, onlineAt = Date.now()): Promise<number> {
-    if (!this.ctx.broker.isConnected(deviceId)) return 0;
-    const rows = await this.ctx.db.query<{ case_id: string; body: Command | string }>(
+    if (!this.deps.broker.isConnected(deviceId)) return 0;
+    const rows = await this.deps.db.query<{ case_id: string; body: Command | string }>(
       `select case_id, body from dispatch_commands
         where device_id = $1 and done_at is null and (sent_at is null or sent_at < to_timestamp($2 / 1000.0))
         order by created_at`,
@@ -555,7 +563,7 @@ export class DispatchEngine {
       status: o.status ?? 'active',
       severity: kind === 'worker_left_grid' ? 'warning' : 'major',
       message: o.message,
-      ts: this.ctx.now(),
+      ts: this.deps.now(),
       caseId: c?.id ?? null,
       workerId: w?.id ?? null,
       deviceId: w?.deviceId ?? '',
@@ -565,11 +573,11 @@ export class DispatchEngine {
       gridId: c?.gridId ?? (w ? this.workers.visibilityGrid(w) : null),
     };
     this.log.info({ alarm: a }, 'dispatch alarm');
-    this.ctx.bus.emit('dispatch.alarm', a);
+    this.deps.bus.emit('dispatch.alarm', a);
     // With the rules module loaded the alarm is stored there and announced by it.
-    if (this.ctx.modules.has('rules')) return;
+    if (this.deps.alarmsStored?.()) return;
     // Console shape of CONTRACT 6 `alarm`, so the dispatcher sees it where every alarm shows.
-    this.ctx.services.realtime?.send('alarm', a.gridId, {
+    this.deps.realtime?.send('alarm', a.gridId, {
       id: a.id,
       rule: `dispatch.${kind}`,
       deviceId: a.deviceId,

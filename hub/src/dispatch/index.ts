@@ -1,15 +1,18 @@
 /**
  * Dispatch (网格调度): grid workers and their live positions, the nearest
  * available worker for a case, the handheld downlink, escalation, GPS
- * arrival, history and geofence. Registers `ctx.services.workers`.
+ * arrival, history and geofence. Its door hands out the worker registry.
  *
- * Runs after the cases module (it follows 'case.changed' and acts on cases
- * through ctx.services.cases with the `dispatch` system actor).
+ * Built after the cases module (it follows 'case.changed' and acts on cases
+ * through the case service it is given, with the `dispatch` system actor).
  */
-import type { HubContext, HubModule, ModuleFactory } from '../hub.js';
+import type { Auth } from '../auth/index.js';
+import type { HubModule } from '../core/module.js';
+import type { Ingest } from '../ingest/index.js';
+import type { DeviceRegistry } from '../registry/index.js';
 import type { Fetch } from './amap.js';
 import { loadDispatchConfig, type DispatchConfig } from './dispatch.config.js';
-import { DispatchEngine } from './dispatch.engine.js';
+import { DispatchEngine, type DispatchEngineDeps } from './dispatch.engine.js';
 import { LocationFlagger } from './location.flagger.js';
 import { osmandRoutes } from './osmand.routes.js';
 import { dispatchMigrations } from './schema.js';
@@ -38,60 +41,62 @@ export interface DispatchOptions {
   fetch?: Fetch;
 }
 
-export function createDispatchModule(options: DispatchOptions = {}): ModuleFactory {
-  return (ctx: HubContext): DispatchModule => {
-    const cfg = loadDispatchConfig(process.env, options.config);
-    const name = 'dispatch';
-    const workers = new Workers(ctx.db, ctx.bus, ctx.registry, () => ctx.services.grids, ctx.now);
-    const engine = new DispatchEngine(ctx, cfg, workers, name);
-    engine.fetch = options.fetch;
-    const flagger = new LocationFlagger(cfg, ctx.now);
-    ctx.services.workers = workers;
-    let timer: NodeJS.Timeout | null = null;
-
-    const mod: DispatchModule = {
-      name,
-      cfg,
-      workers,
-      engine,
-      flagger,
-      migrations: dispatchMigrations,
-      routes(api) {
-        workerRoutes(api, { auth: ctx.auth, db: ctx.db, workers, engine, cfg, cases: () => ctx.services.cases, now: ctx.now });
-      },
-      rootRoutes(app) {
-        osmandRoutes(app, { registry: ctx.registry, ingest: ctx.ingest });
-      },
-      async start() {
-        await workers.load();
-        for (const w of workers.all()) if (hasFix(w)) flagger.seed(w.deviceId, w.lat, w.lon, w.ts);
-        ctx.ingest.setLocationFlagger((deviceId, m) => flagger.check(deviceId, m));
-        await engine.start();
-        timer = setInterval(() => mod.flush(), cfg.positionsIntervalMs);
-        timer.unref();
-      },
-      async stop() {
-        if (timer) clearInterval(timer);
-        timer = null;
-        ctx.ingest.setLocationFlagger(null);
-        ctx.bus.removeOwner(name);
-        await engine.stop();
-      },
-      flush() {
-        try {
-          // Accept timeouts, arrival dwell and geofence follow this node's own view of its dispatches and
-          // positions (the local bus), so they run where that view lives, not on a lease (docs/cluster.md).
-          engine.tick();
-          if (workers.index.dirty) workers.index.rebuild(ctx.now());
-          const items = engine.drainPositions();
-          if (items.length) ctx.services.realtime?.sendFiltered('positions', items);
-        } catch (err) {
-          ctx.logger.error({ err, module: name }, 'dispatch beat failed');
-        }
-      },
-    };
-    return mod;
-  };
+export interface DispatchDeps extends DispatchEngineDeps {
+  auth: Auth;
+  registry: DeviceRegistry;
+  /** Location fixes are flagged before storage; OsmAnd/Traccar HTTP fixes go through ingest. */
+  ingest: Ingest;
 }
 
-export const dispatchModule: ModuleFactory = createDispatchModule();
+export function createDispatch(deps: DispatchDeps, options: DispatchOptions = {}): DispatchModule {
+  const cfg = loadDispatchConfig(process.env, options.config);
+  const name = 'dispatch';
+  const workers = new Workers(deps.db, deps.bus, deps.registry, () => deps.grids, deps.now);
+  const engine = new DispatchEngine(deps, cfg, workers, name);
+  engine.fetch = options.fetch;
+  const flagger = new LocationFlagger(cfg, deps.now);
+  let timer: NodeJS.Timeout | null = null;
+
+  const mod: DispatchModule = {
+    name,
+    cfg,
+    workers,
+    engine,
+    flagger,
+    migrations: dispatchMigrations,
+    routes(api) {
+      workerRoutes(api, { auth: deps.auth, db: deps.db, workers, engine, cfg, cases: () => deps.cases, now: deps.now });
+    },
+    rootRoutes(app) {
+      osmandRoutes(app, { registry: deps.registry, ingest: deps.ingest });
+    },
+    async start() {
+      await workers.load();
+      for (const w of workers.all()) if (hasFix(w)) flagger.seed(w.deviceId, w.lat, w.lon, w.ts);
+      deps.ingest.setLocationFlagger((deviceId, m) => flagger.check(deviceId, m));
+      await engine.start();
+      timer = setInterval(() => mod.flush(), cfg.positionsIntervalMs);
+      timer.unref();
+    },
+    async stop() {
+      if (timer) clearInterval(timer);
+      timer = null;
+      deps.ingest.setLocationFlagger(null);
+      deps.bus.removeOwner(name);
+      await engine.stop();
+    },
+    flush() {
+      try {
+        // Accept timeouts, arrival dwell and geofence follow this node's own view of its dispatches and
+        // positions (the local bus), so they run where that view lives, not on a lease (docs/cluster.md).
+        engine.tick();
+        if (workers.index.dirty) workers.index.rebuild(deps.now());
+        const items = engine.drainPositions();
+        if (items.length) deps.realtime?.sendFiltered('positions', items);
+      } catch (err) {
+        deps.logger.error({ err, module: name }, 'dispatch beat failed');
+      }
+    },
+  };
+  return mod;
+}

@@ -18,7 +18,7 @@
 import { Type } from '@sinclair/typebox';
 import { Errors, GridError } from '../core/errors.js';
 import type { App } from '../http/app.js';
-import { admitDevice, basicCredentials } from '../http/routes/ingest.routes.js';
+import { admitDevice, basicCredentials } from '../http/guards.js';
 import { errors } from '../http/schemas.js';
 import type { Ingest } from '../ingest/index.js';
 import type { DeviceRegistry } from '../registry/index.js';

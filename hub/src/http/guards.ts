@@ -12,6 +12,7 @@
 import type { FastifyReply, FastifyRequest, onRequestAsyncHookHandler } from 'fastify';
 import type { Auth, Principal, Role } from '../auth/index.js';
 import { Errors, GridError } from '../core/errors.js';
+import type { Ingest } from '../ingest/index.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -100,4 +101,26 @@ export function parseTime(v: unknown, fallback: number): number {
   }
   if (!Number.isFinite(t) || t < MIN_TIME || t > MAX_TIME) throw new GridError('TIME_OUT_OF_RANGE', `time out of range (years 0 to 9999): ${String(v).slice(0, 64)}`, 400);
   return t;
+}
+
+// ---- devices over HTTP (ingest, OsmAnd) ------------------------------------------------------
+
+/** Parses HTTP Basic `deviceId:secret`. */
+export function basicCredentials(header: string | undefined): { id: string; secret: string } | null {
+  if (!header?.startsWith('Basic ')) return null;
+  const decoded = Buffer.from(header.slice(6), 'base64').toString('utf8');
+  const i = decoded.indexOf(':');
+  return i > 0 ? { id: decoded.slice(0, i), secret: decoded.slice(i + 1) } : null;
+}
+
+/**
+ * Takes one message from the device's budget (the same bucket its MQTT
+ * connections use); over budget answers 429 with Retry-After in seconds.
+ */
+export function admitDevice(ingest: Ingest, deviceId: string, reply: { header(k: string, v: string): unknown }): void {
+  const waitMs = ingest.budget.tryTake(deviceId);
+  if (waitMs === 0) return;
+  ingest.reject(deviceId, 'rate_limited', 'HTTP request over the device budget');
+  reply.header('retry-after', String(Math.ceil(waitMs / 1000)));
+  throw Errors.rateLimited(`device ${deviceId} is over its message budget; retry after ${Math.ceil(waitMs / 1000)} s`);
 }

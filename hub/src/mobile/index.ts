@@ -9,12 +9,19 @@
  * reports are relayed there. While the app's socket is up the handheld counts
  * as online, as it would over MQTT.
  *
- * Runs after cases and dispatch.
+ * Built after cases and dispatch, which it is given.
  */
+import type { Auth } from '../auth/index.js';
+import type { Broker } from '../broker/index.js';
 import type { CasesModule } from '../cases/index.js';
+import type { EventBus } from '../core/bus.js';
+import type { Logger } from '../core/logger.js';
+import type { HubModule } from '../core/module.js';
 import type { DispatchModule } from '../dispatch/index.js';
-import type { HubContext, HubModule, ModuleFactory } from '../hub.js';
+import type { Ingest } from '../ingest/index.js';
 import type { Realtime } from '../realtime/index.js';
+import type { DeviceRegistry } from '../registry/index.js';
+import type { Db } from '../store/index.js';
 import { loadMobileConfig, type MobileConfig } from './mobile.config.js';
 import { mobileRoutes } from './mobile.routes.js';
 import { mobileMigrations } from './schema.js';
@@ -30,104 +37,119 @@ export interface MobileModule extends HubModule {
   readonly sessions: SessionStore;
 }
 
-export function createMobileModule(options: { config?: Partial<MobileConfig> } = {}): ModuleFactory {
-  return (ctx: HubContext): MobileModule => {
-    const name = 'mobile';
-    let offUser: (() => void) | null = null;
-    const cfg = loadMobileConfig(process.env, options.config);
-    const sessions = new SessionStore(ctx.db, ctx.now);
-    const log = ctx.logger.child({ module: name });
-    const cases = () => ctx.modules.get('cases') as CasesModule | undefined;
-    const dispatch = () => ctx.modules.get('dispatch') as DispatchModule | undefined;
-    const realtime = () => ctx.services.realtime as Realtime | undefined;
-    /** App sockets per handheld. */
-    const sockets = new Map<string, number>();
-    /** Reporting handheld of worker-reported cases (filled lazily). */
-    const reporterOf = new Map<string, string | null>();
-
-    function setSockets(deviceId: string, delta: number): void {
-      const n = Math.max(0, (sockets.get(deviceId) ?? 0) + delta);
-      if (n) sockets.set(deviceId, n);
-      else sockets.delete(deviceId);
-      ctx.registry.setOnline(deviceId, n > 0 || ctx.broker.isConnected(deviceId));
-    }
-
-    sessions.onRevoke = (s) => {
-      realtime()?.disconnectRoom(handheldRoom(s.deviceId));
-      log.info({ sessionId: s.id, workerId: s.workerId, by: s.revokedBy, reason: s.revokeReason }, 'handheld session revoked');
-    };
-
-    async function notifyCase(caseId: string, workerIds: Array<string | null | undefined>, source: string, payload: unknown): Promise<void> {
-      const rt = realtime();
-      if (!rt || sockets.size === 0) return;
-      const devices = new Set<string>();
-      const d = dispatch();
-      for (const id of workerIds) {
-        const w = id ? d?.workers.byId.get(id) : undefined;
-        if (w) devices.add(w.deviceId);
-      }
-      if (source === 'worker') {
-        if (!reporterOf.has(caseId)) {
-          const r = await ctx.db.query<{ device_id: string | null }>('select device_id from cases where id = $1', [caseId]);
-          reporterOf.set(caseId, r[0]?.device_id ?? null);
-          if (reporterOf.size > 10_000) reporterOf.delete(reporterOf.keys().next().value!);
-        }
-        const dev = reporterOf.get(caseId);
-        if (dev) devices.add(dev);
-      }
-      for (const dev of devices) if (sockets.has(dev)) rt.sendToRoom(handheldRoom(dev), 'task', payload);
-    }
-
-    return {
-      name,
-      cfg,
-      sessions,
-      migrations: mobileMigrations,
-      routes(api) {
-        mobileRoutes(api, { auth: ctx.auth, db: ctx.db, registry: ctx.registry, ingest: ctx.ingest, sessions, cfg, cases, dispatch, now: ctx.now });
-      },
-      rootRoutes(app) {
-        app.get('/m', { schema: { hide: true } }, async (_req, reply) => reply.redirect('/m/', 301));
-      },
-      async start() {
-        await sessions.load();
-        realtime()?.addPrivateVerifier(async (token) => {
-          const s = sessions.check(token);
-          if (!s) return null;
-          const w = dispatch()?.workers.byId.get(s.workerId);
-          if (!w || w.deviceId !== s.deviceId) return null;
-          return {
-            rooms: [handheldRoom(s.deviceId)],
-            exp: Math.floor(s.expiresAt / 1000),
-            onConnect: () => setSockets(s.deviceId, 1),
-            onDisconnect: () => setSockets(s.deviceId, -1),
-          };
-        });
-        // Dispatch commands reach the app the moment dispatch hands them out (the app dedupes by cmdId).
-        ctx.bus.on('dispatch.command', name, ({ deviceId, command }) => {
-          if (sockets.has(deviceId)) realtime()?.sendToRoom(handheldRoom(deviceId), 'command', command);
-        });
-        ctx.bus.on('case.changed', name, (e) => {
-          const previous = typeof e.data?.workerId === 'string' ? e.data.workerId : null;
-          void notifyCase(e.case.id, [e.case.workerId, previous], e.case.source, { caseId: e.case.id, status: e.case.status, change: e.action, workerId: e.case.workerId })
-            .catch((err) => log.warn({ err: (err as Error).message }, 'task notification failed'));
-        });
-        // A change to the user behind a session (disabled, deleted, role, region, password) ends it, as it ends their console sessions.
-        offUser = ctx.auth.onUserChanged((userId, change) => {
-          void sessions.revokeUser(userId, 'system', `user ${change}`).catch((err) => log.error({ err }, 'session revoke failed'));
-        });
-        ctx.bus.on('device.changed', name, ({ deviceId, change }) => {
-          if (change === 'disabled' || change === 'deleted' || change === 'secret_rotated') {
-            void sessions.revokeDevice(deviceId, 'system', `device ${change}`).catch((err) => log.error({ err }, 'session revoke failed'));
-          }
-        });
-      },
-      async stop() {
-        offUser?.();
-        ctx.bus.removeOwner(name);
-      },
-    };
-  };
+export interface MobileModuleDeps {
+  db: Db;
+  bus: EventBus;
+  logger: Logger;
+  auth: Auth;
+  registry: DeviceRegistry;
+  ingest: Ingest;
+  broker: Pick<Broker, 'isConnected'>;
+  now: () => number;
+  realtime?: Realtime;
+  cases?: CasesModule;
+  dispatch?: DispatchModule;
 }
 
-export const mobileModule: ModuleFactory = createMobileModule();
+export interface MobileOptions {
+  /** Overrides of GRIDLINK_MOBILE_* settings. */
+  config?: Partial<MobileConfig>;
+}
+
+export function createMobile(deps: MobileModuleDeps, options: MobileOptions = {}): MobileModule {
+  const name = 'mobile';
+  let offUser: (() => void) | null = null;
+  const cfg = loadMobileConfig(process.env, options.config);
+  const sessions = new SessionStore(deps.db, deps.now);
+  const log = deps.logger.child({ module: name });
+  const cases = () => deps.cases;
+  const dispatch = () => deps.dispatch;
+  const realtime = () => deps.realtime;
+  /** App sockets per handheld. */
+  const sockets = new Map<string, number>();
+  /** Reporting handheld of worker-reported cases (filled lazily). */
+  const reporterOf = new Map<string, string | null>();
+
+  function setSockets(deviceId: string, delta: number): void {
+    const n = Math.max(0, (sockets.get(deviceId) ?? 0) + delta);
+    if (n) sockets.set(deviceId, n);
+    else sockets.delete(deviceId);
+    deps.registry.setOnline(deviceId, n > 0 || deps.broker.isConnected(deviceId));
+  }
+
+  sessions.onRevoke = (s) => {
+    realtime()?.disconnectRoom(handheldRoom(s.deviceId));
+    log.info({ sessionId: s.id, workerId: s.workerId, by: s.revokedBy, reason: s.revokeReason }, 'handheld session revoked');
+  };
+
+  async function notifyCase(caseId: string, workerIds: Array<string | null | undefined>, source: string, payload: unknown): Promise<void> {
+    const rt = realtime();
+    if (!rt || sockets.size === 0) return;
+    const devices = new Set<string>();
+    const d = dispatch();
+    for (const id of workerIds) {
+      const w = id ? d?.workers.byId.get(id) : undefined;
+      if (w) devices.add(w.deviceId);
+    }
+    if (source === 'worker') {
+      if (!reporterOf.has(caseId)) {
+        const r = await deps.db.query<{ device_id: string | null }>('select device_id from cases where id = $1', [caseId]);
+        reporterOf.set(caseId, r[0]?.device_id ?? null);
+        if (reporterOf.size > 10_000) reporterOf.delete(reporterOf.keys().next().value!);
+      }
+      const dev = reporterOf.get(caseId);
+      if (dev) devices.add(dev);
+    }
+    for (const dev of devices) if (sockets.has(dev)) rt.sendToRoom(handheldRoom(dev), 'task', payload);
+  }
+
+  return {
+    name,
+    cfg,
+    sessions,
+    migrations: mobileMigrations,
+    routes(api) {
+      mobileRoutes(api, { auth: deps.auth, db: deps.db, registry: deps.registry, ingest: deps.ingest, sessions, cfg, cases, dispatch, now: deps.now });
+    },
+    rootRoutes(app) {
+      app.get('/m', { schema: { hide: true } }, async (_req, reply) => reply.redirect('/m/', 301));
+    },
+    async start() {
+      await sessions.load();
+      realtime()?.addPrivateVerifier(async (token) => {
+        const s = sessions.check(token);
+        if (!s) return null;
+        const w = dispatch()?.workers.byId.get(s.workerId);
+        if (!w || w.deviceId !== s.deviceId) return null;
+        return {
+          rooms: [handheldRoom(s.deviceId)],
+          exp: Math.floor(s.expiresAt / 1000),
+          onConnect: () => setSockets(s.deviceId, 1),
+          onDisconnect: () => setSockets(s.deviceId, -1),
+        };
+      });
+      // Dispatch commands reach the app the moment dispatch hands them out (the app dedupes by cmdId).
+      deps.bus.on('dispatch.command', name, ({ deviceId, command }) => {
+        if (sockets.has(deviceId)) realtime()?.sendToRoom(handheldRoom(deviceId), 'command', command);
+      });
+      deps.bus.on('case.changed', name, (e) => {
+        const previous = typeof e.data?.workerId === 'string' ? e.data.workerId : null;
+        void notifyCase(e.case.id, [e.case.workerId, previous], e.case.source, { caseId: e.case.id, status: e.case.status, change: e.action, workerId: e.case.workerId })
+          .catch((err) => log.warn({ err: (err as Error).message }, 'task notification failed'));
+      });
+      // A change to the user behind a session (disabled, deleted, role, region, password) ends it, as it ends their console sessions.
+      offUser = deps.auth.onUserChanged((userId, change) => {
+        void sessions.revokeUser(userId, 'system', `user ${change}`).catch((err) => log.error({ err }, 'session revoke failed'));
+      });
+      deps.bus.on('device.changed', name, ({ deviceId, change }) => {
+        if (change === 'disabled' || change === 'deleted' || change === 'secret_rotated') {
+          void sessions.revokeDevice(deviceId, 'system', `device ${change}`).catch((err) => log.error({ err }, 'session revoke failed'));
+        }
+      });
+    },
+    async stop() {
+      offUser?.();
+      deps.bus.removeOwner(name);
+    },
+  };
+}

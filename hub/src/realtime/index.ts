@@ -10,10 +10,14 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { Server, type Socket } from 'socket.io';
-import type { Principal } from '../auth/index.js';
-import type { RealtimeService } from '../core/services.js';
-import type { HubContext, HubModule } from '../hub.js';
+import { Server, type ServerOptions, type Socket } from 'socket.io';
+import type { Auth, Principal } from '../auth/index.js';
+import type { EventBus } from '../core/bus.js';
+import type { Config } from '../core/config.js';
+import type { HubModule } from '../core/module.js';
+import type { GridService, RealtimeService } from '../core/services.js';
+import type { App } from '../http/app.js';
+import type { DeviceRegistry } from '../registry/index.js';
 import type { ServerEventName, ServerEventPayload, ServerToClientEvents } from './events.js';
 
 export type { AlarmEvent, CaseEvent, DeviceEvent, LinkageEvent, PositionEvent, ServerEventName, ServerEventPayload, ServerToClientEvents } from './events.js';
@@ -77,7 +81,23 @@ export function originAllowed(origin: string | undefined, host: string | undefin
   }
 }
 
-export function createRealtime(ctx: HubContext): HubModule & { service: Realtime } {
+export interface RealtimeDeps {
+  app: App;
+  auth: Auth;
+  bus: EventBus;
+  registry: DeviceRegistry;
+  config: Pick<Config, 'allowedOrigins'>;
+  /** Cluster mode: events reach the sockets of every node (cluster/index.ts). */
+  socketAdapter?: ServerOptions['adapter'];
+  /** The grid hierarchy, once the cases module has it (an object in a grid goes to the rooms of its ancestors). */
+  grids?: () => Pick<GridService, 'ancestors'> | undefined;
+}
+
+export interface RealtimeModule extends HubModule {
+  service: Realtime;
+}
+
+export function createRealtime(deps: RealtimeDeps): RealtimeModule {
   let io: Io | null = null;
   const verifiers: PrivateVerifier[] = [];
   let roomsOf: (userId: string) => string[] | null = () => null;
@@ -86,7 +106,7 @@ export function createRealtime(ctx: HubContext): HubModule & { service: Realtime
 
   function roomsFor(gridId: string | null | undefined): string[] {
     if (!gridId) return [ALL];
-    const chain = ctx.services.grids?.ancestors(gridId) ?? [gridId];
+    const chain = deps.grids?.()?.ancestors(gridId) ?? [gridId];
     const rooms = [ALL];
     for (const g of chain.length ? chain : [gridId]) rooms.push(regionRoom(g));
     return rooms;
@@ -106,7 +126,7 @@ export function createRealtime(ctx: HubContext): HubModule & { service: Realtime
       const emit = (room: string, p: unknown) => (io!.to(room).emit as (e: string, p: unknown) => boolean)(event, p);
       emit(ALL, items);
       // auth.regions is the grid hierarchy once the cases module loads it, exact match before.
-      const { regions } = ctx.auth;
+      const { regions } = deps.auth;
       for (const room of io.sockets.adapter.rooms.keys()) {
         if (!room.startsWith('region:')) continue;
         const region = room.slice(7);
@@ -148,7 +168,6 @@ export function createRealtime(ctx: HubContext): HubModule & { service: Realtime
     const own = roomsOf(p.sub)?.filter((r) => r !== ALL && !r.startsWith('region:'));
     return [...(own?.length ? own : [p.regionId ? regionRoom(p.regionId) : ALL]), userRoom(p.sub)];
   }
-  ctx.services.realtime = service;
 
   function onConnection(socket: Socket<Record<string, never>, ServerToClientEvents, Record<string, never>, SocketData>): void {
     const p = socket.data.principal;
@@ -175,20 +194,20 @@ export function createRealtime(ctx: HubContext): HubModule & { service: Realtime
     name: 'realtime',
     service,
     async start() {
-      const server = ctx.app.server;
+      const server = deps.app.server;
       // @fastify/websocket routes every upgrade through fastify (404 for /socket.io);
       // take the upgrade listeners over so /socket.io reaches engine.io only.
       const previous = server.listeners('upgrade') as Array<(req: IncomingMessage, socket: Duplex, head: Buffer) => void>;
       server.removeAllListeners('upgrade');
-      const allowed = ctx.config.allowedOrigins.split(',').map((o) => o.trim()).filter(Boolean);
+      const allowed = deps.config.allowedOrigins.split(',').map((o) => o.trim()).filter(Boolean);
       io = new Server(server, {
         path: SOCKET_PATH, serveClient: false, destroyUpgrade: false,
         // Cluster mode: events reach the sockets of every node (cluster/index.ts).
-        ...(ctx.cluster?.socketAdapter ? { adapter: ctx.cluster.socketAdapter } : {}),
+        ...(deps.socketAdapter ? { adapter: deps.socketAdapter } : {}),
         cors: { origin: allowed.length ? allowed : false, credentials: true },
         allowRequest: (req, cb) => cb(null, originAllowed(req.headers.origin, req.headers.host, allowed)),
       }) as Io;
-      offUser = ctx.auth.onUserChanged((userId) => io?.in(userRoom(userId)).disconnectSockets(true));
+      offUser = deps.auth.onUserChanged((userId) => io?.in(userRoom(userId)).disconnectSockets(true));
       server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
         if (req.url?.startsWith(`${SOCKET_PATH}/`)) return;
         for (const l of previous) l.call(server, req, socket, head);
@@ -198,7 +217,7 @@ export function createRealtime(ctx: HubContext): HubModule & { service: Realtime
         if (typeof token !== 'string' || !token) return next(Object.assign(new Error('UNAUTHORIZED'), { data: { code: 'UNAUTHORIZED' } }));
         const invalid = () => next(Object.assign(new Error('TOKEN_INVALID'), { data: { code: 'TOKEN_INVALID' } }));
         try {
-          socket.data.principal = ctx.auth.verify(token);
+          socket.data.principal = deps.auth.verify(token);
           next();
         } catch {
           if (!verifiers.length) return invalid();
@@ -215,16 +234,16 @@ export function createRealtime(ctx: HubContext): HubModule & { service: Realtime
         }
       });
       io.on('connection', onConnection);
-      ctx.app.addHook('preClose', (done) => {
+      deps.app.addHook('preClose', (done) => {
         io?.disconnectSockets(true);
         done();
       });
-      ctx.bus.on('device.status', 'realtime', (s) => {
-        service.send('device', ctx.registry.get(s.deviceId)?.gridId ?? null, { deviceId: s.deviceId, online: s.online, lastSeen: s.lastSeen });
+      deps.bus.on('device.status', 'realtime', (s) => {
+        service.send('device', deps.registry.get(s.deviceId)?.gridId ?? null, { deviceId: s.deviceId, online: s.online, lastSeen: s.lastSeen });
       });
     },
     async stop() {
-      ctx.bus.removeOwner('realtime');
+      deps.bus.removeOwner('realtime');
       offUser?.();
       for (const t of timers.values()) clearTimeout(t);
       timers.clear();

@@ -8,13 +8,14 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Severity } from '@gridlink/devices';
-import type { Principal } from '../auth/index.js';
-import { caseStoreOf, maxSeverity, systemActor, type CaseStore } from '../cases/index.js';
+import type { Auth, Principal } from '../auth/index.js';
+import { maxSeverity, systemActor, type CaseStore } from '../cases/index.js';
 import type { EventBus } from '../core/bus.js';
 import { GridError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import type { HubContext } from '../hub.js';
-import type { AlarmEvent } from '../realtime/events.js';
+import type { GridService, RealtimeService } from '../core/services.js';
+import type { AlarmEvent } from '../realtime/index.js';
+import type { DeviceRegistry } from '../registry/index.js';
 import type { Db } from '../store/index.js';
 import type { Effect, RaiseEffect, RuleEvaluator } from './evaluator.js';
 import { ESCALATE_AFTER_MIN, type Rule } from './rule.schema.js';
@@ -109,6 +110,19 @@ export interface AlarmQuery {
   limit: number;
 }
 
+export interface AlarmDeps {
+  db: Db;
+  bus: EventBus;
+  logger: Logger;
+  auth: Pick<Auth, 'canSee'>;
+  registry: Pick<DeviceRegistry, 'get'>;
+  now: () => number;
+  /** Alarms open and join cases when the cases module is loaded. */
+  cases?: CaseStore;
+  grids?: Pick<GridService, 'locate'>;
+  realtime?: RealtimeService;
+}
+
 export class AlarmService {
   /** Active alarms by `${rule}\0${device}`. */
   private readonly active = new Map<string, Alarm>();
@@ -118,23 +132,23 @@ export class AlarmService {
   private readonly log: Logger;
 
   constructor(
-    private readonly ctx: HubContext,
+    private readonly deps: AlarmDeps,
     private readonly evaluator: RuleEvaluator,
     private readonly rules: () => ReadonlyMap<string, Rule>,
   ) {
-    this.log = ctx.logger.child({ module: 'alarms' });
+    this.log = deps.logger.child({ module: 'alarms' });
   }
 
   private get db(): Db {
-    return this.ctx.db;
+    return this.deps.db;
   }
 
   private get bus(): EventBus {
-    return this.ctx.bus;
+    return this.deps.bus;
   }
 
   private get cases(): CaseStore | undefined {
-    return caseStoreOf(this.ctx);
+    return this.deps.cases;
   }
 
   /** Runs steps one at a time, in order; a failing step is logged and never blocks the next. */
@@ -191,7 +205,7 @@ export class AlarmService {
 
   private emit(alarm: Alarm, change: AlarmChange): void {
     this.bus.emit('alarm.changed', { alarm, change });
-    this.ctx.services.realtime?.send('alarm', alarm.gridId, { ...alarm, change });
+    this.deps.realtime?.send('alarm', alarm.gridId, { ...alarm, change });
   }
 
   /**
@@ -222,16 +236,16 @@ export class AlarmService {
   }
 
   private where(deviceId: string): { lat: number | null; lon: number | null; gridId: string | null } {
-    const d = this.ctx.registry.get(deviceId);
+    const d = this.deps.registry.get(deviceId);
     const lat = d?.lat ?? null;
     const lon = d?.lon ?? null;
-    const gridId = d?.gridId ?? (lat !== null && lon !== null ? this.ctx.services.grids?.locate(lat, lon) ?? null : null);
+    const gridId = d?.gridId ?? (lat !== null && lon !== null ? this.deps.grids?.locate(lat, lon) ?? null : null);
     return { lat, lon, gridId };
   }
 
   /** Synchronous part of a raise; returns the write-behind job. */
   private raiseNow(e: RaiseEffect): () => Promise<void> {
-    const now = this.ctx.now();
+    const now = this.deps.now();
     const k = `${e.rule.id}\u0000${e.deviceId}`;
     const existing = this.active.get(k);
     if (existing) {
@@ -314,7 +328,7 @@ export class AlarmService {
         this.log.warn({ rule: e.rule.id, deviceId: e.deviceId }, 'device has no location and no grid; alarm without a case');
         return;
       }
-      const dev = this.ctx.registry.get(e.deviceId);
+      const dev = this.deps.registry.get(e.deviceId);
       const { case: c } = await cases.create({
         title: `${category.name} · ${dev?.name ?? e.deviceId}`, description: e.message, category: category.code, severity, lat, lon, gridId: alarm.gridId,
         source: 'rule', actor, ruleId: e.rule.id, deviceId: e.deviceId, alarmId: alarm.id, data: { alarmId: alarm.id, rule: e.rule.id, type: e.type },
@@ -352,7 +366,7 @@ export class AlarmService {
     a.status = 'cleared';
     a.clearedAt = ts;
     a.clearedBy = by;
-    a.updatedAt = this.ctx.now();
+    a.updatedAt = this.deps.now();
     this.emit(a, 'cleared');
     const at = a.updatedAt;
     return async () => {
@@ -375,7 +389,7 @@ export class AlarmService {
   /** The alarm when `p` may see it (its region holds the alarm's grid); ALARM_NOT_FOUND otherwise. */
   async visible(id: string, p: Principal): Promise<Alarm> {
     const a = await this.get(id);
-    if (!a || !this.ctx.auth.canSee(p, a.gridId)) throw AlarmErrors.notFound();
+    if (!a || !this.deps.auth.canSee(p, a.gridId)) throw AlarmErrors.notFound();
     return a;
   }
 
@@ -385,14 +399,14 @@ export class AlarmService {
   }
 
   private async addComment(id: string, author: string, text: string): Promise<void> {
-    await this.db.query('insert into alarm_comments (alarm_id, ts, author, text) values ($1, to_timestamp($2 / 1000.0), $3, $4)', [id, this.ctx.now(), author, text]);
+    await this.db.query('insert into alarm_comments (alarm_id, ts, author, text) values ($1, to_timestamp($2 / 1000.0), $3, $4)', [id, this.deps.now(), author, text]);
   }
 
   ack(id: string, p: Principal, comment?: string): Promise<Alarm> {
     return this.serial(async () => {
       const a = await this.visible(id, p);
       if (a.acknowledged) return a;
-      const now = this.ctx.now();
+      const now = this.deps.now();
       await this.db.query('update alarms set acknowledged = true, ack_by = $2, ack_at = to_timestamp($3 / 1000.0), updated_at = to_timestamp($3 / 1000.0) where id = $1', [id, p.username, now]);
       if (comment) await this.addComment(id, p.username, comment);
       const live = this.active.get(`${a.rule}\u0000${a.deviceId}`);
@@ -409,7 +423,7 @@ export class AlarmService {
       if (a.status !== 'active') throw AlarmErrors.notActive();
       this.evaluator.markCleared(a.rule, a.deviceId);
       const live = this.active.get(`${a.rule}\u0000${a.deviceId}`);
-      const job = this.clearNow(a.rule, a.deviceId, this.ctx.now(), p.username);
+      const job = this.clearNow(a.rule, a.deviceId, this.deps.now(), p.username);
       await job?.();
       return live ?? a;
     });

@@ -5,13 +5,20 @@
  * on stop; active alarms live in `alarms`; both are read back on start, so a
  * restart neither forgets a pending "for 2 min" nor raises a second alarm.
  */
-import type { HubContext, HubModule } from '../hub.js';
+import type { Auth } from '../auth/index.js';
+import type { CaseStore } from '../cases/index.js';
+import type { Leases } from '../cluster/index.js';
+import type { EventBus } from '../core/bus.js';
+import type { Logger } from '../core/logger.js';
+import type { HubModule } from '../core/module.js';
+import type { GridService, RealtimeService } from '../core/services.js';
+import type { DispatchAlarm } from '../dispatch/index.js';
 import type { StoredMessage } from '../ingest/index.js';
-import { caseStoreOf } from '../cases/index.js';
+import type { DeviceRegistry } from '../registry/index.js';
+import type { Db } from '../store/index.js';
 import { AlarmService } from './alarms.js';
 import { backtest, type BacktestResult } from './backtest.js';
 import { RuleEvaluator, type DeviceLite, type KeyState, type Signal } from './evaluator.js';
-import type { DispatchAlarm } from '../dispatch/dispatch.engine.js';
 import type { MatchRule, Rule } from './rule.schema.js';
 import { RuleRepo } from './rules.repo.js';
 import { ruleRoutes } from './routes.js';
@@ -34,7 +41,7 @@ export interface RulesModule extends HubModule {
   evaluator: RuleEvaluator;
   alarms: AlarmService;
   repo: RuleRepo;
-  /** Runs absence, auto-clear and escalation at ctx.now() and waits for the alarm steps. */
+  /** Runs absence, auto-clear and escalation at deps.now() and waits for the alarm steps. */
   tick(): Promise<void>;
   /** Resolves when every alarm step queued so far is done. */
   idle(): Promise<void>;
@@ -42,17 +49,32 @@ export interface RulesModule extends HubModule {
   backtest(rule: Rule, from: number, to: number, regionId?: string | null): Promise<BacktestResult>;
 }
 
-export function createRules(ctx: HubContext, opts: RulesOptions = {}): RulesModule {
-  const log = ctx.logger.child({ module: 'rules' });
+export interface RulesDeps {
+  db: Db;
+  bus: EventBus;
+  logger: Logger;
+  auth: Auth;
+  registry: DeviceRegistry;
+  now: () => number;
+  /** Timed work (absence, auto-clear, escalation) runs on the holder of `rules.timers`. */
+  leases?: Leases;
+  /** Alarms open and join cases, and rules resolve case categories, when cases is loaded. */
+  cases?: CaseStore;
+  grids?: GridService;
+  realtime?: RealtimeService;
+}
+
+export function createRules(deps: RulesDeps, opts: RulesOptions = {}): RulesModule {
+  const log = deps.logger.child({ module: 'rules' });
   let startedAt = 0;
-  const grids = () => ctx.services.grids as (NonNullable<typeof ctx.services.grids> & { descendants?(id: string): string[]; has?(id: string): boolean }) | undefined;
+  const grids = () => deps.grids;
   // auth.regions is the grid hierarchy once cases loads it, exact match before (the same answer canSee gives).
-  const contains = (region: string, gridId: string | null) => ctx.auth.regions.contains(region, gridId);
+  const contains = (region: string, gridId: string | null) => deps.auth.regions.contains(region, gridId);
   const gridOf = (d: { gridId: string | null; lat: number | null; lon: number | null }) =>
     d.gridId ?? (d.lat !== null && d.lon !== null ? grids()?.locate(d.lat, d.lon) ?? null : null);
 
   function* devices(): Iterable<DeviceLite> {
-    for (const d of ctx.registry.list()) {
+    for (const d of deps.registry.list()) {
       if (!d.enabled) continue;
       // A camera that only has an RTSP URL and never spoke MQTT is watched by the video module's
       // RTSP probes (alarm 摄像头离线), not by silence on MQTT.
@@ -62,20 +84,20 @@ export function createRules(ctx: HubContext, opts: RulesOptions = {}): RulesModu
   }
 
   const evaluator = new RuleEvaluator({ contains, devices });
-  const repo = new RuleRepo(ctx.db, (rule, id) => {
+  const repo = new RuleRepo(deps.db, (rule, id) => {
     if (rule) evaluator.upsertRule(rule);
     else evaluator.removeRule(id);
-  }, ctx.now);
-  const alarms = new AlarmService(ctx, evaluator, () => repo.map());
+  }, deps.now);
+  const alarms = new AlarmService(deps, evaluator, () => repo.map());
   let tickTimer: NodeJS.Timeout | null = null;
   let flushTimer: NodeJS.Timeout | null = null;
 
   function onStored(s: StoredMessage): void {
-    const d = ctx.registry.get(s.deviceId);
+    const d = deps.registry.get(s.deviceId);
     const sig: Signal = {
       deviceId: s.deviceId, deviceType: s.deviceType, gridId: d ? gridOf(d) : null, lat: d?.lat ?? null, lon: d?.lon ?? null,
       // Absence runs on the hub clock at evaluation, the same clock tick() reads.
-      at: ctx.now(), msg: s.msg,
+      at: deps.now(), msg: s.msg,
     };
     const effects = evaluator.onSignal(sig);
     if (effects.length) void alarms.applyAll(effects);
@@ -120,7 +142,7 @@ export function createRules(ctx: HubContext, opts: RulesOptions = {}): RulesModu
     const drop = dirty.filter((d) => !keep.includes(d));
     try {
       if (keep.length) {
-        await ctx.db.query(
+        await deps.db.query(
           `insert into rule_state (rule_id, device_id, state, updated_at)
            select u.r, u.d, u.s::jsonb, now() from unnest($1::text[], $2::text[], $3::text[]) as u(r, d, s)
            on conflict (rule_id, device_id) do update set state = excluded.state, updated_at = now()`,
@@ -128,7 +150,7 @@ export function createRules(ctx: HubContext, opts: RulesOptions = {}): RulesModu
         );
       }
       if (drop.length) {
-        await ctx.db.query('delete from rule_state r using unnest($1::text[], $2::text[]) as u(r, d) where r.rule_id = u.r and r.device_id = u.d',
+        await deps.db.query('delete from rule_state r using unnest($1::text[], $2::text[]) as u(r, d) where r.rule_id = u.r and r.device_id = u.d',
           [drop.map((k) => k.ruleId), drop.map((k) => k.deviceId)]);
       }
     } catch (err) {
@@ -145,7 +167,7 @@ export function createRules(ctx: HubContext, opts: RulesOptions = {}): RulesModu
    */
   let seenSince = 0;
   async function catchUp(): Promise<void> {
-    const rows = await ctx.db.query<{ id: string; seen: number }>(
+    const rows = await deps.db.query<{ id: string; seen: number }>(
       'select id, (extract(epoch from last_seen) * 1000)::float8 as seen from devices where last_seen > to_timestamp($1 / 1000.0)', [seenSince]);
     await alarms.sync();
     const effects = [];
@@ -159,7 +181,7 @@ export function createRules(ctx: HubContext, opts: RulesOptions = {}): RulesModu
   /** Cluster: a rule edited on another node is picked up here at the next tick. */
   let rulesStamp = '';
   async function syncRules(): Promise<void> {
-    const [r] = await ctx.db.query<{ stamp: string }>("select count(*)::text || '/' || coalesce(sum(version), 0)::text || '/' || coalesce(max(updated_at)::text, '') as stamp from rules");
+    const [r] = await deps.db.query<{ stamp: string }>("select count(*)::text || '/' || coalesce(sum(version), 0)::text || '/' || coalesce(max(updated_at)::text, '') as stamp from rules");
     if (!r || r.stamp === rulesStamp) return;
     const first = rulesStamp === '';
     rulesStamp = r.stamp;
@@ -167,21 +189,21 @@ export function createRules(ctx: HubContext, opts: RulesOptions = {}): RulesModu
   }
 
   async function tick(): Promise<void> {
-    if (ctx.leases?.shared) await syncRules();
+    if (deps.leases?.shared) await syncRules();
     // Absence, auto-clear and escalation run once per cluster: on the holder of this lease.
-    if (ctx.leases?.holds('rules.timers') === false) return;
-    if (ctx.leases?.shared) await catchUp();
-    const now = ctx.now();
+    if (deps.leases?.holds('rules.timers') === false) return;
+    if (deps.leases?.shared) await catchUp();
+    const now = deps.now();
     await alarms.applyAll(evaluator.tick(now));
     await alarms.escalate(now);
   }
 
   const runBacktest = (rule: Rule, from: number, to: number, regionId: string | null = null) =>
     backtest({
-      db: ctx.db,
-      devices: () => ctx.registry.list().map((d) => ({ id: d.id, type: d.type, gridId: gridOf(d), lat: d.lat, lon: d.lon })),
+      db: deps.db,
+      devices: () => deps.registry.list().map((d) => ({ id: d.id, type: d.type, gridId: gridOf(d), lat: d.lat, lon: d.lon })),
       contains,
-      category: (ref) => caseStoreOf(ctx)?.categories.resolve(ref)?.code ?? null,
+      category: (ref) => deps.cases?.categories.resolve(ref)?.code ?? null,
     }, rule, from, to, regionId);
 
   return {
@@ -195,21 +217,21 @@ export function createRules(ctx: HubContext, opts: RulesOptions = {}): RulesModu
     backtest: runBacktest,
     migrations: ruleMigrations,
     routes(api) {
-      ruleRoutes(api, { auth: ctx.auth, repo, alarms, grids, backtest: runBacktest, now: ctx.now });
+      ruleRoutes(api, { auth: deps.auth, repo, alarms, grids, backtest: runBacktest, now: deps.now });
     },
     async start() {
-      startedAt = ctx.now();
+      startedAt = deps.now();
       evaluator.setRules(await repo.load());
-      if (ctx.leases?.shared) await syncRules();
-      for (const row of await ctx.db.query<{ rule_id: string; device_id: string; state: KeyState }>('select rule_id, device_id, state from rule_state')) {
+      if (deps.leases?.shared) await syncRules();
+      for (const row of await deps.db.query<{ rule_id: string; device_id: string; state: KeyState }>('select rule_id, device_id, state from rule_state')) {
         evaluator.restore(row.rule_id, row.device_id, row.state);
       }
       for (const a of await alarms.load()) evaluator.restore(a.rule, a.deviceId, { active: true, lastAt: Math.max(a.updatedAt, a.createdAt) });
-      for (const d of ctx.registry.list()) if (d.lastSeen !== null) evaluator.heard(d.id, d.lastSeen);
+      for (const d of deps.registry.list()) if (d.lastSeen !== null) evaluator.heard(d.id, d.lastSeen);
       evaluator.takeDirty();
-      ctx.bus.on('message.stored', 'rules', onStored);
-      ctx.bus.on('dispatch.alarm', 'rules', onDispatchAlarm);
-      ctx.bus.on('camera.alarm', 'rules', onCameraAlarm);
+      deps.bus.on('message.stored', 'rules', onStored);
+      deps.bus.on('dispatch.alarm', 'rules', onDispatchAlarm);
+      deps.bus.on('camera.alarm', 'rules', onCameraAlarm);
       const tickMs = opts.tickMs ?? 5_000;
       if (tickMs > 0) {
         tickTimer = setInterval(() => void tick().catch((err) => log.error({ err }, 'rules tick failed')), tickMs);
@@ -226,7 +248,7 @@ export function createRules(ctx: HubContext, opts: RulesOptions = {}): RulesModu
       if (tickTimer) clearInterval(tickTimer);
       if (flushTimer) clearInterval(flushTimer);
       tickTimer = flushTimer = null;
-      ctx.bus.removeOwner('rules');
+      deps.bus.removeOwner('rules');
       await alarms.idle();
       await flushState();
     },

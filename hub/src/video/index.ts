@@ -6,11 +6,12 @@
  * Listens on the bus for
  *   'message.stored'  camera `alert` → evidence clip (+ snapshot);
  *   'case.changed'    new case with a location → linkage + evidence;
- *   'alarm.raised'    new alarm without a case → linkage;
+ *                     a rule trigger joining a case (attach) → its camera joins the linkage;
+ *   'alarm.changed'   an alarm raised → linkage;
  *   'device.changed'  camera device deleted → camera forgotten.
  * Emits 'camera.state' (stream), 'camera.health', 'camera.alarm' (the rules
  * module stores it as the alarm 摄像头离线), 'video.linkage', 'clip.ready'
- * and, through ctx.services.realtime when present, Socket.IO `linkage`,
+ * and, through the realtime service when it is loaded, Socket.IO `linkage`,
  * `camera.state` and `device`.
  *
  * Every camera is probed on a schedule (health.ts); a camera that is online
@@ -22,16 +23,22 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { ServerEventName, ServerEventPayload } from '@gridlink/devices/contract';
-import type { HubContext, HubModule, ModuleFactory } from '../hub.js';
-import { ConfigError, readFields, type Field } from '../core/config.js';
-import type { CaseSummary } from '../core/services.js';
+import type { Auth } from '../auth/index.js';
+import type { CaseStore } from '../cases/index.js';
+import type { EventBus } from '../core/bus.js';
+import { ConfigError, readFields, type Config, type Field } from '../core/config.js';
+import type { Logger } from '../core/logger.js';
+import type { HubModule } from '../core/module.js';
+import type { CameraLinkageService, GridService, RealtimeService } from '../core/services.js';
 import type { StoredMessage } from '../ingest/index.js';
+import type { DeviceRegistry } from '../registry/index.js';
+import type { Db } from '../store/index.js';
 import { CameraRegistry, videoMigrations, type Camera } from './cameras.js';
 import { ClipRecorder, type Clip } from './clips.js';
 import { findFfmpeg, type FfmpegInfo } from './ffmpeg.js';
 import { StreamGateway } from './gateway.js';
 import { loadVideoKey, VideoKeys } from './keys.js';
-import { Linkage, type AlarmLike, type LinkagePayload } from './linkage.js';
+import { Linkage, type LinkagePayload } from './linkage.js';
 import { CameraHealth, defaultHealthSettings, type Health, type HealthChange, type HealthSettings } from './health.js';
 import { defaultStreamSettings, type StreamSettings, type StreamState } from './stream.js';
 import { NetAllowList } from './url.js';
@@ -141,8 +148,10 @@ export function videoOptionsFromEnv(env: Record<string, string | undefined> = pr
   };
 }
 
-/** The parts, exposed for tests and the benchmark (`ctx.modules.get('video')`). */
+/** The parts, exposed for tests and the benchmark (`hub.ctx.domains.video`). */
 export interface VideoModule extends HubModule {
+  /** Nearest cameras to a point (answers even before video streams work). */
+  readonly nearestCameras: CameraLinkageService;
   readonly ff: FfmpegInfo | null;
   readonly root: string;
   readonly cameras: CameraRegistry;
@@ -157,22 +166,32 @@ export interface VideoModule extends HubModule {
   pruneClips(): Promise<string[]>;
 }
 
-/** Loosely typed subscription to events owned by other modules (their payload types live with them). */
-type LooseBus = { on(event: string, owner: string, fn: (payload: unknown) => unknown): void };
-
-export function createVideo(options: Partial<VideoOptions> = {}): ModuleFactory {
-  return (ctx: HubContext) => {
-    const env = videoOptionsFromEnv();
-    return buildVideo(ctx, { ...env, ...options, stream: { ...env.stream, ...options.stream }, health: { ...env.health, ...options.health } });
-  };
+export interface VideoDeps {
+  db: Db;
+  bus: EventBus;
+  logger: Logger;
+  config: Config;
+  auth: Auth;
+  registry: DeviceRegistry;
+  now: () => number;
+  /** Linkage and clips become case evidence when the cases module is loaded. */
+  cases?: CaseStore;
+  grids?: Pick<GridService, 'locate'>;
+  realtime?: RealtimeService;
 }
 
-function buildVideo(ctx: HubContext, opts: VideoOptions): VideoModule {
+/** Builds the video module; settings not given come from GRIDLINK_VIDEO_* (read here, before start). */
+export function createVideo(deps: VideoDeps, options: Partial<VideoOptions> = {}): VideoModule {
+  const env = videoOptionsFromEnv();
+  return buildVideo(deps, { ...env, ...options, stream: { ...env.stream, ...options.stream }, health: { ...env.health, ...options.health } });
+}
+
+function buildVideo(ctx: VideoDeps, opts: VideoOptions): VideoModule {
   const { config, logger: rootLogger, bus, db } = ctx;
   const logger = rootLogger.child({ module: 'video' });
   const persistent = !config.databaseUrl?.startsWith('memory://');
   const keys = new VideoKeys(loadVideoKey({ dataDir: config.dataDir, persistent }));
-  const cameras = new CameraRegistry(db, ctx.registry, keys, (lat, lon) => ctx.services.grids?.locate(lat, lon) ?? null, NetAllowList.parse(opts.allowNets));
+  const cameras = new CameraRegistry(db, ctx.registry, keys, (lat, lon) => ctx.grids?.locate(lat, lon) ?? null, NetAllowList.parse(opts.allowNets));
   const settings: StreamSettings = {
     ...defaultStreamSettings,
     // The rolling buffer holds the configured seconds, and at least the clip pre-roll plus a segment.
@@ -192,7 +211,7 @@ function buildVideo(ctx: HubContext, opts: VideoOptions): VideoModule {
   let tempRoot = false;
 
   // A camera as the nearest-camera service (other modules may ask even before video streams work).
-  ctx.services.cameras = {
+  const nearestCameras: CameraLinkageService = {
     async nearest(lat, lon, o = {}) {
       return cameras
         .near(lat, lon, { radiusM: o.radiusM ?? opts.linkRadiusM, limit: o.limit ?? opts.linkLimit, ...(o.preferCameraId ? { preferCameraId: o.preferCameraId } : {}) })
@@ -202,7 +221,7 @@ function buildVideo(ctx: HubContext, opts: VideoOptions): VideoModule {
 
   const realtimeSend = <E extends ServerEventName>(event: E, gridId: string | null | undefined, payload: ServerEventPayload<E>) => {
     try {
-      ctx.services.realtime?.send(event, gridId, payload);
+      ctx.realtime?.send(event, gridId, payload);
     } catch (err) {
       logger.warn({ err, event }, 'realtime send failed');
     }
@@ -266,7 +285,7 @@ function buildVideo(ctx: HubContext, opts: VideoOptions): VideoModule {
     const gone = await clips.prune(opts.clipRetentionDays, ctx.now());
     if (gone.length) {
       // The case evidence rows and their hard links go with the clips.
-      const dir = (ctx.services.cases as unknown as { evidence?: { dir?: string } } | undefined)?.evidence?.dir;
+      const dir = ctx.cases?.evidence.dir;
       await db.query("delete from evidence where kind = 'clip' and id = any($1::text[])", [gone]).catch(() => undefined);
       if (dir) for (const id of gone) rmSync(path.join(dir, `${id}.mp4`), { force: true });
       logger.info({ clips: gone.length, retentionDays: opts.clipRetentionDays }, 'pruned evidence clips past retention');
@@ -296,6 +315,7 @@ function buildVideo(ctx: HubContext, opts: VideoOptions): VideoModule {
     name: 'video',
     optional: true,
     migrations: videoMigrations,
+    nearestCameras,
     get ff() {
       return ff;
     },
@@ -330,7 +350,7 @@ function buildVideo(ctx: HubContext, opts: VideoOptions): VideoModule {
           health?.probeSoon(id);
           reconcileBuffers();
         },
-        services: ctx.services,
+        ...(ctx.cases ? { cases: ctx.cases } : {}),
         probeNow: async (id) => {
           if (!health) return null;
           const h = await health.probeNow(id);
@@ -375,7 +395,7 @@ function buildVideo(ctx: HubContext, opts: VideoOptions): VideoModule {
       });
       await clips.start();
       linkage = new Linkage({
-        db, cameras, clips, services: ctx.services, logger, radiusM: opts.linkRadiusM, limit: opts.linkLimit, now: ctx.now,
+        db, cameras, clips, ...(ctx.cases ? { cases: ctx.cases } : {}), logger, radiusM: opts.linkRadiusM, limit: opts.linkLimit, now: ctx.now,
         playable: (id) => !['offline', 'degraded'].includes(healthOf(id)),
         emit: (payload, gridId) => {
           bus.emit('video.linkage', payload);
@@ -412,27 +432,22 @@ function buildVideo(ctx: HubContext, opts: VideoOptions): VideoModule {
       bufferTimer.unref();
       pruneTimer = setInterval(() => void pruneClips().catch((err) => logger.warn({ err: (err as Error).message }, 'clip retention failed')), 3600_000);
       pruneTimer.unref();
-      const loose = bus as unknown as LooseBus;
-      loose.on('case.changed', 'video', async (p) => {
-        // cases emits {case, action, ...}; a bare CaseSummary is accepted too.
-        const ev = p as { case?: CaseSummary; action?: string };
-        const c = (ev.case ?? p) as CaseSummary & { deviceId?: string | null };
-        if (!c?.id || typeof c.lat !== 'number') return;
-        if (ev.action === 'attach') {
-          const data = (p as { data?: { deviceId?: string } }).data;
-          return linkage!.onCaseJoined(c, data?.deviceId ?? null);
+      bus.on('case.changed', 'video', async (e) => {
+        const c = e.case;
+        if (typeof c.lat !== 'number') return;
+        if (e.action === 'attach') {
+          const joined = e.data?.deviceId;
+          return linkage!.onCaseJoined(c, typeof joined === 'string' ? joined : null);
         }
-        if (ev.action !== undefined && ev.action !== 'create') return;
+        if (e.action !== 'create') return;
         // The device that opened the case (a camera alert links its own camera first).
-        const detail = ctx.services.cases as unknown as { detail?: (id: string) => Promise<{ deviceId?: string | null } | null> } | undefined;
-        const deviceId = c.deviceId ?? (typeof detail?.detail === 'function' ? (await detail.detail(c.id).catch(() => null))?.deviceId : null) ?? null;
+        const deviceId = (await ctx.cases?.detail(c.id).catch(() => null))?.deviceId ?? null;
         await linkage!.onCase(c, { deviceId });
       });
-      loose.on('alarm.changed', 'video', (p) => {
-        const { alarm, change } = p as { alarm?: AlarmLike; change?: string };
+      bus.on('alarm.changed', 'video', ({ alarm, change }) => {
         // Alarms are linked when raised (stored, bus only); an alarm that opens a case says so with its
         // explicit `case_linked` change, and the case's own linkage (case.changed create) goes to consoles.
-        if (!alarm?.id || change !== 'raised') return;
+        if (change !== 'raised') return;
         void linkage?.onAlarm(alarm).catch((err) => logger.warn({ err }, 'alarm linkage failed'));
       });
       logger.info({ ffmpeg: ff.path, version: ff.version, root, cameras: cameras.list().length }, 'video ready');
@@ -448,11 +463,7 @@ function buildVideo(ctx: HubContext, opts: VideoOptions): VideoModule {
       await clips?.stop();
       await gateway?.stop();
       if (tempRoot && root) rmSync(root, { recursive: true, force: true });
-      if (ctx.services.cameras) delete ctx.services.cameras;
     },
   };
   return mod;
 }
-
-/** The product's video module with defaults from the environment. */
-export const videoModule: ModuleFactory = createVideo();

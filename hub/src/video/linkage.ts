@@ -5,7 +5,8 @@
  * `linkage` (CONTRACT section 6), and the evidence clip is attached: the
  * clip of the alert that opened the case, or a new clip from the best camera.
  */
-import type { CaseSummary, Services } from '../core/services.js';
+import type { CaseStore } from '../cases/index.js';
+import type { CaseSummary } from '../core/services.js';
 import type { Logger } from '../core/logger.js';
 import type { Db } from '../store/index.js';
 import type { CameraRegistry, NearCamera } from './cameras.js';
@@ -55,7 +56,8 @@ export class Linkage {
       db: Db;
       cameras: CameraRegistry;
       clips: ClipRecorder;
-      services: Services;
+      /** Clips of a case become its evidence when the cases module is loaded. */
+      cases?: Pick<CaseStore, 'evidence'>;
       logger: Logger;
       radiusM: number;
       limit: number;
@@ -198,7 +200,7 @@ export class Linkage {
    */
   async publish(clip: Clip, file: string): Promise<void> {
     if (!clip.caseId || !clip.sha256 || clip.bytes === null) return;
-    const store = (this.deps.services.cases as unknown as { evidence?: { dir?: string } } | undefined)?.evidence;
+    const store = this.deps.cases?.evidence;
     if (!store?.dir) return;
     const name = `${clip.id}.mp4`;
     const target = path.join(store.dir, name);

@@ -18,7 +18,7 @@ import type { Clip, ClipRecorder } from './clips.js';
 import type { StreamGateway } from './gateway.js';
 import type { VideoKeys } from './keys.js';
 import type { Linkage } from './linkage.js';
-import type { Services } from '../core/services.js';
+import type { CaseStore } from '../cases/index.js';
 import type { HealthInfo } from './health.js';
 import { frameArgs, run } from './ffmpeg.js';
 
@@ -96,7 +96,8 @@ export interface VideoRouteDeps {
   changed: (id: string) => void;
   /** Probe now and answer with the fresh verdict. */
   probeNow: (id: string) => Promise<HealthInfo | null>;
-  services: Services;
+  /** Snapshots and clip exports reach cases when the cases module is loaded. */
+  cases?: Pick<CaseStore, 'get' | 'evidence'>;
 }
 
 export function videoApiRoutes(app: App, d: VideoRouteDeps): void {
@@ -316,7 +317,7 @@ export function videoApiRoutes(app: App, d: VideoRouteDeps): void {
     const clip = await clipVisible(req, req.params.id);
     if (clip.status !== 'ready' || !clip.sha256 || clip.bytes === null) throw Errors.notFound(`clip is ${clip.status}`);
     const cam = d.cameras.get(clip.cameraId);
-    const c = clip.caseId ? await d.services.cases?.get(clip.caseId).catch(() => null) : null;
+    const c = clip.caseId ? await d.cases?.get(clip.caseId).catch(() => null) : null;
     const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
     reply.header('content-disposition', `attachment; filename="${clip.id}.json"`);
     return {
@@ -340,10 +341,10 @@ export function videoApiRoutes(app: App, d: VideoRouteDeps): void {
   }, async (req, reply) => {
     const p = principal(req);
     const cam = visible(req, d.cameras.get(req.params.id));
-    const cases = d.services.cases as (Services['cases'] & { evidence?: { save(i: Record<string, unknown>): Promise<{ id: string; url: string; sha256: string; kind: string }> } }) | undefined;
+    const cases = d.cases;
     const c = cases ? await cases.get(req.body.caseId) : null;
     // A case the caller may not see does not exist for them.
-    if (!cases?.evidence || !c || !d.auth.canSee(p, c.gridId)) throw Errors.notFound('case not found');
+    if (!cases || !c || !d.auth.canSee(p, c.gridId)) throw Errors.notFound('case not found');
     const jpeg = await grabFrame(parts().gateway, cam.id);
     const e = await cases.evidence.save({
       bytes: jpeg, kind: 'snapshot', caseId: c.id, deviceId: cam.id, gridId: c.gridId, at: d.now(),

@@ -4,10 +4,9 @@
  * hierarchy (one district, two streets, a community and two unit grids each)
  * and users of every role, some scoped to street A.
  */
-import type { ModuleFactory } from '../../src/hub.js';
-import { createCases, type CasesModule, caseStoreOf, type CaseStore, type GridCollection } from '../../src/cases/index.js';
-import { createRealtime } from '../../src/realtime/index.js';
-import { createRules, type RulesModule, type RulesOptions } from '../../src/rules/index.js';
+import { casesModule as cases, realtimeModule, rulesModule, type ModuleFactory } from '../../src/hub.js';
+import type { CasesModule, CaseStore, GridCollection } from '../../src/cases/index.js';
+import type { RulesModule, RulesOptions } from '../../src/rules/index.js';
 import type { Config } from '../../src/core/config.js';
 import { startHub, type TestHub } from '../helpers.js';
 
@@ -76,12 +75,10 @@ export interface CaseHub extends TestHub {
 
 export async function startCaseHub(opts: { databaseUrl?: string; rules?: RulesOptions | false; extraModules?: ModuleFactory[]; config?: Partial<Config>; clock?: Clock; grids?: boolean } = {}): Promise<CaseHub> {
   const clock = opts.clock ?? new Clock();
-  let casesModule!: CasesModule;
-  let rules!: RulesModule;
   const modules: ModuleFactory[] = [
-    createRealtime,
-    (ctx) => (casesModule = createCases(ctx, { overdueEveryMs: 0 })),
-    ...(opts.rules === false ? [] : [(ctx: Parameters<ModuleFactory>[0]) => (rules = createRules(ctx, { tickMs: 0, stateFlushMs: 0, ...opts.rules }))]),
+    realtimeModule(),
+    cases({ overdueEveryMs: 0 }),
+    ...(opts.rules === false ? [] : [rulesModule({ tickMs: 0, stateFlushMs: 0, ...opts.rules })]),
     ...(opts.extraModules ?? []),
   ];
   const t = await startHub({ databaseUrl: opts.databaseUrl ?? 'memory://', ...opts.config }, { modules, now: clock.now });
@@ -103,14 +100,14 @@ export async function startCaseHub(opts: { databaseUrl?: string; rules?: RulesOp
   }
   const h = t as CaseHub;
   h.clock = clock;
-  h.casesModule = casesModule;
-  h.rules = rules;
+  h.casesModule = t.hub.ctx.domains.cases!;
+  h.rules = t.hub.ctx.domains.rules!;
   h.send = async (deviceId, channel, body, receivedAt) => {
     const r = await t.hub.ctx.ingest.handleAsync(deviceId, channel as 'event', Buffer.from(JSON.stringify(body)), receivedAt ?? clock.now());
     if (!r.ok) throw new Error(`ingest refused: ${r.reason} ${r.detail}`);
-    await rules?.idle();
+    await t.hub.ctx.domains.rules?.idle();
   };
-  h.cases = caseStoreOf(t.hub.ctx)!;
+  h.cases = t.hub.ctx.domains.cases!.store;
   h.tokens = tokens;
   h.as = (user) => (method, path, body) => t.api(method, path, body, tokens[user]);
   return h;

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createRules } from '../../src/rules/index.js';
+import { rulesModule } from '../../src/hub.js';
 import { publishAck } from '../helpers.js';
 import { startDispatchHub, waitFor, type DispatchHub } from './fixtures.js';
 
@@ -8,7 +8,7 @@ interface AlarmBody { id: string; rule: string; deviceId: string; status: string
 describe('dispatch alarms with the rules module', () => {
   let h: DispatchHub;
   beforeAll(async () => {
-    h = await startDispatchHub({ config: { acceptTimeoutS: 60 }, extraModules: [(ctx) => createRules(ctx, { tickMs: 0 })] });
+    h = await startDispatchHub({ config: { acceptTimeoutS: 60 }, extraModules: [rulesModule({ tickMs: 0 })] });
   }, 120_000);
   afterAll(() => h?.stop());
 

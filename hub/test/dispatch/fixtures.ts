@@ -4,14 +4,13 @@
  * dispatch module, and helpers to enrol workers and feed positions through
  * the real ingest path.
  */
-import type { ModuleFactory } from '../../src/hub.js';
+import { casesModule, dispatchModule, realtimeModule, type ModuleFactory } from '../../src/hub.js';
 import type { MqttClient } from 'mqtt';
 import { commandTopic, decodeCommand, type Command } from '@gridlink/devices';
-import { createDispatchModule, type DispatchConfig, type DispatchModule } from '../../src/dispatch/index.js';
+import type { DispatchConfig, DispatchModule } from '../../src/dispatch/index.js';
 import type { Fetch } from '../../src/dispatch/amap.js';
 import type { Role } from '../../src/auth/index.js';
-import { createCases, caseStoreOf, type CaseStore } from '../../src/cases/index.js';
-import { createRealtime } from '../../src/realtime/index.js';
+import type { CaseStore } from '../../src/cases/index.js';
 import { Clock, districtGrids } from '../cases/fixtures.js';
 import { startHub, until, type TestHub } from '../helpers.js';
 
@@ -36,15 +35,14 @@ export interface DispatchHub extends TestHub {
 }
 
 export async function startDispatchHub(opts: { config?: Partial<DispatchConfig>; clock?: Clock; fetch?: Fetch; amapKey?: string; extraModules?: ModuleFactory[] } = {}): Promise<DispatchHub> {
-  let mod!: DispatchModule;
   const clock = opts.clock ?? new Clock();
   // Lighter than the cases fixture: tokens are minted, not logged in (scrypt per user is slow on a shared machine).
   const t = await startHub(opts.amapKey ? { amapKey: opts.amapKey } : {}, {
     now: clock.now,
     modules: [
-      createRealtime,
-      (ctx) => createCases(ctx, { overdueEveryMs: 0 }),
-      (ctx) => (mod = createDispatchModule({ config: { resendDelayMs: 50, positionsIntervalMs: 100_000, ...opts.config }, ...(opts.fetch ? { fetch: opts.fetch } : {}) })(ctx) as DispatchModule),
+      realtimeModule(),
+      casesModule({ overdueEveryMs: 0 }),
+      dispatchModule({ config: { resendDelayMs: 50, positionsIntervalMs: 100_000, ...opts.config }, ...(opts.fetch ? { fetch: opts.fetch } : {}) }),
       ...(opts.extraModules ?? []),
     ],
   });
@@ -55,7 +53,8 @@ export async function startDispatchHub(opts: { config?: Partial<DispatchConfig>;
   h.tokens = { admin: t.token, officer: mint('officer', 'officer', null), dispatcher: mint('dispatcher', 'dispatcher', null), dispatcherA: mint('dispatcherA', 'dispatcher', 'S-A') };
   h.as = (user) => (method, path, body) => t.api(method, path, body, h.tokens[user]);
   h.clock = clock;
-  h.cases = caseStoreOf(t.hub.ctx)!;
+  h.cases = t.hub.ctx.domains.cases!.store;
+  const mod = t.hub.ctx.domains.dispatch!;
   h.dispatch = mod;
   const { registry, ingest } = h.hub.ctx;
   h.addWorker = async (o) => {

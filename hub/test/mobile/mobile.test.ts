@@ -5,7 +5,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { io, type Socket } from 'socket.io-client';
-import { createMobileModule, type MobileModule } from '../../src/mobile/index.js';
+import { mobileModule } from '../../src/hub.js';
+import type { MobileModule } from '../../src/mobile/index.js';
 import { AT } from '../cases/fixtures.js';
 import { JPEG } from '../cases/fixtures.js';
 import { startDispatchHub, waitFor, type DispatchHub } from '../dispatch/fixtures.js';
@@ -42,8 +43,9 @@ describe('mobile API (handheld sessions, tasks, reports)', () => {
   beforeAll(async () => {
     h = await startDispatchHub({
       config: { arrivalDwellS: 0 },
-      extraModules: [(ctx) => (mobile = createMobileModule({ config: { positionIntervalS: 5 } })(ctx) as MobileModule)],
+      extraModules: [mobileModule({ config: { positionIntervalS: 5 } })],
     });
+    mobile = h.hub.ctx.domains.mobile!;
     const u = await h.api<Json>('POST', '/users', { username: 'zhang', password: PASSWORD, role: 'worker', displayName: '张网格' });
     expect(u.status).toBe(201);
     const other = await h.api<Json>('POST', '/users', { username: 'li', password: PASSWORD, role: 'worker' });

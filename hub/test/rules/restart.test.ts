@@ -2,11 +2,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createCases } from '../../src/cases/index.js';
 import { testConfig, type Config } from '../../src/core/config.js';
-import { createHub, type Hub } from '../../src/hub.js';
-import { createRealtime } from '../../src/realtime/index.js';
-import { createRules, type Alarm, type RulesModule } from '../../src/rules/index.js';
+import { casesModule, createHub, realtimeModule, rulesModule, type Hub } from '../../src/hub.js';
+import type { Alarm, RulesModule } from '../../src/rules/index.js';
 import { engines, freshPostgresUrl } from '../helpers.js';
 import { AT, Clock } from '../cases/fixtures.js';
 
@@ -18,8 +16,8 @@ for (const engine of engines()) {
     afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
     async function boot(config: Config, clock: Clock): Promise<{ hub: Hub; rules: RulesModule; api: <T>(m: string, p: string, b?: unknown) => Promise<{ status: number; body: T }> }> {
-      let rules!: RulesModule;
-      const hub = await createHub(config, { now: clock.now, modules: [createRealtime, (c) => createCases(c, { overdueEveryMs: 0 }), (c) => (rules = createRules(c, { tickMs: 0, stateFlushMs: 0 }))] });
+      const hub = await createHub(config, { now: clock.now, modules: [realtimeModule(), casesModule({ overdueEveryMs: 0 }), rulesModule({ tickMs: 0, stateFlushMs: 0 })] });
+      const rules = hub.ctx.domains.rules!;
       await hub.start();
       const token = hub.ctx.auth.sign({ id: 'root', username: 'root', role: 'admin', regionId: null, displayName: 'root' });
       const api = async <T>(method: string, p: string, body?: unknown) => {

@@ -7,7 +7,7 @@
 import { request } from 'node:http';
 import { io } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { systemActor, caseStoreOf } from '../../src/cases/index.js';
+import { systemActor } from '../../src/cases/index.js';
 import { VideoKeys } from '../../src/video/keys.js';
 import { startHub, type TestHub } from '../helpers.js';
 import { AT, startWorld, type World } from './fixtures.js';
@@ -143,7 +143,7 @@ describe('http edge', () => {
   });
 
   it('should give a worker login bound to no worker no worker identity (not the worker named like the user)', async () => {
-    const store = caseStoreOf(w.t.hub.ctx)!;
+    const store = w.t.hub.ctx.domains.cases!.store;
     const c = await w.t.api<any>('POST', '/cases', { category: 'E0101', ...AT.A1 });
     await store.act(c.body.id, 'register', systemActor('t'));
     await store.act(c.body.id, 'dispatch', systemActor('t'), { workerId: w.worker.A });

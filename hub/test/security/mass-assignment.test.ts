@@ -5,7 +5,6 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemActor } from '../../src/cases/index.js';
-import { caseStoreOf } from '../../src/cases/index.js';
 import { startWorld, type World } from './fixtures.js';
 
 /** Object schemas reachable in a body schema that accept properties nobody declared. */
@@ -65,7 +64,7 @@ describe('mass assignment', () => {
     const forged = await w.t.api<any>('POST', `/cases/${w.caseId.A}/actions`, { action: 'register', data: { workerId: 'someone-else' } });
     expect([forged.status, forged.body.code]).toEqual([400, 'DATA_FIELD_RESERVED']);
     // Inside the service too: the hub's own fields win over caller data.
-    const store = caseStoreOf(w.t.hub.ctx)!;
+    const store = w.t.hub.ctx.domains.cases!.store;
     await store.act(w.caseId.A, 'register', systemActor('test'));
     await store.act(w.caseId.A, 'dispatch', systemActor('test'), { workerId: w.worker.A, data: { workerId: 'someone-else', note: 'kept' } });
     const d = (await w.t.api<any>('GET', `/cases/${w.caseId.A}`)).body;

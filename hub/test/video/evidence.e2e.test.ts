@@ -6,40 +6,23 @@
  * `linkage` with both, nearest first.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { publishAlert, rtspCameraSupport, startRtspCamera, type RtspCamera } from '../../../simulators/src/camera/index.js';
 import { loadConfig, type Config } from '../../src/core/config.js';
-import { createHub, type Hub, type ModuleFactory } from '../../src/hub.js';
-import { createVideo, type Clip, type LinkagePayload, type VideoModule } from '../../src/video/index.js';
+import { casesModule, createHub, realtimeModule, rulesModule, videoModule, type Hub, type ModuleFactory } from '../../src/hub.js';
+import type { Clip, LinkagePayload, VideoModule } from '../../src/video/index.js';
 import { REQUIRE_ALL, publishAck, until } from '../helpers.js';
 
 const support = rtspCameraSupport();
 const skip = support.missing.length > 0;
 if (skip && REQUIRE_ALL) throw new Error(`GRIDLINK_REQUIRE_ALL=1 but missing: ${support.missing.join(', ')}`);
 
-const src = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src');
-const has = (m: string) => existsSync(path.join(src, m, 'index.ts'));
-
-/** The product modules this test can use: cases and rules when they exist, realtime for `linkage`. */
-async function modules(video: ModuleFactory): Promise<ModuleFactory[]> {
-  const list: ModuleFactory[] = [];
-  if (has('realtime')) list.push((await import('../../src/realtime/index.js')).createRealtime);
-  if (has('cases')) {
-    const { createCases } = await import('../../src/cases/index.js');
-    list.push((ctx) => createCases(ctx));
-  }
-  if (has('rules')) {
-    const { createRules } = await import('../../src/rules/index.js');
-    list.push((ctx) => createRules(ctx));
-  }
-  list.push(video);
-  return list;
-}
+/** The product modules this test uses: cases and rules, realtime for `linkage`, and video. */
+const modules = (video: ModuleFactory): ModuleFactory[] => [realtimeModule(), casesModule(), rulesModule(), video];
 
 // ~50 m and ~80 m from the smoke sensor (1e-5 deg lat ≈ 1.11 m).
 const P = { lat: 30.25, lon: 120.17 };
@@ -67,7 +50,7 @@ describe.skipIf(skip)('video evidence and linkage (real MQTT, ffmpeg, RTSP)', ()
   const videoOpts = { preS: 3, postS: 4, linkRadiusM: 150, stream: { graceS: 2, leaseS: 3, backoffMinMs: 200, backoffMaxMs: 1_000 } };
 
   async function boot(): Promise<void> {
-    hub = await createHub(config, { modules: await modules(createVideo(videoOpts)) });
+    hub = await createHub(config, { modules: modules(videoModule(videoOpts)) });
     const ports = await hub.start();
     http = `http://127.0.0.1:${ports.http}`;
     const login = await fetch(`${http}/api/v1/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'admin', password: config.adminPassword }) });
@@ -116,18 +99,13 @@ describe.skipIf(skip)('video evidence and linkage (real MQTT, ffmpeg, RTSP)', ()
     expect(near.body.items[0]!.covers).toBe(true);
 
     let caseId: string;
-    if (has('rules') && has('cases')) {
+    {
       const dev = await api<{ secret: string }>('POST', '/devices', { id: 'smoke-50', type: 'sensor.smoke', ...P });
       const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${hub.ports.mqtt}`, { clientId: 'smoke-50', username: 'smoke-50', password: dev.body.secret, reconnectPeriod: 0 });
       await publishAck(c, 'gridlink/v1/smoke-50/event', { type: 'smoke_alarm', severity: 'critical' });
       await c.endAsync();
       const l = await until(() => linkages.find((x) => x.caseId), 10_000);
       caseId = l.caseId!;
-    } else {
-      // Without the rules/cases modules: the case event they would emit.
-      caseId = 'case-smoke-1';
-      hub.ctx.bus.emit('case.changed' as never, { case: { id: caseId, code: 'C1', title: '火灾', status: 'reported', category: { code: 'E0402', name: '火灾' }, severity: 'critical', ...P, gridId: null, source: 'rule', workerId: null, deadline: Date.now() + 3600_000, overdue: false, createdAt: Date.now(), updatedAt: Date.now() }, action: 'create' } as never);
-      await until(() => linkages.find((x) => x.caseId === caseId), 10_000);
     }
     const l = linkages.find((x) => x.caseId === caseId)!;
     expect(l.cameras.map((c) => c.id)).toEqual(['cam-north', 'cam-east']);
@@ -158,7 +136,7 @@ describe.skipIf(skip)('video evidence and linkage (real MQTT, ffmpeg, RTSP)', ()
     await c.endAsync();
     release();
     const at = body.ts as number;
-    alertClip = await until(async () => (await api<{ items: Clip[] }>('GET', `/clips?alertKey=cam-solo:${at}`)).body.items.find((x) => x.status === 'ready' && (x.caseId || !has('rules'))), 30_000, 250)
+    alertClip = await until(async () => (await api<{ items: Clip[] }>('GET', `/clips?alertKey=cam-solo:${at}`)).body.items.find((x) => x.status === 'ready' && !!x.caseId), 30_000, 250)
       .catch(async (err) => {
         const all = await api<{ items: Clip[] }>('GET', '/clips?cameraId=cam-solo');
         const cases = await api('GET', '/cases');
@@ -183,7 +161,7 @@ describe.skipIf(skip)('video evidence and linkage (real MQTT, ffmpeg, RTSP)', ()
     expect(Buffer.from(await jpg.arrayBuffer()).subarray(0, 3)).toEqual(Buffer.from([0xff, 0xd8, 0xff]));
     expect((await fetch(`${http}${alertClip.video.split('?')[0]}`)).status).toBe(401);
 
-    if (has('rules') && has('cases')) {
+    {
       const caseId = alertClip.caseId!;
       const kase = await api<{ evidence?: Array<{ kind: string }> }>('GET', `/cases/${caseId}`);
       expect(kase.status).toBe(200);

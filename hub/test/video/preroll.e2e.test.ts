@@ -14,8 +14,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { alertMessage, clockLayout, readClock, rtspCameraSupport, simFfmpeg, startRtspCamera, type RtspCamera } from '../../../simulators/src/camera/index.js';
-import { defaultModules } from '../../src/modules.js';
-import { createVideo, videoModule, type VideoModule } from '../../src/video/index.js';
+import { productModules } from '../../src/hub.js';
+import type { VideoModule } from '../../src/video/index.js';
 import { publishAck, startHub, until, type TestHub } from '../helpers.js';
 
 const support = rtspCameraSupport();
@@ -46,8 +46,7 @@ describe.skipIf(!support.ok)('evidence with pre-roll from the rolling buffer', (
     dataDir = mkdtempSync(path.join(os.tmpdir(), 'gl-preroll-'));
     cam = await startRtspCamera({ id, width: W, height: H, fps: 10 });
     // A short post-roll keeps the test quick; the pre-roll is the product default (10 s from a 15 s buffer).
-    const v = createVideo({ postS: 3 });
-    t = await startHub({ dataDir }, { modules: defaultModules.map((m) => (m === videoModule ? v : m)) });
+    t = await startHub({ dataDir }, { modules: productModules({ video: { postS: 3 } }) });
     video = t.hub.ctx.modules.get('video') as VideoModule;
   }, 60_000);
 

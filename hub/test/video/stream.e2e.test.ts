@@ -10,7 +10,8 @@ import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { rtspCameraSupport, startRtspCamera, type RtspCamera } from '../../../simulators/src/camera/index.js';
-import { createVideo, type VideoModule } from '../../src/video/index.js';
+import { videoModule } from '../../src/hub.js';
+import type { VideoModule } from '../../src/video/index.js';
 import { ffmpegUnder, REQUIRE_ALL, startHub, until, type TestHub } from '../helpers.js';
 import { CHROMIUM, chromiumArgs, haveChromium, openPlayer, play, playerStats } from './player-page.js';
 
@@ -32,7 +33,7 @@ describe.skipIf(skip)('video stream gateway (real ffmpeg, RTSP, Chromium)', () =
     dataDir = mkdtempSync(path.join(os.tmpdir(), 'gl-video-e2e-'));
     cam = await startRtspCamera({ id });
     t = await startHub({ dataDir }, {
-      modules: [createVideo({ stream: { graceS: 2, leaseS: 3, stallS: 4, ioTimeoutS: 3, backoffMinMs: 200, backoffMaxMs: 1_000, offlineAfterFailures: 2 } })],
+      modules: [videoModule({ stream: { graceS: 2, leaseS: 3, stallS: 4, ioTimeoutS: 3, backoffMinMs: 200, backoffMaxMs: 1_000, offlineAfterFailures: 2 } })],
     });
     video = t.hub.ctx.modules.get('video') as VideoModule;
     browser = await chromium.launch({ executablePath: CHROMIUM, args: chromiumArgs });

@@ -9,7 +9,7 @@ import { clockFilter, clockLayout, readClock } from '../../../simulators/src/cam
 import { codecOf, Fmp4Splitter, type Fragment } from '../../src/video/fmp4.js';
 import { bearingDeg, covers, distanceM } from '../../src/video/geo.js';
 import { redactUrl, VideoKeys } from '../../src/video/keys.js';
-import { createVideo } from '../../src/video/index.js';
+import { videoModule } from '../../src/hub.js';
 import { REQUIRE_ALL, startHub } from '../helpers.js';
 
 const haveFfmpeg = spawnSync('ffmpeg', ['-version'], { stdio: 'ignore' }).status === 0;
@@ -74,7 +74,7 @@ describe('geo', () => {
 
 describe('GET /cameras?near', () => {
   it('should return cameras within the radius, covering the point first, then nearest', async () => {
-    const t = await startHub({}, { modules: [createVideo()] });
+    const t = await startHub({}, { modules: [videoModule()] });
     try {
       const P = { lat: 30.25, lon: 120.17 };
       const m = 1 / 111_195;

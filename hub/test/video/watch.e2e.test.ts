@@ -13,8 +13,8 @@ import path from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rtspCameraSupport, startRtspCamera, type RtspCamera } from '../../../simulators/src/camera/index.js';
-import { defaultModules } from '../../src/modules.js';
-import { createVideo, videoModule, type VideoModule } from '../../src/video/index.js';
+import { productModules } from '../../src/hub.js';
+import type { VideoModule } from '../../src/video/index.js';
 import { startHub, until, type TestHub } from '../helpers.js';
 
 const support = rtspCameraSupport();
@@ -50,11 +50,11 @@ describe.skipIf(!support.ok)('camera health watch (RTSP probes, offline alarm, r
         cb();
       },
     });
-    const video = createVideo({
+    const video = {
       health: { intervalS: 1, retryMinS: 0.5, retryMaxS: 2, timeoutS: 2, alarmAfterS: 2, concurrency: 4 },
       stream: { stallS: 3, ioTimeoutS: 2, backoffMinMs: 200, backoffMaxMs: 1_000, graceS: 1 },
-    });
-    t = await startHub({ dataDir }, { logger: pino({ level: 'info' }, sink), modules: defaultModules.map((m) => (m === videoModule ? video : m)) });
+    };
+    t = await startHub({ dataDir }, { logger: pino({ level: 'info' }, sink), modules: productModules({ video }) });
   }, 60_000);
 
   afterAll(async () => {
@@ -116,7 +116,7 @@ describe.skipIf(!support.ok)('camera health watch (RTSP probes, offline alarm, r
     process.env.GRIDLINK_VIDEO_ALLOW_NETS = '127.0.0.2/32';
     let h: TestHub | undefined;
     try {
-      h = await startHub({ dataDir: dir }, { modules: defaultModules });
+      h = await startHub({ dataDir: dir }, { modules: productModules() });
       const out = await h.api<{ code: string; message: string }>('POST', '/cameras', { id: 'cam-ssrf', rtspUrl: 'rtsp://u:topsecret@127.0.0.1:8554/x', lat: 30, lon: 104 });
       expect(out.status).toBe(400);
       expect(out.body.code).toBe('VALIDATION_FAILED');

@@ -4,27 +4,8 @@ import { Errors } from '../../core/errors.js';
 import type { Ingest } from '../../ingest/index.js';
 import type { DeviceRegistry } from '../../registry/index.js';
 import type { App } from '../app.js';
+import { admitDevice, basicCredentials } from '../guards.js';
 import { errors } from '../schemas.js';
-
-/** Parses HTTP Basic `deviceId:secret`. */
-export function basicCredentials(header: string | undefined): { id: string; secret: string } | null {
-  if (!header?.startsWith('Basic ')) return null;
-  const decoded = Buffer.from(header.slice(6), 'base64').toString('utf8');
-  const i = decoded.indexOf(':');
-  return i > 0 ? { id: decoded.slice(0, i), secret: decoded.slice(i + 1) } : null;
-}
-
-/**
- * Takes one message from the device's budget (the same bucket its MQTT
- * connections use); over budget answers 429 with Retry-After in seconds.
- */
-export function admitDevice(ingest: Ingest, deviceId: string, reply: { header(k: string, v: string): unknown }): void {
-  const waitMs = ingest.budget.tryTake(deviceId);
-  if (waitMs === 0) return;
-  ingest.reject(deviceId, 'rate_limited', 'HTTP request over the device budget');
-  reply.header('retry-after', String(Math.ceil(waitMs / 1000)));
-  throw Errors.rateLimited(`device ${deviceId} is over its message budget; retry after ${Math.ceil(waitMs / 1000)} s`);
-}
 
 /**
  * Device ingest over HTTP for devices without MQTT (CONTRACT 3): same bodies,
