@@ -97,7 +97,7 @@ function emptyBatch(): Batch {
 
 export class BatchWriter {
   private readonly specs = new Map<string, { spec: TableSpec; index: number }>();
-  private readonly sqlCache = new Map<string, string>();
+  private readonly sqlCache = new Map<string, { sql: string; name: string }>();
   private current: Batch = emptyBatch();
   private readonly retryQueue: Batch[] = [];
   private readonly inFlight = new Set<Batch>();
@@ -199,10 +199,10 @@ export class BatchWriter {
   }
 
   /** One statement: a CTE with one unnest insert per table, atomic without an explicit transaction (one round trip). */
-  private sqlFor(tables: string[]): string {
+  private sqlFor(tables: string[]): { sql: string; name: string } {
     const key = tables.join(',');
-    let sql = this.sqlCache.get(key);
-    if (sql) return sql;
+    const cached = this.sqlCache.get(key);
+    if (cached) return cached;
     let p = 0;
     const parts = tables.map((t) => {
       const spec = this.specs.get(t)!.spec;
@@ -211,13 +211,15 @@ export class BatchWriter {
       const selects = spec.columns.map(([n, type]) => selectExpr(`u_${n}`, type));
       return `insert into ${spec.name} (${names.join(', ')}) select ${selects.join(', ')} from unnest(${params.join(', ')}) as u(${names.map((n) => `u_${n}`).join(', ')}) on conflict do nothing`;
     });
-    sql = parts.length === 1 ? parts[0]! : `with ${parts.slice(1).map((q, i) => `w${i} as (${q} returning 1)`).join(', ')} ${parts[0]}`;
-    this.sqlCache.set(key, sql);
-    return sql;
+    const sql = parts.length === 1 ? parts[0]! : `with ${parts.slice(1).map((q, i) => `w${i} as (${q} returning 1)`).join(', ')} ${parts[0]}`;
+    // One prepared statement per set of tables: PostgreSQL parses and plans it once per connection.
+    const entry = { sql, name: `gridlink_batch_${this.sqlCache.size}` };
+    this.sqlCache.set(key, entry);
+    return entry;
   }
 
   /** Column arrays per table, built when the batch is sent (a split batch builds its halves anew). */
-  private statement(batch: Batch): { sql: string; params: unknown[] } {
+  private statement(batch: Batch): { sql: string; name: string; params: unknown[] } {
     const columns = new Map<string, unknown[][]>();
     for (const e of batch.entries) {
       for (const req of e.requests) {
@@ -227,15 +229,15 @@ export class BatchWriter {
       }
     }
     const tables = [...columns.keys()].sort((a, b) => this.specs.get(a)!.index - this.specs.get(b)!.index);
-    return { sql: this.sqlFor(tables), params: tables.flatMap((t) => columns.get(t)!) };
+    return { ...this.sqlFor(tables), params: tables.flatMap((t) => columns.get(t)!) };
   }
 
   private commit(batch: Batch): void {
     this.inFlight.add(batch);
-    const { sql, params } = this.statement(batch);
+    const { sql, name, params } = this.statement(batch);
     const t0 = performance.now();
     // One statement is its own transaction on both engines.
-    this.db.query(sql, params).then(
+    this.db.query(sql, params, { name }).then(
       () => {
         this.inFlight.delete(batch);
         this.healthy = true;

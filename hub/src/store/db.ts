@@ -11,7 +11,12 @@ import type { Logger } from '../core/logger.js';
 export type Row = Record<string, unknown>;
 
 export interface Queryable {
-  query<T = Row>(sql: string, params?: unknown[]): Promise<T[]>;
+  /**
+   * `opts.name` makes it a named prepared statement on PostgreSQL (parsed and
+   * planned once per connection; for statements run many times a second, such
+   * as the batch insert). PGlite ignores it.
+   */
+  query<T = Row>(sql: string, params?: unknown[], opts?: { name?: string }): Promise<T[]>;
 }
 
 export interface Db extends Queryable {
@@ -65,7 +70,8 @@ async function openPostgres(url: string, logger?: Logger): Promise<Db> {
       logger?.warn({ err: (err as Error).message }, 'timescaledb is available but could not be enabled; using plain PostgreSQL');
     }
   }
-  const query = async <T>(sql: string, params?: unknown[]): Promise<T[]> => (await pool.query(sql, params as unknown[])).rows as T[];
+  const query = async <T>(sql: string, params?: unknown[], opts?: { name?: string }): Promise<T[]> =>
+    (opts?.name ? await pool.query({ name: opts.name, text: sql, values: params as unknown[] }) : await pool.query(sql, params as unknown[])).rows as T[];
   return {
     kind: 'postgres',
     timescale,
