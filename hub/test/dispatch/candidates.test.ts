@@ -62,7 +62,7 @@ describe('dispatch candidates', () => {
     for (const w of roster.filter((x) => x.busy)) {
       await h.dispatch.workers.assign(h.dispatch.workers.byId.get(w.id)!, { caseId: `other-${w.id}`, stage: 'dispatched', since: now, lat: 0, lon: 0, gridId: null });
     }
-  }, 60_000);
+  }, 300_000);
 
   afterAll(async () => {
     await h?.stop();

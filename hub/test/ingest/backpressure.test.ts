@@ -39,7 +39,7 @@ function clock(start = Date.now()) {
 const count = async (t: TestHub, id: string) =>
   (await t.hub.ctx.db.query<{ n: number }>('select count(*)::int as n from readings where device_id = $1', [id]))[0]!.n;
 
-describe('per-device budget as back-pressure', { timeout: 90_000 }, () => {
+describe('per-device budget as back-pressure', { timeout: 300_000 }, () => {
   let t: TestHub | null = null;
   afterEach(async () => {
     await t?.stop();

@@ -72,7 +72,7 @@ function pump(c: MqttClient, deviceId: string, n: number, window: number, t0: nu
   };
 }
 
-describe('durable QoS 1', { timeout: 90_000 }, () => {
+describe('durable QoS 1', { timeout: 300_000 }, () => {
   let t: TestHub | null = null;
   let proxy: CuttableProxy | null = null;
   afterEach(async () => {
@@ -155,10 +155,10 @@ describe('durable QoS 1', { timeout: 90_000 }, () => {
     await new Promise((r) => setTimeout(r, 1500));
     expect(run.acked.size - atCut).toBeLessThanOrEqual(100);
     proxy.up();
-    await until(() => run.acked.size === 2000, 30_000);
+    await until(() => run.acked.size === 2000, 120_000);
     const rows = await t.hub.ctx.db.query<{ seq: number }>('select seq from readings where device_id = $1', [d.id]);
     const stored = new Set(rows.map((r) => Number(r.seq)));
     for (const i of run.acked) expect(stored.has(i)).toBe(true);
     expect(stored.size).toBe(2000);
-  }, 60_000);
+  }, 300_000);
 });

@@ -56,7 +56,7 @@ describe('mobile API (handheld sessions, tasks, reports)', () => {
     expect(w.status).toBe(201);
     await h.hub.ctx.registry.register({ id: 'hh-li', type: 'handheld' });
     expect((await h.as('dispatcher')<Json>('POST', '/workers', { id: 'w-li', name: 'li', deviceId: 'hh-li', gridIds: ['G-B1'], userId: other.body.id })).status).toBe(201);
-  }, 60_000);
+  }, 300_000);
 
   afterAll(async () => {
     await h?.stop();
