@@ -4,22 +4,12 @@
  * domains use. Writes go to the database first, then to memory.
  */
 import { randomBytes } from 'node:crypto';
-import type { EventBus } from '../core/bus.js';
 import type { GridService, WorkerInfo, WorkerService, WorkerStatus } from '../core/services.js';
 import type { Db } from '../store/index.js';
 import type { DeviceRegistry } from '../registry/index.js';
 import { DispatchErrors } from './errors.js';
 import { PositionIndex } from './positions.index.js';
 import { hasFix, infoOf, statusOf, TEAM_NAMES, type Assignment, type Stage, type Team, type WorkerState } from './worker.model.js';
-
-declare module '../core/bus.js' {
-  interface EventMap {
-    /** A worker was created, edited, went on/off duty or changed status. */
-    'worker.changed': { worker: WorkerInfo; previous: WorkerStatus | null };
-    /** A worker's live position moved (one per accepted fix). */
-    'worker.moved': { workerId: string; deviceId: string; lat: number; lon: number; ts: number };
-  }
-}
 
 export interface PublicWorker {
   id: string;
@@ -67,7 +57,6 @@ export class Workers implements WorkerService {
 
   constructor(
     private readonly db: Db,
-    private readonly bus: EventBus,
     private readonly registry: DeviceRegistry,
     private readonly grids: () => GridService | undefined,
     private readonly now: () => number,
@@ -291,7 +280,6 @@ export class Workers implements WorkerService {
 
   private changed(w: WorkerState, previous: WorkerStatus | null): void {
     this.dirty.add(w);
-    this.bus.emit('worker.changed', { worker: infoOf(w), previous });
   }
 
   all(): IterableIterator<WorkerState> {

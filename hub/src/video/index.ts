@@ -9,9 +9,9 @@
  *                     a rule trigger joining a case (attach) → its camera joins the linkage;
  *   'alarm.changed'   an alarm raised → linkage;
  *   'device.changed'  camera device deleted → camera forgotten.
- * Emits 'camera.state' (stream), 'camera.health', 'camera.alarm' (the rules
- * module stores it as the alarm 摄像头离线), 'video.linkage', 'clip.ready'
- * and, through the realtime service when it is loaded, Socket.IO `linkage`,
+ * Emits 'camera.alarm' (the rules module stores it as the alarm 摄像头离线)
+ * and 'video.linkage' on the bus and, through the realtime service when it
+ * is loaded, Socket.IO `linkage`,
  * `camera.state` and `device`.
  *
  * Every camera is probed on a schedule (health.ts); a camera that is online
@@ -61,20 +61,10 @@ export interface CameraAlarmEvent {
   lon: number | null;
 }
 
-export interface CameraStateEvent {
-  cameraId: string;
-  state: StreamState;
-  from: StreamState;
-  ts: number;
-}
-
 declare module '../core/bus.js' {
   interface EventMap {
-    'camera.state': CameraStateEvent;
-    'camera.health': HealthChange;
     'camera.alarm': CameraAlarmEvent;
     'video.linkage': LinkagePayload;
-    'clip.ready': Clip;
   }
 }
 
@@ -238,9 +228,7 @@ function buildVideo(ctx: VideoDeps, opts: VideoOptions): VideoModule {
     realtimeSend('camera.state', cam.gridId, { cameraId, state: h.state, reason: h.reason, since: h.since, stream: s?.state ?? 'idle', buffering: buffers.has(cameraId) });
   };
 
-  const onState = (cameraId: string, state: StreamState, from: StreamState) => {
-    const ts = Date.now();
-    bus.emit('camera.state', { cameraId, state, from, ts });
+  const onState = (cameraId: string, state: StreamState) => {
     const dev = ctx.registry.get(cameraId);
     // CONTRACT 6 `device`, extended with the stream state.
     realtimeSend('device', dev?.gridId ?? null, { deviceId: cameraId, online: dev?.online ?? false, lastSeen: dev?.lastSeen ?? null, stream: state });
@@ -270,7 +258,6 @@ function buildVideo(ctx: VideoDeps, opts: VideoOptions): VideoModule {
   };
 
   const onHealth = (c: HealthChange) => {
-    bus.emit('camera.health', c);
     reconcileBuffers();
     pushCameraState(c.cameraId);
   };
@@ -389,7 +376,6 @@ function buildVideo(ctx: VideoDeps, opts: VideoOptions): VideoModule {
         db, gateway, dir: path.join(root, 'clips'), ffmpeg: ff.path, preS: opts.preS, postS: opts.postS,
         startAllowanceS: settings.startTimeoutS + 5, logger,
         onReady: (clip) => {
-          bus.emit('clip.ready', clip);
           void linkage?.publish(clip, clips!.clipFile(clip.id)).catch((err) => logger.warn({ err, clipId: clip.id }, 'clip not added to the case evidence'));
         },
       });
