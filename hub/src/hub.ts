@@ -102,7 +102,7 @@ export function rulesModule(options: RulesOptions = {}): ModuleFactory {
 
 export function dispatchModule(options: DispatchOptions = {}): ModuleFactory {
   return (p, d) => (d.dispatch = createDispatch({
-    db: p.db, bus: p.bus, logger: p.logger, broker: p.broker, registry: p.registry, ingest: p.ingest, auth: p.auth, config: p.config, now: p.now,
+    db: p.db, bus: p.bus, logger: p.logger, broker: p.broker, registry: p.registry, ingest: p.ingest, auth: p.auth, config: p.config, now: p.now, leases: p.leases,
     ...(d.cases ? { cases: d.cases.store, grids: d.cases.grids } : {}),
     ...(d.realtime ? { realtime: d.realtime.service } : {}),
     // With the rules module loaded (before or after dispatch) dispatch alarms are stored and announced there.

@@ -5,23 +5,9 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, describe, expect, it } from 'vitest';
 import { HubClient, HubError, type CaseView, type WorkerView } from '../src/hub-client.js';
+import { until } from './until.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
-
-async function until<T>(fn: () => Promise<T | null | undefined | false>, ms: number, what: string): Promise<T> {
-  const end = Date.now() + ms;
-  let last = '';
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (err) {
-      last = (err as Error).message;
-    }
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}${last ? ` (${last})` : ''}`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
-}
 
 describe('npm run demo', () => {
   let child: ChildProcess | undefined;

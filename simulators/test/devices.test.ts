@@ -11,24 +11,12 @@ import { SimHandheld } from '../src/devices/handheld.js';
 import { SimSensor } from '../src/devices/sensor.js';
 import { SimCamera } from '../src/devices/camera.js';
 import { HubClient } from '../src/hub-client.js';
+import { until as waitFor } from './until.js';
 import { Rng } from '../src/util/rng.js';
 
-/** Polls `fn` until it returns a truthy value or `ms` pass (what: for the error message). */
-// A guard against a hang only: nothing here asserts on time.
-async function until<T>(fn: () => Promise<T> | T, ms = 10_000, what = 'condition'): Promise<NonNullable<T>> {
-  const deadline = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v as NonNullable<T>;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+/** Polls `fn` until it returns a truthy value; `ms` guards a hang only (what: for the error message). */
+const until = <T>(fn: () => Promise<T> | T, ms = 10_000, what = 'condition') => waitFor(fn, ms, what, 100);
+
 describe('simulated devices against a real hub', () => {
   const district = generateDistrict({ streets: 1, communitiesPerStreet: 1, communityCols: 2, communityRows: 2 });
   const graph = new StreetGraph(district.streets);

@@ -22,6 +22,7 @@ export const LEASES = {
   retention: 'drops readings, events and positions past GRIDLINK_RETENTION_DAYS (store)',
   'rules.timers': 'absence (device offline), auto-clear and alarm escalation (rules tick)',
   'cases.overdue': '黄牌/红牌 overdue and 签收 checks of open cases (cases tick)',
+  'dispatch.timers': 'accept timeouts of dispatches whose node is gone (dispatch adopts them from the workers table)',
 } as const;
 export type LeaseName = keyof typeof LEASES;
 
@@ -41,12 +42,22 @@ export interface Leases {
   roles(): Record<LeaseName, LeaseRole>;
   /** False on the single process: state other nodes change must be re-read before timed work. */
   readonly shared: boolean;
+  /**
+   * Claims one piece of timed work (`key`, e.g. the accept timeout of one
+   * dispatch row) for this node: true for exactly one caller across the
+   * cluster until the claim is settled, or until `holdMs` passes without it
+   * being settled (its claimer died half-way; the work's own re-check decides
+   * what is left to do). The single process claims everything.
+   */
+  claim(key: string, holdMs?: number): Promise<boolean>;
+  /** The claimed work is done: nobody claims `key` again. */
+  settle(key: string): Promise<void>;
 }
 
 /** The single process: every lease is its own. */
 export function soleLeases(nodeId = 'single'): Leases {
   const roles = Object.fromEntries(Object.keys(LEASES).map((n) => [n, { holder: nodeId, mine: true, token: 0 }])) as Record<LeaseName, LeaseRole>;
-  return { holds: () => true, roles: () => roles, shared: false };
+  return { holds: () => true, roles: () => roles, shared: false, claim: async () => true, settle: async () => undefined };
 }
 
 const MIGRATION_LOCK = 7412;
@@ -89,6 +100,9 @@ export class PgLeases implements Leases {
       await q.query(`create table if not exists cluster_leases (
         name text primary key, holder text not null, token bigint not null default 1,
         expires_at timestamptz not null, updated_at timestamptz not null default now())`);
+      await q.query(`create table if not exists cluster_claims (
+        key text primary key, holder text not null, until timestamptz not null, done boolean not null default false,
+        claimed_at timestamptz not null default now())`);
     });
     await this.beat();
     this.timer = setInterval(() => void this.beat(), Math.max(200, Math.floor(this.ttlMs / 3)));
@@ -137,6 +151,23 @@ export class PgLeases implements Leases {
         this.onChange?.(r.name, mine);
       }
     }
+  }
+
+  async claim(key: string, holdMs = Math.max(30_000, this.ttlMs * 3)): Promise<boolean> {
+    if (this.stopped) return false;
+    // One statement on the database clock: a new key, or one whose claimer let it run out unsettled.
+    const rows = await this.db.query(
+      `insert into cluster_claims as c (key, holder, until) values ($1, $2, now() + make_interval(secs => $3::float8 / 1000))
+       on conflict (key) do update set holder = excluded.holder, until = excluded.until, claimed_at = now()
+       where not c.done and c.until < now()
+       returning key`,
+      [key, this.nodeId, holdMs],
+    );
+    return rows.length === 1;
+  }
+
+  async settle(key: string): Promise<void> {
+    await this.db.query('update cluster_claims set done = true where key = $1 and holder = $2', [key, this.nodeId]);
   }
 
   /** Gives every held lease back so another node takes over at once. */

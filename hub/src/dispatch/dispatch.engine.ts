@@ -26,6 +26,8 @@ import { parseAutoDispatch, severityAtLeast, type DispatchConfig } from './dispa
 import type { PositionEvent } from '@gridlink/devices/contract';
 import { haversineM } from '@gridlink/devices/geo';
 import type { Workers } from './workers.service.js';
+import type { Leases } from '../cluster/index.js';
+import { adoptOverdue, claimTimeout } from './timeouts.cluster.js';
 import { hasFix, statusOf, type WorkerState } from './worker.model.js';
 
 /** The actor dispatch uses for the case actions it takes on its own. */
@@ -73,6 +75,8 @@ export interface DispatchEngineDeps {
   realtime?: RealtimeService;
   /** True when another module (rules) stores and announces dispatch alarms; dispatch then only emits them on the bus. */
   alarmsStored?: () => boolean;
+  /** Cluster: accept timeouts are claimed once across nodes, and the `dispatch.timers` holder adopts orphaned ones (timeouts.cluster.ts). */
+  leases?: Leases;
 }
 
 interface CaseAttempts {
@@ -300,10 +304,34 @@ export class DispatchEngine {
         if (a?.caseId !== caseId || a.stage !== 'dispatched' || this.deps.now() - a.since < this.cfg.acceptTimeoutS * 1000) return;
         const c = await this.deps.cases?.get(caseId);
         if (!c || c.status !== 'dispatched' || c.workerId !== w.id) return;
+        // Once across nodes: whoever claims the dispatch escalates; a node that loses the claim forgets its copy.
+        const claim = await claimTimeout(this.deps, caseId, w.id);
+        if (claim === false) {
+          if (this.byCase.get(caseId) === w) this.byCase.delete(caseId);
+          if (w.assignment?.caseId === caseId) w.assignment = null;
+          return;
+        }
         await this.escalate(c, 'timeout', w);
+        if (claim) await this.deps.leases?.settle(claim);
       } finally {
         this.busy.delete(key);
       }
+    });
+  }
+
+  /**
+   * Cluster, on the `dispatch.timers` holder: dispatches past their accept
+   * timeout (plus `graceMs`) that this node never saw, because another node
+   * made them and died, become this node's, so `tick()` times them out.
+   */
+  async adopt(graceMs: number): Promise<number> {
+    return adoptOverdue(this.deps, this.cfg.acceptTimeoutS * 1000 + graceMs, (workerId, caseId, since) => {
+      const w = this.workers.byId.get(workerId);
+      if (!w || (w.assignment?.caseId === caseId && w.assignment.stage === 'dispatched')) return false;
+      w.assignment = { caseId, stage: 'dispatched', since, lat: NaN, lon: NaN, gridId: null, nearSince: null };
+      this.byCase.set(caseId, w);
+      this.log.info({ workerId, caseId }, 'dispatch adopted for its accept timeout');
+      return true;
     });
   }
 

@@ -90,6 +90,8 @@ export function createDispatch(deps: DispatchDeps, options: DispatchOptions = {}
         // Accept timeouts, arrival dwell and geofence follow this node's own view of its dispatches and
         // positions (the local bus); an accept timeout is claimed once across nodes (docs/cluster.md).
         engine.tick();
+        // Cluster: the `dispatch.timers` holder adopts timeouts of dispatches whose node is gone (timeouts.cluster.ts).
+        if (deps.leases?.shared) void engine.adopt(Math.max(5_000, cfg.positionsIntervalMs * 5)).catch((err: unknown) => deps.logger.warn({ err, module: name }, 'dispatch timeout adoption failed'));
         if (workers.index.dirty) workers.index.rebuild(deps.now());
         const items = engine.drainPositions();
         if (items.length) deps.realtime?.sendFiltered('positions', items);
