@@ -78,9 +78,9 @@ export default function AssessmentPage() {
       {!rows && !err && <p className="empty">{t('common.loading')}</p>}
       {rows && (
         <>
-          <div className="panel">
+          <div className="panel chart assess-chart">
             <h3>{t('assess.score')}</h3>
-            <BarChart testId="assess-chart" bars={rows.filter((r) => r.score !== null).slice(0, 20).map((r) => ({ label: r.name, value: Math.round(r.score! * 10) / 10 }))} />
+            <BarChart testId="assess-chart" format={(v) => v.toFixed(0)} bars={rows.filter((r) => r.score !== null).slice(0, 20).map((r) => ({ label: r.name, value: Math.round(r.score! * 10) / 10 }))} />
           </div>
           <div className="panel">
             <table className="grid-table league" data-testid="league-table">

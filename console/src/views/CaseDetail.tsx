@@ -1,6 +1,6 @@
 /** Case detail: status, SLA, actions allowed for the role, dispatch, progress and path, history, evidence, video. */
-import { useState } from 'react';
-import { post } from '../api/client';
+import { useEffect, useState } from 'react';
+import { items, post } from '../api/client';
 import type { CaseAction, CaseStatus, Candidate, CaseSummary } from '../api/types';
 import { navigate } from '../hooks/route';
 import { useCaseData, type DispatchRecord } from '../hooks/useCaseData';
@@ -150,7 +150,7 @@ export function CaseDetailView({ id }: { id: string }) {
             {c.departmentId && (
               <>
                 <dt>{t('case.department')}</dt>
-                <dd data-testid="case-department">{c.departmentId}</dd>
+                <dd data-testid="case-department"><DepartmentName id={c.departmentId} /></dd>
               </>
             )}
             {c.escalatedTo && (
@@ -278,3 +278,21 @@ function DispatchProgress({ d }: { d: DispatchRecord; now: number }) {
 }
 
 export type { CaseSummary };
+
+let departmentNames: Promise<Map<string, { name: string; nameEn: string | null }>> | null = null;
+/** A department's name in the console's language (the list is read once; its id until then, or when it cannot be read). */
+function DepartmentName({ id }: { id: string }) {
+  const { lang } = useI18n();
+  const [d, setD] = useState<{ name: string; nameEn: string | null } | null>(null);
+  useEffect(() => {
+    let live = true;
+    departmentNames ??= items<{ id: string; name: string; nameEn: string | null }>('/departments').then((r) => new Map(r.items.map((x) => [x.id, x])));
+    departmentNames.then((m) => live && setD(m.get(id) ?? null)).catch(() => {
+      departmentNames = null;
+    });
+    return () => {
+      live = false;
+    };
+  }, [id]);
+  return <>{d ? (lang === 'en' ? d.nameEn ?? d.name : d.name) : id}</>;
+}
