@@ -35,6 +35,7 @@ export const configSchema = {
   maxConnections: { env: 'GRIDLINK_MAX_CONNECTIONS', kind: 'int', min: 1, description: 'MQTT connections accepted at most; default: the open-file limit minus 1024 kept for the database, video and HTTP' },
   floodDisconnect: { env: 'GRIDLINK_FLOOD_DISCONNECT', kind: 'int', default: 500, min: 1, description: 'Dropped messages within one minute after which a device is disconnected' },
   batchSize: { env: 'GRIDLINK_BATCH_SIZE', kind: 'int', default: 1000, min: 1, description: 'Rows per database batch (flush by size)' },
+  dbCommits: { env: 'GRIDLINK_DB_COMMITS', kind: 'int', min: 1, max: 16, description: 'Batch commits in flight at once (default 3 on PostgreSQL, which overlaps one commit\'s WAL flush with the next; 1 on the embedded PGlite, a single connection)' },
   batchMs: { env: 'GRIDLINK_BATCH_MS', kind: 'int', default: 10, min: 0, description: 'Longest wait before a batch is flushed (flush by time)' },
   pendingMax: { env: 'GRIDLINK_PENDING_MAX', kind: 'int', default: 100_000, min: 100, description: 'Messages held unacknowledged while the database is down; past it new publishes close the connection' },
   pendingMaxBytes: { env: 'GRIDLINK_PENDING_MAX_BYTES', kind: 'int', default: 256 * 1024 * 1024, min: 1024 * 1024, description: 'Memory (bytes) that unacknowledged messages may hold while the database is down, counted as 3 × payload + 1 KiB per message; past it new publishes close the connection' },

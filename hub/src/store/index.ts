@@ -31,6 +31,7 @@ export function createStore(deps: { db: Db; config: Config; logger: Logger; metr
     batchMs: config.batchMs,
     pendingMax: config.pendingMax,
     pendingMaxBytes: config.pendingMaxBytes,
+    ...(config.dbCommits ? { maxInFlight: config.dbCommits } : {}),
     logger,
     onCommit: (_rows, messages, ms) => {
       metrics.batchSize.observe(messages);

@@ -74,5 +74,5 @@ describe('hub main process', () => {
     const exited = new Promise<number | null>((r) => h.child.once('exit', (code) => r(code)));
     h.child.kill('SIGTERM');
     expect(await exited).toBe(0);
-  }, 60_000);
+  }, 300_000);
 });

@@ -51,7 +51,7 @@ describe('fuzz: every REST body schema', () => {
   afterAll(async () => {
     process.off('unhandledRejection', onRejection);
     await w?.t.stop();
-  }, 60_000);
+  }, 300_000);
 
   /** Path parameters: a real id of the world, another region's, or junk. */
   const param = fc.constantFrom('smoke-a', 'smoke-b', 'hh-a', 'w-a', 'w-b', 'cam-a', 'water-level', 'E0402', 'x', '%00', '..%2F..', '00000000-0000-4000-8000-000000000000', 'a'.repeat(70));

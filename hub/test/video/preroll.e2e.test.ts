@@ -48,7 +48,7 @@ describe.skipIf(!support.ok)('evidence with pre-roll from the rolling buffer', (
     // A short post-roll keeps the test quick; the pre-roll is the product default (10 s from a 15 s buffer).
     t = await startHub({ dataDir }, { modules: productModules({ video: { postS: 3 } }) });
     video = t.hub.ctx.modules.get('video') as VideoModule;
-  }, 60_000);
+  }, 300_000);
 
   afterAll(async () => {
     await t?.stop();
@@ -128,7 +128,7 @@ describe.skipIf(!support.ok)('evidence with pre-roll from the rolling buffer', (
     expect((await t.api('POST', `/cameras/${id}/snapshot`, { caseId, deviceId: 'other' })).status).toBe(400);
     expect((await t.api('POST', `/cameras/${id}/snapshot`, { caseId: 'no-such-case' })).status).toBe(404);
     expect((await t.api('POST', `/cameras/${id}/snapshot`, {})).status).toBe(400);
-  }, 60_000);
+  }, 300_000);
 
   it('should keep clips of open cases and prune those of cases closed longer ago than the retention', async () => {
     const clips = await t.api<{ items: Array<{ id: string }> }>('GET', `/clips?caseId=${caseId}`);

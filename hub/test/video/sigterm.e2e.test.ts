@@ -54,5 +54,5 @@ describe.skipIf(support.missing.length > 0)('hub process and ffmpeg on SIGTERM',
     child.kill('SIGTERM');
     expect(await exited).toBe(0);
     await until(() => hubFfmpeg().length === 0, 5_000, 100);
-  }, 90_000);
+  }, 300_000);
 });

@@ -182,5 +182,5 @@ describe.skipIf(skip)('video stream gateway (real ffmpeg, RTSP, Chromium)', () =
     release();
     expect(ffmpegUnder(root)).toEqual([]);
     stopped = true;
-  }, 60_000);
+  }, 300_000);
 });

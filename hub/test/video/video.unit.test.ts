@@ -97,7 +97,7 @@ describe('GET /cameras?near', () => {
     } finally {
       await t.stop();
     }
-  }, 90_000);
+  }, 300_000);
 });
 
 describe.skipIf(!haveFfmpeg)('Fmp4Splitter and the burned-in clock (real ffmpeg)', () => {

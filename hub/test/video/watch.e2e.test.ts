@@ -55,7 +55,7 @@ describe.skipIf(!support.ok)('camera health watch (RTSP probes, offline alarm, r
       stream: { stallS: 3, ioTimeoutS: 2, backoffMinMs: 200, backoffMaxMs: 1_000, graceS: 1 },
     };
     t = await startHub({ dataDir }, { logger: pino({ level: 'info' }, sink), modules: productModules({ video }) });
-  }, 60_000);
+  }, 300_000);
 
   afterAll(async () => {
     await t?.stop();
@@ -83,7 +83,7 @@ describe.skipIf(!support.ok)('camera health watch (RTSP probes, offline alarm, r
     expect(sensorAlarm).toBeTruthy();
     const alarms = await t.api<{ items: Array<{ rule: string; deviceId: string }> }>('GET', '/alarms?status=active');
     expect(alarms.body.items.filter((a) => a.deviceId === id)).toEqual([]);
-  }, 60_000);
+  }, 300_000);
 
   it('should raise 摄像头离线 when the RTSP server stops and clear it when it returns, in fewer than five log lines', async () => {
     const from = lines.length;
@@ -131,5 +131,5 @@ describe.skipIf(!support.ok)('camera health watch (RTSP probes, offline alarm, r
       await h?.stop();
       rmSync(dir, { recursive: true, force: true });
     }
-  }, 60_000);
+  }, 300_000);
 });
