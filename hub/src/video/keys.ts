@@ -9,9 +9,23 @@
 import { createCipheriv, createDecipheriv, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { loadKeyFile } from '../core/secrets.js';
 
-export function loadVideoKey(opts: { dataDir: string; persistent: boolean }): Buffer {
+/**
+ * The video master key: GRIDLINK_VIDEO_KEY (64 hex digits) when set; in
+ * cluster mode (GRIDLINK_REDIS_URL) otherwise derived from the JWT secret
+ * every node shares, so a camera's sealed RTSP URL opens and a stream token
+ * verifies on every node; else `dataDir/video.key`.
+ */
+export function loadVideoKey(opts: { dataDir: string; persistent: boolean }, env: Record<string, string | undefined> = process.env): Buffer {
+  const hex = env.GRIDLINK_VIDEO_KEY;
+  if (hex) {
+    if (!VIDEO_KEY.test(hex)) throw new Error('GRIDLINK_VIDEO_KEY: must be 64 hex digits');
+    return Buffer.from(hex, 'hex');
+  }
+  if (env.GRIDLINK_REDIS_URL && env.GRIDLINK_JWT_SECRET) return createHmac('sha256', env.GRIDLINK_JWT_SECRET).update('gridlink/video/master').digest();
   return loadKeyFile(opts.dataDir, 'video.key', opts.persistent);
 }
+
+export const VIDEO_KEY = /^[0-9a-fA-F]{64}$/;
 
 export interface StreamToken {
   token: string;
