@@ -11,6 +11,7 @@
  *
  * Built after cases and dispatch, which it is given.
  */
+import type { TaskEvent } from '@gridlink/devices/contract';
 import type { Auth } from '../auth/index.js';
 import type { Broker } from '../broker/index.js';
 import type { CasesModule } from '../cases/index.js';
@@ -82,7 +83,7 @@ export function createMobile(deps: MobileModuleDeps, options: MobileOptions = {}
     log.info({ sessionId: s.id, workerId: s.workerId, by: s.revokedBy, reason: s.revokeReason }, 'handheld session revoked');
   };
 
-  async function notifyCase(caseId: string, workerIds: Array<string | null | undefined>, source: string, payload: unknown): Promise<void> {
+  async function notifyCase(caseId: string, workerIds: Array<string | null | undefined>, source: string, payload: TaskEvent): Promise<void> {
     const rt = realtime();
     if (!rt || sockets.size === 0) return;
     const devices = new Set<string>();

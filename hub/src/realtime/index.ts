@@ -18,7 +18,7 @@ import type { HubModule } from '../core/module.js';
 import type { GridService, RealtimeService } from '../core/services.js';
 import type { App } from '../http/app.js';
 import type { DeviceRegistry } from '../registry/index.js';
-import type { ServerEventName, ServerEventPayload, ServerToClientEvents } from './events.js';
+import type { ServerToClientEvents } from './events.js';
 
 export type { AlarmEvent, CaseEvent, DeviceEvent, LinkageEvent, PositionEvent, ServerEventName, ServerEventPayload, ServerToClientEvents } from './events.js';
 
@@ -48,14 +48,12 @@ export type PrivateVerifier = (token: string) => Promise<PrivateGrant | null>;
 
 type Io = Server<Record<string, never>, ServerToClientEvents, Record<string, never>, SocketData>;
 
+/** The service other domains use (send, sendFiltered, sendToRoom: typed by the contract's event maps) plus what the hub's owner needs. */
 export interface Realtime extends RealtimeService {
-  send<E extends ServerEventName>(event: E, gridId: string | null | undefined, payload: ServerEventPayload<E>): void;
   /** Connected sockets (for health and tests). */
   readonly connections: number;
   /** Admits sockets whose token `verify` recognises (tried when the token is not a user token). */
   addPrivateVerifier(verify: PrivateVerifier): void;
-  /** Emits to one private room (never to regions). */
-  sendToRoom(room: string, event: string, payload: unknown): void;
   /** Disconnects every socket in a private room (a revoked session). */
   disconnectRoom(room: string): void;
   /** Sockets in a room. */
