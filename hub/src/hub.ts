@@ -121,7 +121,7 @@ export function mobileModule(options: MobileOptions = {}): ModuleFactory {
 
 export function videoModule(options: Partial<VideoOptions> = {}): ModuleFactory {
   return (p, d) => (d.video = createVideo({
-    db: p.db, bus: p.bus, logger: p.logger, config: p.config, auth: p.auth, registry: p.registry, now: p.now,
+    db: p.db, bus: p.bus, logger: p.logger, config: p.config, auth: p.auth, registry: p.registry, now: p.now, owners: p.cluster.cameras,
     ...(d.cases ? { cases: d.cases.store, grids: d.cases.grids } : {}),
     ...(d.realtime ? { realtime: d.realtime.service } : {}),
   }, options));

@@ -11,6 +11,7 @@ export const clusterConfigSchema = {
   redisUrl: { env: 'GRIDLINK_REDIS_URL', kind: 'string', description: 'redis://[:password@]host:port[/db]: cluster mode (shared MQTT emitter and sessions, Socket.IO adapter, node presence); unset: one process' },
   nodeId: { env: 'GRIDLINK_NODE_ID', kind: 'string', description: 'Name of this node in a cluster (letters, digits, . _ -); default: host name plus a random suffix' },
   videoKey: { env: 'GRIDLINK_VIDEO_KEY', kind: 'string', description: 'Video master key, 64 hex digits (seals camera RTSP URLs, signs stream tokens); set the same on every node, e.g. the content of a single hub\'s video.key; unset in cluster mode: derived from GRIDLINK_JWT_SECRET' },
+  nodeUrl: { env: 'GRIDLINK_NODE_URL', kind: 'string', description: 'http://host:port at which the other nodes reach this node (video viewers are proxied to the node that pulls the camera); default: the listen address' },
   leaseTtlMs: { env: 'GRIDLINK_LEASE_TTL_MS', kind: 'int', default: 10_000, min: 1_000, max: 600_000, description: 'Lease time of a cluster singleton (retention, rule timers, overdue checks); a dead holder is replaced after at most this long' },
 } as const satisfies Record<string, Field>;
 
@@ -45,7 +46,8 @@ export function checkClusterSettings(env: Record<string, string | undefined> = p
 
 export function loadClusterConfig(env: Record<string, string | undefined> = process.env, overrides: Partial<ClusterConfig> = {}): ClusterConfig {
   const problems: string[] = [];
-  const out = readFields(clusterConfigSchema, env, overrides, problems) as { redisUrl?: string; nodeId?: string; videoKey?: string; leaseTtlMs: number };
+  const out = readFields(clusterConfigSchema, env, overrides, problems) as { redisUrl?: string; nodeId?: string; videoKey?: string; nodeUrl?: string; leaseTtlMs: number };
+  if (out.nodeUrl !== undefined && !/^https?:\/\/[^\s/]+\/?$/.test(out.nodeUrl)) problems.push('GRIDLINK_NODE_URL: must be http(s)://host:port');
   if (out.videoKey !== undefined && !/^[0-9a-fA-F]{64}$/.test(out.videoKey)) problems.push('GRIDLINK_VIDEO_KEY: must be 64 hex digits');
   if (out.redisUrl !== undefined && !/^rediss?:\/\/[^\s]+$/.test(out.redisUrl)) problems.push(`GRIDLINK_REDIS_URL: must be redis://... or rediss://..., got ${out.redisUrl.split(':')[0]}:`);
   if (out.nodeId !== undefined && !NODE_ID.test(out.nodeId)) problems.push('GRIDLINK_NODE_ID: must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$');

@@ -20,6 +20,7 @@
  * no Redis, no emitter or persistence override, every lease held.
  */
 import { createRequire } from 'node:module';
+import { hostname } from 'node:os';
 import { Redis, type RedisOptions } from 'ioredis';
 import { createAdapter } from '@socket.io/redis-streams-adapter';
 import { Gauge } from 'prom-client';
@@ -30,9 +31,11 @@ import type { Metrics } from '../core/metrics.js';
 import type { Db } from '../store/index.js';
 import type { ClusterConfig } from './config.js';
 import { LEASES, PgLeases, soleLeases, type LeaseName, type LeaseRole, type Leases } from './leases.js';
+import { PgCameraOwners, soleCameraOwners, type CameraOwners } from './cameras.js';
 
 export { loadClusterConfig, clusterConfigSchema, type ClusterConfig } from './config.js';
 export { LEASES, PgLeases, soleLeases, type LeaseName, type LeaseRole, type Leases } from './leases.js';
+export { PgCameraOwners, soleCameraOwners, type CameraOwner, type CameraOwners } from './cameras.js';
 
 const require = createRequire(import.meta.url);
 
@@ -56,6 +59,8 @@ export interface Cluster {
   readonly enabled: boolean;
   readonly nodeId: string;
   readonly leases: Leases;
+  /** Which node pulls each camera (cameras.ts). */
+  readonly cameras: CameraOwners;
   /** aedes `mq` option (undefined: aedes' own in-memory emitter). */
   readonly mq: unknown;
   /** aedes `persistence` option (undefined: in memory). */
@@ -78,6 +83,17 @@ export interface Cluster {
 const PRESENCE_MS = 2_000;
 const KEY_PREFIX = 'gridlink:node:';
 const DEVICE_CHANNEL = 'gridlink:device.changed';
+
+/**
+ * This node's HTTP address as the other nodes reach it (they proxy video
+ * viewers to the node that pulls the camera): GRIDLINK_NODE_URL, else the
+ * address it listens on (the host name when it listens on every interface).
+ */
+export function nodeUrl(httpPort: number, env: Record<string, string | undefined> = process.env): string {
+  if (env.GRIDLINK_NODE_URL) return env.GRIDLINK_NODE_URL.replace(/\/+$/, '');
+  const host = env.GRIDLINK_HOST && env.GRIDLINK_HOST !== '0.0.0.0' && env.GRIDLINK_HOST !== '::' ? env.GRIDLINK_HOST : hostname();
+  return `http://${host.includes(':') ? `[${host}]` : host}:${httpPort}`;
+}
 
 /** ioredis options from a redis:// URL. */
 export function redisOptions(url: string): RedisOptions {
@@ -112,7 +128,7 @@ export function createCluster(deps: { config: ClusterConfig; db: Db; logger: Log
     let self: PeerInfo | null = null;
     registerMetrics(leases, () => 1);
     return {
-      enabled: false, nodeId: config.nodeId, leases, mq: undefined, persistence: undefined, socketAdapter: undefined,
+      enabled: false, nodeId: config.nodeId, leases, cameras: soleCameraOwners(config.nodeId), mq: undefined, persistence: undefined, socketAdapter: undefined,
       bridge() {},
       async start() {},
       async announce(ports) {
@@ -170,6 +186,7 @@ export function createCluster(deps: { config: ClusterConfig; db: Db; logger: Log
   const sub = connection('device.changes', { maxRetriesPerRequest: null });
   let bridged: { bus: EventBus; registry: DeviceRegistry } | null = null;
   const leases = new PgLeases(db, config.nodeId, config.leaseTtlMs, logger);
+  const cameras = new PgCameraOwners(db, config.nodeId, config.leaseTtlMs, logger);
   let self: PeerInfo | null = null;
   let peers: PeerInfo[] = [];
   let redisOk = false;
@@ -197,7 +214,7 @@ export function createCluster(deps: { config: ClusterConfig; db: Db; logger: Log
   }
 
   return {
-    enabled: true, nodeId: config.nodeId, leases, mq, persistence, socketAdapter,
+    enabled: true, nodeId: config.nodeId, leases, cameras, mq, persistence, socketAdapter,
     bridge(d) {
       bridged = d;
       d.bus.on('device.changed', 'cluster', (e) => {
@@ -222,6 +239,7 @@ export function createCluster(deps: { config: ClusterConfig; db: Db; logger: Log
     },
     async announce(ports) {
       self = { id: config.nodeId, ...ports, startedAt: Date.now() };
+      await cameras.start(nodeUrl(ports.http));
       await presence();
       timer = setInterval(() => void presence(), PRESENCE_MS);
       timer.unref();
@@ -231,6 +249,7 @@ export function createCluster(deps: { config: ClusterConfig; db: Db; logger: Log
       if (timer) clearInterval(timer);
       timer = null;
       await leases.stop();
+      await cameras.stop();
       bridged?.bus.removeOwner('cluster');
       sub.disconnect();
       if (self) await conn.del(`${KEY_PREFIX}${self.id}`).catch(() => undefined);

@@ -43,6 +43,7 @@ import { CameraHealth, defaultHealthSettings, type Health, type HealthChange, ty
 import { defaultStreamSettings, type StreamSettings, type StreamState } from './stream.js';
 import { NetAllowList } from './url.js';
 import { videoApiRoutes, videoRootRoutes } from './video.routes.js';
+import type { CameraOwners } from './cluster.proxy.js';
 
 export type { Camera } from './cameras.js';
 export type { Clip } from './clips.js';
@@ -168,6 +169,8 @@ export interface VideoDeps {
   cases?: CaseStore;
   grids?: Pick<GridService, 'locate'>;
   realtime?: RealtimeService;
+  /** Cluster: which node pulls each camera; the others proxy their viewers there (cluster.proxy.ts). */
+  owners?: CameraOwners;
 }
 
 /** Builds the video module; settings not given come from GRIDLINK_VIDEO_* (read here, before start). */
@@ -330,6 +333,7 @@ function buildVideo(ctx: VideoDeps, opts: VideoOptions): VideoModule {
       // Routes are registered before start(); they reach the parts once it ran.
       videoApiRoutes(api, {
         auth: ctx.auth, registry: ctx.registry, cameras, keys, tokenTtlS: opts.tokenTtlS, now: ctx.now,
+        ...(ctx.owners ? { owners: ctx.owners } : {}),
         parts: () => (gateway && clips && linkage ? { gateway, clips, linkage } : null),
         health: (id) => health?.get(id) ?? null,
         buffering: (id) => buffers.has(id),
@@ -348,7 +352,7 @@ function buildVideo(ctx: VideoDeps, opts: VideoOptions): VideoModule {
     },
 
     rootRoutes(app) {
-      videoRootRoutes(app, { gateway: () => gateway, keys, now: ctx.now, cameras });
+      videoRootRoutes(app, { gateway: () => gateway, keys, now: ctx.now, cameras, ...(ctx.owners ? { owners: ctx.owners } : {}) });
     },
 
     async start() {

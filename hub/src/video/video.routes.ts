@@ -21,6 +21,7 @@ import type { Linkage } from './linkage.js';
 import type { CaseStore } from '../cases/index.js';
 import type { HealthInfo } from './health.js';
 import { frameArgs, run } from './ffmpeg.js';
+import { ownerOf, proxyHttp, proxyLive, type CameraOwners } from './cluster.proxy.js';
 
 const CAMERA_ID = '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$';
 const IdParams = Type.Object({ id: Type.String({ pattern: CAMERA_ID }) });
@@ -82,6 +83,8 @@ const ClipSchema = Type.Object({
 const LinkageCameraSchema = Type.Object({ id: Type.String(), name: Type.String(), distanceM: Type.Number(), covers: Nullable(Type.Boolean()), stream: Type.String() });
 
 export interface VideoRouteDeps {
+  /** Cluster: which node pulls each camera; the others do not start it (cluster.proxy.ts). */
+  owners?: CameraOwners;
   auth: Auth;
   registry: DeviceRegistry;
   cameras: CameraRegistry;
@@ -235,6 +238,12 @@ export function videoApiRoutes(app: App, d: VideoRouteDeps): void {
     const s = parts().gateway.stream(c.id);
     if (!s) throw Errors.notFound('camera not found');
     const t = d.keys.sign(c.id, d.tokenTtlS, d.now());
+    // Another node pulls this camera: the URLs are the same, and this node proxies them there.
+    const remote = await ownerOf(d.owners, c.id, req);
+    if (remote) {
+      const q = `token=${encodeURIComponent(t.token)}`;
+      return { cameraId: c.id, hls: `/video/${c.id}/index.m3u8?${q}`, live: `/video/${c.id}/live?${q}`, expiresAt: t.expiresAt, state: 'starting' as const };
+    }
     let h = d.health(c.id);
     // Someone wants to watch a camera the schedule found down: ask it again now rather than at its next
     // backoff slot. Still offline: it is not started (no ffmpeg restart loop for a dead camera) and the
@@ -384,7 +393,7 @@ function sendFileRange(range: string | undefined, file: string, type: string, re
   return reply.send(createReadStream(file));
 }
 
-export function videoRootRoutes(app: App, d: { gateway: () => StreamGateway | null; keys: VideoKeys; now: () => number; cameras: CameraRegistry }): void {
+export function videoRootRoutes(app: App, d: { gateway: () => StreamGateway | null; keys: VideoKeys; now: () => number; cameras: CameraRegistry; owners?: CameraOwners }): void {
   const gateway = (): StreamGateway => d.gateway() ?? (() => {
     throw Errors.unavailable('video is not available');
   })();
@@ -401,6 +410,8 @@ export function videoRootRoutes(app: App, d: { gateway: () => StreamGateway | nu
     schema: { hide: true, params: Params, querystring: Query },
   }, async (req, reply) => {
     const nonce = check(req.params.id, req.query.token);
+    const remote = await ownerOf(d.owners, req.params.id, req);
+    if (remote) return proxyHttp(remote, req, reply);
     const s = gateway().stream(req.params.id)!;
     s.touchLease(nonce);
     // The first request of a cold stream waits for the first segment instead of 404ing.
@@ -421,6 +432,8 @@ export function videoRootRoutes(app: App, d: { gateway: () => StreamGateway | nu
     schema: { hide: true, params: Type.Object({ id: Type.String({ pattern: CAMERA_ID }), file: Type.String({ pattern: '^seg_\\d{1,20}\\.ts$' }) }), querystring: Query },
   }, async (req, reply) => {
     const nonce = check(req.params.id, req.query.token);
+    const remote = await ownerOf(d.owners, req.params.id, req);
+    if (remote) return proxyHttp(remote, req, reply);
     const s = gateway().stream(req.params.id)!;
     s.touchLease(nonce);
     let data: Buffer;
@@ -440,8 +453,12 @@ export function videoRootRoutes(app: App, d: { gateway: () => StreamGateway | nu
       const { id } = req.params as { id: string };
       check(id, (req.query as { token?: string }).token);
     },
-  }, (socket, req) => {
+  }, async (socket, req) => {
     const { id } = req.params as { id: string };
+    const remote = await ownerOf(d.owners, id, req).catch(() => null);
+    // The viewer may have gone while the owner was looked up.
+    if (socket.readyState !== socket.OPEN) return;
+    if (remote) return proxyLive(remote, req, socket);
     const s = d.gateway()?.stream(id);
     if (!s) return socket.close(1008, 'unknown camera');
     const remove = s.addClient({

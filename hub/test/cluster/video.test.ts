@@ -1,10 +1,11 @@
 /**
  * Video on two nodes with a real RTSP camera (the simulators' encoder,
- * ffmpeg): a camera registered on one node is pulled by the other with the
- * RTSP credentials sealed by the first, and a stream token one node signs
- * plays on the other.
+ * ffmpeg): one node pulls the camera (with the RTSP credentials another node
+ * sealed), a viewer on the other node plays it through that node with a
+ * token either node signed, and the camera moves when its node dies.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
 import { rtspCameraSupport, startRtspCamera, type RtspCamera } from '../../../simulators/src/camera/index.js';
 import { REQUIRE_ALL, until } from '../helpers.js';
 import { api, clusterEnv, createDatabase, login, RUN_CLUSTER, startNode, startRedis, type HubNode, type RedisServer, type TestDatabase } from './harness.js';
@@ -55,24 +56,46 @@ describe.runIf(RUN_CLUSTER && support.missing.length === 0)('video on two nodes 
     }, 120_000, 500);
   }
 
-  it('plays on node A with a stream token node B signed, and node B pulls the camera node A registered', async () => {
-    // The camera's RTSP credentials were sealed by node A; node B opens them.
+  const streamState = async (node: HubNode) => (await api<{ stream: { state: string } }>(node.http, 'GET', `/cameras/${id}`, undefined, token)).body.stream.state;
+
+  it('is pulled by one node, plays on the other with that node\'s token through it, and moves when its node dies', async () => {
+    // The camera's RTSP credentials were sealed by node A; node B shows them redacted.
     const seen = await api<{ rtspUrl: string }>(b.http, 'GET', `/cameras/${id}`, undefined, token);
     expect(seen.status, JSON.stringify(seen.body)).toBe(200);
     expect(seen.body.rtspUrl).toBe(`rtsp://***:***@127.0.0.1:${cam.port}/${id}`);
+    // The first viewer asks node B: node B becomes the camera's owner and pulls it with the URL node A sealed.
     const s = await api<{ hls: string; live: string }>(b.http, 'GET', `/cameras/${id}/stream`, undefined, token);
     expect(s.status, JSON.stringify(s.body)).toBe(200);
-    // A token signed by node B, spent on node A.
+    expect(await playlist(b.http, s.body.hls)).toMatch(/#EXTM3U/);
+    expect(await db.query('select node from video_owners where camera_id = $1', [id])).toEqual([{ node: 'node-b' }]);
+    // A viewer on node A, with the token node B signed: node A serves it from node B and does not pull the camera itself.
     const onA = await playlist(a.http, s.body.hls);
     expect(onA).toMatch(/#EXTM3U/);
     const seg = onA.split('\n').find((l) => l.startsWith('seg_'))!;
     const segment = await fetch(`${a.http}/video/${id}/${seg}`);
     expect(segment.status).toBe(200);
     expect((await segment.arrayBuffer()).byteLength).toBeGreaterThan(0);
-    // Node B pulls it too, with the URL node A sealed.
-    expect(await playlist(b.http, s.body.hls)).toMatch(/#EXTM3U/);
-    // A token for another camera, or a forged one, is refused on either node.
+    // fMP4 over WebSocket through node A: the init message comes from node B's stream.
+    const ws = new WebSocket(`${a.http.replace('http', 'ws')}${s.body.live}`);
+    const first = await new Promise<string>((resolve, reject) => {
+      ws.once('message', (m) => resolve(String(m)));
+      ws.once('error', reject);
+      ws.once('close', (code) => reject(new Error(`live socket closed ${code}`)));
+    });
+    expect(JSON.parse(first)).toMatchObject({ type: 'init' });
+    ws.close();
+    expect(await streamState(a)).toBe('idle');
+    expect(await streamState(b)).not.toBe('idle');
+    // A forged token is refused before anything is proxied.
     const forged = s.body.hls.replace(/token=[^&]+/, 'token=v1.AAAA.BBBB');
     expect((await fetch(`${a.http}${forged}`)).status).toBe(401);
+
+    // Node B dies: once its ownership has run out, the next viewer's node (A) takes the camera and plays it.
+    await b.kill('SIGKILL');
+    const again = await api<{ hls: string }>(a.http, 'GET', `/cameras/${id}/stream`, undefined, token);
+    expect(again.status).toBe(200);
+    expect(await playlist(a.http, again.body.hls)).toMatch(/#EXTM3U/);
+    expect(await db.query('select node from video_owners where camera_id = $1', [id])).toEqual([{ node: 'node-a' }]);
+    expect(await streamState(a)).not.toBe('idle');
   }, 300_000);
 });
