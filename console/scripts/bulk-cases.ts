@@ -5,7 +5,7 @@
  * every 7th dispatched, the rest reported; every 3rd is overdue; one a minute
  * back from now.
  */
-import type { TestHub } from '../../hub/test/helpers';
+import type { Hub } from '@gridlink/hub';
 
 interface Feature { properties: { id: string; level: string }; geometry: { type: string; coordinates: unknown } }
 
@@ -23,7 +23,7 @@ export function unitGridPoints(grids: { features: readonly Feature[] }): Array<{
   return out;
 }
 
-export async function insertOpenCases(hub: TestHub, n: number, cells: ReadonlyArray<{ id: string; lat: number; lon: number }>, now = Date.now()): Promise<void> {
+export async function insertOpenCases(hub: { hub: Hub }, n: number, cells: ReadonlyArray<{ id: string; lat: number; lon: number }>, now = Date.now()): Promise<void> {
   if (!cells.length) throw new Error('no unit grids to put cases in');
   await hub.hub.ctx.db.query(
     `with cells as (select k - 1 as k, id, lat, lon from unnest($3::text[], $4::float8[], $5::float8[]) with ordinality as c(id, lat, lon, k))

@@ -16,9 +16,9 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { chromium } from 'playwright-core';
-import { productModules } from '../../hub/src/hub';
-import { startHub } from '../../hub/test/helpers';
+import { productModules } from '@gridlink/hub';
 import { buildConsole, CHROMIUM, CHROMIUM_ARGS } from '../test/e2e/harness';
+import { startHub } from './hub';
 
 const SECONDS = Number(process.env.BENCH_M_SECONDS ?? 45);
 const LAT = 30.66;

@@ -4,17 +4,18 @@
  * different states, live worker positions pushed through the hub's real
  * Socket.IO fan-out, and optionally a real RTSP camera for the video wall.
  */
-import type { MqttClient } from 'mqtt';
 import type { Browser } from 'playwright-core';
-import { generateDistrict } from '../../simulators/src/district/generate';
-import { publishAck, startHub, type TestHub } from '../../hub/test/helpers';
-import { buildConsole, launch, productModules } from '../test/e2e/harness';
+import { productModules } from '@gridlink/hub';
+import { generateDistrict, type DeviceLink } from '@gridlink/simulators';
+import { buildConsole, launch } from '../test/e2e/harness';
+import { startHub, type ScriptHub } from './hub';
 
 export interface Scene {
-  hub: TestHub;
+  hub: ScriptHub;
   dir: string;
   district: ReturnType<typeof generateDistrict>;
-  sensors: Map<string, MqttClient>;
+  /** Connected MQTT links of the first smoke sensors (screenshots raise an alarm through them). */
+  sensors: Map<string, DeviceLink>;
   /** Synthetic live workers (ids `sim-N`) moving in the district, one burst per second. */
   startMovers(n: number): () => void;
   stop(): Promise<void>;
@@ -22,18 +23,11 @@ export interface Scene {
 
 export async function startScene(opts: { devices?: boolean; cases?: boolean } = {}): Promise<Scene> {
   const dir = await buildConsole();
-  let hub: TestHub;
-  try {
-    hub = await startHub({ consoleDir: dir }, { modules: await productModules() });
-  } catch (err) {
-    // A module still being written must not stop screenshots or the benchmark.
-    console.error(`[scene] full module set failed (${(err as Error).message.split('\n')[0]}); using hub/src/modules.ts only`);
-    hub = await startHub({ consoleDir: dir });
-  }
+  const hub = await startHub({ consoleDir: dir }, { modules: productModules() });
   const district = generateDistrict();
   const put = await hub.api('PUT', '/grids', district.grids);
   if (put.status !== 200) throw new Error(`grids: ${put.status} ${JSON.stringify(put.body)}`);
-  const sensors = new Map<string, MqttClient>();
+  const sensors = new Map<string, DeviceLink>();
   if (opts.devices !== false) {
     for (const d of district.devices) {
       if (d.type === 'camera') {
@@ -41,14 +35,14 @@ export async function startScene(opts: { devices?: boolean; cases?: boolean } = 
         continue;
       }
       const r = await hub.registerDevice(d.type, d.id, { name: d.name, lat: d.lat, lon: d.lon, gridId: d.gridId });
-      if (d.type === 'sensor.smoke' && sensors.size < 2) sensors.set(d.id, await hub.connect(d.id, r.secret));
+      if (d.type === 'sensor.smoke' && sensors.size < 2) sensors.set(d.id, await hub.link(d.id, r.secret));
       if (d.type === 'handheld') {
         const w = district.workers.find((x) => x.deviceId === d.id);
         if (w) {
           await hub.api('POST', '/workers', { name: w.name, deviceId: d.id, gridIds: w.gridIds, onDuty: true });
-          const c = await hub.connect(d.id, r.secret);
-          await publishAck(c, `gridlink/v1/${d.id}/location`, { lat: d.lat, lon: d.lon, acc: 5 });
-          await c.endAsync();
+          const link = await hub.link(d.id, r.secret);
+          await link.publish('location', { lat: d.lat, lon: d.lon, acc: 5 });
+          await link.close({ announce: false });
         }
       }
     }

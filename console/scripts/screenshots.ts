@@ -6,7 +6,6 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { Page } from 'playwright-core';
-import { publishAck } from '../../hub/test/helpers';
 import { runWithScene } from './scene';
 
 // SCREENSHOTS_DIR: somewhere else than the docs (e.g. to look before replacing them).
@@ -32,9 +31,9 @@ runWithScene({}, async (scene, browser) => {
   await page.waitForSelector('[data-testid=conn][data-state=online]');
   await shot(page, 'map');
   // A smoke alarm: the forced popup.
-  const [smokeId, smoke] = [...scene.sensors][0] ?? [];
+  const smoke = [...scene.sensors.values()][0];
   if (smoke) {
-    await publishAck(smoke, `gridlink/v1/${smokeId}/event`, { type: 'smoke_alarm', severity: 'critical' });
+    await smoke.publish('event', { type: 'smoke_alarm', severity: 'critical' });
     await page.waitForSelector('[data-testid=critical-alarm]', { timeout: 5000 }).catch(() => undefined);
     await shot(page, 'critical-alarm');
     await page.click('[data-testid=ack-critical]').catch(() => undefined);
