@@ -129,6 +129,26 @@ function jwtSecret(config: Config): string {
   return loadKeyFile(config.dataDir, 'jwt.key', !config.databaseUrl?.startsWith('memory://')).toString('hex');
 }
 
+/**
+ * The grid ids a list may show a caller: the asked grid (which must lie in
+ * the caller's region, else GRID_NOT_FOUND: another region's grid does not
+ * exist for them) or the caller's region, each with everything below it;
+ * null means everything (an unscoped caller who asked for no grid).
+ */
+export function regionScope(
+  auth: Pick<Auth, 'canSee'>,
+  p: Pick<Principal, 'regionId'>,
+  gridId: string | undefined,
+  grids: { has(id: string): boolean; descendants(id: string): string[] } | undefined,
+): string[] | null {
+  const expand = (id: string) => (grids?.has(id) ? grids.descendants(id) : [id]);
+  if (gridId) {
+    if (!auth.canSee(p, gridId)) throw Errors.gridNotFound();
+    return expand(gridId);
+  }
+  return p.regionId ? expand(p.regionId) : null;
+}
+
 export function createAuth(deps: { db: Db; config: Config; logger: Logger; now?: () => number }): Auth {
   const { db, config, logger } = deps;
   const now = deps.now ?? Date.now;

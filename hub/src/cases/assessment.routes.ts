@@ -2,8 +2,8 @@
  * REST for the monthly 考核: the league table as JSON and as .xlsx, region-scoped.
  */
 import { Type } from '@sinclair/typebox';
-import type { Auth, Principal } from '../auth/index.js';
-import { Errors, GridError } from '../core/errors.js';
+import { regionScope, type Auth, type Principal } from '../auth/index.js';
+import { Errors } from '../core/errors.js';
 import type { App } from '../http/app.js';
 import { authenticate, parseTime, principal, requireRole } from '../http/guards.js';
 import { errors, TimeQuery } from '../http/schemas.js';
@@ -61,12 +61,7 @@ export function assessmentRoutes(app: App, d: AssessmentRouteDeps): void {
       if (!(METRICS as readonly string[]).includes(k)) throw Errors.validation(`unknown weight ${k}; use ${METRICS.join(', ')}`);
       weights[k as keyof Weights] = Number(v);
     }
-    let gridIds: string[] | null = null;
-    const region = q.gridId ?? p.regionId;
-    if (region) {
-      if (!d.auth.canSee(p, region)) throw new GridError('GRID_NOT_FOUND', 'Grid not found', 404);
-      gridIds = d.grids.has(region) ? d.grids.descendants(region) : [region];
-    }
+    const gridIds = regionScope(d.auth, p, q.gridId, d.grids);
     return computeAssessment(
       { db: d.db, grids: d.grids, calendar: cal, names: { worker: (id) => d.workers()?.get(id)?.name, department: (id) => d.departments.get(id)?.name } },
       { from, to, now, level: q.level, gridIds, weights },

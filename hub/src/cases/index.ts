@@ -11,6 +11,7 @@ import type { Leases } from '../cluster/index.js';
 import type { EventBus } from '../core/bus.js';
 import type { Config } from '../core/config.js';
 import { isGridError } from '../core/errors.js';
+import { KeyedQueue } from '../core/keyed-queue.js';
 import type { Logger } from '../core/logger.js';
 import type { HubModule } from '../core/module.js';
 import type { Actor, RealtimeService, WorkerService } from '../core/services.js';
@@ -81,7 +82,7 @@ export function createCases(deps: CasesDeps, opts: CasesOptions = {}): CasesModu
   const store = new CaseStore({ db: deps.db, bus: deps.bus, logger: log, auth: deps.auth, ...(deps.realtime ? { realtime: deps.realtime } : {}), workers, categories, grids, evidence, now: deps.now, calendar, departments });
   let timer: NodeJS.Timeout | null = null;
   // Per device, handheld messages apply in the order they were stored.
-  const queues = new Map<string, Promise<void>>();
+  const queues = new KeyedQueue((err, deviceId) => log.error({ err, deviceId }, 'handheld message failed'));
 
   function workerActor(deviceId: string): Actor {
     const w = workers()?.byDevice(deviceId);
@@ -112,12 +113,7 @@ export function createCases(deps: CasesDeps, opts: CasesOptions = {}): CasesModu
   function onStored(s: StoredMessage): void {
     const msg = s.msg;
     if (msg.channel !== 'report' && msg.channel !== 'case') return;
-    const prev = queues.get(s.deviceId) ?? Promise.resolve();
-    const next = prev.then(() => onHandheld(s.deviceId, msg)).catch((err) => log.error({ err, deviceId: s.deviceId }, 'handheld message failed'));
-    queues.set(s.deviceId, next);
-    void next.finally(() => {
-      if (queues.get(s.deviceId) === next) queues.delete(s.deviceId);
-    });
+    void queues.run(s.deviceId, () => onHandheld(s.deviceId, msg));
   }
 
   async function tick(): Promise<void> {
@@ -170,7 +166,7 @@ export function createCases(deps: CasesDeps, opts: CasesOptions = {}): CasesModu
       if (timer) clearInterval(timer);
       timer = null;
       deps.bus.removeOwner('cases');
-      await Promise.allSettled([...queues.values()]);
+      await queues.settled();
     },
   };
 }

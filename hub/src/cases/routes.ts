@@ -6,7 +6,7 @@
 import { Type } from '@sinclair/typebox';
 // Case payloads are the contract's (CONTRACT 4-5): the console and integrators read the same schemas.
 import { CaseActionBody, CaseCounts, CaseDetail, CaseSummary, CreateCaseBody, LimitUnitT, SeverityT } from '@gridlink/devices/contract';
-import { GLOBAL, type Auth, type Principal } from '../auth/index.js';
+import { GLOBAL, regionScope, type Auth, type Principal } from '../auth/index.js';
 import { Errors, GridError } from '../core/errors.js';
 import type { App } from '../http/app.js';
 import { authenticate, mediaPath, parseTime, principal, requireRole } from '../http/guards.js';
@@ -74,14 +74,7 @@ export function caseRoutes(app: App, d: CaseRouteDeps): void {
   const guard = authenticate(auth);
 
   /** Grid ids a list may show: the region (or the asked grid inside it) and everything below; null = all. */
-  function scope(p: Principal, gridId?: string): string[] | null {
-    if (gridId) {
-      if (!auth.canSee(p, gridId)) throw new GridError('GRID_NOT_FOUND', 'Grid not found', 404);
-      return grids.has(gridId) ? grids.descendants(gridId) : [gridId];
-    }
-    if (!p.regionId) return null;
-    return grids.has(p.regionId) ? grids.descendants(p.regionId) : [p.regionId];
-  }
+  const scope = (p: Principal, gridId?: string): string[] | null => regionScope(auth, p, gridId, grids);
 
   /** A department user sees the cases routed to their department; everyone else what lies in their region. */
   function canSeeCase(p: Principal, c: { gridId: string | null; departmentId?: string | null }): boolean {
@@ -142,7 +135,7 @@ export function caseRoutes(app: App, d: CaseRouteDeps): void {
     if (mine.length && q.departmentId && !mine.includes(q.departmentId)) throw CaseErrors.notFound();
     const escalatedTo = q.escalatedTo === 'mine' ? p.regionId ?? undefined : q.escalatedTo;
     if (q.escalatedTo === 'mine' && !p.regionId) throw Errors.validation('escalatedTo=mine needs a user scoped to a region');
-    if (escalatedTo && !auth.canSee(p, escalatedTo)) throw new GridError('GRID_NOT_FOUND', 'Grid not found', 404);
+    if (escalatedTo && !auth.canSee(p, escalatedTo)) throw Errors.gridNotFound();
     const departmentIds = mine.length ? (q.departmentId ? [q.departmentId] : mine) : q.departmentId ? [q.departmentId] : undefined;
     return {
       status: status as never, gridIds: mine.length ? (q.gridId ? [q.gridId] : null) : scope(p, q.gridId), workerId: q.workerId, category: q.category, departmentIds, escalatedTo,

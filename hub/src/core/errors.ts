@@ -32,6 +32,7 @@ export const Errors = {
   tokenInvalid: define('TOKEN_INVALID', 401, 'Token is invalid or expired'),
   forbidden: define('FORBIDDEN', 403, 'Not allowed for this role'),
   notFound: define('NOT_FOUND', 404, 'Not found'),
+  gridNotFound: define('GRID_NOT_FOUND', 404, 'Grid not found'),
   deviceNotFound: define('DEVICE_NOT_FOUND', 404, 'Device not found'),
   deviceExists: define('DEVICE_EXISTS', 409, 'A device with this id already exists'),
   deviceDisabled: define('DEVICE_DISABLED', 403, 'Device is disabled'),

@@ -15,6 +15,7 @@ import type { Broker } from '../broker/index.js';
 import type { CaseChanged } from '../cases/index.js';
 import type { EventBus } from '../core/bus.js';
 import type { Config } from '../core/config.js';
+import { KeyedQueue } from '../core/keyed-queue.js';
 import type { Logger } from '../core/logger.js';
 import type { Actor, CaseService, CaseStatus, CaseSummary, GridService, RealtimeService } from '../core/services.js';
 import type { StoredMessage } from '../ingest/index.js';
@@ -85,7 +86,8 @@ interface CaseAttempts {
 }
 
 export class DispatchEngine {
-  private readonly chains = new Map<string, Promise<void>>();
+  /** Work on one case runs in the order the case saw it. */
+  private readonly chains: KeyedQueue;
   private readonly byCase = new Map<string, WorkerState>();
   private readonly attempts = new Map<string, CaseAttempts>();
   /** outcome to record for the decline dispatch itself causes (timeout) */
@@ -104,6 +106,7 @@ export class DispatchEngine {
   ) {
     this.autoRules = parseAutoDispatch(cfg.autoDispatch);
     this.log = deps.logger.child({ module: 'dispatch' });
+    this.chains = new KeyedQueue((err, caseId) => this.log.error({ err, caseId }, 'dispatch handler failed'));
   }
 
   // ---- lifecycle --------------------------------------------------------------------------
@@ -130,22 +133,16 @@ export class DispatchEngine {
   async stop(): Promise<void> {
     for (const t of this.resendTimers.values()) clearTimeout(t);
     this.resendTimers.clear();
-    await Promise.allSettled([...this.chains.values()]);
+    await this.chains.settled();
   }
 
   /** Resolves when every queued case handler has run (tests). */
-  async idle(): Promise<void> {
-    while (this.chains.size) await Promise.allSettled([...this.chains.values()]);
+  idle(): Promise<void> {
+    return this.chains.idle();
   }
 
   private serial(caseId: string, fn: () => Promise<void>): Promise<void> {
-    const prev = this.chains.get(caseId) ?? Promise.resolve();
-    const next = prev.then(fn).catch((err: unknown) => this.log.error({ err, caseId }, 'dispatch handler failed'));
-    this.chains.set(caseId, next);
-    void next.finally(() => {
-      if (this.chains.get(caseId) === next) this.chains.delete(caseId);
-    });
-    return next;
+    return this.chains.run(caseId, fn);
   }
 
   // ---- candidates -------------------------------------------------------------------------

@@ -4,7 +4,7 @@
  */
 import { Type } from '@sinclair/typebox';
 import { SEVERITIES, type Severity } from '@gridlink/devices';
-import { GLOBAL, type Auth, type Principal, type Target } from '../auth/index.js';
+import { GLOBAL, regionScope, type Auth, type Principal, type Target } from '../auth/index.js';
 import { Errors, GridError } from '../core/errors.js';
 import type { GridService } from '../core/services.js';
 import type { App } from '../http/app.js';
@@ -51,7 +51,7 @@ export interface RuleRouteDeps {
   auth: Auth;
   repo: RuleRepo;
   alarms: AlarmService;
-  grids: () => (GridService & { descendants?(id: string): string[]; has?(id: string): boolean }) | undefined;
+  grids: () => GridService | undefined;
   backtest(rule: Rule, from: number, to: number, regionId?: string | null): Promise<BacktestResult>;
   now: () => number;
 }
@@ -168,15 +168,7 @@ export function ruleRoutes(app: App, d: RuleRouteDeps): void {
 
   // ---- alarms ---------------------------------------------------------------------------------
 
-  function scope(p: Principal, gridId?: string): string[] | null {
-    const g = d.grids();
-    const expand = (id: string) => (g?.has?.(id) && g.descendants ? g.descendants(id) : [id]);
-    if (gridId) {
-      if (!auth.canSee(p, gridId)) throw new GridError('GRID_NOT_FOUND', 'Grid not found', 404);
-      return expand(gridId);
-    }
-    return p.regionId ? expand(p.regionId) : null;
-  }
+  const scope = (p: Principal, gridId?: string): string[] | null => regionScope(auth, p, gridId, d.grids());
 
   app.get('/alarms', {
     onRequest: [guard],
