@@ -78,6 +78,8 @@ function startNode(i: number): Promise<{ id: string; http: number; mqtt: number 
     GRIDLINK_HTTP_PORT: String(httpBase + i),
     GRIDLINK_MQTT_PORT: String(mqttBase + i),
     GRIDLINK_DATA_DIR: path.join(dataDir, id),
+    // The other nodes proxy video viewers here (the node that pulls a camera).
+    GRIDLINK_NODE_URL: `http://127.0.0.1:${httpBase + i}`,
   };
   const child = spawn(process.execPath, ['--import', 'tsx', 'hub/src/main.ts'], { cwd: root, env: nodeEnv, stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(child);
