@@ -21,16 +21,19 @@ export interface CameraOwner {
 }
 
 export interface CameraOwners {
+  /** False on the single process (it owns every camera). */
+  readonly shared: boolean;
   /** The camera's owner; a free or expired camera becomes this node's. */
   owner(cameraId: string): Promise<CameraOwner>;
 }
 
-export const soleCameraOwners = (nodeId = 'single'): CameraOwners => ({ owner: async () => ({ mine: true, node: nodeId, url: '' }) });
+export const soleCameraOwners = (nodeId = 'single'): CameraOwners => ({ shared: false, owner: async () => ({ mine: true, node: nodeId, url: '' }) });
 
 /** An answer about another node is kept this long, so a viewer's segment requests do not each ask the database. */
 const CACHE_MS = 1_000;
 
 export class PgCameraOwners implements CameraOwners {
+  readonly shared = true;
   private url = '';
   private timer: NodeJS.Timeout | null = null;
   private readonly cache = new Map<string, { o: CameraOwner; at: number }>();

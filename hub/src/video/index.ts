@@ -44,6 +44,7 @@ import { defaultStreamSettings, type StreamSettings, type StreamState } from './
 import { NetAllowList } from './url.js';
 import { videoApiRoutes, videoRootRoutes } from './video.routes.js';
 import type { CameraOwners } from './cluster.proxy.js';
+import { syncCameras } from './cluster.sync.js';
 
 export type { Camera } from './cameras.js';
 export type { Clip } from './clips.js';
@@ -196,6 +197,7 @@ function buildVideo(ctx: VideoDeps, opts: VideoOptions): VideoModule {
   const buffers = new Map<string, () => void>();
   let bufferTimer: NodeJS.Timeout | null = null;
   let pruneTimer: NodeJS.Timeout | null = null;
+  let stopSync: (() => void) | null = null;
   let ff: FfmpegInfo | null = null;
   let root = '';
   let gateway: StreamGateway | null = null;
@@ -419,6 +421,8 @@ function buildVideo(ctx: VideoDeps, opts: VideoOptions): VideoModule {
       });
       health.start();
       bufferTimer = setInterval(reconcileBuffers, 5_000);
+      // Cluster: cameras registered or edited on another node (cluster.sync.ts).
+      if (ctx.owners?.shared) stopSync = syncCameras(db, async () => { await cameras.load(); reconcileBuffers(); }, logger);
       bufferTimer.unref();
       pruneTimer = setInterval(() => void pruneClips().catch((err) => logger.warn({ err: (err as Error).message }, 'clip retention failed')), 3600_000);
       pruneTimer.unref();
@@ -448,6 +452,7 @@ function buildVideo(ctx: VideoDeps, opts: VideoOptions): VideoModule {
       health?.stop();
       if (bufferTimer) clearInterval(bufferTimer);
       if (pruneTimer) clearInterval(pruneTimer);
+      stopSync?.();
       for (const release of buffers.values()) release();
       buffers.clear();
       await clips?.stop();

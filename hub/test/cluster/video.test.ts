@@ -90,6 +90,12 @@ describe.runIf(RUN_CLUSTER && support.missing.length === 0)('video on two nodes 
     const forged = s.body.hls.replace(/token=[^&]+/, 'token=v1.AAAA.BBBB');
     expect((await fetch(`${a.http}${forged}`)).status).toBe(401);
 
+    // A camera registered through node B after both started is watchable through node A.
+    const second = await api(b.http, 'POST', '/cameras', { id: 'cam-cluster-2', name: 'second', rtspUrl: cam.url, lat: 30.6, lon: 104.0, buffer: false }, token);
+    expect(second.status, JSON.stringify(second.body)).toBe(201);
+    await until(async () => ((await api(a.http, 'GET', '/cameras/cam-cluster-2', undefined, token)).status === 200 ? true : null), 60_000, 200);
+    expect((await api(a.http, 'GET', '/cameras/cam-cluster-2/stream', undefined, token)).status).toBe(200);
+
     // Node B dies: once its ownership has run out, the next viewer's node (A) takes the camera and plays it.
     await b.kill('SIGKILL');
     const again = await api<{ hls: string }>(a.http, 'GET', `/cameras/${id}/stream`, undefined, token);
