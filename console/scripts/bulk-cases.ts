@@ -2,8 +2,9 @@
  * N open cases in one SQL statement, spread over the unit grids of a district:
  * the board benchmark and the board e2e test need volume, not the creation path
  * (which hub/test/cases tests case by case). Every 5th case is registered,
- * every 7th dispatched, the rest reported; every 3rd is overdue; one a minute
- * back from now.
+ * every 7th dispatched, the rest reported; every 3rd is overdue (flagged, due
+ * at its creation), the others are due about a week ahead; one a minute back
+ * from now.
  */
 import type { Hub } from '@gridlink/hub';
 
@@ -31,7 +32,8 @@ export async function insertOpenCases(hub: { hub: Hub }, n: number, cells: Reado
      select 'bulk-' || i, 'GL-BULK-' || lpad(i::text, 6, '0'), '暴露垃圾 ' || i,
             case when i % 7 = 0 then 'dispatched' when i % 5 = 0 then 'registered' else 'reported' end,
             'E0101', case when i % 11 = 0 then 'major' else 'minor' end, cells.lat, cells.lon, cells.id, 'rule',
-            to_timestamp(($1::bigint - i * 60000 + 4 * 3600000) / 1000.0), i % 3 = 0,
+            -- Overdue ones are already flagged and the rest are due days ahead, so the hub's supervision pass has nothing to do.
+            to_timestamp(($1::bigint + case when i % 3 = 0 then -i * 60000 else 8 * 86400000 - i * 60000 end) / 1000.0), i % 3 = 0,
             to_timestamp(($1::bigint - i * 60000) / 1000.0), to_timestamp(($1::bigint - i * 60000) / 1000.0)
        from generate_series(1, $2::int) as i
        join cells on cells.k = i % $6::int`,

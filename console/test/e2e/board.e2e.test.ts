@@ -110,7 +110,7 @@ describe.skipIf(skipE2E)('dispatcher desk: case from the map, board at volume (e
   });
 
   it('should count 10,000 open cases exactly, hold only the rows on screen, and scroll to the last case', async () => {
-    // One a minute back from now; i % 7 dispatched, other i % 5 registered, the rest reported; every 3rd overdue; i % 11 major.
+    // One a minute back from now; i % 7 dispatched, other i % 5 registered, the rest reported; every 3rd overdue; i % 11 major; the rest due in about a week.
     await insertOpenCases(e.hub, N, [{ id: 'G-W', lat: LAT, lon: LON - 0.005 }, { id: 'G-E', lat: LAT, lon: LON + 0.005 }]);
     await page.reload();
     await page.waitForSelector('[data-testid=conn][data-state=online]', { timeout: GUARD });
@@ -142,5 +142,5 @@ describe.skipIf(skipE2E)('dispatcher desk: case from the map, board at volume (e
     expect(await page.evaluate(() => document.querySelectorAll('[data-case-id]').length)).toBeLessThan(300);
     await page.click(`${col} [data-index="6857"]`);
     await page.waitForSelector(`[data-testid=case-detail][data-case-id="${last}"]`, { timeout: GUARD });
-  });
+  }, 6 * GUARD);
 });
