@@ -25,9 +25,11 @@ export interface CameraOwners {
   readonly shared: boolean;
   /** The camera's owner; a free or expired camera becomes this node's. */
   owner(cameraId: string): Promise<CameraOwner>;
+  /** Cameras this node pulls as their owner (health and metrics). */
+  owned(): number;
 }
 
-export const soleCameraOwners = (nodeId = 'single'): CameraOwners => ({ shared: false, owner: async () => ({ mine: true, node: nodeId, url: '' }) });
+export const soleCameraOwners = (nodeId = 'single'): CameraOwners => ({ shared: false, owner: async () => ({ mine: true, node: nodeId, url: '' }), owned: () => 0 });
 
 /** An answer about another node is kept this long, so a viewer's segment requests do not each ask the database. */
 const CACHE_MS = 1_000;
@@ -80,6 +82,13 @@ export class PgCameraOwners implements CameraOwners {
     const o = cur ? { mine: false, node: cur.node, url: cur.url } : { mine: true, node: this.nodeId, url: this.url };
     this.cache.set(cameraId, { o, at: t });
     return o;
+  }
+
+  owned(): number {
+    const t = this.clock();
+    let n = 0;
+    for (const until of this.mine.values()) if (until > t) n++;
+    return n;
   }
 
   /** Renews every camera this node owns. */

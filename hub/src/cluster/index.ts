@@ -53,6 +53,8 @@ export interface ClusterHealth {
   /** Live nodes, this one included. */
   peers: PeerInfo[];
   leases: Record<LeaseName, LeaseRole>;
+  /** Cameras this node pulls as their owner (cluster mode). */
+  cameras?: number;
 }
 
 export interface Cluster {
@@ -192,6 +194,7 @@ export function createCluster(deps: { config: ClusterConfig; db: Db; logger: Log
   let redisOk = false;
   let timer: NodeJS.Timeout | null = null;
   registerMetrics(leases, () => peers.length);
+  new Gauge({ name: 'gridlink_cluster_cameras_owned', help: 'Cameras this node pulls as their owner', registers: [metrics.registry], collect() { this.set(cameras.owned()); } });
 
   async function presence(): Promise<void> {
     if (!self) return;
@@ -259,6 +262,6 @@ export function createCluster(deps: { config: ClusterConfig; db: Db; logger: Log
       adapterConn.disconnect();
       conn.disconnect();
     },
-    health: () => ({ mode: 'cluster', nodeId: config.nodeId, redis: redisOk && Object.values(conns).every((c) => c.status === 'ready'), peers, leases: leases.roles() }),
+    health: () => ({ mode: 'cluster', nodeId: config.nodeId, redis: redisOk && Object.values(conns).every((c) => c.status === 'ready'), peers, leases: leases.roles(), cameras: cameras.owned() }),
   };
 }

@@ -86,6 +86,10 @@ describe.runIf(RUN_CLUSTER && support.missing.length === 0)('video on two nodes 
     ws.close();
     expect(await streamState(a)).toBe('idle');
     expect(await streamState(b)).not.toBe('idle');
+    // Each node says how many cameras it pulls, at /healthz and in /metrics.
+    const owned = async (n: HubNode) => ((await (await fetch(`${n.http}/healthz`)).json()) as { cluster: { cameras: number } }).cluster.cameras;
+    expect([await owned(a), await owned(b)]).toEqual([0, 1]);
+    expect(await (await fetch(`${b.http}/metrics`)).text()).toMatch(/gridlink_cluster_cameras_owned 1/);
     // A forged token is refused before anything is proxied.
     const forged = s.body.hls.replace(/token=[^&]+/, 'token=v1.AAAA.BBBB');
     expect((await fetch(`${a.http}${forged}`)).status).toBe(401);

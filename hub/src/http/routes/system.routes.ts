@@ -15,6 +15,7 @@ const ClusterHealthT = Type.Object({
   redis: Type.Optional(Type.Boolean()),
   peers: Type.Array(Type.Object({ id: Type.String(), http: Type.Number(), mqtt: Type.Number(), startedAt: Type.Number() })),
   leases: Type.Record(Type.String(), LeaseRoleT),
+  cameras: Type.Optional(Type.Number({ description: 'cameras this node pulls as their owner' })),
 });
 
 export function systemRoutes(app: App, deps: { db: Db; writer: BatchWriter; metrics: Metrics; version: string; cluster?: () => ClusterHealth; metricsToken?: string }): void {
