@@ -4,6 +4,8 @@
  * under a sub-path. The session token is the handheld session, never a device
  * secret.
  */
+import type { Command, DispatchCommand as DispatchOnly, MobileCategory, MobileMe, MobileReport, MobileTask } from '@gridlink/devices/contract';
+
 export class MApiError extends Error {
   constructor(readonly status: number, readonly code: string, message: string) {
     super(message);
@@ -67,71 +69,13 @@ export async function imageUrl(evidenceId: string): Promise<string> {
 
 // ---- shapes ----------------------------------------------------------------------------------
 
-export interface MeWorker {
-  id: string;
-  name: string;
-  team: string;
-  teamName: string;
-  deviceId: string;
-  gridIds: string[];
-  onDuty: boolean;
-  status: 'off_duty' | 'available' | 'dispatched' | 'en_route' | 'on_scene';
-  caseId: string | null;
-  online: boolean;
-  position: { lat: number; lon: number; ts: number } | null;
-}
-export interface Me {
-  worker: MeWorker;
-  grids: Array<{ id: string; name: string; level: string; geometry: { type: string; coordinates: unknown } }>;
-  settings: { positionIntervalS: number; minMoveM: number; minGapS: number; staleAfterS: number; maxPhotos: number };
-  session: { id: string; createdAt: number; expiresAt: number; deviceId: string };
-  serverTime: number;
-}
-export interface Task {
-  id: string;
-  code: string;
-  title: string;
-  description: string | null;
-  status: string;
-  category: { code: string; name: string };
-  severity: string;
-  lat: number;
-  lon: number;
-  address: string | null;
-  gridId: string | null;
-  deadline: number;
-  overdue: boolean;
-  createdAt: number;
-  updatedAt: number;
-  mine: boolean;
-  history: Array<{ ts: number; action: string; from: string | null; to: string | null; by: string; note: string | null }>;
-  photos: Array<{ id: string; kind: string; url: string; createdAt: number }>;
-}
-export interface Report {
-  reportId: string | null;
-  caseId: string;
-  code: string;
-  status: string;
-  category: { code: string; name: string };
-  createdAt: number;
-  updatedAt: number;
-  lat: number;
-  lon: number;
-  description: string | null;
-  outcome: string | null;
-}
-export interface Category {
-  code: string;
-  kind: 'event' | 'component';
-  majorCode: string;
-  majorName: string;
-  name: string;
-  nameEn: string;
-}
-export interface DispatchCommand {
-  cmdId: string;
-  type: 'dispatch' | 'cancel';
-  ts: number;
-  case?: { id: string; code: string; title: string; category: string; lat: number; lon: number; address?: string; deadline: number };
-  caseId?: string;
-}
+// What the app reads and sends is the contract's (types only: erased from the bundle).
+export type Me = MobileMe;
+export type MeWorker = MobileMe['worker'];
+export type Task = MobileTask;
+export type Report = MobileReport;
+export type Category = MobileCategory;
+/** A downlink command as the app receives it on its socket (dispatch or cancel). */
+export type DispatchCommand = Command;
+/** The case a dispatch command carries. */
+export type DispatchedCase = DispatchOnly['case'];

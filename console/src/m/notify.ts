@@ -6,7 +6,7 @@
  * the login tap unlocks it.
  */
 import { translate } from '../i18n';
-import type { DispatchCommand } from './api';
+import type { DispatchedCase } from './api';
 
 let audio: AudioContext | null = null;
 
@@ -37,7 +37,7 @@ function chime(): void {
 
 export let lastAlert: { caseId: string; sound: boolean; vibrate: boolean; notification: boolean } | null = null;
 
-export function alertNewTask(c: NonNullable<DispatchCommand['case']>): void {
+export function alertNewTask(c: DispatchedCase): void {
   const lang = localStorage.getItem('gridlink.lang') === 'en' ? 'en' : 'zh';
   chime();
   const vibrate = typeof navigator.vibrate === 'function' ? navigator.vibrate([300, 100, 300]) : false;

@@ -8,6 +8,8 @@
  */
 import { get as idbGet, set as idbSet } from 'idb-keyval';
 import { io, type Socket } from 'socket.io-client';
+import type { CaseStatus } from '@gridlink/devices/contract';
+import { WORKFLOW } from '@gridlink/devices/workflow';
 import { MApiError, mapi, setMToken, setUnauthorized, type Category, type DispatchCommand, type Me, type Report, type Task } from './api';
 import { alertNewTask } from './notify';
 import { Outbox } from './outbox';
@@ -154,9 +156,9 @@ export async function refreshTasks(): Promise<void> {
   const r = await guarded(() => mapi<{ items: Task[] }>('GET', '/m/tasks'));
   if (r) {
     // Actions still in the outbox stay visible as done.
-    const to: Record<string, string> = { accept: 'accepted', decline: 'registered', arrive: 'on_scene', resolve: 'resolved' };
-    const queued = new Map<string, string>();
-    for (const p of outbox.pending) if (p.entry.kind === 'action') queued.set(p.entry.caseId, to[p.entry.action]!);
+    // The status an action leads to is the workflow table's.
+    const queued = new Map<string, CaseStatus>();
+    for (const p of outbox.pending) if (p.entry.kind === 'action') queued.set(p.entry.caseId, WORKFLOW[p.entry.action].to!);
     const items = r.items.map((t) => (queued.has(t.id) ? { ...t, status: queued.get(t.id)! } : t));
     update({ tasks: items, cached: false });
     await idbSet('m.tasks', items);
@@ -240,10 +242,10 @@ export async function setDuty(onDuty: boolean): Promise<void> {
 
 /** Applies an action locally at once (so the worker sees it offline) and queues it. */
 export async function taskAction(task: Task, action: 'accept' | 'decline' | 'arrive' | 'resolve', note: string | undefined, photos: Blob[], opId: string): Promise<void> {
-  const to: Record<string, string> = { accept: 'accepted', decline: 'registered', arrive: 'on_scene', resolve: 'resolved' };
+  const next = WORKFLOW[action].to!;
   const now = Date.now();
   const tasks = state.tasks.map((t) => (t.id === task.id
-    ? { ...t, status: to[action]!, mine: action !== 'decline', history: [...t.history, { ts: now, action, from: t.status, to: to[action]!, by: state.me?.worker.name ?? '', note: note ?? null }] }
+    ? { ...t, status: next, mine: action !== 'decline', history: [...t.history, { ts: now, action, from: t.status, to: next, by: state.me?.worker.name ?? '', note: note ?? null }] }
     : t));
   update({ tasks });
   await idbSet('m.tasks', tasks);

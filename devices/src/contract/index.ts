@@ -18,3 +18,4 @@ export * from './cases.js';
 export * from './workers.js';
 export * from './registry.js';
 export * from './realtime.js';
+export * from './mobile.js';

@@ -11,6 +11,11 @@
 import type { FastifyRequest } from 'fastify';
 import multipart from '@fastify/multipart';
 import { Type, type Static } from '@sinclair/typebox';
+// The app's bodies and answers are the contract's (docs/contract.md section 7): the app reads the same types.
+import {
+  HandheldSession as SessionSchema, MobileCategory as CategorySchema, MobileFix as Fix, MobileMe as MeSchema, MobileReport as ReportSchema,
+  MobileReportBody as ReportBody, MobileTask as TaskSchema, MobileTaskActionBody as ActionBody, type MobileTask as Task,
+} from '@gridlink/devices/contract';
 import type { Auth } from '../auth/index.js';
 import type { CaseDetail, CasesModule } from '../cases/index.js';
 import { imageMime } from '../cases/index.js';
@@ -43,78 +48,6 @@ export interface MobileDeps {
   dispatch: () => DispatchModule | undefined;
   now: () => number;
 }
-
-const Nullable = <T extends import('@sinclair/typebox').TSchema>(t: T) => Type.Union([t, Type.Null()]);
-const OpId = Type.String({ pattern: '^[A-Za-z0-9_-]{8,64}$', description: 'made by the app; a replay with the same id is applied once' });
-const TaskActions = ['accept', 'decline', 'arrive', 'resolve'] as const;
-
-const SessionSchema = Type.Object({
-  id: Type.String(), userId: Type.String(), workerId: Type.String(), deviceId: Type.String(), userAgent: Nullable(Type.String()),
-  createdAt: Type.Number(), expiresAt: Type.Number(), lastSeenAt: Nullable(Type.Number()), revokedAt: Nullable(Type.Number()),
-  revokedBy: Nullable(Type.String()), revokeReason: Nullable(Type.String()),
-}, { additionalProperties: false });
-
-const Position = Type.Object({ lat: Type.Number(), lon: Type.Number(), ts: Type.Number(), acc: Type.Optional(Nullable(Type.Number())), batt: Type.Optional(Nullable(Type.Number())), gridId: Type.Optional(Nullable(Type.String())) });
-const MeSchema = Type.Object({
-  worker: Type.Object({
-    id: Type.String(), name: Type.String(), team: Type.String(), teamName: Type.String(), deviceId: Type.String(), gridIds: Type.Array(Type.String()),
-    onDuty: Type.Boolean(), status: Type.String(), caseId: Nullable(Type.String()), online: Type.Boolean(), position: Nullable(Position),
-  }),
-  grids: Type.Array(Type.Object({ id: Type.String(), name: Type.String(), level: Type.String(), geometry: Type.Unknown() })),
-  settings: Type.Object({ positionIntervalS: Type.Number(), minMoveM: Type.Number(), minGapS: Type.Number(), staleAfterS: Type.Number(), maxPhotos: Type.Number() }),
-  session: SessionSchema,
-  serverTime: Type.Number(),
-});
-
-const TaskSchema = Type.Object({
-  id: Type.String(), code: Type.String(), title: Type.String(), description: Nullable(Type.String()), status: Type.String(),
-  category: Type.Object({ code: Type.String(), name: Type.String(), nameEn: Type.Optional(Type.String()) }), severity: Type.String(),
-  lat: Type.Number(), lon: Type.Number(), address: Nullable(Type.String()), gridId: Nullable(Type.String()),
-  deadline: Type.Number(), overdue: Type.Boolean(), createdAt: Type.Number(), updatedAt: Type.Number(),
-  mine: Type.Boolean({ description: 'the case is dispatched to this worker now' }),
-  history: Type.Array(Type.Object({ ts: Type.Number(), action: Type.String(), from: Nullable(Type.String()), to: Nullable(Type.String()), by: Type.String(), note: Nullable(Type.String()) })),
-  photos: Type.Array(Type.Object({ id: Type.String(), kind: Type.String(), url: Type.String(), createdAt: Type.Number() })),
-});
-type Task = Static<typeof TaskSchema>;
-
-const ReportSchema = Type.Object({
-  reportId: Nullable(Type.String()), caseId: Type.String(), code: Type.String(), status: Type.String(), category: Type.Object({ code: Type.String(), name: Type.String() }),
-  createdAt: Type.Number(), updatedAt: Type.Number(), lat: Type.Number(), lon: Type.Number(), description: Nullable(Type.String()),
-  outcome: Nullable(Type.String({ description: 'the last note of the officer who registered, dispatched, closed or rejected it (作废 reason)' })),
-  created: Type.Optional(Type.Boolean()),
-});
-
-const CategorySchema = Type.Object({ code: Type.String(), kind: Type.String(), majorCode: Type.String(), majorName: Type.String(), name: Type.String(), nameEn: Type.String() });
-
-/** Numbers in multipart arrive as strings: fastify's ajv coerces them (coerceTypes). */
-const ActionBody = Type.Object({
-  action: Type.Union(TaskActions.map((a) => Type.Literal(a))),
-  opId: OpId,
-  note: Type.Optional(Type.String({ maxLength: 2000 })),
-  ts: Type.Optional(Type.Number({ minimum: 0, maximum: 1e13 })),
-  photos: Type.Optional(Type.Unknown({ description: 'multipart file parts: JPEG or PNG' })),
-}, { additionalProperties: false });
-
-const ReportBody = Type.Object({
-  reportId: OpId,
-  category: Type.String({ minLength: 1, maxLength: 64 }),
-  description: Type.Optional(Type.String({ maxLength: 2000 })),
-  lat: Type.Number({ minimum: -90, maximum: 90 }),
-  lon: Type.Number({ minimum: -180, maximum: 180 }),
-  ts: Type.Optional(Type.Number({ minimum: 0, maximum: 1e13 })),
-  photos: Type.Optional(Type.Unknown({ description: 'multipart file parts: JPEG or PNG' })),
-}, { additionalProperties: false });
-
-const Fix = Type.Object({
-  ts: Type.Number({ minimum: 0, maximum: 1e13 }),
-  lat: Type.Number({ minimum: -90, maximum: 90 }),
-  lon: Type.Number({ minimum: -180, maximum: 180 }),
-  acc: Type.Optional(Type.Number({ minimum: 0, maximum: 1e6 })),
-  alt: Type.Optional(Type.Number({ minimum: -1e5, maximum: 1e5 })),
-  spd: Type.Optional(Type.Number({ minimum: 0, maximum: 1e4 })),
-  hdg: Type.Optional(Type.Number({ minimum: 0, maximum: 360 })),
-  batt: Type.Optional(Type.Number({ minimum: 0, maximum: 100 })),
-}, { additionalProperties: false });
 
 /** Handheld routes authenticate with the session token themselves (not a console bearer token). */
 const HANDHELD = [{ handheld: [] }];

@@ -1,0 +1,95 @@
+/**
+ * The worker app's API (网格通, `/api/v1/m`, handheld session token): what
+ * the app sends and what it reads back. Every write carries an id the app
+ * made (`opId`, `reportId`), so a replay from its offline outbox is applied
+ * once.
+ */
+import { Type, type Static } from '@sinclair/typebox';
+import { HANDHELD_CASE_ACTIONS } from './channels.js';
+import { CaseStatusT, SeverityT } from './cases.js';
+import { Nullable, OneOf } from './common.js';
+import { TeamT, WorkerStatusT } from './workers.js';
+
+export const OpId = Type.String({ pattern: '^[A-Za-z0-9_-]{8,64}$', description: 'made by the app; a replay with the same id is applied once' });
+
+/** A handheld session (网格通 login bound to the worker's handheld). */
+export const HandheldSession = Type.Object({
+  id: Type.String(), userId: Type.String(), workerId: Type.String(), deviceId: Type.String(), userAgent: Nullable(Type.String()),
+  createdAt: Type.Number(), expiresAt: Type.Number(), lastSeenAt: Nullable(Type.Number()), revokedAt: Nullable(Type.Number()),
+  revokedBy: Nullable(Type.String()), revokeReason: Nullable(Type.String()),
+}, { additionalProperties: false });
+export type HandheldSession = Static<typeof HandheldSession>;
+
+const Position = Type.Object({ lat: Type.Number(), lon: Type.Number(), ts: Type.Number(), acc: Type.Optional(Nullable(Type.Number())), batt: Type.Optional(Nullable(Type.Number())), gridId: Type.Optional(Nullable(Type.String())) });
+/** `GET /m/me`: the worker, their grids, live status and the app settings. */
+export const MobileMe = Type.Object({
+  worker: Type.Object({
+    id: Type.String(), name: Type.String(), team: TeamT, teamName: Type.String(), deviceId: Type.String(), gridIds: Type.Array(Type.String()),
+    onDuty: Type.Boolean(), status: WorkerStatusT, caseId: Nullable(Type.String()), online: Type.Boolean(), position: Nullable(Position),
+  }),
+  grids: Type.Array(Type.Object({ id: Type.String(), name: Type.String(), level: Type.String(), geometry: Type.Unsafe<{ type: string; coordinates: unknown }>(Type.Unknown({ description: 'GeoJSON Polygon or MultiPolygon' })) })),
+  settings: Type.Object({ positionIntervalS: Type.Number(), minMoveM: Type.Number(), minGapS: Type.Number(), staleAfterS: Type.Number(), maxPhotos: Type.Number() }),
+  session: HandheldSession,
+  serverTime: Type.Number(),
+});
+export type MobileMe = Static<typeof MobileMe>;
+
+/** `GET /m/tasks` items: a case as the worker app shows it. */
+export const MobileTask = Type.Object({
+  id: Type.String(), code: Type.String(), title: Type.String(), description: Nullable(Type.String()), status: CaseStatusT,
+  category: Type.Object({ code: Type.String(), name: Type.String(), nameEn: Type.Optional(Type.String()) }), severity: SeverityT,
+  lat: Type.Number(), lon: Type.Number(), address: Nullable(Type.String()), gridId: Nullable(Type.String()),
+  deadline: Type.Number(), overdue: Type.Boolean(), createdAt: Type.Number(), updatedAt: Type.Number(),
+  mine: Type.Boolean({ description: 'the case is dispatched to this worker now' }),
+  history: Type.Array(Type.Object({ ts: Type.Number(), action: Type.String(), from: Nullable(Type.String()), to: Nullable(Type.String()), by: Type.String(), note: Nullable(Type.String()) })),
+  photos: Type.Array(Type.Object({ id: Type.String(), kind: Type.String(), url: Type.String(), createdAt: Type.Number() })),
+});
+export type MobileTask = Static<typeof MobileTask>;
+
+/** `GET /m/reports` items: a patrol report (巡查上报) and what became of it. */
+export const MobileReport = Type.Object({
+  reportId: Nullable(Type.String()), caseId: Type.String(), code: Type.String(), status: CaseStatusT, category: Type.Object({ code: Type.String(), name: Type.String() }),
+  createdAt: Type.Number(), updatedAt: Type.Number(), lat: Type.Number(), lon: Type.Number(), description: Nullable(Type.String()),
+  outcome: Nullable(Type.String({ description: 'the last note of the officer who registered, dispatched, closed or rejected it (作废 reason)' })),
+  created: Type.Optional(Type.Boolean()),
+});
+export type MobileReport = Static<typeof MobileReport>;
+
+/** `GET /m/categories` items. */
+export const MobileCategory = Type.Object({ code: Type.String(), kind: Type.Union([Type.Literal('event'), Type.Literal('component')]), majorCode: Type.String(), majorName: Type.String(), name: Type.String(), nameEn: Type.String() });
+export type MobileCategory = Static<typeof MobileCategory>;
+
+/** `POST /m/tasks/{id}/actions` (multipart or JSON; numbers in multipart arrive as strings and are coerced). */
+export const MobileTaskActionBody = Type.Object({
+  action: OneOf(HANDHELD_CASE_ACTIONS),
+  opId: OpId,
+  note: Type.Optional(Type.String({ maxLength: 2000 })),
+  ts: Type.Optional(Type.Number({ minimum: 0, maximum: 1e13 })),
+  photos: Type.Optional(Type.Unknown({ description: 'multipart file parts: JPEG or PNG' })),
+}, { additionalProperties: false });
+export type MobileTaskActionBody = Static<typeof MobileTaskActionBody>;
+
+/** `POST /m/reports` (multipart or JSON). */
+export const MobileReportBody = Type.Object({
+  reportId: OpId,
+  category: Type.String({ minLength: 1, maxLength: 64 }),
+  description: Type.Optional(Type.String({ maxLength: 2000 })),
+  lat: Type.Number({ minimum: -90, maximum: 90 }),
+  lon: Type.Number({ minimum: -180, maximum: 180 }),
+  ts: Type.Optional(Type.Number({ minimum: 0, maximum: 1e13 })),
+  photos: Type.Optional(Type.Unknown({ description: 'multipart file parts: JPEG or PNG' })),
+}, { additionalProperties: false });
+export type MobileReportBody = Static<typeof MobileReportBody>;
+
+/** `POST /m/positions` items. */
+export const MobileFix = Type.Object({
+  ts: Type.Number({ minimum: 0, maximum: 1e13 }),
+  lat: Type.Number({ minimum: -90, maximum: 90 }),
+  lon: Type.Number({ minimum: -180, maximum: 180 }),
+  acc: Type.Optional(Type.Number({ minimum: 0, maximum: 1e6 })),
+  alt: Type.Optional(Type.Number({ minimum: -1e5, maximum: 1e5 })),
+  spd: Type.Optional(Type.Number({ minimum: 0, maximum: 1e4 })),
+  hdg: Type.Optional(Type.Number({ minimum: 0, maximum: 360 })),
+  batt: Type.Optional(Type.Number({ minimum: 0, maximum: 100 })),
+}, { additionalProperties: false });
+export type MobileFix = Static<typeof MobileFix>;
