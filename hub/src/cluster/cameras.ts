@@ -53,8 +53,12 @@ export class PgCameraOwners implements CameraOwners {
 
   async start(url: string): Promise<void> {
     this.url = url;
-    await this.db.query(`create table if not exists video_owners (
-      camera_id text primary key, node text not null, url text not null, expires_at timestamptz not null)`);
+    // Several nodes may start at once: the same lock as the lease table's creation.
+    await this.db.tx(async (q) => {
+      await q.query('select pg_advisory_xact_lock($1)', [7412]);
+      await q.query(`create table if not exists video_owners (
+        camera_id text primary key, node text not null, url text not null, expires_at timestamptz not null)`);
+    });
     this.timer = setInterval(() => void this.renew().catch((err: Error) => this.logger.warn({ err: err.message }, 'camera ownership not renewed')), Math.max(200, Math.floor(this.ttlMs / 3)));
     this.timer.unref();
   }
