@@ -29,7 +29,7 @@ describe('npm run demo', () => {
     });
     createInterface({ input: child.stderr! }).on('line', (l) => stderr.push(l));
     const ready = await new Promise<{ http: number; mqtt: number }>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`demo not ready in 300 s:\n${stderr.slice(-20).join('\n')}`)), 150_000);
+      const timer = setTimeout(() => reject(new Error(`demo not ready in 300 s:\n${stderr.slice(-20).join('\n')}`)), 300_000);
       createInterface({ input: child!.stdout! }).on('line', (line) => {
         if (!line.startsWith('{')) return;
         const m = JSON.parse(line) as { msg?: string; http: number; mqtt: number };
