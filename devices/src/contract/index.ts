@@ -17,5 +17,6 @@ export * from './accounts.js';
 export * from './cases.js';
 export * from './workers.js';
 export * from './registry.js';
+export * from './alarms.js';
 export * from './realtime.js';
 export * from './mobile.js';

@@ -3,6 +3,8 @@
  * at once: the evaluator is updated in the same request.
  */
 import { Type } from '@sinclair/typebox';
+// Alarms as REST returns them are the contract's (CONTRACT 5 `/alarms`).
+import { Alarm as AlarmSchema, AlarmComment as CommentSchema, AlarmDetail } from '@gridlink/devices/contract';
 import { SEVERITIES, type Severity } from '@gridlink/devices';
 import { GLOBAL, regionScope, type Auth, type Principal, type Target } from '../auth/index.js';
 import { Errors, GridError } from '../core/errors.js';
@@ -19,18 +21,6 @@ const RuleRecordSchema = Type.Object({
   id: Type.String(), name: Type.String(), kind: Type.String(), enabled: Type.Optional(Type.Boolean()), severity: Type.String(),
   version: Type.Integer(), createdAt: Type.Number(), updatedAt: Type.Number(),
 }, { additionalProperties: true, description: 'the rule as stored (all fields of its kind, see the POST body) plus version and times' });
-
-const AlarmSchema = Type.Object({
-  id: Type.String(), rule: Type.String(), ruleName: Type.Optional(Type.String()), deviceId: Type.String(), type: Type.String(),
-  severity: SeverityT, originalSeverity: SeverityT, status: Type.Union([Type.Literal('active'), Type.Literal('cleared')]),
-  acknowledged: Type.Boolean(), ackBy: Type.Union([Type.String(), Type.Null()]), ackAt: Type.Union([Type.Number(), Type.Null()]),
-  escalated: Type.Boolean(), escalations: Type.Integer(), escalatedAt: Type.Union([Type.Number(), Type.Null()]),
-  count: Type.Integer(), message: Type.String(), value: Type.Unknown(), ts: Type.Number(), lastTs: Type.Number(),
-  createdAt: Type.Number(), updatedAt: Type.Number(), clearedAt: Type.Union([Type.Number(), Type.Null()]), clearedBy: Type.Union([Type.String(), Type.Null()]),
-  lat: Type.Union([Type.Number(), Type.Null()]), lon: Type.Union([Type.Number(), Type.Null()]), gridId: Type.Union([Type.String(), Type.Null()]),
-  caseId: Type.Union([Type.String(), Type.Null()]), related: Type.Union([Type.Array(Type.String()), Type.Null()]),
-});
-const CommentSchema = Type.Object({ id: Type.Number(), ts: Type.Number(), author: Type.String(), text: Type.String() });
 
 const BacktestSchema = Type.Object({
   ruleId: Type.String(), from: Type.Number(), to: Type.Number(), messages: Type.Integer(),
@@ -199,7 +189,7 @@ export function ruleRoutes(app: App, d: RuleRouteDeps): void {
 
   app.get('/alarms/:id', {
     onRequest: [guard],
-    schema: { tags: ['alarms'], params: AlarmParams, response: { 200: Type.Intersect([AlarmSchema, Type.Object({ comments: Type.Array(CommentSchema) })]), ...errors(401, 404) } },
+    schema: { tags: ['alarms'], params: AlarmParams, response: { 200: AlarmDetail, ...errors(401, 404) } },
   }, async (req) => {
     const a = await alarms.visible(req.params.id, principal(req));
     return { ...a, comments: await alarms.comments(a.id) };
