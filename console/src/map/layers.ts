@@ -3,7 +3,7 @@
  * projected to world units so a frame is only an affine transform.
  */
 import type { Camera, CaseSummary, Device, GridFeature, Severity } from '../api/types';
-import { OPEN_STATUSES } from '../api/types';
+import { OPEN_STATUSES, WORKER_STATUSES } from '../api/types';
 import { inClip, type Frame, type Hit, type Layer, type Rect } from './engine';
 import type { PositionIndex } from './positions';
 import { emptyBounds, extend, project, scaleOf, tileUrl, visibleTiles, worldToScreen, type Datum, type WorldBounds } from './projection';
@@ -356,7 +356,8 @@ export function caseLayer(list: readonly CaseSummary[], datum: Datum, selected: 
 
 // ---------------------------------------------------------------- workers
 
-const STATUS_ORDER = ['off_duty', 'available', 'dispatched', 'en_route', 'on_scene'] as const;
+/** Sprite index of a worker status: the contract's order. */
+const STATUS_ORDER = WORKER_STATUSES;
 const HDG_BUCKETS = 16;
 /** More changed markers than this in one frame: repaint them all. */
 const MAX_WORKER_RECTS = 150;

@@ -1,15 +1,14 @@
 /** Live alarm feed, newest first, filterable; acknowledge with a comment; escalated alarms marked. */
 import { useMemo, useState } from 'react';
 import { post } from '../api/client';
-import type { Alarm, Severity } from '../api/types';
+import { SEVERITIES } from '@gridlink/devices/workflow';
+import type { Alarm } from '../api/types';
 import { navigate } from '../hooks/route';
 import { useI18n } from '../i18n';
 import { alarms, grids, missing } from '../store/data';
 import { useEntities, useValue } from '../store/entities';
 import { AlarmList } from '../views/AlarmList';
 import { errorText } from '../views/format';
-
-const SEVERITIES: Severity[] = ['critical', 'major', 'minor', 'warning', 'info'];
 
 export default function AlarmsPage() {
   const { t } = useI18n();
