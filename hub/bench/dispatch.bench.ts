@@ -16,6 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
+import { haversineM } from '@gridlink/devices/geo';
 import Flatbush from 'flatbush';
 import KDBush from 'kdbush';
 import { around } from 'geokdbush';
@@ -96,15 +97,12 @@ function indexBench() {
   }, 50);
   const kdQuery = time((i) => void around(kd, qs[i % 2000]![1], qs[i % 2000]![0], 10, Infinity, (id) => ok[id] === 1), 2000);
   const fbQuery = time((i) => void fb.neighbors(qs[i % 2000]![1], qs[i % 2000]![0], 10, Infinity, (id) => ok[id] === 1), 2000);
-  const R = 6_371_008.8;
-  const rad = Math.PI / 180;
   const linear = time((i) => {
     const [a, o] = qs[i % 2000]!;
     const best: number[] = [];
     for (let j = 0; j < N; j++) {
       if (!ok[j]) continue;
-      const s = Math.sin(((lat[j]! - a) * rad) / 2) ** 2 + Math.cos(a * rad) * Math.cos(lat[j]! * rad) * Math.sin(((lon[j]! - o) * rad) / 2) ** 2;
-      const d = 2 * R * Math.asin(Math.sqrt(s));
+      const d = haversineM(a, o, lat[j]!, lon[j]!);
       if (best.length < 10 || d < best[9]!) {
         best.push(d);
         best.sort((x, y) => x - y);
