@@ -1,8 +1,9 @@
 /**
  * The dispatch loop: follows cases on the bus ('case.changed'), keeps worker
- * status in step, sends `dispatch` / `cancel` downlinks through an outbox,
- * escalates a dispatch that is declined or not accepted in time to the next
- * candidate, detects arrival from GPS, and watches the geofence.
+ * status in step, sends `dispatch` / `cancel` downlinks through the outbox
+ * (outbox.ts), escalates a dispatch that is declined or not accepted in time
+ * to the next candidate (ranking.ts) and raises dispatch alarms. Arrival and
+ * geofence are arrival.ts; the SQL is dispatch.repo.ts.
  *
  * Work on one case is serialised (a promise chain per case) so a decline and
  * the re-dispatch it causes are handled in the order the case saw them.
@@ -21,13 +22,16 @@ import type { Actor, CaseService, CaseStatus, CaseSummary, GridService, Realtime
 import type { StoredMessage } from '../ingest/index.js';
 import type { DeviceRegistry } from '../registry/index.js';
 import type { Db } from '../store/index.js';
-import { amapLegs, type Fetch } from './amap.js';
-import { rankCandidates, speedMps, toCandidate, type Candidate, type Scored } from './candidates.js';
+import type { Fetch } from './amap.js';
+import { ArrivalWatch } from './arrival.js';
+import type { Candidate } from './candidates.js';
 import { parseAutoDispatch, severityAtLeast, type DispatchConfig } from './dispatch.config.js';
 import type { PositionEvent } from '@gridlink/devices/contract';
-import { haversineM } from '@gridlink/devices/geo';
 import type { Workers } from './workers.service.js';
 import type { Leases } from '../cluster/index.js';
+import { DispatchRepo } from './dispatch.repo.js';
+import { CommandOutbox } from './outbox.js';
+import { CandidateRanker } from './ranking.js';
 import { adoptOverdue, claimTimeout } from './timeouts.cluster.js';
 import { hasFix, statusOf, type WorkerState } from './worker.model.js';
 
@@ -93,7 +97,10 @@ export class DispatchEngine {
   /** outcome to record for the decline dispatch itself causes (timeout) */
   private readonly ownDecline = new Map<string, string>();
   private readonly busy = new Set<string>();
-  private readonly resendTimers = new Map<string, NodeJS.Timeout>();
+  private readonly repo: DispatchRepo;
+  private readonly outbox: CommandOutbox;
+  private readonly ranker: CandidateRanker;
+  private readonly arrival: ArrivalWatch;
   private readonly autoRules;
   private readonly log;
   fetch: Fetch | undefined;
@@ -107,6 +114,23 @@ export class DispatchEngine {
     this.autoRules = parseAutoDispatch(cfg.autoDispatch);
     this.log = deps.logger.child({ module: 'dispatch' });
     this.chains = new KeyedQueue((err, caseId) => this.log.error({ err, caseId }, 'dispatch handler failed'));
+    this.repo = new DispatchRepo(deps.db);
+    this.outbox = new CommandOutbox({
+      repo: this.repo, broker: deps.broker, bus: deps.bus, log: this.log, resendDelayMs: cfg.resendDelayMs,
+      isWorkerDevice: (deviceId) => workers.byDeviceId.has(deviceId),
+    });
+    this.ranker = new CandidateRanker({
+      workers, registry: deps.registry, ...(deps.grids ? { grids: deps.grids } : {}), cfg, now: deps.now, log: this.log,
+      amapKey: deps.config.amapKey, fetch: () => this.fetch,
+    });
+    this.arrival = new ArrivalWatch({
+      cfg, ...(deps.grids ? { grids: deps.grids } : {}),
+      arrive: (w, caseId, distanceM) => this.serial(caseId, async () => {
+        if (w.assignment?.caseId !== caseId || w.assignment.stage !== 'en_route') return;
+        await this.act(caseId, 'arrive', { workerId: w.id, note: `GPS: within ${distanceM} m for ${cfg.arrivalDwellS} s`, data: { source: 'gps', distanceM } });
+      }),
+      geofenceAlarm: (w, status, message) => this.alarm('worker_left_grid', { worker: w, message, ...(status === 'cleared' ? { status } : {}) }),
+    });
   }
 
   // ---- lifecycle --------------------------------------------------------------------------
@@ -125,14 +149,13 @@ export class DispatchEngine {
     const { bus } = this.deps;
     bus.on('message.stored', this.name, (m) => this.onStored(m));
     bus.on('device.status', this.name, ({ deviceId, online }) => {
-      if (online) this.scheduleResend(deviceId);
+      if (online) this.outbox.scheduleResend(deviceId);
     });
     bus.on('case.changed', this.name, (e) => this.serial(e.case.id, () => this.onCase(e)));
   }
 
   async stop(): Promise<void> {
-    for (const t of this.resendTimers.values()) clearTimeout(t);
-    this.resendTimers.clear();
+    this.outbox.stop();
     await this.chains.settled();
   }
 
@@ -147,68 +170,14 @@ export class DispatchEngine {
 
   // ---- candidates -------------------------------------------------------------------------
 
-  /** Worker sets of the grid and its ancestors (a 网格长 responsible for the community counts as own). Not copied: hot path. */
-  private ownSets(gridId: string | null): Array<Set<WorkerState>> {
-    if (!gridId) return [];
-    const chain = this.deps.grids?.ancestors(gridId) ?? [gridId];
-    const out: Array<Set<WorkerState>> = [];
-    for (const g of chain.length ? chain : [gridId]) {
-      const s = this.workers.byGrid.get(g);
-      if (s && s.size) out.push(s);
-    }
-    return out;
-  }
-
+  /** The available workers nearest to a case, best first (ranking.ts). */
   candidates(c: Pick<CaseSummary, 'lat' | 'lon' | 'gridId'>, limit: number, exclude?: ReadonlySet<string>): Candidate[] {
-    const now = this.deps.now();
-    const maxAge = this.cfg.candidateMaxFixAgeS * 1000;
-    const { registry } = this.deps;
-    const accept = (w: WorkerState): boolean =>
-      w.onDuty && w.assignment === null && now - w.ts <= maxAge && !(exclude?.has(w.id) ?? false) && registry.get(w.deviceId)?.enabled !== false;
-    const near = this.workers.index.nearest(c.lat, c.lon, limit, accept);
-    const own = this.ownSets(c.gridId);
-    const isOwn = (w: WorkerState) => own.some((s) => s.has(w));
-    const pool: Scored[] = near.map((n) => ({ w: n.w, distanceM: n.distanceM, own: isOwn(n.w) }));
-    // Own-grid workers outside the k nearest matter only when they would be promoted.
-    const cutoff = (near[0]?.distanceM ?? Infinity) + this.cfg.ownGridExtraM;
-    const seen = new Set<WorkerState>(near.map((n) => n.w));
-    for (const s of own) {
-      for (const w of s) {
-        if (seen.has(w) || w.removed || !hasFix(w)) continue;
-        const d = haversineM(c.lat, c.lon, w.lat, w.lon);
-        if (d > cutoff || !accept(w)) continue;
-        seen.add(w);
-        pool.push({ w, distanceM: d, own: true });
-      }
-    }
-    const ranked = rankCandidates(pool, this.cfg.ownGridExtraM);
-    if (ranked.length > limit) ranked.length = limit;
-    return ranked.map((s) => toCandidate(s, now, this.cfg));
+    return this.ranker.candidates(c, limit, exclude);
   }
 
-  /** Candidates with road ETAs from AMap when a key is configured (one batched call; offline ETAs on any failure). */
-  async candidatesWithEta(c: CaseSummary, limit: number): Promise<Candidate[]> {
-    const list = this.candidates(c, limit);
-    const key = this.deps.config.amapKey;
-    if (!key || list.length === 0) return list;
-    try {
-      const legs = await amapLegs({
-        key,
-        origins: list.map((x) => this.workers.byId.get(x.workerId)!).map((w) => ({ lat: w.lat, lon: w.lon })),
-        dest: { lat: c.lat, lon: c.lon },
-        timeoutMs: this.cfg.amapTimeoutMs,
-        ...(this.fetch ? { fetch: this.fetch } : {}),
-      });
-      legs.forEach((leg, i) => {
-        if (!leg) return;
-        const x = list[i]!;
-        x.etaS = this.cfg.travelMode === 'walking' ? leg.durationS : Math.round(leg.distanceM / speedMps(this.cfg));
-        x.etaSource = 'amap';
-      });
-    } catch (err) {
-      this.log.warn({ err: (err as Error).message }, 'AMap distance failed; offline ETAs');
-    }
-    return list;
+  /** Candidates with road ETAs from AMap when a key is configured (ranking.ts). */
+  candidatesWithEta(c: CaseSummary, limit: number): Promise<Candidate[]> {
+    return this.ranker.candidatesWithEta(c, limit);
   }
 
   // ---- positions and duty from the handheld ----------------------------------------------
@@ -221,55 +190,10 @@ export class DispatchEngine {
       if (msg.duty !== undefined && msg.duty !== w.onDuty) void this.workers.setDuty(w, msg.duty).catch((err) => this.log.error({ err }, 'duty update failed'));
       const before = w.ts;
       this.workers.setFix(w, msg.lat, msg.lon, msg.ts, msg.acc, msg.batt);
-      if (w.ts !== before) {
-        this.afterFix(w);
-      }
+      if (w.ts !== before) this.arrival.onFix(w);
     } else if (msg.channel === 'status' && msg.duty !== undefined && msg.duty !== w.onDuty) {
       void this.workers.setDuty(w, msg.duty).catch((err) => this.log.error({ err }, 'duty update failed'));
     }
-  }
-
-  private afterFix(w: WorkerState): void {
-    const a = w.assignment;
-    if (a && a.stage === 'en_route' && a.lat === a.lat) {
-      if (haversineM(w.lat, w.lon, a.lat, a.lon) <= this.cfg.arrivalRadiusM) {
-        a.nearSince ??= w.ts;
-        this.checkArrival(w, w.ts);
-      } else a.nearSince = null;
-    }
-    if (this.cfg.geofenceMinutes > 0) this.checkInside(w);
-  }
-
-  private checkArrival(w: WorkerState, now: number): void {
-    const a = w.assignment;
-    if (!a || a.stage !== 'en_route' || a.nearSince === null || now - a.nearSince < this.cfg.arrivalDwellS * 1000) return;
-    const key = `arrive:${a.caseId}`;
-    if (this.busy.has(key)) return;
-    this.busy.add(key);
-    const caseId = a.caseId;
-    const distanceM = Math.round(haversineM(w.lat, w.lon, a.lat, a.lon));
-    void this.serial(caseId, async () => {
-      try {
-        if (w.assignment?.caseId !== caseId || w.assignment.stage !== 'en_route') return;
-        await this.act(caseId, 'arrive', { workerId: w.id, note: `GPS: within ${distanceM} m for ${this.cfg.arrivalDwellS} s`, data: { source: 'gps', distanceM } });
-      } finally {
-        this.busy.delete(key);
-      }
-    });
-  }
-
-  private checkInside(w: WorkerState): void {
-    const grids = this.deps.grids;
-    if (!grids || w.gridIds.length === 0 || !w.onDuty || w.assignment) {
-      w.outsideSince = null;
-      return;
-    }
-    const inside = w.gridId !== null && w.gridIds.some((g) => g === w.gridId || grids.contains(g, w.gridId));
-    if (inside) {
-      if (w.geofenceAlarmed) this.alarm('worker_left_grid', { status: 'cleared', worker: w, message: `${w.name} 已回到责任网格` });
-      w.outsideSince = null;
-      w.geofenceAlarmed = false;
-    } else w.outsideSince ??= w.ts;
   }
 
   // ---- time -------------------------------------------------------------------------------
@@ -278,16 +202,10 @@ export class DispatchEngine {
   tick(): void {
     const now = this.deps.now();
     const timeout = this.cfg.acceptTimeoutS * 1000;
-    const geofence = this.cfg.geofenceMinutes * 60_000;
     for (const w of this.workers.all()) {
       const a = w.assignment;
-      if (a) {
-        if (a.stage === 'dispatched' && now - a.since >= timeout) this.timeout(w, a.caseId);
-        else if (a.stage === 'en_route' && a.nearSince !== null) this.checkArrival(w, now);
-      } else if (geofence > 0 && w.outsideSince !== null && !w.geofenceAlarmed && now - w.outsideSince >= geofence) {
-        w.geofenceAlarmed = true;
-        this.alarm('worker_left_grid', { worker: w, message: `${w.name} 离开责任网格超过 ${this.cfg.geofenceMinutes} 分钟` });
-      }
+      if (a && a.stage === 'dispatched' && now - a.since >= timeout) this.timeout(w, a.caseId);
+      else this.arrival.tick(w, now);
     }
   }
 
@@ -363,24 +281,21 @@ export class DispatchEngine {
         const st = await this.attemptsOf(c.id);
         st.tried.add(w.id);
         st.count++;
-        await this.deps.db.query(
-          `insert into case_dispatches (id, case_id, worker_id, device_id, attempt, actor, dispatched_at) values ($1, $2, $3, $4, $5, $6, to_timestamp($7 / 1000.0))`,
-          [newId('cd'), c.id, w.id, w.deviceId, st.count, `${e.actor.kind}:${e.actor.id}`, now],
-        );
+        await this.repo.recordDispatch({ id: newId('cd'), caseId: c.id, workerId: w.id, deviceId: w.deviceId, attempt: st.count, actor: `${e.actor.kind}:${e.actor.id}`, at: now });
         await this.sendDispatch(w, c);
         return;
       }
       case 'accept':
         if (!current) return;
         await this.workers.assign(current, { caseId: c.id, stage: 'en_route', since: now, lat: c.lat, lon: c.lon, gridId: c.gridId });
-        await this.stamp(c.id, current, 'accepted_at', now);
-        await this.completeCommands(c.id, current.deviceId, 'dispatch', 'accepted');
+        await this.repo.stamp(c.id, current.id, 'accepted_at', now);
+        await this.outbox.complete(c.id, current.deviceId, 'dispatch', 'accepted');
         return;
       case 'arrive':
         if (!current) return;
         await this.workers.assign(current, { caseId: c.id, stage: 'on_scene', since: now, lat: c.lat, lon: c.lon, gridId: c.gridId });
-        await this.stamp(c.id, current, 'arrived_at', now, this.isOwn(e.actor) ? 'gps' : e.actor.kind);
-        await this.completeCommands(c.id, current.deviceId, 'dispatch', 'arrived');
+        await this.repo.stamp(c.id, current.id, 'arrived_at', now, this.isOwn(e.actor) ? 'gps' : e.actor.kind);
+        await this.outbox.complete(c.id, current.deviceId, 'dispatch', 'arrived');
         return;
       case 'resolve':
         if (current) await this.end(current, c, 'resolved', false);
@@ -406,29 +321,16 @@ export class DispatchEngine {
     const now = this.deps.now();
     if (this.byCase.get(c.id) === w) this.byCase.delete(c.id);
     if (w.assignment?.caseId === c.id) await this.workers.release(w);
-    await this.deps.db.query(
-      `update case_dispatches set ended_at = to_timestamp($3 / 1000.0), outcome = $4,
-              resolved_at = case when $4 = 'resolved' then to_timestamp($3 / 1000.0) else resolved_at end
-        where case_id = $1 and worker_id = $2 and ended_at is null`,
-      [c.id, w.id, now, outcome],
-    );
-    await this.completeCommands(c.id, w.deviceId, 'dispatch', outcome);
-    if (sendCancel) await this.sendCommand(w.deviceId, w.id, c.id, { cmdId: newId('cmd'), type: 'cancel', ts: now, caseId: c.id, reason: outcome });
-  }
-
-  private async stamp(caseId: string, w: WorkerState, column: 'accepted_at' | 'arrived_at', ts: number, arrivedBy?: string): Promise<void> {
-    await this.deps.db.query(
-      `update case_dispatches set ${column} = coalesce(${column}, to_timestamp($3 / 1000.0))${column === 'arrived_at' ? ', arrived_by = coalesce(arrived_by, $4)' : ''}
-        where case_id = $1 and worker_id = $2 and ended_at is null`,
-      column === 'arrived_at' ? [caseId, w.id, ts, arrivedBy ?? null] : [caseId, w.id, ts],
-    );
+    await this.repo.endDispatch(c.id, w.id, now, outcome);
+    await this.outbox.complete(c.id, w.deviceId, 'dispatch', outcome);
+    if (sendCancel) await this.outbox.send(w.deviceId, w.id, c.id, { cmdId: newId('cmd'), type: 'cancel', ts: now, caseId: c.id, reason: outcome });
   }
 
   private async attemptsOf(caseId: string): Promise<CaseAttempts> {
     let st = this.attempts.get(caseId);
     if (!st) {
-      const rows = await this.deps.db.query<{ worker_id: string }>('select worker_id from case_dispatches where case_id = $1', [caseId]);
-      st = { tried: new Set(rows.map((r) => r.worker_id)), count: rows.length };
+      const tried = await this.repo.dispatchedWorkers(caseId);
+      st = { tried: new Set(tried), count: tried.length };
       if (this.attempts.size > 10_000) this.attempts.clear();
       this.attempts.set(caseId, st);
     }
@@ -510,71 +412,7 @@ export class DispatchEngine {
         deadline: c.deadline,
       },
     };
-    await this.sendCommand(w.deviceId, w.id, c.id, cmd);
-  }
-
-  private async sendCommand(deviceId: string, workerId: string, caseId: string, cmd: Command): Promise<void> {
-    await this.deps.db.query(
-      'insert into dispatch_commands (cmd_id, device_id, worker_id, case_id, type, body) values ($1, $2, $3, $4, $5, $6)',
-      [cmd.cmdId, deviceId, workerId, caseId, cmd.type, JSON.stringify(cmd)],
-    );
-    await this.publish(deviceId, caseId, cmd, false);
-  }
-
-  private async publish(deviceId: string, caseId: string, cmd: Command, resend: boolean): Promise<void> {
-    const connected = this.deps.broker.isConnected(deviceId);
-    try {
-      await this.deps.broker.sendCommand(deviceId, cmd);
-    } catch (err) {
-      this.log.warn({ err: (err as Error).message, deviceId, cmdId: cmd.cmdId }, 'command publish failed; stays pending');
-      return;
-    }
-    // A cancel needs no answer: once handed to a live session aedes retries it itself.
-    const done = cmd.type === 'cancel' && connected;
-    await this.deps.db.query(
-      `update dispatch_commands set sent_at = now(), sends = sends + 1${done ? `, done_at = now(), done_reason = 'sent'` : ''} where cmd_id = $1`,
-      [cmd.cmdId],
-    );
-    this.deps.bus.emit('dispatch.command', { deviceId, caseId, command: cmd, resend });
-  }
-
-  private async completeCommands(caseId: string, deviceId: string, type: Command['type'], reason: string): Promise<void> {
-    await this.deps.db.query(
-      `update dispatch_commands set done_at = now(), done_reason = $4 where case_id = $1 and device_id = $2 and type = $3 and done_at is null`,
-      [caseId, deviceId, type, reason],
-    );
-  }
-
-  /**
-   * aedes keeps the queue of an offline persistent session in memory only: a
-   * hub restart loses it, and a clean session never had one. Pending commands
-   * are therefore re-sent after the handheld reconnects (after a delay that
-   * lets it re-subscribe). QoS 1 is at-least-once anyway: handhelds dedupe by cmdId.
-   */
-  private scheduleResend(deviceId: string): void {
-    if (!this.workers.byDeviceId.has(deviceId)) return;
-    clearTimeout(this.resendTimers.get(deviceId));
-    // Wall clock on purpose: compared with sent_at, which the database stamps.
-    const onlineAt = Date.now();
-    const t = setTimeout(() => {
-      this.resendTimers.delete(deviceId);
-      void this.resendPending(deviceId, onlineAt).catch((err) => this.log.error({ err, deviceId }, 'resend failed'));
-    }, this.cfg.resendDelayMs);
-    t.unref();
-    this.resendTimers.set(deviceId, t);
-  }
-
-  /** Re-sends what is pending and was not already published to the session that came online at `onlineAt`. */
-  async resendPending(deviceId: string, onlineAt = Date.now()): Promise<number> {
-    if (!this.deps.broker.isConnected(deviceId)) return 0;
-    const rows = await this.deps.db.query<{ case_id: string; body: Command | string }>(
-      `select case_id, body from dispatch_commands
-        where device_id = $1 and done_at is null and (sent_at is null or sent_at < to_timestamp($2 / 1000.0))
-        order by created_at`,
-      [deviceId, onlineAt],
-    );
-    for (const r of rows) await this.publish(deviceId, r.case_id, typeof r.body === 'string' ? (JSON.parse(r.body) as Command) : r.body, true);
-    return rows.length;
+    await this.outbox.send(w.deviceId, w.id, c.id, cmd);
   }
 
   // ---- alarms -----------------------------------------------------------------------------
