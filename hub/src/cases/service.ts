@@ -6,6 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { SEVERITIES, type Severity } from '@gridlink/devices';
+import type { CaseDetail, CaseHistoryEntry as HistoryEntry } from '@gridlink/devices/contract';
 import type { Principal } from '../auth/index.js';
 import type { EventBus } from '../core/bus.js';
 import { Errors, GridError } from '../core/errors.js';
@@ -52,30 +53,8 @@ const SUPERVISOR = systemActorOf('supervision', '督办');
 export const SEVERITY_RANK: Record<Severity, number> = { info: 0, warning: 1, minor: 2, major: 3, critical: 4 };
 export const maxSeverity = (a: Severity, b: Severity): Severity => (SEVERITY_RANK[a] >= SEVERITY_RANK[b] ? a : b);
 
-export interface HistoryEntry {
-  id: number;
-  ts: number;
-  action: string;
-  from: CaseStatus | null;
-  to: CaseStatus | null;
-  actor: Actor;
-  note: string | null;
-  data: Record<string, unknown> | null;
-}
-
-export interface CaseDetail extends CaseSummary {
-  description: string | null;
-  ruleId: string | null;
-  deviceId: string | null;
-  reporter: Actor | null;
-  times: { registeredAt: number | null; dispatchedAt: number | null; acceptedAt: number | null; arrivedAt: number | null; resolvedAt: number | null; closedAt: number | null };
-  counts: { dispatches: number; declines: number; reworks: number; routes: number; returns: number; supervisions: number; escalationLevel: number };
-  alarmIds: string[];
-  /** 评价 of the last closure. */
-  evaluation: { rating: number; comment: string | null; at: number; by: Actor | null } | null;
-  history: HistoryEntry[];
-  evidence: Evidence[];
-}
+// A history line and a case with its history are the contract's (CONTRACT 4-5): the REST answer is this type.
+export type { CaseDetail, CaseHistoryEntry as HistoryEntry } from '@gridlink/devices/contract';
 
 export interface CreateCaseInput {
   title?: string;
