@@ -115,12 +115,12 @@ const RELOAD_MS = 5_000;
 const DUMMY_HASH = 'scrypt$32768$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=';
 
 export const AuthErrors = {
-  revoked: () => new GridError('TOKEN_REVOKED', 'This session has ended; log in again', 401),
-  throttled: (retryAfterMs: number) => new GridError('LOGIN_THROTTLED', 'Too many failed logins; try again later', 429, { retryAfterS: Math.ceil(retryAfterMs / 1000) }),
-  busy: () => new GridError('LOGIN_BUSY', 'Too many logins at once; try again shortly', 503),
-  userNotFound: () => new GridError('USER_NOT_FOUND', 'User not found', 404),
-  lastAdmin: () => new GridError('LAST_ADMIN', 'The last enabled admin without a region cannot be removed, disabled or demoted', 409),
-  self: () => new GridError('SELF_CHANGE', 'Use another admin account to disable, delete or demote yourself', 409),
+  revoked: () => Errors.tokenRevoked('This session has ended; log in again'),
+  throttled: (retryAfterMs: number) => Errors.loginThrottled('Too many failed logins; try again later', { retryAfterS: Math.ceil(retryAfterMs / 1000) }),
+  busy: () => Errors.loginBusy('Too many logins at once; try again shortly'),
+  userNotFound: () => Errors.userNotFound('User not found'),
+  lastAdmin: () => Errors.lastAdmin('The last enabled admin without a region cannot be removed, disabled or demoted'),
+  self: () => Errors.selfChange('Use another admin account to disable, delete or demote yourself'),
 };
 
 function jwtSecret(config: Config): string {

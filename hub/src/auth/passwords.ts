@@ -5,7 +5,7 @@
  * repeated. Short on purpose: length and the deny-list do most of the work
  * (NIST SP 800-63B 5.1.1.2).
  */
-import { GridError } from '../core/errors.js';
+import { Errors } from '../core/errors.js';
 
 const COMMON = `
 password password1 password12 password123 password1234 passw0rd p@ssw0rd p@ssword pa55word pa$$w0rd
@@ -28,7 +28,7 @@ const COMMON_SET = new Set(COMMON.map((p) => p.toLowerCase()));
 
 /** Throws 400 PASSWORD_WEAK when the password breaks the policy. */
 export function assertPasswordPolicy(password: string, username: string): void {
-  const weak = (why: string) => new GridError('PASSWORD_WEAK', `password ${why}`, 400);
+  const weak = (why: string) => Errors.passwordWeak(`password ${why}`);
   if (password.length < 8) throw weak('must have at least 8 characters');
   if (password.length > 256) throw weak('must have at most 256 characters');
   const p = password.toLowerCase();

@@ -9,7 +9,7 @@
  * scoped user cannot tell another region's object from a missing one; "as
  * it will be" failing answers 403 OUTSIDE_REGION.
  */
-import { GridError } from '../core/errors.js';
+import { Errors, GridError } from '../core/errors.js';
 
 /** Where an object lies: a grid, a set of grids (a worker's beat, a rule's scope), or nowhere in particular. */
 export interface Place {
@@ -22,8 +22,8 @@ export const GLOBAL = Symbol('global');
 export type Target = Place | typeof GLOBAL | null | undefined;
 
 export const PolicyErrors = {
-  outsideRegion: (what = 'the target') => new GridError('OUTSIDE_REGION', `${what} is outside your region`, 403),
-  cityScope: () => new GridError('CITY_SCOPE_REQUIRED', 'only a user without a region may change city-wide objects', 403),
+  outsideRegion: (what = 'the target') => Errors.outsideRegion(`${what} is outside your region`),
+  cityScope: () => Errors.cityScopeRequired('only a user without a region may change city-wide objects'),
 };
 
 /** The grid ids a place occupies; empty when it lies in no grid. */

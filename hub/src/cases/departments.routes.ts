@@ -4,7 +4,7 @@
  */
 import { Type } from '@sinclair/typebox';
 import type { Auth } from '../auth/index.js';
-import { Errors, GridError } from '../core/errors.js';
+import { Errors } from '../core/errors.js';
 import type { App } from '../http/app.js';
 import { authenticate, principal, requireRole } from '../http/guards.js';
 import { errors, Items } from '../http/schemas.js';
@@ -53,7 +53,7 @@ export function departmentRoutes(app: App, d: DepartmentRouteDeps): void {
   async function check(p: ReturnType<typeof principal>, b: Partial<Department>): Promise<void> {
     const problems: string[] = [];
     if (b.regionId !== undefined) {
-      if (b.regionId === null ? !!p.regionId : !auth.canSee(p, b.regionId)) throw new GridError('OUTSIDE_REGION', 'the department region is outside your region', 403);
+      if (b.regionId === null ? !!p.regionId : !auth.canSee(p, b.regionId)) throw Errors.outsideRegion('the department region is outside your region');
       if (b.regionId && !grids.has(b.regionId)) problems.push(`unknown region ${b.regionId}`);
     }
     for (const c of b.categories ?? []) if (!cases.categories.get(c)) problems.push(`unknown category ${c}`);

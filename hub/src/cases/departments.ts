@@ -7,7 +7,7 @@
  * cases routed to it. Cached in memory; every write goes through here.
  */
 import type { Queryable } from '../store/index.js';
-import { GridError } from '../core/errors.js';
+import { Errors } from '../core/errors.js';
 
 export interface Department {
   id: string;
@@ -22,9 +22,9 @@ export interface Department {
 }
 
 export const DepartmentErrors = {
-  notFound: (id: string) => new GridError('DEPARTMENT_NOT_FOUND', `department ${id} not found`, 404),
-  exists: (id: string) => new GridError('DEPARTMENT_EXISTS', `department ${id} exists`, 409),
-  disabled: (id: string) => new GridError('DEPARTMENT_DISABLED', `department ${id} is disabled`, 409),
+  notFound: (id: string) => Errors.departmentNotFound(`department ${id} not found`),
+  exists: (id: string) => Errors.departmentExists(`department ${id} exists`),
+  disabled: (id: string) => Errors.departmentDisabled(`department ${id} is disabled`),
 };
 
 /** The Socket.IO room of a department's members: they get its cases and nothing sent to regions. */

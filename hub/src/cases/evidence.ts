@@ -10,7 +10,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Config } from '../core/config.js';
-import { GridError } from '../core/errors.js';
+import { Errors } from '../core/errors.js';
 import type { Actor } from '../core/services.js';
 import type { Queryable } from '../store/index.js';
 
@@ -62,7 +62,7 @@ export function imageMime(bytes: Uint8Array): string | null {
 export function decodePhoto(b64: string): Uint8Array {
   const body = b64.startsWith('data:') ? b64.slice(b64.indexOf(',') + 1) : b64;
   const bytes = new Uint8Array(Buffer.from(body, 'base64'));
-  if (!imageMime(bytes)) throw new GridError('EVIDENCE_INVALID', 'photos must be base64 JPEG or PNG', 400);
+  if (!imageMime(bytes)) throw Errors.evidenceInvalid('photos must be base64 JPEG or PNG');
   return bytes;
 }
 
@@ -85,7 +85,7 @@ export class EvidenceStore {
 
   async save(input: { bytes: Uint8Array; kind: EvidenceKind; caseId?: string | null; alarmId?: string | null; deviceId?: string | null; gridId?: string | null; actor?: Actor; at: number }, q: Queryable = this.db): Promise<Evidence> {
     const mime = imageMime(input.bytes);
-    if (!mime) throw new GridError('EVIDENCE_INVALID', 'evidence must be a JPEG or PNG image', 400);
+    if (!mime) throw Errors.evidenceInvalid('evidence must be a JPEG or PNG image');
     const id = randomUUID();
     const file = `${id}.${mime === 'image/png' ? 'png' : 'jpg'}`;
     const sha256 = createHash('sha256').update(input.bytes).digest('hex');

@@ -9,7 +9,7 @@
  */
 import Flatbush from 'flatbush';
 import type { RegionResolver } from '../auth/index.js';
-import { GridError } from '../core/errors.js';
+import { Errors } from '../core/errors.js';
 import type { GridService } from '../core/services.js';
 import type { Db } from '../store/index.js';
 import { flatRing, pointInRing } from '@gridlink/devices/geo';
@@ -72,7 +72,7 @@ export function pointInGeometry(rings: Float64Array[][], lon: number, lat: numbe
   return false;
 }
 
-const invalid = (message: string) => new GridError('GRIDS_INVALID', message, 400);
+const invalid = (message: string) => Errors.gridsInvalid(message);
 
 function validRing(ring: unknown): ring is Position[] {
   return Array.isArray(ring) && ring.length >= 4 && ring.every((p) => Array.isArray(p) && p.length >= 2 && Number.isFinite(p[0]) && Number.isFinite(p[1]) && Math.abs(p[0]) <= 180 && Math.abs(p[1]) <= 90);

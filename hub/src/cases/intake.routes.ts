@@ -9,7 +9,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { Type } from '@sinclair/typebox';
 import type { Auth } from '../auth/index.js';
 import type { Actor } from '../core/services.js';
-import { GridError } from '../core/errors.js';
+import { Errors } from '../core/errors.js';
 import type { App } from '../http/app.js';
 import { authenticate, principal, requireRole } from '../http/guards.js';
 import { errors } from '../http/schemas.js';
@@ -22,7 +22,7 @@ const hash = (token: string) => createHash('sha256').update(token).digest('hex')
 const newToken = () => randomBytes(24).toString('base64url');
 const Photo = Type.String({ minLength: 8, maxLength: 1_400_000, description: 'base64 JPEG or PNG' });
 const PUBLIC = [{}];
-const notFound = () => new GridError('REQUEST_NOT_FOUND', 'service request not found', 404);
+const notFound = () => Errors.requestNotFound('service request not found');
 
 export interface IntakeRouteDeps {
   auth: Auth;
@@ -116,7 +116,7 @@ export function intakeRoutes(app: App, d: IntakeRouteDeps): void {
     const b = req.body;
     const p = principal(req);
     // The write rule: a scoped integrator reports only inside its region.
-    if (p.regionId && !d.auth.canSee(p, d.grids.locate(b.lat, b.long))) throw new GridError('OUTSIDE_REGION', 'the location is outside your region', 403);
+    if (p.regionId && !d.auth.canSee(p, d.grids.locate(b.lat, b.long))) throw Errors.outsideRegion('the location is outside your region');
     const cat = cases.categories.get(b.service_code);
     if (!cat) throw CaseErrors.category(b.service_code);
     const name = [b.last_name, b.first_name].filter(Boolean).join('') || '市民';
@@ -179,7 +179,7 @@ export function intakeRoutes(app: App, d: IntakeRouteDeps): void {
     const b = req.body;
     const p = principal(req);
     const gridId = d.grids.locate(b.lat, b.lon);
-    if (p.regionId && !d.auth.canSee(p, gridId)) throw new GridError('OUTSIDE_REGION', 'the location is outside your region', 403);
+    if (p.regionId && !d.auth.canSee(p, gridId)) throw Errors.outsideRegion('the location is outside your region');
     const actor: Actor = { kind: 'citizen', id: `12345:${b.orderNo}`, name: b.caller?.name || '12345 来电市民' };
     const { case: c, created } = await cases.create({
       category: b.category, title: b.title ?? undefined, description: b.content, lat: b.lat, lon: b.lon, address: b.address, gridId, source: 'citizen', actor,

@@ -7,7 +7,7 @@ import { Type } from '@sinclair/typebox';
 // Case payloads are the contract's (CONTRACT 4-5): the console and integrators read the same schemas.
 import { CaseActionBody, CaseCounts, CaseDetail, CaseSummary, CreateCaseBody, LimitUnitT, SeverityT } from '@gridlink/devices/contract';
 import { GLOBAL, regionScope, type Auth, type Principal } from '../auth/index.js';
-import { Errors, GridError } from '../core/errors.js';
+import { Errors } from '../core/errors.js';
 import type { App } from '../http/app.js';
 import { authenticate, mediaPath, parseTime, principal, requireRole } from '../http/guards.js';
 import { errors, Items, TimeQuery } from '../http/schemas.js';
@@ -102,10 +102,10 @@ export function caseRoutes(app: App, d: CaseRouteDeps): void {
     const p = principal(req);
     const b = req.body;
     // PostgreSQL text cannot hold U+0000: refuse it here rather than fail the insert.
-    for (const v of [b.title, b.description, b.address, b.note, b.category]) if (v?.includes('\0')) throw new GridError('NUL_BYTE', 'NUL bytes are not allowed in text', 400);
+    for (const v of [b.title, b.description, b.address, b.note, b.category]) if (v?.includes('\0')) throw Errors.nulByte('NUL bytes are not allowed in text');
     const source = p.role === 'integrator' ? 'citizen' : b.source ?? 'officer';
     const gridId = grids.locate(b.lat, b.lon);
-    if (p.regionId && !auth.canSee(p, gridId)) throw new GridError('OUTSIDE_REGION', 'the location is outside your region', 403);
+    if (p.regionId && !auth.canSee(p, gridId)) throw Errors.outsideRegion('the location is outside your region');
     const photos = (b.photos ?? []).map(decodePhoto);
     const { case: c } = await cases.create({
       title: b.title, description: b.description, category: b.category, severity: b.severity, lat: b.lat, lon: b.lon, address: b.address,
@@ -222,7 +222,7 @@ export function caseRoutes(app: App, d: CaseRouteDeps): void {
     const b = req.body;
     // `data` annotates the history entry; it may not speak for the hub (who was dispatched, when, which photos).
     const reserved = Object.keys(b.data ?? {}).filter((k) => RESERVED_DATA.has(k));
-    if (reserved.length) throw new GridError('DATA_FIELD_RESERVED', `data may not set ${reserved.join(', ')}`, 400, { fields: reserved });
+    if (reserved.length) throw Errors.dataFieldReserved(`data may not set ${reserved.join(', ')}`, { fields: reserved });
     return cases.act(req.params.id, b.action, userActor(p), {
       ...(b.workerId ? { workerId: b.workerId } : {}), ...(b.note ? { note: b.note } : {}), ...(b.data ? { data: b.data } : {}),
       ...(b.rating !== undefined ? { rating: b.rating } : {}), ...(b.departmentId ? { departmentId: b.departmentId } : {}),
@@ -236,9 +236,9 @@ export function caseRoutes(app: App, d: CaseRouteDeps): void {
     schema: { tags: ['cases'], summary: 'An evidence image (snapshot or photo); the `url` of a case\'s evidence carries a media token for <img src>', params: IdParams, response: { 401: Type.Ref('Error'), 404: Type.Ref('Error') } },
   }, async (req, reply) => {
     const e = await evidence.get(req.params.id);
-    if (!e || !auth.canSee(principal(req), e.gridId)) throw new GridError('EVIDENCE_NOT_FOUND', 'Evidence not found', 404);
+    if (!e || !auth.canSee(principal(req), e.gridId)) throw Errors.evidenceNotFound('Evidence not found');
     const bytes = await evidence.read(e.file).catch(() => null);
-    if (!bytes) throw new GridError('EVIDENCE_NOT_FOUND', 'Evidence file is missing', 404);
+    if (!bytes) throw Errors.evidenceNotFound('Evidence file is missing');
     return reply.type(e.mime).header('cache-control', 'private, max-age=86400').header('etag', `"${e.sha256}"`).send(bytes);
   });
 
@@ -277,9 +277,9 @@ export function caseRoutes(app: App, d: CaseRouteDeps): void {
     if (b.code && b.code !== code) throw Errors.validation(`code must be ${code} for this kind, 大类 and 小类`);
     const majorName = b.majorName ?? MAJOR[b.kind][b.majorCode];
     if (!majorName) throw Errors.validation('majorName is required for a new 大类');
-    if (b.key && categories.resolve(b.key)) throw new GridError('CATEGORY_EXISTS', `key ${b.key} is taken`, 409);
+    if (b.key && categories.resolve(b.key)) throw Errors.categoryExists(`key ${b.key} is taken`);
     const added = await categories.add({ code, key: b.key ?? null, kind: b.kind, majorCode: b.majorCode, majorName, minorCode: b.minorCode, name: b.name, nameEn: b.nameEn, timeLimitMin: b.timeLimitMin, defaultSeverity: b.defaultSeverity, ackLimitMin: b.ackLimitMin ?? 60, limitUnit: b.limitUnit ?? 'working' });
-    if (!added) throw new GridError('CATEGORY_EXISTS', `category ${code} exists`, 409);
+    if (!added) throw Errors.categoryExists(`category ${code} exists`);
     return reply.status(201).send(added);
   });
 

@@ -9,7 +9,7 @@ import { SEVERITIES, type Severity } from '@gridlink/devices';
 import type { CaseDetail, CaseHistoryEntry as HistoryEntry } from '@gridlink/devices/contract';
 import type { Principal } from '../auth/index.js';
 import type { EventBus } from '../core/bus.js';
-import { Errors, GridError } from '../core/errors.js';
+import { Errors } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Actor, CaseAction, CaseActInput, CaseService, CaseSource, CaseStatus, CaseSummary, RealtimeService, WorkerService } from '../core/services.js';
 import type { Auth } from '../auth/index.js';
@@ -147,18 +147,18 @@ interface CaseRow {
 const ms = (d: Date | null): number | null => (d ? new Date(d).getTime() : null);
 
 export const CaseErrors = {
-  notFound: () => new GridError('CASE_NOT_FOUND', 'Case not found', 404),
-  transition: (action: string, status: string) => new GridError('CASE_TRANSITION_INVALID', `cannot ${action} a case that is ${status}`, 409, { action, status }),
-  role: (action: string) => new GridError('FORBIDDEN', `your role may not ${action} a case`, 403, { action }),
-  notAssigned: () => new GridError('CASE_NOT_ASSIGNED', 'the case is not dispatched to this worker', 403),
+  notFound: () => Errors.caseNotFound('Case not found'),
+  transition: (action: string, status: string) => Errors.caseTransitionInvalid(`cannot ${action} a case that is ${status}`, { action, status }),
+  role: (action: string) => Errors.forbidden(`your role may not ${action} a case`, { action }),
+  notAssigned: () => Errors.caseNotAssigned('the case is not dispatched to this worker'),
   workerRequired: () => Errors.validation('dispatch needs workerId'),
-  category: (ref: string) => new GridError('CATEGORY_NOT_FOUND', `unknown category ${ref}`, 400),
-  categoryNotFound: (ref: string) => new GridError('CATEGORY_NOT_FOUND', `unknown category ${ref}`, 404),
-  alreadyRated: () => new GridError('CASE_ALREADY_RATED', 'this closure is already rated', 409),
-  notPoor: () => new GridError('CASE_TRANSITION_INVALID', `a closed case is reworked only after a rating of ${POOR_RATING} or less`, 409, { action: 'rework', status: 'closed' }),
-  notDepartment: () => new GridError('CASE_NOT_ASSIGNED', 'the case is not routed to your department', 403),
-  departmentUser: (action: string) => new GridError('FORBIDDEN', `a department user may only sign, reply to or return cases, not ${action}`, 403, { action }),
-  notRater: () => new GridError('FORBIDDEN', 'only the citizen who reported the case, or for internal cases the officer who verified it, may rate it', 403, { action: 'rate' }),
+  category: (ref: string) => Errors.categoryRefused(`unknown category ${ref}`),
+  categoryNotFound: (ref: string) => Errors.categoryNotFound(`unknown category ${ref}`),
+  alreadyRated: () => Errors.caseAlreadyRated('this closure is already rated'),
+  notPoor: () => Errors.caseTransitionInvalid(`a closed case is reworked only after a rating of ${POOR_RATING} or less`, { action: 'rework', status: 'closed' }),
+  notDepartment: () => Errors.caseNotAssigned('the case is not routed to your department'),
+  departmentUser: (action: string) => Errors.forbidden(`a department user may only sign, reply to or return cases, not ${action}`, { action }),
+  notRater: () => Errors.forbidden('only the citizen who reported the case, or for internal cases the officer who verified it, may rate it', { action: 'rate' }),
 };
 
 /** A console user as an actor. */
@@ -543,7 +543,7 @@ export class CaseStore implements CaseService {
   private assertWorkerInRegion(actor: Actor, workerId: string): void {
     if (actor.kind !== 'user' || !actor.regionId) return;
     const w = this.d.workers()?.get(workerId);
-    const notFound = () => new GridError('WORKER_NOT_FOUND', `worker ${workerId} not found`, 404);
+    const notFound = () => Errors.workerNotFound(`worker ${workerId} not found`);
     if (!w) throw notFound();
     this.d.auth.assertCanWrite({ regionId: actor.regionId }, { gridIds: w.gridIds }, null, notFound);
   }

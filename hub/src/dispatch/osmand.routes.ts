@@ -16,7 +16,7 @@
  * JSON `coords.speed` is m/s. `timestamp`: epoch seconds, epoch ms, or a date.
  */
 import { Type } from '@sinclair/typebox';
-import { Errors, GridError } from '../core/errors.js';
+import { Errors } from '../core/errors.js';
 import type { App } from '../http/app.js';
 import { admitDevice, basicCredentials } from '../http/guards.js';
 import { errors } from '../http/schemas.js';
@@ -101,7 +101,7 @@ export function osmandRoutes(app: App, deps: { registry: DeviceRegistry; ingest:
       const q = (req.query ?? {}) as Params;
       const { deviceId, item } = osmandToLocation(q, req.body);
       if (q.secret !== undefined || q.password !== undefined) {
-        throw new GridError('SECRET_IN_URL', 'a device secret never goes in a URL: use HTTP Basic or the device\'s OsmAnd token as id=', 401);
+        throw Errors.secretInUrl('a device secret never goes in a URL: use HTTP Basic or the device\'s OsmAnd token as id=');
       }
       const basic = basicCredentials(typeof req.headers.authorization === 'string' ? req.headers.authorization : undefined);
       let id: string | undefined;

@@ -4,7 +4,7 @@
  */
 import { Type } from '@sinclair/typebox';
 import type { Auth, Principal } from '../auth/index.js';
-import { Errors, GridError } from '../core/errors.js';
+import { Errors } from '../core/errors.js';
 import type { CaseService } from '../core/services.js';
 // Workers, candidates and track points as REST returns them are the contract's (CONTRACT 5 `/workers`).
 import { Candidate as CandidateSchema, TrackPoint as TrackPointSchema, Worker as WorkerSchema, WorkerStatusT } from '@gridlink/devices/contract';
@@ -102,7 +102,7 @@ export function workerRoutes(app: App, deps: { auth: Auth; db: Db; workers: Work
     // An existing user must be a worker of the caller's region (a user outside it does not exist for the caller).
     const user = b.userId === undefined ? undefined : await auth.getUser(b.userId);
     if (user) {
-      if (p.regionId && !(user.regionId && auth.contains(p, { gridId: user.regionId }))) throw new GridError('USER_NOT_FOUND', 'User not found', 404);
+      if (p.regionId && !(user.regionId && auth.contains(p, { gridId: user.regionId }))) throw Errors.userNotFound('User not found');
       if (user.role !== 'worker') throw Errors.validation('userId must name a user with role worker', { reason: 'USER_NOT_WORKER' });
     }
     const w = await workers.create({ id: b.id, name: b.name, deviceId: b.deviceId, team: b.team, phone: b.phone, gridIds, userId: b.userId });

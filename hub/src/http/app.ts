@@ -25,7 +25,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { createWebSocketStream } from 'ws';
 import type { Auth } from '../auth/index.js';
 import type { Config } from '../core/config.js';
-import { GridError, isGridError } from '../core/errors.js';
+import { Errors, isGridError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { authenticate } from './guards.js';
 import { ErrorBody } from './schemas.js';
@@ -121,9 +121,9 @@ export async function createApp(deps: {
   });
 
   app.addHook('preValidation', async (req) => {
-    if (hasNul(req.query) || hasNul(req.params)) throw new GridError('NUL_BYTE', 'NUL bytes are not allowed in the query or path', 400);
+    if (hasNul(req.query) || hasNul(req.params)) throw Errors.nulByte('NUL bytes are not allowed in the query or path');
     if (req.body && typeof req.body === 'object' && jsonDepth(req.body, MAX_DEPTH) > MAX_DEPTH) {
-      throw new GridError('NESTING_TOO_DEEP', `JSON nested deeper than ${MAX_DEPTH} levels`, 400);
+      throw Errors.nestingTooDeep(`JSON nested deeper than ${MAX_DEPTH} levels`);
     }
   });
 

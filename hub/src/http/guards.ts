@@ -11,7 +11,7 @@
  */
 import type { FastifyReply, FastifyRequest, onRequestAsyncHookHandler } from 'fastify';
 import type { Auth, Principal, Role } from '../auth/index.js';
-import { Errors, GridError } from '../core/errors.js';
+import { Errors } from '../core/errors.js';
 import type { Ingest } from '../ingest/index.js';
 
 declare module 'fastify' {
@@ -99,7 +99,7 @@ export function parseTime(v: unknown, fallback: number): number {
     t = /^-?\d+(\.\d+)?$/.test(s) ? Number(s) : Date.parse(s);
     if (Number.isNaN(t)) throw Errors.validation(`not a time: ${s.slice(0, 64)}`, { reason: 'TIME_INVALID' });
   }
-  if (!Number.isFinite(t) || t < MIN_TIME || t > MAX_TIME) throw new GridError('TIME_OUT_OF_RANGE', `time out of range (years 0 to 9999): ${String(v).slice(0, 64)}`, 400);
+  if (!Number.isFinite(t) || t < MIN_TIME || t > MAX_TIME) throw Errors.timeOutOfRange(`time out of range (years 0 to 9999): ${String(v).slice(0, 64)}`);
   return t;
 }
 

@@ -19,7 +19,7 @@ import {
 import type { Auth } from '../auth/index.js';
 import type { CaseDetail, CasesModule } from '../cases/index.js';
 import { imageMime } from '../cases/index.js';
-import { Errors, GridError, isGridError } from '../core/errors.js';
+import { Errors, isGridError } from '../core/errors.js';
 import type { Actor, CaseAction } from '../core/services.js';
 import type { DispatchModule } from '../dispatch/index.js';
 import { authenticate, bearerToken, principal, requireRole } from '../http/guards.js';
@@ -62,7 +62,7 @@ function photosOf(v: unknown, max: number): Uint8Array[] {
   return list.map((p) => {
     if (!Buffer.isBuffer(p)) throw Errors.validation('photos must be file parts of a multipart body');
     const bytes = new Uint8Array(p);
-    if (!imageMime(bytes)) throw new GridError('EVIDENCE_INVALID', 'photos must be JPEG or PNG images', 400);
+    if (!imageMime(bytes)) throw Errors.evidenceInvalid('photos must be JPEG or PNG images');
     return bytes;
   });
 }
@@ -308,7 +308,7 @@ export function mobileRoutes(app: App, deps: MobileDeps): void {
       const b = req.body;
       const mod = casesOf();
       const cat = mod.categories.resolve(b.category);
-      if (!cat) throw new GridError('CATEGORY_UNKNOWN', `unknown category ${b.category}`, 400);
+      if (!cat) throw Errors.categoryUnknown(`unknown category ${b.category}`);
       const photos = photosOf(b.photos, cfg.maxPhotos);
       const r = await mod.store.create({
         category: cat.code, description: b.description, lat: b.lat, lon: b.lon, source: 'worker', actor: actorOf(s), deviceId: s.deviceId,
@@ -342,9 +342,9 @@ export function mobileRoutes(app: App, deps: MobileDeps): void {
     const s = session(req);
     const evidence = casesOf().evidence;
     const e = await evidence.get(req.params.id);
-    if (!e || !e.caseId || !(await related(s, e.caseId))) throw new GridError('EVIDENCE_NOT_FOUND', 'Evidence not found', 404);
+    if (!e || !e.caseId || !(await related(s, e.caseId))) throw Errors.evidenceNotFound('Evidence not found');
     const bytes = await evidence.read(e.file).catch(() => null);
-    if (!bytes) throw new GridError('EVIDENCE_NOT_FOUND', 'Evidence file is missing', 404);
+    if (!bytes) throw Errors.evidenceNotFound('Evidence file is missing');
     return reply.type(e.mime).header('cache-control', 'private, max-age=86400').header('etag', `"${e.sha256}"`).send(bytes);
   });
 

@@ -6,15 +6,15 @@
  * lookup and a SHA-256.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { define, Errors } from '../core/errors.js';
+import { Errors } from '../core/errors.js';
 import type { Db } from '../store/db.js';
 
 export const MobileErrors = {
-  notWorker: define('NOT_A_WORKER', 403, 'Only a grid worker may sign in to the handheld app'),
-  notBound: define('WORKER_NOT_BOUND', 403, 'This user is not bound to a grid worker and handheld'),
-  sessionNotFound: define('SESSION_NOT_FOUND', 404, 'Session not found'),
-  taskNotFound: define('TASK_NOT_FOUND', 404, 'Task not found'),
-  reasonRequired: define('REASON_REQUIRED', 400, 'Declining a task needs a reason'),
+  notWorker: Errors.notAWorker,
+  notBound: Errors.workerNotBound,
+  sessionNotFound: Errors.sessionNotFound,
+  taskNotFound: Errors.taskNotFound,
+  reasonRequired: Errors.reasonRequired,
 };
 
 export interface HandheldSession {

@@ -11,7 +11,7 @@ import type { Severity } from '@gridlink/devices';
 import type { Auth, Principal } from '../auth/index.js';
 import { maxSeverity, systemActor, type CaseStore } from '../cases/index.js';
 import type { EventBus } from '../core/bus.js';
-import { GridError } from '../core/errors.js';
+import { Errors } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { GridService, RealtimeService } from '../core/services.js';
 import type { AlarmEvent } from '../realtime/index.js';
@@ -96,8 +96,8 @@ export function toAlarm(r: AlarmRow): Alarm {
 const ESCALATE_NEXT: Record<Severity, Severity> = { info: 'warning', warning: 'minor', minor: 'major', major: 'critical', critical: 'critical' };
 
 export const AlarmErrors = {
-  notFound: () => new GridError('ALARM_NOT_FOUND', 'Alarm not found', 404),
-  notActive: () => new GridError('ALARM_NOT_ACTIVE', 'the alarm is already cleared', 409),
+  notFound: () => Errors.alarmNotFound('Alarm not found'),
+  notActive: () => Errors.alarmNotActive('the alarm is already cleared'),
 };
 
 export interface AlarmQuery {

@@ -2,7 +2,7 @@
  * The rule set: stored in `rules`, cached in memory, and pushed into the
  * evaluator on every write so an edit is live without a restart.
  */
-import { GridError } from '../core/errors.js';
+import { Errors } from '../core/errors.js';
 import type { Db } from '../store/index.js';
 import { ruleCheck, type Rule } from './rule.schema.js';
 
@@ -22,9 +22,9 @@ interface RuleRow {
 }
 
 export const RuleErrors = {
-  notFound: () => new GridError('RULE_NOT_FOUND', 'Rule not found', 404),
-  exists: (id: string) => new GridError('RULE_EXISTS', `rule ${id} exists`, 409),
-  invalid: (msg: string) => new GridError('RULE_INVALID', msg, 400),
+  notFound: () => Errors.ruleNotFound('Rule not found'),
+  exists: (id: string) => Errors.ruleExists(`rule ${id} exists`),
+  invalid: (msg: string) => Errors.ruleInvalid(msg),
 };
 
 export class RuleRepo {
