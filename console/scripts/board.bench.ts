@@ -8,7 +8,9 @@
  * - scrolling the largest column from top to bottom: frame times (gaps between
  *   animation frames while scrolling a fixed distance per frame) and whether
  *   the last case was reached;
- * - DOM elements on the page and case rows mounted, against cases held.
+ * - DOM elements on the page and case rows mounted, against cases held;
+ * - a 红牌 burst: BENCH_BURST (1,000) open cases fall due at once, the hub's
+ *   supervision pass flags them and pushes a `case` event per step; how the page copes.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -18,6 +20,8 @@ import { runWithScene } from './scene';
 const N = Number(process.env.BENCH_CASES ?? 10_000);
 const STEP_PX = Number(process.env.BENCH_SCROLL_STEP ?? 240);
 const MAX_FRAMES = Number(process.env.BENCH_SCROLL_FRAMES ?? 900);
+/** Cases that fall due at once in the 红牌 burst (0: no burst). */
+const BURST = Number(process.env.BENCH_BURST ?? 1000);
 
 // Runs in the page; a string because tsx would inject helpers the page lacks.
 const SCROLL = `async ([step, maxFrames]) => {
@@ -81,6 +85,11 @@ runWithScene({ devices: false, cases: false }, async (scene, browser) => {
   const ctx = await browser.newContext({ viewport: { width: 1920, height: 1080 }, locale: 'zh-CN' });
   const page = await ctx.newPage();
   page.on('pageerror', (e) => console.error('[page error]', e.message));
+  // Socket.IO frames carrying `case` events, with their arrival time (the 红牌 burst below).
+  const caseFrames: number[] = [];
+  page.on('websocket', (ws) => ws.on('framereceived', (f) => {
+    if (typeof f.payload === 'string' && f.payload.startsWith('42["case"')) caseFrames.push(Date.now());
+  }));
   // Sign in once (stores the session), then measure a fresh load of the board as a wall screen reloads it.
   await page.goto(scene.hub.http + '/');
   await page.fill('input[name=username]', 'admin');
@@ -113,6 +122,52 @@ runWithScene({ devices: false, cases: false }, async (scene, browser) => {
   const scroll = (await page.evaluate(`(${SCROLL})([${STEP_PX}, ${MAX_FRAMES}])`)) as Record<string, unknown>;
   const domAfterScroll = (await page.evaluate(DOM)) as Record<string, number>;
 
+  // 红牌 burst: BENCH_BURST open cases fall due at once; the hub's supervision pass (every 30 s) flags
+  // them all in one go and pushes a `case` event for each step (overdue, escalate). Measured: events received, how
+  // long they kept coming, animation-frame gaps and long tasks in the page from the update until 2 s after the last event.
+  const burst = BURST > 0 ? await redCardBurst() : null;
+
+  async function redCardBurst() {
+  await page.evaluate(`(() => {
+    const b = window.__burst = { gaps: [], long: [], on: true };
+    let last = performance.now();
+    const f = (now) => { b.gaps.push(now - last); last = now; if (b.on) requestAnimationFrame(f); };
+    requestAnimationFrame(f);
+    new PerformanceObserver((l) => { for (const e of l.getEntries()) b.long.push(e.duration); }).observe({ entryTypes: ['longtask'] });
+  })()`);
+  const open = "('reported','registered','dispatched','accepted','on_scene')";
+  const counts = async () => (await scene.hub.api<{ overdue: number }>('GET', `/cases/counts?status=${open.replace(/[()']/g, '')}`)).body.overdue;
+  const overdueBefore = await counts();
+  const b0 = Date.now();
+  const framesBefore = caseFrames.length;
+  const falling = (await scene.hub.hub.ctx.db.query<{ id: string }>(
+    `update cases set deadline = now() - interval '1 minute'
+      where id in (select id from cases where not overdue and status in ${open} order by id limit ${BURST}) returning id`,
+  )).length;
+  for (let i = 0; i < 240 && (await counts()) < overdueBefore + falling; i++) await new Promise((r) => setTimeout(r, 1000));
+  const serverMs = Date.now() - b0;
+  // Until no case event for 2 s.
+  for (let quiet = 0; quiet < 2000; ) {
+    const n = caseFrames.length;
+    await new Promise((r) => setTimeout(r, 250));
+    quiet = caseFrames.length === n ? quiet + 250 : 0;
+  }
+  const lastFrame = caseFrames.at(-1) ?? Date.now();
+  const pageBurst = (await page.evaluate(`(() => {
+    const b = window.__burst; b.on = false;
+    const g = b.gaps.slice(1).sort((x, y) => x - y);
+    const q = (p) => g.length ? +g[Math.min(g.length - 1, Math.floor(g.length * p))].toFixed(1) : null;
+    return { frameMs: { p50: q(0.5), p95: q(0.95), max: g.length ? +g[g.length - 1].toFixed(1) : null }, longTasks: b.long.length, longTaskMsTotal: Math.round(b.long.reduce((s, x) => s + x, 0)), longTaskMsMax: Math.round(Math.max(0, ...b.long)) };
+  })()`)) as Record<string, unknown>;
+  return {
+    casesFallingDue: falling,
+    caseEventsReceived: caseFrames.length - framesBefore,
+    hubFlaggedAllMs: serverMs,
+    eventsSpreadMs: caseFrames.length > framesBefore ? lastFrame - caseFrames[framesBefore]! : 0,
+    ...pageBurst,
+  };
+  }
+
   const result = {
     when: new Date().toISOString(),
     loadAvg: (await import('node:os')).loadavg().map((x) => +x.toFixed(1)),
@@ -124,6 +179,7 @@ runWithScene({ devices: false, cases: false }, async (scene, browser) => {
     dom,
     scroll: { stepPx: STEP_PX, ...scroll },
     domAfterScroll: { domElements: domAfterScroll.domElements, caseRowsMounted: domAfterScroll.caseRowsMounted },
+    burst,
   };
   const out = path.resolve(import.meta.dirname, '../../bench-results');
   mkdirSync(out, { recursive: true });

@@ -13,6 +13,15 @@ import { onAlarm } from '../store/alarm-queue';
 type ServerEvents = ServerToClientEvents;
 
 let socket: Socket<ServerEvents> | null = null;
+let pendingCases: Array<Parameters<ServerToClientEvents['case']>[0]> = [];
+let caseTimer: ReturnType<typeof setTimeout> | null = null;
+
+function flushCases(): void {
+  caseTimer = null;
+  const list = pendingCases;
+  pendingCases = [];
+  cases.upsertMany(list);
+}
 
 /** Base path the console is served under, so /socket.io works behind a sub-path too. */
 export function basePath(): string {
@@ -34,8 +43,11 @@ export function connect(token: string): void {
     alarms.upsert(a);
     onAlarm(alarms.get(a.id) ?? a);
   });
+  // Case events come in bursts (the supervision pass flags thousands at once after a holiday): applied together
+  // every 100 ms, so the board sorts and renders once per batch, not once per event.
   s.on('case', (c) => {
-    cases.upsert(c);
+    pendingCases.push(c);
+    caseTimer ??= setTimeout(flushCases, 100);
   });
   s.on('positions', (list) => {
     if (!Array.isArray(list)) return;
@@ -50,6 +62,9 @@ export function connect(token: string): void {
 }
 
 export function disconnect(): void {
+  if (caseTimer) clearTimeout(caseTimer);
+  caseTimer = null;
+  pendingCases = [];
   socket?.removeAllListeners();
   socket?.disconnect();
   socket = null;

@@ -33,6 +33,11 @@ export class EntityStore<T extends { id: string }> extends Observable {
     this.map.set(item.id, { ...(this.map.get(item.id) ?? {}), ...item });
     this.changed();
   }
+  /** Several upserts, one change for the subscribers (a burst of socket events renders once). */
+  upsertMany(list: readonly T[]): void {
+    for (const item of list) this.map.set(item.id, { ...(this.map.get(item.id) ?? {}), ...item });
+    if (list.length) this.changed();
+  }
   patch(id: string, p: Partial<T>): void {
     const cur = this.map.get(id);
     if (!cur) return;
