@@ -7,7 +7,7 @@ import { Type } from '@sinclair/typebox';
 import { Alarm as AlarmSchema, AlarmComment as CommentSchema, AlarmDetail } from '@gridlink/devices/contract';
 import { SEVERITIES, type Severity } from '@gridlink/devices';
 import { GLOBAL, regionScope, type Auth, type Principal, type Target } from '../auth/index.js';
-import { Errors, GridError } from '../core/errors.js';
+import { Errors } from '../core/errors.js';
 import type { GridService } from '../core/services.js';
 import type { App } from '../http/app.js';
 import { authenticate, parseTime, principal, requireRole } from '../http/guards.js';
@@ -53,7 +53,7 @@ export function ruleRoutes(app: App, d: RuleRouteDeps): void {
   const record = (r: RuleRecord) => ({ ...r.rule, version: r.version, createdAt: r.createdAt, updatedAt: r.updatedAt });
   /** A rule lives where its scope's grids are; without grids it is city-wide. */
   const place = (r: Rule): Target => (r.scope?.gridIds?.length ? { gridIds: r.scope.gridIds } : GLOBAL);
-  const notFound = () => new GridError('RULE_NOT_FOUND', 'Rule not found', 404);
+  const notFound = () => Errors.ruleNotFound('Rule not found');
   /** City-wide rules and rules of grids that overlap the caller's region are visible; others do not exist. */
   const ruleVisible = (p: Principal, r: Rule): boolean => {
     const region = p.regionId;
@@ -70,7 +70,7 @@ export function ruleRoutes(app: App, d: RuleRouteDeps): void {
     const to = parseTime(toQ, d.now());
     const from = parseTime(fromQ, 0);
     if (from >= to) throw Errors.validation('from must be before to', { reason: 'WINDOW_INVALID' });
-    if (to - from > MAX_WINDOW_MS) throw new GridError('WINDOW_TOO_LARGE', `a backtest replays at most ${MAX_WINDOW_MS / 86_400_000} days`, 400);
+    if (to - from > MAX_WINDOW_MS) throw Errors.windowTooLarge(`a backtest replays at most ${MAX_WINDOW_MS / 86_400_000} days`);
     return { from, to };
   };
 
