@@ -2,8 +2,15 @@
  * Typed event bus between domains (zigbee2mqtt lib/eventBus.ts). Listeners
  * are keyed by owner so a module's stop() removes exactly its own.
  *
- * Domains add their events by augmenting EventMap:
- *   declare module '../core/bus.js' { interface EventMap { 'case.changed': CaseSummary } }
+ * One map, `EventMap`: the room that emits an event declares its one payload
+ * type by augmenting it, so every emit and every listener is checked by the
+ * compiler against that type (no casts, no second shape):
+ *   'message.stored', 'message.rejected'       ingest/index.ts
+ *   'device.changed', 'device.status'          registry/index.ts
+ *   'case.changed', 'case.overdue', 'case.refused'  cases/service.ts
+ *   'alarm.changed'                            rules/alarms.ts
+ *   'dispatch.alarm', 'dispatch.command'       dispatch/dispatch.engine.ts
+ *   'camera.alarm', 'video.linkage'            video/index.ts
  */
 import type { Logger } from './logger.js';
 

@@ -72,11 +72,3 @@ export interface CameraLinkageService {
   /** Nearest cameras to a point, nearest first, covering the point first. */
   nearest(lat: number, lon: number, opts?: { radiusM?: number; limit?: number; preferCameraId?: string }): Promise<Array<{ id: string; name: string; distanceM: number }>>;
 }
-
-export interface Services {
-  cases?: CaseService;
-  workers?: WorkerService;
-  grids?: GridService;
-  realtime?: RealtimeService;
-  cameras?: CameraLinkageService;
-}
