@@ -722,14 +722,18 @@ export class CaseStore implements CaseService {
     const active = OPEN_STATUSES.filter((s) => s !== 'resolved');
     const events: CaseChanged[] = [];
     const overdue: CaseSummary[] = [];
+    // Set-based: a backlog (thousands of cases falling due after a holiday)
+    // costs a handful of statements, not several per case, so the pass stays
+    // short and never holds the embedded database's one connection for long.
     await this.d.db.tx(async (q) => {
+      const hist = new HistoryBatch(now);
       const warned = await q.query<CaseRow>(
         `update cases set warned = true, updated_at = to_timestamp($1 / 1000.0)
          where not warned and not overdue and warn_at <= to_timestamp($1 / 1000.0) and deadline >= to_timestamp($1 / 1000.0) and status = any($2::text[]) returning *`,
         [now, active],
       );
       for (const r of warned) {
-        await this.history(q, r.id, now, 'warn', r.status, r.status, SUPERVISOR, null, { deadline: ms(r.deadline), owner: owner(r) });
+        hist.add(r.id, 'warn', r.status, SUPERVISOR, null, { deadline: ms(r.deadline), owner: owner(r) });
         events.push({ case: this.summary(r), action: 'warn', from: r.status, actor: SUPERVISOR });
       }
       const due = await q.query<CaseRow>(
@@ -738,10 +742,13 @@ export class CaseStore implements CaseService {
         [now, active],
       );
       for (const r of due) {
-        await this.history(q, r.id, now, 'overdue', r.status, r.status, actor, null, { deadline: ms(r.deadline) });
+        hist.add(r.id, 'overdue', r.status, actor, null, { deadline: ms(r.deadline) });
         const leader = r.department_id ? this.d.departments.get(r.department_id)?.leaderUserId ?? null : null;
-        await this.history(q, r.id, now, 'supervise', r.status, r.status, SUPERVISOR, '超期自动督办', { auto: true, owner: owner(r), leader });
-        const esc = await this.escalate(q, r, 1, now);
+        hist.add(r.id, 'supervise', r.status, SUPERVISOR, '超期自动督办', { auto: true, owner: owner(r), leader });
+      }
+      const up1 = await this.escalateAll(q, due, 1, now, hist);
+      for (const r of due) {
+        const esc = up1.get(r.id);
         const s = this.summary(esc ?? r);
         overdue.push(s);
         events.push({ case: s, action: 'overdue', from: r.status, actor });
@@ -752,8 +759,9 @@ export class CaseStore implements CaseService {
         `select * from cases where overdue and escalation_level = 1 and next_escalation_at < to_timestamp($1 / 1000.0) and status = any($2::text[]) for update`,
         [now, active],
       );
+      const up2 = await this.escalateAll(q, again, 2, now, hist);
       for (const r of again) {
-        const esc = await this.escalate(q, r, 2, now);
+        const esc = up2.get(r.id);
         if (esc) events.push({ case: this.summary(esc), action: 'escalate', from: r.status, actor: SUPERVISOR, data: { level: 2, to: esc.escalated_to } });
       }
       const late = await q.query<CaseRow>(
@@ -762,9 +770,10 @@ export class CaseStore implements CaseService {
         [now],
       );
       for (const r of late) {
-        await this.history(q, r.id, now, 'ack_overdue', r.status, r.status, actor, null, { ackDeadline: ms(r.ack_deadline) });
+        hist.add(r.id, 'ack_overdue', r.status, actor, null, { ackDeadline: ms(r.ack_deadline) });
         events.push({ case: this.summary(r), action: 'ack_overdue', from: r.status, actor });
       }
+      await hist.write(q);
     });
     for (const e of events) {
       this.emit(e);
@@ -773,18 +782,36 @@ export class CaseStore implements CaseService {
     return overdue;
   }
 
-  /** One level up the 四级网络 (history `escalate`), or null when there is no level above. */
-  private async escalate(q: Queryable, r: CaseRow, level: number, now: number): Promise<CaseRow | null> {
-    const to = this.escalationTarget(r.grid_id, level);
-    if (!to || to === r.escalated_to) return null;
-    const cat = this.d.categories.get(r.category_code);
-    const next = level < ESCALATION_LEVELS.length && cat ? this.d.calendar.current().add(new Date(r.deadline).getTime(), cat.timeLimitMin * level, cat.limitUnit) : null;
-    const row = (await q.query<CaseRow>(
-      'update cases set escalation_level = $2, escalated_to = $3, next_escalation_at = to_timestamp($4 / 1000.0), updated_at = to_timestamp($5 / 1000.0) where id = $1 returning *',
-      [r.id, level, to, next, now],
-    ))[0]!;
-    await this.history(q, r.id, now, 'escalate', r.status, r.status, SUPERVISOR, null, { level, from: r.escalated_to, to, owner: owner(r) });
-    return row;
+  /**
+   * Each case one level up the 四级网络 in one statement (history `escalate`
+   * for each); cases with no level above, or already there, are left out.
+   * Returns the updated rows by case id.
+   */
+  private async escalateAll(q: Queryable, rows: readonly CaseRow[], level: number, now: number, hist: HistoryBatch): Promise<Map<string, CaseRow>> {
+    const ids: string[] = [], tos: string[] = [], nexts: Array<number | null> = [];
+    const before = new Map<string, CaseRow>();
+    for (const r of rows) {
+      const to = this.escalationTarget(r.grid_id, level);
+      if (!to || to === r.escalated_to) continue;
+      const cat = this.d.categories.get(r.category_code);
+      ids.push(r.id);
+      tos.push(to);
+      nexts.push(level < ESCALATION_LEVELS.length && cat ? this.d.calendar.current().add(new Date(r.deadline).getTime(), cat.timeLimitMin * level, cat.limitUnit) : null);
+      before.set(r.id, r);
+    }
+    const out = new Map<string, CaseRow>();
+    if (ids.length === 0) return out;
+    const updated = await q.query<CaseRow>(
+      `update cases c set escalation_level = $4, escalated_to = u.to_region, next_escalation_at = to_timestamp(u.next_at / 1000.0), updated_at = to_timestamp($5 / 1000.0)
+       from unnest($1::text[], $2::text[], $3::float8[]) as u(id, to_region, next_at) where c.id = u.id returning c.*`,
+      [ids, tos, nexts, level, now],
+    );
+    for (const row of updated) {
+      const r = before.get(row.id)!;
+      hist.add(row.id, 'escalate', r.status, SUPERVISOR, null, { level, from: r.escalated_to, to: row.escalated_to, owner: owner(r) });
+      out.set(row.id, row);
+    }
+    return out;
   }
 
   private emit(e: CaseChanged): void {
@@ -827,3 +854,29 @@ export function isSeverity(s: unknown): s is Severity {
 }
 
 export { isOpen };
+
+/** History lines of one supervision pass, written in one statement at its end (in the order they were added). */
+class HistoryBatch {
+  private readonly rows = { caseId: [] as string[], action: [] as string[], status: [] as CaseStatus[], actor: [] as string[], note: [] as Array<string | null>, data: [] as Array<string | null> };
+  constructor(private readonly at: number) {}
+
+  add(caseId: string, action: string, status: CaseStatus, actor: Actor, note: string | null, data: Record<string, unknown> | null): void {
+    this.rows.caseId.push(caseId);
+    this.rows.action.push(action);
+    this.rows.status.push(status);
+    this.rows.actor.push(JSON.stringify(actor));
+    this.rows.note.push(note);
+    this.rows.data.push(data && Object.keys(data).length ? JSON.stringify(data) : null);
+  }
+
+  async write(q: Queryable): Promise<void> {
+    const r = this.rows;
+    if (r.caseId.length === 0) return;
+    await q.query(
+      `insert into case_history (case_id, ts, action, from_status, to_status, actor, note, data)
+       select u.case_id, to_timestamp($1 / 1000.0), u.action, u.status, u.status, u.actor::jsonb, u.note, u.data::jsonb
+       from unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[]) with ordinality as u(case_id, action, status, actor, note, data, n) order by u.n`,
+      [this.at, r.caseId, r.action, r.status, r.actor, r.note, r.data],
+    );
+  }
+}

@@ -4,7 +4,7 @@
  * hierarchy (one district, two streets, a community and two unit grids each)
  * and users of every role, some scoped to street A.
  */
-import { casesModule as cases, realtimeModule, rulesModule, type ModuleFactory } from '../../src/hub.js';
+import { casesModule as cases, realtimeModule, rulesModule, type HubOptions, type ModuleFactory } from '../../src/hub.js';
 import type { CasesModule, CaseStore, GridCollection } from '../../src/cases/index.js';
 import type { RulesModule, RulesOptions } from '../../src/rules/index.js';
 import type { Config } from '../../src/core/config.js';
@@ -73,7 +73,7 @@ export interface CaseHub extends TestHub {
   as(user: keyof CaseHub['tokens']): <T = any>(method: string, path: string, body?: unknown) => Promise<{ status: number; body: T }>;
 }
 
-export async function startCaseHub(opts: { databaseUrl?: string; rules?: RulesOptions | false; extraModules?: ModuleFactory[]; config?: Partial<Config>; clock?: Clock; grids?: boolean } = {}): Promise<CaseHub> {
+export async function startCaseHub(opts: { databaseUrl?: string; rules?: RulesOptions | false; extraModules?: ModuleFactory[]; config?: Partial<Config>; clock?: Clock; grids?: boolean; wrapDb?: HubOptions['wrapDb'] } = {}): Promise<CaseHub> {
   const clock = opts.clock ?? new Clock();
   const modules: ModuleFactory[] = [
     realtimeModule(),
@@ -81,7 +81,7 @@ export async function startCaseHub(opts: { databaseUrl?: string; rules?: RulesOp
     ...(opts.rules === false ? [] : [rulesModule({ tickMs: 0, stateFlushMs: 0, ...opts.rules })]),
     ...(opts.extraModules ?? []),
   ];
-  const t = await startHub({ databaseUrl: opts.databaseUrl ?? 'memory://', ...opts.config }, { modules, now: clock.now });
+  const t = await startHub({ databaseUrl: opts.databaseUrl ?? 'memory://', ...opts.config }, { modules, now: clock.now, ...(opts.wrapDb ? { wrapDb: opts.wrapDb } : {}) });
   if (opts.grids !== false) {
     const r = await t.api('PUT', '/grids', districtGrids());
     if (r.status !== 200) throw new Error(`grids: ${r.status} ${JSON.stringify(r.body)}`);

@@ -8,6 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemActor, type CaseChanged, type CaseDetail } from '../../src/cases/index.js';
 import type { CaseSummary } from '../../src/core/services.js';
+import type { Db } from '../../src/store/index.js';
 import { engines } from '../helpers.js';
 import { AT, startCaseHub, type CaseHub } from './fixtures.js';
 
@@ -127,6 +128,51 @@ for (const engine of engines()) {
       expect(d.counts).toMatchObject({ supervisions: 1 });
       await h.cases.act(c.id, 'cancel', sys);
       expect((await act('officerA', { action: 'supervise', note: '再催' })).status).toBe(409);
+    });
+  });
+}
+
+for (const engine of engines()) {
+  describe(`a backlog falling due at once (${engine.name})`, () => {
+    let h: CaseHub;
+    /** Statements sent inside transactions (the supervision pass is one). */
+    const counter = { on: false, n: 0 };
+    const counting = (db: Db): Db => ({
+      ...db,
+      tx: (fn) => db.tx((q) => fn({ query: (sql, params, opts) => {
+        if (counter.on) counter.n++;
+        return q.query(sql, params, opts);
+      } })),
+    });
+    beforeAll(async () => {
+      h = await startCaseHub({ databaseUrl: engine.url, rules: false, wrapDb: counting });
+    });
+    afterAll(async () => h?.stop());
+
+    it('should handle 300 cases falling due together in a few statements, each with its 红牌, 督办 and escalation once', async () => {
+      const sys = systemActor('test');
+      const t0 = h.clock.t;
+      const ids: string[] = [];
+      // 火灾: 1 calendar hour, so all 300 fall due at t0 + 60 min.
+      for (let i = 0; i < 300; i++) ids.push((await h.cases.create({ category: 'E0402', ...AT.A1, source: 'officer', actor: sys })).case.id);
+      h.clock.t = t0 + 61 * MIN;
+      counter.on = true;
+      const over = await h.cases.checkOverdue();
+      counter.on = false;
+      expect(over.map((c) => c.id).sort()).toEqual([...ids].sort());
+      // warn, overdue, the second escalation, late 签收, the escalation update and the history insert: not one per case.
+      expect(counter.n).toBeLessThanOrEqual(8);
+      const rows = await h.hub.ctx.db.query<{ case_id: string; action: string; n: number }>(
+        "select case_id, action, count(*)::int as n from case_history where case_id = any($1::text[]) and action in ('overdue', 'supervise', 'escalate') group by 1, 2",
+        [ids],
+      );
+      expect(rows).toHaveLength(900);
+      expect(rows.every((r) => r.n === 1)).toBe(true);
+      const order = await h.hub.ctx.db.query<{ action: string }>("select action from case_history where case_id = $1 and action in ('overdue', 'supervise', 'escalate') order by id", [ids[123]]);
+      expect(order.map((r) => r.action)).toEqual(['overdue', 'supervise', 'escalate']);
+      expect(await h.cases.get(ids[299]!)).toMatchObject({ overdue: true, escalatedTo: 'S-A' });
+      // A second pass finds nothing new.
+      expect(await h.cases.checkOverdue()).toEqual([]);
     });
   });
 }
