@@ -27,6 +27,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import mqtt, { type MqttClient } from 'mqtt';
 import { io, type Socket } from 'socket.io-client';
+import { HUB_NODE_FLAGS } from '../src/node-flags.js';
 
 const HANDHELDS = Number(process.env.BENCH_HANDHELDS ?? 10_000);
 const SENSORS = Number(process.env.BENCH_SENSORS ?? 2_000);
@@ -67,7 +68,8 @@ function gridsGeoJson() {
 }
 
 function child(args: string[], env: Record<string, string> = {}): ChildProcess {
-  return spawn(process.execPath, ['--import', 'tsx', import.meta.filename, ...args], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'inherit'] });
+  // The hub runs with the flags it ships with (hub/src/node-flags.ts).
+  return spawn(process.execPath, [...(args[0] === 'server' ? HUB_NODE_FLAGS : []), '--import', 'tsx', import.meta.filename, ...args], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'inherit'] });
 }
 
 function jsonLines(c: ChildProcess): () => Promise<Record<string, unknown>> {

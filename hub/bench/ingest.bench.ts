@@ -12,6 +12,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import pg from 'pg';
+import { HUB_NODE_FLAGS } from '../src/node-flags.js';
 
 const here = import.meta.dirname;
 const devices = Number(process.env.BENCH_DEVICES ?? 100);
@@ -25,7 +26,8 @@ const runs = new Set((process.env.BENCH_RUNS ?? 'bare,postgres,pglite').split(',
 const serverNodeArgs = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
 
 function tsx(file: string, args: string[], env: Record<string, string> = {}): ChildProcess {
-  const flags = file === 'server.ts' ? serverNodeArgs : [];
+  // The hub runs with the flags it ships with; bare aedes with Node's defaults.
+  const flags = file === 'server.ts' ? [...(args[0] === 'hub' ? HUB_NODE_FLAGS : []), ...serverNodeArgs] : [];
   return spawn(process.execPath, [...flags, '--import', 'tsx', path.join(here, file), ...args], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'inherit'] });
 }
 

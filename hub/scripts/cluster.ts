@@ -18,6 +18,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { HUB_NODE_FLAGS } from '../src/node-flags.js';
 
 const root = path.resolve(import.meta.dirname, '../..');
 const env = process.env;
@@ -81,7 +82,7 @@ function startNode(i: number): Promise<{ id: string; http: number; mqtt: number 
     // The other nodes proxy video viewers here (the node that pulls a camera).
     GRIDLINK_NODE_URL: `http://127.0.0.1:${httpBase + i}`,
   };
-  const child = spawn(process.execPath, ['--import', 'tsx', 'hub/src/main.ts'], { cwd: root, env: nodeEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...HUB_NODE_FLAGS, '--import', 'tsx', 'hub/src/main.ts'], { cwd: root, env: nodeEnv, stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(child);
   prefix(id, child);
   return new Promise((resolve, reject) => {
