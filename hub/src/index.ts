@@ -4,7 +4,7 @@
  * the only door into the hub from another workspace; `npm start` runs
  * main.ts, which uses the same pieces.
  */
-export { createHub, productModules, VERSION, type Hub, type HubHandle, type HubOptions, type ModuleFactory, type ProductOptions } from './hub.js';
+export { casesModule, createHub, dispatchModule, mobileModule, productModules, realtimeModule, rulesModule, videoModule, VERSION, type Hub, type HubHandle, type HubOptions, type ModuleFactory, type ProductOptions } from './hub.js';
 export { ConfigError, loadConfig, testConfig, type Config } from './core/config.js';
 export { loadAllSettings } from './settings.js';
 export { createLogger, type Logger } from './core/logger.js';

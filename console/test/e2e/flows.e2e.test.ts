@@ -10,7 +10,7 @@
 import type { MqttClient } from 'mqtt';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { publishAck, until } from '../../../hub/test/helpers';
+import { publishAck, until } from '@gridlink/hub/testing';
 import { productModules, skipE2E, startE2E, testGrids, type E2E } from './harness';
 
 const LAT = 30.66;

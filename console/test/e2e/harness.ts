@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { startHub, type TestHub } from '../../../hub/test/helpers';
+import { startHub, type TestHub } from '@gridlink/hub/testing';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const consoleRoot = path.resolve(here, '../..');
@@ -113,8 +113,8 @@ export async function visibleText(page: Page): Promise<string> {
 export const CJK = /[\u3400-\u9fff]/;
 
 /** The product's modules (the hub's default composition). */
-export async function productModules(): Promise<import('../../../hub/src/hub').ModuleFactory[]> {
-  return (await import('../../../hub/src/hub')).productModules();
+export async function productModules(): Promise<import('@gridlink/hub').ModuleFactory[]> {
+  return (await import('@gridlink/hub')).productModules();
 }
 
 /** A small district: one district polygon split into two unit grids (west, east). */

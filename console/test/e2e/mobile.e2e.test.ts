@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
-import { until } from '../../../hub/test/helpers';
+import { until } from '@gridlink/hub/testing';
 import { skipE2E, type E2E } from './harness';
 import {
   cameraPhoto, enrolWorker, goOnDuty, GUARD, hubPosition, LAT, LON, pendingCount, phone, phoneLogin, shot, startMobileE2E, street, walkTo,

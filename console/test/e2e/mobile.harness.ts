@@ -8,8 +8,8 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { BrowserContext, Page } from 'playwright-core';
-import { casesModule, dispatchModule, mobileModule, realtimeModule, rulesModule } from '../../../hub/src/hub';
-import { until } from '../../../hub/test/helpers';
+import { casesModule, dispatchModule, mobileModule, realtimeModule, rulesModule } from '@gridlink/hub';
+import { until } from '@gridlink/hub/testing';
 import { startE2E, testGrids, type E2E } from './harness';
 
 export const LAT = 30.66;
