@@ -7,7 +7,7 @@
  */
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { rtspCameraSupport, startRtspCamera, type RtspCamera } from '../../../simulators/src/camera/index';
+import { rtspCameraSupport, startRtspCamera, type RtspCamera } from '@gridlink/simulators/camera';
 import { hasChromium, productModules, REQUIRE_ALL, startE2E, type E2E } from './harness';
 
 const support = rtspCameraSupport();

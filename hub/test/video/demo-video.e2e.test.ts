@@ -15,7 +15,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { alertMessage, simFfmpeg } from '../../../simulators/src/camera/index.js';
+import { alertMessage, simFfmpeg } from '@gridlink/simulators/camera';
 import { CHROMIUM, chromiumArgs, haveChromium } from './player-page.js';
 
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../..');

@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { publishAlert, rtspCameraSupport, startRtspCamera, type RtspCamera } from '../../../simulators/src/camera/index.js';
+import { publishAlert, rtspCameraSupport, startRtspCamera, type RtspCamera } from '@gridlink/simulators/camera';
 import { loadConfig, type Config } from '../../src/core/config.js';
 import { casesModule, createHub, realtimeModule, rulesModule, videoModule, type Hub, type ModuleFactory } from '../../src/hub.js';
 import type { Clip, LinkagePayload, VideoModule } from '../../src/video/index.js';

@@ -10,8 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { createServer } from 'node:net';
 import { CameraHealth, probeRtsp, type HealthChange, type ProbeResult } from '../../src/video/health.js';
 import { ffmpegUrl, NetAllowList, parseRtspUrl, redactText, resolveCamera, urlSecrets } from '../../src/video/url.js';
-import { RtpPacketiser } from '../../../simulators/src/camera/h264.js';
-import { H264Source, RtspServer } from '../../../simulators/src/camera/rtsp-server.js';
+import { H264Source, RtpPacketiser, RtspServer } from '@gridlink/simulators/camera';
 import type { Logger } from '../../src/core/logger.js';
 
 /** A source with parameter sets (a real SPS/PPS pair of a 16x16 baseline stream) so DESCRIBE answers at once. */

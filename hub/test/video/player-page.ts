@@ -9,7 +9,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
-import { clockReaderSource } from '../../../simulators/src/camera/index.js';
+import { clockReaderSource } from '@gridlink/simulators/camera';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const HLS_JS = path.resolve(here, '../../../node_modules/hls.js/dist/hls.min.js');

@@ -13,7 +13,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { alertMessage, clockLayout, readClock, rtspCameraSupport, simFfmpeg, startRtspCamera, type RtspCamera } from '../../../simulators/src/camera/index.js';
+import { alertMessage, clockLayout, readClock, rtspCameraSupport, simFfmpeg, startRtspCamera, type RtspCamera } from '@gridlink/simulators/camera';
 import { productModules } from '../../src/hub.js';
 import type { VideoModule } from '../../src/video/index.js';
 import { publishAck, startHub, until, type TestHub } from '../helpers.js';

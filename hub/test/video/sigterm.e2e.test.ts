@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { rtspCameraSupport, startRtspCamera, type RtspCamera } from '../../../simulators/src/camera/index.js';
+import { rtspCameraSupport, startRtspCamera, type RtspCamera } from '@gridlink/simulators/camera';
 import { ffmpegUnder, REQUIRE_ALL, until } from '../helpers.js';
 
 const support = rtspCameraSupport();

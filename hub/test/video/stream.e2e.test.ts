@@ -9,7 +9,7 @@ import path from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { rtspCameraSupport, startRtspCamera, type RtspCamera } from '../../../simulators/src/camera/index.js';
+import { rtspCameraSupport, startRtspCamera, type RtspCamera } from '@gridlink/simulators/camera';
 import { videoModule } from '../../src/hub.js';
 import type { VideoModule } from '../../src/video/index.js';
 import { ffmpegUnder, REQUIRE_ALL, startHub, until, type TestHub } from '../helpers.js';

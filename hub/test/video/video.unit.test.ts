@@ -5,7 +5,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { clockFilter, clockLayout, readClock } from '../../../simulators/src/camera/index.js';
+import { clockFilter, clockLayout, readClock } from '@gridlink/simulators/camera';
 import { codecOf, Fmp4Splitter, type Fragment } from '../../src/video/fmp4.js';
 import { bearingDeg, covers, distanceM } from '../../src/video/geo.js';
 import { redactUrl, VideoKeys } from '../../src/video/keys.js';

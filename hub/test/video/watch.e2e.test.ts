@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { rtspCameraSupport, startRtspCamera, type RtspCamera } from '../../../simulators/src/camera/index.js';
+import { rtspCameraSupport, startRtspCamera, type RtspCamera } from '@gridlink/simulators/camera';
 import { productModules } from '../../src/hub.js';
 import type { VideoModule } from '../../src/video/index.js';
 import { startHub, until, type TestHub } from '../helpers.js';

@@ -31,6 +31,10 @@ import { ALERT_TYPES } from '@gridlink/devices';
 import { AnnexBSplitter } from './h264.js';
 import { H264Source, RtspServer } from './rtsp-server.js';
 
+/** The RTSP server and RTP packetiser, for tests that drive a camera by hand. */
+export { H264Source, RtspServer } from './rtsp-server.js';
+export { RtpPacketiser } from './h264.js';
+
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const RTSP_SERVER_SCRIPT = path.join(here, 'rtsp_server.py');
 const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
