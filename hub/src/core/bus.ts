@@ -5,7 +5,7 @@
  * One map, `EventMap`: the room that emits an event declares its one payload
  * type by augmenting it, so every emit and every listener is checked by the
  * compiler against that type (no casts, no second shape):
- *   'message.stored', 'message.rejected'       ingest/index.ts
+ *   'message.stored'                          ingest/index.ts
  *   'device.changed', 'device.status'          registry/index.ts
  *   'case.changed', 'case.overdue', 'case.refused'  cases/service.ts
  *   'alarm.changed'                            rules/alarms.ts

@@ -35,8 +35,6 @@ declare module '../core/bus.js' {
   interface EventMap {
     /** A device message committed to the database (one per normalised item). */
     'message.stored': StoredMessage;
-    /** A device message dropped before storage. */
-    'message.rejected': { deviceId: string; reason: IngestRejectReason; detail: string };
   }
 }
 
@@ -142,7 +140,6 @@ export function createIngest(deps: { config: Config; bus: EventBus; registry: De
     }
     per.set(reason, (per.get(reason) ?? 0) + 1);
     log.warn(`${deviceId}:${reason}`, { deviceId, reason, detail }, 'message rejected');
-    bus.emit('message.rejected', { deviceId, reason, detail });
   }
 
   function decode(format: IngestFormat, type: DeviceType, payload: Uint8Array, receivedAt: number): DecodeResult {
