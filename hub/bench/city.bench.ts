@@ -31,6 +31,7 @@ import { createInterface } from 'node:readline';
 import mqtt, { type MqttClient } from 'mqtt';
 import { io, type Socket } from 'socket.io-client';
 import { HUB_NODE_FLAGS } from '../src/node-flags.js';
+import { gridOf, gridsGeoJson, LAT0, LON0, rng, SPAN, summary as stats } from './district.js';
 
 const HANDHELDS = Number(process.env.BENCH_HANDHELDS ?? 10_000);
 const SENSORS = Number(process.env.BENCH_SENSORS ?? 2_000);
@@ -38,37 +39,8 @@ const SENSOR_RATE = Number(process.env.BENCH_SENSOR_RATE ?? 3_000);
 const CONSOLES = Number(process.env.BENCH_CONSOLES ?? 50);
 const PERIOD_S = Number(process.env.BENCH_PERIOD_S ?? 5);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 30);
-// A 0.2° x 0.2° district (about 22 x 19 km near Chengdu): 10 streets x 10 unit grids.
-const LAT0 = 30.55;
-const LON0 = 103.95;
-const SPAN = 0.2;
 const ADMIN_PASSWORD = 'bench-admin-pass-1';
-
-function pct(values: number[], p: number): number {
-  if (values.length === 0) return 0;
-  const s = Float64Array.from(values).sort();
-  return +s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!.toFixed(1);
-}
-const summary = (v: number[]) => ({ n: v.length, p50: pct(v, 50), p95: pct(v, 95), p99: pct(v, 99), max: pct(v, 100) });
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => ((s = (s * 1664525 + 1013904223) >>> 0) / 2 ** 32);
-}
-
-function gridsGeoJson() {
-  const features: unknown[] = [];
-  const sq = (x0: number, y0: number, w: number, h: number) => [[[x0, y0], [x0 + w, y0], [x0 + w, y0 + h], [x0, y0 + h], [x0, y0]]];
-  const f = (id: string, level: string, parentId: string | null, x: number, y: number, w: number, h: number) =>
-    features.push({ type: 'Feature', properties: { id, name: id, level, parentId }, geometry: { type: 'Polygon', coordinates: sq(x, y, w, h) } });
-  f('D', 'district', null, LON0, LAT0, SPAN, SPAN);
-  const s = SPAN / 10;
-  for (let i = 0; i < 10; i++) {
-    f(`S${i}`, 'street', 'D', LON0 + i * s, LAT0, s, SPAN);
-    for (let j = 0; j < 10; j++) f(`G${i}-${j}`, 'grid', `S${i}`, LON0 + i * s, LAT0 + j * s, s, s);
-  }
-  return { type: 'FeatureCollection', features };
-}
+const summary = (v: number[]) => stats(v, 1);
 
 function child(args: string[], env: Record<string, string> = {}): ChildProcess {
   // The hub runs with the flags it ships with (hub/src/node-flags.ts).
@@ -177,7 +149,7 @@ async function main() {
     const lat = LAT0 + rand() * SPAN;
     const lon = LON0 + rand() * SPAN;
     const d = await call<{ id: string; secret: string }>('POST', '/devices', { id: `hh-${i}`, type: 'handheld' }, admin);
-    const g = `G${Math.min(9, Math.floor(((lon - LON0) / SPAN) * 10))}-${Math.min(9, Math.floor(((lat - LAT0) / SPAN) * 10))}`;
+    const g = gridOf(lat, lon);
     await call('POST', '/workers', { id: `w${i}`, name: `网格员${i}`, deviceId: d.id, gridIds: [g], onDuty: true }, admin);
     handhelds[i] = { id: d.id, secret: d.secret, lat, lon };
   });

@@ -22,31 +22,13 @@ import KDBush from 'kdbush';
 import { around } from 'geokdbush';
 import mqtt, { type MqttClient } from 'mqtt';
 import { io, type Socket } from 'socket.io-client';
+import { gridsGeoJson, LAT0, LON0, pct, rng, SPAN, summary } from './district.js';
 
 const WORKERS = Number(process.env.BENCH_WORKERS ?? 20_000);
 const HANDHELDS = Number(process.env.BENCH_HANDHELDS ?? 5_000);
 const CONSOLES = Number(process.env.BENCH_CONSOLES ?? 50);
 const PERIOD_S = Number(process.env.BENCH_PERIOD_S ?? 5);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 30);
-// A 0.2° x 0.2° district (about 22 x 19 km near Chengdu): 10 streets x 10 unit grids.
-const LAT0 = 30.55;
-const LON0 = 103.95;
-const SPAN = 0.2;
-
-function pct(values: number[], p: number): number {
-  if (values.length === 0) return 0;
-  const s = [...values].sort((a, b) => a - b);
-  return +s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!.toFixed(3);
-}
-const summary = (v: number[]) => ({ n: v.length, p50: pct(v, 50), p95: pct(v, 95), p99: pct(v, 99), max: pct(v, 100) });
-
-function rng(seed: number): () => number {
-  return () => {
-    seed = (seed * 1664525 + 1013904223) >>> 0;
-    return seed / 2 ** 32;
-  };
-}
-
 function time(fn: (i: number) => void, n: number, warmup = Math.min(200, n)): number[] {
   const out: number[] = [];
   for (let i = 0; i < warmup; i++) fn(i);
@@ -130,20 +112,6 @@ function indexBench() {
 }
 
 // ---- 2 + 3. the hub ------------------------------------------------------------------------------
-
-function gridsGeoJson() {
-  const features: unknown[] = [];
-  const sq = (x0: number, y0: number, w: number, h: number) => [[[x0, y0], [x0 + w, y0], [x0 + w, y0 + h], [x0, y0 + h], [x0, y0]]];
-  const f = (id: string, level: string, parentId: string | null, x: number, y: number, w: number, h: number) =>
-    features.push({ type: 'Feature', properties: { id, name: id, level, parentId }, geometry: { type: 'Polygon', coordinates: sq(x, y, w, h) } });
-  f('D', 'district', null, LON0, LAT0, SPAN, SPAN);
-  const s = SPAN / 10;
-  for (let i = 0; i < 10; i++) {
-    f(`S${i}`, 'street', 'D', LON0 + i * s, LAT0, s, SPAN);
-    for (let j = 0; j < 10; j++) f(`G${i}-${j}`, 'grid', `S${i}`, LON0 + i * s, LAT0 + j * s * 1, s, s);
-  }
-  return { type: 'FeatureCollection', features };
-}
 
 async function hubBench() {
   const { loadConfig } = await import('../src/core/config.js');
