@@ -3,7 +3,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Value } from '@sinclair/typebox/value';
 import { describe, expect, it } from 'vitest';
-import { Actor, CASE_ACTIONS, CASE_STATUSES, CaseActionBody, CaseSummary, LinkageEvent, OPEN_STATUSES, WORKFLOW, actionsFrom, roleMayTake } from '../src/contract/index.js';
+import {
+  Actor, CASE_ACTIONS, CASE_STATUSES, Camera, CameraSnapshotBody, CaseActionBody, CaseSummary, LinkageEvent, LinkedCamera, OPEN_STATUSES, StreamUrls, WORKFLOW, actionsFrom, roleMayTake,
+} from '../src/contract/index.js';
 
 const dir = path.join(path.dirname(fileURLToPath(import.meta.url)), '../src/contract');
 const importsOf = (file: string) => [...readFileSync(path.join(dir, file), 'utf8').matchAll(/^(?:import|export)[^'"]*from '([^']+)'/gm)].map((m) => m[1]!);
@@ -67,5 +69,33 @@ describe('contract entry', () => {
     const cam = { id: 'cam1', name: 'c', distanceM: 12, covers: null, stream: '/api/v1/cameras/cam1/stream' };
     expect(Value.Check(LinkageEvent, { caseId: 'c1', cameras: [cam] })).toBe(true);
     expect(Value.Check(LinkageEvent, { caseId: null, cameras: [cam] })).toBe(false);
+  });
+
+  it('should hold one linked camera for REST linkage and the linkage event, with its view always stated', () => {
+    const cam = { id: 'cam1', name: 'c', distanceM: 12, covers: false, stream: '/api/v1/cameras/cam1/stream' };
+    expect(Value.Check(LinkedCamera, cam)).toBe(true);
+    const { covers: _c, ...noView } = cam;
+    expect(Value.Check(LinkedCamera, noView)).toBe(false);
+    expect(Value.Check(LinkageEvent, { caseId: 'c1', cameras: [noView] })).toBe(false);
+  });
+
+  it('should accept a camera and its stream as the hub answers them and refuse a health state the probes never give', () => {
+    const cam = {
+      id: 'cam1', name: 'c', rtspUrl: 'rtsp://host/s', lat: 31.2, lon: 121.4, heading: null, fov: null, rangeM: null, gridId: null, gb28181Id: null, vendor: null,
+      codec: 'h264', transcode: false, createdAt: 1, online: true, stream: { state: 'idle', viewers: 0 }, buffer: true, buffering: false,
+      health: { state: 'online', reason: 'OPTIONS+DESCRIBE ok', since: 1, lastProbeAt: 2 },
+    };
+    expect(Value.Check(Camera, cam)).toBe(true);
+    expect(Value.Check(Camera, { ...cam, health: { ...cam.health, state: 'fine' } })).toBe(false);
+    const urls = { cameraId: 'cam1', hls: '/video/cam1/index.m3u8?token=t', live: '/video/cam1/live?token=t', expiresAt: 1, state: 'starting' };
+    expect(Value.Check(StreamUrls, urls)).toBe(true);
+    expect(Value.Check(StreamUrls, { ...urls, health: { state: 'offline', reason: 'connection refused' } })).toBe(true);
+    expect(Value.Check(StreamUrls, { ...urls, health: { state: 'down', reason: 'x' } })).toBe(false);
+  });
+
+  it('should refuse a snapshot body that names anything but the case', () => {
+    expect(Value.Check(CameraSnapshotBody, { caseId: 'c1' })).toBe(true);
+    expect(Value.Check(CameraSnapshotBody, { caseId: 'c1', deviceId: 'other' })).toBe(false);
+    expect(Value.Check(CameraSnapshotBody, { caseId: '' })).toBe(false);
   });
 });

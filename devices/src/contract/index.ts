@@ -18,5 +18,6 @@ export * from './cases.js';
 export * from './workers.js';
 export * from './registry.js';
 export * from './alarms.js';
+export * from './video.js';
 export * from './realtime.js';
 export * from './mobile.js';

@@ -8,7 +8,8 @@ import { Type, type Static } from '@sinclair/typebox';
 import type { Command } from './channels.js';
 import { CaseSummary } from './cases.js';
 import { Nullable, OneOf } from './common.js';
-import { ALARM_STATUSES, CASE_STATUSES, SEVERITIES, WORKER_STATUSES } from './values.js';
+import { ALARM_STATUSES, CAMERA_HEALTH, CASE_STATUSES, SEVERITIES, STREAM_STATES, WORKER_STATUSES } from './values.js';
+import { LinkedCamera } from './video.js';
 
 /** `alarm`: raised, repeated, acknowledged, escalated or cleared (REST `/alarms` items carry more). */
 export const AlarmEvent = Type.Object({
@@ -51,11 +52,6 @@ export const PositionEvent = Type.Object({
 });
 export type PositionEvent = Static<typeof PositionEvent>;
 
-export const CAMERA_HEALTH = ['unknown', 'online', 'degraded', 'offline'] as const;
-export type CameraHealth = (typeof CAMERA_HEALTH)[number];
-export const STREAM_STATES = ['idle', 'starting', 'live', 'stalled', 'offline'] as const;
-export type StreamState = (typeof STREAM_STATES)[number];
-
 /** `device`: online/offline transitions (cameras add their stream state). */
 export const DeviceEvent = Type.Object({
   deviceId: Type.String(),
@@ -64,15 +60,6 @@ export const DeviceEvent = Type.Object({
   stream: Type.Optional(OneOf(STREAM_STATES, { description: 'camera stream state' })),
 });
 export type DeviceEvent = Static<typeof DeviceEvent>;
-
-export const LinkedCamera = Type.Object({
-  id: Type.String(),
-  name: Type.String(),
-  distanceM: Type.Number(),
-  covers: Type.Optional(Nullable(Type.Boolean({ description: 'true: in view; false: looks elsewhere; null: view unknown' }))),
-  stream: Type.String({ description: 'REST path that answers signed stream URLs (tokens are short-lived, so none are broadcast)' }),
-});
-export type LinkedCamera = Static<typeof LinkedCamera>;
 
 /** `linkage`: the cameras to show for a case (视频联动). */
 export const LinkageEvent = Type.Object({

@@ -39,3 +39,11 @@ export type AlarmStatus = (typeof ALARM_STATUSES)[number];
 /** How a category's time limit counts: working time (the working calendar) or calendar time. */
 export const LIMIT_UNITS = ['working', 'calendar'] as const;
 export type LimitUnit = (typeof LIMIT_UNITS)[number];
+
+/** A camera as its RTSP health probes see it (CONTRACT 5 `/cameras`, CONTRACT 6 `camera.state`). */
+export const CAMERA_HEALTH = ['unknown', 'online', 'degraded', 'offline'] as const;
+export type CameraHealth = (typeof CAMERA_HEALTH)[number];
+
+/** A camera's stream on this hub: idle until someone watches or a buffer keeps it. */
+export const STREAM_STATES = ['idle', 'starting', 'live', 'stalled', 'offline'] as const;
+export type StreamState = (typeof STREAM_STATES)[number];

@@ -5,6 +5,7 @@
  * `linkage` (CONTRACT section 6), and the evidence clip is attached: the
  * clip of the alert that opened the case, or a new clip from the best camera.
  */
+import type { LinkedCamera } from '@gridlink/devices/contract';
 import type { CaseStore } from '../cases/index.js';
 import type { CaseSummary } from '../core/services.js';
 import type { Logger } from '../core/logger.js';
@@ -15,15 +16,8 @@ import { copyFileSync, existsSync, linkSync } from 'node:fs';
 import path from 'node:path';
 import { distanceM } from './geo.js';
 
-export interface LinkageCamera {
-  id: string;
-  name: string;
-  distanceM: number;
-  /** true: in view; false: known to look elsewhere; null: view unknown. */
-  covers: boolean | null;
-  /** REST path that returns signed stream URLs (tokens are short-lived, so none are broadcast). */
-  stream: string;
-}
+/** A linked camera as REST and the `linkage` event carry it (covers: true in view, false elsewhere, null unknown). */
+export type LinkageCamera = LinkedCamera;
 
 export interface LinkagePayload {
   caseId: string | null;

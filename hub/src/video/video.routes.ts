@@ -7,6 +7,11 @@ import { createReadStream, existsSync, mkdtempSync, readFileSync, rmSync, statSy
 import os from 'node:os';
 import path from 'node:path';
 import { Type } from '@sinclair/typebox';
+// Cameras, streams, clips and linkage as REST returns them are the contract's (CONTRACT 5).
+import {
+  CAMERA_ID_PATTERN, Camera as CameraSchema, CameraSnapshot, CameraSnapshotBody, Clip as ClipSchema, ClipExport, CreateCameraBody,
+  LinkedCamera, RegisteredCamera, StreamUrls, UpdateCameraBody,
+} from '@gridlink/devices/contract';
 import type { Auth } from '../auth/index.js';
 import { Errors } from '../core/errors.js';
 import type { App } from '../http/app.js';
@@ -23,64 +28,7 @@ import type { HealthInfo } from './health.js';
 import { frameArgs, run } from './ffmpeg.js';
 import { ownerOf, proxyHttp, proxyLive, type CameraOwners } from './cluster.proxy.js';
 
-const CAMERA_ID = '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$';
-const IdParams = Type.Object({ id: Type.String({ pattern: CAMERA_ID }) });
-const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Union([t, Type.Null()]);
-const StreamState = Type.Union(['idle', 'starting', 'live', 'stalled', 'offline'].map((s) => Type.Literal(s)));
-
-export const CameraSchema = Type.Object({
-  id: Type.String(),
-  name: Type.String(),
-  rtspUrl: Type.String({ description: 'redacted: credentials are stored encrypted and never returned' }),
-  lat: Type.Number(),
-  lon: Type.Number(),
-  heading: Nullable(Type.Number()),
-  fov: Nullable(Type.Number()),
-  rangeM: Nullable(Type.Number()),
-  gridId: Nullable(Type.String()),
-  gb28181Id: Nullable(Type.String()),
-  vendor: Nullable(Type.String()),
-  codec: Type.Union([Type.Literal('h264'), Type.Literal('h265')]),
-  transcode: Type.Boolean(),
-  createdAt: Type.Number(),
-  online: Type.Boolean({ description: 'the camera device is connected over MQTT' }),
-  stream: Type.Object({ state: StreamState, viewers: Type.Integer() }),
-  buffer: Type.Boolean({ description: 'keeps a rolling buffer (evidence pre-roll) while online' }),
-  buffering: Type.Boolean({ description: 'the rolling buffer is running now' }),
-  health: Type.Object({
-    state: Type.Union(['unknown', 'online', 'degraded', 'offline'].map((s) => Type.Literal(s))),
-    reason: Type.String(),
-    since: Type.Number(),
-    lastProbeAt: Nullable(Type.Number()),
-  }, { description: 'RTSP health probes (OPTIONS + DESCRIBE on a schedule)' }),
-  distanceM: Type.Optional(Type.Number()),
-  covers: Type.Optional(Nullable(Type.Boolean())),
-});
-
-const ClipSchema = Type.Object({
-  id: Type.String(),
-  cameraId: Type.String(),
-  caseId: Nullable(Type.String()),
-  alarmId: Nullable(Type.String()),
-  alertKey: Nullable(Type.String()),
-  alertType: Nullable(Type.String()),
-  trigger: Type.String(),
-  gridId: Nullable(Type.String()),
-  at: Type.Number(),
-  from: Nullable(Type.Number()),
-  to: Nullable(Type.Number()),
-  status: Type.Union([Type.Literal('recording'), Type.Literal('ready'), Type.Literal('failed')]),
-  hasSnapshot: Type.Boolean(),
-  bytes: Nullable(Type.Number()),
-  durationMs: Nullable(Type.Number()),
-  sha256: Nullable(Type.String({ description: 'SHA-256 of the MP4, hex' })),
-  error: Nullable(Type.String()),
-  createdAt: Type.Number(),
-  video: Type.String(),
-  snapshot: Type.String(),
-});
-
-const LinkageCameraSchema = Type.Object({ id: Type.String(), name: Type.String(), distanceM: Type.Number(), covers: Nullable(Type.Boolean()), stream: Type.String() });
+const IdParams = Type.Object({ id: Type.String({ pattern: CAMERA_ID_PATTERN }) });
 
 export interface VideoRouteDeps {
   /** Cluster: which node pulls each camera; the others do not start it (cluster.proxy.ts). */
@@ -132,23 +80,8 @@ export function videoApiRoutes(app: App, d: VideoRouteDeps): void {
     schema: {
       tags: ['video'],
       summary: 'Register a camera (also a `camera` device: the MQTT secret is returned once)',
-      body: Type.Object({
-        id: Type.Optional(Type.String({ pattern: CAMERA_ID })),
-        name: Type.Optional(Type.String({ maxLength: 128 })),
-        rtspUrl: Type.String({ maxLength: 2048, description: 'rtsp://user:pass@host/path; credentials are encrypted at rest' }),
-        lat: Type.Number({ minimum: -90, maximum: 90 }),
-        lon: Type.Number({ minimum: -180, maximum: 180 }),
-        heading: Type.Optional(Type.Number({ minimum: 0, maximum: 360, description: 'degrees clockwise from north' })),
-        fov: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 360, description: 'horizontal field of view, degrees' })),
-        rangeM: Type.Optional(Type.Number({ exclusiveMinimum: 0, description: 'how far the camera usefully sees' })),
-        gridId: Type.Optional(Type.String({ maxLength: 64 })),
-        gb28181Id: Type.Optional(Type.String({ pattern: '^\\d{20}$', description: 'GB/T 28181 device id (20 digits)' })),
-        vendor: Type.Optional(Type.String({ maxLength: 64 })),
-        codec: Type.Optional(Type.Union([Type.Literal('h264'), Type.Literal('h265')])),
-        transcode: Type.Optional(Type.Boolean({ description: 'transcode to H.264 for browsers (default: true for h265)' })),
-        buffer: Type.Optional(Type.Boolean({ description: 'keep a rolling buffer for evidence pre-roll while online (default true)' })),
-      }),
-      response: { 201: Type.Intersect([CameraSchema, Type.Object({ secret: Type.String() })]), ...errors(400, 401, 403, 409) },
+      body: CreateCameraBody,
+      response: { 201: RegisteredCamera, ...errors(400, 401, 403, 409) },
     },
   }, async (req, reply) => {
     const b = req.body;
@@ -193,14 +126,7 @@ export function videoApiRoutes(app: App, d: VideoRouteDeps): void {
       tags: ['video'],
       summary: 'Change view or the transcode setting (a running stream restarts with it)',
       params: IdParams,
-      body: Type.Object({
-        name: Type.Optional(Type.String({ maxLength: 128 })),
-        transcode: Type.Optional(Type.Boolean()),
-        heading: Type.Optional(Nullable(Type.Number({ minimum: 0, maximum: 360 }))),
-        fov: Type.Optional(Nullable(Type.Number({ exclusiveMinimum: 0, maximum: 360 }))),
-        rangeM: Type.Optional(Nullable(Type.Number({ exclusiveMinimum: 0 }))),
-        buffer: Type.Optional(Type.Boolean()),
-      }),
+      body: UpdateCameraBody,
       response: { 200: CameraSchema, ...errors(400, 401, 403, 404) },
     },
   }, async (req) => {
@@ -222,14 +148,7 @@ export function videoApiRoutes(app: App, d: VideoRouteDeps): void {
       summary: 'Starts the stream if needed; signed short-lived URLs for HLS (hls.js) and fMP4 over WebSocket (MSE)',
       params: IdParams,
       response: {
-        200: Type.Object({
-          cameraId: Type.String(),
-          hls: Type.String({ description: 'HLS playlist, short segments, EXT-X-PROGRAM-DATE-TIME' }),
-          live: Type.String({ description: 'WebSocket: JSON {type:"init",mime} then binary init segment and fMP4 fragments' }),
-          expiresAt: Type.Number({ description: 'epoch ms; request again to renew' }),
-          state: StreamState,
-          health: Type.Optional(Type.Object({ state: Type.String(), reason: Type.String() }, { description: 'the camera as the RTSP probes see it; an offline camera is not started' })),
-        }),
+        200: StreamUrls,
         ...errors(401, 404, 503),
       },
     },
@@ -312,13 +231,7 @@ export function videoApiRoutes(app: App, d: VideoRouteDeps): void {
       summary: 'Sidecar JSON for handing a clip over as evidence: SHA-256 of the MP4, camera, time range, case',
       params: ClipParams,
       response: {
-        200: Type.Object({
-          clipId: Type.String(), file: Type.String(), sha256: Type.String(), bytes: Type.Number(), mime: Type.String(),
-          camera: Type.Object({ id: Type.String(), name: Nullable(Type.String()), lat: Nullable(Type.Number()), lon: Nullable(Type.Number()), gb28181Id: Nullable(Type.String()) }),
-          from: Nullable(Type.Number()), to: Nullable(Type.Number()), at: Type.Number(), fromIso: Nullable(Type.String()), toIso: Nullable(Type.String()),
-          case: Nullable(Type.Object({ id: Type.String(), code: Nullable(Type.String()) })),
-          trigger: Type.String(), alertType: Nullable(Type.String()), exportedAt: Type.Number(), exportedBy: Type.String(),
-        }),
+        200: ClipExport,
         ...errors(401, 404),
       },
     },
@@ -344,8 +257,8 @@ export function videoApiRoutes(app: App, d: VideoRouteDeps): void {
       tags: ['video'],
       summary: 'One click: the camera\'s current picture becomes evidence (kind snapshot) of a case',
       params: IdParams,
-      body: Type.Object({ caseId: Type.String({ minLength: 1, maxLength: 128 }) }, { additionalProperties: false }),
-      response: { 201: Type.Object({ id: Type.String(), caseId: Type.String(), kind: Type.String(), url: Type.String(), sha256: Type.String() }), ...errors(400, 401, 403, 404, 503) },
+      body: CameraSnapshotBody,
+      response: { 201: CameraSnapshot, ...errors(400, 401, 403, 404, 503) },
     },
   }, async (req, reply) => {
     const p = principal(req);
@@ -368,7 +281,7 @@ export function videoApiRoutes(app: App, d: VideoRouteDeps): void {
       tags: ['video'],
       summary: 'Cameras linked to a case (stored when the case opened), best first',
       params: Type.Object({ caseId: Type.String({ maxLength: 128 }) }),
-      response: { 200: Items(LinkageCameraSchema), ...errors(401) },
+      response: { 200: Items(LinkedCamera), ...errors(401) },
     },
   }, async (req) => {
     const p = principal(req);
@@ -397,7 +310,7 @@ export function videoRootRoutes(app: App, d: { gateway: () => StreamGateway | nu
   const gateway = (): StreamGateway => d.gateway() ?? (() => {
     throw Errors.unavailable('video is not available');
   })();
-  const Params = Type.Object({ id: Type.String({ pattern: CAMERA_ID }) });
+  const Params = Type.Object({ id: Type.String({ pattern: CAMERA_ID_PATTERN }) });
   const Query = Type.Object({ token: Type.Optional(Type.String({ maxLength: 128 })) });
   /** The nonce of a valid token for this camera; 401 otherwise. */
   const check = (id: string, token: string | undefined): string => {
@@ -429,7 +342,7 @@ export function videoRootRoutes(app: App, d: { gateway: () => StreamGateway | nu
   });
 
   app.get('/video/:id/:file', {
-    schema: { hide: true, params: Type.Object({ id: Type.String({ pattern: CAMERA_ID }), file: Type.String({ pattern: '^seg_\\d{1,20}\\.ts$' }) }), querystring: Query },
+    schema: { hide: true, params: Type.Object({ id: Type.String({ pattern: CAMERA_ID_PATTERN }), file: Type.String({ pattern: '^seg_\\d{1,20}\\.ts$' }) }), querystring: Query },
   }, async (req, reply) => {
     const nonce = check(req.params.id, req.query.token);
     const remote = await ownerOf(d.owners, req.params.id, req);
