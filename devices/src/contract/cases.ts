@@ -117,3 +117,21 @@ export type CaseActionBody = Static<typeof CaseActionBody>;
 /** `GET /cases/counts`: the board's column badges. */
 export const CaseCounts = Type.Object({ total: Type.Integer(), byStatus: Type.Record(Type.String(), Type.Integer()), overdue: Type.Integer(), warned: Type.Integer(), escalated: Type.Integer() });
 export type CaseCounts = Static<typeof CaseCounts>;
+
+/** Figures of `GET /stats/kpi` (overall and per group): counts, rates (null: nothing to divide by), mean stage times in seconds. */
+export const KpiFigures = Type.Object({
+  total: Type.Number(),
+  byStatus: Type.Record(Type.String(), Type.Number()),
+  counts: Type.Record(Type.String(), Type.Number()),
+  rates: Type.Record(Type.String(), Nullable(Type.Number())),
+  avgSeconds: Type.Record(Type.String(), Nullable(Type.Number())),
+  avgRating: Nullable(Type.Number()),
+});
+export type KpiFigures = Static<typeof KpiFigures>;
+
+/** `GET /stats/kpi` (绩效评价): the window's figures, and per grid, worker or category with `groupBy`. */
+export const Kpi = Type.Intersect([KpiFigures, Type.Object({
+  from: Type.Number(), to: Type.Number(), gridId: Nullable(Type.String()), groupBy: Nullable(Type.String()),
+  groups: Type.Optional(Type.Array(Type.Intersect([KpiFigures, Type.Object({ key: Nullable(Type.String()) })]))),
+})]);
+export type Kpi = Static<typeof Kpi>;

@@ -19,5 +19,7 @@ export * from './workers.js';
 export * from './registry.js';
 export * from './alarms.js';
 export * from './video.js';
+export * from './rules.js';
+export * from './grids.js';
 export * from './realtime.js';
 export * from './mobile.js';

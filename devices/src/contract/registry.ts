@@ -22,3 +22,23 @@ export type Device = Static<typeof Device>;
 /** `POST /devices` answers the device with its secret, once. */
 export const RegisteredDevice = Type.Intersect([Device, Type.Object({ secret: Type.String() })]);
 export type RegisteredDevice = Static<typeof RegisteredDevice>;
+
+/** `GET /devices/{id}/telemetry` points: a raw reading (with its metric), or avg (`value`), min, max and count `n` of a bucket. */
+export const TelemetryPoint = Type.Object({
+  ts: Type.Number(),
+  value: Type.Union([Type.Number(), Type.Boolean(), Type.String(), Type.Null()]),
+  metric: Type.Optional(Type.String()),
+  min: Type.Optional(Type.Number()),
+  max: Type.Optional(Type.Number()),
+  n: Type.Optional(Type.Number()),
+});
+export type TelemetryPoint = Static<typeof TelemetryPoint>;
+
+/** `GET /devices/{id}/telemetry`. */
+export const Telemetry = Type.Object({
+  deviceId: Type.String(),
+  metric: Nullable(Type.String()),
+  bucket: Nullable(Type.String()),
+  points: Type.Array(TelemetryPoint),
+});
+export type Telemetry = Static<typeof Telemetry>;

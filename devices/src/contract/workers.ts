@@ -75,3 +75,39 @@ export const TrackPoint = Type.Object({
   n: Type.Optional(Type.Number({ description: 'fixes averaged into this bucket' })),
 });
 export type TrackPoint = Static<typeof TrackPoint>;
+
+/** A stop on a worker's track: stayed within a small radius this long. */
+export const TrackStop = Type.Object({ lat: Type.Number(), lon: Type.Number(), from: Type.Number(), to: Type.Number(), durationS: Type.Number() });
+export type TrackStop = Static<typeof TrackStop>;
+
+/** `GET /workers/{id}/track`: positions over time (bucketed past maxPoints), distance and stops. */
+export const WorkerTrack = Type.Object({
+  workerId: Type.String(),
+  deviceId: Type.String(),
+  from: Type.Number(),
+  to: Type.Number(),
+  bucketS: NullableNumber,
+  fixes: Type.Number(),
+  flagged: Type.Number({ description: 'fixes flagged as jump / stale / future, kept but not in the path' }),
+  distanceM: Type.Number(),
+  points: Type.Array(TrackPoint),
+  stops: Type.Array(TrackStop),
+});
+export type WorkerTrack = Static<typeof WorkerTrack>;
+
+/** `GET /cases/{id}/dispatches` items: each dispatch of the case to a worker, with the path walked while it was open. */
+export const DispatchRecord = Type.Object({
+  workerId: Type.String(),
+  deviceId: Type.String(),
+  attempt: Type.Number(),
+  actor: Type.String(),
+  dispatchedAt: Type.Number(),
+  acceptedAt: NullableNumber,
+  arrivedAt: NullableNumber,
+  arrivedBy: Nullable(Type.String()),
+  resolvedAt: NullableNumber,
+  endedAt: NullableNumber,
+  outcome: Nullable(Type.String()),
+  path: Type.Optional(Type.Object({ points: Type.Array(TrackPoint), distanceM: Type.Number(), bucketS: NullableNumber })),
+});
+export type DispatchRecord = Static<typeof DispatchRecord>;

@@ -5,7 +5,7 @@
  */
 import { Type } from '@sinclair/typebox';
 // Case payloads are the contract's (CONTRACT 4-5): the console and integrators read the same schemas.
-import { CaseActionBody, CaseCounts, CaseDetail, CaseSummary, CreateCaseBody, LimitUnitT, SeverityT } from '@gridlink/devices/contract';
+import { CaseActionBody, CaseCounts, CaseDetail, CaseSummary, CreateCaseBody, GridUpload, Kpi as KpiSchema, LimitUnitT, SeverityT } from '@gridlink/devices/contract';
 import { GLOBAL, regionScope, type Auth, type Principal } from '../auth/index.js';
 import { Errors } from '../core/errors.js';
 import type { App } from '../http/app.js';
@@ -38,19 +38,6 @@ const CalendarSchema = Type.Object({
   holidays: Type.Array(DateT, { maxItems: 2000, description: 'public holidays (YYYY-MM-DD)' }),
   workdays: Type.Array(DateT, { maxItems: 2000, description: '调休 working days on a weekend (YYYY-MM-DD)' }),
 }, { additionalProperties: false });
-
-const FigureSchema = Type.Object({
-  total: Type.Number(),
-  byStatus: Type.Record(Type.String(), Type.Number()),
-  counts: Type.Record(Type.String(), Type.Number()),
-  rates: Type.Record(Type.String(), Nullable(Type.Number())),
-  avgSeconds: Type.Record(Type.String(), Nullable(Type.Number())),
-  avgRating: Nullable(Type.Number()),
-});
-const KpiSchema = Type.Intersect([FigureSchema, Type.Object({
-  from: Type.Number(), to: Type.Number(), gridId: Nullable(Type.String()), groupBy: Nullable(Type.String()),
-  groups: Type.Optional(Type.Array(Type.Intersect([FigureSchema, Type.Object({ key: Nullable(Type.String()) })]))),
-})]);
 
 const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
 
@@ -326,14 +313,6 @@ export function caseRoutes(app: App, d: CaseRouteDeps): void {
 
   // ---- grids ----------------------------------------------------------------------------------
 
-  const GridFeatureSchema = Type.Object({
-    type: Type.Literal('Feature'),
-    id: Type.Optional(Type.Union([Type.String(), Type.Number()])),
-    properties: Type.Record(Type.String(), Type.Unknown()),
-    geometry: Type.Object({ type: Type.Union([Type.Literal('Polygon'), Type.Literal('MultiPolygon')]), coordinates: Type.Array(Type.Unknown()), bbox: Type.Optional(Type.Array(Type.Number())) }),
-    bbox: Type.Optional(Type.Array(Type.Number())),
-  });
-
   app.put('/grids', {
     // Checked before the (possibly large) body is read: only a city-wide admin may send one.
     onRequest: [guard, requireRole('admin'), async (req) => auth.assertCanWrite(principal(req), null, GLOBAL)],
@@ -341,11 +320,7 @@ export function caseRoutes(app: App, d: CaseRouteDeps): void {
       tags: ['grids'],
       summary: 'Replace the grid hierarchy',
       description: 'A GeoJSON FeatureCollection of Polygon/MultiPolygon features with properties `id`, `name`, `level` (city, district, street, community, grid), `parentId`, optional `code` (built from the parent code when absent: district 6 digits, then 3 per level). Cases get the finest grid containing their point.',
-      // GeoJSON members GIS tools write (name, crs, bbox) are accepted and ignored.
-      body: Type.Object({
-        type: Type.Literal('FeatureCollection'), features: Type.Array(GridFeatureSchema, { maxItems: 200_000 }),
-        name: Type.Optional(Type.String()), crs: Type.Optional(Type.Unknown()), bbox: Type.Optional(Type.Array(Type.Number())),
-      }),
+      body: GridUpload,
       response: { 200: Type.Object({ count: Type.Number() }), ...errors(400, 401, 403) },
     },
     bodyLimit: 256 * 1024 * 1024,
@@ -362,6 +337,7 @@ export function caseRoutes(app: App, d: CaseRouteDeps): void {
       tags: ['grids'],
       summary: 'The grid hierarchy as GeoJSON (only your region when you are scoped)',
       querystring: Type.Object({ level: Type.Optional(Type.String()), parentId: Type.Optional(Type.String()) }),
+      // Features are the contract's GridFeature; the serializer passes them through untouched (a file's own properties stay).
       response: { 200: Type.Object({ type: Type.Literal('FeatureCollection'), features: Type.Array(Type.Unknown()) }), ...errors(401) },
     },
   }, async (req) => {

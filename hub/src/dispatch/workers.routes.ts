@@ -7,7 +7,7 @@ import type { Auth, Principal } from '../auth/index.js';
 import { Errors } from '../core/errors.js';
 import type { CaseService } from '../core/services.js';
 // Workers, candidates and track points as REST returns them are the contract's (CONTRACT 5 `/workers`).
-import { Candidate as CandidateSchema, TrackPoint as TrackPointSchema, Worker as WorkerSchema, WorkerStatusT } from '@gridlink/devices/contract';
+import { Candidate as CandidateSchema, DispatchRecord as DispatchRecordSchema, Worker as WorkerSchema, WorkerStatusT, WorkerTrack } from '@gridlink/devices/contract';
 import { authenticate, parseTime, principal, requireRole } from '../http/guards.js';
 import type { App } from '../http/app.js';
 import { errors, Items, TimeQuery } from '../http/schemas.js';
@@ -22,26 +22,6 @@ import type { PublicWorker, Workers } from './workers.service.js';
 const ID = '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$';
 const IdParams = Type.Object({ id: Type.String({ pattern: ID }) });
 const CaseParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
-const Nullable = <T extends ReturnType<typeof Type.String>>(t: T) => Type.Union([t, Type.Null()]);
-const NullableNumber = Type.Union([Type.Number(), Type.Null()]);
-
-const StopSchema = Type.Object({ lat: Type.Number(), lon: Type.Number(), from: Type.Number(), to: Type.Number(), durationS: Type.Number() });
-
-const DispatchRecordSchema = Type.Object({
-  workerId: Type.String(),
-  deviceId: Type.String(),
-  attempt: Type.Number(),
-  actor: Type.String(),
-  dispatchedAt: Type.Number(),
-  acceptedAt: NullableNumber,
-  arrivedAt: NullableNumber,
-  arrivedBy: Nullable(Type.String()),
-  resolvedAt: NullableNumber,
-  endedAt: NullableNumber,
-  outcome: Nullable(Type.String()),
-  path: Type.Optional(Type.Object({ points: Type.Array(TrackPointSchema), distanceM: Type.Number(), bucketS: NullableNumber })),
-});
-
 export function workerRoutes(app: App, deps: { auth: Auth; db: Db; workers: Workers; engine: DispatchEngine; cfg: DispatchConfig; cases: () => CaseService | undefined; now: () => number }): void {
   const { auth, db, workers, engine, cfg } = deps;
   const guard = authenticate(auth);
@@ -196,18 +176,7 @@ export function workerRoutes(app: App, deps: { auth: Auth; db: Db; workers: Work
         maxPoints: Type.Optional(Type.Integer({ minimum: 10, maximum: 100_000 })),
       }),
       response: {
-        200: Type.Object({
-          workerId: Type.String(),
-          deviceId: Type.String(),
-          from: Type.Number(),
-          to: Type.Number(),
-          bucketS: NullableNumber,
-          fixes: Type.Number(),
-          flagged: Type.Number({ description: 'fixes flagged as jump / stale / future, kept but not in the path' }),
-          distanceM: Type.Number(),
-          points: Type.Array(TrackPointSchema),
-          stops: Type.Array(StopSchema),
-        }),
+        200: WorkerTrack,
         ...errors(400, 401, 404),
       },
     },

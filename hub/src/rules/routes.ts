@@ -3,8 +3,8 @@
  * at once: the evaluator is updated in the same request.
  */
 import { Type } from '@sinclair/typebox';
-// Alarms as REST returns them are the contract's (CONTRACT 5 `/alarms`).
-import { Alarm as AlarmSchema, AlarmComment as CommentSchema, AlarmDetail } from '@gridlink/devices/contract';
+// Rules and alarms as REST takes and returns them are the contract's (CONTRACT 5 `/rules`, `/alarms`).
+import { Alarm as AlarmSchema, AlarmComment as CommentSchema, AlarmDetail, RuleBacktest as BacktestSchema, RuleRecord as RuleRecordSchema } from '@gridlink/devices/contract';
 import { SEVERITIES, type Severity } from '@gridlink/devices';
 import { GLOBAL, regionScope, type Auth, type Principal, type Target } from '../auth/index.js';
 import { Errors } from '../core/errors.js';
@@ -16,22 +16,6 @@ import type { AlarmService } from './alarms.js';
 import { MAX_WINDOW_MS, type BacktestResult } from './backtest.js';
 import { RuleT, SeverityT, type Rule } from './rule.schema.js';
 import type { RuleRecord, RuleRepo } from './rules.repo.js';
-
-const RuleRecordSchema = Type.Object({
-  id: Type.String(), name: Type.String(), kind: Type.String(), enabled: Type.Optional(Type.Boolean()), severity: Type.String(),
-  version: Type.Integer(), createdAt: Type.Number(), updatedAt: Type.Number(),
-}, { additionalProperties: true, description: 'the rule as stored (all fields of its kind, see the POST body) plus version and times' });
-
-const BacktestSchema = Type.Object({
-  ruleId: Type.String(), from: Type.Number(), to: Type.Number(), messages: Type.Integer(),
-  alarms: Type.Array(Type.Object({
-    deviceId: Type.String(), ts: Type.Number(), lastTs: Type.Number(), clearedAt: Type.Union([Type.Number(), Type.Null()]), severity: Type.String(),
-    type: Type.String(), message: Type.String(), count: Type.Integer(), caseIndex: Type.Union([Type.Integer(), Type.Null()]),
-  })),
-  cases: Type.Array(Type.Object({ index: Type.Integer(), deviceId: Type.String(), category: Type.String(), openedAt: Type.Number(), alarms: Type.Integer() })),
-  totals: Type.Object({ alarms: Type.Integer(), cases: Type.Integer(), stillActive: Type.Integer() }),
-  assumptions: Type.String(),
-});
 
 const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
 const AlarmParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });

@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import { catalogue, DEVICE_TYPES, type DeviceType } from '@gridlink/devices';
 // A device as REST returns it is the contract's (CONTRACT 5 `/devices`).
-import { Device as DeviceSchema, RegisteredDevice } from '@gridlink/devices/contract';
+import { Device as DeviceSchema, RegisteredDevice, Telemetry } from '@gridlink/devices/contract';
 import type { Auth } from '../../auth/index.js';
 import { Errors } from '../../core/errors.js';
 import type { Ingest } from '../../ingest/index.js';
@@ -162,19 +162,7 @@ export function deviceRoutes(app: App, deps: { auth: Auth; registry: DeviceRegis
         limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000, default: 10_000 })),
       }),
       response: {
-        200: Type.Object({
-          deviceId: Type.String(),
-          metric: Type.Union([Type.String(), Type.Null()]),
-          bucket: Type.Union([Type.String(), Type.Null()]),
-          points: Type.Array(Type.Object({
-            ts: Type.Number(),
-            value: Type.Union([Type.Number(), Type.Boolean(), Type.String(), Type.Null()]),
-            metric: Type.Optional(Type.String()),
-            min: Type.Optional(Type.Number()),
-            max: Type.Optional(Type.Number()),
-            n: Type.Optional(Type.Number()),
-          })),
-        }),
+        200: Telemetry,
         ...errors(400, 401, 404),
       },
     },
