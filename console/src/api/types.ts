@@ -1,110 +1,36 @@
 /**
  * Wire types of the REST and Socket.IO surface (CONTRACT sections 5-6) as
- * the console reads them. Every shape the contract defines is imported from
+ * the console reads them: every shape is the contract's, imported from
  * `@gridlink/devices/contract` as a type (erased from the bundle); run-time
- * lists come from `@gridlink/devices/workflow` (plain data, no TypeBox). The
- * rest are the console's own reading of a response, with fields it does not
- * need left out and extensions optional.
+ * lists come from `@gridlink/devices/workflow` (plain data, no TypeBox).
+ * Where the console reads a narrower view, it is a Pick of the contract's
+ * type, never a copy.
  */
 import type {
-  Actor, AlarmEvent, CaseAction, CaseDetail, CaseHistoryEntry, CaseSource, CaseStatus, CaseSummary, Device, Evidence, LinkageEvent, Role, Severity, User, WorkerStatus,
+  Actor, Alarm as AlarmRecord, AlarmEvent, Camera, Candidate, CaseAction, CaseCounts, CaseDetail, CaseHistoryEntry, CaseSource, CaseStatus,
+  CaseSummary, Clip, Device, DispatchRecord, Evidence, GridCollection, GridFeature, Kpi, LinkageEvent, LinkedCamera, PositionEvent, RegisteredCamera,
+  Role, RuleBacktest, RuleRecord, Severity, StreamUrls, Telemetry, TelemetryPoint, TrackPoint, User, Worker, WorkerStatus, WorkerTrack,
 } from '@gridlink/devices/contract';
-export type { Actor, CaseAction, CaseDetail, CaseHistoryEntry, CaseSource, CaseStatus, CaseSummary, Device, Evidence, Role, Severity, User, WorkerStatus };
+export type {
+  Actor, Camera, Candidate, CaseAction, CaseCounts, CaseDetail, CaseHistoryEntry, CaseSource, CaseStatus, CaseSummary, Clip, Device, DispatchRecord,
+  Evidence, GridCollection, GridFeature, Kpi, LinkedCamera, RegisteredCamera, Role, RuleBacktest, Severity, Telemetry, TelemetryPoint, TrackPoint,
+  User, Worker, WorkerStatus, WorkerTrack,
+};
 export { CASE_STATUSES, OPEN_STATUSES, WORKER_STATUSES } from '@gridlink/devices/workflow';
 
-export interface Worker {
-  id: string;
-  name: string;
-  deviceId: string;
-  gridIds?: string[];
-  status: WorkerStatus;
-  position: { lat: number; lon: number; ts: number; hdg?: number | null } | null;
-}
+/**
+ * What moves a worker's marker: a Socket.IO `positions` item, or a REST
+ * worker's last fix on re-sync (which carries no device id and may carry no status).
+ */
+export type PositionUpdate = Pick<PositionEvent, 'workerId' | 'lat' | 'lon' | 'ts'> & Partial<Pick<PositionEvent, 'status'>>;
 
-/** Socket.IO `positions` item. */
-export interface PositionUpdate {
-  workerId: string;
-  deviceId?: string;
-  lat: number;
-  lon: number;
-  ts: number;
-  status?: WorkerStatus;
-  hdg?: number | null;
-  gridId?: string | null;
-}
-
-export interface GridFeature {
-  type: 'Feature';
-  id?: string | number;
-  properties: { id: string; name: string; level: string | number; parentId?: string | null; code?: string; [k: string]: unknown };
-  geometry: { type: 'Polygon'; coordinates: number[][][] } | { type: 'MultiPolygon'; coordinates: number[][][][] };
-}
-export interface GridCollection {
-  type: 'FeatureCollection';
-  features: GridFeature[];
-}
-
-
-/** An alarm as the socket pushes it; REST answers carry more, of which the console reads these. */
-export type Alarm = AlarmEvent & { escalatedAt?: number | null; ackComment?: string | null };
-
-export interface Candidate {
-  workerId: string;
-  name?: string;
-  distanceM: number;
-  etaS: number;
-  status: WorkerStatus;
-  ownGrid?: boolean;
-  gridIds?: string[];
-}
-
-export interface Camera {
-  id: string;
-  name: string;
-  lat: number | null;
-  lon: number | null;
-  gridId?: string | null;
-  online?: boolean;
-  distanceM?: number;
-  [k: string]: unknown;
-}
-
-export interface LinkedCamera {
-  id: string;
-  name: string;
-  distanceM: number;
-  stream?: string | { hls?: string; live?: string } | null;
-}
+/** An alarm as the socket pushes it; REST answers (the contract's Alarm) carry more, of which the console reads when it escalated. */
+export type Alarm = AlarmEvent & Partial<Pick<AlarmRecord, 'escalatedAt'>>;
 
 export type Linkage = LinkageEvent;
 
-export interface StreamInfo {
-  hls: string;
-  live?: string | null;
-}
+/** The signed URLs of `GET /cameras/{id}/stream` a player needs. */
+export type StreamInfo = Pick<StreamUrls, 'hls' | 'live' | 'health'>;
 
-export interface TelemetryPoint {
-  ts: number;
-  value: number | boolean | string | null;
-  min?: number;
-  max?: number;
-}
-
-export interface Kpi {
-  [k: string]: unknown;
-}
-
-export interface Rule {
-  id: string;
-  name?: string;
-  enabled: boolean;
-  [k: string]: unknown;
-}
-
-export interface TrackPoint {
-  ts: number;
-  lat: number;
-  lon: number;
-  spd?: number | null;
-  hdg?: number | null;
-}
+/** A rule as `GET /rules` answers it. */
+export type Rule = RuleRecord;

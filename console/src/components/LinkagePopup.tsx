@@ -14,14 +14,6 @@ import { navigate } from '../hooks/route';
 import { CameraPlayer } from '../video/CameraPlayer';
 import { distance } from '../views/format';
 
-interface LinkedCam {
-  id: string;
-  name: string;
-  distanceM: number;
-  covers?: boolean | null;
-  stream?: string;
-}
-
 export function LinkagePopup() {
   const l = useValue(linkage);
   const { t } = useI18n();
@@ -35,7 +27,7 @@ export function LinkagePopup() {
   }, [l]);
   if (!l || !l.cameras.length || closed === l.caseId) return null;
   const c = cases.get(l.caseId);
-  const cams = l.cameras as LinkedCam[];
+  const cams = l.cameras;
   const cam = cams[Math.min(pick, cams.length - 1)]!;
   const snapshot = async () => {
     setSnap({ state: 'busy' });
@@ -52,7 +44,7 @@ export function LinkagePopup() {
         <strong>{t('video.linkage', { code: c?.code ?? l.caseId })}</strong>
         <button type="button" onClick={() => setClosed(l.caseId)} aria-label={t('common.close')}>×</button>
       </header>
-      <CameraPlayer key={cam.id} cameraId={cam.id} title={`${cam.name} · ${distance(t, cam.distanceM)}`} stream={cam.stream} />
+      <CameraPlayer key={cam.id} cameraId={cam.id} title={`${cam.name} · ${distance(t, cam.distanceM)}`} />
       {cams.length > 1 && (
         <ul className="linkage-cams" data-testid="linkage-cams">
           {cams.map((x, i) => (

@@ -5,32 +5,10 @@
  */
 import { useCallback, useEffect, useState } from 'react';
 import { ApiError, get, items } from '../api/client';
-import type { CaseDetail, Candidate, LinkedCamera } from '../api/types';
+import type { CaseDetail, Candidate, Clip, DispatchRecord, LinkedCamera } from '../api/types';
+export type { DispatchRecord };
 import { cases } from '../store/data';
 import { useEntity } from '../store/entities';
-
-export interface DispatchRecord {
-  workerId: string;
-  deviceId: string;
-  attempt: number;
-  dispatchedAt: number;
-  acceptedAt: number | null;
-  arrivedAt: number | null;
-  resolvedAt: number | null;
-  endedAt: number | null;
-  outcome: string | null;
-  path?: { points: Array<{ ts: number; lat: number; lon: number }>; distanceM: number };
-}
-
-export interface Clip {
-  id: string;
-  cameraId: string;
-  status: 'recording' | 'ready' | 'failed';
-  video: string;
-  snapshot: string;
-  hasSnapshot: boolean;
-  at: number;
-}
 
 export function useCaseData(id: string) {
   const summary = useEntity(cases, id);

@@ -15,7 +15,7 @@ export interface LivePosition {
   lon: number;
   ts: number;
   status: WorkerStatus;
-  /** Degrees, 0 = north; from the device or derived from the last move. */
+  /** Degrees, 0 = north, derived from the last move (the hub sends no heading). */
   hdg: number | null;
   /** Glide: from (fx, fy) at t0 to (tx, ty) at t0 + GLIDE_MS, world units. */
   fx: number;
@@ -101,14 +101,13 @@ export class PositionIndex {
       let p = this.byId.get(u.workerId);
       project(this.datum, u.lon, u.lat, w);
       if (!p) {
-        p = { workerId: u.workerId, lat: u.lat, lon: u.lon, ts: u.ts, status: u.status ?? 'available', hdg: u.hdg ?? null, fx: w[0], fy: w[1], tx: w[0], ty: w[1], t0: now };
+        p = { workerId: u.workerId, lat: u.lat, lon: u.lon, ts: u.ts, status: u.status ?? 'available', hdg: null, fx: w[0], fy: w[1], tx: w[0], ty: w[1], t0: now };
         this.byId.set(u.workerId, p);
         continue;
       }
       if (u.ts < p.ts) continue; // late fix: never move a worker backwards
       const moved = u.lat !== p.lat || u.lon !== p.lon;
-      if (u.hdg != null) p.hdg = u.hdg;
-      else if (moved) p.hdg = bearingDeg(p.lat, p.lon, u.lat, u.lon);
+      if (moved) p.hdg = bearingDeg(p.lat, p.lon, u.lat, u.lon);
       const cur = this.current(p, now, this.tmp2);
       p.fx = cur[0];
       p.fy = cur[1];

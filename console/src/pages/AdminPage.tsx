@@ -1,7 +1,7 @@
 /** Admin for integrators and admins: devices, cameras, workers, grids, rules, users. */
 import { useEffect, useState, type ReactNode } from 'react';
 import { api, get, items, patch, post, put } from '../api/client';
-import type { Camera, Device, Role, Rule, User, Worker } from '../api/types';
+import type { Device, RegisteredCamera, Role, Rule, RuleBacktest, User, Worker } from '../api/types';
 import { useI18n } from '../i18n';
 import type { DictKey } from '../i18n/dict';
 import { cameraState, cameras, devices, grids, workers } from '../store/data';
@@ -186,7 +186,7 @@ function CamerasTab() {
       if (form.lon.trim()) body.lon = Number(form.lon);
       if (form.id) body.id = form.id;
       if (form.name) body.name = form.name;
-      const c = await post<Camera & { secret: string }>('/cameras', body);
+      const c = await post<RegisteredCamera>('/cameras', body);
       setSecret({ id: c.id, secret: c.secret });
       const { secret: _s, ...cam } = c;
       cameras.upsert(cam);
@@ -338,7 +338,7 @@ function RulesTab() {
   const backtest = (r: Rule) =>
     a.run(async () => {
       const to = Date.now();
-      const res = await post<{ totals: { alarms: number; cases: number }; messages: number }>(`/rules/${encodeURIComponent(r.id)}/backtest`, { from: to - 7 * 86400_000, to });
+      const res = await post<RuleBacktest>(`/rules/${encodeURIComponent(r.id)}/backtest`, { from: to - 7 * 86400_000, to });
       setResult(t('admin.backtestResult', { n: res.totals.alarms, cases: res.totals.cases, messages: res.messages }));
     });
   return (

@@ -1,7 +1,7 @@
 /** Case board by status with counts and SLA countdowns; #/cases/{id} opens the detail. */
 import { useEffect, useMemo, useState } from 'react';
 import { get } from '../api/client';
-import { CASE_STATUSES, OPEN_STATUSES, type CaseStatus } from '../api/types';
+import { CASE_STATUSES, OPEN_STATUSES, type CaseCounts, type CaseStatus } from '../api/types';
 import { useI18n } from '../i18n';
 import { cases, missing, myDepartments } from '../store/data';
 import { useEntities, useValue } from '../store/entities';
@@ -21,7 +21,7 @@ export default function CasesPage({ id }: { id?: string }) {
   const [counts, setCounts] = useState<Record<string, number> | null>(null);
   useEffect(() => {
     const timer = setTimeout(() => {
-      get<{ byStatus: Record<string, number> }>('/cases/counts').then((r) => setCounts(r.byStatus)).catch(() => setCounts(null));
+      get<CaseCounts>('/cases/counts').then((r) => setCounts(r.byStatus)).catch(() => setCounts(null));
     }, 500);
     return () => clearTimeout(timer);
   }, [list]);

@@ -1,7 +1,7 @@
 /** History and evaluation: worker track replay, KPI dashboard, sensor charts. */
 import { useEffect, useMemo, useRef, useState } from 'react';
 import { get, items } from '../api/client';
-import type { TelemetryPoint } from '../api/types';
+import type { Kpi as KpiResult, Telemetry, TelemetryPoint, WorkerTrack } from '../api/types';
 import { BarChart, LineChart } from '../components/charts';
 import { query } from '../hooks/route';
 import { useI18n } from '../i18n';
@@ -50,12 +50,7 @@ function RangeSelect({ value, onChange }: { value: Range; onChange: (r: Range) =
 
 // ------------------------------------------------------------------ track replay
 
-interface Track {
-  points: Array<{ ts: number; lat: number; lon: number }>;
-  stops: Array<{ lat: number; lon: number; from: number; to: number; durationS: number }>;
-  distanceM: number;
-  fixes: number;
-}
+type Track = WorkerTrack;
 
 /** Position on the track at time `ts` (linear between fixes). */
 export function positionAt(points: Track['points'], ts: number): { lat: number; lon: number } | null {
@@ -191,17 +186,6 @@ function TrackReplay() {
 
 // ------------------------------------------------------------------ KPI dashboard
 
-interface Figures {
-  total: number;
-  byStatus: Record<string, number>;
-  counts: Record<string, number>;
-  rates: Record<string, number | null>;
-  avgSeconds: Record<string, number | null>;
-}
-interface KpiResult extends Figures {
-  groups?: Array<Figures & { key: string | null }>;
-}
-
 function KpiDashboard() {
   const { t } = useI18n();
   const g = useValue(grids);
@@ -321,7 +305,7 @@ function SensorCharts() {
     setErr(null);
     Promise.all(
       metrics.map((m) =>
-        get<{ points: TelemetryPoint[] }>(`/devices/${encodeURIComponent(deviceId)}/telemetry`, { metric: m.name, from, to, bucket }).then((r) => [m.name, r.points] as const),
+        get<Telemetry>(`/devices/${encodeURIComponent(deviceId)}/telemetry`, { metric: m.name, from, to, bucket }).then((r) => [m.name, r.points] as const),
       ),
     )
       .then((all) => setSeries(Object.fromEntries(all)))

@@ -33,17 +33,14 @@ export const myDepartments = new Value<Array<{ id: string; name: string; nameEn:
 export function applyCameraState(e: CameraStateEvent): void {
   const cur = cameras.get(e.cameraId);
   if (!cur) return;
-  const health = (cur.health ?? {}) as Record<string, unknown>;
-  const stream = (cur.stream ?? {}) as Record<string, unknown>;
-  cameras.patch(e.cameraId, { health: { ...health, state: e.state, reason: e.reason, since: e.since }, stream: { ...stream, state: e.stream }, buffering: e.buffering });
+  cameras.patch(e.cameraId, { health: { ...cur.health, state: e.state, reason: e.reason, since: e.since }, stream: { ...cur.stream, state: e.stream }, buffering: e.buffering });
 }
 
 /** A camera's state for the list and the map: its RTSP health once probed (live streaming wins), else its device connection. */
 export function cameraState(c: Camera): 'live' | 'online' | 'degraded' | 'offline' | 'unknown' {
-  if ((c.stream as { state?: string } | undefined)?.state === 'live') return 'live';
-  const h = (c.health as { state?: string } | undefined)?.state;
-  if (h === 'online' || h === 'degraded' || h === 'offline') return h;
-  return c.online === true ? 'online' : c.online === false ? 'offline' : 'unknown';
+  if (c.stream.state === 'live') return 'live';
+  if (c.health.state !== 'unknown') return c.health.state;
+  return c.online ? 'online' : 'offline';
 }
 
 export const positions = new PositionIndex('wgs84');
@@ -66,7 +63,7 @@ function applyPositions(batch: PositionUpdate[]): void {
 function seedPositions(list: Worker[]): void {
   const seed: PositionUpdate[] = [];
   for (const w of list) {
-    if (w.position) seed.push({ workerId: w.id, lat: w.position.lat, lon: w.position.lon, ts: w.position.ts, status: w.status, hdg: w.position.hdg ?? null });
+    if (w.position) seed.push({ workerId: w.id, lat: w.position.lat, lon: w.position.lon, ts: w.position.ts, status: w.status });
     else positions.byId.delete(w.id);
   }
   positions.apply(seed, performance.now());

@@ -11,15 +11,7 @@ import { useValue } from '../store/entities';
 import { lowLatency } from '../store/settings';
 import { attachHls, attachMse, type PlayerHandle, type PlayerState } from './HlsPlayer';
 
-type StreamProp = string | { hls?: string; live?: string | null } | null | undefined;
-
-function normalise(s: StreamProp): StreamInfo | null {
-  if (!s) return null;
-  if (typeof s === 'string') return { hls: s };
-  return s.hls ? { hls: s.hls, live: s.live ?? null } : null;
-}
-
-export function CameraPlayer({ cameraId, title, stream, preferLive: prefer }: { cameraId: string; title?: string; stream?: StreamProp; preferLive?: boolean }) {
+export function CameraPlayer({ cameraId, title, preferLive: prefer }: { cameraId: string; title?: string; preferLive?: boolean }) {
   const { t } = useI18n();
   const ll = useValue(lowLatency);
   const preferLive = prefer ?? ll;
@@ -38,10 +30,11 @@ export function CameraPlayer({ cameraId, title, stream, preferLive: prefer }: { 
     setState('connecting');
     setReason(null);
     (async () => {
-      let info = normalise(stream);
+      let info: StreamInfo;
       try {
         // Always ask: the hub starts the camera's stream on demand (not when its probes found it offline: then it says why).
-        const got = await get<StreamInfo & { health?: { state: string; reason: string } }>(`/cameras/${encodeURIComponent(cameraId)}/stream`);
+        // URLs are signed and short-lived, so none are kept or broadcast (a linked camera's `stream` is this REST path).
+        const got = await get<StreamInfo>(`/cameras/${encodeURIComponent(cameraId)}/stream`);
         if (got.health?.state === 'offline') {
           if (!cancelled) {
             setReason(got.health.reason);
@@ -53,16 +46,14 @@ export function CameraPlayer({ cameraId, title, stream, preferLive: prefer }: { 
         }
         info = got;
       } catch {
-        if (!info) {
-          if (!cancelled) setState('offline');
-          return;
-        }
+        if (!cancelled) setState('offline');
+        return;
       }
-      if (cancelled || !info) return;
+      if (cancelled) return;
       const token = getToken();
       const startHls = () => {
         setMode('hls');
-        handle = attachHls(el, info!.hls, token, (s) => !cancelled && setState(s));
+        handle = attachHls(el, info.hls, token, (s) => !cancelled && setState(s));
       };
       if (preferLive && info.live && 'MediaSource' in window) {
         setMode('live');
@@ -84,7 +75,7 @@ export function CameraPlayer({ cameraId, title, stream, preferLive: prefer }: { 
       clearTimeout(retry);
       handle?.destroy();
     };
-  }, [cameraId, attempt, preferLive, stream]);
+  }, [cameraId, attempt, preferLive]);
 
   return (
     <div className={`player state-${state}`} data-testid="camera-player" data-camera={cameraId} data-state={state} data-mode={mode ?? ''}>

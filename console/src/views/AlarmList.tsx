@@ -27,7 +27,6 @@ export function AlarmList({ items, compact, onAck, onClear, onOpen }: { items: r
               {a.gridId && <span>{a.gridId}</span>}
               <span>{t(`alarm.status.${a.status}` as DictKey)}</span>
               <span>{a.acknowledged ? (a.ackBy ? t('alarm.ackBy', { name: a.ackBy, time: clock(locale, a.ackAt ?? null) }) : t('alarm.acked')) : t('alarm.unacked')}</span>
-              {!compact && a.ackComment && <span>“{a.ackComment}”</span>}
             </div>
           </div>
           {!compact && (
