@@ -118,20 +118,26 @@ export type CaseActionBody = Static<typeof CaseActionBody>;
 export const CaseCounts = Type.Object({ total: Type.Integer(), byStatus: Type.Record(Type.String(), Type.Integer()), overdue: Type.Integer(), warned: Type.Integer(), escalated: Type.Integer() });
 export type CaseCounts = Static<typeof CaseCounts>;
 
-/** Figures of `GET /stats/kpi` (overall and per group): counts, rates (null: nothing to divide by), mean stage times in seconds. */
-export const KpiFigures = Type.Object({
-  total: Type.Number(),
-  byStatus: Type.Record(Type.String(), Type.Number()),
-  counts: Type.Record(Type.String(), Type.Number()),
-  rates: Type.Record(Type.String(), Nullable(Type.Number())),
-  avgSeconds: Type.Record(Type.String(), Nullable(Type.Number())),
-  avgRating: Nullable(Type.Number()),
+/** `GET /categories` items (部件/事件 catalogue): limits in minutes (签收 ack, 处置 handling), counted as `limitUnit` says. */
+export const Category = Type.Object({
+  code: Type.String(), key: Nullable(Type.String()), kind: Type.Union([Type.Literal('component'), Type.Literal('event')]),
+  majorCode: Type.String(), majorName: Type.String(), minorCode: Type.String(), name: Type.String(), nameEn: Type.String(),
+  timeLimitMin: Type.Integer(), defaultSeverity: SeverityT,
+  ackLimitMin: Type.Integer(), limitUnit: Type.Union([Type.Literal('working'), Type.Literal('calendar')]),
 });
-export type KpiFigures = Static<typeof KpiFigures>;
+export type Category = Static<typeof Category>;
 
-/** `GET /stats/kpi` (绩效评价): the window's figures, and per grid, worker or category with `groupBy`. */
-export const Kpi = Type.Intersect([KpiFigures, Type.Object({
-  from: Type.Number(), to: Type.Number(), gridId: Nullable(Type.String()), groupBy: Nullable(Type.String()),
-  groups: Type.Optional(Type.Array(Type.Intersect([KpiFigures, Type.Object({ key: Nullable(Type.String()) })]))),
-})]);
-export type Kpi = Static<typeof Kpi>;
+/** `GET /departments` items (分流: the departments a case is routed to); `userIds` only for admins. */
+export const Department = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  nameEn: Nullable(Type.String()),
+  regionId: Nullable(Type.String()),
+  categories: Type.Array(Type.String()),
+  leaderUserId: Nullable(Type.String()),
+  enabled: Type.Boolean(),
+  userIds: Type.Optional(Type.Array(Type.String())),
+  /** In a suggestion list: the department owns the case's category. */
+  suggested: Type.Optional(Type.Boolean()),
+});
+export type Department = Static<typeof Department>;

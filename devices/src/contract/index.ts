@@ -21,5 +21,6 @@ export * from './alarms.js';
 export * from './video.js';
 export * from './rules.js';
 export * from './grids.js';
+export * from './stats.js';
 export * from './realtime.js';
 export * from './mobile.js';

@@ -47,3 +47,11 @@ export type CameraHealth = (typeof CAMERA_HEALTH)[number];
 /** A camera's stream on this hub: idle until someone watches or a buffer keeps it. */
 export const STREAM_STATES = ['idle', 'starting', 'live', 'stalled', 'offline'] as const;
 export type StreamState = (typeof STREAM_STATES)[number];
+
+/** Levels of the monthly assessment (月度考核, CONTRACT 5 `/stats/assessment`). */
+export const ASSESSMENT_LEVELS = ['grid', 'community', 'street', 'worker', 'department'] as const;
+export type AssessmentLevel = (typeof ASSESSMENT_LEVELS)[number];
+
+/** The rates the assessment weighs into a score. */
+export const ASSESSMENT_METRICS = ['onTimeClose', 'onTimeAck', 'rework', 'satisfaction', 'selfFound'] as const;
+export type AssessmentMetric = (typeof ASSESSMENT_METRICS)[number];

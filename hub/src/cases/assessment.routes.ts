@@ -2,6 +2,7 @@
  * REST for the monthly 考核: the league table as JSON and as .xlsx, region-scoped.
  */
 import { Type } from '@sinclair/typebox';
+import { Assessment as AssessmentSchema } from '@gridlink/devices/contract';
 import { regionScope, type Auth, type Principal } from '../auth/index.js';
 import { Errors } from '../core/errors.js';
 import type { App } from '../http/app.js';
@@ -14,15 +15,6 @@ import type { CalendarStore } from './calendar.store.js';
 import type { DepartmentDirectory } from './departments.js';
 import type { GridIndex } from './grids.js';
 
-const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Union([t, Type.Null()]);
-const Rates = Type.Object(Object.fromEntries(METRICS.map((m) => [m, Nullable(Type.Number())])));
-const RowSchema = Type.Object({
-  rank: Type.Integer(), key: Type.String(), name: Type.String(), score: Nullable(Type.Number()), cases: Type.Integer(),
-  counts: Type.Record(Type.String(), Type.Integer()), rates: Rates, avgResponseWh: Nullable(Type.Number()), avgHandleWh: Nullable(Type.Number()),
-});
-const AssessmentSchema = Type.Object({
-  from: Type.Number(), to: Type.Number(), level: Type.String(), weights: Type.Record(Type.String(), Type.Number()), items: Type.Array(RowSchema),
-});
 const Query = Type.Object({
   level: Type.Union(ASSESSMENT_LEVELS.map((l) => Type.Literal(l))),
   month: Type.Optional(Type.String({ pattern: '^\\d{4}-(0[1-9]|1[0-2])$', description: 'YYYY-MM in the calendar time zone (instead of from/to)' })),

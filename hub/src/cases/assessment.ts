@@ -10,11 +10,10 @@ import type { Queryable } from '../store/index.js';
 import type { WorkCalendar } from '@gridlink/devices/calendar';
 import type { GridIndex } from './grids.js';
 
-export const ASSESSMENT_LEVELS = ['grid', 'community', 'street', 'worker', 'department'] as const;
-export type AssessmentLevel = (typeof ASSESSMENT_LEVELS)[number];
+// Levels and metrics are the contract's (docs/contract.md section 5 `/stats/assessment`).
+import { ASSESSMENT_LEVELS, ASSESSMENT_METRICS as METRICS, type AssessmentLevel, type AssessmentMetric as Metric } from '@gridlink/devices/workflow';
 
-export const METRICS = ['onTimeClose', 'onTimeAck', 'rework', 'satisfaction', 'selfFound'] as const;
-export type Metric = (typeof METRICS)[number];
+export { ASSESSMENT_LEVELS, METRICS, type AssessmentLevel, type Metric };
 export type Weights = Record<Metric, number>;
 export const DEFAULT_WEIGHTS: Weights = { onTimeClose: 30, onTimeAck: 15, rework: 15, satisfaction: 25, selfFound: 15 };
 

@@ -3,6 +3,7 @@
  * create and change (admin), and `mine` for a department user's console.
  */
 import { Type } from '@sinclair/typebox';
+import { Department as DepartmentSchema } from '@gridlink/devices/contract';
 import type { Auth } from '../auth/index.js';
 import { Errors } from '../core/errors.js';
 import type { App } from '../http/app.js';
@@ -13,19 +14,6 @@ import type { GridIndex } from './grids.js';
 import { CaseErrors, type CaseStore } from './service.js';
 
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Union([t, Type.Null()]);
-
-export const DepartmentSchema = Type.Object({
-  id: Type.String(),
-  name: Type.String(),
-  nameEn: Nullable(Type.String()),
-  regionId: Nullable(Type.String()),
-  categories: Type.Array(Type.String()),
-  leaderUserId: Nullable(Type.String()),
-  enabled: Type.Boolean(),
-  userIds: Type.Optional(Type.Array(Type.String())),
-  /** In a suggestion list: the department owns the case's category. */
-  suggested: Type.Optional(Type.Boolean()),
-});
 
 const Fields = {
   name: Type.String({ minLength: 1, maxLength: 64 }),

@@ -5,7 +5,9 @@
  */
 import { Type } from '@sinclair/typebox';
 // Case payloads are the contract's (CONTRACT 4-5): the console and integrators read the same schemas.
-import { CaseActionBody, CaseCounts, CaseDetail, CaseSummary, CreateCaseBody, GridUpload, Kpi as KpiSchema, LimitUnitT, SeverityT } from '@gridlink/devices/contract';
+import {
+  CaseActionBody, CaseCounts, CaseDetail, CasesPerDay, CaseSummary, Category as CategorySchema, CreateCaseBody, GridUpload, Kpi as KpiSchema, LimitUnitT, SeverityT,
+} from '@gridlink/devices/contract';
 import { GLOBAL, regionScope, type Auth, type Principal } from '../auth/index.js';
 import { Errors } from '../core/errors.js';
 import type { App } from '../http/app.js';
@@ -23,12 +25,6 @@ import { CASE_STATUSES, workflowTable } from './workflow.js';
 
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Union([t, Type.Null()]);
 
-const CategorySchema = Type.Object({
-  code: Type.String(), key: Nullable(Type.String()), kind: Type.Union([Type.Literal('component'), Type.Literal('event')]),
-  majorCode: Type.String(), majorName: Type.String(), minorCode: Type.String(), name: Type.String(), nameEn: Type.String(),
-  timeLimitMin: Type.Integer(), defaultSeverity: SeverityT,
-  ackLimitMin: Type.Integer(), limitUnit: Type.Union([Type.Literal('working'), Type.Literal('calendar')]),
-});
 const HmT = Type.String({ pattern: '^([01]\\d|2[0-4]):[0-5]\\d$' });
 const DateT = Type.String({ pattern: '^\\d{4}-\\d{2}-\\d{2}$' });
 const CalendarSchema = Type.Object({
@@ -165,7 +161,7 @@ export function caseRoutes(app: App, d: CaseRouteDeps): void {
       tags: ['stats'],
       summary: 'Cases created per day in the working calendar\'s time zone (Asia/Shanghai by default), every day in [from, to) present, no cap',
       querystring: Type.Object({ from: Type.Optional(TimeQuery), to: Type.Optional(TimeQuery), gridId: Type.Optional(Type.String({ maxLength: 64 })) }),
-      response: { 200: Type.Object({ items: Type.Array(Type.Object({ date: Type.String(), count: Type.Integer() })) }), ...errors(400, 401, 403, 404) },
+      response: { 200: CasesPerDay, ...errors(400, 401, 403, 404) },
     },
   }, async (req) => {
     const to = parseTime(req.query.to, d.now());
