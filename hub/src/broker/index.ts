@@ -26,6 +26,7 @@ import { createAuthorizePublish, DEAD_LETTER_TOPIC } from './authorize-publish.j
 import { createAuthorizeSubscribe } from './authorize-subscribe.js';
 import { HeldAcks } from './held-acks.js';
 import { ConnGuard } from './conn-guard.js';
+import { deliverAfterConnack, releaseOnConnack } from './connack-first.js';
 import { acceptMqtt } from './mqtt5-bridge.js';
 
 export { DEAD_LETTER_TOPIC };
@@ -99,6 +100,8 @@ export function createBroker(deps: {
     // Devices only ever receive their own commands; nothing else is forwarded.
     authorizeForward: (client, packet) => (client?.id && packet.topic === commandTopic(client.id) ? packet : null),
   });
+  // The first packet a client gets is its CONNACK, even when a message reaches its restored session first (connack-first.ts).
+  releaseOnConnack(aedes);
   // Packet size limit, checked as soon as the fixed header's length is parsed so
   // an oversized PUBLISH is refused before its body is buffered. Room for the
   // topic and properties on top of the payload limit.
@@ -107,6 +110,7 @@ export function createBroker(deps: {
   const origin = new WeakMap<object, Duplex>();
   const handleAedes = (conn: Duplex, req?: IncomingMessage): Client => {
     const client = aedes.handle(conn, req);
+    deliverAfterConnack(client);
     const parser = (client as unknown as { _parser: ParserWithLength })._parser;
     const parseLength = parser._parseLength;
     parser._parseLength = function (this: ParserWithLength) {
