@@ -150,10 +150,15 @@ export async function startNode(id: string, env: Record<string, string>): Promis
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
+  let stdout = '';
   const ports = await new Promise<{ http: number; mqtt: number }>((resolve, reject) => {
     child.stdout!.on('data', (b: Buffer) => {
       out += b.toString();
-      for (const line of out.split('\n')) if (line.startsWith('{"msg":"listening"')) resolve(JSON.parse(line));
+      stdout += b.toString();
+      // Only whole lines: a chunk may end in the middle of the one with the ports.
+      const lines = stdout.split('\n');
+      stdout = lines.pop()!;
+      for (const line of lines) if (line.startsWith('{"msg":"listening"')) resolve(JSON.parse(line));
     });
     child.stderr!.on('data', (b: Buffer) => (out += b.toString()));
     child.once('exit', (code, signal) => reject(new Error(`node ${id} exited ${code ?? signal}: ${out.slice(-4000)}`)));
