@@ -5,23 +5,12 @@ import { BarChart } from '../components/charts';
 import { useI18n } from '../i18n';
 import type { DictKey } from '../i18n/dict';
 import { errorText } from '../views/format';
+import { ASSESSMENT_METRICS as METRICS } from '@gridlink/devices/workflow';
+import type { Assessment, AssessmentLevel, AssessmentRow as Row } from '../api/types';
 
-type Level = 'street' | 'community' | 'grid' | 'worker' | 'department';
-const LEVELS: Level[] = ['street', 'community', 'grid', 'worker', 'department'];
-type Metric = 'onTimeClose' | 'onTimeAck' | 'rework' | 'satisfaction' | 'selfFound';
-const METRICS: Metric[] = ['onTimeClose', 'onTimeAck', 'rework', 'satisfaction', 'selfFound'];
-
-interface Row {
-  rank: number;
-  key: string;
-  name: string;
-  score: number | null;
-  cases: number;
-  counts: Record<string, number>;
-  rates: Record<Metric, number | null>;
-  avgResponseWh: number | null;
-  avgHandleWh: number | null;
-}
+type Level = AssessmentLevel;
+/** Coarse to fine, then people and departments (the order of the tabs). */
+const LEVELS: readonly Level[] = ['street', 'community', 'grid', 'worker', 'department'];
 
 /** The current month in China Standard Time. */
 function thisMonth(): string {
@@ -38,7 +27,7 @@ export default function AssessmentPage() {
   useEffect(() => {
     setErr(null);
     setRows(null);
-    get<{ items: Row[] }>('/stats/assessment', { level, month })
+    get<Assessment>('/stats/assessment', { level, month })
       .then((r) => setRows(r.items))
       .catch((e: unknown) => setErr(errorText(t, e)));
   }, [level, month, t]);

@@ -1,7 +1,7 @@
 /** History and evaluation: worker track replay, KPI dashboard, sensor charts. */
 import { useEffect, useMemo, useRef, useState } from 'react';
 import { get, items } from '../api/client';
-import type { Kpi as KpiResult, Telemetry, TelemetryPoint, WorkerTrack } from '../api/types';
+import type { CasesPerDay, Kpi as KpiResult, Telemetry, TelemetryPoint, WorkerTrack } from '../api/types';
 import { BarChart, LineChart } from '../components/charts';
 import { query } from '../hooks/route';
 import { useI18n } from '../i18n';
@@ -205,7 +205,7 @@ function KpiDashboard() {
     get<KpiResult>('/stats/kpi', { from, to, groupBy: 'grid' }).then(setByGrid).catch(() => setByGrid(null));
     get<KpiResult>('/stats/kpi', { from, to, groupBy: 'worker' }).then(setByWorker).catch(() => setByWorker(null));
     // Counted by the hub per Asia/Shanghai day, without a cap.
-    get<{ items: Array<{ date: string; count: number }> }>('/stats/cases-per-day', { from, to })
+    get<CasesPerDay>('/stats/cases-per-day', { from, to })
       .then((r) => setPerDay(r.items.map((d) => ({ label: d.date.slice(5), value: d.count }))))
       .catch(() => setPerDay([]));
   }, [range, t]);

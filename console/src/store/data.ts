@@ -6,7 +6,7 @@
  */
 import { DEFAULT_CALENDAR, WorkCalendar, type CalendarData } from '@gridlink/devices/calendar';
 import { items, get } from '../api/client';
-import type { Alarm, Camera, CaseSummary, Device, GridCollection, Linkage, PositionUpdate, Worker } from '../api/types';
+import type { Alarm, Camera, CaseSummary, Department, Device, GridCollection, Linkage, PositionUpdate, Worker } from '../api/types';
 import type { CameraStateEvent } from '@gridlink/devices/contract';
 import { PositionBatcher, PositionIndex } from '../map/positions';
 import { EntityStore, Value } from './entities';
@@ -27,7 +27,7 @@ export const linkage = new Value<Linkage | null>(null);
 /** The hub's working calendar: countdowns of categories limited in working hours count only working time. */
 export const calendar = new Value<WorkCalendar>(new WorkCalendar(DEFAULT_CALENDAR));
 /** Departments the signed-in user belongs to: non-empty makes the console a department workbench. */
-export const myDepartments = new Value<Array<{ id: string; name: string; nameEn: string | null }>>([]);
+export const myDepartments = new Value<Department[]>([]);
 
 /** `camera.state` from the hub: a camera's RTSP health and stream changed; the camera list and its marker follow without a reload. */
 export function applyCameraState(e: CameraStateEvent): void {
@@ -109,7 +109,7 @@ export async function resync(): Promise<void> {
     load('alarms', '/alarms', alarms),
     load('cameras', '/cameras', cameras),
     get<CalendarData>('/calendar').then((c) => calendar.set(new WorkCalendar(c))).catch(() => undefined),
-    items<{ id: string; name: string; nameEn: string | null }>('/departments/mine').then((r) => myDepartments.set(r.items)).catch(() => myDepartments.set([])),
+    items<Department>('/departments/mine').then((r) => myDepartments.set(r.items)).catch(() => myDepartments.set([])),
     get<GridCollection>('/grids')
       .then((g) => grids.set(g && Array.isArray(g.features) ? g : { type: 'FeatureCollection', features: [] }))
       .catch(() => gone.add('grids')),

@@ -1,7 +1,7 @@
 /** Case detail: status, SLA, actions allowed for the role, dispatch, progress and path, history, evidence, video. */
 import { useEffect, useState } from 'react';
 import { items, post } from '../api/client';
-import type { CaseAction, CaseStatus, Candidate, CaseSummary } from '../api/types';
+import type { CaseAction, CaseStatus, Candidate, CaseSummary, Department } from '../api/types';
 import { navigate } from '../hooks/route';
 import { useCaseData, type DispatchRecord } from '../hooks/useCaseData';
 import { useTick } from '../hooks/useTick';
@@ -279,14 +279,14 @@ function DispatchProgress({ d }: { d: DispatchRecord; now: number }) {
 
 export type { CaseSummary };
 
-let departmentNames: Promise<Map<string, { name: string; nameEn: string | null }>> | null = null;
+let departmentNames: Promise<Map<string, Pick<Department, 'name' | 'nameEn'>>> | null = null;
 /** A department's name in the console's language (the list is read once; its id until then, or when it cannot be read). */
 function DepartmentName({ id }: { id: string }) {
   const { lang } = useI18n();
-  const [d, setD] = useState<{ name: string; nameEn: string | null } | null>(null);
+  const [d, setD] = useState<Pick<Department, 'name' | 'nameEn'> | null>(null);
   useEffect(() => {
     let live = true;
-    departmentNames ??= items<{ id: string; name: string; nameEn: string | null }>('/departments').then((r) => new Map(r.items.map((x) => [x.id, x])));
+    departmentNames ??= items<Department>('/departments').then((r) => new Map(r.items.map((x) => [x.id, x])));
     departmentNames.then((m) => live && setD(m.get(id) ?? null)).catch(() => {
       departmentNames = null;
     });

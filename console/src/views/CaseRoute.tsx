@@ -1,22 +1,16 @@
 /** 分流: route a registered case to a department; the owner of its category comes first and is preselected (two clicks). */
 import { useEffect, useState } from 'react';
 import { items } from '../api/client';
+import type { Department } from '../api/types';
 import { useI18n } from '../i18n';
-
-interface Dept {
-  id: string;
-  name: string;
-  nameEn: string | null;
-  suggested?: boolean;
-}
 
 export function RoutePanel({ caseId, busy, onRoute }: { caseId: string; busy: boolean; onRoute: (departmentId: string) => void }) {
   const { t, locale } = useI18n();
-  const [list, setList] = useState<Dept[] | null>(null);
+  const [list, setList] = useState<Department[] | null>(null);
   const [pick, setPick] = useState('');
   useEffect(() => {
     let live = true;
-    items<Dept>('/departments', { caseId })
+    items<Department>('/departments', { caseId })
       .then((r) => {
         if (!live) return;
         setList(r.items);
@@ -28,7 +22,7 @@ export function RoutePanel({ caseId, busy, onRoute }: { caseId: string; busy: bo
     };
   }, [caseId]);
   if (!list?.length) return null;
-  const label = (d: Dept) => (locale === 'en' && d.nameEn ? d.nameEn : d.name);
+  const label = (d: Department) => (locale === 'en' && d.nameEn ? d.nameEn : d.name);
   return (
     <div className="panel" data-testid="route-panel">
       <h3>{t('case.routeTitle')}</h3>

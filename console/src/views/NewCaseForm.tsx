@@ -6,22 +6,15 @@
  */
 import { useEffect, useMemo, useState } from 'react';
 import { ApiError, get, post } from '../api/client';
-import type { CaseSummary } from '../api/types';
+import type { CaseSummary, Category } from '../api/types';
 import type { DictKey } from '../i18n/dict';
 import { useI18n } from '../i18n';
 import { cases, grids } from '../store/data';
 import { useValue } from '../store/entities';
 import { errorText } from './format';
 
-export interface CategoryItem {
-  code: string;
-  key: string | null;
-  kind: 'component' | 'event';
-  majorCode: string;
-  majorName: string;
-  name: string;
-  nameEn: string;
-}
+/** A category as the form offers it. */
+export type CategoryItem = Pick<Category, 'code' | 'key' | 'kind' | 'majorCode' | 'majorName' | 'name' | 'nameEn'>;
 
 /** The hub's photo limit: 1,400,000 base64 characters, about 1 MB of image. */
 export const MAX_PHOTO_BYTES = 1_000_000;
@@ -32,7 +25,7 @@ const KNOWN_ERRORS = ['OUTSIDE_REGION', 'CATEGORY_NOT_FOUND', 'EVIDENCE_INVALID'
 
 let catalogue: Promise<CategoryItem[]> | null = null;
 function loadCategories(): Promise<CategoryItem[]> {
-  catalogue ??= get<{ items: CategoryItem[] }>('/categories').then((r) => r.items).catch((e: unknown) => {
+  catalogue ??= get<{ items: Category[] }>('/categories').then((r) => r.items).catch((e: unknown) => {
     catalogue = null;
     throw e;
   });
