@@ -1,5 +1,5 @@
 /** Small schema builders shared by the contract's REST and Socket.IO schemas. */
-import { Type, type TLiteral, type TNull, type TSchema, type TUnion } from '@sinclair/typebox';
+import { Type, type Static, type TLiteral, type TNull, type TSchema, type TUnion } from '@sinclair/typebox';
 
 /** `T | null`. */
 export const Nullable = <T extends TSchema>(t: T): TUnion<[T, TNull]> => Type.Union([t, Type.Null()]);
@@ -10,3 +10,11 @@ export const OneOf = <T extends string>(values: readonly T[], options: { descrip
 
 /** Epoch milliseconds (every time in a JSON body, CONTRACT 5). */
 export const EpochMs = (description?: string) => Type.Number(description ? { description } : {});
+
+/** A list answer (CONTRACT 5): `items`, and `nextCursor` when more pages follow (send it back as `cursor`). */
+export const Page = <T extends TSchema>(item: T) => Type.Object({ items: Type.Array(item), nextCursor: Type.Optional(Type.String()) });
+export type Page<T> = { items: T[]; nextCursor?: string };
+
+/** Every error body (CONTRACT 5): a stable code clients match on and a message; a 5xx never carries internals. */
+export const ErrorBody = Type.Object({ code: Type.String(), message: Type.String(), details: Type.Optional(Type.Unknown()) }, { $id: 'Error' });
+export type ErrorBody = Static<typeof ErrorBody>;

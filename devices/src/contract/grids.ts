@@ -49,3 +49,7 @@ export const GridUpload = Type.Object({
   name: Type.Optional(Type.String()), crs: Type.Optional(Type.Unknown()), bbox: Type.Optional(Type.Array(Type.Number())),
 });
 export type GridUpload = Static<typeof GridUpload>;
+
+/** `GET /grids/locate`: the finest grid containing a point, with its ancestors (coarse last). */
+export const GridLocation = Type.Object({ gridId: Nullable(Type.String()), ancestors: Type.Array(Type.String()) });
+export type GridLocation = Static<typeof GridLocation>;

@@ -42,3 +42,7 @@ export const Telemetry = Type.Object({
   points: Type.Array(TelemetryPoint),
 });
 export type Telemetry = Static<typeof Telemetry>;
+
+/** `POST /devices/{id}/rotate-secret`: the new secret, returned once (the device is disconnected). */
+export const DeviceSecret = Type.Object({ id: Type.String(), secret: Type.String() });
+export type DeviceSecret = Static<typeof DeviceSecret>;

@@ -6,7 +6,7 @@
 import { Type } from '@sinclair/typebox';
 // Case payloads are the contract's (CONTRACT 4-5): the console and integrators read the same schemas.
 import {
-  CaseActionBody, CaseCounts, CaseDetail, CasesPerDay, CaseSummary, Category as CategorySchema, CreateCaseBody, GridUpload, Kpi as KpiSchema, LimitUnitT, SeverityT,
+  CaseActionBody, CaseCounts, CaseDetail, CasesPerDay, CaseSummary, Category as CategorySchema, CreateCaseBody, GridLocation, GridUpload, Kpi as KpiSchema, LimitUnitT, SeverityT,
 } from '@gridlink/devices/contract';
 import { GLOBAL, regionScope, type Auth, type Principal } from '../auth/index.js';
 import { Errors } from '../core/errors.js';
@@ -23,7 +23,6 @@ import { computeKpi, KPI_DESCRIPTION, type KpiGroupBy } from './kpi.js';
 import { CaseErrors, userActor, type CaseStore } from './service.js';
 import { CASE_STATUSES, workflowTable } from './workflow.js';
 
-const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Union([t, Type.Null()]);
 
 const HmT = Type.String({ pattern: '^([01]\\d|2[0-4]):[0-5]\\d$' });
 const DateT = Type.String({ pattern: '^\\d{4}-\\d{2}-\\d{2}$' });
@@ -353,7 +352,7 @@ export function caseRoutes(app: App, d: CaseRouteDeps): void {
     schema: {
       tags: ['grids'], summary: 'The finest grid containing a point, with its ancestors',
       querystring: Type.Object({ lat: Type.Number({ minimum: -90, maximum: 90 }), lon: Type.Number({ minimum: -180, maximum: 180 }) }),
-      response: { 200: Type.Object({ gridId: Nullable(Type.String()), ancestors: Type.Array(Type.String()) }), ...errors(400, 401) },
+      response: { 200: GridLocation, ...errors(400, 401) },
     },
   }, async (req) => {
     const id = grids.locate(req.query.lat, req.query.lon);

@@ -14,7 +14,7 @@ import { authenticate, parseTime, principal, requireRole } from '../http/guards.
 import { errors, Items, TimeQuery } from '../http/schemas.js';
 import type { AlarmService } from './alarms.js';
 import { MAX_WINDOW_MS, type BacktestResult } from './backtest.js';
-import { RuleT, SeverityT, type Rule } from './rule.schema.js';
+import { RuleT, type Rule } from './rule.schema.js';
 import type { RuleRecord, RuleRepo } from './rules.repo.js';
 
 const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });

@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import { catalogue, DEVICE_TYPES, type DeviceType } from '@gridlink/devices';
 // A device as REST returns it is the contract's (CONTRACT 5 `/devices`).
-import { Device as DeviceSchema, RegisteredDevice, Telemetry } from '@gridlink/devices/contract';
+import { Device as DeviceSchema, DeviceSecret, RegisteredDevice, Telemetry } from '@gridlink/devices/contract';
 import type { Auth } from '../../auth/index.js';
 import { Errors } from '../../core/errors.js';
 import type { Ingest } from '../../ingest/index.js';
@@ -118,7 +118,7 @@ export function deviceRoutes(app: App, deps: { auth: Auth; registry: DeviceRegis
 
   app.post('/devices/:id/rotate-secret', {
     onRequest: [guard, requireRole('integrator')],
-    schema: { tags: ['devices'], summary: 'Issue a new secret (returned once); the device is disconnected', params: IdParams, response: { 200: Type.Object({ id: Type.String(), secret: Type.String() }), ...errors(401, 403, 404) } },
+    schema: { tags: ['devices'], summary: 'Issue a new secret (returned once); the device is disconnected', params: IdParams, response: { 200: DeviceSecret, ...errors(401, 403, 404) } },
   }, async (req) => {
     writable(req, req.params.id);
     return { id: req.params.id, secret: await registry.rotateSecret(req.params.id) };
