@@ -2,6 +2,8 @@
  * REST client: one fetch wrapper that adds the bearer token, parses coded
  * errors ({code, message}) and reports 401 so the shell can sign out.
  */
+import type { ErrorBody, Page } from '@gridlink/devices/contract';
+
 export class ApiError extends Error {
   constructor(readonly status: number, readonly code: string, message: string) {
     super(message);
@@ -49,7 +51,7 @@ export async function api<T>(method: string, path: string, opts: { body?: unknow
     data = { code: 'BAD_RESPONSE', message: text.slice(0, 200) };
   }
   if (!res.ok) {
-    const e = (data ?? {}) as { code?: string; message?: string };
+    const e = (data ?? {}) as Partial<ErrorBody>;
     if (res.status === 401 && path !== '/auth/login') onUnauthorized?.();
     throw new ApiError(res.status, e.code ?? `HTTP_${res.status}`, e.message ?? res.statusText);
   }
@@ -64,7 +66,7 @@ export const patch = <T>(path: string, body?: unknown) => api<T>('PATCH', path, 
 /** A collection that may not exist yet (backend module not loaded): 404 → empty. */
 export async function items<T>(path: string, query?: Query): Promise<{ items: T[]; missing: boolean }> {
   try {
-    const r = await get<{ items: T[] }>(path, query);
+    const r = await get<Page<T>>(path, query);
     return { items: r.items ?? [], missing: false };
   } catch (err) {
     if (err instanceof ApiError && err.status === 404 && err.code === 'NOT_FOUND') return { items: [], missing: true };

@@ -1,7 +1,8 @@
 /** Admin for integrators and admins: devices, cameras, workers, grids, rules, users. */
 import { useEffect, useState, type ReactNode } from 'react';
 import { api, get, items, patch, post, put } from '../api/client';
-import type { Device, RegisteredCamera, Role, Rule, RuleBacktest, User, Worker } from '../api/types';
+import type { DeviceTypeDef } from '@gridlink/devices/catalogue';
+import type { Device, DeviceSecret, RegisteredCamera, Role, Rule, RuleBacktest, User, Worker } from '../api/types';
 import { useI18n } from '../i18n';
 import type { DictKey } from '../i18n/dict';
 import { cameraState, cameras, devices, grids, workers } from '../store/data';
@@ -94,13 +95,13 @@ const DEVICE_TYPES = ['sensor.smoke', 'sensor.water_level', 'sensor.manhole_cove
 function DevicesTab() {
   const { t } = useI18n();
   const list = useEntities(devices);
-  const [types, setTypes] = useState<Array<{ type: string; label: { zh: string; en: string } }>>([]);
+  const [types, setTypes] = useState<Array<Pick<DeviceTypeDef, 'type' | 'label'>>>([]);
   const { lang } = useI18n();
   const { form, setForm, bind } = useForm({ id: '', type: 'sensor.smoke', name: '', lat: '', lon: '' });
   const [secret, setSecret] = useState<{ id: string; secret: string } | null>(null);
   const a = useAction();
   useEffect(() => {
-    items<{ type: string; label: { zh: string; en: string } }>('/device-types').then((r) => setTypes(r.items)).catch(() => undefined);
+    items<Pick<DeviceTypeDef, 'type' | 'label'>>('/device-types').then((r) => setTypes(r.items)).catch(() => undefined);
   }, []);
   const typeLabel = (ty: string) => types.find((x) => x.type === ty)?.label[lang] ?? ty;
 
@@ -155,7 +156,7 @@ function DevicesTab() {
                   type="button"
                   onClick={() => {
                     if (!confirm(t('admin.rotateConfirm'))) return;
-                    void a.run(async () => setSecret(await post<{ id: string; secret: string }>(`/devices/${encodeURIComponent(d.id)}/rotate-secret`)));
+                    void a.run(async () => setSecret(await post<DeviceSecret>(`/devices/${encodeURIComponent(d.id)}/rotate-secret`)));
                   }}
                 >
                   {t('admin.rotate')}

@@ -6,7 +6,7 @@
  */
 import { DEFAULT_CALENDAR, WorkCalendar, type CalendarData } from '@gridlink/devices/calendar';
 import { items, get } from '../api/client';
-import type { Alarm, Camera, CaseSummary, Department, Device, GridCollection, Linkage, PositionUpdate, Worker } from '../api/types';
+import type { Alarm, Camera, CaseSummary, Department, Device, GridCollection, Linkage, Page, PositionUpdate, Worker } from '../api/types';
 import type { CameraStateEvent } from '@gridlink/devices/contract';
 import { PositionBatcher, PositionIndex } from '../map/positions';
 import { EntityStore, Value } from './entities';
@@ -77,12 +77,12 @@ async function loadOpenCases(): Promise<void> {
   const all: CaseSummary[] = [];
   let cursor: string | undefined;
   for (let page = 0; page < 100; page++) {
-    const r = await get<{ items: CaseSummary[]; nextCursor?: string }>('/cases', { status: OPEN, limit: 1000, ...(cursor ? { cursor } : {}) });
+    const r = await get<Page<CaseSummary>>('/cases', { status: OPEN, limit: 1000, ...(cursor ? { cursor } : {}) });
     all.push(...r.items);
     cursor = r.nextCursor;
     if (!cursor) break;
   }
-  const recent = await get<{ items: CaseSummary[] }>('/cases', { limit: 200 });
+  const recent = await get<Page<CaseSummary>>('/cases', { limit: 200 });
   const ids = new Set(all.map((c) => c.id));
   for (const c of recent.items) if (!ids.has(c.id)) all.push(c);
   cases.setAll(all);

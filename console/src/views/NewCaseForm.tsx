@@ -6,7 +6,7 @@
  */
 import { useEffect, useMemo, useState } from 'react';
 import { ApiError, get, post } from '../api/client';
-import type { CaseSummary, Category } from '../api/types';
+import type { CaseSummary, Category, GridLocation } from '../api/types';
 import type { DictKey } from '../i18n/dict';
 import { useI18n } from '../i18n';
 import { cases, grids } from '../store/data';
@@ -59,7 +59,7 @@ export function NewCaseForm({ at, onClose, onCreated }: { at: { lat: number; lon
   useEffect(() => {
     let live = true;
     setGridId(undefined);
-    get<{ gridId: string | null }>('/grids/locate', { lat: at.lat, lon: at.lon }).then((r) => live && setGridId(r.gridId)).catch(() => live && setGridId(null));
+    get<GridLocation>('/grids/locate', { lat: at.lat, lon: at.lon }).then((r) => live && setGridId(r.gridId)).catch(() => live && setGridId(null));
     return () => {
       live = false;
     };
