@@ -53,3 +53,7 @@ export type GridUpload = Static<typeof GridUpload>;
 /** `GET /grids/locate`: the finest grid containing a point, with its ancestors (coarse last). */
 export const GridLocation = Type.Object({ gridId: Nullable(Type.String()), ancestors: Type.Array(Type.String()) });
 export type GridLocation = Static<typeof GridLocation>;
+
+/** `PUT /grids` 200: how many grids the hierarchy now holds. */
+export const GridsReplaced = Type.Object({ count: Type.Number() });
+export type GridsReplaced = Static<typeof GridsReplaced>;

@@ -93,3 +93,7 @@ export const MobileFix = Type.Object({
   batt: Type.Optional(Type.Number({ minimum: 0, maximum: 100 })),
 }, { additionalProperties: false });
 export type MobileFix = Static<typeof MobileFix>;
+
+/** `POST /m/session` 201: the handheld session's bearer token and the worker it acts as. */
+export const MobileSignedIn = Type.Object({ token: Type.String(), me: MobileMe });
+export type MobileSignedIn = Static<typeof MobileSignedIn>;

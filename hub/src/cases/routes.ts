@@ -6,7 +6,7 @@
 import { Type } from '@sinclair/typebox';
 // Case payloads are the contract's (CONTRACT 4-5): the console and integrators read the same schemas.
 import {
-  CaseActionBody, CaseCounts, CaseDetail, CasesPerDay, CaseSummary, Category as CategorySchema, CreateCaseBody, GridLocation, GridUpload, Kpi as KpiSchema, LimitUnitT, SeverityT,
+  CaseActionBody, CaseCounts, CaseDetail, CasesPerDay, CaseSummary, Category as CategorySchema, CreateCaseBody, GridLocation, GridsReplaced, GridUpload, Kpi as KpiSchema, LimitUnitT, SeverityT,
 } from '@gridlink/devices/contract';
 import { GLOBAL, regionScope, type Auth, type Principal } from '../auth/index.js';
 import { Errors } from '../core/errors.js';
@@ -22,7 +22,6 @@ import { normaliseGrids, replaceGrids, type GridCollection, type GridIndex } fro
 import { computeKpi, KPI_DESCRIPTION, type KpiGroupBy } from './kpi.js';
 import { CaseErrors, userActor, type CaseStore } from './service.js';
 import { CASE_STATUSES, workflowTable } from './workflow.js';
-
 
 const HmT = Type.String({ pattern: '^([01]\\d|2[0-4]):[0-5]\\d$' });
 const DateT = Type.String({ pattern: '^\\d{4}-\\d{2}-\\d{2}$' });
@@ -316,7 +315,7 @@ export function caseRoutes(app: App, d: CaseRouteDeps): void {
       summary: 'Replace the grid hierarchy',
       description: 'A GeoJSON FeatureCollection of Polygon/MultiPolygon features with properties `id`, `name`, `level` (city, district, street, community, grid), `parentId`, optional `code` (built from the parent code when absent: district 6 digits, then 3 per level). Cases get the finest grid containing their point.',
       body: GridUpload,
-      response: { 200: Type.Object({ count: Type.Number() }), ...errors(400, 401, 403) },
+      response: { 200: GridsReplaced, ...errors(400, 401, 403) },
     },
     bodyLimit: 256 * 1024 * 1024,
   }, async (req) => {

@@ -13,7 +13,7 @@ import multipart from '@fastify/multipart';
 import { Type, type Static } from '@sinclair/typebox';
 // The app's bodies and answers are the contract's (docs/contract.md section 7): the app reads the same types.
 import {
-  HandheldSession as SessionSchema, MobileCategory as CategorySchema, MobileFix as Fix, MobileMe as MeSchema, MobileReport as ReportSchema,
+  HandheldSession as SessionSchema, MobileCategory as CategorySchema, MobileFix as Fix, MobileMe as MeSchema, MobileReport as ReportSchema, MobileSignedIn,
   MobileReportBody as ReportBody, MobileTask as TaskSchema, MobileTaskActionBody as ActionBody, type MobileTask as Task,
 } from '@gridlink/devices/contract';
 import type { Auth } from '../auth/index.js';
@@ -157,7 +157,7 @@ export function mobileRoutes(app: App, deps: MobileDeps): void {
       security: [],
       summary: 'Worker app login: the worker\'s own user → a handheld session token bound to that worker\'s handheld (never the device secret)',
       body: Type.Object({ username: Type.String({ minLength: 1, maxLength: 64 }), password: Type.String({ minLength: 1, maxLength: 256 }) }, { additionalProperties: false }),
-      response: { 201: Type.Object({ token: Type.String(), me: MeSchema }), ...errors(400, 401, 403, 503) },
+      response: { 201: MobileSignedIn, ...errors(400, 401, 403, 503) },
     },
   }, async (req, reply) => {
     // Same throttling as the console login (per account and per address).
