@@ -7,12 +7,12 @@
  * type, never a copy.
  */
 import type {
-  Actor, Alarm as AlarmRecord, Assessment, AssessmentLevel, AssessmentRow, CasesPerDay, Category, Department, DeviceSecret, GridLocation, Page, AlarmEvent, Camera, Candidate, CaseAction, CaseCounts, CaseDetail, CaseHistoryEntry, CaseSource, CaseStatus,
+  Actor, Alarm as AlarmRecord, Assessment, AssessmentLevel, AssessmentRow, CasesPerDay, Category, Department, DeviceSecret, GridLocation, GridsReplaced, LoginResponse, Page, RegisteredDevice, AlarmEvent, Camera, Candidate, CaseAction, CaseCounts, CaseDetail, CaseHistoryEntry, CaseSource, CaseStatus,
   CaseSummary, Clip, Device, DispatchRecord, Evidence, GridCollection, GridFeature, Kpi, LinkageEvent, LinkedCamera, PositionEvent, RegisteredCamera,
   Role, RuleBacktest, RuleRecord, Severity, StreamUrls, Telemetry, TelemetryPoint, TrackPoint, User, Worker, WorkerStatus, WorkerTrack,
 } from '@gridlink/devices/contract';
 export type {
-  Actor, Assessment, AssessmentLevel, AssessmentRow, CasesPerDay, Category, Department, DeviceSecret, GridLocation, Page, Camera, Candidate, CaseAction, CaseCounts, CaseDetail, CaseHistoryEntry, CaseSource, CaseStatus, CaseSummary, Clip, Device, DispatchRecord,
+  Actor, Assessment, AssessmentLevel, AssessmentRow, CasesPerDay, Category, Department, DeviceSecret, GridLocation, GridsReplaced, LoginResponse, Page, RegisteredDevice, Camera, Candidate, CaseAction, CaseCounts, CaseDetail, CaseHistoryEntry, CaseSource, CaseStatus, CaseSummary, Clip, Device, DispatchRecord,
   Evidence, GridCollection, GridFeature, Kpi, LinkedCamera, RegisteredCamera, Role, RuleBacktest, Severity, Telemetry, TelemetryPoint, TrackPoint,
   User, Worker, WorkerStatus, WorkerTrack,
 };

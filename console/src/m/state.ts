@@ -8,7 +8,7 @@
  */
 import { get as idbGet, set as idbSet } from 'idb-keyval';
 import { io, type Socket } from 'socket.io-client';
-import type { CaseStatus } from '@gridlink/devices/contract';
+import type { CaseStatus, MobileSignedIn, Page } from '@gridlink/devices/contract';
 import { WORKFLOW } from '@gridlink/devices/workflow';
 import { MApiError, mapi, setMToken, setUnauthorized, type Category, type DispatchCommand, type Me, type Report, type Task } from './api';
 import { alertNewTask } from './notify';
@@ -90,7 +90,7 @@ export async function restore(): Promise<void> {
 }
 
 export async function login(username: string, password: string): Promise<void> {
-  const r = await mapi<{ token: string; me: Me }>('POST', '/m/session', { username, password });
+  const r = await mapi<MobileSignedIn>('POST', '/m/session', { username, password });
   // Another worker on this phone: their queue is not ours to send.
   const prev = state.me?.worker.id;
   if (prev && prev !== r.me.worker.id) await outbox.clear();
@@ -153,7 +153,7 @@ export async function refreshMe(): Promise<void> {
 }
 
 export async function refreshTasks(): Promise<void> {
-  const r = await guarded(() => mapi<{ items: Task[] }>('GET', '/m/tasks'));
+  const r = await guarded(() => mapi<Page<Task>>('GET', '/m/tasks'));
   if (r) {
     // Actions still in the outbox stay visible as done.
     // The status an action leads to is the workflow table's.
@@ -166,7 +166,7 @@ export async function refreshTasks(): Promise<void> {
 }
 
 export async function refreshReports(): Promise<void> {
-  const r = await guarded(() => mapi<{ items: Report[] }>('GET', '/m/reports'));
+  const r = await guarded(() => mapi<Page<Report>>('GET', '/m/reports'));
   if (r) {
     update({ reports: r.items });
     await idbSet('m.reports', r.items);
@@ -174,7 +174,7 @@ export async function refreshReports(): Promise<void> {
 }
 
 async function refreshCategories(): Promise<void> {
-  const r = await guarded(() => mapi<{ items: Category[] }>('GET', '/m/categories'));
+  const r = await guarded(() => mapi<Page<Category>>('GET', '/m/categories'));
   if (r) {
     update({ categories: r.items });
     await idbSet('m.categories', r.items);

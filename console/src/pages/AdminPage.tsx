@@ -2,7 +2,7 @@
 import { useEffect, useState, type ReactNode } from 'react';
 import { api, get, items, patch, post, put } from '../api/client';
 import type { DeviceTypeDef } from '@gridlink/devices/catalogue';
-import type { Device, DeviceSecret, RegisteredCamera, Role, Rule, RuleBacktest, User, Worker } from '../api/types';
+import type { Device, DeviceSecret, GridsReplaced, RegisteredCamera, RegisteredDevice, Role, Rule, RuleBacktest, User, Worker } from '../api/types';
 import { useI18n } from '../i18n';
 import type { DictKey } from '../i18n/dict';
 import { cameraState, cameras, devices, grids, workers } from '../store/data';
@@ -111,7 +111,7 @@ function DevicesTab() {
       if (form.id) body.id = form.id;
       if (form.name) body.name = form.name;
       if (form.lat && form.lon) Object.assign(body, { lat: Number(form.lat), lon: Number(form.lon) });
-      const d = await post<Device & { secret: string }>('/devices', body);
+      const d = await post<RegisteredDevice>('/devices', body);
       setSecret({ id: d.id, secret: d.secret });
       const { secret: _s, ...dev } = d;
       devices.upsert(dev);
@@ -289,7 +289,7 @@ function GridsTab() {
       } catch {
         throw new Error(t('admin.invalidJson'));
       }
-      const r = await put<{ count: number }>('/grids', body);
+      const r = await put<GridsReplaced>('/grids', body);
       setMsg(t('admin.gridsImported', { n: r.count }));
       grids.set(await get('/grids'));
     });

@@ -1,6 +1,7 @@
 /** History and evaluation: worker track replay, KPI dashboard, sensor charts. */
 import { useEffect, useMemo, useRef, useState } from 'react';
 import { get, items } from '../api/client';
+import type { DeviceTypeDef } from '@gridlink/devices/catalogue';
 import type { CasesPerDay, Kpi as KpiResult, Telemetry, TelemetryPoint, WorkerTrack } from '../api/types';
 import { BarChart, LineChart } from '../components/charts';
 import { query } from '../hooks/route';
@@ -272,11 +273,7 @@ function Kpi({ label, value }: { label: string; value: string }) {
 
 // ------------------------------------------------------------------ sensor charts
 
-interface TypeDef {
-  type: string;
-  label: { zh: string; en: string };
-  metrics: Array<{ name: string; unit: string; kind: string; label: { zh: string; en: string } }>;
-}
+type TypeDef = Pick<DeviceTypeDef, 'type' | 'label' | 'metrics'>;
 
 const BUCKETS = ['1m', '5m', '15m', '1h', '1d'] as const;
 const BUCKET_LABEL: Record<(typeof BUCKETS)[number], [DictKey, number]> = { '1m': ['common.min', 1], '5m': ['common.min', 5], '15m': ['common.min', 15], '1h': ['common.hours', 1], '1d': ['common.days', 1] };

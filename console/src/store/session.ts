@@ -1,15 +1,13 @@
 /** The signed-in user and token; kept in localStorage so a wall screen survives a reload. */
 import { post, setToken, setUnauthorizedHandler } from '../api/client';
-import type { Role, User } from '../api/types';
+import type { LoginResponse, Role } from '../api/types';
 import { connect, disconnect } from '../realtime/socket';
 import { resetAll } from './data';
 import { Value } from './entities';
 import { setForcedPopups } from './alarm-queue';
 
-export interface Session {
-  token: string;
-  user: User;
-}
+/** What `POST /auth/login` answers. */
+export type Session = LoginResponse;
 
 const KEY = 'gridlink.session';
 export const session = new Value<Session | null>(null);

@@ -6,7 +6,7 @@
  */
 import { useEffect, useMemo, useState } from 'react';
 import { ApiError, get, post } from '../api/client';
-import type { CaseSummary, Category, GridLocation } from '../api/types';
+import type { CaseSummary, Category, GridLocation, Page } from '../api/types';
 import type { DictKey } from '../i18n/dict';
 import { useI18n } from '../i18n';
 import { cases, grids } from '../store/data';
@@ -25,7 +25,7 @@ const KNOWN_ERRORS = ['OUTSIDE_REGION', 'CATEGORY_NOT_FOUND', 'EVIDENCE_INVALID'
 
 let catalogue: Promise<CategoryItem[]> | null = null;
 function loadCategories(): Promise<CategoryItem[]> {
-  catalogue ??= get<{ items: Category[] }>('/categories').then((r) => r.items).catch((e: unknown) => {
+  catalogue ??= get<Page<Category>>('/categories').then((r) => r.items).catch((e: unknown) => {
     catalogue = null;
     throw e;
   });
