@@ -14,7 +14,14 @@
  *   missed instead of dropping alarms.
  * - Presence: each node keeps a key with its id and ports that expires when
  *   it stops renewing it; the live keys are the peers.
+ * - Device liveness: each node announces its own connects and disconnects
+ *   (`gridlink:device.status`) and writes them with its id and the connect
+ *   time; the holder of `devices.liveness` marks offline the devices of a
+ *   node that is gone.
  * - Leases (leases.ts): the singleton jobs, in PostgreSQL.
+ * - Device owners (owners.ts): each device's rules are evaluated on one
+ *   node, a rendezvous hash of its id over the live peers; the others
+ *   forward its signals through Redis.
  *
  * Without GRIDLINK_REDIS_URL `createCluster` returns the single process:
  * no Redis, no emitter or persistence override, every lease held.
@@ -26,16 +33,19 @@ import { createAdapter } from '@socket.io/redis-streams-adapter';
 import { Gauge } from 'prom-client';
 import type { EventBus } from '../core/bus.js';
 import type { Logger } from '../core/logger.js';
-import type { DeviceChange, DeviceRegistry } from '../registry/index.js';
+import type { DeviceChange, DeviceRegistry, LivenessMessage } from '../registry/index.js';
 import type { Metrics } from '../core/metrics.js';
 import type { Db } from '../store/index.js';
+import { MIGRATION_LOCK } from '../store/migrate.js';
 import type { ClusterConfig } from './config.js';
 import { LEASES, PgLeases, soleLeases, type LeaseName, type LeaseRole, type Leases } from './leases.js';
 import { PgCameraOwners, soleCameraOwners, type CameraOwners } from './cameras.js';
+import { PartitionView, soleDeviceOwners, type DeviceOwners } from './owners.js';
 
 export { loadClusterConfig, clusterConfigSchema, type ClusterConfig } from './config.js';
 export { LEASES, PgLeases, soleLeases, type LeaseName, type LeaseRole, type Leases } from './leases.js';
 export { PgCameraOwners, soleCameraOwners, type CameraOwner, type CameraOwners } from './cameras.js';
+export { rendezvousOwner, soleDeviceOwners, type DeviceOwners, type OwnershipChange } from './owners.js';
 
 const require = createRequire(import.meta.url);
 
@@ -63,6 +73,8 @@ export interface Cluster {
   readonly leases: Leases;
   /** Which node pulls each camera (cameras.ts). */
   readonly cameras: CameraOwners;
+  /** Which node evaluates each device's rules (owners.ts). */
+  readonly owners: DeviceOwners;
   /** aedes `mq` option (undefined: aedes' own in-memory emitter). */
   readonly mq: unknown;
   /** aedes `persistence` option (undefined: in memory). */
@@ -85,6 +97,9 @@ export interface Cluster {
 const PRESENCE_MS = 2_000;
 const KEY_PREFIX = 'gridlink:node:';
 const DEVICE_CHANNEL = 'gridlink:device.changed';
+/** Rule signals forwarded to a device's owner node: `gridlink:rules:<node>`. */
+const RULES_CHANNEL = 'gridlink:rules:';
+const STATUS_CHANNEL = 'gridlink:device.status';
 
 /**
  * This node's HTTP address as the other nodes reach it (they proxy video
@@ -130,7 +145,7 @@ export function createCluster(deps: { config: ClusterConfig; db: Db; logger: Log
     let self: PeerInfo | null = null;
     registerMetrics(leases, () => 1);
     return {
-      enabled: false, nodeId: config.nodeId, leases, cameras: soleCameraOwners(config.nodeId), mq: undefined, persistence: undefined, socketAdapter: undefined,
+      enabled: false, nodeId: config.nodeId, leases, cameras: soleCameraOwners(config.nodeId), owners: soleDeviceOwners(config.nodeId), mq: undefined, persistence: undefined, socketAdapter: undefined,
       bridge() {},
       async start() {},
       async announce(ports) {
@@ -186,6 +201,21 @@ export function createCluster(deps: { config: ClusterConfig; db: Db; logger: Log
   const socketAdapter = createAdapter(adapterConn, { streamName: 'gridlink:socket.io', maxLen: 100_000 });
   const conn = connection('presence', { maxRetriesPerRequest: 2 });
   const sub = connection('device.changes', { maxRetriesPerRequest: null });
+  // Forwarded rule signals: a subscriber of their own (binary payloads, hot path).
+  const rulesSub = connection('rules.signals', { maxRetriesPerRequest: null });
+  const rulesChannel = `${RULES_CHANNEL}${config.nodeId}`;
+  const owners = new PartitionView(
+    config.nodeId,
+    (node, payload) => conn.publish(`${RULES_CHANNEL}${node}`, payload),
+    // A presence key outlives its node by at most this.
+    PRESENCE_MS * 3,
+    async () => {
+      await rulesSub.unsubscribe(rulesChannel).catch(() => undefined);
+    },
+  );
+  rulesSub.on('messageBuffer', (channel: Buffer, payload: Buffer) => {
+    if (channel.toString() === rulesChannel) owners.deliver(payload);
+  });
   let bridged: { bus: EventBus; registry: DeviceRegistry } | null = null;
   const leases = new PgLeases(db, config.nodeId, config.leaseTtlMs, logger);
   const cameras = new PgCameraOwners(db, config.nodeId, config.leaseTtlMs, logger);
@@ -193,13 +223,28 @@ export function createCluster(deps: { config: ClusterConfig; db: Db; logger: Log
   let peers: PeerInfo[] = [];
   let redisOk = false;
   let timer: NodeJS.Timeout | null = null;
+  /**
+   * When each node was last known to be there (its presence key, or a word
+   * from it about a device), on this node's monotonic clock. A node missing
+   * for `gone` is dead to the device liveness sweep: longer than a renewal
+   * gap, so a Redis restart (every presence key lost at once, renewed within
+   * 2 s) does not mark the devices of live nodes offline.
+   */
+  const lastPresent = new Map<string, number>();
+  const gone = Math.max(config.leaseTtlMs, PRESENCE_MS * 2);
+  let watchingSince = 0;
+  let sweeping = false;
   registerMetrics(leases, () => peers.length);
   new Gauge({ name: 'gridlink_cluster_cameras_owned', help: 'Cameras this node pulls as their owner', registers: [metrics.registry], collect() { this.set(cameras.owned()); } });
 
   async function presence(): Promise<void> {
     if (!self) return;
     try {
-      await conn.set(`${KEY_PREFIX}${self.id}`, JSON.stringify(self), 'PX', PRESENCE_MS * 3);
+      const wasOk = redisOk;
+      const had = await conn.set(`${KEY_PREFIX}${self.id}`, JSON.stringify(self), 'PX', PRESENCE_MS * 3, 'GET');
+      // Our key had expired (Redis restarted, or this node stalled) or our words were lost while Redis was away:
+      // tell the others again which devices this node holds.
+      if (had === null || !wasOk) bridged?.registry.reassertLiveness();
       const keys: string[] = [];
       let cursor = '0';
       do {
@@ -210,16 +255,58 @@ export function createCluster(deps: { config: ClusterConfig; db: Db; logger: Log
       const values = keys.length ? await conn.mget(...keys) : [];
       peers = values.flatMap((v) => (v ? [JSON.parse(v) as PeerInfo] : [])).sort((a, b) => a.id.localeCompare(b.id));
       redisOk = true;
+      owners.setPresent(peers);
+      const t = performance.now();
+      for (const p of peers) lastPresent.set(p.id, t);
     } catch (err) {
       if (redisOk) logger.warn({ err: (err as Error).message }, 'presence not renewed');
       redisOk = false;
+      return;
+    }
+    if (!sweeping) {
+      sweeping = true;
+      await sweep().catch((err: Error) => logger.warn({ err: err.message }, 'device liveness sweep failed')).finally(() => (sweeping = false));
+    }
+  }
+
+  /**
+   * Devices held by a node that is gone go offline: in this node's view on
+   * every node, and in the table (with one console event each) on the holder
+   * of `devices.liveness`. A device that reconnected elsewhere meanwhile has
+   * another holder and is left alone.
+   */
+  async function sweep(): Promise<void> {
+    const registry = bridged?.registry;
+    const t = performance.now();
+    if (!registry || t - watchingSince < gone) return;
+    const alive = new Set<string>();
+    for (const [id, at] of lastPresent) if (t - at < gone) alive.add(id);
+    alive.add(config.nodeId);
+    const swept = registry.sweepLiveness(alive);
+    if (!leases.holds('devices.liveness')) return;
+    const rows = await db.query<{ id: string; holder: string }>(
+      `update devices d set online = false, holder_node = null
+       from (select id, holder_node from devices where online and holder_node is not null and not (holder_node = any($1::text[])) for update) old
+       where d.id = old.id returning d.id, old.holder_node as holder`,
+      [[...alive]],
+    );
+    const ids = new Set([...swept, ...rows.map((r) => r.id)]);
+    if (ids.size) {
+      logger.info({ devices: ids.size, nodes: [...new Set(rows.map((r) => r.holder))] }, 'devices of nodes that are gone marked offline');
+      registry.announceOffline(ids);
     }
   }
 
   return {
-    enabled: true, nodeId: config.nodeId, leases, cameras, mq, persistence, socketAdapter,
+    enabled: true, nodeId: config.nodeId, leases, cameras, owners, mq, persistence, socketAdapter,
     bridge(d) {
       bridged = d;
+      d.registry.linkLiveness({
+        nodeId: config.nodeId,
+        publish: (m) => {
+          conn.publish(STATUS_CHANNEL, JSON.stringify(m)).catch((err: Error) => logger.debug({ err: err.message }, 'device liveness not announced to the other nodes'));
+        },
+      });
       d.bus.on('device.changed', 'cluster', (e) => {
         if (e.remote) return;
         conn.publish(DEVICE_CHANNEL, JSON.stringify({ node: config.nodeId, deviceId: e.deviceId, change: e.change }))
@@ -227,7 +314,24 @@ export function createCluster(deps: { config: ClusterConfig; db: Db; logger: Log
       });
     },
     async start() {
-      sub.on('message', (_channel: string, text: string) => {
+      // Who holds each device's connection, and since when (registry/index.ts writes them).
+      await db.tx(async (q) => {
+        await q.query('select pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
+        await q.query('alter table devices add column if not exists holder_node text, add column if not exists connected_ms bigint');
+      });
+      sub.on('message', (channel: string, text: string) => {
+        if (channel === STATUS_CHANNEL) {
+          let s: LivenessMessage;
+          try {
+            s = JSON.parse(text) as LivenessMessage;
+          } catch {
+            return;
+          }
+          if (typeof s?.node !== 'string' || s.node === config.nodeId) return;
+          lastPresent.set(s.node, performance.now());
+          bridged?.registry.applyLiveness(s);
+          return;
+        }
         let m: { node: string; deviceId: string; change: DeviceChange['change'] };
         try {
           m = JSON.parse(text) as typeof m;
@@ -237,8 +341,9 @@ export function createCluster(deps: { config: ClusterConfig; db: Db; logger: Log
         if (m.node === config.nodeId || !bridged) return;
         bridged.registry.refresh(m.deviceId, m.change).catch((err: Error) => logger.warn({ err: err.message, deviceId: m.deviceId }, 'device change from another node not applied'));
       });
-      await sub.subscribe(DEVICE_CHANNEL);
+      await sub.subscribe(DEVICE_CHANNEL, STATUS_CHANNEL);
       await leases.start();
+      watchingSince = performance.now();
     },
     async announce(ports) {
       self = { id: config.nodeId, ...ports, startedAt: Date.now() };
@@ -255,6 +360,7 @@ export function createCluster(deps: { config: ClusterConfig; db: Db; logger: Log
       await cameras.stop();
       bridged?.bus.removeOwner('cluster');
       sub.disconnect();
+      rulesSub.disconnect();
       if (self) await conn.del(`${KEY_PREFIX}${self.id}`).catch(() => undefined);
       await persistence.destroy().catch(() => undefined);
       // aedes closes its emitter when the broker stops; this covers a hub that never started its broker.

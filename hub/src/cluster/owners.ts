@@ -1,0 +1,177 @@
+/**
+ * Device owners: in a cluster each device's rules are evaluated on one node,
+ * its owner, so a "3 readings in a row" or a hysteresis band sees one
+ * sequence whichever node the balancer sent each message to.
+ *
+ * The owner is a rendezvous (highest random weight) hash of the device id
+ * over the live nodes (presence keys in Redis): every node computes the same
+ * owner from the same peer list with no coordination, and when a node joins
+ * or dies only the devices it gains or owned move. A node that ingests a
+ * message for a device it does not own forwards the signal to the owner's
+ * Redis channel; PUBLISH answers how many nodes received it, so a signal for
+ * an owner that is gone (killed: its subscription closed with its
+ * connection) is known at once and not lost: the sender drops that node
+ * from its view and the signal goes to the next owner, often itself.
+ *
+ * The single process owns every device and never forwards.
+ */
+
+/** 32-bit FNV-1a of `a \0 b`, finished with a murmur3 mix so close ids spread. */
+function weight(node: string, deviceId: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < node.length; i++) h = Math.imul(h ^ node.charCodeAt(i), 0x01000193);
+  h = Math.imul(h, 0x01000193);
+  for (let i = 0; i < deviceId.length; i++) h = Math.imul(h ^ deviceId.charCodeAt(i), 0x01000193);
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+/** The node among `nodes` that owns `deviceId` (null when there is none). Ties go to the smaller id. */
+export function rendezvousOwner(deviceId: string, nodes: readonly string[]): string | null {
+  let best: string | null = null;
+  let bestW = -1;
+  for (const n of nodes) {
+    const w = weight(n, deviceId);
+    if (w > bestW || (w === bestW && best !== null && n < best)) {
+      best = n;
+      bestW = w;
+    }
+  }
+  return best;
+}
+
+/** A change of the live nodes: who owned a device before and who owns it now. */
+export interface OwnershipChange {
+  before(deviceId: string): string | null;
+  after(deviceId: string): string | null;
+}
+
+export interface DeviceOwners {
+  /** False on the single process: every device is evaluated where it is ingested. */
+  readonly shared: boolean;
+  readonly nodeId: string;
+  /** The owner of a device now; null before this node knows its peers (evaluate here). */
+  ownerOf(deviceId: string): string | null;
+  /**
+   * Sends a signal to the owner's channel. Resolves true when a node received
+   * it, false when nobody did (the owner is gone: it is dropped from this
+   * node's view, and ownerOf answers the next owner); rejects when Redis
+   * is away.
+   */
+  forward(owner: string, payload: Buffer): Promise<boolean>;
+  /** Signals other nodes forwarded to this one, in the order each sender sent them. */
+  onSignal(fn: (payload: Buffer) => void): void;
+  /** Called synchronously when the live nodes change, before ownerOf answers with the new owners. */
+  onChange(fn: (change: OwnershipChange) => void): void;
+  /** The nodes devices are spread over, as this node sees them. */
+  peers(): readonly string[];
+  /**
+   * Stops receiving signals (a stopping rules module): forwards to this node
+   * reach no one from now on, so their senders move its devices on.
+   */
+  close(): Promise<void>;
+}
+
+/** The single process: every device is its own. */
+export function soleDeviceOwners(nodeId: string): DeviceOwners {
+  return {
+    shared: false, nodeId,
+    ownerOf: () => nodeId,
+    forward: async () => false,
+    onSignal() {},
+    onChange() {},
+    peers: () => [nodeId],
+    close: async () => undefined,
+  };
+}
+
+/**
+ * The cluster's view: live peers from presence, minus the nodes a forward
+ * found gone (until their presence key expires or the node comes back as a
+ * new process, with another start time).
+ */
+export class PartitionView implements DeviceOwners {
+  readonly shared = true;
+  private live: string[] = [];
+  /**
+   * `${id}@${startedAt}` of nodes a forward reached no one at, until when
+   * (monotonic ms): a killed node's presence key lives on for up to its
+   * expiry, a node whose subscription only blinked is counted again then.
+   */
+  private readonly gone = new Map<string, number>();
+  private present: Array<{ id: string; startedAt: number }> = [];
+  private readonly cache = new Map<string, string | null>();
+  private readonly signalFns: Array<(payload: Buffer) => void> = [];
+  private readonly changeFns: Array<(change: OwnershipChange) => void> = [];
+
+  constructor(
+    readonly nodeId: string,
+    private readonly publish: (node: string, payload: Buffer) => Promise<number>,
+    private readonly goneMs: number,
+    private readonly unsubscribe: () => Promise<void> = async () => undefined,
+  ) {}
+
+  ownerOf(deviceId: string): string | null {
+    let o = this.cache.get(deviceId);
+    if (o === undefined) {
+      o = rendezvousOwner(deviceId, this.live);
+      if (this.cache.size > 200_000) this.cache.clear();
+      this.cache.set(deviceId, o);
+    }
+    return o;
+  }
+
+  async forward(owner: string, payload: Buffer): Promise<boolean> {
+    const received = await this.publish(owner, payload);
+    if (received > 0) return true;
+    const p = this.present.find((x) => x.id === owner);
+    if (p) this.gone.set(`${p.id}@${p.startedAt}`, performance.now() + this.goneMs);
+    this.recompute();
+    return false;
+  }
+
+  onSignal(fn: (payload: Buffer) => void): void {
+    this.signalFns.push(fn);
+  }
+
+  onChange(fn: (change: OwnershipChange) => void): void {
+    this.changeFns.push(fn);
+  }
+
+  peers(): readonly string[] {
+    return this.live;
+  }
+
+  close(): Promise<void> {
+    this.signalFns.length = 0;
+    return this.unsubscribe();
+  }
+
+  /** A forwarded signal arrived on this node's channel. */
+  deliver(payload: Buffer): void {
+    for (const fn of this.signalFns) fn(payload);
+  }
+
+  /** Presence was renewed: the nodes whose keys are alive. */
+  setPresent(peers: Array<{ id: string; startedAt: number }>): void {
+    this.present = peers;
+    const keys = new Set(peers.map((p) => `${p.id}@${p.startedAt}`));
+    const now = performance.now();
+    for (const [g, until] of this.gone) if (!keys.has(g) || until < now) this.gone.delete(g);
+    this.recompute();
+  }
+
+  private recompute(): void {
+    const next = this.present.filter((p) => !this.gone.has(`${p.id}@${p.startedAt}`)).map((p) => p.id).sort();
+    if (next.length === this.live.length && next.every((id, i) => id === this.live[i])) return;
+    const was = this.live;
+    this.live = next;
+    this.cache.clear();
+    const change: OwnershipChange = { before: (d) => rendezvousOwner(d, was), after: (d) => this.ownerOf(d) };
+    for (const fn of this.changeFns) fn(change);
+  }
+}
