@@ -6,6 +6,9 @@
  * `region:<gridId>` for a user scoped to a region. An object in grid g is
  * sent to `all` plus the rooms of g and each of its ancestors, so clients
  * never choose rooms and a user outside the region receives nothing.
+ * A batch of items of several grids (`sendFiltered`, the positions push)
+ * goes to each region room with the items it may see; in a cluster the batch
+ * travels once to every node, and each node does that for its own sockets.
  * Everything goes out through one typed `send` (immich event.repository).
  */
 import type { IncomingMessage } from 'node:http';
@@ -24,6 +27,8 @@ export type { AlarmEvent, CaseEvent, DeviceEvent, LinkageEvent, PositionEvent, S
 
 export const SOCKET_PATH = '/socket.io';
 const ALL = 'all';
+/** Cluster: a `sendFiltered` batch on its way to the other nodes (Socket.IO server-side emit). */
+const FILTERED = 'gridlink:filtered';
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 interface SocketData {
@@ -110,6 +115,26 @@ export function createRealtime(deps: RealtimeDeps): RealtimeModule {
     return rooms;
   }
 
+  /**
+   * Sends `items` to `all` and to each region room of `to`'s sockets with the
+   * items inside that region; `local` (cluster) reaches only this node's
+   * sockets: every node runs this for the sockets it owns.
+   */
+  function deliverFiltered(server: Io, local: boolean, event: string, items: ReadonlyArray<{ gridId?: string | null }>): void {
+    const to = local ? server.local : server;
+    const emit = (room: string, p: unknown) => (to.to(room).emit as (e: string, p: unknown) => boolean)(event, p);
+    emit(ALL, items);
+    // auth.regions is the grid hierarchy once the cases module loads it, exact match before.
+    const { regions } = deps.auth;
+    // The adapter's rooms are those of this node's sockets.
+    for (const room of server.sockets.adapter.rooms.keys()) {
+      if (!room.startsWith('region:')) continue;
+      const region = room.slice(7);
+      const visible = items.filter((i) => regions.contains(region, i.gridId));
+      if (visible.length) emit(room, visible);
+    }
+  }
+
   const service: Realtime = {
     setRoomsOf(fn) {
       roomsOf = fn;
@@ -121,16 +146,11 @@ export function createRealtime(deps: RealtimeDeps): RealtimeModule {
     },
     sendFiltered(event, items) {
       if (!io || items.length === 0) return;
-      const emit = (room: string, p: unknown) => (io!.to(room).emit as (e: string, p: unknown) => boolean)(event, p);
-      emit(ALL, items);
-      // auth.regions is the grid hierarchy once the cases module loads it, exact match before.
-      const { regions } = deps.auth;
-      for (const room of io.sockets.adapter.rooms.keys()) {
-        if (!room.startsWith('region:')) continue;
-        const region = room.slice(7);
-        const visible = items.filter((i) => regions.contains(region, i.gridId));
-        if (visible.length) emit(room, visible);
-      }
+      if (!deps.socketAdapter) return deliverFiltered(io, false, event, items);
+      // Cluster: the rooms of this node are not those of the others. The batch goes once through the
+      // adapter; every node (this one here) sends it to its own sockets' rooms, filtered per region.
+      (io.serverSideEmit as (ev: string, ...args: unknown[]) => boolean)(FILTERED, event, items);
+      deliverFiltered(io, true, event, items);
     },
     get connections() {
       return io?.engine.clientsCount ?? 0;
@@ -232,6 +252,12 @@ export function createRealtime(deps: RealtimeDeps): RealtimeModule {
         }
       });
       io.on('connection', onConnection);
+      if (deps.socketAdapter) {
+        // Another node's sendFiltered batch: this node's sockets get what their regions may see.
+        (io.on as (ev: string, fn: (...args: unknown[]) => void) => Io)(FILTERED, (event, items) => {
+          if (io && typeof event === 'string' && Array.isArray(items)) deliverFiltered(io, true, event, items as Array<{ gridId?: string | null }>);
+        });
+      }
       deps.app.addHook('preClose', (done) => {
         io?.disconnectSockets(true);
         done();
