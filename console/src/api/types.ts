@@ -7,7 +7,7 @@
  * type, never a copy.
  */
 import type {
-  Actor, Alarm as AlarmRecord, Assessment, AssessmentLevel, AssessmentRow, CasesPerDay, Category, Department, DeviceSecret, GridLocation, GridsReplaced, LoginResponse, Page, RegisteredDevice, AlarmEvent, Camera, Candidate, CaseAction, CaseCounts, CaseDetail, CaseHistoryEntry, CaseSource, CaseStatus,
+  Actor, Assessment, AssessmentLevel, AssessmentRow, CasesPerDay, Category, Department, DeviceSecret, GridLocation, GridsReplaced, LoginResponse, Page, RegisteredDevice, AlarmEvent, Camera, Candidate, CaseAction, CaseCounts, CaseDetail, CaseHistoryEntry, CaseSource, CaseStatus,
   CaseSummary, Clip, Device, DispatchRecord, Evidence, GridCollection, GridFeature, Kpi, LinkageEvent, LinkedCamera, PositionEvent, RegisteredCamera,
   Role, RuleBacktest, RuleRecord, Severity, StreamUrls, Telemetry, TelemetryPoint, TrackPoint, User, Worker, WorkerStatus, WorkerTrack,
 } from '@gridlink/devices/contract';
@@ -24,8 +24,8 @@ export { CASE_STATUSES, OPEN_STATUSES, WORKER_STATUSES } from '@gridlink/devices
  */
 export type PositionUpdate = Pick<PositionEvent, 'workerId' | 'lat' | 'lon' | 'ts'> & Partial<Pick<PositionEvent, 'status'>>;
 
-/** An alarm as the socket pushes it; REST answers (the contract's Alarm) carry more, of which the console reads when it escalated. */
-export type Alarm = AlarmEvent & Partial<Pick<AlarmRecord, 'escalatedAt'>>;
+/** An alarm as the socket pushes it; REST answers (the contract's Alarm) carry more, which the console does not read. */
+export type Alarm = AlarmEvent;
 
 export type Linkage = LinkageEvent;
 
