@@ -204,17 +204,18 @@ export function createCluster(deps: { config: ClusterConfig; db: Db; logger: Log
   // Forwarded rule signals: a subscriber of their own (binary payloads, hot path).
   const rulesSub = connection('rules.signals', { maxRetriesPerRequest: null });
   const rulesChannel = `${RULES_CHANNEL}${config.nodeId}`;
-  const owners = new PartitionView(
-    config.nodeId,
-    (node, payload) => conn.publish(`${RULES_CHANNEL}${node}`, payload),
-    // A presence key outlives its node by at most this.
-    PRESENCE_MS * 3,
-    async () => {
+  const owners = new PartitionView(config.nodeId, PRESENCE_MS * 3, {
+    publish: (node, payload) => conn.publish(`${RULES_CHANNEL}${node}`, payload),
+    // When the rules module listens: before this node shows up among the peers, so nothing forwarded to it is lost.
+    subscribe: async (deliver) => {
+      rulesSub.on('messageBuffer', (channel: Buffer, payload: Buffer) => {
+        if (channel.toString() === rulesChannel) deliver(payload);
+      });
+      await rulesSub.subscribe(rulesChannel);
+    },
+    unsubscribe: async () => {
       await rulesSub.unsubscribe(rulesChannel).catch(() => undefined);
     },
-  );
-  rulesSub.on('messageBuffer', (channel: Buffer, payload: Buffer) => {
-    if (channel.toString() === rulesChannel) owners.deliver(payload);
   });
   let bridged: { bus: EventBus; registry: DeviceRegistry } | null = null;
   const leases = new PgLeases(db, config.nodeId, config.leaseTtlMs, logger);

@@ -63,8 +63,8 @@ export interface DeviceOwners {
    * is away.
    */
   forward(owner: string, payload: Buffer): Promise<boolean>;
-  /** Signals other nodes forwarded to this one, in the order each sender sent them. */
-  onSignal(fn: (payload: Buffer) => void): void;
+  /** Signals other nodes forwarded to this one, in the order each sender sent them; resolves once this node receives them. */
+  onSignal(fn: (payload: Buffer) => void): Promise<void>;
   /** Called synchronously when the live nodes change, before ownerOf answers with the new owners. */
   onChange(fn: (change: OwnershipChange) => void): void;
   /** The nodes devices are spread over, as this node sees them. */
@@ -82,7 +82,7 @@ export function soleDeviceOwners(nodeId: string): DeviceOwners {
     shared: false, nodeId,
     ownerOf: () => nodeId,
     forward: async () => false,
-    onSignal() {},
+    onSignal: async () => undefined,
     onChange() {},
     peers: () => [nodeId],
     close: async () => undefined,
@@ -108,11 +108,18 @@ export class PartitionView implements DeviceOwners {
   private readonly signalFns: Array<(payload: Buffer) => void> = [];
   private readonly changeFns: Array<(change: OwnershipChange) => void> = [];
 
+  private subscribed: Promise<void> | null = null;
+
   constructor(
     readonly nodeId: string,
-    private readonly publish: (node: string, payload: Buffer) => Promise<number>,
+    /** How long a node a forward found gone stays out of the view (a presence key's lifetime). */
     private readonly goneMs: number,
-    private readonly unsubscribe: () => Promise<void> = async () => undefined,
+    private readonly channel: {
+      /** PUBLISH to the node's channel: how many received it. */
+      publish(node: string, payload: Buffer): Promise<number>;
+      subscribe(deliver: (payload: Buffer) => void): Promise<void>;
+      unsubscribe(): Promise<void>;
+    },
   ) {}
 
   ownerOf(deviceId: string): string | null {
@@ -126,7 +133,7 @@ export class PartitionView implements DeviceOwners {
   }
 
   async forward(owner: string, payload: Buffer): Promise<boolean> {
-    const received = await this.publish(owner, payload);
+    const received = await this.channel.publish(owner, payload);
     if (received > 0) return true;
     const p = this.present.find((x) => x.id === owner);
     if (p) this.gone.set(`${p.id}@${p.startedAt}`, performance.now() + this.goneMs);
@@ -134,8 +141,10 @@ export class PartitionView implements DeviceOwners {
     return false;
   }
 
-  onSignal(fn: (payload: Buffer) => void): void {
+  onSignal(fn: (payload: Buffer) => void): Promise<void> {
     this.signalFns.push(fn);
+    this.subscribed ??= this.channel.subscribe((payload) => this.deliver(payload));
+    return this.subscribed;
   }
 
   onChange(fn: (change: OwnershipChange) => void): void {
@@ -148,7 +157,8 @@ export class PartitionView implements DeviceOwners {
 
   close(): Promise<void> {
     this.signalFns.length = 0;
-    return this.unsubscribe();
+    this.subscribed = null;
+    return this.channel.unsubscribe();
   }
 
   /** A forwarded signal arrived on this node's channel. */
