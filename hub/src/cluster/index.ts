@@ -235,6 +235,9 @@ export function createCluster(deps: { config: ClusterConfig; db: Db; logger: Log
   const gone = Math.max(config.leaseTtlMs, PRESENCE_MS * 2);
   let watchingSince = 0;
   let sweeping = false;
+  /** The live set the table was last swept for, and when: the table is read again when it changes, or every 30 s. */
+  let sweptFor = '';
+  let sweptAt = -Infinity;
   registerMetrics(leases, () => peers.length);
   new Gauge({ name: 'gridlink_cluster_cameras_owned', help: 'Cameras this node pulls as their owner', registers: [metrics.registry], collect() { this.set(cameras.owned()); } });
 
@@ -284,7 +287,14 @@ export function createCluster(deps: { config: ClusterConfig; db: Db; logger: Log
     for (const [id, at] of lastPresent) if (t - at < gone) alive.add(id);
     alive.add(config.nodeId);
     const swept = registry.sweepLiveness(alive);
-    if (!leases.holds('devices.liveness')) return;
+    const key = [...alive].sort().join(' ');
+    if (!leases.holds('devices.liveness')) {
+      sweptFor = '';
+      return;
+    }
+    if (key === sweptFor && t - sweptAt < 30_000 && swept.length === 0) return;
+    sweptFor = key;
+    sweptAt = t;
     const rows = await db.query<{ id: string; holder: string }>(
       `update devices d set online = false, holder_node = null
        from (select id, holder_node from devices where online and holder_node is not null and not (holder_node = any($1::text[])) for update) old
@@ -318,7 +328,8 @@ export function createCluster(deps: { config: ClusterConfig; db: Db; logger: Log
       // Who holds each device's connection, and since when (registry/index.ts writes them).
       await db.tx(async (q) => {
         await q.query('select pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
-        await q.query('alter table devices add column if not exists holder_node text, add column if not exists connected_ms bigint');
+        await q.query('alter table devices add column if not exists holder_node text, add column if not exists connected_us bigint');
+        await q.query('create index if not exists devices_holder_idx on devices (holder_node) where online');
       });
       sub.on('message', (channel: string, text: string) => {
         if (channel === STATUS_CHANNEL) {

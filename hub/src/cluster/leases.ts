@@ -23,6 +23,7 @@ export const LEASES = {
   'rules.timers': 'absence (device offline), auto-clear and alarm escalation (rules tick)',
   'cases.overdue': '黄牌/红牌 overdue and 签收 checks of open cases (cases tick)',
   'dispatch.timers': 'accept timeouts of dispatches whose node is gone (dispatch adopts them from the workers table)',
+  'devices.liveness': 'marks offline the devices whose node is gone (cluster presence)',
 } as const;
 export type LeaseName = keyof typeof LEASES;
 

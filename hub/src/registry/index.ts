@@ -19,6 +19,31 @@ interface Entry extends Device {
   secretHash: string;
   /** sha256 of the secret after one successful scrypt check: reconnect storms stay cheap. */
   verified?: Buffer;
+  /** Cluster: the node holding the device's connection while it is online. */
+  node?: string | null;
+  /** Cluster: when that connection was made (µs, the connecting node's clock): the last connect wins. */
+  since?: number;
+}
+
+/** Wall-clock microseconds: connects a millisecond apart on two nodes still have an order. */
+const micros = () => Math.round((performance.timeOrigin + performance.now()) * 1000);
+
+/** The connect (since, node) is newer than or the same as the one held: ties of the clock go to the greater node id. */
+const notOlder = (since: number, node: string, heldSince: number, heldNode: string) => since > heldSince || (since === heldSince && node >= heldNode);
+
+/**
+ * Cluster: one node's word about a device's connection, sent to the other
+ * nodes (cluster/index.ts carries it over Redis). `snapshot` replaces
+ * everything the sender said before: the devices it holds now, each
+ * `[deviceId, since, lastSeen]`.
+ */
+export type LivenessMessage =
+  | { node: string; deviceId: string; online: boolean; since: number; lastSeen: number | null }
+  | { node: string; snapshot: Array<[string, number, number | null]> };
+
+export interface LivenessLink {
+  nodeId: string;
+  publish(m: LivenessMessage): void;
 }
 
 export interface DeviceChange {
@@ -65,6 +90,9 @@ interface DeviceRow {
   created_at: Date;
   last_seen: Date | null;
   online: boolean;
+  /** Cluster columns (cluster/index.ts adds them). */
+  holder_node?: string | null;
+  connected_us?: string | number | null;
 }
 
 function fromRow(r: DeviceRow): Entry {
@@ -99,6 +127,9 @@ export class DeviceRegistry {
   private shared = false;
   private readonly dirtySeen = new Set<string>();
   private seenTimer: NodeJS.Timeout | null = null;
+  /** Cluster: this node's connection changes, written to the table with the next flush (latest per device). */
+  private readonly dirtyLive = new Map<string, { online: boolean; since: number }>();
+  private link: LivenessLink | null = null;
 
   constructor(
     private readonly db: Db,
@@ -107,11 +138,29 @@ export class DeviceRegistry {
     private readonly now: () => number = Date.now,
   ) {}
 
+  /**
+   * Cluster: every node's connections count. Each connect and disconnect of
+   * this node is sent through `link` and written with the holding node and
+   * the connect time; other nodes' words arrive through `applyLiveness`.
+   * Set before `start`.
+   */
+  linkLiveness(link: LivenessLink): void {
+    this.link = link;
+  }
+
   /** `shared`: other nodes of a cluster hold connections too, so their devices stay online. */
   async start(opts: { shared?: boolean } = {}): Promise<void> {
     const rows = await this.db.query<DeviceRow>('select * from devices');
-    for (const r of rows) this.devices.set(r.id, fromRow(r));
+    const self = this.link?.nodeId;
+    for (const r of rows) {
+      const e = fromRow(r);
+      // Cluster: the table's view of who holds what (a dead holder's devices are swept, sweepLiveness);
+      // what it says this node holds is from before a restart: nothing is connected here yet.
+      if (self) Object.assign(e, { online: r.online && !!r.holder_node && r.holder_node !== self, node: r.holder_node === self ? null : r.holder_node ?? null, since: Number(r.connected_us ?? 0) });
+      this.devices.set(r.id, e);
+    }
     this.shared = opts.shared ?? false;
+    if (self) await this.db.query('update devices set online = false, holder_node = null where holder_node = $1', [self]);
     // Nobody is connected when the (only) hub starts.
     if (!opts.shared) await this.db.query('update devices set online = false where online');
     this.seenTimer = setInterval(() => void this.flushSeen(), 5_000);
@@ -214,6 +263,8 @@ export class DeviceRegistry {
     // Liveness is this node's own view; the secret check cache goes with a new hash.
     if (had) {
       next.online = had.online;
+      next.node = had.node;
+      next.since = had.since;
       next.lastSeen = Math.max(had.lastSeen ?? 0, next.lastSeen ?? 0) || null;
       if (had.secretHash === next.secretHash) next.verified = had.verified;
     }
@@ -283,14 +334,121 @@ export class DeviceRegistry {
 
   setOnline(id: string, online: boolean): void {
     const e = this.devices.get(id);
-    if (!e || e.online === online) return;
+    if (!e) return;
+    const link = this.link;
+    if (link) return this.setOnlineHere(e, online, link);
+    if (e.online === online) return;
     e.online = online;
     if (online) e.lastSeen = this.now();
     this.dirtySeen.add(id);
     this.bus.emit('device.status', { deviceId: id, online, lastSeen: e.lastSeen });
   }
 
+  /**
+   * Cluster: a connection of this node. A connect here is the newest one the
+   * device made (it takes the device over from any other node); a disconnect
+   * here counts only while this node still holds the device, so a device
+   * that moved to another node stays online.
+   */
+  private setOnlineHere(e: Entry, online: boolean, link: LivenessLink): void {
+    const self = link.nodeId;
+    if (online) {
+      if (e.online && e.node === self) return;
+      e.online = true;
+      e.node = self;
+      e.since = Math.max(micros(), (e.since ?? 0) + 1);
+      e.lastSeen = this.now();
+    } else {
+      if (!e.online || e.node !== self) return;
+      e.online = false;
+      e.node = null;
+    }
+    const since = e.since ?? 0;
+    this.dirtySeen.add(e.id);
+    this.dirtyLive.set(e.id, { online, since });
+    link.publish({ node: self, deviceId: e.id, online, since, lastSeen: e.lastSeen });
+    this.bus.emit('device.status', { deviceId: e.id, online, lastSeen: e.lastSeen });
+  }
+
+  /**
+   * Cluster: another node's word. Applied to this node's view only (REST
+   * answers from it); the console event went out from the node that saw the
+   * connection, and nothing here acts on it as if the device came to this node.
+   */
+  applyLiveness(m: LivenessMessage): void {
+    const link = this.link;
+    if (!link || m.node === link.nodeId) return;
+    if ('snapshot' in m) {
+      const held = new Set<string>();
+      for (const [deviceId, since, lastSeen] of m.snapshot) {
+        held.add(deviceId);
+        this.applyLiveness({ node: m.node, deviceId, online: true, since, lastSeen });
+      }
+      for (const e of this.devices.values()) {
+        if (e.online && e.node === m.node && !held.has(e.id)) {
+          e.online = false;
+          e.node = null;
+        }
+      }
+      return;
+    }
+    const e = this.devices.get(m.deviceId);
+    if (!e) return;
+    if (m.online) {
+      if (!notOlder(m.since, m.node, e.since ?? 0, e.node ?? '')) return;
+      e.online = true;
+      e.node = m.node;
+      e.since = m.since;
+    } else {
+      if (e.node !== m.node || (e.since ?? 0) > m.since) return;
+      e.online = false;
+      e.node = null;
+    }
+    if (m.lastSeen !== null && (e.lastSeen === null || m.lastSeen > e.lastSeen)) e.lastSeen = m.lastSeen;
+  }
+
+  /**
+   * Cluster: this node's own connections again, for the other nodes and the
+   * table (after Redis lost this node's presence, or its messages were lost
+   * while Redis was away).
+   */
+  reassertLiveness(): void {
+    const link = this.link;
+    if (!link) return;
+    const snapshot: Array<[string, number, number | null]> = [];
+    for (const e of this.devices.values()) {
+      if (!e.online || e.node !== link.nodeId) continue;
+      snapshot.push([e.id, e.since ?? 0, e.lastSeen]);
+      this.dirtyLive.set(e.id, { online: true, since: e.since ?? 0 });
+    }
+    link.publish({ node: link.nodeId, snapshot });
+  }
+
+  /**
+   * Cluster: devices held by nodes that are gone are offline (in this node's
+   * view; no event). Returns their ids. `alive`: the nodes still there.
+   */
+  sweepLiveness(alive: ReadonlySet<string>): string[] {
+    const out: string[] = [];
+    for (const e of this.devices.values()) {
+      if (!e.online || !e.node || alive.has(e.node)) continue;
+      e.online = false;
+      e.node = null;
+      out.push(e.id);
+    }
+    return out;
+  }
+
+  /** Cluster: the console event for devices a sweep found offline (sent once, by the node that swept the table). */
+  announceOffline(ids: Iterable<string>): void {
+    for (const id of ids) {
+      const e = this.devices.get(id);
+      if (e && !e.online) this.bus.emit('device.status', { deviceId: id, online: false, lastSeen: e.lastSeen });
+    }
+  }
+
   private async flushSeen(): Promise<void> {
+    if (this.link) return this.flushShared(this.link.nodeId);
     if (this.dirtySeen.size === 0) return;
     const ids = [...this.dirtySeen];
     this.dirtySeen.clear();
@@ -310,6 +468,42 @@ export class DeviceRegistry {
       );
     } catch (err) {
       for (const id of ids) this.dirtySeen.add(id);
+      this.logger.warn({ err: (err as Error).message }, 'could not store last-seen times; will retry');
+    }
+  }
+
+  /**
+   * Cluster: last-seen times as above, and this node's own connects and
+   * disconnects with the connect time. A connect is written only over an
+   * older one (the last connect wins, whichever node writes last); a
+   * disconnect only where this node is still the holder.
+   */
+  private async flushShared(self: string): Promise<void> {
+    if (this.dirtySeen.size === 0 && this.dirtyLive.size === 0) return;
+    const ids = [...this.dirtySeen];
+    this.dirtySeen.clear();
+    const live = [...this.dirtyLive];
+    this.dirtyLive.clear();
+    const seen = ids.map((id) => this.devices.get(id)?.lastSeen ?? null);
+    try {
+      if (ids.length) {
+        await this.db.query(
+          `update devices d set last_seen = greatest(d.last_seen, to_timestamp(u.seen / 1000.0))
+           from unnest($1::text[], $2::float8[]) as u(id, seen) where d.id = u.id and u.seen is not null`,
+          [ids, seen],
+        );
+      }
+      if (live.length) {
+        await this.db.query(
+          `update devices d set online = u.online, holder_node = case when u.online then $4 else null end, connected_us = u.since
+           from unnest($1::text[], $2::bool[], $3::int8[]) as u(id, online, since)
+           where d.id = u.id and (coalesce(d.connected_us, 0), coalesce(d.holder_node, '') collate "C") <= (u.since, $4::text collate "C") and (u.online or d.holder_node = $4)`,
+          [live.map(([id]) => id), live.map(([, l]) => l.online), live.map(([, l]) => l.since), self],
+        );
+      }
+    } catch (err) {
+      for (const id of ids) this.dirtySeen.add(id);
+      for (const [id, l] of live) if (!this.dirtyLive.has(id)) this.dirtyLive.set(id, l);
       this.logger.warn({ err: (err as Error).message }, 'could not store last-seen times; will retry');
     }
   }
