@@ -28,6 +28,7 @@ import { HeldAcks } from './held-acks.js';
 import { ConnGuard } from './conn-guard.js';
 import { deliverAfterConnack, releaseOnConnack } from './connack-first.js';
 import { acceptMqtt } from './mqtt5-bridge.js';
+import { readProxyHeader } from './proxy-protocol.js';
 
 export { DEAD_LETTER_TOPIC };
 
@@ -137,8 +138,8 @@ export function createBroker(deps: {
     },
   };
   // Every transport is admitted by one guard (conn-guard.ts): WebSocket counts against the limit, silent sockets per address are capped.
-  const handle = (conn: Duplex, req?: IncomingMessage): void => {
-    const address = (req?.socket ?? (conn as net.Socket)).remoteAddress ?? 'unknown';
+  const handle = (conn: Duplex, req?: IncomingMessage, proxied?: string): void => {
+    const address = proxied ?? (req?.socket ?? (conn as net.Socket)).remoteAddress ?? 'unknown';
     if (!guard.admit(conn, address)) return;
     acceptMqtt(conn, bridgeOptions, (stream) => origin.set(handleAedes(stream, req), conn));
   };
@@ -201,7 +202,10 @@ export function createBroker(deps: {
   return {
     async start() {
       await aedes.listen();
-      server = net.createServer((c) => handle(c));
+      // Behind a balancer that sends the PROXY protocol (GRIDLINK_MQTT_PROXY_PROTOCOL): the device's address is in its header.
+      server = net.createServer(config.mqttProxyProtocol
+        ? (c) => readProxyHeader(c, 10_000, (address) => handle(c, undefined, address), (reason) => logger.debug({ reason, peer: c.remoteAddress }, 'connection without a valid PROXY header closed'))
+        : (c) => handle(c));
       track(server);
       const mqtt = await listen(server, config.mqttPort);
       let mqtts: number | undefined;
