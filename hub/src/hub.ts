@@ -94,7 +94,7 @@ export function casesModule(options: CasesOptions = {}): ModuleFactory {
 
 export function rulesModule(options: RulesOptions = {}): ModuleFactory {
   return (p, d) => (d.rules = createRules({
-    db: p.db, bus: p.bus, logger: p.logger, auth: p.auth, registry: p.registry, now: p.now, leases: p.leases,
+    db: p.db, bus: p.bus, logger: p.logger, auth: p.auth, registry: p.registry, now: p.now, leases: p.leases, owners: p.cluster.owners,
     ...(d.cases ? { cases: d.cases.store, grids: d.cases.grids } : {}),
     ...(d.realtime ? { realtime: d.realtime.service } : {}),
   }, options));

@@ -121,6 +121,13 @@ export interface AlarmDeps {
   cases?: CaseStore;
   grids?: Pick<GridService, 'locate'>;
   realtime?: RealtimeService;
+  /**
+   * Cluster: other nodes write the same alarm book. Each raise, repeat and
+   * clear is decided by its row first (one active alarm per rule and device,
+   * the partial unique index) and announced after, so a trigger two nodes
+   * see is one alarm, one case and one `raised` event (docs/cluster.md).
+   */
+  shared?: boolean;
 }
 
 export class AlarmService {
@@ -203,6 +210,11 @@ export class AlarmService {
     return this.active.get(`${ruleId}\u0000${deviceId}`);
   }
 
+  /** Every active alarm this node knows of. */
+  activeAlarms(): Iterable<Alarm> {
+    return this.active.values();
+  }
+
   private emit(alarm: Alarm, change: AlarmChange): void {
     this.bus.emit('alarm.changed', { alarm, change });
     this.deps.realtime?.send('alarm', alarm.gridId, { ...alarm, change });
@@ -218,7 +230,7 @@ export class AlarmService {
     const jobs: Array<{ e: Effect; job: () => Promise<void> }> = [];
     for (const e of effects) {
       try {
-        const job = e.kind === 'raise' ? this.raiseNow(e) : this.clearNow(e.rule.id, e.deviceId, e.ts, `rule: ${e.reason}`);
+        const job = e.kind === 'raise' ? (this.deps.shared ? this.raiseShared(e) : this.raiseNow(e)) : this.clearNow(e.rule.id, e.deviceId, e.ts, `rule: ${e.reason}`);
         if (job) jobs.push({ e, job });
       } catch (err) {
         this.log.error({ err, rule: e.rule.id, deviceId: e.deviceId }, 'alarm effect failed');
@@ -290,6 +302,74 @@ export class AlarmService {
     };
   }
 
+  /**
+   * Cluster form of raiseNow: the row decides, then the event goes out. A
+   * repeat adds to the active row (`count + 1` in SQL, so two nodes' repeats
+   * both count); a repeat whose row another node cleared meanwhile raises a
+   * new alarm; a raise that finds another node's alarm already active for
+   * (rule, device) becomes a repeat of it: no second row, case or `raised`.
+   */
+  private raiseShared(e: RaiseEffect, attempt = 0): () => Promise<void> {
+    const now = this.deps.now();
+    const k = `${e.rule.id}\u0000${e.deviceId}`;
+    const existing = this.active.get(k);
+    if (existing) {
+      return async () => {
+        const severity = maxSeverity(existing.severity, e.severity);
+        const related = e.related?.length ? [...new Set([...(existing.related ?? []), ...e.related])] : existing.related;
+        const [row] = await this.db.query<AlarmRow>(
+          `update alarms set count = count + 1, last_ts = greatest(last_ts, to_timestamp($2 / 1000.0)), severity = $3, message = $4, updated_at = to_timestamp($5 / 1000.0), related = $6
+            where id = $1 and status = 'active' returning *`,
+          [existing.id, e.ts, severity, e.message, now, related ? JSON.stringify(related) : null],
+        );
+        if (!row) {
+          // Cleared on another node (auto-clear, an officer): this trigger starts a new alarm.
+          if (this.active.get(k) === existing) this.active.delete(k);
+          if (attempt < 3) await this.raiseShared(e, attempt + 1)();
+          return;
+        }
+        Object.assign(existing, toAlarm(row), { caseId: existing.caseId ?? row.case_id });
+        this.emit(existing, 'repeated');
+        if (e.rule.case && (!existing.caseId || !(await this.caseOpen(existing.caseId)))) await this.linkCase(existing, e);
+        else if (e.related?.length && existing.caseId) await this.linkRelated(existing.caseId, existing, e);
+      };
+    }
+    const where = e.where ?? this.where(e.deviceId);
+    const alarm: Alarm = {
+      id: randomUUID(), rule: e.rule.id, ruleName: e.rule.name, deviceId: e.deviceId, type: e.type, severity: e.severity, originalSeverity: e.severity,
+      status: 'active', acknowledged: false, ackBy: null, ackAt: null, escalated: false, escalations: 0, escalatedAt: null, count: 1, message: e.message,
+      value: e.value ?? null, ts: e.ts, lastTs: e.ts, createdAt: now, updatedAt: now, clearedAt: null, clearedBy: null,
+      lat: where.lat, lon: where.lon, gridId: where.gridId, caseId: null, related: e.related ?? null,
+    };
+    this.active.set(k, alarm);
+    this.pending.add(alarm.id);
+    return async () => {
+      let won: boolean;
+      try {
+        won = await this.insertRow(alarm, e, true);
+      } finally {
+        this.pending.delete(alarm.id);
+      }
+      if (!won) {
+        // Another node's alarm is active for (rule, device): this trigger repeats it.
+        const [row] = await this.db.query<AlarmRow>("select * from alarms where rule_id = $1 and device_id = $2 and status = 'active'", [e.rule.id, e.deviceId]);
+        if (this.active.get(k) === alarm) {
+          if (row) this.active.set(k, toAlarm(row));
+          else this.active.delete(k);
+        }
+        if (attempt < 3) await this.raiseShared(e, attempt + 1)();
+        return;
+      }
+      this.emit(alarm, 'raised');
+      const snapshot = e.snapshot && this.cases
+        ? this.cases.evidence.save({ bytes: e.snapshot, kind: 'snapshot', alarmId: alarm.id, deviceId: e.deviceId, gridId: where.gridId, at: now })
+          .catch((err: Error) => this.log.warn({ err: err.message, alarmId: alarm.id }, 'snapshot not stored'))
+        : null;
+      const linked = e.rule.case ? this.linkCase(alarm, e, undefined, snapshot) : null;
+      await Promise.all([snapshot, linked]);
+    };
+  }
+
   private async caseOpen(caseId: string): Promise<boolean> {
     return this.cases?.isOpenLinked(caseId) ?? false;
   }
@@ -348,13 +428,16 @@ export class AlarmService {
     this.emit(alarm, 'case_linked');
   }
 
-  private async insertRow(alarm: Alarm, e: RaiseEffect): Promise<void> {
-    await this.db.query(
+  /** Writes the alarm's row; `once`: not when an alarm of (rule, device) is active already (answers false then). */
+  private async insertRow(alarm: Alarm, e: RaiseEffect, once = false): Promise<boolean> {
+    const rows = await this.db.query(
       `insert into alarms (id, rule_id, rule_name, device_id, type, severity, original_severity, status, message, value, ts, last_ts, created_at, updated_at, lat, lon, grid_id, related)
-       values ($1, $2, $3, $4, $5, $6, $6, 'active', $7, $8, to_timestamp($9 / 1000.0), to_timestamp($9 / 1000.0), to_timestamp($10 / 1000.0), to_timestamp($10 / 1000.0), $11, $12, $13, $14)`,
+       values ($1, $2, $3, $4, $5, $6, $6, 'active', $7, $8, to_timestamp($9 / 1000.0), to_timestamp($9 / 1000.0), to_timestamp($10 / 1000.0), to_timestamp($10 / 1000.0), $11, $12, $13, $14)
+       ${once ? "on conflict (rule_id, device_id) where status = 'active' do nothing returning id" : ''}`,
       [alarm.id, e.rule.id, e.rule.name, e.deviceId, e.type, e.severity, e.message, e.value === undefined ? null : JSON.stringify(e.value), e.ts, alarm.createdAt,
         alarm.lat, alarm.lon, alarm.gridId, e.related ? JSON.stringify(e.related) : null],
     );
+    return !once || rows.length === 1;
   }
 
   /** Synchronous part of a clear; returns the write-behind job, or null when nothing is active. */
@@ -367,8 +450,15 @@ export class AlarmService {
     a.clearedAt = ts;
     a.clearedBy = by;
     a.updatedAt = this.deps.now();
-    this.emit(a, 'cleared');
     const at = a.updatedAt;
+    if (this.deps.shared) {
+      // Cluster: announced once, by the node whose update cleared the row.
+      return async () => {
+        const rows = await this.db.query("update alarms set status = 'cleared', cleared_at = to_timestamp($2 / 1000.0), cleared_by = $3, updated_at = to_timestamp($4 / 1000.0) where id = $1 and status = 'active' returning id", [a.id, ts, by, at]);
+        if (rows.length) this.emit(a, 'cleared');
+      };
+    }
+    this.emit(a, 'cleared');
     return async () => {
       await this.db.query("update alarms set status = 'cleared', cleared_at = to_timestamp($2 / 1000.0), cleared_by = $3, updated_at = to_timestamp($4 / 1000.0) where id = $1", [a.id, ts, by, at]);
     };

@@ -169,6 +169,48 @@ export class RuleEvaluator {
     return out;
   }
 
+  /**
+   * Cluster hand-over: this node now evaluates the devices `mine` accepts.
+   * Whatever it held for them is replaced by what the database says: the
+   * state their previous owner flushed (`rows`) and the alarms active now.
+   * Nothing becomes dirty: it is what is stored already.
+   */
+  adopt(mine: (deviceId: string) => boolean, rows: Iterable<{ ruleId: string; deviceId: string; state: KeyState }>, active: Iterable<{ ruleId: string; deviceId: string; lastAt: number }>): void {
+    for (const k of this.state.keys()) {
+      if (mine(k.slice(k.indexOf('\u0000') + 1))) {
+        this.state.delete(k);
+        this.dirty.delete(k);
+      }
+    }
+    for (const r of rows) {
+      if (mine(r.deviceId)) this.state.set(key(r.ruleId, r.deviceId), { active: false, pendingSince: r.state.pendingSince ?? null, count: r.state.count ?? 0, lastAt: r.state.lastAt ?? 0 });
+    }
+    for (const a of active) {
+      if (!mine(a.deviceId)) continue;
+      const k = key(a.ruleId, a.deviceId);
+      const s = this.state.get(k);
+      if (s) s.active = true;
+      else this.state.set(k, { active: true, pendingSince: null, count: 0, lastAt: a.lastAt });
+    }
+  }
+
+  /**
+   * Whether any enabled rule could act on this signal where the device is
+   * evaluated (cluster: only such signals are forwarded to the device's
+   * owner). Absence needs no forwarding: the node running the timers hears
+   * every device through `devices.last_seen`.
+   */
+  wants(sig: Signal): boolean {
+    const m = sig.msg;
+    if (m.channel !== 'telemetry' && m.channel !== 'event' && m.channel !== 'alert') return false;
+    for (const rule of this.rules.values()) {
+      if (rule.enabled === false) continue;
+      if (rule.kind === 'threshold' ? m.channel !== 'telemetry' || m.values[rule.metric] === undefined : rule.kind === 'absence' || m.channel === 'telemetry') continue;
+      if (this.inScope(rule, sig.deviceId, sig.deviceType, sig.gridId)) return true;
+    }
+    return false;
+  }
+
   /** An alarm cleared or removed outside the evaluator (REST clear). */
   markCleared(ruleId: string, deviceId: string): void {
     const s = this.state.get(key(ruleId, deviceId));

@@ -4,10 +4,14 @@
  * Evaluator state in progress is written to `rule_state` every second and
  * on stop; active alarms live in `alarms`; both are read back on start, so a
  * restart neither forgets a pending "for 2 min" nor raises a second alarm.
+ * In a cluster each device is evaluated on its owner node (cluster/owners.ts):
+ * the others forward its signals there, and a node that becomes a device's
+ * owner reads back what the previous one flushed (docs/cluster.md).
  */
+import { deserialize, serialize } from 'node:v8';
 import type { Auth } from '../auth/index.js';
 import type { CaseStore } from '../cases/index.js';
-import type { Leases } from '../cluster/index.js';
+import type { DeviceOwners, Leases, OwnershipChange } from '../cluster/index.js';
 import type { EventBus } from '../core/bus.js';
 import type { Logger } from '../core/logger.js';
 import type { HubModule } from '../core/module.js';
@@ -58,6 +62,8 @@ export interface RulesDeps {
   now: () => number;
   /** Timed work (absence, auto-clear, escalation) runs on the holder of `rules.timers`. */
   leases?: Leases;
+  /** Cluster: which node evaluates each device's rules (absent or not shared: this one). */
+  owners?: DeviceOwners;
   /** Alarms open and join cases, and rules resolve case categories, when cases is loaded. */
   cases?: CaseStore;
   grids?: GridService;
@@ -84,11 +90,12 @@ export function createRules(deps: RulesDeps, opts: RulesOptions = {}): RulesModu
   }
 
   const evaluator = new RuleEvaluator({ contains, devices });
+  const owners = deps.owners?.shared ? deps.owners : null;
   const repo = new RuleRepo(deps.db, (rule, id) => {
     if (rule) evaluator.upsertRule(rule);
     else evaluator.removeRule(id);
   }, deps.now);
-  const alarms = new AlarmService(deps, evaluator, () => repo.map());
+  const alarms = new AlarmService(owners ? { ...deps, shared: true } : deps, evaluator, () => repo.map());
   let tickTimer: NodeJS.Timeout | null = null;
   let flushTimer: NodeJS.Timeout | null = null;
 
@@ -99,8 +106,84 @@ export function createRules(deps: RulesDeps, opts: RulesOptions = {}): RulesModu
       // Absence runs on the hub clock at evaluation, the same clock tick() reads.
       at: deps.now(), msg: s.msg,
     };
+    if (owners) return route(sig);
     const effects = evaluator.onSignal(sig);
     if (effects.length) void alarms.applyAll(effects);
+  }
+
+  // ---- cluster: one owner evaluates each device ----------------------------------------------
+
+  /** Signals waiting while this node reads back the devices it took over (null: none). */
+  let held: Signal[] | null = null;
+  let takeovers = 0;
+  let handover: Promise<void> = Promise.resolve();
+
+  function evaluate(sig: Signal): void {
+    if (held) {
+      held.push(sig);
+      return;
+    }
+    const effects = evaluator.onSignal(sig);
+    if (effects.length) void alarms.applyAll(effects);
+  }
+
+  /** Evaluates here when this node owns the device (or knows no peers yet), else forwards to its owner. */
+  function route(sig: Signal): void {
+    const o = owners!;
+    const owner = o.ownerOf(sig.deviceId);
+    if (owner === null || owner === o.nodeId) return evaluate(sig);
+    // Absence: whichever node holds the timers next has heard the device.
+    evaluator.heard(sig.deviceId, sig.at);
+    if (!evaluator.wants(sig)) return;
+    o.forward(owner, serialize(sig)).then(
+      // Nobody received it: the owner is gone and out of this node's view; the next owner takes it.
+      (received) => (received ? undefined : route(sig)),
+      (err: Error) => {
+        // Redis away: evaluated here, as every node did before owners (docs/cluster.md).
+        log.warn({ err: err.message, deviceId: sig.deviceId, owner }, 'rule signal not forwarded; evaluated here');
+        evaluate(sig);
+      },
+    );
+  }
+
+  function onForwarded(payload: Buffer): void {
+    let sig: Signal;
+    try {
+      sig = deserialize(payload) as Signal;
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, 'forwarded rule signal unreadable');
+      return;
+    }
+    evaluate(sig);
+  }
+
+  /**
+   * The live nodes changed. Signals wait (in order) while this node flushes
+   * the state of the devices it owned until now, for their next owner, and
+   * reads back the devices it gains: the state their previous owner flushed,
+   * the active alarms and the open cases' links, as a restart would.
+   */
+  function onOwnersChanged(change: OwnershipChange): void {
+    const self = owners!.nodeId;
+    held ??= [];
+    takeovers++;
+    handover = handover.then(async () => {
+      await flushState((d) => {
+        const b = change.before(d);
+        return b === null || b === self;
+      });
+      const gained = (d: string) => change.after(d) === self && change.before(d) !== self;
+      const rows = await deps.db.query<{ rule_id: string; device_id: string; state: KeyState }>('select rule_id, device_id, state from rule_state');
+      await alarms.sync();
+      if (deps.cases) await alarms.serial(() => deps.cases!.loadLinks());
+      const active = [...alarms.activeAlarms()].map((a) => ({ ruleId: a.rule, deviceId: a.deviceId, lastAt: Math.max(a.updatedAt, a.createdAt) }));
+      evaluator.adopt(gained, rows.map((r) => ({ ruleId: r.rule_id, deviceId: r.device_id, state: r.state })), active);
+    }).catch((err: Error) => log.error({ err: err.message }, 'devices taken over without their stored state')).finally(() => {
+      if (--takeovers > 0) return;
+      const waiting = held ?? [];
+      held = null;
+      for (const sig of waiting) evaluate(sig);
+    });
   }
 
   const DISPATCH_ALARM_NAMES: Record<DispatchAlarm['kind'], string> = {
@@ -135,8 +218,15 @@ export function createRules(deps: RulesDeps, opts: RulesOptions = {}): RulesModu
     ]);
   }
 
-  async function flushState(): Promise<void> {
-    const dirty = evaluator.takeDirty();
+  /** Cluster: the owner writes a device's state (`mine` says which devices are this node's to write). */
+  const ownedHere = (d: string) => {
+    const o = owners!.ownerOf(d);
+    return o === null || o === owners!.nodeId;
+  };
+
+  async function flushState(mine: ((deviceId: string) => boolean) | null = owners ? ownedHere : null): Promise<void> {
+    let dirty = evaluator.takeDirty();
+    if (mine) dirty = dirty.filter((d) => mine(d.deviceId));
     if (!dirty.length) return;
     const keep = dirty.filter((d) => d.state && (d.state.active || d.state.pendingSince !== null || d.state.count > 0));
     const drop = dirty.filter((d) => !keep.includes(d));
@@ -229,6 +319,10 @@ export function createRules(deps: RulesDeps, opts: RulesOptions = {}): RulesModu
       for (const a of await alarms.load()) evaluator.restore(a.rule, a.deviceId, { active: true, lastAt: Math.max(a.updatedAt, a.createdAt) });
       for (const d of deps.registry.list()) if (d.lastSeen !== null) evaluator.heard(d.id, d.lastSeen);
       evaluator.takeDirty();
+      if (owners) {
+        owners.onChange(onOwnersChanged);
+        await owners.onSignal(onForwarded);
+      }
       deps.bus.on('message.stored', 'rules', onStored);
       deps.bus.on('dispatch.alarm', 'rules', onDispatchAlarm);
       deps.bus.on('camera.alarm', 'rules', onCameraAlarm);
@@ -249,6 +343,13 @@ export function createRules(deps: RulesDeps, opts: RulesOptions = {}): RulesModu
       if (flushTimer) clearInterval(flushTimer);
       tickTimer = flushTimer = null;
       deps.bus.removeOwner('rules');
+      if (owners) {
+        // What this node owns goes to the database first, then forwards stop reaching it and its devices move on.
+        await alarms.idle();
+        await flushState();
+        await owners.close();
+        await handover;
+      }
       await alarms.idle();
       await flushState();
     },

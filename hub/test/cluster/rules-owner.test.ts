@@ -1,0 +1,158 @@
+/**
+ * Rules on two hub processes: a device's messages reach either node (HTTP
+ * ingest behind a balancer, an MQTT reconnect elsewhere), yet its "3 readings
+ * in a row", its hysteresis and its alarm are one: the device's owner node
+ * evaluates, the other forwards (docs/cluster.md, "Rules: one owner per
+ * device"). And when the owner is SIGKILLed half-way through a run, the
+ * survivor finishes it: one alarm, one case, one `raised`, never two.
+ */
+import { io as ioc, type Socket } from 'socket.io-client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rendezvousOwner } from '../../src/cluster/owners.js';
+import { until } from '../helpers.js';
+import { api, clusterEnv, createDatabase, health, login, RUN_CLUSTER, startNode, startRedis, type HubNode, type RedisServer, type TestDatabase } from './harness.js';
+
+const RULE = {
+  id: 'gas-3', name: '燃气 3 次连续超限', enabled: true, kind: 'threshold', metric: 'ch4_pct_lel', op: '>=', value: 20, count: 3,
+  clear: { op: '<', value: 10 }, severity: 'major', case: { category: 'E0402' }, scope: { deviceTypes: ['sensor.gas'] },
+};
+/** Generous guards against a hang on a busy machine; nothing here is a latency assertion. */
+const WAIT = 60_000;
+
+interface AlarmSeen { deviceId: string; rule: string; change?: string }
+
+describe.runIf(RUN_CLUSTER)('rules across two nodes: one owner per device', () => {
+  let redis: RedisServer;
+  let db: TestDatabase;
+  let a: HubNode, b: HubNode;
+  let token = '';
+  let socket: Socket | null = null;
+  const seen: AlarmSeen[] = [];
+  const secrets = new Map<string, string>();
+
+  beforeAll(async () => {
+    redis = await startRedis();
+    db = await createDatabase();
+    const env = clusterEnv(redis.url, db.url);
+    a = await startNode('node-a', env);
+    token = await login(a.http);
+    const r = await api(a.http, 'POST', '/rules', RULE, token);
+    expect(r.status, JSON.stringify(r.body)).toBe(201);
+    // B starts with the rule in the database.
+    b = await startNode('node-b', env);
+    await until(async () => (await Promise.all([a, b].map(health))).every((h) => h.cluster.peers.length === 2), WAIT, 100);
+    // An officer's console on B: every node's alarm events reach it.
+    socket = ioc(b.http, { path: '/socket.io', auth: { token }, transports: ['websocket'], reconnection: false });
+    socket.on('alarm', (x: AlarmSeen) => seen.push(x));
+    await new Promise<void>((resolve, reject) => {
+      socket!.once('connect', () => resolve());
+      socket!.once('connect_error', reject);
+    });
+  }, 180_000);
+
+  afterAll(async () => {
+    if (process.env.GRIDLINK_CLUSTER_LOGS === '1') for (const n of [a, b]) if (n) process.stderr.write(`--- ${n.id}\n${n.output()}\n`);
+    socket?.disconnect();
+    await Promise.all([a, b].map((n) => n?.kill('SIGKILL')));
+    await redis?.stop();
+    await db?.drop();
+  }, 60_000);
+
+  async function device(type: string, id: string): Promise<void> {
+    const r = await api<{ secret: string }>(a.http, 'POST', '/devices', { type, id, lat: 30.6, lon: 104.0 }, token);
+    expect(r.status, JSON.stringify(r.body)).toBe(201);
+    secrets.set(id, r.body.secret);
+  }
+
+  /** One message through a node's HTTP ingest, as a balancer would send it there; 202 = committed. */
+  async function send(node: HubNode, id: string, channel: 'telemetry' | 'event', body: object): Promise<void> {
+    const auth = Buffer.from(`${id}:${secrets.get(id)}`).toString('base64');
+    const r = await fetch(`${node.http}/api/v1/ingest/${id}/${channel}`, { method: 'POST', headers: { authorization: `Basic ${auth}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    expect(r.status, `${id} via ${node.id}: ${await r.text()}`).toBe(202);
+  }
+  const gas = (node: HubNode, id: string, v: number) => send(node, id, 'telemetry', { values: { ch4_pct_lel: v } });
+
+  /** The pending run the device's owner flushed (rule_state). */
+  async function pending(id: string, rule = RULE.id): Promise<number | null> {
+    const [r] = await db.query<{ count: number }>("select (state->>'count')::int as count from rule_state where rule_id = $1 and device_id = $2", [rule, id]);
+    return r?.count ?? null;
+  }
+  async function alarms(id: string, rule = RULE.id) {
+    return db.query<{ id: string; status: string; count: number; case_id: string | null }>('select id, status, count, case_id from alarms where rule_id = $1 and device_id = $2 order by created_at', [rule, id]);
+  }
+  async function cases(id: string): Promise<number> {
+    const [r] = await db.query<{ n: number }>('select count(distinct case_id)::int as n from case_links where device_id = $1', [id]);
+    return r!.n;
+  }
+  /** What a console saw of the device's alarm, case links left out. */
+  const changes = (id: string, rule = RULE.id) => seen.filter((x) => x.deviceId === id && x.rule === rule && x.change !== 'case_linked').map((x) => x.change);
+
+  it('counts readings that alternate between nodes as one run: raised at the third, once, cleared once', async () => {
+    await device('sensor.gas', 'gas-alt');
+    // Round robin, as an HTTP balancer sends them; each reading waits for the one before to be counted.
+    await gas(a, 'gas-alt', 25);
+    await until(async () => (await pending('gas-alt')) === 1, WAIT, 50);
+    await gas(b, 'gas-alt', 25);
+    await until(async () => (await pending('gas-alt')) === 2, WAIT, 50);
+    await gas(a, 'gas-alt', 26);
+    const [raised] = await until(async () => {
+      const rows = await alarms('gas-alt');
+      return rows[0]?.case_id ? rows : null;
+    }, WAIT, 50);
+    expect(raised!.count).toBe(1);
+    await gas(b, 'gas-alt', 27);
+    await until(async () => (await alarms('gas-alt'))[0]?.count === 2, WAIT, 50);
+    // Hysteresis: 15 is below the breach and above the clear level, 5 clears.
+    await gas(a, 'gas-alt', 15);
+    await gas(b, 'gas-alt', 5);
+    await until(async () => (await alarms('gas-alt'))[0]?.status === 'cleared', WAIT, 50);
+    await until(() => changes('gas-alt').includes('cleared'), WAIT, 50);
+    const rows = await alarms('gas-alt');
+    expect(rows.map((r) => [r.status, r.count])).toEqual([['cleared', 2]]);
+    expect(await cases('gas-alt')).toBe(1);
+    expect(changes('gas-alt')).toEqual(['raised', 'repeated', 'cleared']);
+  }, 240_000);
+
+  it('keeps one alarm and one case when a device\'s triggers reach both nodes', async () => {
+    await device('sensor.smoke', 'smoke-both');
+    await send(a, 'smoke-both', 'event', { type: 'smoke_alarm', severity: 'critical' });
+    await until(async () => (await alarms('smoke-both', 'smoke-alarm'))[0]?.case_id, WAIT, 50);
+    // The device reconnected to the other node and reports again.
+    await send(b, 'smoke-both', 'event', { type: 'smoke_alarm', severity: 'critical' });
+    await until(() => changes('smoke-both', 'smoke-alarm').length >= 2, WAIT, 50);
+    expect(changes('smoke-both', 'smoke-alarm')).toEqual(['raised', 'repeated']);
+    await until(async () => (await alarms('smoke-both', 'smoke-alarm'))[0]?.count === 2, WAIT, 50);
+    expect((await alarms('smoke-both', 'smoke-alarm')).length).toBe(1);
+    expect(await cases('smoke-both')).toBe(1);
+  }, 240_000);
+
+  it('finishes a run half-way through when its owner is SIGKILLed: raised once on the survivor, an alarm raised before goes on', async () => {
+    // Two devices node A owns while both nodes live.
+    const owned = (prefix: string) => {
+      for (let i = 0; ; i++) if (rendezvousOwner(`${prefix}-${i}`, ['node-a', 'node-b']) === 'node-a') return `${prefix}-${i}`;
+    };
+    const mid = owned('gas-mid');
+    const up = owned('gas-up');
+    await device('sensor.gas', mid);
+    await device('sensor.gas', up);
+    // `mid`: 2 of 3, one reading through each node. `up`: raised (with its case) from readings B forwarded.
+    await gas(a, mid, 30);
+    await gas(b, mid, 30);
+    for (const v of [30, 31, 32]) await gas(b, up, v);
+    await until(async () => (await pending(mid)) === 2, WAIT, 50);
+    await until(async () => (await alarms(up))[0]?.case_id, WAIT, 50);
+    await a.kill('SIGKILL');
+    // The devices go on through B, which takes them over.
+    await gas(b, mid, 33);
+    await gas(b, up, 34);
+    await until(async () => (await alarms(mid))[0]?.case_id, WAIT, 50);
+    await until(async () => (await alarms(up))[0]?.count === 2, WAIT, 50);
+    await gas(b, mid, 35);
+    await until(async () => (await alarms(mid))[0]?.count === 2, WAIT, 50);
+    expect((await alarms(mid)).map((r) => [r.status, r.count])).toEqual([['active', 2]]);
+    expect((await alarms(up)).map((r) => [r.status, r.count])).toEqual([['active', 2]]);
+    expect([await cases(mid), await cases(up)]).toEqual([1, 1]);
+    expect(changes(mid)).toEqual(['raised', 'repeated']);
+    expect(changes(up)).toEqual(['raised', 'repeated']);
+  }, 240_000);
+});
