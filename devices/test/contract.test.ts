@@ -4,8 +4,10 @@ import { fileURLToPath } from 'node:url';
 import { Value } from '@sinclair/typebox/value';
 import { describe, expect, it } from 'vitest';
 import {
-  Actor, CASE_ACTIONS, CASE_STATUSES, Camera, CameraSnapshotBody, CaseActionBody, CaseSummary, LinkageEvent, LinkedCamera, OPEN_STATUSES, StreamUrls, WORKFLOW, actionsFrom, roleMayTake,
+  Actor, CASE_ACTIONS, CASE_STATUSES, Camera, CameraSnapshotBody, CaseActionBody, CaseSummary, CreateCategoryBody, CreateDepartmentBody, LinkageEvent, LinkedCamera, OPEN_STATUSES, StreamUrls,
+  UpdateCategoryBody, UpdateDepartmentBody, WORKFLOW, WorkingCalendar, actionsFrom, roleMayTake,
 } from '../src/contract/index.js';
+import { DEFAULT_CALENDAR } from '../src/calendar.js';
 
 const dir = path.join(path.dirname(fileURLToPath(import.meta.url)), '../src/contract');
 const importsOf = (file: string) => [...readFileSync(path.join(dir, file), 'utf8').matchAll(/^(?:import|export)[^'"]*from '([^']+)'/gm)].map((m) => m[1]!);
@@ -97,5 +99,30 @@ describe('contract entry', () => {
     expect(Value.Check(CameraSnapshotBody, { caseId: 'c1' })).toBe(true);
     expect(Value.Check(CameraSnapshotBody, { caseId: 'c1', deviceId: 'other' })).toBe(false);
     expect(Value.Check(CameraSnapshotBody, { caseId: '' })).toBe(false);
+  });
+
+  it('should refuse a category body whose code is not kind letter + 4 digits, or that carries a field the hub computes', () => {
+    const c = { kind: 'event', majorCode: '04', minorCode: '09', name: '井盖缺失', nameEn: 'Missing cover', timeLimitMin: 120, defaultSeverity: 'major' };
+    expect(Value.Check(CreateCategoryBody, c)).toBe(true);
+    expect(Value.Check(CreateCategoryBody, { ...c, code: 'E0409' })).toBe(true);
+    expect(Value.Check(CreateCategoryBody, { ...c, code: 'X0409' })).toBe(false);
+    expect(Value.Check(CreateCategoryBody, { ...c, majorName: '市容', createdAt: 1 })).toBe(false);
+    expect(Value.Check(UpdateCategoryBody, {})).toBe(false);
+    expect(Value.Check(UpdateCategoryBody, { limitUnit: 'calendar' })).toBe(true);
+    expect(Value.Check(UpdateCategoryBody, { limitUnit: 'lunar' })).toBe(false);
+  });
+
+  it('should refuse a department body with an id the hub cannot route to or a field it does not know', () => {
+    expect(Value.Check(CreateDepartmentBody, { id: 'water', name: '水务', categories: ['E0402'], regionId: null })).toBe(true);
+    expect(Value.Check(CreateDepartmentBody, { id: 'Water Dept', name: '水务' })).toBe(false);
+    expect(Value.Check(CreateDepartmentBody, { id: 'water', name: '水务', categories: ['fire'] })).toBe(false);
+    expect(Value.Check(UpdateDepartmentBody, {})).toBe(false);
+    expect(Value.Check(UpdateDepartmentBody, { enabled: false, suggested: true })).toBe(false);
+  });
+
+  it('should accept the default working calendar and refuse hours that are no HH:MM pair', () => {
+    expect(Value.Check(WorkingCalendar, DEFAULT_CALENDAR)).toBe(true);
+    expect(Value.Check(WorkingCalendar, { ...DEFAULT_CALENDAR, hours: [['9:00', '12:00']] })).toBe(false);
+    expect(Value.Check(WorkingCalendar, { ...DEFAULT_CALENDAR, hours: [['09:00']] })).toBe(false);
   });
 });

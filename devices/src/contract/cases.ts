@@ -1,9 +1,9 @@
 /** Cases as REST and Socket.IO carry them (CONTRACT 4, 5 `/cases`, 6 `case`). */
 import { Type, type Static } from '@sinclair/typebox';
 import { RoleT } from './accounts.js';
-import { Nullable, OneOf } from './common.js';
+import { Nullable, OneOf, TimeQuery } from './common.js';
 import { CASE_ACTIONS } from './workflow.js';
-import { CASE_SOURCES, CASE_STATUSES, LIMIT_UNITS, SEVERITIES } from './values.js';
+import { CASE_SOURCES, CASE_STATUSES, CATEGORY_CODE_PATTERN, LIMIT_UNITS, SEVERITIES } from './values.js';
 
 export const SeverityT = OneOf(SEVERITIES);
 export const CaseStatusT = OneOf(CASE_STATUSES);
@@ -141,3 +141,97 @@ export const Department = Type.Object({
   suggested: Type.Optional(Type.Boolean()),
 });
 export type Department = Static<typeof Department>;
+
+/** `GET /cases/counts` filters; `GET /cases` takes them with a page (CaseListQuery). */
+export const CaseFilterQuery = Type.Object({
+  status: Type.Optional(Type.String({ description: 'one status or several separated by commas' })),
+  gridId: Type.Optional(Type.String({ maxLength: 64 })),
+  workerId: Type.Optional(Type.String({ maxLength: 64 })),
+  departmentId: Type.Optional(Type.String({ maxLength: 64, description: 'only cases routed to this department' })),
+  escalatedTo: Type.Optional(Type.String({ maxLength: 64, description: 'only cases escalated (督办升级) to this region; `mine`: to the caller\'s own region' })),
+  category: Type.Optional(Type.String({ maxLength: 64 })),
+  from: Type.Optional(TimeQuery),
+  to: Type.Optional(TimeQuery),
+});
+export type CaseFilterQuery = Static<typeof CaseFilterQuery>;
+
+/** `GET /cases`: the filters, a page size and the `nextCursor` of the previous page. */
+export const CaseListQuery = Type.Intersect([CaseFilterQuery, Type.Object({
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
+  cursor: Type.Optional(Type.String({ maxLength: 200 })),
+})]);
+export type CaseListQuery = Static<typeof CaseListQuery>;
+
+const LimitMin = (options: { default?: number } = {}) => Type.Integer({ minimum: 1, maximum: 525_600, ...options });
+
+/** `POST /categories` (admin): `code`, when sent, must be the kind letter + 大类 + 小类 it is built from. */
+export const CreateCategoryBody = Type.Object({
+  code: Type.Optional(Type.String({ pattern: CATEGORY_CODE_PATTERN })),
+  key: Type.Optional(Type.String({ pattern: '^[a-z][a-z0-9_]{0,63}$' })),
+  kind: Type.Union([Type.Literal('component'), Type.Literal('event')]),
+  majorCode: Type.String({ pattern: '^\\d{2}$' }),
+  majorName: Type.Optional(Type.String({ maxLength: 64 })),
+  minorCode: Type.String({ pattern: '^\\d{2}$' }),
+  name: Type.String({ minLength: 1, maxLength: 64 }),
+  nameEn: Type.String({ minLength: 1, maxLength: 64 }),
+  timeLimitMin: LimitMin(),
+  ackLimitMin: Type.Optional(LimitMin({ default: 60 })),
+  limitUnit: Type.Optional(LimitUnitT),
+  defaultSeverity: SeverityT,
+}, { additionalProperties: false });
+export type CreateCategoryBody = Static<typeof CreateCategoryBody>;
+
+/** `PATCH /categories/{code}` (admin): limits, their unit or the default severity; applies to cases created or dispatched from then on. */
+export const UpdateCategoryBody = Type.Object({
+  timeLimitMin: Type.Optional(LimitMin()),
+  ackLimitMin: Type.Optional(LimitMin()),
+  limitUnit: Type.Optional(LimitUnitT),
+  defaultSeverity: Type.Optional(SeverityT),
+}, { additionalProperties: false, minProperties: 1 });
+export type UpdateCategoryBody = Static<typeof UpdateCategoryBody>;
+
+export const CategoryParams = Type.Object({ code: Type.String({ pattern: CATEGORY_CODE_PATTERN }) });
+export type CategoryParams = Static<typeof CategoryParams>;
+
+/** `GET /departments`: with `caseId`, the list is ordered for routing that case (owners of its category first, `suggested: true`). */
+export const DepartmentsQuery = Type.Object({ caseId: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })) }, { additionalProperties: false });
+export type DepartmentsQuery = Static<typeof DepartmentsQuery>;
+
+const DepartmentFields = {
+  name: Type.String({ minLength: 1, maxLength: 64 }),
+  nameEn: Nullable(Type.String({ maxLength: 64 })),
+  regionId: Nullable(Type.String({ minLength: 1, maxLength: 64, description: 'grid id of the region it works in; null: the whole city' })),
+  categories: Type.Array(Type.String({ pattern: CATEGORY_CODE_PATTERN }), { maxItems: 500, description: 'category codes it owns' }),
+  leaderUserId: Nullable(Type.String({ minLength: 1, maxLength: 64 })),
+  enabled: Type.Boolean(),
+  userIds: Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { maxItems: 1000, description: 'its users (they then see only cases routed to it)' }),
+};
+const F = DepartmentFields;
+
+/** `POST /departments` (admin). */
+export const CreateDepartmentBody = Type.Object({
+  id: Type.String({ pattern: '^[a-z][a-z0-9_-]{0,63}$' }),
+  name: F.name, nameEn: Type.Optional(F.nameEn), regionId: Type.Optional(F.regionId), categories: Type.Optional(F.categories),
+  leaderUserId: Type.Optional(F.leaderUserId), enabled: Type.Optional(F.enabled), userIds: Type.Optional(F.userIds),
+}, { additionalProperties: false });
+export type CreateDepartmentBody = Static<typeof CreateDepartmentBody>;
+
+/** `PATCH /departments/{id}` (admin): at least one field. */
+export const UpdateDepartmentBody = Type.Object({
+  name: Type.Optional(F.name), nameEn: Type.Optional(F.nameEn), regionId: Type.Optional(F.regionId), categories: Type.Optional(F.categories),
+  leaderUserId: Type.Optional(F.leaderUserId), enabled: Type.Optional(F.enabled), userIds: Type.Optional(F.userIds),
+}, { additionalProperties: false, minProperties: 1 });
+export type UpdateDepartmentBody = Static<typeof UpdateDepartmentBody>;
+
+const HourMinute = Type.String({ pattern: '^([01]\\d|2[0-4]):[0-5]\\d$' });
+const LocalDate = Type.String({ pattern: '^\\d{4}-\\d{2}-\\d{2}$' });
+
+/** `GET /calendar` answers and `PUT /calendar` (admin) takes the working calendar (工作日历) that working-time limits count in. */
+export const WorkingCalendar = Type.Object({
+  utcOffsetMin: Type.Integer({ minimum: -840, maximum: 840, description: 'minutes east of UTC (480 = China Standard Time)' }),
+  hours: Type.Array(Type.Tuple([HourMinute, HourMinute]), { minItems: 1, maxItems: 8, description: 'working intervals of a working day, local HH:MM' }),
+  weekend: Type.Array(Type.Integer({ minimum: 0, maximum: 6 }), { maxItems: 7, description: 'rest days, 0 = Sunday' }),
+  holidays: Type.Array(LocalDate, { maxItems: 2000, description: 'public holidays (YYYY-MM-DD)' }),
+  workdays: Type.Array(LocalDate, { maxItems: 2000, description: '调休 working days on a weekend (YYYY-MM-DD)' }),
+}, { additionalProperties: false });
+export type WorkingCalendar = Static<typeof WorkingCalendar>;

@@ -18,3 +18,11 @@ export type Page<T> = { items: T[]; nextCursor?: string };
 /** Every error body (CONTRACT 5): a stable code clients match on and a message; a 5xx never carries internals. */
 export const ErrorBody = Type.Object({ code: Type.String(), message: Type.String(), details: Type.Optional(Type.Unknown()) }, { $id: 'Error' });
 export type ErrorBody = Static<typeof ErrorBody>;
+
+/** A time in a query string: epoch ms or ISO-8601 (CONTRACT 5). */
+export const TimeQuery = Type.Union([Type.Number(), Type.String()], { description: 'epoch ms or ISO-8601' });
+export type TimeQuery = Static<typeof TimeQuery>;
+
+/** `/{id}` of most REST objects (users, cases, rules, alarms, departments). */
+export const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
+export type IdParams = Static<typeof IdParams>;

@@ -57,3 +57,18 @@ export type GridLocation = Static<typeof GridLocation>;
 /** `PUT /grids` 200: how many grids the hierarchy now holds. */
 export const GridsReplaced = Type.Object({ count: Type.Number() });
 export type GridsReplaced = Static<typeof GridsReplaced>;
+
+/** `GET /grids` filters. */
+export const GridsQuery = Type.Object({ level: Type.Optional(Type.String()), parentId: Type.Optional(Type.String()) });
+export type GridsQuery = Static<typeof GridsQuery>;
+
+/**
+ * `GET /grids` as the OpenAPI document and the serializer state it: features
+ * pass through untouched (a file's own properties stay); each is a GridFeature,
+ * which is what the static type says.
+ */
+export const GridCollectionResponse = Type.Unsafe<GridCollection>(Type.Object({ type: Type.Literal('FeatureCollection'), features: Type.Array(Type.Unknown()) }));
+
+/** `GET /grids/locate`. */
+export const GridLocateQuery = Type.Object({ lat: Type.Number({ minimum: -90, maximum: 90 }), lon: Type.Number({ minimum: -180, maximum: 180 }) });
+export type GridLocateQuery = Static<typeof GridLocateQuery>;

@@ -36,6 +36,9 @@ export type Team = (typeof TEAMS)[number];
 export const ALARM_STATUSES = ['active', 'cleared'] as const;
 export type AlarmStatus = (typeof ALARM_STATUSES)[number];
 
+/** A category code (CONTRACT 4): kind letter (C 部件 / E 事件) + 2-digit 大类 + 2-digit 小类, e.g. E0402. */
+export const CATEGORY_CODE_PATTERN = '^[CE]\\d{4}$';
+
 /** How a category's time limit counts: working time (the working calendar) or calendar time. */
 export const LIMIT_UNITS = ['working', 'calendar'] as const;
 export type LimitUnit = (typeof LIMIT_UNITS)[number];

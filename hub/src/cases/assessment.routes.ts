@@ -2,27 +2,18 @@
  * REST for the monthly 考核: the league table as JSON and as .xlsx, region-scoped.
  */
 import { Type } from '@sinclair/typebox';
-import { Assessment as AssessmentSchema } from '@gridlink/devices/contract';
+import { Assessment as AssessmentSchema, AssessmentQuery } from '@gridlink/devices/contract';
 import { regionScope, type Auth, type Principal } from '../auth/index.js';
 import { Errors } from '../core/errors.js';
 import type { App } from '../http/app.js';
 import { authenticate, parseTime, principal, requireRole } from '../http/guards.js';
-import { errors, TimeQuery } from '../http/schemas.js';
+import { errors } from '../http/schemas.js';
 import type { WorkerService } from '../core/services.js';
 import type { Queryable } from '../store/index.js';
-import { ASSESSMENT_FORMULAS, ASSESSMENT_LEVELS, assessmentXlsx, computeAssessment, METRICS, monthRange, type AssessmentLevel, type Weights } from './assessment.js';
+import { ASSESSMENT_FORMULAS, assessmentXlsx, computeAssessment, METRICS, monthRange, type Weights } from './assessment.js';
 import type { CalendarStore } from './calendar.store.js';
 import type { DepartmentDirectory } from './departments.js';
 import type { GridIndex } from './grids.js';
-
-const Query = Type.Object({
-  level: Type.Union(ASSESSMENT_LEVELS.map((l) => Type.Literal(l))),
-  month: Type.Optional(Type.String({ pattern: '^\\d{4}-(0[1-9]|1[0-2])$', description: 'YYYY-MM in the calendar time zone (instead of from/to)' })),
-  from: Type.Optional(TimeQuery),
-  to: Type.Optional(TimeQuery),
-  gridId: Type.Optional(Type.String({ maxLength: 64 })),
-  weights: Type.Optional(Type.String({ maxLength: 200, pattern: '^[a-zA-Z]+:\\d{1,3}(,[a-zA-Z]+:\\d{1,3})*$', description: 'e.g. onTimeClose:40,satisfaction:30 (others keep their default)' })),
-}, { additionalProperties: false });
 
 export interface AssessmentRouteDeps {
   auth: Auth;
@@ -37,7 +28,7 @@ export interface AssessmentRouteDeps {
 export function assessmentRoutes(app: App, d: AssessmentRouteDeps): void {
   const guard = authenticate(d.auth);
 
-  async function run(p: Principal, q: { level: AssessmentLevel; month?: string; from?: string | number; to?: string | number; gridId?: string; weights?: string }) {
+  async function run(p: Principal, q: AssessmentQuery) {
     const cal = d.calendar.current();
     const now = d.now();
     let from: number, to: number;
@@ -62,14 +53,14 @@ export function assessmentRoutes(app: App, d: AssessmentRouteDeps): void {
 
   app.get('/stats/assessment', {
     preHandler: [guard, requireRole('officer', 'dispatcher', 'integrator')],
-    schema: { tags: ['stats'], summary: '月度考核: league table per grid, community, street, worker or department', description: ASSESSMENT_FORMULAS, querystring: Query, response: { 200: AssessmentSchema, ...errors(400, 401, 403, 404) } },
-  }, async (req) => run(principal(req), req.query as never));
+    schema: { tags: ['stats'], summary: '月度考核: league table per grid, community, street, worker or department', description: ASSESSMENT_FORMULAS, querystring: AssessmentQuery, response: { 200: AssessmentSchema, ...errors(400, 401, 403, 404) } },
+  }, async (req) => run(principal(req), req.query));
 
   app.get('/stats/assessment.xlsx', {
     preHandler: [guard, requireRole('officer', 'dispatcher', 'integrator')],
-    schema: { tags: ['stats'], summary: 'The 考核 league table as an .xlsx workbook (sheets 考核 and 公式)', querystring: Query, response: { 401: Type.Ref('Error'), 403: Type.Ref('Error'), 404: Type.Ref('Error') } },
+    schema: { tags: ['stats'], summary: 'The 考核 league table as an .xlsx workbook (sheets 考核 and 公式)', querystring: AssessmentQuery, response: { 401: Type.Ref('Error'), 403: Type.Ref('Error'), 404: Type.Ref('Error') } },
   }, async (req, reply) => {
-    const a = await run(principal(req), req.query as never);
+    const a = await run(principal(req), req.query);
     const body = await assessmentXlsx(a, d.calendar.current().data.utcOffsetMin);
     return reply
       .type('application/vnd.openxmlformats-officedocument.spreadsheetml.sheet')

@@ -105,8 +105,6 @@ export const SEED_CATEGORIES: Category[] = SEEDS.map(([code, key, major, name, n
 /** The limits migration 202 seeded, before working time existed (migration 204 moves them to SEED_CATEGORIES). */
 export const SEED_LIMITS_V1: Record<string, number> = Object.fromEntries(SEEDS.map((s) => [s[0], s[5]]));
 
-export const CATEGORY_CODE_RE = /^[CE]\d{4}$/;
-
 interface CategoryRow {
   code: string;
   key: string | null;

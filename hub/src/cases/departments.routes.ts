@@ -2,8 +2,7 @@
  * REST for departments (分流): list (with the owner suggested for a case),
  * create and change (admin), and `mine` for a department user's console.
  */
-import { Type } from '@sinclair/typebox';
-import { Department as DepartmentSchema } from '@gridlink/devices/contract';
+import { CreateDepartmentBody, Department as DepartmentSchema, DepartmentsQuery, IdParams, UpdateDepartmentBody } from '@gridlink/devices/contract';
 import type { Auth } from '../auth/index.js';
 import { Errors } from '../core/errors.js';
 import type { App } from '../http/app.js';
@@ -12,18 +11,6 @@ import { errors, Items } from '../http/schemas.js';
 import { DepartmentErrors, type Department, type DepartmentDirectory } from './departments.js';
 import type { GridIndex } from './grids.js';
 import { CaseErrors, type CaseStore } from './service.js';
-
-const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Union([t, Type.Null()]);
-
-const Fields = {
-  name: Type.String({ minLength: 1, maxLength: 64 }),
-  nameEn: Nullable(Type.String({ maxLength: 64 })),
-  regionId: Nullable(Type.String({ minLength: 1, maxLength: 64, description: 'grid id of the region it works in; null: the whole city' })),
-  categories: Type.Array(Type.String({ pattern: '^[CE]\\d{4}$' }), { maxItems: 500, description: 'category codes it owns' }),
-  leaderUserId: Nullable(Type.String({ minLength: 1, maxLength: 64 })),
-  enabled: Type.Boolean(),
-  userIds: Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { maxItems: 1000, description: 'its users (they then see only cases routed to it)' }),
-};
 
 export interface DepartmentRouteDeps {
   auth: Auth;
@@ -58,7 +45,7 @@ export function departmentRoutes(app: App, d: DepartmentRouteDeps): void {
     schema: {
       tags: ['departments'],
       summary: 'Departments; with `caseId`, ordered for routing that case: owners of its category (most local region first, `suggested: true`), then the rest',
-      querystring: Type.Object({ caseId: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })) }, { additionalProperties: false }),
+      querystring: DepartmentsQuery,
       response: { 200: Items(DepartmentSchema), ...errors(401, 403, 404) },
     },
   }, async (req) => {
@@ -83,11 +70,7 @@ export function departmentRoutes(app: App, d: DepartmentRouteDeps): void {
     schema: {
       tags: ['departments'],
       summary: 'Add a department',
-      body: Type.Object({
-        id: Type.String({ pattern: '^[a-z][a-z0-9_-]{0,63}$' }),
-        name: Fields.name, nameEn: Type.Optional(Fields.nameEn), regionId: Type.Optional(Fields.regionId), categories: Type.Optional(Fields.categories),
-        leaderUserId: Type.Optional(Fields.leaderUserId), enabled: Type.Optional(Fields.enabled), userIds: Type.Optional(Fields.userIds),
-      }, { additionalProperties: false }),
+      body: CreateDepartmentBody,
       response: { 201: DepartmentSchema, ...errors(400, 401, 403, 409) },
     },
   }, async (req, reply) => {
@@ -102,11 +85,8 @@ export function departmentRoutes(app: App, d: DepartmentRouteDeps): void {
     schema: {
       tags: ['departments'],
       summary: 'Change a department (name, region, owned categories, leader, users, enabled)',
-      params: Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) }),
-      body: Type.Object({
-        name: Type.Optional(Fields.name), nameEn: Type.Optional(Fields.nameEn), regionId: Type.Optional(Fields.regionId), categories: Type.Optional(Fields.categories),
-        leaderUserId: Type.Optional(Fields.leaderUserId), enabled: Type.Optional(Fields.enabled), userIds: Type.Optional(Fields.userIds),
-      }, { additionalProperties: false, minProperties: 1 }),
+      params: IdParams,
+      body: UpdateDepartmentBody,
       response: { 200: DepartmentSchema, ...errors(400, 401, 403, 404) },
     },
   }, async (req) => {

@@ -6,34 +6,23 @@
 import { Type } from '@sinclair/typebox';
 // Case payloads are the contract's (CONTRACT 4-5): the console and integrators read the same schemas.
 import {
-  CaseActionBody, CaseCounts, CaseDetail, CasesPerDay, CaseSummary, Category as CategorySchema, CreateCaseBody, GridLocation, GridsReplaced, GridUpload, Kpi as KpiSchema, LimitUnitT, SeverityT,
+  CaseActionBody, CaseCounts, CaseDetail, CaseFilterQuery, CaseListQuery, CasesPerDay, CasesPerDayQuery, CaseSummary, Category as CategorySchema, CategoryParams, CreateCaseBody, CreateCategoryBody,
+  GridCollectionResponse, GridLocateQuery, GridLocation, GridsQuery, GridsReplaced, GridUpload, IdParams, Kpi as KpiSchema, KpiQuery, UpdateCategoryBody, WorkingCalendar,
 } from '@gridlink/devices/contract';
 import { GLOBAL, regionScope, type Auth, type Principal } from '../auth/index.js';
 import { Errors } from '../core/errors.js';
 import type { App } from '../http/app.js';
 import { authenticate, mediaPath, parseTime, principal, requireRole } from '../http/guards.js';
-import { errors, Items, TimeQuery } from '../http/schemas.js';
+import { errors, Items } from '../http/schemas.js';
 import type { Db } from '../store/index.js';
 import type { CalendarStore } from './calendar.store.js';
 import type { DepartmentDirectory } from './departments.js';
-import { CATEGORY_CODE_RE, MAJOR, type CategoryCatalogue } from './categories.js';
+import { MAJOR, type CategoryCatalogue } from './categories.js';
 import { decodePhoto, type EvidenceStore } from './evidence.js';
 import { normaliseGrids, replaceGrids, type GridCollection, type GridIndex } from './grids.js';
 import { computeKpi, KPI_DESCRIPTION, type KpiGroupBy } from './kpi.js';
 import { CaseErrors, userActor, type CaseStore } from './service.js';
 import { CASE_STATUSES, workflowTable } from './workflow.js';
-
-const HmT = Type.String({ pattern: '^([01]\\d|2[0-4]):[0-5]\\d$' });
-const DateT = Type.String({ pattern: '^\\d{4}-\\d{2}-\\d{2}$' });
-const CalendarSchema = Type.Object({
-  utcOffsetMin: Type.Integer({ minimum: -840, maximum: 840, description: 'minutes east of UTC (480 = China Standard Time)' }),
-  hours: Type.Array(Type.Tuple([HmT, HmT]), { minItems: 1, maxItems: 8, description: 'working intervals of a working day, local HH:MM' }),
-  weekend: Type.Array(Type.Integer({ minimum: 0, maximum: 6 }), { maxItems: 7, description: 'rest days, 0 = Sunday' }),
-  holidays: Type.Array(DateT, { maxItems: 2000, description: 'public holidays (YYYY-MM-DD)' }),
-  workdays: Type.Array(DateT, { maxItems: 2000, description: '调休 working days on a weekend (YYYY-MM-DD)' }),
-}, { additionalProperties: false });
-
-const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
 
 /** History fields only the hub writes. */
 const RESERVED_DATA = new Set(['workerId', 'deviceTs', 'evidenceIds', 'source', 'alarmId', 'rating', 'departmentId', 'actor', 'action', 'from', 'to', 'ts', 'severity']);
@@ -95,20 +84,8 @@ export function caseRoutes(app: App, d: CaseRouteDeps): void {
     return reply.status(201).send(c);
   });
 
-  const ListQuery = Type.Object({
-    status: Type.Optional(Type.String({ description: 'one status or several separated by commas' })),
-    gridId: Type.Optional(Type.String({ maxLength: 64 })),
-    workerId: Type.Optional(Type.String({ maxLength: 64 })),
-    departmentId: Type.Optional(Type.String({ maxLength: 64, description: 'only cases routed to this department' })),
-    escalatedTo: Type.Optional(Type.String({ maxLength: 64, description: 'only cases escalated (督办升级) to this region; `mine`: to the caller\'s own region' })),
-    category: Type.Optional(Type.String({ maxLength: 64 })),
-    from: Type.Optional(TimeQuery),
-    to: Type.Optional(TimeQuery),
-  });
-  type ListQ = { status?: string; gridId?: string; workerId?: string; departmentId?: string; escalatedTo?: string; category?: string; from?: string | number; to?: string | number };
-
   /** The filter a list or a count applies for this caller: region, department, escalation level. */
-  function filterFor(p: Principal, q: ListQ) {
+  function filterFor(p: Principal, q: CaseFilterQuery) {
     const status = q.status?.split(',').map((s) => s.trim()).filter(Boolean);
     for (const s of status ?? []) if (!(CASE_STATUSES as readonly string[]).includes(s)) throw Errors.validation(`unknown status ${s}`);
     // A department user's list is their department's cases, wherever they lie.
@@ -129,14 +106,11 @@ export function caseRoutes(app: App, d: CaseRouteDeps): void {
     schema: {
       tags: ['cases'],
       summary: 'Cases visible to the caller, newest first',
-      querystring: Type.Intersect([ListQuery, Type.Object({
-        limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
-        cursor: Type.Optional(Type.String({ maxLength: 200 })),
-      })]),
+      querystring: CaseListQuery,
       response: { 200: Items(CaseSummary), ...errors(400, 401, 404) },
     },
   }, async (req) => {
-    const q = req.query as ListQ & { limit?: number; cursor?: string };
+    const q = req.query;
     return cases.list({ ...filterFor(principal(req), q), limit: q.limit ?? 100, cursor: q.cursor });
   });
 
@@ -145,20 +119,20 @@ export function caseRoutes(app: App, d: CaseRouteDeps): void {
     schema: {
       tags: ['cases'],
       summary: 'Exact counts of the cases the same filters select (the board\'s column badges): total, by status, overdue (红牌), warned (黄牌, not yet overdue), escalated',
-      querystring: ListQuery,
+      querystring: CaseFilterQuery,
       response: {
         200: CaseCounts,
         ...errors(400, 401, 404),
       },
     },
-  }, async (req) => cases.counts(filterFor(principal(req), req.query as ListQ)));
+  }, async (req) => cases.counts(filterFor(principal(req), req.query)));
 
   app.get('/stats/cases-per-day', {
     onRequest: [guard, requireRole('officer', 'dispatcher', 'integrator')],
     schema: {
       tags: ['stats'],
       summary: 'Cases created per day in the working calendar\'s time zone (Asia/Shanghai by default), every day in [from, to) present, no cap',
-      querystring: Type.Object({ from: Type.Optional(TimeQuery), to: Type.Optional(TimeQuery), gridId: Type.Optional(Type.String({ maxLength: 64 })) }),
+      querystring: CasesPerDayQuery,
       response: { 200: CasesPerDay, ...errors(400, 401, 403, 404) },
     },
   }, async (req) => {
@@ -235,20 +209,7 @@ export function caseRoutes(app: App, d: CaseRouteDeps): void {
     schema: {
       tags: ['cases'],
       summary: 'Add a category; the code is kind letter (C 部件 / E 事件) + 2-digit 大类 + 2-digit 小类',
-      body: Type.Object({
-        code: Type.Optional(Type.String({ pattern: CATEGORY_CODE_RE.source })),
-        key: Type.Optional(Type.String({ pattern: '^[a-z][a-z0-9_]{0,63}$' })),
-        kind: Type.Union([Type.Literal('component'), Type.Literal('event')]),
-        majorCode: Type.String({ pattern: '^\\d{2}$' }),
-        majorName: Type.Optional(Type.String({ maxLength: 64 })),
-        minorCode: Type.String({ pattern: '^\\d{2}$' }),
-        name: Type.String({ minLength: 1, maxLength: 64 }),
-        nameEn: Type.String({ minLength: 1, maxLength: 64 }),
-        timeLimitMin: Type.Integer({ minimum: 1, maximum: 525_600 }),
-        ackLimitMin: Type.Optional(Type.Integer({ minimum: 1, maximum: 525_600, default: 60 })),
-        limitUnit: Type.Optional(LimitUnitT),
-        defaultSeverity: SeverityT,
-      }, { additionalProperties: false }),
+      body: CreateCategoryBody,
       response: { 201: CategorySchema, ...errors(400, 401, 403, 409) },
     },
   }, async (req, reply) => {
@@ -269,13 +230,8 @@ export function caseRoutes(app: App, d: CaseRouteDeps): void {
     schema: {
       tags: ['cases'],
       summary: 'Change a category\'s 签收 / 处置 limits, their unit, or its default severity (applies to cases created or dispatched from now on)',
-      params: Type.Object({ code: Type.String({ pattern: CATEGORY_CODE_RE.source }) }),
-      body: Type.Object({
-        timeLimitMin: Type.Optional(Type.Integer({ minimum: 1, maximum: 525_600 })),
-        ackLimitMin: Type.Optional(Type.Integer({ minimum: 1, maximum: 525_600 })),
-        limitUnit: Type.Optional(LimitUnitT),
-        defaultSeverity: Type.Optional(SeverityT),
-      }, { additionalProperties: false, minProperties: 1 }),
+      params: CategoryParams,
+      body: UpdateCategoryBody,
       response: { 200: CategorySchema, ...errors(400, 401, 403, 404) },
     },
   }, async (req) => {
@@ -289,7 +245,7 @@ export function caseRoutes(app: App, d: CaseRouteDeps): void {
 
   app.get('/calendar', {
     onRequest: [guard],
-    schema: { tags: ['cases'], summary: 'The working calendar (工作日历): hours, weekend, public holidays, 调休 working days', response: { 200: CalendarSchema, ...errors(401) } },
+    schema: { tags: ['cases'], summary: 'The working calendar (工作日历): hours, weekend, public holidays, 调休 working days', response: { 200: WorkingCalendar, ...errors(401) } },
   }, async () => d.calendar.current().data);
 
   app.put('/calendar', {
@@ -297,8 +253,8 @@ export function caseRoutes(app: App, d: CaseRouteDeps): void {
     schema: {
       tags: ['cases'],
       summary: 'Replace the working calendar (deadlines computed from now on use it)',
-      body: CalendarSchema,
-      response: { 200: CalendarSchema, ...errors(400, 401, 403) },
+      body: WorkingCalendar,
+      response: { 200: WorkingCalendar, ...errors(400, 401, 403) },
     },
   }, async (req) => {
     auth.assertCanWrite(principal(req), null, GLOBAL);
@@ -330,9 +286,9 @@ export function caseRoutes(app: App, d: CaseRouteDeps): void {
     schema: {
       tags: ['grids'],
       summary: 'The grid hierarchy as GeoJSON (only your region when you are scoped)',
-      querystring: Type.Object({ level: Type.Optional(Type.String()), parentId: Type.Optional(Type.String()) }),
+      querystring: GridsQuery,
       // Features are the contract's GridFeature; the serializer passes them through untouched (a file's own properties stay).
-      response: { 200: Type.Object({ type: Type.Literal('FeatureCollection'), features: Type.Array(Type.Unknown()) }), ...errors(401) },
+      response: { 200: GridCollectionResponse, ...errors(401) },
     },
   }, async (req) => {
     const p = principal(req);
@@ -350,7 +306,7 @@ export function caseRoutes(app: App, d: CaseRouteDeps): void {
     onRequest: [guard],
     schema: {
       tags: ['grids'], summary: 'The finest grid containing a point, with its ancestors',
-      querystring: Type.Object({ lat: Type.Number({ minimum: -90, maximum: 90 }), lon: Type.Number({ minimum: -180, maximum: 180 }) }),
+      querystring: GridLocateQuery,
       response: { 200: GridLocation, ...errors(400, 401) },
     },
   }, async (req) => {
@@ -366,12 +322,7 @@ export function caseRoutes(app: App, d: CaseRouteDeps): void {
       tags: ['stats'],
       summary: '绩效评价: 按期结案率, 结案率, 处置率, 返工率, 准确派遣率, stage times, counts by status',
       description: KPI_DESCRIPTION,
-      querystring: Type.Object({
-        from: Type.Optional(TimeQuery),
-        to: Type.Optional(TimeQuery),
-        gridId: Type.Optional(Type.String({ maxLength: 64 })),
-        groupBy: Type.Optional(Type.Union([Type.Literal('grid'), Type.Literal('worker'), Type.Literal('category')])),
-      }),
+      querystring: KpiQuery,
       response: { 200: KpiSchema, ...errors(400, 401, 403, 404) },
     },
   }, async (req) => {
