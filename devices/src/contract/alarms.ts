@@ -23,3 +23,23 @@ export type AlarmComment = Static<typeof AlarmComment>;
 /** `GET /alarms/{id}`: the alarm with its comments. */
 export const AlarmDetail = Type.Intersect([Alarm, Type.Object({ comments: Type.Array(AlarmComment) })]);
 export type AlarmDetail = Static<typeof AlarmDetail>;
+
+/** `GET /alarms` filters, newest first. */
+export const AlarmsQuery = Type.Object({
+  status: Type.Optional(OneOf(ALARM_STATUSES)),
+  severity: Type.Optional(Type.String({ description: 'one or several severities separated by commas' })),
+  gridId: Type.Optional(Type.String({ maxLength: 64 })),
+  rule: Type.Optional(Type.String({ maxLength: 64 })),
+  deviceId: Type.Optional(Type.String({ maxLength: 64 })),
+  acknowledged: Type.Optional(Type.Boolean()),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 5000, default: 500 })),
+});
+export type AlarmsQuery = Static<typeof AlarmsQuery>;
+
+/** `POST /alarms/{id}/ack`: an optional comment; the body may be absent (null). Who and when are recorded; escalation stops. */
+export const AlarmAckBody = Type.Union([Type.Object({ comment: Type.Optional(Type.String({ maxLength: 2000 })) }), Type.Null()], { description: 'optional' });
+export type AlarmAckBody = Static<typeof AlarmAckBody>;
+
+/** `POST /alarms/{id}/comments`. */
+export const AlarmCommentBody = Type.Object({ text: Type.String({ minLength: 1, maxLength: 2000 }) });
+export type AlarmCommentBody = Static<typeof AlarmCommentBody>;

@@ -6,7 +6,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { DEVICE_TYPES } from '../catalogue.js';
 import { SeverityT } from './cases.js';
-import { Nullable, OneOf } from './common.js';
+import { Nullable, OneOf, TimeQuery } from './common.js';
 
 export const OpT = Type.Union(['>', '>=', '<', '<=', '==', '!='].map((o) => Type.Literal(o)));
 export type Op = Static<typeof OpT>;
@@ -109,3 +109,11 @@ export const RuleBacktest = Type.Object({
   assumptions: Type.String(),
 });
 export type RuleBacktest = Static<typeof RuleBacktest>;
+
+/** `POST /rules/{id}/backtest`: the window of stored history to replay (at most the hub's backtest window). */
+export const BacktestWindow = Type.Object({ from: TimeQuery, to: Type.Optional(TimeQuery) });
+export type BacktestWindow = Static<typeof BacktestWindow>;
+
+/** `POST /rules/backtest`: a rule definition that is not saved, and the window. */
+export const RuleBacktestBody = Type.Object({ rule: RuleT, from: TimeQuery, to: Type.Optional(TimeQuery) });
+export type RuleBacktestBody = Static<typeof RuleBacktestBody>;

@@ -4,22 +4,22 @@
  */
 import { Type } from '@sinclair/typebox';
 // Rules and alarms as REST takes and returns them are the contract's (CONTRACT 5 `/rules`, `/alarms`).
-import { Alarm as AlarmSchema, AlarmComment as CommentSchema, AlarmDetail, RuleBacktest as BacktestSchema, RuleRecord as RuleRecordSchema } from '@gridlink/devices/contract';
+import {
+  Alarm as AlarmSchema, AlarmAckBody, AlarmComment as CommentSchema, AlarmCommentBody, AlarmDetail, AlarmsQuery, BacktestWindow, IdParams, RuleBacktest as BacktestSchema, RuleBacktestBody,
+  RuleRecord as RuleRecordSchema,
+} from '@gridlink/devices/contract';
 import { SEVERITIES, type Severity } from '@gridlink/devices';
 import { GLOBAL, regionScope, type Auth, type Principal, type Target } from '../auth/index.js';
 import { Errors } from '../core/errors.js';
 import type { GridService } from '../core/services.js';
 import type { App } from '../http/app.js';
 import { authenticate, parseTime, principal, requireRole } from '../http/guards.js';
-import { errors, Items, TimeQuery } from '../http/schemas.js';
+import { errors, Items } from '../http/schemas.js';
 import type { AlarmService } from './alarms.js';
 import { MAX_WINDOW_MS, type BacktestResult } from './backtest.js';
 import { RuleT, type Rule } from './rule.schema.js';
 import type { RuleRecord, RuleRepo } from './rules.repo.js';
 
-const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
-const AlarmParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
-const Window = Type.Object({ from: TimeQuery, to: Type.Optional(TimeQuery) });
 
 export interface RuleRouteDeps {
   auth: Auth;
@@ -121,7 +121,7 @@ export function ruleRoutes(app: App, d: RuleRouteDeps): void {
       summary: 'Replay stored history through the rule: the alarms and cases it would have raised, and when',
       description: 'Same evaluator as live. Messages in arrival order; absence and auto-clear on the arrival clock; nobody closes a case during the window.',
       params: IdParams,
-      body: Window,
+      body: BacktestWindow,
       response: { 200: BacktestSchema, ...errors(400, 401, 403, 404) },
     },
   }, async (req) => {
@@ -134,7 +134,7 @@ export function ruleRoutes(app: App, d: RuleRouteDeps): void {
 
   app.post('/rules/backtest', {
     onRequest: [guard, requireRole('officer', 'dispatcher', 'integrator')],
-    schema: { tags: ['rules'], summary: 'Backtest a rule definition that is not saved (tuning)', body: Type.Object({ rule: RuleT, from: TimeQuery, to: Type.Optional(TimeQuery) }), response: { 200: BacktestSchema, ...errors(400, 401, 403) } },
+    schema: { tags: ['rules'], summary: 'Backtest a rule definition that is not saved (tuning)', body: RuleBacktestBody, response: { 200: BacktestSchema, ...errors(400, 401, 403) } },
   }, async (req) => {
     const { from, to } = window(req.body.from, req.body.to);
     return d.backtest(req.body.rule as Rule, from, to, principal(req).regionId);
@@ -149,15 +149,7 @@ export function ruleRoutes(app: App, d: RuleRouteDeps): void {
     schema: {
       tags: ['alarms'],
       summary: 'Alarms visible to the caller, newest first',
-      querystring: Type.Object({
-        status: Type.Optional(Type.Union([Type.Literal('active'), Type.Literal('cleared')])),
-        severity: Type.Optional(Type.String({ description: 'one or several severities separated by commas' })),
-        gridId: Type.Optional(Type.String({ maxLength: 64 })),
-        rule: Type.Optional(Type.String({ maxLength: 64 })),
-        deviceId: Type.Optional(Type.String({ maxLength: 64 })),
-        acknowledged: Type.Optional(Type.Boolean()),
-        limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 5000, default: 500 })),
-      }),
+      querystring: AlarmsQuery,
       response: { 200: Items(AlarmSchema), ...errors(400, 401, 404) },
     },
   }, async (req) => {
@@ -173,7 +165,7 @@ export function ruleRoutes(app: App, d: RuleRouteDeps): void {
 
   app.get('/alarms/:id', {
     onRequest: [guard],
-    schema: { tags: ['alarms'], params: AlarmParams, response: { 200: AlarmDetail, ...errors(401, 404) } },
+    schema: { tags: ['alarms'], params: IdParams, response: { 200: AlarmDetail, ...errors(401, 404) } },
   }, async (req) => {
     const a = await alarms.visible(req.params.id, principal(req));
     return { ...a, comments: await alarms.comments(a.id) };
@@ -181,21 +173,21 @@ export function ruleRoutes(app: App, d: RuleRouteDeps): void {
 
   app.post('/alarms/:id/ack', {
     onRequest: [guard, requireRole('officer', 'dispatcher')],
-    schema: { tags: ['alarms'], summary: 'Acknowledge (who and when are recorded); stops escalation', params: AlarmParams, body: Type.Union([Type.Object({ comment: Type.Optional(Type.String({ maxLength: 2000 })) }), Type.Null()], { description: 'optional' }), response: { 200: AlarmSchema, ...errors(401, 403, 404) } },
+    schema: { tags: ['alarms'], summary: 'Acknowledge (who and when are recorded); stops escalation', params: IdParams, body: AlarmAckBody, response: { 200: AlarmSchema, ...errors(401, 403, 404) } },
   }, async (req) => {
     return alarms.ack(req.params.id, principal(req), req.body?.comment);
   });
 
   app.post('/alarms/:id/clear', {
     onRequest: [guard, requireRole('officer', 'dispatcher')],
-    schema: { tags: ['alarms'], summary: 'Clear an active alarm by hand', params: AlarmParams, response: { 200: AlarmSchema, ...errors(401, 403, 404, 409) } },
+    schema: { tags: ['alarms'], summary: 'Clear an active alarm by hand', params: IdParams, response: { 200: AlarmSchema, ...errors(401, 403, 404, 409) } },
   }, async (req) => {
     return alarms.clear(req.params.id, principal(req));
   });
 
   app.post('/alarms/:id/comments', {
     onRequest: [guard, requireRole('officer', 'dispatcher')],
-    schema: { tags: ['alarms'], params: AlarmParams, body: Type.Object({ text: Type.String({ minLength: 1, maxLength: 2000 }) }), response: { 201: Items(CommentSchema), ...errors(400, 401, 403, 404) } },
+    schema: { tags: ['alarms'], params: IdParams, body: AlarmCommentBody, response: { 201: Items(CommentSchema), ...errors(400, 401, 403, 404) } },
   }, async (req, reply) => {
     return reply.status(201).send({ items: await alarms.comment(req.params.id, principal(req), req.body.text) });
   });
