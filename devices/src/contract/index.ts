@@ -24,3 +24,4 @@ export * from './grids.js';
 export * from './stats.js';
 export * from './realtime.js';
 export * from './mobile.js';
+export * from './system.js';

@@ -36,6 +36,9 @@ export type Team = (typeof TEAMS)[number];
 export const ALARM_STATUSES = ['active', 'cleared'] as const;
 export type AlarmStatus = (typeof ALARM_STATUSES)[number];
 
+/** A device id (CONTRACT 2): the MQTT client id and username, and the topic segment. */
+export const DEVICE_ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$';
+
 /** A category code (CONTRACT 4): kind letter (C 部件 / E 事件) + 2-digit 大类 + 2-digit 小类, e.g. E0402. */
 export const CATEGORY_CODE_PATTERN = '^[CE]\\d{4}$';
 

@@ -20,7 +20,6 @@ import { MAX_WINDOW_MS, type BacktestResult } from './backtest.js';
 import { RuleT, type Rule } from './rule.schema.js';
 import type { RuleRecord, RuleRepo } from './rules.repo.js';
 
-
 export interface RuleRouteDeps {
   auth: Auth;
   repo: RuleRepo;

@@ -1,13 +1,10 @@
 import { Type } from '@sinclair/typebox';
 // The user, login and token claims as REST carries them are the contract's (CONTRACT 5).
-import { LoginBody, LoginResponse, Me, RoleT, User as UserSchema } from '@gridlink/devices/contract';
+import { CreateUserBody, IdParams, LoginBody, LoginResponse, Me, PasswordBody, UpdateUserBody, User as UserSchema } from '@gridlink/devices/contract';
 import { GLOBAL, type Auth } from '../../auth/index.js';
 import type { App } from '../app.js';
 import { principal, requireRole } from '../guards.js';
 import { errors, Items } from '../schemas.js';
-
-const UserParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
-const Password = Type.String({ minLength: 8, maxLength: 256, description: 'at least 8 characters, not the username, not a common password' });
 
 /**
  * Login, the caller's own session, and user lifecycle. Users are city-wide
@@ -52,13 +49,7 @@ export function authRoutes(app: App, deps: { auth: Auth }): void {
     onRequest: cityAdmin,
     schema: {
       tags: ['users'],
-      body: Type.Object({
-        username: Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9._@-]+$' }),
-        password: Password,
-        role: RoleT,
-        regionId: Type.Optional(Type.Union([Type.String({ minLength: 1, maxLength: 64 }), Type.Null()])),
-        displayName: Type.Optional(Type.String({ maxLength: 64 })),
-      }),
+      body: CreateUserBody,
       response: { 201: UserSchema, ...errors(400, 401, 403, 409) },
     },
   }, async (req, reply) => reply.status(201).send(await auth.createUser(req.body)));
@@ -73,13 +64,8 @@ export function authRoutes(app: App, deps: { auth: Auth }): void {
     schema: {
       tags: ['users'],
       summary: 'Change role, region, display name or enabled flag; a change of access ends the user\'s sessions at once',
-      params: UserParams,
-      body: Type.Object({
-        role: Type.Optional(RoleT),
-        regionId: Type.Optional(Type.Union([Type.String({ minLength: 1, maxLength: 64 }), Type.Null()])),
-        displayName: Type.Optional(Type.String({ maxLength: 64 })),
-        enabled: Type.Optional(Type.Boolean()),
-      }),
+      params: IdParams,
+      body: UpdateUserBody,
       response: { 200: UserSchema, ...errors(400, 401, 403, 404, 409) },
     },
   }, async (req) => auth.updateUser(req.params.id, req.body, principal(req)));
@@ -89,8 +75,8 @@ export function authRoutes(app: App, deps: { auth: Auth }): void {
     schema: {
       tags: ['users'],
       summary: 'Reset a user\'s password; the user\'s sessions end at once',
-      params: UserParams,
-      body: Type.Object({ password: Password }),
+      params: IdParams,
+      body: PasswordBody,
       response: { 204: Type.Null(), ...errors(400, 401, 403, 404) },
     },
   }, async (req, reply) => {
@@ -100,7 +86,7 @@ export function authRoutes(app: App, deps: { auth: Auth }): void {
 
   app.delete('/users/:id', {
     onRequest: cityAdmin,
-    schema: { tags: ['users'], summary: 'Delete a user; the user\'s sessions end at once', params: UserParams, response: { 204: Type.Null(), ...errors(401, 403, 404, 409) } },
+    schema: { tags: ['users'], summary: 'Delete a user; the user\'s sessions end at once', params: IdParams, response: { 204: Type.Null(), ...errors(401, 403, 404, 409) } },
   }, async (req, reply) => {
     await auth.deleteUser(req.params.id, principal(req));
     return reply.status(204).send(null);

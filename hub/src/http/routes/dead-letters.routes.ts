@@ -1,22 +1,10 @@
-import { Type } from '@sinclair/typebox';
+import { DeadLetter, DeadLettersQuery } from '@gridlink/devices/contract';
 import type { Auth } from '../../auth/index.js';
 import type { DeviceRegistry } from '../../registry/index.js';
 import type { Db } from '../../store/db.js';
 import type { App } from '../app.js';
 import { authenticate, principal, requireRole } from '../guards.js';
 import { errors, Items } from '../schemas.js';
-
-const DeadLetter = Type.Object({
-  id: Type.String({ description: 'increasing; pass as `before` for the next page' }),
-  ts: Type.Number({ description: 'epoch ms the hub received the message' }),
-  deviceId: Type.String(),
-  channel: Type.String(),
-  reason: Type.String({ description: 'db_rejected: the database refused the rows for good' }),
-  detail: Type.String({ description: 'SQLSTATE and the database message' }),
-  payload: Type.String({ description: 'the raw payload as base64, at most 64 KiB' }),
-  payloadBytes: Type.Number({ description: 'size of the whole payload' }),
-  truncated: Type.Boolean(),
-});
 
 interface Row {
   id: string | number;
@@ -41,11 +29,7 @@ export function deadLetterRoutes(app: App, deps: { auth: Auth; registry: DeviceR
     schema: {
       tags: ['devices'],
       summary: 'Messages the database refused for good (kept with reason and raw payload), newest first',
-      querystring: Type.Object({
-        deviceId: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$' })),
-        before: Type.Optional(Type.String({ pattern: '^[0-9]{1,18}$' })),
-        limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 100 })),
-      }),
+      querystring: DeadLettersQuery,
       response: { 200: Items(DeadLetter), ...errors(400, 401, 403) },
     },
   }, async (req) => {

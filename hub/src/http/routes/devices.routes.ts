@@ -1,7 +1,9 @@
 import { Type } from '@sinclair/typebox';
 import { catalogue, DEVICE_TYPES, type DeviceType } from '@gridlink/devices';
 // A device as REST returns it is the contract's (CONTRACT 5 `/devices`).
-import { Device as DeviceSchema, DeviceSecret, RegisteredDevice, Telemetry } from '@gridlink/devices/contract';
+import {
+  Device as DeviceSchema, DeviceIdParams as IdParams, DeviceSecret, DevicesQuery, OsmandToken, RegisterDeviceBody, RegisteredDevice, Telemetry, TelemetryQuery, UpdateDeviceBody,
+} from '@gridlink/devices/contract';
 import type { Auth } from '../../auth/index.js';
 import { Errors } from '../../core/errors.js';
 import type { Ingest } from '../../ingest/index.js';
@@ -9,9 +11,7 @@ import { publicDevice, type Device, type DeviceRegistry } from '../../registry/i
 import type { Db } from '../../store/db.js';
 import type { App } from '../app.js';
 import { authenticate, parseTime, principal, requireRole } from '../guards.js';
-import { errors, Items, TimeQuery } from '../schemas.js';
-
-const IdParams = Type.Object({ id: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$' }) });
+import { errors, Items } from '../schemas.js';
 
 const BUCKETS: Record<string, number> = { '10s': 10, '30s': 30, '1m': 60, '5m': 300, '15m': 900, '30m': 1800, '1h': 3600, '6h': 21600, '1d': 86400 };
 
@@ -45,15 +45,7 @@ export function deviceRoutes(app: App, deps: { auth: Auth; registry: DeviceRegis
     schema: {
       tags: ['devices'],
       summary: 'Register a device; the secret is returned once and only its hash is stored',
-      body: Type.Object({
-        id: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$' })),
-        type: Type.Union(DEVICE_TYPES.map((t) => Type.Literal(t))),
-        name: Type.Optional(Type.String({ maxLength: 128 })),
-        lat: Type.Optional(Type.Number({ minimum: -90, maximum: 90 })),
-        lon: Type.Optional(Type.Number({ minimum: -180, maximum: 180 })),
-        gridId: Type.Optional(Type.String({ maxLength: 64 })),
-        meta: Type.Optional(Type.Record(Type.String({ maxLength: 64 }), Type.Unknown(), { maxProperties: 64 })),
-      }),
+      body: RegisterDeviceBody,
       response: { 201: RegisteredDevice, ...errors(400, 401, 403, 409) },
     },
   }, async (req, reply) => {
@@ -64,7 +56,7 @@ export function deviceRoutes(app: App, deps: { auth: Auth; registry: DeviceRegis
 
   app.get('/devices', {
     onRequest: [guard],
-    schema: { tags: ['devices'], querystring: Type.Object({ type: Type.Optional(Type.String()), online: Type.Optional(Type.Boolean()) }), response: { 200: Items(DeviceSchema), ...errors(401) } },
+    schema: { tags: ['devices'], querystring: DevicesQuery, response: { 200: Items(DeviceSchema), ...errors(401) } },
   }, async (req) => {
     const p = principal(req);
     let items = registry.list(req.query.type ? { type: req.query.type } : {}).filter((d) => auth.canSee(p, d.gridId));
@@ -82,14 +74,7 @@ export function deviceRoutes(app: App, deps: { auth: Auth; registry: DeviceRegis
     schema: {
       tags: ['devices'],
       params: IdParams,
-      body: Type.Object({
-        name: Type.Optional(Type.String({ maxLength: 128 })),
-        enabled: Type.Optional(Type.Boolean()),
-        lat: Type.Optional(Type.Union([Type.Number({ minimum: -90, maximum: 90 }), Type.Null()])),
-        lon: Type.Optional(Type.Union([Type.Number({ minimum: -180, maximum: 180 }), Type.Null()])),
-        gridId: Type.Optional(Type.Union([Type.String({ maxLength: 64 }), Type.Null()])),
-        meta: Type.Optional(Type.Record(Type.String({ maxLength: 64 }), Type.Unknown(), { maxProperties: 64 })),
-      }),
+      body: UpdateDeviceBody,
       response: { 200: DeviceSchema, ...errors(400, 401, 403, 404) },
     },
   }, async (req) => {
@@ -130,7 +115,7 @@ export function deviceRoutes(app: App, deps: { auth: Auth; registry: DeviceRegis
       tags: ['devices'],
       summary: 'The OsmAnd token of a handheld: Traccar Client\'s device identifier (`/osmand?id=<token>`); it uploads positions only and dies with a secret rotation',
       params: IdParams,
-      response: { 200: Type.Object({ id: Type.String(), token: Type.String(), url: Type.String() }), ...errors(400, 401, 403, 404) },
+      response: { 200: OsmandToken, ...errors(400, 401, 403, 404) },
     },
   }, async (req) => {
     const d = writable(req, req.params.id);
@@ -154,13 +139,7 @@ export function deviceRoutes(app: App, deps: { auth: Auth; registry: DeviceRegis
       tags: ['devices'],
       summary: 'Readings of a device, raw or bucketed (avg/min/max per bucket)',
       params: IdParams,
-      querystring: Type.Object({
-        metric: Type.Optional(Type.String({ maxLength: 64 })),
-        from: Type.Optional(TimeQuery),
-        to: Type.Optional(TimeQuery),
-        bucket: Type.Optional(Type.String({ description: '10s, 1m, 5m, 15m, 1h, 1d or seconds' })),
-        limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000, default: 10_000 })),
-      }),
+      querystring: TelemetryQuery,
       response: {
         200: Telemetry,
         ...errors(400, 401, 404),

@@ -1,5 +1,4 @@
-import { Type } from '@sinclair/typebox';
-import { CHANNELS } from '@gridlink/devices';
+import { IngestParams, Stored } from '@gridlink/devices/contract';
 import { Errors } from '../../core/errors.js';
 import type { Ingest } from '../../ingest/index.js';
 import type { DeviceRegistry } from '../../registry/index.js';
@@ -27,8 +26,8 @@ function ingestRoute(app: App, registry: DeviceRegistry, ingest: Ingest): void {
       tags: ['ingest'],
       summary: 'Publish one message as a device, authenticated with HTTP Basic deviceId:secret',
       security: [{ device: [] }],
-      params: Type.Object({ deviceId: Type.String(), channel: Type.Union([...CHANNELS.map((c) => Type.Literal(c)), Type.Literal('owntracks')]) }),
-      response: { 202: Type.Object({ stored: Type.Number() }), ...errors(400, 401, 403, 413, 429, 503) },
+      params: IngestParams,
+      response: { 202: Stored, ...errors(400, 401, 403, 413, 429, 503) },
     },
   }, async (req, reply) => {
     const cred = basicCredentials(req.headers.authorization);

@@ -1,22 +1,11 @@
 import { timingSafeEqual } from 'node:crypto';
-import { Type } from '@sinclair/typebox';
+import { Health } from '@gridlink/devices/contract';
 import { Errors } from '../../core/errors.js';
 import type { Metrics } from '../../core/metrics.js';
 import type { ClusterHealth } from '../../cluster/index.js';
 import type { Db } from '../../store/db.js';
 import type { BatchWriter } from '../../store/index.js';
 import type { App } from '../app.js';
-
-const LeaseRoleT = Type.Object({ holder: Type.Union([Type.String(), Type.Null()]), mine: Type.Boolean(), token: Type.Number() });
-/** This node in a cluster: its id, the live nodes, and who holds each singleton lease (docs/cluster.md). */
-const ClusterHealthT = Type.Object({
-  mode: Type.String(),
-  nodeId: Type.String(),
-  redis: Type.Optional(Type.Boolean()),
-  peers: Type.Array(Type.Object({ id: Type.String(), http: Type.Number(), mqtt: Type.Number(), startedAt: Type.Number() })),
-  leases: Type.Record(Type.String(), LeaseRoleT),
-  cameras: Type.Optional(Type.Number({ description: 'cameras this node pulls as their owner' })),
-});
 
 export function systemRoutes(app: App, deps: { db: Db; writer: BatchWriter; metrics: Metrics; version: string; cluster?: () => ClusterHealth; metricsToken?: string }): void {
   const { db, writer, metrics } = deps;
@@ -25,7 +14,7 @@ export function systemRoutes(app: App, deps: { db: Db; writer: BatchWriter; metr
       tags: ['system'],
       security: [],
       summary: 'Liveness and database health',
-      response: { 200: Type.Object({ status: Type.String(), db: Type.Object({ engine: Type.String(), timescale: Type.Boolean(), ok: Type.Boolean() }), pending: Type.Number(), version: Type.String(), cluster: Type.Optional(ClusterHealthT) }) },
+      response: { 200: Health },
     },
   }, async () => {
     let ok = writer.dbHealthy;

@@ -1,0 +1,37 @@
+/** The hub's health, and what a device's HTTP uploads answer (CONTRACT 5 `/healthz`, `/ingest`, `/osmand`). */
+import { Type, type Static } from '@sinclair/typebox';
+import { CHANNELS } from '../topics.js';
+import { Nullable } from './common.js';
+
+/** Who holds a singleton lease (a timer that runs once per cluster), and its fencing token. */
+export const LeaseRole = Type.Object({ holder: Nullable(Type.String()), mine: Type.Boolean(), token: Type.Number() });
+export type LeaseRole = Static<typeof LeaseRole>;
+
+/** This node in a cluster: its id, the live nodes, and who holds each singleton lease (docs/cluster.md). */
+export const ClusterHealth = Type.Object({
+  mode: Type.String(),
+  nodeId: Type.String(),
+  redis: Type.Optional(Type.Boolean()),
+  peers: Type.Array(Type.Object({ id: Type.String(), http: Type.Number(), mqtt: Type.Number(), startedAt: Type.Number() })),
+  leases: Type.Record(Type.String(), LeaseRole),
+  cameras: Type.Optional(Type.Number({ description: 'cameras this node pulls as their owner' })),
+});
+export type ClusterHealth = Static<typeof ClusterHealth>;
+
+/** `GET /healthz` (no token): `degraded` when the database fails or a cluster node has lost Redis. */
+export const Health = Type.Object({
+  status: Type.String(),
+  db: Type.Object({ engine: Type.String(), timescale: Type.Boolean(), ok: Type.Boolean() }),
+  pending: Type.Number(),
+  version: Type.String(),
+  cluster: Type.Optional(ClusterHealth),
+});
+export type Health = Static<typeof Health>;
+
+/** `POST /ingest/{deviceId}/{channel}` (HTTP Basic deviceId:secret): the same bodies as MQTT; `owntracks` takes OwnTracks JSON. */
+export const IngestParams = Type.Object({ deviceId: Type.String(), channel: Type.Union([...CHANNELS.map((c) => Type.Literal(c)), Type.Literal('owntracks')]) });
+export type IngestParams = Static<typeof IngestParams>;
+
+/** An accepted upload (`/ingest` 202, `/osmand` 200, `/m/positions` 202): how many rows were committed before the answer. */
+export const Stored = Type.Object({ stored: Type.Number() });
+export type Stored = Static<typeof Stored>;
