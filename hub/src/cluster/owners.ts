@@ -48,6 +48,8 @@ export function rendezvousOwner(deviceId: string, nodes: readonly string[]): str
 export interface OwnershipChange {
   before(deviceId: string): string | null;
   after(deviceId: string): string | null;
+  /** Nodes that were live before and are not now (died, stopped, or unreachable). */
+  gone: ReadonlySet<string>;
 }
 
 export interface DeviceOwners {
@@ -181,7 +183,7 @@ export class PartitionView implements DeviceOwners {
     const was = this.live;
     this.live = next;
     this.cache.clear();
-    const change: OwnershipChange = { before: (d) => rendezvousOwner(d, was), after: (d) => this.ownerOf(d) };
+    const change: OwnershipChange = { before: (d) => rendezvousOwner(d, was), after: (d) => this.ownerOf(d), gone: new Set(was.filter((id) => !next.includes(id))) };
     for (const fn of this.changeFns) fn(change);
   }
 }

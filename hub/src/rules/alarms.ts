@@ -370,6 +370,27 @@ export class AlarmService {
     };
   }
 
+  /**
+   * Cluster hand-over: an active alarm of a rule with a case spec whose
+   * owner died between its row and its case gets its case now (the open
+   * case of its rule or category for the device when there is one, as a
+   * new trigger would).
+   */
+  linkMissingCases(mine: (deviceId: string) => boolean): Promise<void> {
+    return this.serial(async () => {
+      const rules = this.rules();
+      for (const a of [...this.active.values()]) {
+        const rule = rules.get(a.rule);
+        if (a.caseId || !rule?.case || !mine(a.deviceId) || this.pending.has(a.id)) continue;
+        try {
+          await this.linkCase(a, { kind: 'raise', rule, deviceId: a.deviceId, ts: a.ts, severity: a.originalSeverity, type: a.type, message: a.message });
+        } catch (err) {
+          this.log.warn({ err: (err as Error).message, alarmId: a.id }, 'case of a taken-over alarm not linked');
+        }
+      }
+    });
+  }
+
   private async caseOpen(caseId: string): Promise<boolean> {
     return this.cases?.isOpenLinked(caseId) ?? false;
   }

@@ -178,6 +178,8 @@ export function createRules(deps: RulesDeps, opts: RulesOptions = {}): RulesModu
       if (deps.cases) await alarms.serial(() => deps.cases!.loadLinks());
       const active = [...alarms.activeAlarms()].map((a) => ({ ruleId: a.rule, deviceId: a.deviceId, lastAt: Math.max(a.updatedAt, a.createdAt) }));
       evaluator.adopt(gained, rows.map((r) => ({ ruleId: r.rule_id, deviceId: r.device_id, state: r.state })), active);
+      // An owner that died between an alarm's row and its case left it without one.
+      if (deps.cases && change.gone.size) await alarms.linkMissingCases((d) => gained(d) && change.gone.has(change.before(d)!));
     }).catch((err: Error) => log.error({ err: err.message }, 'devices taken over without their stored state')).finally(() => {
       if (--takeovers > 0) return;
       const waiting = held ?? [];

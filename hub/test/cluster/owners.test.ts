@@ -63,6 +63,7 @@ describe('PartitionView', () => {
     expect(changes).toHaveLength(2);
     expect(changes[1]!.before(ofB)).toBe('node-b');
     expect(changes[1]!.after(ofB)).toBe('node-a');
+    expect([...changes[1]!.gone]).toEqual(['node-b']);
     expect(v.ownerOf(ofB)).toBe('node-a');
     // Presence renewed with node-b's stale key: still out.
     v.setPresent([{ id: 'node-a', startedAt: 1 }, { id: 'node-b', startedAt: 2 }]);

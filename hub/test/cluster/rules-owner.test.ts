@@ -137,8 +137,15 @@ describe.runIf(RUN_CLUSTER)('rules across two nodes: one owner per device', () =
     };
     const mid = owned('gas-mid');
     const up = owned('gas-up');
+    const orphan = owned('gas-orphan');
     await device('sensor.gas', mid);
     await device('sensor.gas', up);
+    await device('sensor.gas', orphan);
+    // What A leaves when it dies between an alarm's row and its case: the row alone.
+    await db.query(
+      `insert into alarms (id, rule_id, rule_name, device_id, type, severity, original_severity, status, message, ts, last_ts, created_at, updated_at, lat, lon)
+       values ('00000000-0000-4000-8000-0000000000aa', $1, $2, $3, 'ch4_pct_lel', 'major', 'major', 'active', 'ch4_pct_lel 40 >= 20', now(), now(), now(), now(), 30.6, 104.0)`,
+      [RULE.id, RULE.name, orphan]);
     // `mid`: 2 of 3, one reading through each node. `up`: raised (with its case) from readings B forwarded.
     await gas(a, mid, 30);
     await gas(b, mid, 30);
@@ -153,6 +160,9 @@ describe.runIf(RUN_CLUSTER)('rules across two nodes: one owner per device', () =
     await until(async () => (await alarms(up))[0]?.count === 2, WAIT, 50);
     await gas(b, mid, 35);
     await until(async () => (await alarms(mid))[0]?.count === 2, WAIT, 50);
+    // B took A's devices over and gave the orphaned alarm its case.
+    await until(async () => (await alarms(orphan))[0]?.case_id, WAIT, 50);
+    expect(await cases(orphan)).toBe(1);
     expect((await alarms(mid)).map((r) => [r.status, r.count])).toEqual([['active', 2]]);
     expect((await alarms(up)).map((r) => [r.status, r.count])).toEqual([['active', 2]]);
     expect([await cases(mid), await cases(up)]).toEqual([1, 1]);
