@@ -233,7 +233,8 @@ export function createCluster(deps: { config: ClusterConfig; db: Db; logger: Log
    */
   const lastPresent = new Map<string, number>();
   const gone = Math.max(config.leaseTtlMs, PRESENCE_MS * 2);
-  let watchingSince = 0;
+  /** Since when this node's presence rounds have succeeded without a break: a peer counts as gone only if it stayed away that long. */
+  let healthySince = Infinity;
   let sweeping = false;
   /** The live set the table was last swept for, and when: the table is read again when it changes, or every 30 s. */
   let sweptFor = '';
@@ -261,10 +262,12 @@ export function createCluster(deps: { config: ClusterConfig; db: Db; logger: Log
       redisOk = true;
       owners.setPresent(peers);
       const t = performance.now();
+      if (!wasOk) healthySince = t;
       for (const p of peers) lastPresent.set(p.id, t);
     } catch (err) {
       if (redisOk) logger.warn({ err: (err as Error).message }, 'presence not renewed');
       redisOk = false;
+      healthySince = Infinity;
       return;
     }
     if (!sweeping) {
@@ -282,7 +285,8 @@ export function createCluster(deps: { config: ClusterConfig; db: Db; logger: Log
   async function sweep(): Promise<void> {
     const registry = bridged?.registry;
     const t = performance.now();
-    if (!registry || t - watchingSince < gone) return;
+    // After a start or a Redis outage, peers get one `gone` period to renew their keys first.
+    if (!registry || t - healthySince < gone) return;
     const alive = new Set<string>();
     for (const [id, at] of lastPresent) if (t - at < gone) alive.add(id);
     alive.add(config.nodeId);
@@ -355,7 +359,6 @@ export function createCluster(deps: { config: ClusterConfig; db: Db; logger: Log
       });
       await sub.subscribe(DEVICE_CHANNEL, STATUS_CHANNEL);
       await leases.start();
-      watchingSince = performance.now();
     },
     async announce(ports) {
       self = { id: config.nodeId, ...ports, startedAt: Date.now() };

@@ -25,6 +25,14 @@ interface Entry extends Device {
   since?: number;
 }
 
+/**
+ * Cluster: a disconnect here is announced (console event, word to the other
+ * nodes) after this long, and not at all if the device connected to another
+ * node (or here) meanwhile: in a takeover the old node often sees its
+ * connection close before it hears of the new one.
+ */
+const OFFLINE_GRACE_MS = 1_000;
+
 /** Wall-clock microseconds: connects a millisecond apart on two nodes still have an order. */
 const micros = () => Math.round((performance.timeOrigin + performance.now()) * 1000);
 
@@ -130,6 +138,8 @@ export class DeviceRegistry {
   /** Cluster: this node's connection changes, written to the table with the next flush (latest per device). */
   private readonly dirtyLive = new Map<string, { online: boolean; since: number }>();
   private link: LivenessLink | null = null;
+  /** Cluster: disconnects of this node not announced yet (OFFLINE_GRACE_MS). */
+  private readonly pendingOffline = new Map<string, { timer: NodeJS.Timeout; since: number }>();
 
   constructor(
     private readonly db: Db,
@@ -170,6 +180,10 @@ export class DeviceRegistry {
   async stop(): Promise<void> {
     if (this.seenTimer) clearInterval(this.seenTimer);
     this.seenTimer = null;
+    for (const [id, p] of this.pendingOffline) {
+      clearTimeout(p.timer);
+      this.announceOffHere(id, p.since);
+    }
     await this.flushSeen();
   }
 
@@ -354,6 +368,9 @@ export class DeviceRegistry {
     const self = link.nodeId;
     if (online) {
       if (e.online && e.node === self) return;
+      const pending = this.pendingOffline.get(e.id);
+      if (pending) clearTimeout(pending.timer);
+      this.pendingOffline.delete(e.id);
       e.online = true;
       e.node = self;
       e.since = Math.max(micros(), (e.since ?? 0) + 1);
@@ -366,8 +383,27 @@ export class DeviceRegistry {
     const since = e.since ?? 0;
     this.dirtySeen.add(e.id);
     this.dirtyLive.set(e.id, { online, since });
+    if (!online) {
+      const id = e.id;
+      const timer = setTimeout(() => {
+        this.pendingOffline.delete(id);
+        this.announceOffHere(id, since);
+      }, OFFLINE_GRACE_MS);
+      timer.unref();
+      this.pendingOffline.set(id, { timer, since });
+      return;
+    }
     link.publish({ node: self, deviceId: e.id, online, since, lastSeen: e.lastSeen });
     this.bus.emit('device.status', { deviceId: e.id, online, lastSeen: e.lastSeen });
+  }
+
+  /** A disconnect here, once its grace has passed: said only if no newer connection holds the device. */
+  private announceOffHere(id: string, since: number): void {
+    const e = this.devices.get(id);
+    const link = this.link;
+    if (!e || !link || e.online) return;
+    link.publish({ node: link.nodeId, deviceId: id, online: false, since, lastSeen: e.lastSeen });
+    this.bus.emit('device.status', { deviceId: id, online: false, lastSeen: e.lastSeen });
   }
 
   /**

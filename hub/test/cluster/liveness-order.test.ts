@@ -78,6 +78,9 @@ describe('device liveness across two nodes', () => {
     await b.stop();
     await a.stop();
     expect(await row('d2')).toEqual({ online: true, holder_node: 'node-b' });
+    // A's close of the taken-over connection was never announced as the device going offline.
+    expect(statusOn.a).toEqual([{ deviceId: 'd2', online: true }]);
+    expect(sent.a.filter((m) => 'online' in m && !m.online)).toEqual([]);
   });
 
   it('sweeps the devices of a node that is gone, leaves those that moved, and a snapshot replaces what a node said before', async () => {

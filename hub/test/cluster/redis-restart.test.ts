@@ -161,5 +161,13 @@ describe.runIf(RUN_CLUSTER)('hub cluster through a Redis restart (2 nodes)', () 
     expect(d.status, JSON.stringify(d.body)).toBe(200);
     const cmd = await until(() => got.find((x) => x.type === 'dispatch' && x.case.id === created.body.id), 60_000);
     expect(cmd.type).toBe('dispatch');
+
+    // The handheld on node A is online in node B's view and in the table, held by A: a node whose
+    // presence key Redis lost tells the others again what it holds, and nobody swept it meanwhile.
+    await until(async () => (await api<{ online: boolean }>(b.http, 'GET', '/devices/hh-rr', undefined, token)).body.online === true, 60_000, 200);
+    await until(async () => {
+      const [r] = await db.query<{ online: boolean; holder_node: string | null }>("select online, holder_node from devices where id = 'hh-rr'");
+      return r?.online === true && r.holder_node === 'node-a';
+    }, 60_000, 200);
   }, 400_000);
 });
