@@ -127,6 +127,10 @@ export function createRules(deps: RulesDeps, opts: RulesOptions = {}): RulesModu
     if (effects.length) void alarms.applyAll(effects);
   }
 
+  /** Signals for other owners, sent as one message per owner once the current burst of stored messages is handled. */
+  const outbox = new Map<string, Signal[]>();
+  let sending = false;
+
   /** Evaluates here when this node owns the device (or knows no peers yet), else forwards to its owner. */
   function route(sig: Signal): void {
     const o = owners!;
@@ -135,26 +139,44 @@ export function createRules(deps: RulesDeps, opts: RulesOptions = {}): RulesModu
     // Absence: whichever node holds the timers next has heard the device.
     evaluator.heard(sig.deviceId, sig.at);
     if (!evaluator.wants(sig)) return;
-    o.forward(owner, serialize(sig)).then(
-      // Nobody received it: the owner is gone and out of this node's view; the next owner takes it.
-      (received) => (received ? undefined : route(sig)),
-      (err: Error) => {
-        // Redis away: evaluated here, as every node did before owners (docs/cluster.md).
-        log.warn({ err: err.message, deviceId: sig.deviceId, owner }, 'rule signal not forwarded; evaluated here');
-        evaluate(sig);
-      },
-    );
+    let box = outbox.get(owner);
+    if (!box) outbox.set(owner, (box = []));
+    box.push(sig);
+    if (!sending) {
+      sending = true;
+      setImmediate(send);
+    }
+  }
+
+  function send(): void {
+    sending = false;
+    const boxes = [...outbox];
+    outbox.clear();
+    for (const [owner, sigs] of boxes) {
+      owners!.forward(owner, serialize(sigs)).then(
+        // Nobody received them: the owner is gone and out of this node's view; the next owner takes them, in order.
+        (received) => {
+          if (!received) for (const sig of sigs) route(sig);
+        },
+        (err: Error) => {
+          // Redis away: evaluated here, as every node did before owners (docs/cluster.md).
+          log.warn({ err: err.message, signals: sigs.length, owner }, 'rule signals not forwarded; evaluated here');
+          for (const sig of sigs) evaluate(sig);
+        },
+      );
+    }
   }
 
   function onForwarded(payload: Buffer): void {
-    let sig: Signal;
+    let sigs: Signal[];
     try {
-      sig = deserialize(payload) as Signal;
+      sigs = deserialize(payload) as Signal[];
+      if (!Array.isArray(sigs)) throw new Error('not a list of signals');
     } catch (err) {
-      log.warn({ err: (err as Error).message }, 'forwarded rule signal unreadable');
+      log.warn({ err: (err as Error).message }, 'forwarded rule signals unreadable');
       return;
     }
-    evaluate(sig);
+    for (const sig of sigs) evaluate(sig);
   }
 
   /**
