@@ -4,10 +4,10 @@
  */
 import mqtt, { type MqttClient } from 'mqtt';
 import { io as ioc, type Socket } from 'socket.io-client';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { commandTopic, decodeCommand, type Command } from '@gridlink/devices';
 import { until } from '../helpers.js';
-import { api, clusterEnv, createDatabase, health, login, RUN_CLUSTER, startNode, startRedis, type HubNode, type RedisServer, type TestDatabase } from './harness.js';
+import { api, clusterEnv, createDatabase, guard, health, login, RUN_CLUSTER, startNode, startRedis, type HubNode, type RedisServer, type TestDatabase } from './harness.js';
 
 describe.runIf(RUN_CLUSTER)('hub cluster (3 nodes, Redis, PostgreSQL)', () => {
   let redis: RedisServer;
@@ -31,9 +31,12 @@ describe.runIf(RUN_CLUSTER)('hub cluster (3 nodes, Redis, PostgreSQL)', () => {
     token = await login(b.http);
   }, 180_000);
 
+  let failed = false;
+  beforeEach(({ onTestFailed }) => onTestFailed(() => void (failed = true)));
+
   afterAll(async () => {
-    // GRIDLINK_CLUSTER_LOGS=1: what each node printed (warnings and errors), for a failing run.
-    if (process.env.GRIDLINK_CLUSTER_LOGS === '1') for (const n of nodes) process.stderr.write(`--- ${n.id}\n${n.output()}\n`);
+    // What each node printed (warnings and errors), after a failing test or with GRIDLINK_CLUSTER_LOGS=1.
+    if (failed || process.env.GRIDLINK_CLUSTER_LOGS === '1') for (const n of nodes) process.stderr.write(`--- ${n.id}\n${n.output()}\n`);
     for (const s of sockets) s.disconnect();
     await Promise.all(clients.map((m) => m.endAsync(true).catch(() => undefined)));
     await Promise.all(nodes.map((n) => n.kill('SIGKILL')));
@@ -248,8 +251,8 @@ describe.runIf(RUN_CLUSTER)('hub cluster (3 nodes, Redis, PostgreSQL)', () => {
     const talk = setInterval(() => void chattyClient.publishAsync('gridlink/v1/chatty-1/telemetry', JSON.stringify({ values: { water_level_cm: ++n % 20 } }), { qos: 1 }).catch(() => undefined), 500);
     try {
       const q1 = await connect(survivors[0]!, quiet1.id, quiet1.secret);
-      await q1.publishAsync('gridlink/v1/quiet-1/telemetry', JSON.stringify({ values: { water_level_cm: 10 } }), { qos: 1 });
-      await holder.kill('SIGKILL');
+      await guard(q1.publishAsync('gridlink/v1/quiet-1/telemetry', JSON.stringify({ values: { water_level_cm: 10 } }), { qos: 1 }), 'PUBACK of quiet-1');
+      await guard(holder.kill('SIGKILL'), `exit of ${holder.id}`);
       const after = await until(async () => {
         const h = (await health(survivors[0]!)).cluster.leases;
         return Object.values(h).every((r) => r.holder !== null && r.holder !== holder.id) ? h : null;
@@ -259,7 +262,7 @@ describe.runIf(RUN_CLUSTER)('hub cluster (3 nodes, Redis, PostgreSQL)', () => {
         expect(r.token, name).toBeGreaterThan(before[name]!.token);
       }
       const q2 = await connect(survivors[0]!, quiet2.id, quiet2.secret);
-      await q2.publishAsync('gridlink/v1/quiet-2/telemetry', JSON.stringify({ values: { water_level_cm: 10 } }), { qos: 1 });
+      await guard(q2.publishAsync('gridlink/v1/quiet-2/telemetry', JSON.stringify({ values: { water_level_cm: 10 } }), { qos: 1 }), 'PUBACK of quiet-2');
       // quiet-2 is due at least one tick after quiet-1: once it shows, every duplicate of quiet-1 would have too.
       await until(() => raised.includes('quiet-2'), 120_000, 100);
       expect(raised.filter((d) => d === 'quiet-1')).toEqual(['quiet-1']);

@@ -176,11 +176,23 @@ export async function startNode(id: string, env: Record<string, string>): Promis
   };
 }
 
+/** How long a request or a PUBACK may take before a test names it as hung (far above any wait seen on a loaded machine). */
+export const HANG_GUARD_MS = 90_000;
+
+/** `p`, or an error naming `what` if it has not settled after HANG_GUARD_MS: a hang guard, not a deadline. */
+export function guard<T>(p: Promise<T>, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const hung = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: nothing after ${HANG_GUARD_MS / 1000} s`)), HANG_GUARD_MS)));
+  return Promise.race([p, hung]).finally(() => clearTimeout(timer));
+}
+
 export async function api<T = any>(base: string, method: string, p: string, body?: unknown, token?: string): Promise<{ status: number; body: T }> {
   const headers: Record<string, string> = {};
   if (body !== undefined) headers['content-type'] = 'application/json';
   if (token) headers.authorization = `Bearer ${token}`;
-  const r = await fetch(`${base}/api/v1${p}`, { method, headers, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
+  // A hang guard, not a deadline: a node that never answers fails the test by name instead of running into its limit.
+  const r = await fetch(`${base}/api/v1${p}`, { method, headers, signal: AbortSignal.timeout(HANG_GUARD_MS), ...(body !== undefined ? { body: JSON.stringify(body) } : {}) })
+    .catch((err: Error) => { throw new Error(`${method} ${base}${p}: ${err.message}`); });
   const text = await r.text();
   return { status: r.status, body: (text ? JSON.parse(text) : null) as T };
 }
@@ -196,6 +208,7 @@ export interface Health {
 }
 
 export async function health(node: HubNode): Promise<Health> {
-  const r = await fetch(`${node.http}/healthz`);
+  const r = await fetch(`${node.http}/healthz`, { signal: AbortSignal.timeout(HANG_GUARD_MS) })
+    .catch((err: Error) => { throw new Error(`GET ${node.id} /healthz: ${err.message}`); });
   return (await r.json()) as Health;
 }
