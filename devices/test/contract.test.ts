@@ -5,7 +5,7 @@ import { Value } from '@sinclair/typebox/value';
 import { describe, expect, it } from 'vitest';
 import {
   Actor, CASE_ACTIONS, CASE_STATUSES, Camera, CameraSnapshotBody, CaseActionBody, CaseSummary, CreateCategoryBody, CreateDepartmentBody, LinkageEvent, LinkedCamera, OPEN_STATUSES, StreamUrls,
-  UpdateCategoryBody, UpdateDepartmentBody, WORKFLOW, WorkingCalendar, actionsFrom, roleMayTake,
+  UpdateCategoryBody, UpdateDepartmentBody, WORKFLOW, WorkingCalendar, actionsFrom, roleMayTake, AlarmAckBody, HotlineOrderBody, MobilePositionsBody, Open311Request,
 } from '../src/contract/index.js';
 import { DEFAULT_CALENDAR } from '../src/calendar.js';
 
@@ -124,5 +124,32 @@ describe('contract entry', () => {
     expect(Value.Check(WorkingCalendar, DEFAULT_CALENDAR)).toBe(true);
     expect(Value.Check(WorkingCalendar, { ...DEFAULT_CALENDAR, hours: [['9:00', '12:00']] })).toBe(false);
     expect(Value.Check(WorkingCalendar, { ...DEFAULT_CALENDAR, hours: [['09:00']] })).toBe(false);
+  });
+
+  it('should take an alarm acknowledgement with a comment, an empty body or none, and refuse a comment too long to store', () => {
+    expect(Value.Check(AlarmAckBody, { comment: '已到场' })).toBe(true);
+    expect(Value.Check(AlarmAckBody, {})).toBe(true);
+    expect(Value.Check(AlarmAckBody, null)).toBe(true);
+    expect(Value.Check(AlarmAckBody, { comment: 'x'.repeat(2001) })).toBe(false);
+  });
+
+  it('should refuse a hotline order or a batch of fixes carrying a field the hub must not accept', () => {
+    const order = { orderNo: 'H-1', category: 'E0402', content: '积水', lat: 31.2, lon: 121.4 };
+    expect(Value.Check(HotlineOrderBody, order)).toBe(true);
+    expect(Value.Check(HotlineOrderBody, { ...order, source: 'officer' })).toBe(false);
+    expect(Value.Check(HotlineOrderBody, { ...order, orderNo: 'a b' })).toBe(false);
+    expect(Value.Check(MobilePositionsBody, { items: [{ ts: 1, lat: 31.2, lon: 121.4 }] })).toBe(true);
+    expect(Value.Check(MobilePositionsBody, { items: [] })).toBe(false);
+    expect(Value.Check(MobilePositionsBody, { items: [{ ts: 1, lat: 31.2, lon: 121.4 }], deviceId: 'other' })).toBe(false);
+  });
+
+  it('should type an Open311 request with the workflow status as its extension', () => {
+    const r = {
+      service_request_id: 'GL-20260101-000001', status: 'open', status_notes: null, service_name: '积水', service_code: 'E0402', description: null, agency_responsible: null,
+      service_notice: null, requested_datetime: '2026-01-01T00:00:00.000Z', updated_datetime: '2026-01-01T00:00:00.000Z', expected_datetime: null, address: null,
+      lat: 31.2, long: 121.4, media_url: null, gridlink_status: 'registered', gridlink_rating: null, gridlink_can_rate: false,
+    };
+    expect(Value.Check(Open311Request, r)).toBe(true);
+    expect(Value.Check(Open311Request, { ...r, gridlink_status: 'done' })).toBe(false);
   });
 });

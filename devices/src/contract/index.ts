@@ -25,3 +25,4 @@ export * from './stats.js';
 export * from './realtime.js';
 export * from './mobile.js';
 export * from './system.js';
+export * from './intake.js';

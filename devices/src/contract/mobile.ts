@@ -97,3 +97,35 @@ export type MobileFix = Static<typeof MobileFix>;
 /** `POST /m/session` 201: the handheld session's bearer token and the worker it acts as. */
 export const MobileSignedIn = Type.Object({ token: Type.String(), me: MobileMe });
 export type MobileSignedIn = Static<typeof MobileSignedIn>;
+
+/** `/m/tasks/{id}`, `/m/evidence/{id}`, `/m/sessions/{id}/revoke`. */
+export const MobileIdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) }, { additionalProperties: false });
+export type MobileIdParams = Static<typeof MobileIdParams>;
+
+/** `POST /m/session`: the worker's own user (never the device secret); throttled like the console login. */
+export const MobileSignInBody = Type.Object({ username: Type.String({ minLength: 1, maxLength: 64 }), password: Type.String({ minLength: 1, maxLength: 256 }) }, { additionalProperties: false });
+export type MobileSignInBody = Static<typeof MobileSignInBody>;
+
+/** `POST /m/duty`: 上班 / 下班. */
+export const MobileDutyBody = Type.Object({ onDuty: Type.Boolean() }, { additionalProperties: false });
+export type MobileDutyBody = Static<typeof MobileDutyBody>;
+
+/** `POST /m/positions`: fixes in time order (the `location` channel's array); stored durably, idempotent by ts. */
+export const MobilePositionsBody = Type.Object({ items: Type.Array(MobileFix, { minItems: 1, maxItems: 500 }) }, { additionalProperties: false });
+export type MobilePositionsBody = Static<typeof MobilePositionsBody>;
+
+/** `GET /m/tasks`, `GET /m/reports`: how many, newest first. */
+export const MobileListQuery = Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })) }, { additionalProperties: false });
+export type MobileListQuery = Static<typeof MobileListQuery>;
+
+/** `POST /m/tasks/{id}/actions` 200: the task as it is now; `replayed` when this `opId` was applied before. */
+export const MobileTaskActionResult = Type.Object({ task: MobileTask, replayed: Type.Boolean() });
+export type MobileTaskActionResult = Static<typeof MobileTaskActionResult>;
+
+/** `GET /m/sessions` (officer, dispatcher): a worker's handheld sessions, newest first. */
+export const HandheldSessionsQuery = Type.Object({ workerId: Type.String({ minLength: 1, maxLength: 64 }), active: Type.Optional(Type.Boolean()) }, { additionalProperties: false });
+export type HandheldSessionsQuery = Static<typeof HandheldSessionsQuery>;
+
+/** `POST /m/sessions/{id}/revoke` (lost phone); the body may be absent. */
+export const RevokeSessionBody = Type.Object({ reason: Type.Optional(Type.String({ maxLength: 200 })) }, { additionalProperties: false });
+export type RevokeSessionBody = Static<typeof RevokeSessionBody>;

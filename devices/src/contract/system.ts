@@ -35,3 +35,22 @@ export type IngestParams = Static<typeof IngestParams>;
 /** An accepted upload (`/ingest` 202, `/osmand` 200, `/m/positions` 202): how many rows were committed before the answer. */
 export const Stored = Type.Object({ stored: Type.Number() });
 export type Stored = Static<typeof Stored>;
+
+/**
+ * `GET|POST /osmand` (server root): Traccar Client / OsmAnd's query string, as text
+ * (`speed` in knots, `timestamp` epoch s, ms or a date). Other members are kept;
+ * a secret in the URL (`secret=`, `password=`) is refused. Traccar Client 9+ may
+ * send its JSON body instead.
+ */
+export const OsmandQuery = Type.Object({
+  id: Type.Optional(Type.String({ description: 'the device\'s OsmAnd token (or its id with HTTP Basic)' })),
+  lat: Type.Optional(Type.String()),
+  lon: Type.Optional(Type.String()),
+  timestamp: Type.Optional(Type.String()),
+  speed: Type.Optional(Type.String({ description: 'knots' })),
+  bearing: Type.Optional(Type.String()),
+  altitude: Type.Optional(Type.String()),
+  accuracy: Type.Optional(Type.String()),
+  batt: Type.Optional(Type.String()),
+}, { additionalProperties: true });
+export type OsmandQuery = Static<typeof OsmandQuery>;

@@ -142,3 +142,27 @@ export const LinkedCamera = Type.Object({
   stream: Type.String({ description: 'REST path that answers signed stream URLs (tokens are short-lived, so none are broadcast)' }),
 });
 export type LinkedCamera = Static<typeof LinkedCamera>;
+
+/** `/cameras/{id}`. */
+export const CameraIdParams = Type.Object({ id: Type.String({ pattern: CAMERA_ID_PATTERN }) });
+export type CameraIdParams = Static<typeof CameraIdParams>;
+
+/** `GET /cameras`: with `near` (lat,lon), those within `radius` m, covering-first, then by distance. */
+export const CamerasQuery = Type.Object({
+  near: Type.Optional(Type.String({ pattern: '^-?\\d+(\\.\\d+)?,-?\\d+(\\.\\d+)?$', description: 'lat,lon' })),
+  radius: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 50_000, default: 500 })),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
+});
+export type CamerasQuery = Static<typeof CamerasQuery>;
+
+/** `GET /clips`: by case, camera or alert (`alertKey` = deviceId:ts). */
+export const ClipsQuery = Type.Object({ caseId: Type.Optional(Type.String()), cameraId: Type.Optional(Type.String()), alertKey: Type.Optional(Type.String()), limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })) });
+export type ClipsQuery = Static<typeof ClipsQuery>;
+
+/** `/clips/{id}`. */
+export const ClipParams = Type.Object({ id: Type.String({ format: 'uuid' }) });
+export type ClipParams = Static<typeof ClipParams>;
+
+/** `GET /linkage/{caseId}`. */
+export const LinkageParams = Type.Object({ caseId: Type.String({ maxLength: 128 }) });
+export type LinkageParams = Static<typeof LinkageParams>;

@@ -1,7 +1,7 @@
 /** Grid workers, their positions and dispatch candidates (CONTRACT 5 `/workers`, `/cases/{id}/candidates`). */
 import { Type, type Static } from '@sinclair/typebox';
-import { Nullable, OneOf } from './common.js';
-import { TEAMS, WORKER_STATUSES } from './values.js';
+import { Nullable, OneOf, TimeQuery } from './common.js';
+import { DEVICE_ID_PATTERN, TEAMS, WORKER_STATUSES } from './values.js';
 
 export const WorkerStatusT = OneOf(WORKER_STATUSES);
 export const TeamT = OneOf(TEAMS);
@@ -111,3 +111,60 @@ export const DispatchRecord = Type.Object({
   path: Type.Optional(Type.Object({ points: Type.Array(TrackPoint), distanceM: Type.Number(), bucketS: NullableNumber })),
 });
 export type DispatchRecord = Static<typeof DispatchRecord>;
+
+/** `/workers/{id}` (worker ids follow the device id rule). */
+export const WorkerIdParams = Type.Object({ id: Type.String({ pattern: DEVICE_ID_PATTERN }) });
+export type WorkerIdParams = Static<typeof WorkerIdParams>;
+
+const GridIds = Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { maxItems: 64 });
+
+/** `POST /workers` (officer, dispatcher): a grid worker bound to one handheld; starts off duty unless `onDuty`. */
+export const CreateWorkerBody = Type.Object({
+  id: Type.Optional(Type.String({ pattern: DEVICE_ID_PATTERN })),
+  name: Type.String({ minLength: 1, maxLength: 64 }),
+  deviceId: Type.String({ pattern: DEVICE_ID_PATTERN }),
+  gridIds: Type.Optional(GridIds),
+  team: Type.Optional(OneOf(TEAMS, { description: 'grid_leader 网格长, grid_worker 网格员 (default), volunteer 志愿者' })),
+  phone: Type.Optional(Type.String({ maxLength: 32 })),
+  userId: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'id of the user (role worker) who acts as this worker' })),
+  onDuty: Type.Optional(Type.Boolean()),
+});
+export type CreateWorkerBody = Static<typeof CreateWorkerBody>;
+
+/** `PATCH /workers/{id}`: null clears the phone. */
+export const UpdateWorkerBody = Type.Object({
+  name: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+  gridIds: Type.Optional(GridIds),
+  team: Type.Optional(TeamT),
+  phone: Type.Optional(Nullable(Type.String({ maxLength: 32 }))),
+});
+export type UpdateWorkerBody = Static<typeof UpdateWorkerBody>;
+
+/** `POST /workers/{id}/duty`: 上班 / 下班 (a busy worker going off duty finishes the case first). */
+export const DutyBody = Type.Object({ onDuty: Type.Boolean() });
+export type DutyBody = Static<typeof DutyBody>;
+
+/** `GET /workers` filters. */
+export const WorkersQuery = Type.Object({
+  status: Type.Optional(WorkerStatusT),
+  gridId: Type.Optional(Type.String({ maxLength: 64 })),
+  team: Type.Optional(TeamT),
+  onDuty: Type.Optional(Type.Boolean()),
+});
+export type WorkersQuery = Static<typeof WorkersQuery>;
+
+/** `GET /workers/{id}/track`: a window, downsampled into buckets past `maxPoints`. */
+export const TrackQuery = Type.Object({
+  from: Type.Optional(TimeQuery),
+  to: Type.Optional(TimeQuery),
+  maxPoints: Type.Optional(Type.Integer({ minimum: 10, maximum: 100_000 })),
+});
+export type TrackQuery = Static<typeof TrackQuery>;
+
+/** `GET /cases/{id}/candidates`: how many, nearest first. */
+export const CandidatesQuery = Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 10 })) });
+export type CandidatesQuery = Static<typeof CandidatesQuery>;
+
+/** `GET /cases/{id}/dispatches`: `path=false` leaves out the path travelled to the scene. */
+export const DispatchesQuery = Type.Object({ path: Type.Optional(Type.Boolean({ default: true })) });
+export type DispatchesQuery = Static<typeof DispatchesQuery>;

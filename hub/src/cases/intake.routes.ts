@@ -6,7 +6,10 @@
  * rate the result (评价) with the token they were given.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { Type } from '@sinclair/typebox';
+import {
+  HotlineOrderBody, HotlineOrderResult, Open311Created, Open311RatingBody, Open311Request, Open311RequestBody, Open311RequestParams, Open311Requests, Open311Services,
+  Open311TokenQuery,
+} from '@gridlink/devices/contract';
 import type { Auth } from '../auth/index.js';
 import type { Actor } from '../core/services.js';
 import { Errors } from '../core/errors.js';
@@ -20,7 +23,6 @@ import { CaseErrors, type CaseStore } from './service.js';
 
 const hash = (token: string) => createHash('sha256').update(token).digest('hex');
 const newToken = () => randomBytes(24).toString('base64url');
-const Photo = Type.String({ minLength: 8, maxLength: 1_400_000, description: 'base64 JPEG or PNG' });
 const PUBLIC = [{}];
 const notFound = () => Errors.requestNotFound('service request not found');
 
@@ -51,7 +53,7 @@ export function intakeRoutes(app: App, d: IntakeRouteDeps): void {
     return (await cases.detail(r.id))!;
   }
 
-  function georeport(c: NonNullable<Awaited<ReturnType<CaseStore['detail']>>>) {
+  function georeport(c: NonNullable<Awaited<ReturnType<CaseStore['detail']>>>): Open311Request {
     const closed = c.status === 'closed' || c.status === 'rejected';
     const last = [...c.history].reverse().find((h) => h.note && h.action !== 'create');
     const cat = cases.categories.get(c.category.code);
@@ -83,7 +85,7 @@ export function intakeRoutes(app: App, d: IntakeRouteDeps): void {
   app.get('/open311/v2/services.json', {
     schema: {
       tags: ['open311'], summary: 'GeoReport v2 service list: one service per case category', security: PUBLIC,
-      response: { 200: Type.Array(Type.Object({ service_code: Type.String(), service_name: Type.String(), description: Type.String(), metadata: Type.Boolean(), type: Type.String(), keywords: Type.String(), group: Type.String() })) },
+      response: { 200: Open311Services },
     },
   }, async () => cases.categories.list().map((c) => ({
     service_code: c.code, service_name: c.name, description: `${c.nameEn}（${c.kind === 'event' ? '事件' : '部件'} · ${c.majorName}）`,
@@ -96,21 +98,8 @@ export function intakeRoutes(app: App, d: IntakeRouteDeps): void {
     schema: {
       tags: ['open311'],
       summary: 'GeoReport v2: create a service request (a citizen case); answers the request id and the token that reads its status and rates it',
-      body: Type.Object({
-        service_code: Type.String({ minLength: 1, maxLength: 16 }),
-        lat: Type.Number({ minimum: -90, maximum: 90 }),
-        long: Type.Number({ minimum: -180, maximum: 180 }),
-        address_string: Type.Optional(Type.String({ maxLength: 500 })),
-        description: Type.Optional(Type.String({ maxLength: 4000 })),
-        first_name: Type.Optional(Type.String({ maxLength: 64 })),
-        last_name: Type.Optional(Type.String({ maxLength: 64 })),
-        phone: Type.Optional(Type.String({ maxLength: 32 })),
-        email: Type.Optional(Type.String({ maxLength: 128 })),
-        device_id: Type.Optional(Type.String({ maxLength: 128 })),
-        account_id: Type.Optional(Type.String({ maxLength: 128 })),
-        media: Type.Optional(Photo),
-      }, { additionalProperties: false }),
-      response: { 201: Type.Array(Type.Object({ service_request_id: Type.String(), token: Type.String(), service_notice: Nullable(), account_id: Nullable() })), ...errors(400, 401, 403) },
+      body: Open311RequestBody,
+      response: { 201: Open311Created, ...errors(400, 401, 403) },
     },
   }, async (req, reply) => {
     const b = req.body;
@@ -134,18 +123,18 @@ export function intakeRoutes(app: App, d: IntakeRouteDeps): void {
   app.get('/open311/v2/requests/:id.json', {
     schema: {
       tags: ['open311'], summary: 'GeoReport v2: one service request, for the holder of its token', security: PUBLIC,
-      params: Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) }),
-      querystring: Type.Object({ token: Type.String({ minLength: 16, maxLength: 64 }) }, { additionalProperties: false }),
-      response: { 200: Type.Array(Type.Unknown()), ...errors(400, 404) },
+      params: Open311RequestParams,
+      querystring: Open311TokenQuery,
+      response: { 200: Open311Requests, ...errors(400, 404) },
     },
   }, async (req) => [georeport(await byToken(req.params.id, req.query.token))]);
 
   app.post('/open311/v2/requests/:id/rating.json', {
     schema: {
       tags: ['open311'], summary: 'Extension: the citizen rates a closed request (评价) with its token', security: PUBLIC,
-      params: Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) }),
-      body: Type.Object({ token: Type.String({ minLength: 16, maxLength: 64 }), rating: Type.Integer({ minimum: 1, maximum: 5 }), comment: Type.Optional(Type.String({ maxLength: 2000 })) }, { additionalProperties: false }),
-      response: { 200: Type.Array(Type.Unknown()), ...errors(400, 403, 404, 409) },
+      params: Open311RequestParams,
+      body: Open311RatingBody,
+      response: { 200: Open311Requests, ...errors(400, 403, 404, 409) },
     },
   }, async (req) => {
     const c = await byToken(req.params.id, req.body.token);
@@ -161,19 +150,8 @@ export function intakeRoutes(app: App, d: IntakeRouteDeps): void {
     schema: {
       tags: ['open311'],
       summary: '12345 hotline work order → citizen case, idempotent by orderNo (a resent order answers the same case, created: false, no new token)',
-      body: Type.Object({
-        orderNo: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' }),
-        category: Type.String({ minLength: 1, maxLength: 64, description: 'category code, key or name' }),
-        title: Type.Optional(Type.String({ maxLength: 200 })),
-        content: Type.String({ minLength: 1, maxLength: 4000 }),
-        lat: Type.Number({ minimum: -90, maximum: 90 }),
-        lon: Type.Number({ minimum: -180, maximum: 180 }),
-        address: Type.Optional(Type.String({ maxLength: 500 })),
-        caller: Type.Optional(Type.Object({ name: Type.Optional(Type.String({ maxLength: 64 })), phone: Type.Optional(Type.String({ maxLength: 32 })) }, { additionalProperties: false })),
-        receivedAt: Type.Optional(Type.Number({ description: 'epoch ms the hotline took the call' })),
-        photos: Type.Optional(Type.Array(Photo, { maxItems: 9 })),
-      }, { additionalProperties: false }),
-      response: { 200: Type.Object({ caseId: Type.String(), code: Type.String(), created: Type.Boolean(), token: Nullable() }), ...errors(400, 401, 403) },
+      body: HotlineOrderBody,
+      response: { 200: HotlineOrderResult, ...errors(400, 401, 403) },
     },
   }, async (req) => {
     const b = req.body;
@@ -188,8 +166,4 @@ export function intakeRoutes(app: App, d: IntakeRouteDeps): void {
     });
     return { caseId: c.id, code: c.code, created, token: created ? await issueToken(c.id) : null };
   });
-}
-
-function Nullable() {
-  return Type.Union([Type.String(), Type.Null()]);
 }

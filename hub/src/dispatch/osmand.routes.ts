@@ -15,7 +15,7 @@
  * Units: query-string `speed` is in knots (Traccar Client's convention);
  * JSON `coords.speed` is m/s. `timestamp`: epoch seconds, epoch ms, or a date.
  */
-import { Type } from '@sinclair/typebox';
+import { OsmandQuery, Stored } from '@gridlink/devices/contract';
 import { Errors } from '../core/errors.js';
 import type { App } from '../http/app.js';
 import { admitDevice, basicCredentials } from '../http/guards.js';
@@ -125,18 +125,8 @@ export function osmandRoutes(app: App, deps: { registry: DeviceRegistry; ingest:
     const schema = {
       tags: ['ingest'],
       summary: 'OsmAnd / Traccar Client position upload (HTTP Basic, or id=<OsmAnd token>; secret= in the URL is refused)',
-      querystring: Type.Object({
-        id: Type.Optional(Type.String({ description: 'the device\'s OsmAnd token (or its id with HTTP Basic)' })),
-        lat: Type.Optional(Type.String()),
-        lon: Type.Optional(Type.String()),
-        timestamp: Type.Optional(Type.String()),
-        speed: Type.Optional(Type.String({ description: 'knots' })),
-        bearing: Type.Optional(Type.String()),
-        altitude: Type.Optional(Type.String()),
-        accuracy: Type.Optional(Type.String()),
-        batt: Type.Optional(Type.String()),
-      }, { additionalProperties: true }),
-      response: { 200: Type.Object({ stored: Type.Number() }), ...errors(400, 401, 429, 503) },
+      querystring: OsmandQuery,
+      response: { 200: Stored, ...errors(400, 401, 429, 503) },
     };
     sub.get('/osmand', { schema }, handler);
     sub.post('/osmand', { schema }, handler);

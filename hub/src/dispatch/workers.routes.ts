@@ -7,21 +7,21 @@ import type { Auth, Principal } from '../auth/index.js';
 import { Errors } from '../core/errors.js';
 import type { CaseService } from '../core/services.js';
 // Workers, candidates and track points as REST returns them are the contract's (CONTRACT 5 `/workers`).
-import { Candidate as CandidateSchema, DispatchRecord as DispatchRecordSchema, Worker as WorkerSchema, WorkerStatusT, WorkerTrack } from '@gridlink/devices/contract';
+import {
+  Candidate as CandidateSchema, CandidatesQuery, CreateWorkerBody, DispatchesQuery, DispatchRecord as DispatchRecordSchema, DutyBody, IdParams as CaseParams, TrackQuery, UpdateWorkerBody,
+  Worker as WorkerSchema, WorkerIdParams as IdParams, WorkersQuery, WorkerTrack,
+} from '@gridlink/devices/contract';
 import { authenticate, parseTime, principal, requireRole } from '../http/guards.js';
 import type { App } from '../http/app.js';
-import { errors, Items, TimeQuery } from '../http/schemas.js';
+import { errors, Items } from '../http/schemas.js';
 import type { Db } from '../store/index.js';
 import type { DispatchConfig } from './dispatch.config.js';
 import type { DispatchEngine } from './dispatch.engine.js';
 import { DispatchErrors } from './errors.js';
 import { caseDispatches, loadTrack } from './track.js';
-import { TEAMS, statusOf, type WorkerState } from './worker.model.js';
+import { statusOf, type WorkerState } from './worker.model.js';
 import type { PublicWorker, Workers } from './workers.service.js';
 
-const ID = '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$';
-const IdParams = Type.Object({ id: Type.String({ pattern: ID }) });
-const CaseParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
 export function workerRoutes(app: App, deps: { auth: Auth; db: Db; workers: Workers; engine: DispatchEngine; cfg: DispatchConfig; cases: () => CaseService | undefined; now: () => number }): void {
   const { auth, db, workers, engine, cfg } = deps;
   const guard = authenticate(auth);
@@ -59,16 +59,7 @@ export function workerRoutes(app: App, deps: { auth: Auth; db: Db; workers: Work
     schema: {
       tags: ['workers'],
       summary: 'Create a grid worker bound to one handheld device (starts off duty)',
-      body: Type.Object({
-        id: Type.Optional(Type.String({ pattern: ID })),
-        name: Type.String({ minLength: 1, maxLength: 64 }),
-        deviceId: Type.String({ pattern: ID }),
-        gridIds: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { maxItems: 64 })),
-        team: Type.Optional(Type.Union(TEAMS.map((t) => Type.Literal(t)), { description: 'grid_leader 网格长, grid_worker 网格员 (default), volunteer 志愿者' })),
-        phone: Type.Optional(Type.String({ maxLength: 32 })),
-        userId: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'id of the user (role worker) who acts as this worker' })),
-        onDuty: Type.Optional(Type.Boolean()),
-      }),
+      body: CreateWorkerBody,
       response: { 201: WorkerSchema, ...errors(400, 401, 403, 404, 409) },
     },
   }, async (req, reply) => {
@@ -94,12 +85,7 @@ export function workerRoutes(app: App, deps: { auth: Auth; db: Db; workers: Work
     onRequest: [guard],
     schema: {
       tags: ['workers'],
-      querystring: Type.Object({
-        status: Type.Optional(WorkerStatusT),
-        gridId: Type.Optional(Type.String({ maxLength: 64 })),
-        team: Type.Optional(Type.Union(TEAMS.map((t) => Type.Literal(t)))),
-        onDuty: Type.Optional(Type.Boolean()),
-      }),
+      querystring: WorkersQuery,
       response: { 200: Items(WorkerSchema), ...errors(401) },
     },
   }, async (req) => {
@@ -127,12 +113,7 @@ export function workerRoutes(app: App, deps: { auth: Auth; db: Db; workers: Work
     schema: {
       tags: ['workers'],
       params: IdParams,
-      body: Type.Object({
-        name: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
-        gridIds: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { maxItems: 64 })),
-        team: Type.Optional(Type.Union(TEAMS.map((t) => Type.Literal(t)))),
-        phone: Type.Optional(Type.Union([Type.String({ maxLength: 32 }), Type.Null()])),
-      }),
+      body: UpdateWorkerBody,
       response: { 200: WorkerSchema, ...errors(400, 401, 403, 404) },
     },
   }, async (req) => {
@@ -155,7 +136,7 @@ export function workerRoutes(app: App, deps: { auth: Auth; db: Db; workers: Work
       tags: ['workers'],
       summary: 'On / off duty. On duty means available unless busy with a case; a busy worker going off duty finishes the case first',
       params: IdParams,
-      body: Type.Object({ onDuty: Type.Boolean() }),
+      body: DutyBody,
       response: { 200: WorkerSchema, ...errors(400, 401, 403, 404) },
     },
   }, async (req) => {
@@ -170,11 +151,7 @@ export function workerRoutes(app: App, deps: { auth: Auth; db: Db; workers: Work
       tags: ['workers'],
       summary: 'Positions over time (downsampled into buckets past maxPoints), distance travelled and stops',
       params: IdParams,
-      querystring: Type.Object({
-        from: Type.Optional(TimeQuery),
-        to: Type.Optional(TimeQuery),
-        maxPoints: Type.Optional(Type.Integer({ minimum: 10, maximum: 100_000 })),
-      }),
+      querystring: TrackQuery,
       response: {
         200: WorkerTrack,
         ...errors(400, 401, 404),
@@ -196,7 +173,7 @@ export function workerRoutes(app: App, deps: { auth: Auth; db: Db; workers: Work
       tags: ['dispatch'],
       summary: 'Nearest available workers for a case, nearest first (own-grid workers first within the configured extra distance)',
       params: CaseParams,
-      querystring: Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 10 })) }),
+      querystring: CandidatesQuery,
       response: { 200: Items(CandidateSchema), ...errors(401, 403, 404, 503) },
     },
   }, async (req) => {
@@ -210,7 +187,7 @@ export function workerRoutes(app: App, deps: { auth: Auth; db: Db; workers: Work
       tags: ['dispatch'],
       summary: 'Dispatch attempts of a case with dispatched / accepted / arrived / resolved times and the path travelled to the scene',
       params: CaseParams,
-      querystring: Type.Object({ path: Type.Optional(Type.Boolean({ default: true })) }),
+      querystring: DispatchesQuery,
       response: { 200: Items(DispatchRecordSchema), ...errors(401, 404, 503) },
     },
   }, async (req) => {

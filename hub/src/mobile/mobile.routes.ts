@@ -13,8 +13,9 @@ import multipart from '@fastify/multipart';
 import { Type, type Static } from '@sinclair/typebox';
 // The app's bodies and answers are the contract's (docs/contract.md section 7): the app reads the same types.
 import {
-  HandheldSession as SessionSchema, MobileCategory as CategorySchema, MobileFix as Fix, MobileMe as MeSchema, MobileReport as ReportSchema, MobileSignedIn,
-  MobileReportBody as ReportBody, MobileTask as TaskSchema, MobileTaskActionBody as ActionBody, type MobileTask as Task,
+  HandheldSession as SessionSchema, HandheldSessionsQuery, MobileCategory as CategorySchema, MobileDutyBody, MobileIdParams as IdParams, MobileListQuery, MobileMe as MeSchema,
+  MobilePositionsBody, MobileReport as ReportSchema, MobileSignedIn, MobileSignInBody, MobileReportBody as ReportBody, MobileTask as TaskSchema, MobileTaskActionBody as ActionBody,
+  MobileTaskActionResult, RevokeSessionBody, Stored, type MobileTask as Task,
 } from '@gridlink/devices/contract';
 import type { Auth } from '../auth/index.js';
 import type { CaseDetail, CasesModule } from '../cases/index.js';
@@ -51,8 +52,6 @@ export interface MobileDeps {
 
 /** Handheld routes authenticate with the session token themselves (not a console bearer token). */
 const HANDHELD = [{ handheld: [] }];
-
-const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) }, { additionalProperties: false });
 
 /** Multipart file values (one Buffer or several) → photo bytes, each checked as JPEG/PNG. */
 function photosOf(v: unknown, max: number): Uint8Array[] {
@@ -156,7 +155,7 @@ export function mobileRoutes(app: App, deps: MobileDeps): void {
       tags: ['mobile'],
       security: [],
       summary: 'Worker app login: the worker\'s own user → a handheld session token bound to that worker\'s handheld (never the device secret)',
-      body: Type.Object({ username: Type.String({ minLength: 1, maxLength: 64 }), password: Type.String({ minLength: 1, maxLength: 256 }) }, { additionalProperties: false }),
+      body: MobileSignInBody,
       response: { 201: MobileSignedIn, ...errors(400, 401, 403, 503) },
     },
   }, async (req, reply) => {
@@ -190,7 +189,7 @@ export function mobileRoutes(app: App, deps: MobileDeps): void {
     preHandler: [handheld],
     schema: {
       tags: ['mobile'], security: HANDHELD, summary: '上班 / 下班 (a busy worker going off duty finishes the case first)',
-      body: Type.Object({ onDuty: Type.Boolean() }, { additionalProperties: false }),
+      body: MobileDutyBody,
       response: { 200: MeSchema, ...errors(400, 401) },
     },
   }, async (req) => {
@@ -204,8 +203,8 @@ export function mobileRoutes(app: App, deps: MobileDeps): void {
     schema: {
       tags: ['mobile'], security: HANDHELD,
       summary: 'Fixes in time order (the contract `location` array): stored durably, idempotent by ts, replayed from the offline queue',
-      body: Type.Object({ items: Type.Array(Fix, { minItems: 1, maxItems: 500 }) }, { additionalProperties: false }),
-      response: { 202: Type.Object({ stored: Type.Number() }), ...errors(400, 401, 503) },
+      body: MobilePositionsBody,
+      response: { 202: Stored, ...errors(400, 401, 503) },
     },
   }, async (req, reply) => {
     const s = session(req);
@@ -228,7 +227,7 @@ export function mobileRoutes(app: App, deps: MobileDeps): void {
     preHandler: [handheld],
     schema: {
       tags: ['mobile'], security: HANDHELD, summary: 'Current and recent tasks (every case dispatched to this worker, newest first), with history and photos',
-      querystring: Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })) }, { additionalProperties: false }),
+      querystring: MobileListQuery,
       response: { 200: Items(TaskSchema), ...errors(401) },
     },
   }, async (req) => {
@@ -270,7 +269,7 @@ export function mobileRoutes(app: App, deps: MobileDeps): void {
         description: 'Idempotent by `opId`: a replay answers the case as it is now with `replayed: true`. 404 TASK_NOT_FOUND for a case never dispatched to this worker, 403 CASE_NOT_ASSIGNED when it is no longer theirs, 409 CASE_TRANSITION_INVALID from the wrong status, 413 for a photo over the size limit.',
         params: IdParams,
         body: ActionBody,
-        response: { 200: Type.Object({ task: TaskSchema, replayed: Type.Boolean() }), ...errors(400, 401, 403, 404, 409, 413) },
+        response: { 200: MobileTaskActionResult, ...errors(400, 401, 403, 404, 409, 413) },
       },
     }, async (req) => {
       const s = session(req);
@@ -324,7 +323,7 @@ export function mobileRoutes(app: App, deps: MobileDeps): void {
     preHandler: [handheld],
     schema: {
       tags: ['mobile'], security: HANDHELD, summary: 'What became of this handheld\'s reports (立案, 派遣, 结案, 作废 with the reason)',
-      querystring: Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })) }, { additionalProperties: false }),
+      querystring: MobileListQuery,
       response: { 200: Items(ReportSchema), ...errors(401) },
     },
   }, async (req) => {
@@ -363,7 +362,7 @@ export function mobileRoutes(app: App, deps: MobileDeps): void {
     preHandler: [guard, requireRole('officer', 'dispatcher')],
     schema: {
       tags: ['mobile'], summary: 'Handheld sessions of a worker, newest first',
-      querystring: Type.Object({ workerId: Type.String({ minLength: 1, maxLength: 64 }), active: Type.Optional(Type.Boolean()) }, { additionalProperties: false }),
+      querystring: HandheldSessionsQuery,
       response: { 200: Items(SessionSchema), ...errors(401, 403, 404) },
     },
   }, async (req) => {
@@ -376,7 +375,7 @@ export function mobileRoutes(app: App, deps: MobileDeps): void {
     schema: {
       tags: ['mobile'], summary: 'Revoke a handheld session (lost phone): REST answers 401 and the socket is closed at once',
       params: IdParams,
-      body: Type.Optional(Type.Object({ reason: Type.Optional(Type.String({ maxLength: 200 })) }, { additionalProperties: false })),
+      body: Type.Optional(RevokeSessionBody),
       response: { 200: SessionSchema, ...errors(401, 403, 404) },
     },
   }, async (req) => {

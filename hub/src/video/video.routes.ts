@@ -9,8 +9,8 @@ import path from 'node:path';
 import { Type } from '@sinclair/typebox';
 // Cameras, streams, clips and linkage as REST returns them are the contract's (CONTRACT 5).
 import {
-  CAMERA_ID_PATTERN, Camera as CameraSchema, CameraSnapshot, CameraSnapshotBody, Clip as ClipSchema, ClipExport, CreateCameraBody,
-  LinkedCamera, RegisteredCamera, StreamUrls, UpdateCameraBody,
+  CAMERA_ID_PATTERN, Camera as CameraSchema, CameraIdParams as IdParams, CamerasQuery, CameraSnapshot, CameraSnapshotBody, Clip as ClipSchema, ClipExport, ClipParams, ClipsQuery,
+  CreateCameraBody, LinkageParams, LinkedCamera, RegisteredCamera, StreamUrls, UpdateCameraBody,
 } from '@gridlink/devices/contract';
 import type { Auth } from '../auth/index.js';
 import { Errors } from '../core/errors.js';
@@ -28,7 +28,6 @@ import type { HealthInfo } from './health.js';
 import { frameArgs, run } from './ffmpeg.js';
 import { ownerOf, proxyHttp, proxyLive, type CameraOwners } from './cluster.proxy.js';
 
-const IdParams = Type.Object({ id: Type.String({ pattern: CAMERA_ID_PATTERN }) });
 
 export interface VideoRouteDeps {
   /** Cluster: which node pulls each camera; the others do not start it (cluster.proxy.ts). */
@@ -96,11 +95,7 @@ export function videoApiRoutes(app: App, d: VideoRouteDeps): void {
     schema: {
       tags: ['video'],
       summary: 'Cameras; with `near`, those within `radius` m ordered covering-first, then by distance',
-      querystring: Type.Object({
-        near: Type.Optional(Type.String({ pattern: '^-?\\d+(\\.\\d+)?,-?\\d+(\\.\\d+)?$', description: 'lat,lon' })),
-        radius: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 50_000, default: 500 })),
-        limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
-      }),
+      querystring: CamerasQuery,
       response: { 200: Items(CameraSchema), ...errors(400, 401) },
     },
   }, async (req) => {
@@ -187,7 +182,7 @@ export function videoApiRoutes(app: App, d: VideoRouteDeps): void {
     schema: {
       tags: ['video'],
       summary: 'Evidence clips by case, camera or alert (`alertKey` = deviceId:ts)',
-      querystring: Type.Object({ caseId: Type.Optional(Type.String()), cameraId: Type.Optional(Type.String()), alertKey: Type.Optional(Type.String()), limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })) }),
+      querystring: ClipsQuery,
       response: { 200: Items(ClipSchema), ...errors(401) },
     },
   }, async (req) => {
@@ -196,7 +191,6 @@ export function videoApiRoutes(app: App, d: VideoRouteDeps): void {
     return { items: items.filter((c) => d.auth.canSee(p, c.gridId)).map((c) => signed(req, c)) };
   });
 
-  const ClipParams = Type.Object({ id: Type.String({ format: 'uuid' }) });
   app.get('/clips/:id', {
     onRequest: [guard],
     schema: { tags: ['video'], params: ClipParams, response: { 200: ClipSchema, ...errors(401, 404) } },
@@ -280,7 +274,7 @@ export function videoApiRoutes(app: App, d: VideoRouteDeps): void {
     schema: {
       tags: ['video'],
       summary: 'Cameras linked to a case (stored when the case opened), best first',
-      params: Type.Object({ caseId: Type.String({ maxLength: 128 }) }),
+      params: LinkageParams,
       response: { 200: Items(LinkedCamera), ...errors(401) },
     },
   }, async (req) => {
