@@ -7,11 +7,13 @@
  * type, never a copy.
  */
 import type {
+  AlarmAckBody, BacktestWindow, CreateUserBody, CreateWorkerBody, DutyBody, PasswordBody, RegisterDeviceBody, UpdateUserBody, WorkingCalendar,
   Actor, Assessment, AssessmentLevel, AssessmentRow, CasesPerDay, Category, Department, DeviceSecret, GridLocation, GridsReplaced, LoginResponse, Page, RegisteredDevice, AlarmEvent, Camera, Candidate, CaseAction, CaseCounts, CaseDetail, CaseHistoryEntry, CaseSource, CaseStatus,
   CaseSummary, Clip, Device, DispatchRecord, Evidence, GridCollection, GridFeature, Kpi, LinkageEvent, LinkedCamera, PositionEvent, RegisteredCamera,
   Role, RuleBacktest, RuleRecord, Severity, StreamUrls, Telemetry, TelemetryPoint, TrackPoint, User, Worker, WorkerStatus, WorkerTrack,
 } from '@gridlink/devices/contract';
 export type {
+  AlarmAckBody, BacktestWindow, CreateUserBody, CreateWorkerBody, DutyBody, PasswordBody, RegisterDeviceBody, UpdateUserBody, WorkingCalendar,
   Actor, Assessment, AssessmentLevel, AssessmentRow, CasesPerDay, Category, Department, DeviceSecret, GridLocation, GridsReplaced, LoginResponse, Page, RegisteredDevice, Camera, Candidate, CaseAction, CaseCounts, CaseDetail, CaseHistoryEntry, CaseSource, CaseStatus, CaseSummary, Clip, Device, DispatchRecord,
   Evidence, GridCollection, GridFeature, Kpi, LinkedCamera, RegisteredCamera, Role, RuleBacktest, Severity, Telemetry, TelemetryPoint, TrackPoint,
   User, Worker, WorkerStatus, WorkerTrack,

@@ -1,7 +1,7 @@
 /** Forced popup for new critical alarms: stays, and beeps, until acknowledged. */
 import { useEffect, useState } from 'react';
 import { post } from '../api/client';
-import type { Alarm } from '../api/types';
+import type { Alarm, AlarmAckBody } from '../api/types';
 import { useI18n } from '../i18n';
 import { forcedIds } from '../store/alarm-queue';
 import { alarms, devices } from '../store/data';
@@ -45,7 +45,7 @@ function CriticalAlarmView({ alarm, more, sound }: { alarm: Alarm; more: number;
     setBusy(true);
     setErr(null);
     try {
-      const r = await post<Alarm | undefined>(`/alarms/${encodeURIComponent(alarm.id)}/ack`, comment ? { comment } : {});
+      const r = await post<Alarm | undefined>(`/alarms/${encodeURIComponent(alarm.id)}/ack`, (comment ? { comment } : {}) satisfies AlarmAckBody);
       alarms.upsert({ ...alarm, ...(r && typeof r === 'object' && 'id' in r ? r : {}), acknowledged: true });
       setComment('');
     } catch (e) {

@@ -9,23 +9,16 @@
  * for good (4xx) drops that entry and is shown to the worker.
  */
 import { createStore, del, entries, get, set, type UseStore } from 'idb-keyval';
+import type { MobileDutyBody, MobileFix, MobilePositionsBody, MobileTaskActionBody } from '@gridlink/devices/contract';
 import { MApiError, mapi } from './api';
 
-export interface Fix {
-  ts: number;
-  lat: number;
-  lon: number;
-  acc?: number;
-  spd?: number;
-  hdg?: number;
-  alt?: number;
-  batt?: number;
-}
+/** A position fix as `POST /m/positions` takes it. */
+export type Fix = MobileFix;
 
 export type OutboxEntry =
   | { kind: 'positions'; items: Fix[] }
   | { kind: 'duty'; onDuty: boolean }
-  | { kind: 'action'; caseId: string; action: 'accept' | 'decline' | 'arrive' | 'resolve'; opId: string; note?: string; ts: number; photos: Blob[] }
+  | { kind: 'action'; caseId: string; action: MobileTaskActionBody['action']; opId: string; note?: string; ts: number; photos: Blob[] }
   | { kind: 'report'; reportId: string; category: string; categoryName: string; description?: string; lat: number; lon: number; ts: number; photos: Blob[] };
 
 export interface Refused {
@@ -170,10 +163,10 @@ export class Outbox {
     const e = batch[0]!;
     switch (e.kind) {
       case 'positions':
-        await mapi('POST', '/m/positions', { items: batch.flatMap((b) => (b.kind === 'positions' ? b.items : [])) });
+        await mapi('POST', '/m/positions', { items: batch.flatMap((b) => (b.kind === 'positions' ? b.items : [])) } satisfies MobilePositionsBody);
         return;
       case 'duty':
-        await mapi('POST', '/m/duty', { onDuty: e.onDuty });
+        await mapi('POST', '/m/duty', { onDuty: e.onDuty } satisfies MobileDutyBody);
         return;
       case 'action': {
         const f = new FormData();

@@ -8,7 +8,7 @@
  */
 import { get as idbGet, set as idbSet } from 'idb-keyval';
 import { io, type Socket } from 'socket.io-client';
-import type { CaseStatus, MobileSignedIn, Page } from '@gridlink/devices/contract';
+import type { CaseStatus, MobileSignedIn, MobileSignInBody, Page } from '@gridlink/devices/contract';
 import { WORKFLOW } from '@gridlink/devices/workflow';
 import { MApiError, mapi, setMToken, setUnauthorized, type Category, type DispatchCommand, type Me, type Report, type Task } from './api';
 import { alertNewTask } from './notify';
@@ -90,7 +90,7 @@ export async function restore(): Promise<void> {
 }
 
 export async function login(username: string, password: string): Promise<void> {
-  const r = await mapi<MobileSignedIn>('POST', '/m/session', { username, password });
+  const r = await mapi<MobileSignedIn>('POST', '/m/session', { username, password } satisfies MobileSignInBody);
   // Another worker on this phone: their queue is not ours to send.
   const prev = state.me?.worker.id;
   if (prev && prev !== r.me.worker.id) await outbox.clear();

@@ -2,7 +2,10 @@
 import { useEffect, useState, type ReactNode } from 'react';
 import { api, get, items, patch, post, put } from '../api/client';
 import type { DeviceTypeDef } from '@gridlink/devices/catalogue';
-import type { Device, DeviceSecret, GridsReplaced, RegisteredCamera, RegisteredDevice, Role, Rule, RuleBacktest, User, Worker } from '../api/types';
+import type {
+  BacktestWindow, CreateUserBody, CreateWorkerBody, Device, DeviceSecret, DutyBody, GridsReplaced, PasswordBody, RegisterDeviceBody, RegisteredCamera, RegisteredDevice, Role, Rule, RuleBacktest,
+  UpdateUserBody, User, Worker,
+} from '../api/types';
 import { useI18n } from '../i18n';
 import type { DictKey } from '../i18n/dict';
 import { cameraState, cameras, devices, grids, workers } from '../store/data';
@@ -98,7 +101,7 @@ function DevicesTab() {
   const [types, setTypes] = useState<Array<Pick<DeviceTypeDef, 'type' | 'label'>>>([]);
   const { lang } = useI18n();
   const { form, setForm, bind } = useForm({ id: '', type: 'sensor.smoke', name: '', lat: '', lon: '' });
-  const [secret, setSecret] = useState<{ id: string; secret: string } | null>(null);
+  const [secret, setSecret] = useState<DeviceSecret | null>(null);
   const a = useAction();
   useEffect(() => {
     items<Pick<DeviceTypeDef, 'type' | 'label'>>('/device-types').then((r) => setTypes(r.items)).catch(() => undefined);
@@ -107,10 +110,10 @@ function DevicesTab() {
 
   const register = () =>
     a.run(async () => {
-      const body: Record<string, unknown> = { type: form.type };
+      const body: RegisterDeviceBody = { type: form.type as RegisterDeviceBody['type'] };
       if (form.id) body.id = form.id;
       if (form.name) body.name = form.name;
-      if (form.lat && form.lon) Object.assign(body, { lat: Number(form.lat), lon: Number(form.lon) });
+      if (form.lat && form.lon) Object.assign(body, { lat: Number(form.lat), lon: Number(form.lon) } satisfies Partial<RegisterDeviceBody>);
       const d = await post<RegisteredDevice>('/devices', body);
       setSecret({ id: d.id, secret: d.secret });
       const { secret: _s, ...dev } = d;
@@ -232,7 +235,7 @@ function WorkersTab() {
   const handhelds = devs.filter((d) => d.type === 'handheld' && !list.some((w) => w.deviceId === d.id));
   const add = () =>
     a.run(async () => {
-      const w = await post<Worker>('/workers', { name: form.name, deviceId: form.deviceId, gridIds: form.gridIds.split(',').map((s) => s.trim()).filter(Boolean) });
+      const w = await post<Worker>('/workers', { name: form.name, deviceId: form.deviceId, gridIds: form.gridIds.split(',').map((s) => s.trim()).filter(Boolean) } satisfies CreateWorkerBody);
       workers.upsert(w);
       setForm({ name: '', deviceId: '', gridIds: '' });
     });
@@ -260,7 +263,7 @@ function WorkersTab() {
             <tr key={w.id}>
               <td>{w.name}</td><td className="code">{w.deviceId}</td><td>{w.gridIds?.join(', ')}</td><td>{t(`worker.status.${w.status}` as DictKey)}</td>
               <td>
-                <button type="button" onClick={() => void a.run(async () => workers.upsert(await post<Worker>(`/workers/${encodeURIComponent(w.id)}/duty`, { onDuty: w.status === 'off_duty' })))}>
+                <button type="button" onClick={() => void a.run(async () => workers.upsert(await post<Worker>(`/workers/${encodeURIComponent(w.id)}/duty`, { onDuty: w.status === 'off_duty' } satisfies DutyBody)))}>
                   {w.status === 'off_duty' ? t('admin.onDuty') : t('admin.offDuty')}
                 </button>
               </td>
@@ -339,7 +342,7 @@ function RulesTab() {
   const backtest = (r: Rule) =>
     a.run(async () => {
       const to = Date.now();
-      const res = await post<RuleBacktest>(`/rules/${encodeURIComponent(r.id)}/backtest`, { from: to - 7 * 86400_000, to });
+      const res = await post<RuleBacktest>(`/rules/${encodeURIComponent(r.id)}/backtest`, { from: to - 7 * 86400_000, to } satisfies BacktestWindow);
       setResult(t('admin.backtestResult', { n: res.totals.alarms, cases: res.totals.cases, messages: res.messages }));
     });
   return (
@@ -400,12 +403,12 @@ function UsersTab() {
   }, []);
   const add = () =>
     a.run(async () => {
-      await post('/users', { username: form.username, password: form.password, role: form.role, ...(form.regionId ? { regionId: form.regionId } : {}), ...(form.displayName ? { displayName: form.displayName } : {}) });
+      await post('/users', { username: form.username, password: form.password, role: form.role, ...(form.regionId ? { regionId: form.regionId } : {}), ...(form.displayName ? { displayName: form.displayName } : {}) } satisfies CreateUserBody);
       setForm({ ...form, username: '', password: '', displayName: '' });
       await load();
     });
   /** Every change of access ends the user's sessions at once (the hub revokes their tokens and sockets). */
-  const change = (u: User, body: Partial<Pick<User, 'role' | 'regionId' | 'enabled'>>) =>
+  const change = (u: User, body: UpdateUserBody) =>
     a.run(async () => {
       await patch(`/users/${encodeURIComponent(u.id)}`, body);
       await load();
@@ -417,7 +420,7 @@ function UsersTab() {
   const reset = (u: User) => {
     const pw = prompt(t('admin.newPassword'));
     if (pw) void a.run(async () => {
-      await post(`/users/${encodeURIComponent(u.id)}/password`, { password: pw });
+      await post(`/users/${encodeURIComponent(u.id)}/password`, { password: pw } satisfies PasswordBody);
       setMsg(t('admin.passwordReset'));
     });
   };

@@ -2,7 +2,7 @@
 import { useMemo, useState } from 'react';
 import { post } from '../api/client';
 import { SEVERITIES } from '@gridlink/devices/workflow';
-import type { Alarm } from '../api/types';
+import type { Alarm, AlarmAckBody } from '../api/types';
 import { navigate } from '../hooks/route';
 import { useI18n } from '../i18n';
 import { alarms, grids, missing } from '../store/data';
@@ -85,7 +85,7 @@ export function AckDialog({ alarm, onClose }: { alarm: Alarm; onClose: () => voi
   const [err, setErr] = useState<string | null>(null);
   async function ack() {
     try {
-      const r = await post<Alarm>(`/alarms/${encodeURIComponent(alarm.id)}/ack`, comment ? { comment } : {});
+      const r = await post<Alarm>(`/alarms/${encodeURIComponent(alarm.id)}/ack`, (comment ? { comment } : {}) satisfies AlarmAckBody);
       alarms.upsert({ ...alarm, ...(r ?? {}), acknowledged: true });
       onClose();
     } catch (e) {

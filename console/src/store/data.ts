@@ -4,9 +4,9 @@
  * read by pages through hooks. Position bursts bypass React entirely
  * (map/positions.ts).
  */
-import { DEFAULT_CALENDAR, WorkCalendar, type CalendarData } from '@gridlink/devices/calendar';
+import { DEFAULT_CALENDAR, WorkCalendar } from '@gridlink/devices/calendar';
 import { items, get } from '../api/client';
-import type { Alarm, Camera, CaseSummary, Department, Device, GridCollection, Linkage, Page, PositionUpdate, Worker } from '../api/types';
+import type { Alarm, Camera, CaseSummary, Department, Device, GridCollection, Linkage, Page, PositionUpdate, Worker, WorkingCalendar } from '../api/types';
 import type { CameraStateEvent } from '@gridlink/devices/contract';
 import { PositionBatcher, PositionIndex } from '../map/positions';
 import { EntityStore, Value } from './entities';
@@ -108,7 +108,7 @@ export async function resync(): Promise<void> {
     loadOpenCases().catch(() => gone.add('cases')),
     load('alarms', '/alarms', alarms),
     load('cameras', '/cameras', cameras),
-    get<CalendarData>('/calendar').then((c) => calendar.set(new WorkCalendar(c))).catch(() => undefined),
+    get<WorkingCalendar>('/calendar').then((c) => calendar.set(new WorkCalendar(c))).catch(() => undefined),
     items<Department>('/departments/mine').then((r) => myDepartments.set(r.items)).catch(() => myDepartments.set([])),
     get<GridCollection>('/grids')
       .then((g) => grids.set(g && Array.isArray(g.features) ? g : { type: 'FeatureCollection', features: [] }))
