@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import {
   Actor, CASE_ACTIONS, CASE_STATUSES, Camera, CameraSnapshotBody, CaseActionBody, CaseSummary, CreateCategoryBody, CreateDepartmentBody, LinkageEvent, LinkedCamera, OPEN_STATUSES, StreamUrls,
   UpdateCategoryBody, UpdateDepartmentBody, WORKFLOW, WorkingCalendar, actionsFrom, roleMayTake, AlarmAckBody, HotlineOrderBody, MobilePositionsBody, Open311Request,
+  CreateUserBody, CreateWorkerBody, RegisterDeviceBody,
 } from '../src/contract/index.js';
 import { DEFAULT_CALENDAR } from '../src/calendar.js';
 
@@ -151,5 +152,15 @@ describe('contract entry', () => {
     };
     expect(Value.Check(Open311Request, r)).toBe(true);
     expect(Value.Check(Open311Request, { ...r, gridlink_status: 'done' })).toBe(false);
+  });
+
+  it('should state that REST bodies refuse a field they do not name, as the hub does (a secret, an id or a status set by the caller)', () => {
+    expect(Value.Check(CreateUserBody, { username: 'li', password: 'correct horse', role: 'officer' })).toBe(true);
+    expect(Value.Check(CreateUserBody, { username: 'li', password: 'correct horse', role: 'officer', id: 'u-admin' })).toBe(false);
+    expect(Value.Check(RegisterDeviceBody, { type: 'sensor.smoke' })).toBe(true);
+    expect(Value.Check(RegisterDeviceBody, { type: 'sensor.smoke', secret: 'chosen' })).toBe(false);
+    expect(Value.Check(RegisterDeviceBody, { type: 'sensor.smoke', meta: { floor: 3 } })).toBe(true);
+    expect(Value.Check(CreateWorkerBody, { name: '张三', deviceId: 'hh-1' })).toBe(true);
+    expect(Value.Check(CreateWorkerBody, { name: '张三', deviceId: 'hh-1', status: 'available' })).toBe(false);
   });
 });

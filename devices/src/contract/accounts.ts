@@ -16,7 +16,7 @@ export const User = Type.Object({
 });
 export type User = Static<typeof User>;
 
-export const LoginBody = Type.Object({ username: Type.String({ minLength: 1, maxLength: 64 }), password: Type.String({ minLength: 1, maxLength: 256 }) });
+export const LoginBody = Type.Object({ username: Type.String({ minLength: 1, maxLength: 64 }), password: Type.String({ minLength: 1, maxLength: 256 }) }, { additionalProperties: false });
 export type LoginBody = Static<typeof LoginBody>;
 
 export const LoginResponse = Type.Object({ token: Type.String(), user: User });
@@ -36,7 +36,7 @@ export const CreateUserBody = Type.Object({
   role: RoleT,
   regionId: Type.Optional(RegionId),
   displayName: Type.Optional(Type.String({ maxLength: 64 })),
-});
+}, { additionalProperties: false });
 export type CreateUserBody = Static<typeof CreateUserBody>;
 
 /** `PATCH /users/{id}`: a change of access ends the user's sessions at once. */
@@ -45,9 +45,9 @@ export const UpdateUserBody = Type.Object({
   regionId: Type.Optional(RegionId),
   displayName: Type.Optional(Type.String({ maxLength: 64 })),
   enabled: Type.Optional(Type.Boolean()),
-});
+}, { additionalProperties: false });
 export type UpdateUserBody = Static<typeof UpdateUserBody>;
 
 /** `POST /users/{id}/password`. */
-export const PasswordBody = Type.Object({ password: Password });
+export const PasswordBody = Type.Object({ password: Password }, { additionalProperties: false });
 export type PasswordBody = Static<typeof PasswordBody>;

@@ -37,9 +37,9 @@ export const AlarmsQuery = Type.Object({
 export type AlarmsQuery = Static<typeof AlarmsQuery>;
 
 /** `POST /alarms/{id}/ack`: an optional comment; the body may be absent (null). Who and when are recorded; escalation stops. */
-export const AlarmAckBody = Type.Union([Type.Object({ comment: Type.Optional(Type.String({ maxLength: 2000 })) }), Type.Null()], { description: 'optional' });
+export const AlarmAckBody = Type.Union([Type.Object({ comment: Type.Optional(Type.String({ maxLength: 2000 })) }, { additionalProperties: false }), Type.Null()], { description: 'optional' });
 export type AlarmAckBody = Static<typeof AlarmAckBody>;
 
 /** `POST /alarms/{id}/comments`. */
-export const AlarmCommentBody = Type.Object({ text: Type.String({ minLength: 1, maxLength: 2000 }) });
+export const AlarmCommentBody = Type.Object({ text: Type.String({ minLength: 1, maxLength: 2000 }) }, { additionalProperties: false });
 export type AlarmCommentBody = Static<typeof AlarmCommentBody>;

@@ -99,7 +99,7 @@ export const CreateCaseBody = Type.Object({
   source: Type.Optional(Type.Union([Type.Literal('officer'), Type.Literal('citizen')])),
   photos: Type.Optional(Photos),
   note: Type.Optional(Type.String({ maxLength: 2000 })),
-});
+}, { additionalProperties: false });
 export type CreateCaseBody = Static<typeof CreateCaseBody>;
 
 /** `POST /cases/{id}/actions`: a workflow action (CONTRACT 4). */

@@ -63,7 +63,7 @@ export const RegisterDeviceBody = Type.Object({
   lon: Type.Optional(Type.Number({ minimum: -180, maximum: 180 })),
   gridId: Type.Optional(Type.String({ maxLength: 64 })),
   meta: Type.Optional(Meta),
-});
+}, { additionalProperties: false });
 export type RegisterDeviceBody = Static<typeof RegisterDeviceBody>;
 
 /** `PATCH /devices/{id}` (integrator): null clears a position or grid. */
@@ -74,7 +74,7 @@ export const UpdateDeviceBody = Type.Object({
   lon: Type.Optional(Nullable(Type.Number({ minimum: -180, maximum: 180 }))),
   gridId: Type.Optional(Nullable(Type.String({ maxLength: 64 }))),
   meta: Type.Optional(Meta),
-});
+}, { additionalProperties: false });
 export type UpdateDeviceBody = Static<typeof UpdateDeviceBody>;
 
 /** `GET /devices` filters. */

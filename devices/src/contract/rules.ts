@@ -111,9 +111,9 @@ export const RuleBacktest = Type.Object({
 export type RuleBacktest = Static<typeof RuleBacktest>;
 
 /** `POST /rules/{id}/backtest`: the window of stored history to replay (at most the hub's backtest window). */
-export const BacktestWindow = Type.Object({ from: TimeQuery, to: Type.Optional(TimeQuery) });
+export const BacktestWindow = Type.Object({ from: TimeQuery, to: Type.Optional(TimeQuery) }, { additionalProperties: false });
 export type BacktestWindow = Static<typeof BacktestWindow>;
 
 /** `POST /rules/backtest`: a rule definition that is not saved, and the window. */
-export const RuleBacktestBody = Type.Object({ rule: RuleT, from: TimeQuery, to: Type.Optional(TimeQuery) });
+export const RuleBacktestBody = Type.Object({ rule: RuleT, from: TimeQuery, to: Type.Optional(TimeQuery) }, { additionalProperties: false });
 export type RuleBacktestBody = Static<typeof RuleBacktestBody>;

@@ -65,7 +65,7 @@ export const CreateCameraBody = Type.Object({
   codec: Type.Optional(CameraCodecT),
   transcode: Type.Optional(Type.Boolean({ description: 'transcode to H.264 for browsers (default: true for h265)' })),
   buffer: Type.Optional(Type.Boolean({ description: 'keep a rolling buffer for evidence pre-roll while online (default true)' })),
-});
+}, { additionalProperties: false });
 export type CreateCameraBody = Static<typeof CreateCameraBody>;
 
 /** `PATCH /cameras/{id}`: view and transcode settings (a running stream restarts with them). */
@@ -76,7 +76,7 @@ export const UpdateCameraBody = Type.Object({
   fov: Type.Optional(Nullable(Type.Number({ exclusiveMinimum: 0, maximum: 360 }))),
   rangeM: Type.Optional(Nullable(Type.Number({ exclusiveMinimum: 0 }))),
   buffer: Type.Optional(Type.Boolean()),
-});
+}, { additionalProperties: false });
 export type UpdateCameraBody = Static<typeof UpdateCameraBody>;
 
 /** `GET /cameras/{id}/stream`: signed short-lived URLs; request again before `expiresAt` to renew. */

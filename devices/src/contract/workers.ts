@@ -128,7 +128,7 @@ export const CreateWorkerBody = Type.Object({
   phone: Type.Optional(Type.String({ maxLength: 32 })),
   userId: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'id of the user (role worker) who acts as this worker' })),
   onDuty: Type.Optional(Type.Boolean()),
-});
+}, { additionalProperties: false });
 export type CreateWorkerBody = Static<typeof CreateWorkerBody>;
 
 /** `PATCH /workers/{id}`: null clears the phone. */
@@ -137,11 +137,11 @@ export const UpdateWorkerBody = Type.Object({
   gridIds: Type.Optional(GridIds),
   team: Type.Optional(TeamT),
   phone: Type.Optional(Nullable(Type.String({ maxLength: 32 }))),
-});
+}, { additionalProperties: false });
 export type UpdateWorkerBody = Static<typeof UpdateWorkerBody>;
 
 /** `POST /workers/{id}/duty`: 上班 / 下班 (a busy worker going off duty finishes the case first). */
-export const DutyBody = Type.Object({ onDuty: Type.Boolean() });
+export const DutyBody = Type.Object({ onDuty: Type.Boolean() }, { additionalProperties: false });
 export type DutyBody = Static<typeof DutyBody>;
 
 /** `GET /workers` filters. */
