@@ -276,6 +276,8 @@ export async function createHub(config: Config, options: HubOptions = {}): Promi
     },
     async stop() {
       // Stop taking traffic first, then drain, then close the database.
+      // Cluster: this node's devices' rules move to the other nodes first, with their state.
+      await cluster.owners.leave().catch((err) => logger.error({ err }, 'rule hand-over failed'));
       const order = [...started].reverse();
       const broker = order.find((s) => s.name === 'broker');
       if (broker) await broker.stop().catch((err) => logger.error({ err }, 'broker stop failed'));

@@ -16,6 +16,9 @@
  * The single process owns every device and never forwards.
  */
 
+/** First byte of a leave notice on a node's channel (forwarded signals are v8-serialised: they start with 0xff). */
+const LEAVE = 0x4c;
+
 /** 32-bit FNV-1a of `a \0 b`, finished with a murmur3 mix so close ids spread. */
 function weight(node: string, deviceId: string): number {
   let h = 0x811c9dc5;
@@ -67,8 +70,12 @@ export interface DeviceOwners {
   forward(owner: string, payload: Buffer): Promise<boolean>;
   /** Signals other nodes forwarded to this one, in the order each sender sent them; resolves once this node receives them. */
   onSignal(fn: (payload: Buffer) => void): Promise<void>;
-  /** Called synchronously when the live nodes change, before ownerOf answers with the new owners. */
-  onChange(fn: (change: OwnershipChange) => void): void;
+  /**
+   * Called synchronously when the live nodes change, once ownerOf answers
+   * with the new owners; the promise it may return is the hand-over work a
+   * leaving node waits for.
+   */
+  onChange(fn: (change: OwnershipChange) => void | Promise<void>): void;
   /** The nodes devices are spread over, as this node sees them. */
   peers(): readonly string[];
   /**
@@ -76,6 +83,14 @@ export interface DeviceOwners {
    * reach no one from now on, so their senders move its devices on.
    */
   close(): Promise<void>;
+  /**
+   * A clean stop, before anything else stops: this node leaves its own view
+   * (its devices' signals go to their next owners), waits for the hand-over
+   * (the rules module flushes what it owned), tells the other nodes it left
+   * (they take its devices over at once, reading that state), then stops
+   * receiving signals.
+   */
+  leave(): Promise<void>;
 }
 
 /** The single process: every device is its own. */
@@ -88,6 +103,7 @@ export function soleDeviceOwners(nodeId: string): DeviceOwners {
     onChange() {},
     peers: () => [nodeId],
     close: async () => undefined,
+    leave: async () => undefined,
   };
 }
 
@@ -108,7 +124,10 @@ export class PartitionView implements DeviceOwners {
   private present: Array<{ id: string; startedAt: number }> = [];
   private readonly cache = new Map<string, string | null>();
   private readonly signalFns: Array<(payload: Buffer) => void> = [];
-  private readonly changeFns: Array<(change: OwnershipChange) => void> = [];
+  private readonly changeFns: Array<(change: OwnershipChange) => void | Promise<void>> = [];
+  /** The hand-over work of the last change. */
+  private settled: Promise<unknown> = Promise.resolve();
+  private leaving = false;
 
   private subscribed: Promise<void> | null = null;
 
@@ -149,7 +168,7 @@ export class PartitionView implements DeviceOwners {
     return this.subscribed;
   }
 
-  onChange(fn: (change: OwnershipChange) => void): void {
+  onChange(fn: (change: OwnershipChange) => void | Promise<void>): void {
     this.changeFns.push(fn);
   }
 
@@ -163,9 +182,28 @@ export class PartitionView implements DeviceOwners {
     return this.channel.unsubscribe();
   }
 
-  /** A forwarded signal arrived on this node's channel. */
+  /** A message arrived on this node's channel: forwarded signals, or another node's leave notice. */
   deliver(payload: Buffer): void {
+    if (payload[0] === LEAVE) {
+      const id = payload.subarray(1).toString();
+      const p = this.present.find((x) => x.id === id);
+      if (p) this.gone.set(`${p.id}@${p.startedAt}`, performance.now() + this.goneMs);
+      this.recompute();
+      return;
+    }
     for (const fn of this.signalFns) fn(payload);
+  }
+
+  async leave(): Promise<void> {
+    if (this.leaving) return;
+    this.leaving = true;
+    const peers = this.live.filter((id) => id !== this.nodeId);
+    this.recompute();
+    await this.settled;
+    // Sent after every signal this node forwarded before, on the same connection: a peer takes over first.
+    const notice = Buffer.concat([Buffer.from([LEAVE]), Buffer.from(this.nodeId)]);
+    await Promise.all(peers.map((p) => this.channel.publish(p, notice).catch(() => 0)));
+    await this.close();
   }
 
   /** Presence was renewed: the nodes whose keys are alive. */
@@ -178,12 +216,12 @@ export class PartitionView implements DeviceOwners {
   }
 
   private recompute(): void {
-    const next = this.present.filter((p) => !this.gone.has(`${p.id}@${p.startedAt}`)).map((p) => p.id).sort();
+    const next = this.present.filter((p) => !this.gone.has(`${p.id}@${p.startedAt}`) && !(this.leaving && p.id === this.nodeId)).map((p) => p.id).sort();
     if (next.length === this.live.length && next.every((id, i) => id === this.live[i])) return;
     const was = this.live;
     this.live = next;
     this.cache.clear();
     const change: OwnershipChange = { before: (d) => rendezvousOwner(d, was), after: (d) => this.ownerOf(d), gone: new Set(was.filter((id) => !next.includes(id))) };
-    for (const fn of this.changeFns) fn(change);
+    this.settled = Promise.allSettled(this.changeFns.map((fn) => fn(change)));
   }
 }

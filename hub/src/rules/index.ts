@@ -185,11 +185,11 @@ export function createRules(deps: RulesDeps, opts: RulesOptions = {}): RulesModu
    * reads back the devices it gains: the state their previous owner flushed,
    * the active alarms and the open cases' links, as a restart would.
    */
-  function onOwnersChanged(change: OwnershipChange): void {
+  function onOwnersChanged(change: OwnershipChange): Promise<void> {
     const self = owners!.nodeId;
     held ??= [];
     takeovers++;
-    handover = handover.then(async () => {
+    return (handover = handover.then(async () => {
       await flushState((d) => {
         const b = change.before(d);
         return b === null || b === self;
@@ -207,7 +207,7 @@ export function createRules(deps: RulesDeps, opts: RulesOptions = {}): RulesModu
       const waiting = held ?? [];
       held = null;
       for (const sig of waiting) evaluate(sig);
-    });
+    }));
   }
 
   const DISPATCH_ALARM_NAMES: Record<DispatchAlarm['kind'], string> = {

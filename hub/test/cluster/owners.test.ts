@@ -54,7 +54,9 @@ describe('PartitionView', () => {
   it('drops an owner a forward reached nobody at, tells who owned what before and after, and counts it again when it comes back as a new process', async () => {
     const { v } = view([0]);
     const changes: OwnershipChange[] = [];
-    v.onChange((c) => changes.push(c));
+    v.onChange((c) => {
+      changes.push(c);
+    });
     v.setPresent([{ id: 'node-a', startedAt: 1 }, { id: 'node-b', startedAt: 2 }]);
     const ofB = ids.find((d) => v.ownerOf(d) === 'node-b')!;
     expect(changes).toHaveLength(1);
@@ -86,5 +88,32 @@ describe('PartitionView', () => {
     await v.close();
     v.deliver(Buffer.from('late'));
     expect(got).toEqual(['hello']);
+  });
+
+  it('leaves cleanly: out of its own view after the hand-over, a notice to each peer, then no more signals; a peer drops a node on its notice', async () => {
+    const sent: Array<[string, string]> = [];
+    const steps: string[] = [];
+    const v = new PartitionView('node-a', 60_000, {
+      publish: async (node, payload) => {
+        sent.push([node, payload.toString('latin1')]);
+        return 1;
+      },
+      subscribe: async () => undefined,
+      unsubscribe: async () => void steps.push('unsubscribed'),
+    });
+    v.setPresent([{ id: 'node-a', startedAt: 1 }, { id: 'node-b', startedAt: 2 }]);
+    v.onChange(async (c) => {
+      steps.push(`flushed ${c.before('dev-1') === null ? 'none' : 'owned'}`);
+    });
+    await v.leave();
+    expect(v.peers()).toEqual(['node-b']);
+    for (const d of ids.slice(0, 20)) expect(v.ownerOf(d)).toBe('node-b');
+    expect(steps).toEqual(['flushed owned', 'unsubscribed']);
+    expect(sent).toEqual([['node-b', 'Lnode-a']]);
+
+    const peer = new PartitionView('node-b', 60_000, { publish: async () => 1, subscribe: async () => undefined, unsubscribe: async () => undefined });
+    peer.setPresent([{ id: 'node-a', startedAt: 1 }, { id: 'node-b', startedAt: 2 }]);
+    peer.deliver(Buffer.from('Lnode-a', 'latin1'));
+    expect(peer.peers()).toEqual(['node-b']);
   });
 });
