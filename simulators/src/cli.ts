@@ -327,7 +327,7 @@ export async function startDistrict(o: {
 async function resumeOpenCases(client: HubClient, world: SimWorld, log: (m: string) => void): Promise<void> {
   let open;
   try {
-    open = (await client.listCases({ status: 'dispatched,accepted,on_scene' })).items;
+    open = await client.allCases({ status: 'dispatched,accepted,on_scene' });
   } catch {
     return; // no cases module: nothing to resume
   }

@@ -223,10 +223,9 @@ export async function runDemo(argv: string[]): Promise<{ hub: Hub; run: District
       const d = run.dispatcher?.stats;
       let cases = '';
       try {
-        const all = (await client.listCases()).items;
-        const by = new Map<string, number>();
-        for (const c of all) by.set(c.status, (by.get(c.status) ?? 0) + 1);
-        cases = [...by].map(([k, n]) => `${k} ${n}`).join(', ');
+        // The counts route, not a list: a list is one page of the newest cases.
+        const counts = await client.caseCounts();
+        cases = Object.entries(counts.byStatus).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(', ');
       } catch (err) {
         cases = err instanceof HubError && err.routeMissing ? 'cases module not loaded' : (err as Error).message;
       }

@@ -9,7 +9,8 @@
  * people in the command centre, not part of the hub.
  */
 import { haversineM } from './district/geo.js';
-import { HubError, type CaseView, type HubClient } from './hub-client.js';
+import type { CaseSummary } from '@gridlink/devices/contract';
+import { HubError, type HubClient } from './hub-client.js';
 
 export interface DispatcherOptions {
   hub: HubClient;
@@ -66,7 +67,7 @@ export class DemoDispatcher {
     this.o.log?.(`${TAG} ${msg}`);
   }
 
-  private due(c: CaseView): boolean {
+  private due(c: CaseSummary): boolean {
     const key = `${c.id}:${c.status}`;
     const now = Date.now();
     if (!this.seen.has(key)) this.seen.set(key, now);
@@ -77,9 +78,10 @@ export class DemoDispatcher {
   async poll(): Promise<void> {
     const { hub } = this.o;
     if (this.missingSince && Date.now() - this.missingSince < 10_000) return;
-    let cases: CaseView[];
+    let cases: CaseSummary[];
     try {
-      cases = (await hub.listCases({ status: 'reported,registered,resolved' })).items;
+      // Every page: oldest waiting cases are past the first (newest-first) page once more than a page wait.
+      cases = await hub.allCases({ status: 'reported,registered,resolved' });
       this.missingSince = 0;
     } catch (err) {
       if (err instanceof HubError && err.routeMissing) {
@@ -116,7 +118,7 @@ export class DemoDispatcher {
     }
   }
 
-  private async dispatch(c: CaseView): Promise<void> {
+  private async dispatch(c: CaseSummary): Promise<void> {
     const { hub } = this.o;
     const tried = this.sentTo.get(c.id) ?? [];
     let ids: string[];
@@ -143,6 +145,6 @@ export class DemoDispatcher {
   }
 }
 
-function catName(c: CaseView): string {
-  return typeof c.category === 'string' ? c.category : c.category.name;
+function catName(c: CaseSummary): string {
+  return c.category.name;
 }

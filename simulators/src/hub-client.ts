@@ -1,9 +1,17 @@
 /**
- * A small REST client for the hub (CONTRACT section 5). Errors keep the
+ * A small REST client for the hub (docs/contract.md section 5). Every body it
+ * sends and every answer it reads is a type of `@gridlink/devices/contract`,
+ * so a change there that breaks the simulators fails the type check. Errors keep the
  * hub's `{code, message}` so callers match on code; a route the hub does
  * not have yet (another module still being built) is told apart from a
  * missing resource so provisioning can skip it with a clear message.
  */
+import type {
+  CandidatesQuery, Camera, CaseActionBody, CaseCounts, CaseDetail, CaseFilterQuery, CaseListQuery, CaseSummary, Candidate, CreateCameraBody, CreateWorkerBody,
+  Device, DeviceSecret, DevicesQuery, DutyBody, GridsReplaced, GridUpload, LoginBody, LoginResponse, Page, RegisteredCamera,
+  RegisteredDevice, RegisterDeviceBody, Telemetry, TelemetryQuery, Worker, WorkersQuery,
+} from '@gridlink/devices/contract';
+
 export class HubError extends Error {
   constructor(readonly status: number, readonly code: string, readonly hubMessage: string, readonly method: string, readonly path: string) {
     super(`${method} ${path}: ${status} ${code}: ${hubMessage}`);
@@ -14,32 +22,6 @@ export class HubError extends Error {
   get routeMissing(): boolean {
     return this.status === 404 && (this.code === 'NOT_FOUND' || this.code === 'FST_ERR_NOT_FOUND') && /^(no route|Route )/.test(this.hubMessage);
   }
-}
-
-export interface CaseView {
-  id: string;
-  code: string;
-  title?: string;
-  status: string;
-  category: { code: string; name: string; nameEn?: string } | string;
-  severity?: string;
-  gridId: string | null;
-  workerId?: string | null;
-  source?: string;
-  lat: number;
-  lon: number;
-  createdAt?: number;
-  updatedAt?: number;
-  history?: Array<{ action?: string; status?: string; from?: string; to?: string; actor?: unknown; ts?: number; at?: number }>;
-}
-
-export interface WorkerView {
-  id: string;
-  name: string;
-  deviceId: string;
-  gridIds?: string[];
-  status: string;
-  position?: { lat: number; lon: number; ts: number } | null;
 }
 
 export class HubClient {
@@ -54,9 +36,11 @@ export class HubClient {
     return `${this.base}/api/v1`;
   }
 
-  async login(username: string, password: string): Promise<void> {
-    const res = await this.request<{ token: string }>('POST', '/auth/login', { username, password }, { auth: false });
+  async login(username: string, password: string): Promise<LoginResponse> {
+    const body: LoginBody = { username, password };
+    const res = await this.request<LoginResponse>('POST', '/auth/login', body, { auth: false });
     this.token = res.token;
+    return res;
   }
 
   setToken(token: string): void {
@@ -108,36 +92,106 @@ export class HubClient {
     }
   }
 
-  // ---- typed helpers for what the simulators use ------------------------------------------
+  // ---- typed calls: the contract's bodies and answers ----------------------------------------
 
-  listCases(query: { status?: string; gridId?: string } = {}): Promise<{ items: CaseView[] }> {
-    const q = new URLSearchParams(Object.entries(query).filter(([, v]) => v !== undefined) as Array<[string, string]>);
-    return this.get(`/cases${q.size ? `?${q}` : ''}`);
+  /** `PUT /grids`: replaces the hierarchy. */
+  putGrids(body: GridUpload): Promise<GridsReplaced> {
+    return this.put('/grids', body);
   }
 
-  getCase(id: string): Promise<CaseView> {
+  /** `GET /devices` (not paged). */
+  listDevices(query: DevicesQuery = {}): Promise<Page<Device>> {
+    return this.get(`/devices${qs(query)}`);
+  }
+
+  getDevice(id: string): Promise<Device> {
+    return this.get(`/devices/${encodeURIComponent(id)}`);
+  }
+
+  /** `POST /devices`: the answer carries the secret once. */
+  registerDevice(body: RegisterDeviceBody): Promise<RegisteredDevice> {
+    return this.post('/devices', body);
+  }
+
+  rotateSecret(deviceId: string): Promise<DeviceSecret> {
+    return this.post(`/devices/${encodeURIComponent(deviceId)}/rotate-secret`);
+  }
+
+  telemetry(deviceId: string, query: TelemetryQuery = {}): Promise<Telemetry> {
+    return this.get(`/devices/${encodeURIComponent(deviceId)}/telemetry${qs(query)}`);
+  }
+
+  /** `GET /cameras` (answers 404 "no route" while the video module is not loaded). */
+  listCameras(): Promise<Page<Camera>> {
+    return this.get('/cameras');
+  }
+
+  /** `POST /cameras`: also a `camera` device; the answer carries its MQTT secret once. */
+  createCamera(body: CreateCameraBody): Promise<RegisteredCamera> {
+    return this.post('/cameras', body);
+  }
+
+  /** One page of `GET /cases`, newest first. */
+  listCases(query: CaseListQuery = {}): Promise<Page<CaseSummary>> {
+    return this.get(`/cases${qs(query)}`);
+  }
+
+  /** Every case the filters select, following `nextCursor` past the first page. */
+  async allCases(query: CaseListQuery = {}): Promise<CaseSummary[]> {
+    const out: CaseSummary[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await this.listCases({ ...query, ...(cursor ? { cursor } : {}) });
+      out.push(...page.items);
+      cursor = page.nextCursor;
+    } while (cursor);
+    return out;
+  }
+
+  /** `GET /cases/counts`: exact counts of what the filters select (by status, overdue, ...), however many pages that is. */
+  caseCounts(query: CaseFilterQuery = {}): Promise<CaseCounts> {
+    return this.get(`/cases/counts${qs(query)}`);
+  }
+
+  getCase(id: string): Promise<CaseDetail> {
     return this.get(`/cases/${encodeURIComponent(id)}`);
   }
 
-  caseAction(id: string, action: string, extra: { workerId?: string; note?: string } = {}): Promise<CaseView> {
-    return this.post(`/cases/${encodeURIComponent(id)}/actions`, { action, ...extra });
+  caseAction(id: string, action: CaseActionBody['action'], extra: Omit<CaseActionBody, 'action'> = {}): Promise<CaseSummary> {
+    const body: CaseActionBody = { action, ...extra };
+    return this.post(`/cases/${encodeURIComponent(id)}/actions`, body);
   }
 
-  candidates(caseId: string, limit = 5): Promise<{ items: Array<{ workerId: string; distanceM: number; etaS?: number; status: string }> }> {
-    return this.get(`/cases/${encodeURIComponent(caseId)}/candidates?limit=${limit}`);
+  candidates(caseId: string, limit: CandidatesQuery['limit'] = 5): Promise<Page<Candidate>> {
+    return this.get(`/cases/${encodeURIComponent(caseId)}/candidates${qs({ limit })}`);
   }
 
-  listWorkers(): Promise<{ items: WorkerView[] }> {
-    return this.get('/workers');
+  listWorkers(query: WorkersQuery = {}): Promise<Page<Worker>> {
+    return this.get(`/workers${qs(query)}`);
   }
 
-  setDuty(workerId: string, onDuty: boolean): Promise<unknown> {
-    return this.post(`/workers/${encodeURIComponent(workerId)}/duty`, { onDuty });
+  getWorker(id: string): Promise<Worker> {
+    return this.get(`/workers/${encodeURIComponent(id)}`);
+  }
+
+  createWorker(body: CreateWorkerBody): Promise<Worker> {
+    return this.post('/workers', body);
+  }
+
+  setDuty(workerId: string, onDuty: boolean): Promise<Worker> {
+    const body: DutyBody = { onDuty };
+    return this.post(`/workers/${encodeURIComponent(workerId)}/duty`, body);
   }
 }
 
+/** A query string from a contract query object (undefined members left out); empty when nothing is set. */
+function qs(query: Record<string, string | number | boolean | undefined>): string {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(query)) if (v !== undefined) q.set(k, String(v));
+  return q.size ? `?${q}` : '';
+}
+
 /** Category of a case as one comparable string set: code, name and English name. */
-export function categoryNames(c: CaseView['category']): string[] {
-  if (typeof c === 'string') return [c];
+export function categoryNames(c: CaseSummary['category']): string[] {
   return [c.code, c.name, c.nameEn].filter((x): x is string => typeof x === 'string');
 }

@@ -6,6 +6,7 @@
  * known secret gets a rotated one. A route the hub does not serve yet is
  * skipped with a message naming it.
  */
+import type { CreateCameraBody, CreateWorkerBody, GridUpload, RegisterDeviceBody } from '@gridlink/devices/contract';
 import type { District, SimDevice, SimWorker } from './district/generate.js';
 import { HubClient, HubError } from './hub-client.js';
 import type { HubState, SimState } from './state.js';
@@ -56,7 +57,7 @@ export async function provision(opts: ProvisionOptions): Promise<ProvisionReport
   // 1. grids
   let grids: ProvisionReport['grids'] = 'skipped';
   try {
-    await hub.put('/grids', district.grids);
+    await hub.putGrids(district.grids satisfies GridUpload);
     grids = district.grids.features.length;
     log(`grids: ${grids} polygons loaded`);
   } catch (err) {
@@ -69,14 +70,14 @@ export async function provision(opts: ProvisionOptions): Promise<ProvisionReport
   // without it, as a plain `camera` device.
   let cameraRoute = true;
   try {
-    await hub.get('/cameras');
+    await hub.listCameras();
   } catch (err) {
     if (err instanceof HubError && err.routeMissing) {
       cameraRoute = false;
       skip('cameras (registered as plain devices instead)', err);
     } else throw err;
   }
-  const existing = new Set((await hub.get<{ items: Array<{ id: string }> }>('/devices')).items.map((d) => d.id));
+  const existing = new Set((await hub.listDevices()).items.map((d) => d.id));
   const counts = { created: 0, reused: 0, rotated: 0 };
   let cameras = 0;
   let sinceSave = 0;
@@ -93,16 +94,16 @@ export async function provision(opts: ProvisionOptions): Promise<ProvisionReport
         counts.reused++;
         return;
       }
-      const r = await hub.post<{ secret: string }>(`/devices/${encodeURIComponent(d.id)}/rotate-secret`);
+      const r = await hub.rotateSecret(d.id);
       hs.devices[d.id] = r.secret;
       counts.rotated++;
     } else if (d.type === 'camera' && cameraRoute) {
-      const r = await hub.post<{ secret: string }>('/cameras', cameraBody(d, rtspUrlFor(d, cameraIndex.get(d.id) ?? 0, opts.rtspHost)));
+      const r = await hub.createCamera(cameraBody(d, rtspUrlFor(d, cameraIndex.get(d.id) ?? 0, opts.rtspHost)));
       hs.devices[d.id] = r.secret;
       counts.created++;
       cameras++;
     } else {
-      const r = await hub.post<{ secret: string }>('/devices', deviceBody(d));
+      const r = await hub.registerDevice(deviceBody(d));
       hs.devices[d.id] = r.secret;
       counts.created++;
     }
@@ -126,7 +127,7 @@ export async function provision(opts: ProvisionOptions): Promise<ProvisionReport
         return;
       }
       const userId = opts.appUsers?.[w.key];
-      const r = await hub.post<{ id: string }>('/workers', { ...workerBody(w), ...(userId ? { userId } : {}) });
+      const r = await hub.createWorker({ ...workerBody(w), ...(userId ? { userId } : {}) });
       hs.workers[w.key] = r.id;
       wc.created++;
     });
@@ -154,11 +155,11 @@ export async function provision(opts: ProvisionOptions): Promise<ProvisionReport
   return { grids, devices: counts, cameras: cameraRoute ? cameras : 'skipped', workers, onDuty, skipped, ms: Date.now() - t0 };
 }
 
-export function deviceBody(d: SimDevice): Record<string, unknown> {
+export function deviceBody(d: SimDevice): RegisterDeviceBody {
   return { id: d.id, type: d.type, name: d.name, lat: d.lat, lon: d.lon, gridId: d.gridId, meta: { ...d.meta, simulated: true } };
 }
 
-function cameraBody(d: SimDevice, rtspUrl: string): Record<string, unknown> {
+function cameraBody(d: SimDevice, rtspUrl: string): CreateCameraBody {
   return { id: d.id, name: d.name, rtspUrl, lat: d.lat, lon: d.lon, gridId: d.gridId, vendor: 'gridlink-sim' };
 }
 
@@ -169,6 +170,6 @@ export function rtspUrlFor(d: SimDevice, index: number, host = '127.0.0.1'): str
   return `rtsp://${host}:${RTSP_BASE_PORT + index}/${d.id}`;
 }
 
-function workerBody(w: SimWorker): Record<string, unknown> {
+function workerBody(w: SimWorker): CreateWorkerBody {
   return { id: w.key, name: w.name, deviceId: w.deviceId, gridIds: w.gridIds, team: w.role === 'leader' ? 'grid_leader' : 'grid_worker' };
 }

@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, describe, expect, it } from 'vitest';
-import { HubClient, HubError, type CaseView, type WorkerView } from '../src/hub-client.js';
+import type { CaseSummary, Worker } from '@gridlink/devices/contract';
+import { HubClient, HubError } from '../src/hub-client.js';
 import { until } from './until.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
@@ -54,25 +55,25 @@ describe('npm run demo', () => {
     }, 10_000, 'workers with positions younger than 10 s');
     expect(withFix.length).toBeGreaterThanOrEqual(10);
     const first = new Map(withFix.map((w) => [w.id, w.position!]));
-    const devices = (await hub.get<{ items: Array<{ id: string; type: string }> }>('/devices')).items;
+    const devices = (await hub.listDevices()).items;
     const sensors = devices.filter((d) => d.type.startsWith('sensor.'));
     expect(sensors.length).toBeGreaterThan(20);
     const readings = await until(async () => {
       let n = 0;
-      for (const s of sensors.slice(0, 10)) n += (await hub.get<{ points: unknown[] }>(`/devices/${s.id}/telemetry`)).points.length;
+      for (const s of sensors.slice(0, 10)) n += (await hub.telemetry(s.id)).points.length;
       return n > 0 ? n : null;
     }, Math.max(1000, 10_000 - (Date.now() - readyAt)), 'stored readings');
     expect(readings).toBeGreaterThan(0);
     // Positions keep moving.
     const moved = await until(async () => {
-      const ws: WorkerView[] = (await hub.listWorkers()).items;
+      const ws: Worker[] = (await hub.listWorkers()).items;
       return ws.filter((w) => w.position && first.has(w.id) && (w.position.lat !== first.get(w.id)!.lat || w.position.lon !== first.get(w.id)!.lon)).length >= 5;
     }, 20_000, 'workers to move');
     expect(moved).toBe(true);
 
     // Within about a minute: a case that went reported → closed through a simulated worker.
     const closed = await until(async () => {
-      let items: CaseView[];
+      let items: CaseSummary[];
       try {
         items = (await hub.listCases({ status: 'closed' })).items;
       } catch (err) {
@@ -81,8 +82,8 @@ describe('npm run demo', () => {
       }
       for (const c of items) {
         const full = await hub.getCase(c.id);
-        const h = (full.history ?? []) as Array<{ action?: string; to?: string | null; actor?: { kind?: string } }>;
-        const byWorker = h.filter((x) => x.actor?.kind === 'worker').map((x) => x.action);
+        const h = full.history;
+        const byWorker = h.filter((x) => x.actor.kind === 'worker').map((x) => x.action);
         if (h[0]?.to === 'reported' && ['accept', 'arrive', 'resolve'].every((a) => byWorker.includes(a))) return full;
       }
       return null;

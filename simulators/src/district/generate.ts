@@ -16,6 +16,7 @@
  * workers walking it cross grids the way real patrols do.
  */
 import type { DeviceType } from '@gridlink/devices';
+import type { GridCollection as ContractGridCollection } from '@gridlink/devices/contract';
 import { CodeBuilder, schemeFor, type CodeScheme } from './codes.js';
 import { centroid, dist, pointInRing, projection, type Pt } from './geo.js';
 import { Rng } from '../util/rng.js';
@@ -67,13 +68,14 @@ export const DEFAULT_OPTIONS: DistrictOptions = {
 
 export type GridLevel = 'district' | 'street' | 'community' | 'grid';
 
-export interface GridProps {
+/** A type, not an interface: the grids go on the wire as the contract's `GridUpload`, whose properties are a string-keyed record. */
+export type GridProps = {
   id: string;
   code: string;
   name: string;
   level: GridLevel;
   parentId: string | null;
-}
+};
 
 export interface PolygonFeature {
   type: 'Feature';
@@ -395,7 +397,8 @@ export function generateDistrict(partial: Partial<DistrictOptions> = {}): Distri
   for (const d of devices) counts[d.type] = (counts[d.type] ?? 0) + 1;
   return {
     meta: { format: 'gridlink-district/1', seed: o.seed, name: o.name, center: { lat: o.lat, lon: o.lon }, codeScheme: codes.scheme, cellM: o.cellM, cols, rows, counts },
-    grids: { type: 'FeatureCollection', features },
+    // Already normalised (parent and code set): the file is what `GET /grids` answers once it is loaded.
+    grids: { type: 'FeatureCollection', features } satisfies ContractGridCollection,
     streets: { type: 'FeatureCollection', features: [...nodes, ...edges] },
     devices,
     workers,

@@ -122,7 +122,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadSummary> {
   const t0 = Date.now();
   const hs = o.state.hub(o.hub.base);
   const ids = Array.from({ length: n }, (_, i) => `${prefix}-${String(i).padStart(6, '0')}`);
-  const existing = new Set((await o.hub.get<{ items: Array<{ id: string }> }>('/devices?type=sensor.gas')).items.map((d) => d.id));
+  const existing = new Set((await o.hub.listDevices({ type: 'sensor.gas' })).items.map((d) => d.id));
   const prov = { created: 0, reused: 0, rotated: 0, ms: 0 };
   const todo = ids.filter((id) => !(existing.has(id) && hs.devices[id]));
   prov.reused = ids.length - todo.length;
@@ -132,10 +132,10 @@ export async function runLoad(o: LoadOptions): Promise<LoadSummary> {
     let done = 0;
     await mapPool(todo, 16, async (id) => {
       if (existing.has(id)) {
-        hs.devices[id] = (await o.hub.post<{ secret: string }>(`/devices/${id}/rotate-secret`)).secret;
+        hs.devices[id] = (await o.hub.rotateSecret(id)).secret;
         prov.rotated++;
       } else {
-        hs.devices[id] = (await o.hub.post<{ secret: string }>('/devices', { id, type: 'sensor.gas', name: `load ${id}`, meta: { load: true } })).secret;
+        hs.devices[id] = (await o.hub.registerDevice({ id, type: 'sensor.gas', name: `load ${id}`, meta: { load: true } })).secret;
         prov.created++;
       }
       if (++done % 500 === 0) await o.state.save();

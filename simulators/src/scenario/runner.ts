@@ -10,7 +10,7 @@ import { SimClock } from '../clock.js';
 import { generateDistrict, type District } from '../district/generate.js';
 import { readDistrict } from '../district/files.js';
 import { DemoDispatcher } from '../dispatcher.js';
-import { categoryNames, HubError, type CaseView, type HubClient } from '../hub-client.js';
+import { categoryNames, HubError, type HubClient } from '../hub-client.js';
 import { provision } from '../provision.js';
 import type { SimState } from '../state.js';
 import { SimWorld } from '../world.js';
@@ -205,7 +205,7 @@ export async function runScenario(sc: Scenario, o: RunOptions): Promise<RunResul
       const m = e.case;
       if (!casesAvailable) throw new Error('cases module not loaded');
       const items = (await o.hub.listCases(m.grid ? { gridId: m.grid } : {})).items;
-      const fresh = items.filter((c) => (c.createdAt ?? Date.now()) >= startWall - 1000);
+      const fresh = items.filter((c) => c.createdAt >= startWall - 1000);
       for (const c of fresh) seenCases.add(c.id);
       const statuses = m.status === undefined ? null : Array.isArray(m.status) ? m.status : [m.status];
       const hits = fresh.filter((c) =>
@@ -218,13 +218,13 @@ export async function runScenario(sc: Scenario, o: RunOptions): Promise<RunResul
       return [hits.length >= need, hits.length ? `${hits.length} matching: ${hits.slice(0, 3).map((c) => `${c.code} (${c.status})`).join(', ')}` : `seen: ${summary}`];
     }
     if (e.device) {
-      const d = await o.hub.get<{ online: boolean; lastSeen: number | null }>(`/devices/${encodeURIComponent(e.device.id)}`);
+      const d = await o.hub.getDevice(e.device.id);
       const want = e.device.online ?? true;
       return [d.online === want, `online=${d.online}`];
     }
     if (e.reading) {
       const r = e.reading;
-      const res = await o.hub.get<{ points: Array<{ ts: number; value: unknown }> }>(`/devices/${encodeURIComponent(r.device)}/telemetry?metric=${encodeURIComponent(r.metric)}&from=${startWall - 1000}`);
+      const res = await o.hub.telemetry(r.device, { metric: r.metric, from: startWall - 1000 });
       const vals = res.points.map((p) => Number(p.value)).filter(Number.isFinite);
       const hit = vals.some((v) => (r.min === undefined || v >= r.min) && (r.max === undefined || v <= r.max));
       return [hit, vals.length ? `latest ${vals[vals.length - 1]} (${vals.length} readings)` : 'no readings'];
@@ -233,7 +233,7 @@ export async function runScenario(sc: Scenario, o: RunOptions): Promise<RunResul
       const w = e.worker;
       const h = world.handheldOf(w.id);
       const id = (h && world.workerId(h)) ?? w.id;
-      const wv = await o.hub.get<{ status: string; position?: { ts: number } | null }>(`/workers/${encodeURIComponent(id)}`);
+      const wv = await o.hub.getWorker(id);
       const statuses = w.status === undefined ? null : Array.isArray(w.status) ? w.status : [w.status];
       const freshMs = w.fresh !== undefined ? Math.max(parseDuration(w.fresh), minWall) : null;
       const okStatus = !statuses || statuses.includes(wv.status);
@@ -310,4 +310,3 @@ function resolvePath(p: string, base?: string): string {
   return `${base.replace(/\/+$/, '')}/${p}`;
 }
 
-export type { CaseView };
