@@ -130,6 +130,8 @@ export function createRules(deps: RulesDeps, opts: RulesOptions = {}): RulesModu
   /** Signals for other owners, sent as one message per owner once the current burst of stored messages is handled. */
   const outbox = new Map<string, Signal[]>();
   let sending = false;
+  /** Forwards are failing (Redis away): one log line when it starts, one when it ends. */
+  let forwardFailing = false;
 
   /** Evaluates here when this node owns the device (or knows no peers yet), else forwards to its owner. */
   function route(sig: Signal): void {
@@ -156,11 +158,16 @@ export function createRules(deps: RulesDeps, opts: RulesOptions = {}): RulesModu
       owners!.forward(owner, serialize(sigs)).then(
         // Nobody received them: the owner is gone and out of this node's view; the next owner takes them, in order.
         (received) => {
+          if (forwardFailing) {
+            forwardFailing = false;
+            log.info('rule signals forwarded to their owners again');
+          }
           if (!received) for (const sig of sigs) route(sig);
         },
         (err: Error) => {
           // Redis away: evaluated here, as every node did before owners (docs/cluster.md).
-          log.warn({ err: err.message, signals: sigs.length, owner }, 'rule signals not forwarded; evaluated here');
+          if (!forwardFailing) log.warn({ err: err.message, owner }, 'rule signals not forwarded; evaluated where they are ingested until Redis is back');
+          forwardFailing = true;
           for (const sig of sigs) evaluate(sig);
         },
       );
