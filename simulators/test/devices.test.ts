@@ -34,7 +34,7 @@ describe('simulated devices against a real hub', () => {
     client = new HubClient(`http://127.0.0.1:${ports.http}`);
     await client.login('admin', 'admin-test-password');
     for (const d of district.devices) {
-      const r = await client.post<{ secret: string }>('/devices', { id: d.id, type: d.type, name: d.name, lat: d.lat, lon: d.lon, gridId: d.gridId });
+      const r = await client.registerDevice({ id: d.id, type: d.type, name: d.name, lat: d.lat, lon: d.lon, gridId: d.gridId });
       secrets.set(d.id, r.secret);
     }
   });
@@ -56,15 +56,15 @@ describe('simulated devices against a real hub', () => {
     try {
       // 60 s interval at 100x: a report every 0.6 s of wall time.
       const pts = await until(async () => {
-        const r = await client.get<{ points: Array<{ value: number }> }>(`/devices/${s.id}/telemetry?metric=water_level_cm`);
+        const r = await client.telemetry(s.id, { metric: 'water_level_cm' });
         return r.points.length >= 3 ? r.points : null;
       }, 15_000, 'three scheduled readings');
       for (const p of pts) expect(p.value).toBeLessThan(0);
       await s.set('water_level_cm', 35);
-      await until(async () => (await client.get<{ points: Array<{ value: number }> }>(`/devices/${s.id}/telemetry?metric=water_level_cm`)).points.some((p) => p.value === 35), 5000, 'the 35 cm reading');
-      const battery = await client.get<{ points: Array<{ value: number }> }>(`/devices/${s.id}/telemetry?metric=battery_pct`);
+      await until(async () => (await client.telemetry(s.id, { metric: 'water_level_cm' })).points.some((p) => p.value === 35), 5000, 'the 35 cm reading');
+      const battery = await client.telemetry(s.id, { metric: 'battery_pct' });
       expect(battery.points.length).toBeGreaterThan(0);
-      expect((await client.get<{ online: boolean }>(`/devices/${s.id}`)).online).toBe(true);
+      expect((await client.getDevice(s.id)).online).toBe(true);
     } finally {
       clock.dispose();
       await s.stop();
@@ -104,7 +104,7 @@ describe('simulated devices against a real hub', () => {
       expect(answers).toEqual(['accept', 'arrive', 'resolve']);
       expect(Math.hypot(h.lat - target.lat, h.lon - target.lon)).toBeLessThan(1e-4);
       // The answers went over MQTT and were stored as the device's messages.
-      const dev = await client.get<{ lastSeen: number }>(`/devices/${hh.id}`);
+      const dev = await client.getDevice(hh.id);
       expect(dev.lastSeen).toBeGreaterThan(Date.now() - 10_000);
       expect(decodeCommand(JSON.stringify({ cmdId: 'x', type: 'cancel', ts: 1, caseId: 'case-1' }))?.type).toBe('cancel');
       expect(commandTopic(hh.id)).toBe(`gridlink/v1/${hh.id}/cmd`);
@@ -133,10 +133,10 @@ describe('simulated devices against a real hub', () => {
       await during;
       await until(() => s.link.connected, 15_000, 'the reconnect');
       expect(s.link.stats.connects).toBeGreaterThanOrEqual(2);
-      await until(async () => (await client.get<{ points: Array<{ value: number }> }>(`/devices/${d.id}/telemetry?metric=ch4_pct_lel`)).points.some((p) => p.value === 42), 10_000, 'the reading made during the outage');
+      await until(async () => (await client.telemetry(d.id, { metric: 'ch4_pct_lel' })).points.some((p) => p.value === 42), 10_000, 'the reading made during the outage');
       // And it carries on reporting after the restart.
       await s.report();
-      expect((await client.get<{ online: boolean }>(`/devices/${d.id}`)).online).toBe(true);
+      expect((await client.getDevice(d.id)).online).toBe(true);
     } finally {
       clock.dispose();
       await s.stop();
@@ -149,10 +149,10 @@ describe('simulated devices against a real hub', () => {
     const s = new SimSensor(d, { mqttUrl: `mqtt://127.0.0.1:${ports.mqtt}`, clock, rng: new Rng(5) }, { intervalMs: 3_600_000 });
     await s.start();
     try {
-      await until(async () => (await client.get<{ online: boolean }>(`/devices/${d.id}`)).online, 5000, 'online');
+      await until(async () => (await client.getDevice(d.id)).online, 5000, 'online');
       s.link.dropFor(1500);
-      await until(async () => !(await client.get<{ online: boolean }>(`/devices/${d.id}`)).online, 5000, 'offline after the drop');
-      await until(async () => (await client.get<{ online: boolean }>(`/devices/${d.id}`)).online, 10_000, 'online again');
+      await until(async () => !(await client.getDevice(d.id)).online, 5000, 'offline after the drop');
+      await until(async () => (await client.getDevice(d.id)).online, 10_000, 'online again');
     } finally {
       clock.dispose();
       await s.stop();

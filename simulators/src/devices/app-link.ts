@@ -8,7 +8,11 @@
  */
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import type { Channel, ChannelPayloads, Command } from '@gridlink/devices';
+import type { Channel, ChannelPayloads, Command, LocationItem } from '@gridlink/devices';
+import type {
+  MobileDutyBody, MobileFix, MobileMe, MobilePositionsBody, MobileReport, MobileReportBody, MobileSignedIn, MobileSignInBody, MobileTask,
+  MobileTaskActionBody, MobileTaskActionResult, Page,
+} from '@gridlink/devices/contract';
 import type { LinkEvents, LinkStats } from './link.js';
 
 export interface AppLinkOptions {
@@ -21,21 +25,7 @@ export interface AppLinkOptions {
   pollMs?: number;
 }
 
-interface AppTask {
-  id: string;
-  code: string;
-  title: string;
-  status: string;
-  mine: boolean;
-  category: { code: string };
-  lat: number;
-  lon: number;
-  address: string | null;
-  deadline: number;
-  history: Array<{ action: string }>;
-}
-
-const FIX_FIELDS = ['ts', 'lat', 'lon', 'acc', 'alt', 'spd', 'hdg', 'batt'] as const;
+const FIX_FIELDS = ['acc', 'alt', 'spd', 'hdg', 'batt'] as const satisfies ReadonlyArray<keyof MobileFix & keyof LocationItem>;
 const opId = () => `op-${Date.now().toString(36)}${randomBytes(5).toString('hex')}`;
 
 export class AppLink extends EventEmitter<LinkEvents> {
@@ -76,7 +66,8 @@ export class AppLink extends EventEmitter<LinkEvents> {
 
   async connect(): Promise<void> {
     try {
-      const r = await this.call<{ token: string }>('POST', '/m/session', { username: this.opts.username, password: this.opts.password });
+      const body: MobileSignInBody = { username: this.opts.username, password: this.opts.password };
+      const r = await this.call<MobileSignedIn>('POST', '/m/session', body);
       this.token = r.token;
     } catch (err) {
       this.stats.authFailures++;
@@ -92,7 +83,7 @@ export class AppLink extends EventEmitter<LinkEvents> {
   /** New dispatches become `dispatch` commands; a task taken away becomes `cancel`. */
   private async poll(): Promise<void> {
     if (!this.connected) return;
-    const { items } = await this.call<{ items: AppTask[] }>('GET', '/m/tasks');
+    const { items } = await this.call<Page<MobileTask>>('GET', '/m/tasks');
     const nowActive = new Set<string>();
     for (const t of items) {
       if (!t.mine || !['dispatched', 'accepted', 'on_scene'].includes(t.status)) continue;
@@ -112,6 +103,14 @@ export class AppLink extends EventEmitter<LinkEvents> {
     this.active = nowActive;
   }
 
+  /** A multipart body from a contract body: its fields as strings, then the photos as JPEG parts. */
+  private form(fields: Omit<MobileReportBody, 'photos'> | Omit<MobileTaskActionBody, 'photos'>, photos: readonly string[] | undefined): FormData {
+    const f = new FormData();
+    for (const [k, v] of Object.entries(fields)) if (v !== undefined) f.append(k, String(v));
+    this.photosForm(f, photos);
+    return f;
+  }
+
   private photosForm(f: FormData, photos: readonly string[] | undefined): void {
     for (const [i, b64] of (photos ?? []).entries()) {
       f.append('photos', new Blob([Buffer.from(b64.replace(/^data:[^,]*,/, ''), 'base64')], { type: 'image/jpeg' }), `photo-${i + 1}.jpg`);
@@ -125,41 +124,33 @@ export class AppLink extends EventEmitter<LinkEvents> {
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
     this.stats.published++;
     try {
-      const b = body as Record<string, unknown>;
-      switch (channel) {
+      // The device channels' bodies (a union keyed by channel) become the worker app's REST bodies.
+      const p = { channel, body } as { [K in Channel]: { channel: K; body: ChannelPayloads[K] } }[Channel];
+      switch (p.channel) {
         case 'location': {
-          const list = (Array.isArray(body) ? body : [body]) as Array<Record<string, unknown>>;
+          const list = Array.isArray(p.body) ? p.body : [p.body];
           const items = list.map((x) => {
-            const fix: Record<string, unknown> = { ts: x.ts ?? Date.now() };
-            for (const k of FIX_FIELDS) if (x[k] !== undefined && x[k] !== null) fix[k] = x[k];
+            const fix: MobileFix = { ts: epochMs(x.ts), lat: x.lat, lon: x.lon };
+            for (const k of FIX_FIELDS) if (x[k] !== undefined) fix[k] = x[k];
             return fix;
           });
-          await this.call('POST', '/m/positions', { items });
+          const positions: MobilePositionsBody = { items };
+          await this.call('POST', '/m/positions', positions);
           break;
         }
         case 'status':
-          if (typeof b.duty === 'boolean') await this.call('POST', '/m/duty', { onDuty: b.duty });
+          if (typeof p.body.duty === 'boolean') await this.call<MobileMe>('POST', '/m/duty', { onDuty: p.body.duty } satisfies MobileDutyBody);
           break;
         case 'report': {
-          const f = new FormData();
-          f.append('reportId', String(b.reportId));
-          f.append('category', String(b.category));
-          if (b.description) f.append('description', String(b.description));
-          f.append('lat', String(b.lat));
-          f.append('lon', String(b.lon));
-          if (b.ts !== undefined) f.append('ts', String(typeof b.ts === 'number' ? b.ts : Date.parse(String(b.ts))));
-          this.photosForm(f, b.photos as string[] | undefined);
-          await this.call('POST', '/m/reports', f);
+          const { photos, ts, ...r } = p.body;
+          const fields: Omit<MobileReportBody, 'photos'> = { ...r, ...(ts !== undefined ? { ts: epochMs(ts) } : {}) };
+          await this.call<MobileReport>('POST', '/m/reports', this.form(fields, photos));
           break;
         }
         case 'case': {
-          const f = new FormData();
-          f.append('action', String(b.action));
-          f.append('opId', opId());
-          if (b.note) f.append('note', String(b.note));
-          if (typeof b.ts === 'number') f.append('ts', String(b.ts));
-          this.photosForm(f, b.photos as string[] | undefined);
-          await this.call('POST', `/m/tasks/${encodeURIComponent(String(b.caseId))}/actions`, f);
+          const { caseId, photos, ts, ...c } = p.body;
+          const fields: Omit<MobileTaskActionBody, 'photos'> = { ...c, opId: opId(), ...(ts !== undefined ? { ts: epochMs(ts) } : {}) };
+          await this.call<MobileTaskActionResult>('POST', `/m/tasks/${encodeURIComponent(caseId)}/actions`, this.form(fields, photos));
           break;
         }
         default:
@@ -188,4 +179,10 @@ export class AppLink extends EventEmitter<LinkEvents> {
     if (this.token) await this.call('DELETE', '/m/session').catch(() => undefined);
     this.token = null;
   }
+}
+
+/** The device channels take epoch ms or ISO-8601 (absent: now); the worker app's API takes epoch ms only. */
+function epochMs(ts: number | string | undefined): number {
+  if (ts === undefined) return Date.now();
+  return typeof ts === 'number' ? ts : Date.parse(ts);
 }
