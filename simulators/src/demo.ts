@@ -16,6 +16,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
+import type { Department, HotlineOrderBody, HotlineOrderResult, Open311Created, Open311RequestBody, UpdateDepartmentBody } from '@gridlink/devices/contract';
 import { ConfigError, createHub, createLogger, loadConfig, type Config, type Hub } from '@gridlink/hub';
 import { DEFAULT_DISTRICT_DIR, startDistrict, type DistrictRun } from './cli.js';
 import { generateDistrict, type District } from './district/generate.js';
@@ -170,7 +171,7 @@ export async function runDemo(argv: string[]): Promise<{ hub: Hub; run: District
   if (!(await auth.listUsers()).some((u) => u.username === deptUser)) {
     demo.deptPassword = randomBytes(12).toString('base64url');
     const u = await auth.createUser({ username: deptUser, password: demo.deptPassword, role: 'officer', displayName: '城管局值班' });
-    await client.request('PATCH', '/departments/chengguan', { userIds: [u.id], leaderUserId: u.id }).catch(() => undefined);
+    await client.request<Department>('PATCH', '/departments/chengguan', { userIds: [u.id], leaderUserId: u.id } satisfies UpdateDepartmentBody).catch(() => undefined);
     await writeFile(`${dirname(statePath)}/demo.json`, JSON.stringify(demo, null, 1), { mode: 0o600 });
   }
   const citizen = setTimeout(() => {
@@ -184,10 +185,10 @@ export async function runDemo(argv: string[]): Promise<{ hub: Hub; run: District
     orders.forEach((o, i) => {
       const p = at(i + 1);
       if (!p) return;
-      void client.post('/intake/12345', { ...o, lat: p.lat, lon: p.lon }).then(() => say(`demo: 12345 order ${o.orderNo} (${o.category}) became a citizen case`), () => undefined);
+      void client.post<HotlineOrderResult>('/intake/12345', { ...o, lat: p.lat, lon: p.lon } satisfies HotlineOrderBody).then(() => say(`demo: 12345 order ${o.orderNo} (${o.category}) became a citizen case`), () => undefined);
     });
     const p = at(3);
-    if (p) void client.post('/open311/v2/requests.json', { service_code: 'C0102', lat: p.lat, long: p.lon, description: '路灯不亮（Open311 演示）', last_name: '赵' }).then(() => say('demo: an Open311 request (路灯) became a citizen case'), () => undefined);
+    if (p) void client.post<Open311Created>('/open311/v2/requests.json', { service_code: 'C0102', lat: p.lat, long: p.lon, description: '路灯不亮（Open311 演示）', last_name: '赵' } satisfies Open311RequestBody).then(() => say('demo: an Open311 request (路灯) became a citizen case'), () => undefined);
   }, 8000);
   cleanups.push(() => clearTimeout(citizen));
 
