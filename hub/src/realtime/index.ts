@@ -259,7 +259,8 @@ export function createRealtime(deps: RealtimeDeps): RealtimeModule {
         });
       }
       deps.app.addHook('preClose', (done) => {
-        io?.disconnectSockets(true);
+        // This node's sockets only: through the cluster adapter a plain disconnectSockets reaches every node's consoles.
+        io?.local.disconnectSockets(true);
         done();
       });
       deps.bus.on('device.status', 'realtime', (s) => {
@@ -272,7 +273,7 @@ export function createRealtime(deps: RealtimeDeps): RealtimeModule {
       for (const t of timers.values()) clearTimeout(t);
       timers.clear();
       if (io) {
-        io.disconnectSockets(true);
+        io.local.disconnectSockets(true);
         // Not io.close(): that closes the HTTP server, which the hub owns.
         io.engine.close();
         io = null;
