@@ -204,7 +204,8 @@ export async function runScenario(sc: Scenario, o: RunOptions): Promise<RunResul
     if (e.case) {
       const m = e.case;
       if (!casesAvailable) throw new Error('cases module not loaded');
-      const items = (await o.hub.listCases(m.grid ? { gridId: m.grid } : {})).items;
+      // Cases made since the start, every page of them (the list is paged, newest first).
+      const items = await o.hub.allCases({ from: startWall - 1000, ...(m.grid ? { gridId: m.grid } : {}) });
       const fresh = items.filter((c) => c.createdAt >= startWall - 1000);
       for (const c of fresh) seenCases.add(c.id);
       const statuses = m.status === undefined ? null : Array.isArray(m.status) ? m.status : [m.status];

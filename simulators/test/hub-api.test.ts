@@ -10,10 +10,11 @@ import { HubClient } from '../src/hub-client.js';
 import { until } from './until.js';
 
 /**
- * A simulated handheld on the worker app's API: what the device channels carry (ISO timestamps included) reaches
- * the hub as the contract's /m bodies, and a dispatch comes back as a command.
+ * The simulators' REST surfaces against a real hub: the client follows the contract's pages, and a simulated handheld
+ * on the worker app's API sends what the device channels carry (ISO timestamps included) as the contract's /m bodies
+ * and learns of a dispatch as a command.
  */
-describe('AppLink against a real hub', () => {
+describe('HubClient and AppLink against a real hub', () => {
   let dir: string;
   let hub: Hub;
   let client: HubClient;
@@ -35,6 +36,20 @@ describe('AppLink against a real hub', () => {
     await link?.close();
     await hub?.stop();
     await rm(dir, { recursive: true, force: true });
+  });
+
+  it('should read every page of cases, following nextCursor', async () => {
+    const from = Date.now() - 1000;
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const c = await client.post<CaseSummary>('/cases', { title: `分页 ${i}`, category: 'garbage', lat: lat + i * 0.001, lon } satisfies CreateCaseBody);
+      ids.push(c.id);
+    }
+    const first = await client.listCases({ from, limit: 2 });
+    expect(first.items).toHaveLength(2);
+    expect(first.nextCursor).toBeTruthy();
+    const all = await client.allCases({ from, limit: 2 });
+    expect(all.map((c) => c.id).sort()).toEqual([...ids].sort());
   });
 
   it('should send fixes, duty, a report and task actions as the contract\'s bodies and learn of a dispatch', async () => {
