@@ -31,7 +31,7 @@ import { createInterface } from 'node:readline';
 import mqtt, { type MqttClient } from 'mqtt';
 import { io, type Socket } from 'socket.io-client';
 import { HUB_NODE_FLAGS } from '../src/node-flags.js';
-import { gridOf, gridsGeoJson, LAT0, LON0, rng, SPAN, summary as stats } from './district.js';
+import { connectDevice, gridOf, gridsGeoJson, LAT0, LON0, rng, SPAN, summary as stats } from './district.js';
 
 const HANDHELDS = Number(process.env.BENCH_HANDHELDS ?? 10_000);
 const SENSORS = Number(process.env.BENCH_SENSORS ?? 2_000);
@@ -228,15 +228,11 @@ async function loadgen(file: string) {
   const out = (o: unknown) => process.stdout.write(`${JSON.stringify(o)}\n`);
   let connectErrors = 0;
   const tc = performance.now();
-  const connect = (d: { id: string; secret: string }) =>
-    new Promise<MqttClient | null>((resolve) => {
-      const c = mqtt.connect(`mqtt://127.0.0.1:${input.mqtt}`, { clientId: d.id, username: d.id, password: d.secret, reconnectPeriod: 0, keepalive: 120, connectTimeout: 120_000 });
-      c.once('connect', () => resolve(c));
-      c.once('error', () => {
-        connectErrors++;
-        resolve(null);
-      });
-    });
+  const connect = async (d: { id: string; secret: string }) => {
+    const c = await connectDevice(`mqtt://127.0.0.1:${input.mqtt}`, d);
+    if (!c) connectErrors++;
+    return c;
+  };
   const all = [...input.handhelds, ...input.sensors];
   const clients = new Map<string, MqttClient>();
   for (let i = 0; i < all.length; i += 200) {

@@ -22,7 +22,7 @@ import KDBush from 'kdbush';
 import { around } from 'geokdbush';
 import mqtt, { type MqttClient } from 'mqtt';
 import { io, type Socket } from 'socket.io-client';
-import { gridsGeoJson, LAT0, LON0, pct, rng, SPAN, summary } from './district.js';
+import { connectDevice, gridsGeoJson, LAT0, LON0, pct, rng, SPAN, summary } from './district.js';
 
 const WORKERS = Number(process.env.BENCH_WORKERS ?? 20_000);
 const HANDHELDS = Number(process.env.BENCH_HANDHELDS ?? 5_000);
@@ -287,20 +287,11 @@ async function loadgen(file: string) {
   const tc = performance.now();
   // Ramp connections in waves: each first CONNECT costs the hub one scrypt verification.
   for (let i = 0; i < input.devices.length; i += 100) {
-    const wave = input.devices.slice(i, i + 100).map(
-      (d) =>
-        new Promise<void>((resolve) => {
-          const c = mqtt.connect(`mqtt://127.0.0.1:${input.mqtt}`, { clientId: d.id, username: d.id, password: d.secret, reconnectPeriod: 0, keepalive: 120, connectTimeout: 60_000 });
-          c.once('connect', () => {
-            clients.push(c);
-            resolve();
-          });
-          c.once('error', () => {
-            connectErrors++;
-            resolve();
-          });
-        }),
-    );
+    const wave = input.devices.slice(i, i + 100).map(async (d) => {
+      const c = await connectDevice(`mqtt://127.0.0.1:${input.mqtt}`, d, { connectTimeout: 60_000 });
+      if (c) clients.push(c);
+      else connectErrors++;
+    });
     await Promise.all(wave);
   }
   out({ phase: 'connected', mqttClients: clients.length, connectErrors, connectS: +((performance.now() - tc) / 1000).toFixed(1) });

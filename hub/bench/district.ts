@@ -3,6 +3,8 @@
  * square near Chengdu, about 22 x 19 km: 10 streets x 10 unit grids, ids
  * D / S{i} / G{i}-{j}), a seeded random source, and percentile summaries.
  */
+import mqtt, { type MqttClient } from 'mqtt';
+
 export const LAT0 = 30.55;
 export const LON0 = 103.95;
 export const SPAN = 0.2;
@@ -40,3 +42,34 @@ export function pct(values: number[], p: number, digits = 3): number {
 }
 
 export const summary = (v: number[], digits = 3) => ({ n: v.length, p50: pct(v, 50, digits), p95: pct(v, 95, digits), p99: pct(v, 99, digits), max: pct(v, 100, digits) });
+
+/**
+ * Connects one simulated device as a real one would: a connection the hub
+ * refuses before CONNACK (a burst from one address past
+ * GRIDLINK_MAX_PENDING_PER_ADDRESS) is tried again after a short pause, up to
+ * `attempts` times. Resolves with the client, or null (counted by the caller).
+ */
+export function connectDevice(url: string, d: { id: string; secret: string }, opts: { keepalive?: number; connectTimeout?: number; attempts?: number } = {}): Promise<MqttClient | null> {
+  const attempts = opts.attempts ?? 5;
+  return new Promise((resolve) => {
+    const attempt = (n: number) => {
+      const c = mqtt.connect(url, { clientId: d.id, username: d.id, password: d.secret, reconnectPeriod: 0, keepalive: opts.keepalive ?? 120, connectTimeout: opts.connectTimeout ?? 120_000 });
+      let settled = false;
+      const fail = () => {
+        if (settled) return;
+        settled = true;
+        c.end(true);
+        if (n + 1 < attempts) setTimeout(() => attempt(n + 1), 200 * (n + 1));
+        else resolve(null);
+      };
+      c.once('connect', () => {
+        if (settled) return;
+        settled = true;
+        resolve(c);
+      });
+      c.once('error', fail);
+      c.once('close', fail);
+    };
+    attempt(0);
+  });
+}
