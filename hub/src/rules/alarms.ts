@@ -275,17 +275,10 @@ export class AlarmService {
           [existing.id, snap.count, snap.lastTs, snap.severity, snap.message, now, snap.related ? JSON.stringify(snap.related) : null],
         );
         // The alarm's case was closed while the alarm stayed active: a new trigger opens or joins another.
-        if (e.rule.case && (!existing.caseId || !(await this.caseOpen(existing.caseId)))) await this.linkCase(existing, e);
-        else if (e.related?.length && existing.caseId) await this.linkRelated(existing.caseId, existing, e);
+        await this.relink(existing, e);
       };
     }
-    const where = e.where ?? this.where(e.deviceId);
-    const alarm: Alarm = {
-      id: randomUUID(), rule: e.rule.id, ruleName: e.rule.name, deviceId: e.deviceId, type: e.type, severity: e.severity, originalSeverity: e.severity,
-      status: 'active', acknowledged: false, ackBy: null, ackAt: null, escalated: false, escalations: 0, escalatedAt: null, count: 1, message: e.message,
-      value: e.value ?? null, ts: e.ts, lastTs: e.ts, createdAt: now, updatedAt: now, clearedAt: null, clearedBy: null,
-      lat: where.lat, lon: where.lon, gridId: where.gridId, caseId: null, related: e.related ?? null,
-    };
+    const alarm = this.newAlarm(e, now);
     this.active.set(k, alarm);
     this.pending.add(alarm.id);
     this.emit(alarm, 'raised');
@@ -294,12 +287,29 @@ export class AlarmService {
       // the alarm's case_id waits for its row.
       const inserted = this.insertRow(alarm, e).finally(() => this.pending.delete(alarm.id));
       const snapshot = e.snapshot && this.cases
-        ? this.cases.evidence.save({ bytes: e.snapshot, kind: 'snapshot', alarmId: alarm.id, deviceId: e.deviceId, gridId: where.gridId, at: now })
+        ? this.cases.evidence.save({ bytes: e.snapshot, kind: 'snapshot', alarmId: alarm.id, deviceId: e.deviceId, gridId: alarm.gridId, at: now })
           .catch((err: Error) => this.log.warn({ err: err.message, alarmId: alarm.id }, 'snapshot not stored'))
         : null;
       const linked = e.rule.case ? this.linkCase(alarm, e, inserted, snapshot) : null;
       await Promise.all([inserted, snapshot, linked]);
     };
+  }
+
+  /** A new active alarm for a raise effect, placed where the effect or its device is. */
+  private newAlarm(e: RaiseEffect, now: number): Alarm {
+    const where = e.where ?? this.where(e.deviceId);
+    return {
+      id: randomUUID(), rule: e.rule.id, ruleName: e.rule.name, deviceId: e.deviceId, type: e.type, severity: e.severity, originalSeverity: e.severity,
+      status: 'active', acknowledged: false, ackBy: null, ackAt: null, escalated: false, escalations: 0, escalatedAt: null, count: 1, message: e.message,
+      value: e.value ?? null, ts: e.ts, lastTs: e.ts, createdAt: now, updatedAt: now, clearedAt: null, clearedBy: null,
+      lat: where.lat, lon: where.lon, gridId: where.gridId, caseId: null, related: e.related ?? null,
+    };
+  }
+
+  /** A repeat of an active alarm: its case was closed meanwhile → a new trigger opens or joins another; else related devices join its case. */
+  private async relink(existing: Alarm, e: RaiseEffect): Promise<void> {
+    if (e.rule.case && (!existing.caseId || !(await this.caseOpen(existing.caseId)))) await this.linkCase(existing, e);
+    else if (e.related?.length && existing.caseId) await this.linkRelated(existing.caseId, existing, e);
   }
 
   /**
@@ -330,17 +340,10 @@ export class AlarmService {
         }
         Object.assign(existing, toAlarm(row), { caseId: existing.caseId ?? row.case_id });
         this.emit(existing, 'repeated');
-        if (e.rule.case && (!existing.caseId || !(await this.caseOpen(existing.caseId)))) await this.linkCase(existing, e);
-        else if (e.related?.length && existing.caseId) await this.linkRelated(existing.caseId, existing, e);
+        await this.relink(existing, e);
       };
     }
-    const where = e.where ?? this.where(e.deviceId);
-    const alarm: Alarm = {
-      id: randomUUID(), rule: e.rule.id, ruleName: e.rule.name, deviceId: e.deviceId, type: e.type, severity: e.severity, originalSeverity: e.severity,
-      status: 'active', acknowledged: false, ackBy: null, ackAt: null, escalated: false, escalations: 0, escalatedAt: null, count: 1, message: e.message,
-      value: e.value ?? null, ts: e.ts, lastTs: e.ts, createdAt: now, updatedAt: now, clearedAt: null, clearedBy: null,
-      lat: where.lat, lon: where.lon, gridId: where.gridId, caseId: null, related: e.related ?? null,
-    };
+    const alarm = this.newAlarm(e, now);
     this.active.set(k, alarm);
     this.pending.add(alarm.id);
     return async () => {
@@ -362,7 +365,7 @@ export class AlarmService {
       }
       this.emit(alarm, 'raised');
       const snapshot = e.snapshot && this.cases
-        ? this.cases.evidence.save({ bytes: e.snapshot, kind: 'snapshot', alarmId: alarm.id, deviceId: e.deviceId, gridId: where.gridId, at: now })
+        ? this.cases.evidence.save({ bytes: e.snapshot, kind: 'snapshot', alarmId: alarm.id, deviceId: e.deviceId, gridId: alarm.gridId, at: now })
           .catch((err: Error) => this.log.warn({ err: err.message, alarmId: alarm.id }, 'snapshot not stored'))
         : null;
       const linked = e.rule.case ? this.linkCase(alarm, e, undefined, snapshot) : null;
