@@ -139,6 +139,14 @@ export class RuleEvaluator {
     return s;
   }
 
+  /**
+   * Keys whose state a flush failed to store: written again by the next
+   * flush, with whatever state they hold by then (never an older copy).
+   */
+  redirty(keys: Iterable<{ ruleId: string; deviceId: string }>): void {
+    for (const k of keys) this.dirty.add(key(k.ruleId, k.deviceId));
+  }
+
   /** Restores persisted state (rule_state rows and active alarms). */
   restore(ruleId: string, deviceId: string, s: Partial<KeyState>): void {
     const cur = this.state.get(key(ruleId, deviceId)) ?? { active: false, pendingSince: null, count: 0, lastAt: 0 };

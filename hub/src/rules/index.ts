@@ -196,6 +196,7 @@ export function createRules(deps: RulesDeps, opts: RulesOptions = {}): RulesModu
     const self = owners!.nodeId;
     held ??= [];
     takeovers++;
+    log.info({ peers: owners!.peers(), gone: [...change.gone] }, 'device owners changed: handing over and taking over rule state');
     return (handover = handover.then(async () => {
       await flushState((d) => {
         const b = change.before(d);
@@ -255,7 +256,19 @@ export function createRules(deps: RulesDeps, opts: RulesOptions = {}): RulesModu
     return o === null || o === owners!.nodeId;
   };
 
-  async function flushState(mine: ((deviceId: string) => boolean) | null = owners ? ownedHere : null): Promise<void> {
+  /**
+   * Flushes run one after another: two in flight on two pool connections
+   * could commit out of order and leave an older count in rule_state, the
+   * one the next owner reads.
+   */
+  let flushing: Promise<void> = Promise.resolve();
+  function flushState(mine: ((deviceId: string) => boolean) | null = owners ? ownedHere : null): Promise<void> {
+    const run = flushing.then(() => writeState(mine));
+    flushing = run.catch(() => undefined);
+    return run;
+  }
+
+  async function writeState(mine: ((deviceId: string) => boolean) | null): Promise<void> {
     let dirty = evaluator.takeDirty();
     if (mine) dirty = dirty.filter((d) => mine(d.deviceId));
     if (!dirty.length) return;
@@ -275,8 +288,9 @@ export function createRules(deps: RulesDeps, opts: RulesOptions = {}): RulesModu
           [drop.map((k) => k.ruleId), drop.map((k) => k.deviceId)]);
       }
     } catch (err) {
-      log.warn({ err: (err as Error).message }, 'rule state not stored; will retry');
-      for (const k of dirty) if (k.state) evaluator.restore(k.ruleId, k.deviceId, k.state);
+      // The in-memory state is the truth: the keys are written again, as they are then, by the next flush.
+      log.warn({ err: (err as Error).message, keys: dirty.length }, 'rule state not stored; will retry');
+      evaluator.redirty(dirty);
     }
   }
 

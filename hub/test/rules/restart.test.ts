@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { testConfig, type Config } from '../../src/core/config.js';
 import { casesModule, createHub, realtimeModule, rulesModule, type Hub } from '../../src/hub.js';
 import type { Alarm, RulesModule } from '../../src/rules/index.js';
-import { engines, freshPostgresUrl } from '../helpers.js';
+import { engines, freshPostgresUrl, until } from '../helpers.js';
 import { AT, Clock } from '../cases/fixtures.js';
 
 const S = 1000;
@@ -61,6 +61,57 @@ for (const engine of engines()) {
         expect(cases).toHaveLength(1);
       } finally {
         await b.hub.stop();
+      }
+    });
+
+    it('should store the newest rule state when a flush fails or a slow one is still in flight', { timeout: 180_000 }, async () => {
+      const url = engine.url.startsWith('postgres') ? await freshPostgresUrl(engine.url) : undefined;
+      const clock = new Clock();
+      const a = await boot(testConfig({ databaseUrl: url, dataDir: mkdtempSync(path.join(dir, 'flush-')) }), clock);
+      try {
+        expect((await a.api('POST', '/devices', { id: 'gas-f', type: 'sensor.gas', ...AT.A1 })).status).toBe(201);
+        expect((await a.api('POST', '/rules', { id: 'gas-5', name: 'gas', kind: 'threshold', metric: 'ch4_pct_lel', op: '>=', value: 20, count: 5, severity: 'major' })).status).toBe(201);
+        const db = a.hub.ctx.db;
+        const query = db.query.bind(db);
+        const stored = async () => (await query<{ count: number }>("select (state->>'count')::int as count from rule_state where rule_id = 'gas-5' and device_id = 'gas-f'"))[0]?.count ?? null;
+        const reading = async () => {
+          const r = await a.hub.ctx.ingest.handleAsync('gas-f', 'telemetry', Buffer.from(JSON.stringify({ ts: clock.now(), values: { ch4_pct_lel: 30 } })), clock.now());
+          expect(r.ok).toBe(true);
+          await a.rules.idle();
+          clock.advance(S);
+        };
+        let writes: Array<{ sql: string; release: () => void }> = [];
+        let mode: 'fail' | 'hold' | 'pass' = 'fail';
+        db.query = (async (sql: string, params?: unknown[]) => {
+          if (!sql.includes('insert into rule_state') || mode === 'pass') return query(sql, params);
+          if (mode === 'fail') throw new Error('connection terminated');
+          await new Promise<void>((release) => writes.push({ sql, release }));
+          return query(sql, params);
+        }) as typeof db.query;
+
+        // A flush that fails leaves the key to the next flush, which stores what the device has counted by then.
+        await reading();
+        await a.rules.flushState();
+        expect(await stored()).toBe(null);
+        mode = 'pass';
+        await a.rules.flushState();
+        expect(await stored()).toBe(1);
+
+        // A slow flush of count 2 and a later flush of count 3: the later one is written after it, never overtaken by it.
+        mode = 'hold';
+        await reading();
+        const slow = a.rules.flushState();
+        await until(() => writes.length === 1, 10_000, 5);
+        mode = 'pass';
+        await reading();
+        const later = a.rules.flushState();
+        const first = writes[0]!;
+        writes = [];
+        first.release();
+        await Promise.all([slow, later]);
+        expect(await stored()).toBe(3);
+      } finally {
+        await a.hub.stop();
       }
     });
   });
