@@ -6,10 +6,11 @@
  * current picture into the case's evidence.
  */
 import { useEffect, useState } from 'react';
-import { post } from '../api/client';
+import { get, post } from '../api/client';
+import type { CaseDetail } from '../api/types';
 import { useI18n } from '../i18n';
 import { cases, linkage } from '../store/data';
-import { useValue } from '../store/entities';
+import { useEntity, useValue } from '../store/entities';
 import { navigate } from '../hooks/route';
 import { CameraPlayer } from '../video/CameraPlayer';
 import { distance } from '../views/format';
@@ -20,13 +21,29 @@ export function LinkagePopup() {
   const [closed, setClosed] = useState<string | null>(null);
   const [pick, setPick] = useState(0);
   const [snap, setSnap] = useState<{ state: 'idle' | 'busy' | 'done' | 'failed'; text?: string }>({ state: 'idle' });
+  // The linkage can arrive before the case reaches the board's store (case events are applied in batches), or for a
+  // case the board does not hold: the header names the case by its code and title, never by its internal id.
+  const held = useEntity(cases, l?.caseId);
+  const [fetched, setFetched] = useState<Pick<CaseDetail, 'id' | 'code' | 'title'> | null>(null);
   useEffect(() => {
     setClosed(null);
     setPick(0);
     setSnap({ state: 'idle' });
   }, [l]);
+  const caseId = l?.caseId;
+  const missing = !!caseId && !held;
+  useEffect(() => {
+    if (!caseId || !missing) return;
+    let live = true;
+    get<CaseDetail>(`/cases/${encodeURIComponent(caseId)}`)
+      .then((d) => live && setFetched({ id: d.id, code: d.code, title: d.title }))
+      .catch(() => undefined);
+    return () => {
+      live = false;
+    };
+  }, [caseId, missing]);
   if (!l || !l.cameras.length || closed === l.caseId) return null;
-  const c = cases.get(l.caseId);
+  const c = held ?? (fetched?.id === l.caseId ? fetched : undefined);
   const cams = l.cameras;
   const cam = cams[Math.min(pick, cams.length - 1)]!;
   const snapshot = async () => {
@@ -41,7 +58,7 @@ export function LinkagePopup() {
   return (
     <aside className="linkage-popup" data-testid="linkage-popup" data-case={l.caseId}>
       <header>
-        <strong>{t('video.linkage', { code: c?.code ?? l.caseId })}</strong>
+        <strong title={c?.code}>{c ? t('video.linkage', { code: `${c.code} · ${c.title}` }) : t('video.linkagePending')}</strong>
         <button type="button" onClick={() => setClosed(l.caseId)} aria-label={t('common.close')}>×</button>
       </header>
       <CameraPlayer key={cam.id} cameraId={cam.id} title={`${cam.name} · ${distance(t, cam.distanceM)}`} />

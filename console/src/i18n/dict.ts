@@ -301,6 +301,7 @@ export const dict = {
   'video.lowLatency': ['低延时', 'Low latency'],
   'video.hls': ['HLS', 'HLS'],
   'video.linkage': ['视频联动：{code}', 'Video linkage: {code}'],
+  'video.linkagePending': ['视频联动', 'Video linkage'],
   'video.noCameras': ['暂无摄像头', 'No cameras'],
   'camera.state.live': ['直播中', 'Streaming'],
   'camera.state.online': ['在线', 'Online'],
