@@ -9,6 +9,7 @@
 import type { Auth } from '../auth/index.js';
 import type { HubModule } from '../core/module.js';
 import type { Ingest } from '../ingest/index.js';
+import { KeyedQueue } from '../core/keyed-queue.js';
 import type { DeviceRegistry } from '../registry/index.js';
 import type { Fetch } from './amap.js';
 import { loadDispatchConfig, type DispatchConfig } from './dispatch.config.js';
@@ -23,7 +24,7 @@ import { Workers } from './workers.service.js';
 export { DISPATCH_ACTOR, type DispatchAlarm, type DispatchAlarmKind } from './dispatch.engine.js';
 export { loadDispatchConfig, dispatchConfigSchema, type DispatchConfig } from './dispatch.config.js';
 export type { Candidate } from './candidates.js';
-export type { PublicWorker } from './workers.service.js';
+export type { PublicWorker, WorkerChange } from './workers.service.js';
 
 export interface DispatchModule extends HubModule {
   readonly cfg: DispatchConfig;
@@ -51,11 +52,19 @@ export interface DispatchDeps extends DispatchEngineDeps {
 export function createDispatch(deps: DispatchDeps, options: DispatchOptions = {}): DispatchModule {
   const cfg = loadDispatchConfig(process.env, options.config);
   const name = 'dispatch';
-  const workers = new Workers(deps.db, deps.registry, () => deps.grids, deps.now);
+  const workers = new Workers(deps.db, deps.registry, () => deps.grids, deps.now, deps.bus);
   const engine = new DispatchEngine(deps, cfg, workers, name);
   engine.fetch = options.fetch;
   const flagger = new LocationFlagger(cfg, deps.now);
   let timer: NodeJS.Timeout | null = null;
+  /**
+   * Cluster: workers changed on other nodes are read back one at a time per
+   * worker, in the order the changes were heard; those heard before the
+   * roster is loaded wait for it.
+   */
+  const refreshes = new KeyedQueue((err, workerId) => deps.logger.warn({ err, workerId, module: name }, 'worker change from another node not applied'));
+  let early: Set<string> | null = new Set();
+  const refresh = (workerId: string) => void refreshes.run(workerId, () => workers.refresh(workerId));
 
   const mod: DispatchModule = {
     name,
@@ -71,7 +80,15 @@ export function createDispatch(deps: DispatchDeps, options: DispatchOptions = {}
       osmandRoutes(app, { registry: deps.registry, ingest: deps.ingest });
     },
     async start() {
+      deps.bus.on('worker.changed', name, (e) => {
+        if (!e.remote) return;
+        if (early) early.add(e.workerId);
+        else refresh(e.workerId);
+      });
       await workers.load();
+      const heard = early;
+      early = null;
+      for (const id of heard ?? []) refresh(id);
       for (const w of workers.all()) if (hasFix(w)) flagger.seed(w.deviceId, w.lat, w.lon, w.ts);
       deps.ingest.setLocationFlagger((deviceId, m) => flagger.check(deviceId, m));
       await engine.start();
@@ -83,6 +100,7 @@ export function createDispatch(deps: DispatchDeps, options: DispatchOptions = {}
       timer = null;
       deps.ingest.setLocationFlagger(null);
       deps.bus.removeOwner(name);
+      await refreshes.idle();
       await engine.stop();
     },
     flush() {

@@ -2,9 +2,15 @@
  * Workers: the in-memory roster (every worker, 20k is a few MB) backed by the
  * workers table, the live positions index, and the WorkerService other
  * domains use. Writes go to the database first, then to memory.
+ *
+ * Every roster change (create, edit, duty, delete) is announced on the bus
+ * as `worker.changed`; in a cluster the other nodes hear of it through Redis
+ * and read the worker back from the database (`refresh`), never from the
+ * message (docs/cluster.md).
  */
 import { randomBytes } from 'node:crypto';
 import type { GridService, WorkerInfo, WorkerService, WorkerStatus } from '../core/services.js';
+import type { EventBus } from '../core/bus.js';
 import type { Db } from '../store/index.js';
 import type { DeviceRegistry } from '../registry/index.js';
 import { DispatchErrors } from './errors.js';
@@ -26,6 +32,19 @@ export interface PublicWorker {
   online: boolean;
   position: { lat: number; lon: number; ts: number; acc?: number | null; batt?: number | null; gridId?: string | null } | null;
   createdAt: number;
+}
+
+export interface WorkerChange {
+  workerId: string;
+  /** The change was made on another node of a cluster (this node reads the worker back; not to be announced again). */
+  remote?: boolean;
+}
+
+declare module '../core/bus.js' {
+  interface EventMap {
+    /** A worker was created, edited, put on or off duty, or deleted (not emitted for assignments or positions). */
+    'worker.changed': WorkerChange;
+  }
 }
 
 interface Row {
@@ -60,36 +79,38 @@ export class Workers implements WorkerService {
     private readonly registry: DeviceRegistry,
     private readonly grids: () => GridService | undefined,
     private readonly now: () => number,
+    private readonly bus?: EventBus,
   ) {}
+
+  private static fromRow(r: Row): WorkerState {
+    return {
+      id: r.id,
+      name: r.name,
+      deviceId: r.device_id,
+      team: r.team as Team,
+      phone: r.phone,
+      gridIds: r.grid_ids ?? [],
+      userId: r.user_id,
+      onDuty: r.on_duty,
+      assignment: r.case_id && r.stage
+        ? { caseId: r.case_id, stage: r.stage as Stage, since: ms(r.stage_since), lat: NaN, lon: NaN, gridId: null, nearSince: null }
+        : null,
+      lat: NaN,
+      lon: NaN,
+      ts: NaN,
+      acc: null,
+      batt: null,
+      gridId: null,
+      outsideSince: null,
+      geofenceAlarmed: false,
+      createdAt: ms(r.created_at),
+      removed: false,
+    };
+  }
 
   async load(): Promise<void> {
     const rows = await this.db.query<Row>('select * from workers');
-    for (const r of rows) {
-      const w: WorkerState = {
-        id: r.id,
-        name: r.name,
-        deviceId: r.device_id,
-        team: r.team as Team,
-        phone: r.phone,
-        gridIds: r.grid_ids ?? [],
-        userId: r.user_id,
-        onDuty: r.on_duty,
-        assignment: r.case_id && r.stage
-          ? { caseId: r.case_id, stage: r.stage as Stage, since: ms(r.stage_since), lat: NaN, lon: NaN, gridId: null, nearSince: null }
-          : null,
-        lat: NaN,
-        lon: NaN,
-        ts: NaN,
-        acc: null,
-        batt: null,
-        gridId: null,
-        outsideSince: null,
-        geofenceAlarmed: false,
-        createdAt: ms(r.created_at),
-        removed: false,
-      };
-      this.insert(w);
-    }
+    for (const r of rows) this.insert(Workers.fromRow(r));
     if (rows.length === 0) return;
     // Last good fix of every worker's handheld: positions are already stored by ingest.
     const fixes = await this.db.query<{ device_id: string; ts: Date | string; lat: number; lon: number; acc: number | null; batt: number | null }>(
@@ -108,16 +129,89 @@ export class Workers implements WorkerService {
     this.byId.set(w.id, w);
     this.byDeviceId.set(w.deviceId, w);
     if (w.userId) this.byUserId.set(w.userId, w);
-    for (const g of w.gridIds) {
-      let s = this.byGrid.get(g);
-      if (!s) this.byGrid.set(g, (s = new Set()));
-      s.add(w);
-    }
+    this.indexGrids(w);
     this.index.add(w);
   }
 
   private unindexGrids(w: WorkerState): void {
     for (const g of w.gridIds) this.byGrid.get(g)?.delete(w);
+  }
+
+  private indexGrids(w: WorkerState): void {
+    for (const g of w.gridIds) {
+      let s = this.byGrid.get(g);
+      if (!s) this.byGrid.set(g, (s = new Set()));
+      s.add(w);
+    }
+  }
+
+  /** Takes a worker out of memory (its row is gone); a map entry already taken by a newer worker is left alone. */
+  private drop(w: WorkerState): void {
+    w.removed = true;
+    this.unindexGrids(w);
+    if (this.byId.get(w.id) === w) this.byId.delete(w.id);
+    if (this.byDeviceId.get(w.deviceId) === w) this.byDeviceId.delete(w.deviceId);
+    if (w.userId && this.byUserId.get(w.userId) === w) this.byUserId.delete(w.userId);
+    this.index.remove(w);
+    this.dirty.delete(w);
+  }
+
+  /** The roster fields of a row onto the worker in memory (position and assignment stay). */
+  private apply(w: WorkerState, r: Row): void {
+    this.unindexGrids(w);
+    if (this.byDeviceId.get(w.deviceId) === w) this.byDeviceId.delete(w.deviceId);
+    if (w.userId && this.byUserId.get(w.userId) === w) this.byUserId.delete(w.userId);
+    w.name = r.name;
+    w.deviceId = r.device_id;
+    w.team = r.team as Team;
+    w.phone = r.phone;
+    w.gridIds = r.grid_ids ?? [];
+    w.userId = r.user_id;
+    if (w.onDuty !== r.on_duty) {
+      w.onDuty = r.on_duty;
+      w.outsideSince = null;
+      w.geofenceAlarmed = false;
+    }
+    this.byDeviceId.set(w.deviceId, w);
+    if (w.userId) this.byUserId.set(w.userId, w);
+    this.indexGrids(w);
+  }
+
+  private announce(w: WorkerState): void {
+    this.bus?.emit('worker.changed', { workerId: w.id });
+  }
+
+  /**
+   * Cluster: another node created, edited or deleted worker `id`. The worker
+   * is read back from the database (the message names it and nothing more):
+   * its roster fields and duty come from the row; its assignment stays this
+   * node's view (dispatch state is per node, docs/cluster.md); its position
+   * is the newer of this node's and the last good fix stored by any node.
+   * Not announced again, and not pushed to consoles (the node that made the
+   * change does that).
+   */
+  async refresh(id: string): Promise<void> {
+    const [r] = await this.db.query<Row>('select * from workers where id = $1', [id]);
+    const had = this.byId.get(id);
+    if (!r) {
+      if (had) this.drop(had);
+      return;
+    }
+    let w = had;
+    if (w) this.apply(w, r);
+    else {
+      w = Workers.fromRow(r);
+      this.insert(w);
+    }
+    const [f] = await this.db.query<{ ts: Date | string; lat: number; lon: number; acc: number | null; batt: number | null }>(
+      'select ts, lat, lon, acc, batt from positions where device_id = $1 and flag is null order by ts desc limit 1',
+      [w.deviceId],
+    );
+    if (f && !w.removed) {
+      const pushed = this.dirty.has(w);
+      this.setFix(w, f.lat, f.lon, ms(f.ts), f.acc, f.batt);
+      if (!pushed) this.dirty.delete(w);
+    }
   }
 
   get(id: string): WorkerInfo | undefined {
@@ -197,40 +291,48 @@ export class Workers implements WorkerService {
     };
     this.insert(w);
     this.changed(w, null);
+    this.announce(w);
     return w;
   }
 
   async update(id: string, patch: { name?: string; team?: Team; phone?: string | null; gridIds?: string[] }): Promise<WorkerState> {
     const w = this.require(id);
-    const gridIds = patch.gridIds ? [...new Set(patch.gridIds)] : w.gridIds;
-    await this.db.query(
-      'update workers set name = $2, team = $3, phone = $4, grid_ids = $5, updated_at = now() where id = $1',
-      [id, patch.name ?? w.name, patch.team ?? w.team, patch.phone === undefined ? w.phone : patch.phone, gridIds],
-    );
-    this.unindexGrids(w);
-    if (patch.name !== undefined) w.name = patch.name;
-    if (patch.team !== undefined) w.team = patch.team;
-    if (patch.phone !== undefined) w.phone = patch.phone;
-    w.gridIds = gridIds;
-    for (const g of gridIds) {
-      let s = this.byGrid.get(g);
-      if (!s) this.byGrid.set(g, (s = new Set()));
-      s.add(w);
+    // Only the fields the patch names are written: a field another node changed meanwhile is not put back.
+    const args: unknown[] = [id];
+    const sets: string[] = [];
+    const set = (column: string, value: unknown) => {
+      args.push(value);
+      sets.push(`${column} = $${args.length}`);
+    };
+    if (patch.name !== undefined) set('name', patch.name);
+    if (patch.team !== undefined) set('team', patch.team);
+    if (patch.phone !== undefined) set('phone', patch.phone);
+    if (patch.gridIds) set('grid_ids', [...new Set(patch.gridIds)]);
+    const [r] = await this.db.query<Row>(`update workers set ${[...sets, 'updated_at = now()'].join(', ')} where id = $1 returning *`, args);
+    if (!r) {
+      // Deleted through another node meanwhile.
+      this.drop(w);
+      throw DispatchErrors.workerNotFound(`worker ${id} not found`);
     }
+    this.apply(w, r);
     this.changed(w, statusOf(w));
+    this.announce(w);
     return w;
   }
 
   async remove(id: string): Promise<void> {
     const w = this.require(id);
     if (w.assignment) throw DispatchErrors.workerUnavailable(`worker ${id} is busy with case ${w.assignment.caseId}`);
-    await this.db.query('delete from workers where id = $1', [id]);
-    w.removed = true;
-    this.unindexGrids(w);
-    this.byId.delete(id);
-    this.byDeviceId.delete(w.deviceId);
-    if (w.userId) this.byUserId.delete(w.userId);
-    this.index.remove(w);
+    // The row decides (another node may have dispatched the worker): a busy worker stays.
+    const gone = await this.db.query<{ id: string }>('delete from workers where id = $1 and case_id is null returning id', [id]);
+    if (!gone[0]) {
+      const [row] = await this.db.query<{ case_id: string | null }>('select case_id from workers where id = $1', [id]);
+      if (row) throw DispatchErrors.workerUnavailable(`worker ${id} is busy with case ${row.case_id}`);
+      this.drop(w);
+      throw DispatchErrors.workerNotFound(`worker ${id} not found`);
+    }
+    this.drop(w);
+    this.announce(w);
   }
 
   require(id: string): WorkerState {
@@ -247,6 +349,7 @@ export class Workers implements WorkerService {
     w.outsideSince = null;
     w.geofenceAlarmed = false;
     this.changed(w, before);
+    this.announce(w);
   }
 
   async assign(w: WorkerState, a: Omit<Assignment, 'nearSince'>): Promise<void> {
