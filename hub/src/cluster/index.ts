@@ -14,6 +14,9 @@
  *   missed instead of dropping alarms.
  * - Presence: each node keeps a key with its id and ports that expires when
  *   it stops renewing it; the live keys are the peers.
+ * - Worker changes (created, edited, on or off duty, deleted) made on one
+ *   node are announced on `gridlink:worker.changed` by id alone; the others
+ *   read the worker back from the database.
  * - Device liveness: each node announces its own connects and disconnects
  *   (`gridlink:device.status`) and writes them with its id and the connect
  *   time; the holder of `devices.liveness` marks offline the devices of a
@@ -34,6 +37,7 @@ import { Gauge } from 'prom-client';
 import type { EventBus } from '../core/bus.js';
 import type { Logger } from '../core/logger.js';
 import type { DeviceChange, DeviceRegistry, LivenessMessage } from '../registry/index.js';
+import type { WorkerChange } from '../dispatch/workers.service.js';
 import type { Metrics } from '../core/metrics.js';
 import type { Db } from '../store/index.js';
 import { MIGRATION_LOCK } from '../store/migrate.js';
@@ -83,7 +87,9 @@ export interface Cluster {
   readonly socketAdapter: ReturnType<typeof createAdapter> | undefined;
   /**
    * Device changes (created, disabled, re-keyed, deleted) made on one node
-   * reach the registries of the others, which disconnect what they must.
+   * reach the registries of the others, which disconnect what they must;
+   * worker changes reach the others' bus as remote `worker.changed`, on
+   * which dispatch reads the worker back.
    */
   bridge(deps: { bus: EventBus; registry: DeviceRegistry }): void;
   /** Called once the database is migrated: leases start. */
@@ -100,6 +106,7 @@ const DEVICE_CHANNEL = 'gridlink:device.changed';
 /** Rule signals forwarded to a device's owner node: `gridlink:rules:<node>`. */
 const RULES_CHANNEL = 'gridlink:rules:';
 const STATUS_CHANNEL = 'gridlink:device.status';
+const WORKER_CHANNEL = 'gridlink:worker.changed';
 
 /**
  * This node's HTTP address as the other nodes reach it (they proxy video
@@ -327,6 +334,11 @@ export function createCluster(deps: { config: ClusterConfig; db: Db; logger: Log
         conn.publish(DEVICE_CHANNEL, JSON.stringify({ node: config.nodeId, deviceId: e.deviceId, change: e.change }))
           .catch((err: Error) => logger.warn({ err: err.message, deviceId: e.deviceId }, 'device change not announced to the other nodes'));
       });
+      d.bus.on('worker.changed', 'cluster', (e) => {
+        if (e.remote) return;
+        conn.publish(WORKER_CHANNEL, JSON.stringify({ node: config.nodeId, workerId: e.workerId }))
+          .catch((err: Error) => logger.warn({ err: err.message, workerId: e.workerId }, 'worker change not announced to the other nodes'));
+      });
     },
     async start() {
       // Who holds each device's connection, and since when (registry/index.ts writes them).
@@ -348,6 +360,19 @@ export function createCluster(deps: { config: ClusterConfig; db: Db; logger: Log
           bridged?.registry.applyLiveness(s);
           return;
         }
+        if (channel === WORKER_CHANNEL) {
+          // Only "worker X changed" is taken from the message: the worker itself is read from the database.
+          let w: { node?: unknown; workerId?: unknown };
+          try {
+            w = JSON.parse(text) as typeof w;
+          } catch {
+            return;
+          }
+          if (typeof w?.workerId !== 'string' || w.node === config.nodeId || !bridged) return;
+          const change: WorkerChange = { workerId: w.workerId, remote: true };
+          bridged.bus.emit('worker.changed', change);
+          return;
+        }
         let m: { node: string; deviceId: string; change: DeviceChange['change'] };
         try {
           m = JSON.parse(text) as typeof m;
@@ -357,7 +382,7 @@ export function createCluster(deps: { config: ClusterConfig; db: Db; logger: Log
         if (m.node === config.nodeId || !bridged) return;
         bridged.registry.refresh(m.deviceId, m.change).catch((err: Error) => logger.warn({ err: err.message, deviceId: m.deviceId }, 'device change from another node not applied'));
       });
-      await sub.subscribe(DEVICE_CHANNEL, STATUS_CHANNEL);
+      await sub.subscribe(DEVICE_CHANNEL, STATUS_CHANNEL, WORKER_CHANNEL);
       await leases.start();
     },
     async announce(ports) {

@@ -10,6 +10,7 @@
  *   'case.changed', 'case.overdue', 'case.refused'  cases/service.ts
  *   'alarm.changed'                            rules/alarms.ts
  *   'dispatch.alarm', 'dispatch.command'       dispatch/dispatch.engine.ts
+ *   'worker.changed'                           dispatch/workers.service.ts (bridged between nodes by cluster/index.ts)
  *   'camera.alarm', 'video.linkage'            video/index.ts
  */
 import type { Logger } from './logger.js';
