@@ -179,7 +179,7 @@ describe.skipIf(skip)('npm run demo: video out of the box (no GStreamer)', () =>
     // The duty officer reads which case it is: its code and title, not the case's internal id.
     const caseId = (await page.getAttribute('[data-testid=linkage-popup]', 'data-case'))!;
     const header = page.locator('[data-testid=linkage-popup] header strong');
-    await page.waitForFunction(() => /GL-\d{8}-\d+ · \S/.test(document.querySelector('[data-testid=linkage-popup] header strong')?.textContent ?? ''), null, { timeout: 60_000 });
+    await page.waitForFunction(`/GL-\\d{8}-\\d+ · \\S/.test(document.querySelector('[data-testid=linkage-popup] header strong')?.textContent ?? '')`, null, { timeout: 60_000 });
     expect(await header.textContent()).not.toContain(caseId);
     const advanced = await framesAdvance(page, '[data-testid=linkage-popup] [data-testid=camera-player]', 1);
     expect(advanced[0]).toBeGreaterThan(3);
