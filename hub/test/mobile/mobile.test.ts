@@ -184,7 +184,11 @@ describe('mobile API (handheld sessions, tasks, reports)', () => {
     // dispatcherA is scoped to street A, where G-A1 lies; a street-B dispatcher would not see it.
     const outsider = h.hub.ctx.auth.sign({ id: 'u-b', username: 'b', role: 'dispatcher', regionId: 'S-B', displayName: 'b' });
     expect((await h.api<Json>('POST', `/m/sessions/${id}/revoke`, {}, outsider)).status).toBe(404);
-    expect((await h.api<Json>('POST', `/m/sessions/${id}/revoke`, {}, h.tokens.officer.replace(/.$/, 'x'))).status).toBe(401);
+    // A forged signature: its first character changed (the last one carries two padding bits that decoders ignore, so
+    // changing only it can leave the signature's bytes as they were).
+    const forged = h.tokens.officer.replace(/\.([^.])([^.]*)$/, (_, c: string, rest: string) => `.${c === 'A' ? 'B' : 'A'}${rest}`);
+    expect(forged).not.toBe(h.tokens.officer);
+    expect((await h.api<Json>('POST', `/m/sessions/${id}/revoke`, {}, forged)).status).toBe(401);
     const sock: Socket = io(h.http, { path: '/socket.io', auth: { token }, transports: ['websocket'], reconnection: false });
     await new Promise<void>((resolve) => sock.once('connect', () => resolve()));
     const closed = new Promise<void>((resolve) => sock.once('disconnect', () => resolve()));
