@@ -20,6 +20,12 @@ export interface Signal {
   /** Hub clock at arrival. */
   at: number;
   msg: Normalised;
+  /**
+   * Cluster: the correlation rules this signal is evaluated for (on the
+   * rules' owner node); absent, the device's own rules (on the device's
+   * owner). The single process evaluates every rule and never sets it.
+   */
+  rules?: string[];
 }
 
 export interface DeviceLite {
@@ -208,15 +214,28 @@ export class RuleEvaluator {
    * owner). Absence needs no forwarding: the node running the timers hears
    * every device through `devices.last_seen`.
    */
-  wants(sig: Signal): boolean {
+  wants(sig: Signal, correlation = true): boolean {
     const m = sig.msg;
     if (m.channel !== 'telemetry' && m.channel !== 'event' && m.channel !== 'alert') return false;
     for (const rule of this.rules.values()) {
-      if (rule.enabled === false) continue;
+      if (rule.enabled === false || (!correlation && rule.kind === 'correlation')) continue;
       if (rule.kind === 'threshold' ? m.channel !== 'telemetry' || m.values[rule.metric] === undefined : rule.kind === 'absence' || m.channel === 'telemetry') continue;
       if (this.inScope(rule, sig.deviceId, sig.deviceType, sig.gridId)) return true;
     }
     return false;
+  }
+
+  /** The enabled correlation rules one of whose two signal kinds this signal is (cluster: they are evaluated on each rule's owner). */
+  correlationsFor(sig: Signal): string[] {
+    const m = sig.msg;
+    if ((m.channel !== 'event' && m.channel !== 'alert') || sig.lat === null || sig.lon === null) return [];
+    const out: string[] = [];
+    for (const rule of this.rules.values()) {
+      if (rule.kind !== 'correlation' || rule.enabled === false) continue;
+      if (!rule.signals.some((spec) => spec.channel === m.channel && spec.types.includes(m.type))) continue;
+      if (this.inScope(rule, sig.deviceId, sig.deviceType, sig.gridId)) out.push(rule.id);
+    }
+    return out;
   }
 
   /** An alarm cleared or removed outside the evaluator (REST clear). */
@@ -251,13 +270,18 @@ export class RuleEvaluator {
     return true;
   }
 
-  /** Effects of one stored message, correlation first so a correlated case exists before the single-signal rules look for one. */
-  onSignal(sig: Signal): Effect[] {
+  /**
+   * Effects of one stored message, correlation first so a correlated case
+   * exists before the single-signal rules look for one. `only` limits the
+   * rules evaluated (a cluster splits a device's own rules from correlation
+   * rules, which join two devices and run on one node per rule).
+   */
+  onSignal(sig: Signal, only?: (rule: Rule) => boolean): Effect[] {
     const out: Effect[] = [];
     const later: Effect[] = [];
     this.heard(sig.deviceId, sig.at);
     for (const rule of this.rules.values()) {
-      if (rule.enabled === false || !this.inScope(rule, sig.deviceId, sig.deviceType, sig.gridId)) continue;
+      if (rule.enabled === false || (only && !only(rule)) || !this.inScope(rule, sig.deviceId, sig.deviceType, sig.gridId)) continue;
       switch (rule.kind) {
         case 'threshold': this.threshold(rule, sig, later); break;
         case 'match': this.match(rule, sig, later); break;

@@ -118,14 +118,21 @@ export function createRules(deps: RulesDeps, opts: RulesOptions = {}): RulesModu
   let takeovers = 0;
   let handover: Promise<void> = Promise.resolve();
 
+  /** A device's own rules: every rule but correlation, which joins two devices and runs on its rule's owner. */
+  const deviceRules = (r: Rule) => r.kind !== 'correlation';
+
   function evaluate(sig: Signal): void {
     if (held) {
       held.push(sig);
       return;
     }
-    const effects = evaluator.onSignal(sig);
+    const ids = sig.rules;
+    const effects = evaluator.onSignal(sig, ids ? (r) => r.kind === 'correlation' && ids.includes(r.id) : deviceRules);
     if (effects.length) void alarms.applyAll(effects);
   }
+
+  /** The key a correlation rule is owned by: the same rendezvous hash as devices (a NUL never appears in a device id). */
+  const ruleOwnerKey = (ruleId: string) => `\u0000rule:${ruleId}`;
 
   /** Signals for other owners, sent as one message per owner once the current burst of stored messages is handled. */
   const outbox = new Map<string, Signal[]>();
@@ -136,11 +143,36 @@ export function createRules(deps: RulesDeps, opts: RulesOptions = {}): RulesModu
   /** Evaluates here when this node owns the device (or knows no peers yet), else forwards to its owner. */
   function route(sig: Signal): void {
     const o = owners!;
+    if (sig.rules) {
+      // Re-routed after its owner was found gone: those rules' owners again.
+      for (const [owner, ids] of correlationOwners(sig.rules)) toOwner(owner, { ...sig, rules: ids });
+      return;
+    }
+    const corr = evaluator.correlationsFor(sig);
+    if (corr.length) for (const [owner, ids] of correlationOwners(corr)) toOwner(owner, { ...sig, rules: ids });
     const owner = o.ownerOf(sig.deviceId);
     if (owner === null || owner === o.nodeId) return evaluate(sig);
     // Absence: whichever node holds the timers next has heard the device.
     evaluator.heard(sig.deviceId, sig.at);
-    if (!evaluator.wants(sig)) return;
+    if (!evaluator.wants(sig, false)) return;
+    toOwner(owner, sig);
+  }
+
+  /** Correlation rules grouped by the node that owns each. */
+  function correlationOwners(ids: readonly string[]): Map<string | null, string[]> {
+    const by = new Map<string | null, string[]>();
+    for (const id of ids) {
+      const owner = owners!.ownerOf(ruleOwnerKey(id));
+      const list = by.get(owner);
+      if (list) list.push(id);
+      else by.set(owner, [id]);
+    }
+    return by;
+  }
+
+  /** Evaluated here when this node is the owner (or knows no peers yet), else queued for the owner's channel. */
+  function toOwner(owner: string | null, sig: Signal): void {
+    if (owner === null || owner === owners!.nodeId) return evaluate(sig);
     let box = outbox.get(owner);
     if (!box) outbox.set(owner, (box = []));
     box.push(sig);

@@ -69,14 +69,14 @@ describe.runIf(RUN_CLUSTER)('rules across two nodes: one owner per device', () =
     await db?.drop();
   }, 60_000);
 
-  async function device(type: string, id: string): Promise<void> {
-    const r = await api<{ secret: string }>(b.http, 'POST', '/devices', { type, id, lat: 30.6, lon: 104.0 }, token);
+  async function device(type: string, id: string, at = { lat: 30.6, lon: 104.0 }): Promise<void> {
+    const r = await api<{ secret: string }>(b.http, 'POST', '/devices', { type, id, ...at }, token);
     expect(r.status, JSON.stringify(r.body)).toBe(201);
     secrets.set(id, r.body.secret);
   }
 
   /** One message through a node's HTTP ingest, as a balancer would send it there; 202 = committed. */
-  async function send(node: HubNode, id: string, channel: 'telemetry' | 'event', body: object): Promise<void> {
+  async function send(node: HubNode, id: string, channel: 'telemetry' | 'event' | 'alert', body: object): Promise<void> {
     const auth = Buffer.from(`${id}:${secrets.get(id)}`).toString('base64');
     const r = await fetch(`${node.http}/api/v1/ingest/${id}/${channel}`, { method: 'POST', headers: { authorization: `Basic ${auth}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
     expect(r.status, `${id} via ${node.id}: ${await r.text()}`).toBe(202);
@@ -135,6 +135,32 @@ describe.runIf(RUN_CLUSTER)('rules across two nodes: one owner per device', () =
     await until(async () => (await alarms('smoke-both', 'smoke-alarm'))[0]?.count === 2, WAIT, 50);
     expect((await alarms('smoke-both', 'smoke-alarm')).length).toBe(1);
     expect(await cases('smoke-both')).toBe(1);
+  }, 240_000);
+
+  it('correlates a smoke alarm and a camera fire alert whose devices have different owners: one critical correlation alarm', async () => {
+    // The smoke sensor is node A's, the camera node B's: each device's own rules run on its owner, the correlation on the rule's.
+    const ownedBy = (prefix: string, node: string) => {
+      for (let i = 0; ; i++) if (rendezvousOwner(`${prefix}-${i}`, ['node-a', 'node-b']) === node) return `${prefix}-${i}`;
+    };
+    const smoke = ownedBy('smoke-corr', 'node-a');
+    const cam = ownedBy('cam-corr', 'node-b');
+    // 100 m apart, away from the other tests' devices (a smoke alarm of theirs within 200 m would be the match).
+    await device('sensor.smoke', smoke, { lat: 30.65, lon: 104.05 });
+    await device('camera', cam, { lat: 30.6509, lon: 104.05 });
+    // Each through a node that does not own it, as a balancer may send them.
+    await send(b, smoke, 'event', { type: 'smoke_alarm', severity: 'critical' });
+    await send(a, cam, 'alert', { type: 'fire', confidence: 0.9 });
+    const [corr] = await until(async () => {
+      const rows = await db.query<{ id: string; status: string; severity: string; related: string[] | null; case_id: string | null }>(
+        "select id, status, severity, related, case_id from alarms where rule_id = 'fire-correlation' and device_id = $1", [smoke]);
+      return rows[0]?.case_id ? rows : null;
+    }, WAIT, 50);
+    expect(corr).toMatchObject({ status: 'active', severity: 'critical', related: [cam] });
+    await until(async () => (await alarms(cam, 'camera-fire'))[0]?.case_id, WAIT, 50);
+    await until(() => changes(smoke, 'fire-correlation').length >= 1, WAIT, 50);
+    expect(changes(smoke, 'fire-correlation')).toEqual(['raised']);
+    expect((await alarms(smoke, 'smoke-alarm')).length).toBe(1);
+    expect((await alarms(cam, 'camera-fire')).length).toBe(1);
   }, 240_000);
 
   it('finishes a run half-way through when its owner is SIGKILLed: raised once on the survivor, an alarm raised before goes on', async () => {
