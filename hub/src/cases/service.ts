@@ -579,6 +579,8 @@ export class CaseStore implements CaseService {
           if (!input.workerId) throw CaseErrors.workerRequired();
           this.assertWorkerInRegion(actor, input.workerId);
           this.d.workers()?.assertDispatchable(input.workerId);
+          // This node's roster may be a moment old (another node dispatched the worker): the row decides.
+          await this.d.workers()?.claim?.(q, input.workerId, r.id, at);
           set.push(`worker_id = ${p(input.workerId)}`, 'department_id = null', 'dispatched_at = coalesce(dispatched_at, to_timestamp($3 / 1000.0))', 'dispatch_count = dispatch_count + 1');
           newAck();
           break;

@@ -6,6 +6,7 @@
  * when its module is not loaded; callers degrade gracefully.
  */
 import type { AnyServerEventName, AnyServerEventPayload, CaseAction, CaseSummary, Actor, ServerEventName, ServerEventPayload, WorkerInfo } from '@gridlink/devices/contract';
+import type { Queryable } from '../store/index.js';
 
 // The shapes other rooms and clients see are the contract's (docs/contract.md): one definition.
 export type { Actor, CaseAction, CaseSource, CaseStatus, CaseSummary, WorkerInfo, WorkerStatus } from '@gridlink/devices/contract';
@@ -35,6 +36,13 @@ export interface WorkerService {
   byUser(userId: string): WorkerInfo | undefined;
   /** Throws a GridError when the worker cannot take a dispatch now. */
   assertDispatchable(workerId: string): void;
+  /**
+   * Inside the dispatch's own transaction: takes the worker's row for the
+   * case, or throws the same 409 as `assertDispatchable` when the row says
+   * the worker is off duty or holds another open case. The database decides,
+   * whichever node made the other dispatch.
+   */
+  claim?(q: Queryable, workerId: string, caseId: string, at: number): Promise<void>;
 }
 
 export interface GridService {

@@ -3,16 +3,20 @@
  * workers table, the live positions index, and the WorkerService other
  * domains use. Writes go to the database first, then to memory.
  *
- * Every roster change (create, edit, duty, delete) is announced on the bus
- * as `worker.changed`; in a cluster the other nodes hear of it through Redis
- * and read the worker back from the database (`refresh`), never from the
- * message (docs/cluster.md).
+ * Every roster change (create, edit, duty, delete) and every change of
+ * assignment (dispatched, en route, on scene, released) is announced on the
+ * bus as `worker.changed`; in a cluster the other nodes hear of it through
+ * Redis and read the worker back from the database (`refresh`), never from
+ * the message (docs/cluster.md). A dispatch takes the worker's row inside
+ * the case's transaction (`claim`), so the database, not a node's memory,
+ * decides whether the worker is free.
  */
 import { randomBytes } from 'node:crypto';
 import type { GridService, WorkerInfo, WorkerService, WorkerStatus } from '../core/services.js';
 import type { EventBus } from '../core/bus.js';
 import type { Db } from '../store/index.js';
 import type { DeviceRegistry } from '../registry/index.js';
+import type { Queryable } from '../store/index.js';
 import { DispatchErrors } from './errors.js';
 import { PositionIndex } from './positions.index.js';
 import { hasFix, infoOf, statusOf, TEAM_NAMES, type Assignment, type Stage, type Team, type WorkerState } from './worker.model.js';
@@ -42,7 +46,7 @@ export interface WorkerChange {
 
 declare module '../core/bus.js' {
   interface EventMap {
-    /** A worker was created, edited, put on or off duty, or deleted (not emitted for assignments or positions). */
+    /** A worker was created, edited, put on or off duty, deleted, dispatched, moved a stage on or released (not emitted for positions). */
     'worker.changed': WorkerChange;
   }
 }
@@ -73,6 +77,8 @@ export class Workers implements WorkerService {
   readonly index = new PositionIndex();
   /** workers whose position or status changed since the last `positions` push */
   readonly dirty = new Set<WorkerState>();
+  /** Bumped by every assignment this node writes: a read-back that raced one leaves the assignment alone. */
+  private readonly assignSeq = new WeakMap<WorkerState, number>();
 
   constructor(
     private readonly db: Db,
@@ -182,15 +188,18 @@ export class Workers implements WorkerService {
   }
 
   /**
-   * Cluster: another node created, edited or deleted worker `id`. The worker
-   * is read back from the database (the message names it and nothing more):
-   * its roster fields and duty come from the row; its assignment stays this
-   * node's view (dispatch state is per node, docs/cluster.md); its position
-   * is the newer of this node's and the last good fix stored by any node.
+   * Cluster: another node created, edited, deleted, dispatched or released
+   * worker `id`. The worker is read back from the database (the message
+   * names it and nothing more): its roster fields, duty and assignment (case
+   * and stage) come from the row; its position is the newer of this node's
+   * and the last good fix stored by any node. An assignment this node wrote
+   * while the row was being read is left alone (the row read may be older).
    * Not announced again, and not pushed to consoles (the node that made the
    * change does that).
    */
   async refresh(id: string): Promise<void> {
+    const known = this.byId.get(id);
+    const seq = known ? this.assignSeq.get(known) ?? 0 : 0;
     const [r] = await this.db.query<Row>('select * from workers where id = $1', [id]);
     const had = this.byId.get(id);
     if (!r) {
@@ -198,8 +207,10 @@ export class Workers implements WorkerService {
       return;
     }
     let w = had;
-    if (w) this.apply(w, r);
-    else {
+    if (w) {
+      this.apply(w, r);
+      if (w === known && (this.assignSeq.get(w) ?? 0) === seq) this.takeAssignment(w, r);
+    } else {
       w = Workers.fromRow(r);
       this.insert(w);
     }
@@ -212,6 +223,20 @@ export class Workers implements WorkerService {
       this.setFix(w, f.lat, f.lon, ms(f.ts), f.acc, f.batt);
       if (!pushed) this.dirty.delete(w);
     }
+  }
+
+  /** The row's case and stage onto the worker in memory; the case's place (arrival) stays when the case is the same. */
+  private takeAssignment(w: WorkerState, r: Row): void {
+    if (!r.case_id || !r.stage) {
+      w.assignment = null;
+      return;
+    }
+    const a = w.assignment;
+    if (a?.caseId === r.case_id) {
+      if (a.stage !== r.stage) Object.assign(a, { stage: r.stage as Stage, since: ms(r.stage_since), nearSince: null });
+      return;
+    }
+    w.assignment = { caseId: r.case_id, stage: r.stage as Stage, since: ms(r.stage_since), lat: NaN, lon: NaN, gridId: null, nearSince: null };
   }
 
   get(id: string): WorkerInfo | undefined {
@@ -236,6 +261,27 @@ export class Workers implements WorkerService {
     if (status !== 'available') throw DispatchErrors.workerUnavailable(`worker ${workerId} is ${status}`, { status });
     const device = this.registry.get(w.deviceId);
     if (!device || !device.enabled) throw DispatchErrors.workerUnavailable(`worker ${workerId}'s handheld is missing or disabled`);
+  }
+
+  /**
+   * The dispatch's write, in the case's transaction: the worker's row is
+   * locked, and refused (409, as `assertDispatchable`) when it is off duty
+   * or holds another case that is still open with this worker; otherwise it
+   * now holds this case. Two dispatches of one worker through two nodes
+   * queue on the row lock, and the second reads the first's committed case.
+   * A row left holding a case that is no longer open with the worker (its
+   * node died between the case action and the release) does not block.
+   */
+  async claim(q: Queryable, workerId: string, caseId: string, at: number): Promise<void> {
+    const [r] = await q.query<{ case_id: string | null; stage: string | null; on_duty: boolean }>('select case_id, stage, on_duty from workers where id = $1 for update', [workerId]);
+    if (!r) throw DispatchErrors.workerNotFound(`worker ${workerId} not found`);
+    if (!r.on_duty) throw DispatchErrors.workerUnavailable(`worker ${workerId} is off_duty`, { status: 'off_duty' });
+    if (r.case_id) {
+      // A statement of its own: under READ COMMITTED it sees the case the other dispatch committed.
+      const open = await q.query<{ id: string }>("select id from cases where id = $1 and worker_id = $2 and status in ('dispatched', 'accepted', 'on_scene')", [r.case_id, workerId]);
+      if (open[0]) throw DispatchErrors.workerUnavailable(`worker ${workerId} is ${r.stage ?? 'busy'} with case ${r.case_id}`, { status: r.stage ?? 'dispatched' });
+    }
+    await q.query("update workers set case_id = $2, stage = 'dispatched', stage_since = to_timestamp($3 / 1000.0), updated_at = now() where id = $1", [workerId, caseId, at]);
   }
 
   toPublic(w: WorkerState): PublicWorker {
@@ -355,16 +401,21 @@ export class Workers implements WorkerService {
   async assign(w: WorkerState, a: Omit<Assignment, 'nearSince'>): Promise<void> {
     const before = statusOf(w);
     await this.db.query('update workers set case_id = $2, stage = $3, stage_since = to_timestamp($4 / 1000.0), updated_at = now() where id = $1', [w.id, a.caseId, a.stage, a.since]);
+    this.assignSeq.set(w, (this.assignSeq.get(w) ?? 0) + 1);
     w.assignment = { ...a, nearSince: w.assignment?.caseId === a.caseId ? w.assignment.nearSince : null };
     this.changed(w, before);
+    this.announce(w);
   }
 
+  /** Ends the worker's assignment; the row is cleared only while it still holds that case (another node may have dispatched the worker since). */
   async release(w: WorkerState): Promise<void> {
     if (!w.assignment) return;
     const before = statusOf(w);
-    await this.db.query('update workers set case_id = null, stage = null, stage_since = null, updated_at = now() where id = $1', [w.id]);
+    await this.db.query('update workers set case_id = null, stage = null, stage_since = null, updated_at = now() where id = $1 and case_id = $2', [w.id, w.assignment.caseId]);
+    this.assignSeq.set(w, (this.assignSeq.get(w) ?? 0) + 1);
     w.assignment = null;
     this.changed(w, before);
+    this.announce(w);
   }
 
   /** Moves the live position (the fix already passed the flagger and is stored). */

@@ -17,6 +17,12 @@ describe('dispatch over MQTT', () => {
     for (const id of ids) await h.dispatch.workers.setDuty(h.dispatch.workers.byId.get(id)!, false);
   };
 
+  /** Withdraws a dispatch a test leaves open, so a later test's accept timeout does not re-dispatch it to that test's workers. */
+  const done = async (caseId: string) => {
+    expect((await h.as('dispatcher')('POST', `/cases/${caseId}/actions`, { action: 'cancel' })).status).toBe(200);
+    await h.dispatch.engine.idle();
+  };
+
   beforeAll(async () => {
     h = await startDispatchHub({ config: { acceptTimeoutS: 60, arrivalRadiusM: 50, arrivalDwellS: 20, autoDispatch: 'fire:critical', geofenceMinutes: 10 } });
     h.hub.ctx.bus.on('dispatch.alarm', 'test', (a) => void alarms.push(a));
@@ -70,6 +76,33 @@ describe('dispatch over MQTT', () => {
     expect(r.body.code).toBe('WORKER_UNAVAILABLE');
   });
 
+  it('should re-dispatch a worker to one case only when two dispatches time out at once and both pick that worker', async () => {
+    const near = (dLat: number) => ({ lat: AT.B1.lat + dLat, lon: AT.B1.lon });
+    const [w1, w2, spare] = [await h.addWorker({ id: 'w-late1', gridIds: ['G-B1'], at: near(0.001) }), await h.addWorker({ id: 'w-late2', gridIds: ['G-B1'], at: near(0.0012) }), await h.addWorker({ id: 'w-spare', gridIds: ['G-B1'], at: near(0.0005) })];
+    const [c1, c2] = [await h.newCase(near(0)), await h.newCase(near(0.0001))];
+    expect((await dispatch(c1.id, w1.id)).status).toBe(200);
+    expect((await dispatch(c2.id, w2.id)).status).toBe(200);
+    await h.dispatch.engine.idle();
+    // Both time out on the same beat; each escalation ranks w-spare first while the roster still shows it available.
+    h.clock.advance(60_000);
+    h.dispatch.flush();
+    await waitFor(() => [c1, c2].every((c) => alarms.some((a) => a.caseId === c.id && a.kind === 'dispatch_timeout')));
+    await h.dispatch.engine.idle();
+    await waitFor(() => [c1, c2].some((c) => alarms.some((a) => a.caseId === c.id && a.kind === 'dispatch_no_candidate')));
+    await h.dispatch.engine.idle();
+    // The worker's row took the first; the second was refused, and its case went back to the dispatcher.
+    const cases = await Promise.all([c1, c2].map((c) => caseOf(c.id)));
+    expect(cases.filter((c) => c.workerId === spare.id && c.status === 'dispatched')).toHaveLength(1);
+    const won = cases[0]!.workerId === spare.id ? c1 : c2;
+    const lost = won === c1 ? c2 : c1;
+    expect(await caseOf(lost.id)).toMatchObject({ status: 'registered', workerId: null });
+    expect(await worker(spare.id)).toMatchObject({ status: 'dispatched', caseId: won.id });
+    const [row] = await h.hub.ctx.db.query<{ case_id: string }>('select case_id from workers where id = $1', [spare.id]);
+    expect(row!.case_id).toBe(won.id);
+    await done(won.id);
+    await offDuty(w1.id, w2.id, spare.id);
+  });
+
   it('should deliver a dispatch to a handheld that was offline once it reconnects (persistent session)', async () => {
     const w = await h.addWorker({ id: 'w-persist', gridIds: ['G-B1'], at: AT.B1 });
     const first = await h.handheld(w.deviceId, w.secret, { clean: false });
@@ -84,6 +117,7 @@ describe('dispatch over MQTT', () => {
     again.on('message', (_t, p) => got.push(JSON.parse(p.toString()) as Command));
     const cmd = await waitFor(() => got.find((x) => x.type === 'dispatch' && x.case.id === c.id));
     expect(cmd.type).toBe('dispatch');
+    await done(c.id);
     await offDuty(w.id);
   });
 
@@ -99,6 +133,7 @@ describe('dispatch over MQTT', () => {
     const rows = await h.hub.ctx.db.query<{ sends: number; done_at: Date | null }>('select sends, done_at from dispatch_commands where cmd_id = $1', [cmd.cmdId]);
     expect(rows[0]!.sends).toBe(2);
     expect(rows[0]!.done_at).toBeNull();
+    await done(c.id);
     await offDuty(w.id);
   });
 
