@@ -33,7 +33,7 @@ import { DispatchRepo } from './dispatch.repo.js';
 import { CommandOutbox } from './outbox.js';
 import { CandidateRanker } from './ranking.js';
 import { adoptOverdue, claimTimeout } from './timeouts.cluster.js';
-import { hasFix, statusOf, type WorkerState } from './worker.model.js';
+import { hasFix, statusOf, type Stage, type WorkerState } from './worker.model.js';
 
 /** The actor dispatch uses for the case actions it takes on its own. */
 export const DISPATCH_ACTOR: Actor = { kind: 'system', id: 'dispatch', name: '自动调度' };
@@ -262,9 +262,36 @@ export class DispatchEngine {
     return actor.kind === 'system' && actor.id === DISPATCH_ACTOR.id;
   }
 
+  /**
+   * The worker this node follows for the case. Cluster: the dispatch may
+   * have been made, or taken a stage further, through another node (the
+   * handheld's accept reached this one, a dispatcher here cancels): when
+   * this node does not follow it, the worker's row says who holds the case
+   * (for a dispatch, the worker it replaces). The single process keeps its
+   * own view alone.
+   */
+  private async currentOf(e: CaseChanged): Promise<WorkerState | undefined> {
+    const c = e.case;
+    const cur = this.byCase.get(c.id);
+    if (!this.deps.leases?.shared) return cur;
+    if (cur?.assignment?.caseId === c.id) return cur;
+    if (cur) this.byCase.delete(c.id);
+    const fresh = e.action === 'dispatch' || e.action === 'rework';
+    if (!fresh && !c.workerId && typeof e.data?.workerId !== 'string') return undefined;
+    const rows = await this.deps.db.query<{ id: string; stage: Stage; since: number | string }>(
+      'select id, stage, extract(epoch from stage_since) * 1000 as since from workers where case_id = $1', [c.id]);
+    const r = rows.find((x) => !fresh || x.id !== c.workerId);
+    const w = r ? this.workers.byId.get(r.id) : undefined;
+    if (!r || !w) return undefined;
+    if (w.assignment?.caseId !== c.id) w.assignment = { caseId: c.id, stage: r.stage, since: Number(r.since), lat: c.lat, lon: c.lon, gridId: c.gridId, nearSince: null };
+    else if (w.assignment.lat !== w.assignment.lat) Object.assign(w.assignment, { lat: c.lat, lon: c.lon, gridId: c.gridId });
+    this.byCase.set(c.id, w);
+    return w;
+  }
+
   private async onCase(e: CaseChanged): Promise<void> {
     const c = e.case;
-    const current = this.byCase.get(c.id);
+    const current = await this.currentOf(e);
     const now = this.deps.now();
     switch (e.action) {
       case 'dispatch':
