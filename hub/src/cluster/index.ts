@@ -14,9 +14,10 @@
  *   missed instead of dropping alarms.
  * - Presence: each node keeps a key with its id and ports that expires when
  *   it stops renewing it; the live keys are the peers.
- * - Worker changes (created, edited, on or off duty, deleted) made on one
- *   node are announced on `gridlink:worker.changed` by id alone; the others
- *   read the worker back from the database.
+ * - Worker changes (created, edited, on or off duty, deleted, dispatched,
+ *   a stage on, released) made on one node are announced on
+ *   `gridlink:worker.changed` by id alone; the others read the worker back
+ *   from the database.
  * - Device liveness: each node announces its own connects and disconnects
  *   (`gridlink:device.status`) and writes them with its id and the connect
  *   time; the holder of `devices.liveness` marks offline the devices of a
