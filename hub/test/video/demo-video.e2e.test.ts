@@ -173,7 +173,9 @@ describe.skipIf(skip)('npm run demo: video out of the box (no GStreamer)', () =>
       headers: { 'content-type': 'application/json', authorization: `Basic ${Buffer.from(`cam-0002:${secret}`).toString('base64')}` },
     });
     expect(res.status).toBe(202);
-    await page.waitForSelector('[data-testid=linkage-popup]', { timeout: 60_000 });
+    // Every new case near cameras opens the popup (the demo's workers and citizens report too): wait for the one this
+    // alert opened, which plays the alerting camera first.
+    await page.waitForSelector('[data-testid=linkage-popup] [data-testid=camera-player][data-camera="cam-0002"]', { timeout: 60_000 });
     const first = await page.getAttribute('[data-testid=linkage-popup] [data-testid=camera-player]', 'data-camera');
     expect(first).toBe('cam-0002');
     // The duty officer reads which case it is: its code and title, not the case's internal id.
