@@ -9,9 +9,9 @@
  * the worker through neither node.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AT, districtGrids } from '../cases/fixtures.js';
+import { AT } from '../cases/fixtures.js';
 import { until } from '../helpers.js';
-import { api, clusterEnv, createDatabase, health, login, RUN_CLUSTER, startNode, startRedis, type HubNode, type RedisServer, type TestDatabase } from './harness.js';
+import { api, login, RUN_CLUSTER, twoNodeDistrict, type HubNode, type TestDatabase } from './harness.js';
 
 /** Guards against a hang on a busy machine; nothing here is a latency assertion. */
 const WAIT = 60_000;
@@ -22,7 +22,7 @@ interface Candidate { workerId: string; status: string }
 interface Case { id: string; status: string; workerId: string | null; gridId: string | null }
 
 describe.runIf(RUN_CLUSTER)('dispatch assignments across two nodes', () => {
-  let redis: RedisServer;
+  let stop = async () => {};
   let db: TestDatabase;
   let a: HubNode, b: HubNode;
   let token = '';
@@ -30,17 +30,7 @@ describe.runIf(RUN_CLUSTER)('dispatch assignments across two nodes', () => {
   const cases: string[] = [];
 
   beforeAll(async () => {
-    redis = await startRedis();
-    db = await createDatabase();
-    const env = clusterEnv(redis.url, db.url);
-    a = await startNode('node-a', env);
-    token = await login(a.http);
-    const g = await api(a.http, 'PUT', '/grids', districtGrids(), token);
-    expect(g.status, JSON.stringify(g.body)).toBe(200);
-    const u = await api(a.http, 'POST', '/users', { username: 'officer-sb', password: OFFICER_PASSWORD, role: 'officer', regionId: 'S-B' }, token);
-    expect(u.status, JSON.stringify(u.body)).toBe(201);
-    b = await startNode('node-b', env);
-    await until(async () => (await Promise.all([a, b].map(health))).every((h) => h.cluster.peers.length === 2), WAIT, 100);
+    ({ db, a, b, token, stop } = await twoNodeDistrict([{ username: 'officer-sb', regionId: 'S-B' }], OFFICER_PASSWORD));
 
     const d = await api<{ secret: string }>(a.http, 'POST', '/devices', { type: 'handheld', id: 'hh-1' }, token);
     expect(d.status, JSON.stringify(d.body)).toBe(201);
@@ -69,12 +59,7 @@ describe.runIf(RUN_CLUSTER)('dispatch assignments across two nodes', () => {
     for (const n of [a, b]) await until(() => offered(n, cases[1]!), WAIT, 100);
   }, 180_000);
 
-  afterAll(async () => {
-    if (process.env.GRIDLINK_CLUSTER_LOGS === '1') for (const n of [a, b]) if (n) process.stderr.write(`--- ${n.id}\n${n.output()}\n`);
-    await Promise.all([a, b].map((n) => n?.kill('SIGKILL')));
-    await redis?.stop();
-    await db?.drop();
-  }, 60_000);
+  afterAll(() => stop(), 60_000);
 
   const worker = async (node: HubNode) => (await api<Worker>(node.http, 'GET', '/workers/w-1', undefined, token)).body;
   async function offered(node: HubNode, caseId: string): Promise<Candidate | undefined> {

@@ -10,7 +10,8 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { REQUIRE_ALL, PG_URL } from '../helpers.js';
+import { districtGrids } from '../cases/fixtures.js';
+import { REQUIRE_ALL, PG_URL, until } from '../helpers.js';
 
 export const root = path.resolve(import.meta.dirname, '../../..');
 export const HAS_REDIS = spawnSync('sh', ['-c', 'command -v redis-server'], { encoding: 'utf8' }).status === 0;
@@ -211,4 +212,44 @@ export async function health(node: HubNode): Promise<Health> {
   const r = await fetch(`${node.http}/healthz`, { signal: AbortSignal.timeout(HANG_GUARD_MS) })
     .catch((err: Error) => { throw new Error(`GET ${node.id} /healthz: ${err.message}`); });
   return (await r.json()) as Health;
+}
+
+/**
+ * Two nodes over the test district: Redis, a database of their own, node A
+ * with the district's grids and the given officers, then node B; resolves
+ * once each node counts both as peers. What was started is stopped again if
+ * a step fails.
+ */
+export async function twoNodeDistrict(officers: ReadonlyArray<{ username: string; regionId: string }>, password: string): Promise<{ redis: RedisServer; db: TestDatabase; a: HubNode; b: HubNode; token: string; stop(): Promise<void> }> {
+  const redis = await startRedis();
+  const db = await createDatabase();
+  const nodes: HubNode[] = [];
+  try {
+    const env = clusterEnv(redis.url, db.url);
+    const a = await startNode('node-a', env);
+    nodes.push(a);
+    const token = await login(a.http);
+    const g = await api(a.http, 'PUT', '/grids', districtGrids(), token);
+    if (g.status !== 200) throw new Error(`PUT /grids: ${g.status} ${JSON.stringify(g.body)}`);
+    for (const o of officers) {
+      const r = await api(a.http, 'POST', '/users', { username: o.username, password, role: 'officer', regionId: o.regionId }, token);
+      if (r.status !== 201) throw new Error(`POST /users ${o.username}: ${r.status} ${JSON.stringify(r.body)}`);
+    }
+    // B starts after A has the district: every worker, case and change below is one it has to hear of.
+    const b = await startNode('node-b', env);
+    nodes.push(b);
+    await until(async () => (await Promise.all([a, b].map(health))).every((h) => h.cluster.peers.length === 2), HANG_GUARD_MS, 100);
+    const stop = async () => {
+      if (process.env.GRIDLINK_CLUSTER_LOGS === '1') for (const n of nodes) process.stderr.write(`--- ${n.id}\n${n.output()}\n`);
+      await Promise.all(nodes.map((n) => n.kill('SIGKILL')));
+      await redis.stop();
+      await db.drop();
+    };
+    return { redis, db, a, b, token, stop };
+  } catch (err) {
+    await Promise.all(nodes.map((n) => n.kill('SIGKILL')));
+    await redis.stop();
+    await db.drop();
+    throw err;
+  }
 }

@@ -10,9 +10,9 @@
  */
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AT, districtGrids } from '../cases/fixtures.js';
+import { AT } from '../cases/fixtures.js';
 import { until } from '../helpers.js';
-import { api, clusterEnv, createDatabase, health, login, RUN_CLUSTER, startNode, startRedis, type HubNode, type RedisServer, type TestDatabase } from './harness.js';
+import { api, login, RUN_CLUSTER, twoNodeDistrict, type HubNode, type RedisServer, type TestDatabase } from './harness.js';
 
 /** Guards against a hang on a busy machine; nothing here is a latency assertion. */
 const WAIT = 60_000;
@@ -23,6 +23,7 @@ interface Candidate { workerId: string; ownGrid: boolean; status: string }
 
 describe.runIf(RUN_CLUSTER)('worker changes across two nodes', () => {
   let redis: RedisServer;
+  let stop = async () => {};
   let db: TestDatabase;
   let a: HubNode, b: HubNode;
   let token = '';
@@ -30,28 +31,11 @@ describe.runIf(RUN_CLUSTER)('worker changes across two nodes', () => {
   const secrets: Record<string, string> = {};
 
   beforeAll(async () => {
-    redis = await startRedis();
-    db = await createDatabase();
-    const env = clusterEnv(redis.url, db.url);
-    a = await startNode('node-a', env);
-    token = await login(a.http);
-    const g = await api(a.http, 'PUT', '/grids', districtGrids(), token);
-    expect(g.status, JSON.stringify(g.body)).toBe(200);
-    for (const [username, regionId] of [['officer-sa', 'S-A'], ['officer-sb', 'S-B']] as const) {
-      const r = await api(a.http, 'POST', '/users', { username, password: OFFICER_PASSWORD, role: 'officer', regionId }, token);
-      expect(r.status, JSON.stringify(r.body)).toBe(201);
-    }
     // B starts before any worker exists: every worker below is one it has to hear of.
-    b = await startNode('node-b', env);
-    await until(async () => (await Promise.all([a, b].map(health))).every((h) => h.cluster.peers.length === 2), WAIT, 100);
+    ({ redis, db, a, b, token, stop } = await twoNodeDistrict([{ username: 'officer-sa', regionId: 'S-A' }, { username: 'officer-sb', regionId: 'S-B' }], OFFICER_PASSWORD));
   }, 180_000);
 
-  afterAll(async () => {
-    if (process.env.GRIDLINK_CLUSTER_LOGS === '1') for (const n of [a, b]) if (n) process.stderr.write(`--- ${n.id}\n${n.output()}\n`);
-    await Promise.all([a, b].map((n) => n?.kill('SIGKILL')));
-    await redis?.stop();
-    await db?.drop();
-  }, 60_000);
+  afterAll(() => stop(), 60_000);
 
   async function handheld(node: HubNode, id: string): Promise<void> {
     const r = await api<{ secret: string }>(node.http, 'POST', '/devices', { type: 'handheld', id }, token);
