@@ -79,15 +79,23 @@ async function run(label: string, mode: 'bare' | 'hub', env: Record<string, stri
   return out;
 }
 
-async function freshDb(url: string): Promise<string> {
-  const name = `gridlink_bench_${Date.now()}`;
+async function admin(url: string, sql: string): Promise<void> {
   const c = new pg.Client({ connectionString: url });
   await c.connect();
-  await c.query(`create database ${name}`);
-  await c.end();
+  try {
+    await c.query(sql);
+  } finally {
+    await c.end();
+  }
+}
+
+/** A database of the run's own, dropped afterwards (a run leaves none behind). */
+async function freshDb(url: string): Promise<{ url: string; drop(): Promise<void> }> {
+  const name = `gridlink_bench_${Date.now()}`;
+  await admin(url, `create database ${name}`);
   const u = new URL(url);
   u.pathname = `/${name}`;
-  return u.toString();
+  return { url: u.toString(), drop: () => admin(url, `drop database if exists ${name} with (force)`) };
 }
 
 async function main() {
@@ -95,8 +103,12 @@ async function main() {
   const results: Record<string, unknown> = { bare };
   if (!runs.has('postgres')) results.postgres = { skipped: 'BENCH_RUNS' };
   else if (pgUrl) {
-    const url = await freshDb(pgUrl);
-    results.postgres = await run('hub-postgres', 'hub', { DATABASE_URL: url });
+    const db = await freshDb(pgUrl);
+    try {
+      results.postgres = await run('hub-postgres', 'hub', { DATABASE_URL: db.url });
+    } finally {
+      await db.drop();
+    }
   } else results.postgres = { skipped: 'set BENCH_DATABASE_URL or TEST_DATABASE_URL' };
   results.pglite = runs.has('pglite') ? await run('hub-pglite', 'hub', { DATABASE_URL: 'memory://' }) : { skipped: 'BENCH_RUNS' };
   const bareRate = (bare as unknown as { ackedPerSec: number }).ackedPerSec;
