@@ -13,6 +13,7 @@ export const ClusterHealth = Type.Object({
   nodeId: Type.String(),
   redis: Type.Optional(Type.Boolean()),
   peers: Type.Array(Type.Object({ id: Type.String(), http: Type.Number(), mqtt: Type.Number(), startedAt: Type.Number() })),
+  owners: Type.Array(Type.String(), { description: 'the nodes this node spreads device and rule owners over: the peers less those it found gone' }),
   leases: Type.Record(Type.String(), LeaseRole),
   cameras: Type.Optional(Type.Number({ description: 'cameras this node pulls as their owner' })),
 });

@@ -65,8 +65,10 @@ export interface ClusterHealth {
   mode: 'single' | 'cluster';
   nodeId: string;
   redis?: boolean;
-  /** Live nodes, this one included. */
+  /** Live nodes, this one included (presence keys, a killed node's until its key expires). */
   peers: PeerInfo[];
+  /** The nodes this node spreads device and rule owners over: the peers less those found gone. */
+  owners: string[];
   leases: Record<LeaseName, LeaseRole>;
   /** Cameras this node pulls as their owner (cluster mode). */
   cameras?: number;
@@ -160,7 +162,7 @@ export function createCluster(deps: { config: ClusterConfig; db: Db; logger: Log
         self = { id: config.nodeId, ...ports, startedAt: Date.now() };
       },
       async stop() {},
-      health: () => ({ mode: 'single', nodeId: config.nodeId, peers: self ? [self] : [], leases: leases.roles() }),
+      health: () => ({ mode: 'single', nodeId: config.nodeId, peers: self ? [self] : [], owners: [config.nodeId], leases: leases.roles() }),
     };
   }
 
@@ -224,7 +226,7 @@ export function createCluster(deps: { config: ClusterConfig; db: Db; logger: Log
     unsubscribe: async () => {
       await rulesSub.unsubscribe(rulesChannel).catch(() => undefined);
     },
-  });
+  }, () => void presence());
   let bridged: { bus: EventBus; registry: DeviceRegistry } | null = null;
   const leases = new PgLeases(db, config.nodeId, config.leaseTtlMs, logger);
   const cameras = new PgCameraOwners(db, config.nodeId, config.leaseTtlMs, logger);
@@ -250,8 +252,26 @@ export function createCluster(deps: { config: ClusterConfig; db: Db; logger: Log
   registerMetrics(leases, () => peers.length);
   new Gauge({ name: 'gridlink_cluster_cameras_owned', help: 'Cameras this node pulls as their owner', registers: [metrics.registry], collect() { this.set(cameras.owned()); } });
 
-  async function presence(): Promise<void> {
-    if (!self) return;
+  /** A round in flight, and whether another was asked for meanwhile: rounds never overlap, so an older read never lands last. */
+  let round: Promise<void> | null = null;
+  let stopped = false;
+  let again = false;
+  function presence(): Promise<void> {
+    if (round) {
+      again = true;
+      return round;
+    }
+    round = (async () => {
+      do {
+        again = false;
+        await presenceRound();
+      } while (again);
+    })().finally(() => (round = null));
+    return round;
+  }
+
+  async function presenceRound(): Promise<void> {
+    if (!self || stopped) return;
     try {
       const wasOk = redisOk;
       const had = await conn.set(`${KEY_PREFIX}${self.id}`, JSON.stringify(self), 'PX', PRESENCE_MS * 3, 'GET');
@@ -280,7 +300,8 @@ export function createCluster(deps: { config: ClusterConfig; db: Db; logger: Log
     }
     if (!sweeping) {
       sweeping = true;
-      await sweep().catch((err: Error) => logger.warn({ err: err.message }, 'device liveness sweep failed')).finally(() => (sweeping = false));
+      // Not awaited: a peer's join notice should not wait behind a sweep's UPDATE.
+      void sweep().catch((err: Error) => logger.warn({ err: err.message }, 'device liveness sweep failed')).finally(() => (sweeping = false));
     }
   }
 
@@ -390,11 +411,13 @@ export function createCluster(deps: { config: ClusterConfig; db: Db; logger: Log
       self = { id: config.nodeId, ...ports, startedAt: Date.now() };
       await cameras.start(nodeUrl(ports.http));
       await presence();
+      await owners.join();
       timer = setInterval(() => void presence(), PRESENCE_MS);
       timer.unref();
       logger.info({ peers: peers.map((p) => p.id), leases: Object.entries(leases.roles()).filter(([, r]) => r.mine).map(([n]) => n) }, 'cluster node up');
     },
     async stop() {
+      stopped = true;
       if (timer) clearInterval(timer);
       timer = null;
       await leases.stop();
@@ -409,6 +432,6 @@ export function createCluster(deps: { config: ClusterConfig; db: Db; logger: Log
       adapterConn.disconnect();
       conn.disconnect();
     },
-    health: () => ({ mode: 'cluster', nodeId: config.nodeId, redis: redisOk && Object.values(conns).every((c) => c.status === 'ready'), peers, leases: leases.roles(), cameras: cameras.owned() }),
+    health: () => ({ mode: 'cluster', nodeId: config.nodeId, redis: redisOk && Object.values(conns).every((c) => c.status === 'ready'), peers, owners: [...owners.peers()], leases: leases.roles(), cameras: cameras.owned() }),
   };
 }

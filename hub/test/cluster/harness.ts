@@ -205,7 +205,7 @@ export async function login(base: string, username = 'admin', password = ADMIN_P
 }
 
 export interface Health {
-  cluster: { nodeId: string; peers: Array<{ id: string }>; leases: Record<string, { holder: string | null; mine: boolean; token: number }> };
+  cluster: { nodeId: string; peers: Array<{ id: string }>; owners: string[]; leases: Record<string, { holder: string | null; mine: boolean; token: number }> };
 }
 
 export async function health(node: HubNode): Promise<Health> {
@@ -238,7 +238,7 @@ export async function twoNodeDistrict(officers: ReadonlyArray<{ username: string
     // B starts after A has the district: every worker, case and change below is one it has to hear of.
     const b = await startNode('node-b', env);
     nodes.push(b);
-    await until(async () => (await Promise.all([a, b].map(health))).every((h) => h.cluster.peers.length === 2), HANG_GUARD_MS, 100);
+    await until(async () => (await Promise.all([a, b].map(health))).every((h) => h.cluster.owners.length === 2), HANG_GUARD_MS, 100);
     const stop = async () => {
       if (process.env.GRIDLINK_CLUSTER_LOGS === '1') for (const n of nodes) process.stderr.write(`--- ${n.id}\n${n.output()}\n`);
       await Promise.all(nodes.map((n) => n.kill('SIGKILL')));

@@ -116,4 +116,29 @@ describe('PartitionView', () => {
     peer.deliver(Buffer.from('Lnode-a', 'latin1'));
     expect(peer.peers()).toEqual(['node-b']);
   });
+
+  it('announces itself to each peer once present, and a peer reads presence again on a notice but not on its own', async () => {
+    const sent: Array<[string, string]> = [];
+    const v = new PartitionView('node-a', 60_000, {
+      publish: async (node, payload) => {
+        sent.push([node, payload.toString('latin1')]);
+        return 1;
+      },
+      subscribe: async () => undefined,
+      unsubscribe: async () => undefined,
+    });
+    v.setPresent([{ id: 'node-a', startedAt: 1 }, { id: 'node-b', startedAt: 2 }, { id: 'node-c', startedAt: 3 }]);
+    await v.join();
+    expect(sent).toEqual([['node-b', 'Jnode-a'], ['node-c', 'Jnode-a']]);
+
+    let reads = 0;
+    const got: string[] = [];
+    const peer = new PartitionView('node-b', 60_000, { publish: async () => 1, subscribe: async () => undefined, unsubscribe: async () => undefined }, () => reads++);
+    await peer.onSignal((p) => got.push(p.toString('latin1')));
+    peer.deliver(Buffer.from('Jnode-a', 'latin1'));
+    peer.deliver(Buffer.from('Jnode-b', 'latin1'));
+    expect(reads).toBe(1);
+    // A join notice is not a forwarded signal.
+    expect(got).toEqual([]);
+  });
 });

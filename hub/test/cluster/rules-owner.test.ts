@@ -45,7 +45,7 @@ describe.runIf(RUN_CLUSTER)('rules across two nodes: one owner per device', () =
     expect(r.status, JSON.stringify(r.body)).toBe(201);
     // B starts with the rule in the database.
     b = await startNode('node-b', env);
-    await until(async () => (await Promise.all([a, b].map(health))).every((h) => h.cluster.peers.length === 2), WAIT, 100);
+    await until(async () => (await Promise.all([a, b].map(health))).every((h) => h.cluster.owners.length === 2), WAIT, 100);
     await watch();
   }, 180_000);
 
@@ -206,7 +206,7 @@ describe.runIf(RUN_CLUSTER)('rules across two nodes: one owner per device', () =
   it('keeps every alarm and case single when a node joins and is SIGKILLed at an arbitrary moment under load', async () => {
     // node-a comes back as a new process: it wins back its devices from B.
     a2 = await startNode('node-a', env);
-    await until(async () => (await Promise.all([a2!, b].map(health))).every((h) => h.cluster.peers.length === 2), WAIT, 100);
+    await until(async () => (await Promise.all([a2!, b].map(health))).every((h) => h.cluster.owners.length === 2), WAIT, 100);
     const ids = Array.from({ length: 6 }, (_, i) => `gas-load-${i}`);
     for (const id of ids) await device('sensor.gas', id);
     let dead = false;
@@ -261,7 +261,7 @@ describe.runIf(RUN_CLUSTER)('rules across two nodes: one owner per device', () =
   it('hands a run over exactly when its owner stops cleanly (SIGTERM): raised at the third reading on the other node', async () => {
     await a.kill('SIGKILL');
     a3 = await startNode('node-a', env);
-    await until(async () => (await Promise.all([a3!, b].map(health))).every((h) => h.cluster.peers.length === 2), WAIT, 100);
+    await until(async () => (await Promise.all([a3!, b].map(health))).every((h) => h.cluster.owners.length === 2), WAIT, 100);
     const id = (() => {
       for (let i = 0; ; i++) if (rendezvousOwner(`gas-stop-${i}`, ['node-a', 'node-b']) === 'node-a') return `gas-stop-${i}`;
     })();
