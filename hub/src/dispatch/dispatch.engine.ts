@@ -367,9 +367,9 @@ export class DispatchEngine {
   private async escalate(c: CaseSummary, reason: 'declined' | 'timeout', prev: WorkerState): Promise<void> {
     const st = await this.attemptsOf(c.id);
     const exhausted = st.count >= this.cfg.maxAttempts;
-    const next = exhausted ? undefined : this.candidates(c, 1, st.tried)[0];
     const verb = reason === 'timeout' ? `未在 ${this.cfg.acceptTimeoutS} 秒内接单` : '拒绝接单';
-    this.alarm(reason === 'timeout' ? 'dispatch_timeout' : 'dispatch_declined', {
+    // Raised once the re-dispatch is decided, so it names the worker the case went to, not one the row refused.
+    const raise = (next: Candidate | null) => this.alarm(reason === 'timeout' ? 'dispatch_timeout' : 'dispatch_declined', {
       worker: prev,
       c,
       nextWorkerId: next?.workerId ?? null,
@@ -382,23 +382,50 @@ export class DispatchEngine {
       } catch (err) {
         this.ownDecline.delete(c.id);
         this.log.warn({ err: (err as Error).message, caseId: c.id }, 'could not withdraw a timed-out dispatch');
+        raise(null);
         return;
       }
     }
     if (exhausted) {
+      raise(null);
       this.alarm('dispatch_exhausted', { c, message: `${c.code} 已自动派遣 ${st.count} 次，请人工调度` });
       return;
     }
-    if (!next) {
-      this.alarm('dispatch_no_candidate', { c, message: `${c.code} 没有可派遣的网格员` });
-      return;
-    }
+    let next: Candidate | null = null;
+    let failure: Error | null = null;
     try {
-      await this.act(c.id, 'dispatch', { workerId: next.workerId, note: `auto re-dispatch after ${reason}` });
+      next = await this.dispatchFirstFree(c, st.tried, `auto re-dispatch after ${reason}`);
     } catch (err) {
-      this.log.warn({ err: (err as Error).message, caseId: c.id, workerId: next.workerId }, 'automatic re-dispatch failed');
-      this.alarm('dispatch_no_candidate', { c, message: `${c.code} 自动转派失败：${(err as Error).message}` });
+      failure = err as Error;
+      this.log.warn({ err: failure.message, caseId: c.id }, 'automatic re-dispatch failed');
     }
+    raise(next);
+    if (failure) this.alarm('dispatch_no_candidate', { c, message: `${c.code} 自动转派失败：${failure.message}` });
+    else if (!next) this.alarm('dispatch_no_candidate', { c, message: `${c.code} 没有可派遣的网格员` });
+  }
+
+  /**
+   * An automatic dispatch: the best-ranked candidate not in `exclude` (or
+   * `first`, already ranked), and when the worker's row (or the roster)
+   * refuses them because they were taken a moment before (through another
+   * node, a dispatcher, or another escalation on the same beat), the next
+   * one, until the row accepts one: that candidate, or null when none is
+   * left. A refused worker is skipped for this dispatch only (they never had
+   * the case). Any other failure (the case moved on meanwhile) is thrown.
+   */
+  private async dispatchFirstFree(c: CaseSummary, exclude: ReadonlySet<string>, note: string, first?: Candidate): Promise<Candidate | null> {
+    const skip = new Set(exclude);
+    for (let next = first ?? this.candidates(c, 1, skip)[0]; next; next = this.candidates(c, 1, skip)[0]) {
+      try {
+        await this.act(c.id, 'dispatch', { workerId: next.workerId, note });
+        return next;
+      } catch (err) {
+        if (!takenMeanwhile(err)) throw err;
+        this.log.info({ caseId: c.id, workerId: next.workerId, reason: (err as Error).message }, 'automatic dispatch refused, worker taken meanwhile: trying the next candidate');
+        skip.add(next.workerId);
+      }
+    }
+    return null;
   }
 
   private async maybeAutoDispatch(c: CaseSummary): Promise<void> {
@@ -408,14 +435,15 @@ export class DispatchEngine {
     if (!rule) return;
     const st = await this.attemptsOf(c.id);
     if (st.count > 0) return; // auto-dispatch only once; later it is the dispatcher's call
-    const next = this.candidates(c, 1)[0];
-    if (!next) {
+    const first = this.candidates(c, 1)[0];
+    if (!first) {
       this.alarm('dispatch_no_candidate', { c, message: `${c.code} 自动派遣：没有可派遣的网格员` });
       return;
     }
     try {
       if (c.status === 'reported') await this.act(c.id, 'register', { note: 'auto-dispatch' });
-      await this.act(c.id, 'dispatch', { workerId: next.workerId, note: `auto-dispatch (${rule.category})` });
+      const next = await this.dispatchFirstFree(c, new Set(), `auto-dispatch (${rule.category})`, first);
+      if (!next) this.alarm('dispatch_no_candidate', { c, message: `${c.code} 自动派遣：没有可派遣的网格员` });
     } catch (err) {
       this.log.warn({ err: (err as Error).message, caseId: c.id }, 'auto-dispatch failed');
     }
@@ -497,6 +525,12 @@ export class DispatchEngine {
     this.workers.dirty.clear();
     return items;
   }
+}
+
+/** The row (or the roster) refused a worker for being busy, off duty or gone since they were ranked: another candidate may take the case. */
+function takenMeanwhile(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === 'WORKER_UNAVAILABLE' || code === 'WORKER_NOT_FOUND';
 }
 
 export function newId(prefix: string): string {

@@ -76,33 +76,6 @@ describe('dispatch over MQTT', () => {
     expect(r.body.code).toBe('WORKER_UNAVAILABLE');
   });
 
-  it('should re-dispatch a worker to one case only when two dispatches time out at once and both pick that worker', async () => {
-    const near = (dLat: number) => ({ lat: AT.B1.lat + dLat, lon: AT.B1.lon });
-    const [w1, w2, spare] = [await h.addWorker({ id: 'w-late1', gridIds: ['G-B1'], at: near(0.001) }), await h.addWorker({ id: 'w-late2', gridIds: ['G-B1'], at: near(0.0012) }), await h.addWorker({ id: 'w-spare', gridIds: ['G-B1'], at: near(0.0005) })];
-    const [c1, c2] = [await h.newCase(near(0)), await h.newCase(near(0.0001))];
-    expect((await dispatch(c1.id, w1.id)).status).toBe(200);
-    expect((await dispatch(c2.id, w2.id)).status).toBe(200);
-    await h.dispatch.engine.idle();
-    // Both time out on the same beat; each escalation ranks w-spare first while the roster still shows it available.
-    h.clock.advance(60_000);
-    h.dispatch.flush();
-    await waitFor(() => [c1, c2].every((c) => alarms.some((a) => a.caseId === c.id && a.kind === 'dispatch_timeout')));
-    await h.dispatch.engine.idle();
-    await waitFor(() => [c1, c2].some((c) => alarms.some((a) => a.caseId === c.id && a.kind === 'dispatch_no_candidate')));
-    await h.dispatch.engine.idle();
-    // The worker's row took the first; the second was refused, and its case went back to the dispatcher.
-    const cases = await Promise.all([c1, c2].map((c) => caseOf(c.id)));
-    expect(cases.filter((c) => c.workerId === spare.id && c.status === 'dispatched')).toHaveLength(1);
-    const won = cases[0]!.workerId === spare.id ? c1 : c2;
-    const lost = won === c1 ? c2 : c1;
-    expect(await caseOf(lost.id)).toMatchObject({ status: 'registered', workerId: null });
-    expect(await worker(spare.id)).toMatchObject({ status: 'dispatched', caseId: won.id });
-    const [row] = await h.hub.ctx.db.query<{ case_id: string }>('select case_id from workers where id = $1', [spare.id]);
-    expect(row!.case_id).toBe(won.id);
-    await done(won.id);
-    await offDuty(w1.id, w2.id, spare.id);
-  });
-
   it('should deliver a dispatch to a handheld that was offline once it reconnects (persistent session)', async () => {
     const w = await h.addWorker({ id: 'w-persist', gridIds: ['G-B1'], at: AT.B1 });
     const first = await h.handheld(w.deviceId, w.secret, { clean: false });

@@ -10,6 +10,7 @@ import { commandTopic, decodeCommand, type Command } from '@gridlink/devices';
 import type { DispatchConfig, DispatchModule } from '../../src/dispatch/index.js';
 import type { Fetch } from '../../src/dispatch/amap.js';
 import type { Role } from '../../src/auth/index.js';
+import type { Logger } from '../../src/core/logger.js';
 import type { CaseStore } from '../../src/cases/index.js';
 import { Clock, districtGrids } from '../cases/fixtures.js';
 import { startHub, until, type TestHub } from '../helpers.js';
@@ -34,11 +35,12 @@ export interface DispatchHub extends TestHub {
   handheld(deviceId: string, secret: string, opts?: { clean?: boolean }): Promise<{ client: MqttClient; commands: Command[] }>;
 }
 
-export async function startDispatchHub(opts: { config?: Partial<DispatchConfig>; clock?: Clock; fetch?: Fetch; amapKey?: string; extraModules?: ModuleFactory[] } = {}): Promise<DispatchHub> {
+export async function startDispatchHub(opts: { config?: Partial<DispatchConfig>; clock?: Clock; fetch?: Fetch; amapKey?: string; extraModules?: ModuleFactory[]; databaseUrl?: string; logger?: Logger } = {}): Promise<DispatchHub> {
   const clock = opts.clock ?? new Clock();
   // Lighter than the cases fixture: tokens are minted, not logged in (scrypt per user is slow on a shared machine).
-  const t = await startHub(opts.amapKey ? { amapKey: opts.amapKey } : {}, {
+  const t = await startHub({ ...(opts.amapKey ? { amapKey: opts.amapKey } : {}), ...(opts.databaseUrl ? { databaseUrl: opts.databaseUrl } : {}) }, {
     now: clock.now,
+    ...(opts.logger ? { logger: opts.logger } : {}),
     modules: [
       realtimeModule(),
       casesModule({ overdueEveryMs: 0 }),
