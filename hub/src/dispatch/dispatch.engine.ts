@@ -355,7 +355,8 @@ export class DispatchEngine {
 
   private async attemptsOf(caseId: string): Promise<CaseAttempts> {
     let st = this.attempts.get(caseId);
-    if (!st) {
+    // Cluster: other nodes dispatch and escalate the case too; a count this node cached earlier can be behind, so read it again.
+    if (!st || this.deps.leases?.shared) {
       const tried = await this.repo.dispatchedWorkers(caseId);
       st = { tried: new Set(tried), count: tried.length };
       if (this.attempts.size > 10_000) this.attempts.clear();
