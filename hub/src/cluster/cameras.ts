@@ -27,9 +27,15 @@ export interface CameraOwners {
   owner(cameraId: string): Promise<CameraOwner>;
   /** Cameras this node pulls as their owner (health and metrics). */
   owned(): number;
+  /** This node's id and the URL the other nodes reach it at ('' until it listens). */
+  self(): { node: string; url: string };
+  /** False until the node listens, and once it stops: it must not take cameras (a rolling buffer waits). */
+  readonly ready: boolean;
 }
 
-export const soleCameraOwners = (nodeId = 'single'): CameraOwners => ({ shared: false, owner: async () => ({ mine: true, node: nodeId, url: '' }), owned: () => 0 });
+export const soleCameraOwners = (nodeId = 'single'): CameraOwners => ({
+  shared: false, ready: true, owner: async () => ({ mine: true, node: nodeId, url: '' }), owned: () => 0, self: () => ({ node: nodeId, url: '' }),
+});
 
 /** An answer about another node is kept this long, so a viewer's segment requests do not each ask the database. */
 const CACHE_MS = 1_000;
@@ -61,6 +67,14 @@ export class PgCameraOwners implements CameraOwners {
     });
     this.timer = setInterval(() => void this.renew().catch((err: Error) => this.logger.warn({ err: err.message }, 'camera ownership not renewed')), Math.max(200, Math.floor(this.ttlMs / 3)));
     this.timer.unref();
+  }
+
+  get ready(): boolean {
+    return !!this.url && !this.stopped;
+  }
+
+  self(): { node: string; url: string } {
+    return { node: this.nodeId, url: this.url };
   }
 
   async owner(cameraId: string): Promise<CameraOwner> {

@@ -128,6 +128,16 @@ export const videoMigrations: Migration[] = [
       `);
     },
   },
+  {
+    // Cluster: the node that records a clip (its parts and file are on that node's disk).
+    id: '403_video_clip_node',
+    async up(db) {
+      await db.exec(`
+        alter table video_clips add column if not exists node text;
+        alter table video_clips add column if not exists node_url text;
+      `);
+    },
+  },
 ];
 
 const toCamera = (r: CameraRow): Entry => ({

@@ -82,6 +82,8 @@ export function toClip(r: ClipRow): Clip {
 }
 
 export interface CaptureInput {
+  /** A clip id decided by the caller (cluster: derived from the alert or case, so a retry or a second node finds the same clip). */
+  id?: string;
   cameraId: string;
   at: number;
   trigger: Clip['trigger'];
@@ -115,6 +117,8 @@ export class ClipRecorder {
       postS: number;
       /** Extra time a not-live camera gets to come up before the post-roll is given up. */
       startAllowanceS: number;
+      /** Cluster: the node recording (written with each clip; a node finishes only its own clips at start). */
+      node?: () => { node: string; url: string };
       logger: Logger;
       onReady: (clip: Clip) => void;
     },
@@ -123,7 +127,11 @@ export class ClipRecorder {
   async start(): Promise<void> {
     mkdirSync(this.deps.dir, { recursive: true });
     // Clips interrupted by a stop or crash: finish them from what was linked.
-    const rows = await this.deps.db.query<ClipRow>("select * from video_clips where status = 'recording'");
+    // In a cluster the parts of a clip are on the disk of the node that recorded it: each node finishes its own.
+    const me = this.deps.node?.().node;
+    const rows = me
+      ? await this.deps.db.query<ClipRow>("select * from video_clips where status = 'recording' and node = $1", [me])
+      : await this.deps.db.query<ClipRow>("select * from video_clips where status = 'recording'");
     for (const r of rows) {
       const parts = this.partsDir(r.id);
       const segs = existsSync(parts) ? readdirSync(parts).filter((f) => f.endsWith('.ts')).sort() : [];
@@ -182,8 +190,22 @@ export class ClipRecorder {
     return rows.map(toClip);
   }
 
-  async attach(clipId: string, caseId: string): Promise<void> {
-    await this.deps.db.query('update video_clips set case_id = $2 where id = $1 and case_id is null', [clipId, caseId]);
+  /**
+   * Gives the clip its case, once: the clip as it is then, or null when it had
+   * a case already. Serialised with the clip's `ready` update on the row, so
+   * exactly one of the two sees the clip both ready and in its case and
+   * publishes it.
+   */
+  async attach(clipId: string, caseId: string): Promise<Clip | null> {
+    const rows = await this.deps.db.query<ClipRow>('update video_clips set case_id = $2 where id = $1 and case_id is null returning *', [clipId, caseId]);
+    return rows[0] ? toClip(rows[0]) : null;
+  }
+
+  /** The node that recorded the clip and its URL (cluster; null on the single process). */
+  async recorder(clipId: string): Promise<{ node: string; url: string } | null> {
+    const rows = await this.deps.db.query<{ node: string | null; node_url: string | null }>('select node, node_url from video_clips where id = $1', [clipId]);
+    const r = rows[0];
+    return r?.node && r.node_url ? { node: r.node, url: r.node_url } : null;
   }
 
   /** Unattached clips of these cameras about moments since `since` (alerts waiting for their case). */
@@ -198,12 +220,17 @@ export class ClipRecorder {
 
   /** Starts recording; resolves with the clip id once the row exists (the video follows). */
   async capture(input: CaptureInput): Promise<string> {
-    const id = randomUUID();
-    await this.deps.db.query(
-      `insert into video_clips (id, camera_id, case_id, alarm_id, alert_key, alert_type, trigger, grid_id, at, status)
-       values ($1, $2, $3, $4, $5, $6, $7, $8, to_timestamp($9 / 1000.0), 'recording')`,
-      [id, input.cameraId, input.caseId ?? null, input.alarmId ?? null, input.alertKey ?? null, input.alertType ?? null, input.trigger, input.gridId, input.at],
+    const id = input.id ?? randomUUID();
+    const node = this.deps.node?.();
+    const rows = await this.deps.db.query<{ id: string }>(
+      `insert into video_clips (id, camera_id, case_id, alarm_id, alert_key, alert_type, trigger, grid_id, at, status, node, node_url)
+       values ($1, $2, $3, $4, $5, $6, $7, $8, to_timestamp($9 / 1000.0), 'recording', $10, $11)
+       on conflict (id) do nothing returning id`,
+      [id, input.cameraId, input.caseId ?? null, input.alarmId ?? null, input.alertKey ?? null, input.alertType ?? null, input.trigger, input.gridId, input.at,
+        node?.node ?? null, node?.url || null],
     );
+    // The clip exists already (asked again after a lost answer, or by a second node): it is recorded once.
+    if (!rows[0]) return id;
     if (input.snapshot?.length) {
       writeFileSync(this.snapshotFile(id), input.snapshot);
       await this.deps.db.query('update video_clips set snapshot = $2 where id = $1', [id, path.basename(this.snapshotFile(id))]);

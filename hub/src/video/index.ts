@@ -18,7 +18,13 @@
  * and set to `buffer` keeps its stream running with a rolling buffer of
  * segments on disk (at most `bufferMax` cameras), so an alert's clip holds
  * the seconds before it whether or not anyone was watching.
+ *
+ * Cluster (docs/cluster.md, "Video across nodes"): a camera is buffered by
+ * its owner node only, and every clip of it is cut there: a node that takes
+ * an alert, or opens a case, asks the owner for the clip with an id derived
+ * from the alert or the case, so a retry or a second asker finds the same clip.
  */
+import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -34,7 +40,7 @@ import type { StoredMessage } from '../ingest/index.js';
 import type { DeviceRegistry } from '../registry/index.js';
 import type { Db } from '../store/index.js';
 import { CameraRegistry, videoMigrations, type Camera } from './cameras.js';
-import { ClipRecorder, type Clip } from './clips.js';
+import { ClipRecorder, type CaptureInput, type Clip } from './clips.js';
 import { findFfmpeg, type FfmpegInfo } from './ffmpeg.js';
 import { StreamGateway } from './gateway.js';
 import { loadVideoKey, VideoKeys } from './keys.js';
@@ -43,7 +49,7 @@ import { CameraHealth, defaultHealthSettings, type Health, type HealthChange, ty
 import { defaultStreamSettings, type StreamSettings, type StreamState } from './stream.js';
 import { NetAllowList } from './url.js';
 import { videoApiRoutes, videoRootRoutes } from './video.routes.js';
-import type { CameraOwners } from './cluster.proxy.js';
+import { postToNode, type CameraOwners, type NodeAuth } from './cluster.proxy.js';
 import { syncCameras } from './cluster.sync.js';
 
 export type { Camera } from './cameras.js';
@@ -174,6 +180,16 @@ export interface VideoDeps {
   owners?: CameraOwners;
 }
 
+/** A clip id (UUID form) derived from what the clip is about: the same alert or case gives the same clip on every node. */
+export function clipIdFor(subject: string): string {
+  const h = createHash('sha256').update(`gridlink/clip/${subject}`).digest('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-${((parseInt(h[16]!, 16) & 3) | 8).toString(16)}${h.slice(17, 20)}-${h.slice(20, 32)}`;
+}
+
+/** How long a node keeps asking for a clip whose camera's node does not answer (it dies: the camera moves within the lease time). */
+const CLIP_ASK_ATTEMPTS = 40;
+const CLIP_ASK_PAUSE_MS = 1_000;
+
 /** Builds the video module; settings not given come from GRIDLINK_VIDEO_* (read here, before start). */
 export function createVideo(deps: VideoDeps, options: Partial<VideoOptions> = {}): VideoModule {
   const env = videoOptionsFromEnv();
@@ -247,9 +263,8 @@ function buildVideo(ctx: VideoDeps, opts: VideoOptions): VideoModule {
    * stream held (first `bufferMax` by id); a camera that goes offline lets
    * go, so a dead camera costs probes, not ffmpeg restarts.
    */
-  const reconcileBuffers = () => {
+  const applyBuffers = (want: Set<string>) => {
     if (!gateway) return;
-    const want = new Set(cameras.list().filter((c) => c.buffer && healthOf(c.id) === 'online').slice(0, opts.bufferMax).map((c) => c.id));
     for (const [id, release] of buffers) {
       if (want.has(id)) continue;
       release();
@@ -260,6 +275,46 @@ function buildVideo(ctx: VideoDeps, opts: VideoOptions): VideoModule {
       const s = gateway.stream(id);
       if (s) buffers.set(id, s.acquire());
     }
+  };
+  const wanted = () => cameras.list().filter((c) => c.buffer && healthOf(c.id) === 'online').map((c) => c.id);
+  let reconciling = false;
+  let reconcileAgain = false;
+  /**
+   * Cluster: a node buffers only the cameras it owns. It takes free (or
+   * expired) ones in order until it holds `bufferMax`, so the buffered cameras
+   * spread over the nodes and a dead owner's cameras are taken over at the next
+   * round after its ownership expired.
+   */
+  const reconcileOwned = async () => {
+    const owners = ctx.owners!;
+    const mine = new Set<string>();
+    if (owners.ready) {
+      for (const id of wanted()) {
+        if (mine.size >= opts.bufferMax) break;
+        const o = await owners.owner(id).catch((err: Error) => {
+          logger.warn({ cameraId: id, err: err.message }, 'camera owner not known; buffer left as it is');
+          return buffers.has(id) ? { mine: true } : null;
+        });
+        if (o?.mine) mine.add(id);
+      }
+    }
+    applyBuffers(mine);
+  };
+  const reconcileBuffers = () => {
+    if (!gateway) return;
+    if (!ctx.owners?.shared) return applyBuffers(new Set(wanted().slice(0, opts.bufferMax)));
+    if (reconciling) {
+      reconcileAgain = true;
+      return;
+    }
+    reconciling = true;
+    void (async () => {
+      do {
+        reconcileAgain = false;
+        await reconcileOwned().catch((err: Error) => logger.warn({ err: err.message }, 'rolling buffers not reconciled'));
+      } while (reconcileAgain);
+      reconciling = false;
+    })();
   };
 
   const onHealth = (c: HealthChange) => {
@@ -290,6 +345,17 @@ function buildVideo(ctx: VideoDeps, opts: VideoOptions): VideoModule {
     const cam = cameras.get(m.deviceId);
     if (!cam) return;
     const at = m.msg.ts;
+    if (ctx.owners?.shared) {
+      // Cluster: the clip is cut on the camera's node, from its rolling buffer (it decides about bursts).
+      const alertKey = `${cam.id}:${at}`;
+      const asked = requestClip({
+        id: clipIdFor(`alert:${alertKey}`), cameraId: cam.id, at, trigger: 'alert', gridId: cam.gridId, alertKey, alertType: m.msg.type,
+        ...(m.msg.snapshot ? { snapshot: m.msg.snapshot } : {}),
+      });
+      linkage.noteAlert(cam.id, at, asked.then(() => undefined, () => undefined));
+      await asked;
+      return;
+    }
     if (clips.recordingCovering(cam.id, at)) {
       linkage.noteAlert(cam.id, at, Promise.resolve());
       return;
@@ -302,6 +368,76 @@ function buildVideo(ctx: VideoDeps, opts: VideoOptions): VideoModule {
     linkage.noteAlert(cam.id, at, capture.then(() => undefined, () => undefined));
     await capture;
   }
+
+  const nodeAuth: NodeAuth = { keys, now: ctx.now };
+
+  /** Records a clip on this node: the clip of an alert inside one recording already is that one (noisy AI cameras alert in bursts). */
+  const captureHere = async (input: CaptureInput): Promise<string> => {
+    if (!clips) throw new Error('video is not running');
+    if (input.trigger === 'alert') {
+      const covering = clips.recordingCovering(input.cameraId, input.at);
+      if (covering) return covering;
+    }
+    return clips.capture(input);
+  };
+
+  /**
+   * Cluster: a clip of a camera is cut by the camera's owner. Asked again
+   * while the owner does not answer: when it died, its cameras move once
+   * their ownership expires (possibly to this node, which then records the
+   * clip itself); the clip's id makes a repeated ask find the same clip.
+   */
+  async function requestClip(input: CaptureInput & { id: string }): Promise<string | null> {
+    const owners = ctx.owners!;
+    for (let attempt = 1; ; attempt++) {
+      const o = await owners.owner(input.cameraId).catch(() => null);
+      if (o && (o.mine || !o.url)) return captureHere(input);
+      if (o) {
+        const { cameraId: _camera, snapshot, ...rest } = input;
+        const body = { ...rest, ...(snapshot?.length ? { snapshot: Buffer.from(snapshot).toString('base64') } : {}) };
+        const r = await postToNode<{ id: string }>(o.url, `/video/${encodeURIComponent(input.cameraId)}/clips`, body, nodeAuth).catch((err: Error) => {
+          logger.debug({ cameraId: input.cameraId, node: o.node, err: err.message }, 'camera node did not answer a clip request');
+          return null;
+        });
+        if (r && r.status < 300 && r.body?.id) return r.body.id;
+        if (r && r.status < 500) {
+          logger.warn({ cameraId: input.cameraId, node: o.node, status: r.status }, 'camera node refused a clip request');
+          return null;
+        }
+      }
+      if (attempt >= CLIP_ASK_ATTEMPTS) {
+        logger.warn({ cameraId: input.cameraId, clipId: input.id }, 'no clip: the camera\'s node did not answer');
+        return null;
+      }
+      await new Promise((r) => setTimeout(r, CLIP_ASK_PAUSE_MS).unref());
+    }
+  }
+
+  /** Cluster: a clip asked of this node by another (video.routes.ts checks the node signature). */
+  const clipForNode = async (input: CaptureInput & { id: string }): Promise<string | null> => {
+    if (!cameras.get(input.cameraId) || !clips) return null;
+    return captureHere(input);
+  };
+
+  /** Cluster: the clip's file is on the node that recorded it; that node adds it to the case evidence. */
+  const publishRemote = async (clip: Clip): Promise<void> => {
+    const at = await clips?.recorder(clip.id);
+    const me = ctx.owners?.self().node;
+    if (!at || at.node === me) {
+      logger.warn({ clipId: clip.id }, 'clip file not on this node and no other node recorded it');
+      return;
+    }
+    const r = await postToNode(at.url, `/video/${encodeURIComponent(clip.cameraId)}/clips/${clip.id}/evidence`, {}, nodeAuth);
+    if (r.status >= 300) throw new Error(`node ${at.node} answered ${r.status} to publishing clip ${clip.id}`);
+  };
+
+  /** Cluster: another node attached a ready clip of this node to a case. */
+  const publishForNode = async (cameraId: string, clipId: string): Promise<boolean> => {
+    const clip = await clips?.get(clipId);
+    if (!clip || clip.cameraId !== cameraId || !linkage || !clips) return false;
+    if (clip.status === 'ready' && clip.caseId) await linkage.publish(clip, clips.clipFile(clip.id));
+    return true;
+  };
 
   const mod: VideoModule = {
     name: 'video',
@@ -354,7 +490,11 @@ function buildVideo(ctx: VideoDeps, opts: VideoOptions): VideoModule {
     },
 
     rootRoutes(app) {
-      videoRootRoutes(app, { gateway: () => gateway, keys, now: ctx.now, cameras, ...(ctx.owners ? { owners: ctx.owners } : {}) });
+      videoRootRoutes(app, {
+        gateway: () => gateway, keys, now: ctx.now, cameras,
+        ...(ctx.owners ? { owners: ctx.owners } : {}),
+        ...(ctx.owners?.shared ? { nodeClips: { capture: clipForNode, publish: publishForNode } } : {}),
+      });
     },
 
     async start() {
@@ -381,6 +521,7 @@ function buildVideo(ctx: VideoDeps, opts: VideoOptions): VideoModule {
       clips = new ClipRecorder({
         db, gateway, dir: path.join(root, 'clips'), ffmpeg: ff.path, preS: opts.preS, postS: opts.postS,
         startAllowanceS: settings.startTimeoutS + 5, logger,
+        ...(ctx.owners?.shared ? { node: () => ctx.owners!.self() } : {}),
         onReady: (clip) => {
           void linkage?.publish(clip, clips!.clipFile(clip.id)).catch((err) => logger.warn({ err, clipId: clip.id }, 'clip not added to the case evidence'));
         },
@@ -389,6 +530,12 @@ function buildVideo(ctx: VideoDeps, opts: VideoOptions): VideoModule {
       linkage = new Linkage({
         db, cameras, clips, ...(ctx.cases ? { cases: ctx.cases } : {}), logger, radiusM: opts.linkRadiusM, limit: opts.linkLimit, now: ctx.now,
         playable: (id) => !['offline', 'degraded'].includes(healthOf(id)),
+        ...(ctx.owners?.shared ? {
+          // Cluster: a case's clip is cut on its camera's node, once per case whichever node asks.
+          capture: (input: CaptureInput) => requestClip({ ...input, id: clipIdFor(`case:${input.caseId ?? `${input.cameraId}:${input.at}`}`) }),
+          alertClipWaitMs: 5_000,
+          publishRemote,
+        } : {}),
         emit: (payload, gridId) => {
           bus.emit('video.linkage', payload);
           // Consoles key linkage by case (CONTRACT 6); an alarm without a case stays on the bus and in camera_links.

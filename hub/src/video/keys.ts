@@ -4,9 +4,12 @@
  * other:
  *   - AES-256-GCM for RTSP URLs at rest (their credentials never leave the hub);
  *   - HMAC-SHA256 for short-lived stream tokens carried in URLs (hls.js and
- *     WebSockets cannot send an Authorization header easily).
+ *     WebSockets cannot send an Authorization header easily);
+ *   - HMAC-SHA256 for requests between the hub nodes of a cluster (a viewer
+ *     proxied to the camera's node, a clip asked of it), so a client cannot
+ *     pass for a node.
  */
-import { createCipheriv, createDecipheriv, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { loadKeyFile } from '../core/secrets.js';
 
 /**
@@ -27,6 +30,9 @@ export function loadVideoKey(opts: { dataDir: string; persistent: boolean }, env
 
 export const VIDEO_KEY = /^[0-9a-fA-F]{64}$/;
 
+/** Lifetime of a node-to-node request signature (node clocks may differ by this much at most). */
+export const NODE_REQUEST_TTL_S = 60;
+
 export interface StreamToken {
   token: string;
   /** epoch ms */
@@ -38,10 +44,41 @@ export interface StreamToken {
 export class VideoKeys {
   private readonly encKey: Buffer;
   private readonly macKey: Buffer;
+  private readonly nodeKey: Buffer;
 
   constructor(master: Buffer) {
     this.encKey = createHmac('sha256', master).update('gridlink/video/rtsp-credentials').digest();
     this.macKey = createHmac('sha256', master).update('gridlink/video/stream-token').digest();
+    this.nodeKey = createHmac('sha256', master).update('gridlink/video/node-request').digest();
+  }
+
+  private nodeMac(method: string, url: string, exp: number, body: string): string {
+    const digest = createHash('sha256').update(body).digest('base64url');
+    return createHmac('sha256', this.nodeKey).update(`${method.toUpperCase()}\n${url}\n${exp}\n${digest}`).digest('base64url');
+  }
+
+  /**
+   * `<expSeconds>.<mac>` over the method, the path with its query and the
+   * body: a request from one hub node to another (the `x-gridlink-proxied`
+   * header). Only nodes hold the key; it is valid for NODE_REQUEST_TTL_S.
+   */
+  signNode(method: string, url: string, now: number, body = ''): string {
+    const exp = Math.floor(now / 1000) + NODE_REQUEST_TTL_S;
+    return `${exp}.${this.nodeMac(method, url, exp, body)}`;
+  }
+
+  /** True when `header` is a node signature of this request, not expired. */
+  verifyNode(header: unknown, method: string, url: string, now: number, body = ''): boolean {
+    if (typeof header !== 'string' || header.length > 128) return false;
+    const parts = header.split('.');
+    if (parts.length !== 2) return false;
+    const [expS, mac] = parts;
+    if (!expS || !mac || !/^\d{1,12}$/.test(expS)) return false;
+    const exp = Number(expS);
+    if (exp * 1000 <= now || exp * 1000 > now + 2 * NODE_REQUEST_TTL_S * 1000) return false;
+    const want = Buffer.from(this.nodeMac(method, url, exp, body));
+    const got = Buffer.from(mac);
+    return got.length === want.length && timingSafeEqual(got, want);
   }
 
   /** `v1.<iv>.<tag>.<ciphertext>` (base64url); the camera id is bound in as AAD. */

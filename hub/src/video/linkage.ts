@@ -11,7 +11,7 @@ import type { CaseSummary } from '../core/services.js';
 import type { Logger } from '../core/logger.js';
 import type { Db } from '../store/index.js';
 import type { CameraRegistry, NearCamera } from './cameras.js';
-import type { Clip, ClipRecorder } from './clips.js';
+import type { CaptureInput, Clip, ClipRecorder } from './clips.js';
 import { copyFileSync, existsSync, linkSync } from 'node:fs';
 import path from 'node:path';
 import { distanceM } from './geo.js';
@@ -59,6 +59,17 @@ export class Linkage {
       emit: (payload: LinkagePayload, gridId: string | null) => void;
       /** False for a camera the health probes found offline or unplayable: it goes after the ones that play. */
       playable?: (cameraId: string) => boolean;
+      /** Cuts a case's clip (cluster: on the camera's node); the recorder's own capture otherwise. */
+      capture?: (input: CaptureInput) => Promise<unknown>;
+      /**
+       * Cluster: how long a case opened by a camera's alert waits for that
+       * alert's clip (asked of the camera's node by the node that took the
+       * alert) before it cuts a clip of its own. 0 on the single process,
+       * where the alert is noted before its case can open.
+       */
+      alertClipWaitMs?: number;
+      /** Cluster: a ready clip whose file is on another node is published there. */
+      publishRemote?: (clip: Clip) => Promise<void>;
     },
   ) {}
 
@@ -112,7 +123,7 @@ export class Linkage {
     if (!list.length) return null;
     const payload = await this.store(subject, { caseId: c.id, lat: c.lat, lon: c.lon }, list);
     this.deps.emit(payload, c.gridId);
-    await this.evidence(c, list, prefer).catch((err) => this.deps.logger.error({ err, caseId: c.id }, 'could not attach evidence'));
+    await this.evidence(c, list, prefer, hint.deviceId ?? null).catch((err) => this.deps.logger.error({ err, caseId: c.id }, 'could not attach evidence'));
     return payload;
   }
 
@@ -129,10 +140,13 @@ export class Linkage {
       if (id === deviceId || distanceM(cam.lat, cam.lon, c.lat, c.lon) <= this.deps.radiusM) ids.push(id);
     }
     for (const id of ids) await this.recentAlerts.get(id)?.stored;
-    for (const clip of await this.deps.clips.unattached(ids, now - ALERT_LINK_WINDOW_MS)) {
-      await this.deps.clips.attach(clip.id, c.id);
-      if (clip.status === 'ready') await this.publish({ ...clip, caseId: c.id }, this.deps.clips.clipFile(clip.id));
-    }
+    for (const clip of await this.deps.clips.unattached(ids, now - ALERT_LINK_WINDOW_MS)) await this.attach(clip, c.id);
+  }
+
+  /** The clip joins the case; published here when it is ready by then (otherwise its recorder publishes it when it is). */
+  private async attach(clip: Clip, caseId: string): Promise<void> {
+    const row = await this.deps.clips.attach(clip.id, caseId);
+    if (row?.status === 'ready') await this.publish(row, this.deps.clips.clipFile(row.id));
   }
 
   async onAlarm(a: AlarmLike): Promise<LinkagePayload | null> {
@@ -169,19 +183,27 @@ export class Linkage {
   }
 
   /** Alert clips waiting for this case are attached; otherwise the best camera records one now. */
-  private async evidence(c: CaseSummary, list: NearCamera[], prefer: string | undefined): Promise<void> {
+  private async evidence(c: CaseSummary, list: NearCamera[], prefer: string | undefined, opener: string | null): Promise<void> {
     const ids = prefer ? [prefer] : list.map((n) => n.camera.id);
     for (const id of ids) await this.recentAlerts.get(id)?.stored;
-    const waiting = await this.deps.clips.unattached(ids, this.deps.now() - ALERT_LINK_WINDOW_MS);
-    if (waiting.length) {
-      for (const clip of waiting) {
-        await this.deps.clips.attach(clip.id, c.id);
-        if (clip.status === 'ready') await this.publish({ ...clip, caseId: c.id }, this.deps.clips.clipFile(clip.id));
+    let waiting = await this.deps.clips.unattached(ids, this.deps.now() - ALERT_LINK_WINDOW_MS);
+    // Cluster: the alert that opened this case may have reached another node, whose request for its clip
+    // can still be on its way to the camera's node: wait for that clip rather than cut a second one.
+    const waitMs = this.deps.alertClipWaitMs ?? 0;
+    if (!waiting.length && waitMs > 0 && prefer && prefer === opener) {
+      const until = Date.now() + waitMs;
+      while (!waiting.length && Date.now() < until) {
+        await new Promise((r) => setTimeout(r, 200));
+        waiting = await this.deps.clips.unattached(ids, this.deps.now() - ALERT_LINK_WINDOW_MS);
       }
+    }
+    if (waiting.length) {
+      for (const clip of waiting) await this.attach(clip, c.id);
       return;
     }
     const best = list[0]!.camera;
-    await this.deps.clips.capture({ cameraId: best.id, at: c.createdAt || this.deps.now(), trigger: 'case', caseId: c.id, gridId: best.gridId });
+    const input: CaptureInput = { cameraId: best.id, at: c.createdAt || this.deps.now(), trigger: 'case', caseId: c.id, gridId: best.gridId };
+    await (this.deps.capture ? this.deps.capture(input) : this.deps.clips.capture(input));
   }
 
   /**
@@ -196,6 +218,8 @@ export class Linkage {
     if (!clip.caseId || !clip.sha256 || clip.bytes === null) return;
     const store = this.deps.cases?.evidence;
     if (!store?.dir) return;
+    // Cluster: the clip was cut on another node; that node adds it to the evidence with its file.
+    if (!existsSync(file) && this.deps.publishRemote) return this.deps.publishRemote(clip);
     const name = `${clip.id}.mp4`;
     const target = path.join(store.dir, name);
     if (!existsSync(target)) {

@@ -26,7 +26,8 @@ import type { Linkage } from './linkage.js';
 import type { CaseStore } from '../cases/index.js';
 import type { HealthInfo } from './health.js';
 import { frameArgs, run } from './ffmpeg.js';
-import { ownerOf, proxyHttp, proxyLive, type CameraOwners } from './cluster.proxy.js';
+import { fromNode, ownerOf, proxyHttp, proxyLive, type CameraOwners } from './cluster.proxy.js';
+import type { CaptureInput } from './clips.js';
 
 
 export interface VideoRouteDeps {
@@ -153,7 +154,7 @@ export function videoApiRoutes(app: App, d: VideoRouteDeps): void {
     if (!s) throw Errors.notFound('camera not found');
     const t = d.keys.sign(c.id, d.tokenTtlS, d.now());
     // Another node pulls this camera: the URLs are the same, and this node proxies them there.
-    const remote = await ownerOf(d.owners, c.id, req);
+    const remote = await ownerOf(d.owners, { keys: d.keys, now: d.now }, c.id, req);
     if (remote) {
       const q = `token=${encodeURIComponent(t.token)}`;
       return { cameraId: c.id, hls: `/video/${c.id}/index.m3u8?${q}`, live: `/video/${c.id}/live?${q}`, expiresAt: t.expiresAt, state: 'starting' as const };
@@ -300,10 +301,20 @@ function sendFileRange(range: string | undefined, file: string, type: string, re
   return reply.send(createReadStream(file));
 }
 
-export function videoRootRoutes(app: App, d: { gateway: () => StreamGateway | null; keys: VideoKeys; now: () => number; cameras: CameraRegistry; owners?: CameraOwners }): void {
+/** Cluster: clips asked of this node by the other nodes (video/index.ts). */
+export interface NodeClips {
+  /** Records (or finds) the clip; null when the camera is unknown here. */
+  capture(input: CaptureInput & { id: string }): Promise<string | null>;
+  /** Adds a ready clip this node recorded to its case's evidence; false when it is not this camera's clip. */
+  publish(cameraId: string, clipId: string): Promise<boolean>;
+}
+
+export function videoRootRoutes(app: App, d: { gateway: () => StreamGateway | null; keys: VideoKeys; now: () => number; cameras: CameraRegistry; owners?: CameraOwners; nodeClips?: NodeClips }): void {
+  const auth = { keys: d.keys, now: d.now };
   const gateway = (): StreamGateway => d.gateway() ?? (() => {
     throw Errors.unavailable('video is not available');
   })();
+  if (d.nodeClips) videoNodeRoutes(app, { keys: d.keys, now: d.now, nodeClips: d.nodeClips });
   const Params = Type.Object({ id: Type.String({ pattern: CAMERA_ID_PATTERN }) });
   const Query = Type.Object({ token: Type.Optional(Type.String({ maxLength: 128 })) });
   /** The nonce of a valid token for this camera; 401 otherwise. */
@@ -317,8 +328,8 @@ export function videoRootRoutes(app: App, d: { gateway: () => StreamGateway | nu
     schema: { hide: true, params: Params, querystring: Query },
   }, async (req, reply) => {
     const nonce = check(req.params.id, req.query.token);
-    const remote = await ownerOf(d.owners, req.params.id, req);
-    if (remote) return proxyHttp(remote, req, reply);
+    const remote = await ownerOf(d.owners, auth, req.params.id, req);
+    if (remote) return proxyHttp(remote, auth, req, reply);
     const s = gateway().stream(req.params.id)!;
     s.touchLease(nonce);
     // The first request of a cold stream waits for the first segment instead of 404ing.
@@ -339,8 +350,8 @@ export function videoRootRoutes(app: App, d: { gateway: () => StreamGateway | nu
     schema: { hide: true, params: Type.Object({ id: Type.String({ pattern: CAMERA_ID_PATTERN }), file: Type.String({ pattern: '^seg_\\d{1,20}\\.ts$' }) }), querystring: Query },
   }, async (req, reply) => {
     const nonce = check(req.params.id, req.query.token);
-    const remote = await ownerOf(d.owners, req.params.id, req);
-    if (remote) return proxyHttp(remote, req, reply);
+    const remote = await ownerOf(d.owners, auth, req.params.id, req);
+    if (remote) return proxyHttp(remote, auth, req, reply);
     const s = gateway().stream(req.params.id)!;
     s.touchLease(nonce);
     let data: Buffer;
@@ -362,10 +373,10 @@ export function videoRootRoutes(app: App, d: { gateway: () => StreamGateway | nu
     },
   }, async (socket, req) => {
     const { id } = req.params as { id: string };
-    const remote = await ownerOf(d.owners, id, req).catch(() => null);
+    const remote = await ownerOf(d.owners, auth, id, req).catch(() => null);
     // The viewer may have gone while the owner was looked up.
     if (socket.readyState !== socket.OPEN) return;
-    if (remote) return proxyLive(remote, req, socket);
+    if (remote) return proxyLive(remote, auth, req, socket);
     const s = d.gateway()?.stream(id);
     if (!s) return socket.close(1008, 'unknown camera');
     const remove = s.addClient({
@@ -378,6 +389,50 @@ export function videoRootRoutes(app: App, d: { gateway: () => StreamGateway | nu
     socket.on('error', remove);
     // Viewers send nothing; anything they do send is ignored.
     socket.on('message', () => undefined);
+  });
+}
+
+/** A clip asked of the camera's node by another node (never by a client: the body is signed with the nodes' key). */
+const NodeClipBody = Type.Object({
+  id: Type.String({ format: 'uuid' }),
+  at: Type.Number({ minimum: 0, maximum: 8.64e15 }),
+  trigger: Type.Union([Type.Literal('alert'), Type.Literal('case'), Type.Literal('alarm'), Type.Literal('manual')]),
+  gridId: Type.Union([Type.String({ maxLength: 128 }), Type.Null()]),
+  caseId: Type.Optional(Type.Union([Type.String({ maxLength: 128 }), Type.Null()])),
+  alarmId: Type.Optional(Type.Union([Type.String({ maxLength: 128 }), Type.Null()])),
+  alertKey: Type.Optional(Type.Union([Type.String({ maxLength: 300 }), Type.Null()])),
+  alertType: Type.Optional(Type.Union([Type.String({ maxLength: 128 }), Type.Null()])),
+  /** The alert's snapshot, base64. */
+  snapshot: Type.Optional(Type.String({ maxLength: 12 * 1024 * 1024 })),
+}, { additionalProperties: false });
+
+/**
+ * Cluster: the node-to-node clip endpoints. Only a request signed by a node
+ * (`x-gridlink-proxied`, over method, path and body) is served: a client, even
+ * with a valid stream token, gets 401 and starts nothing.
+ */
+export function videoNodeRoutes(app: App, d: { keys: VideoKeys; now: () => number; nodeClips: NodeClips }): void {
+  const auth = { keys: d.keys, now: d.now };
+  const signed = async (req: import('fastify').FastifyRequest) => {
+    if (!fromNode(auth, req, req.body === undefined ? '' : JSON.stringify(req.body))) throw Errors.tokenInvalid('not a request from a hub node');
+  };
+  app.post('/video/:id/clips', {
+    bodyLimit: 16 * 1024 * 1024,
+    schema: { hide: true, params: Type.Object({ id: Type.String({ pattern: CAMERA_ID_PATTERN }) }), body: NodeClipBody },
+    preValidation: signed,
+  }, async (req, reply) => {
+    const { snapshot, ...rest } = req.body;
+    const input: CaptureInput & { id: string } = { ...rest, cameraId: req.params.id, ...(snapshot ? { snapshot: new Uint8Array(Buffer.from(snapshot, 'base64')) } : {}) };
+    const id = await d.nodeClips.capture(input);
+    if (!id) throw Errors.notFound('camera not found');
+    return reply.status(201).send({ id });
+  });
+  app.post('/video/:id/clips/:clipId/evidence', {
+    schema: { hide: true, params: Type.Object({ id: Type.String({ pattern: CAMERA_ID_PATTERN }), clipId: Type.String({ format: 'uuid' }) }) },
+    preValidation: signed,
+  }, async (req) => {
+    if (!(await d.nodeClips.publish(req.params.id, req.params.clipId))) throw Errors.notFound('clip not found');
+    return { ok: true };
   });
 }
 

@@ -46,6 +46,25 @@ describe('VideoKeys', () => {
     expect(keys.verify('cam-1', 'x'.repeat(500), now)).toBeNull();
   });
 
+  it('should accept a node request signature for that very request only, until it expires, and no stream token or other key in its place', () => {
+    const now = 1_700_000_000_000;
+    const url = '/video/cam-1/clips';
+    const body = JSON.stringify({ id: 'x', at: now });
+    const sig = keys.signNode('POST', url, now, body);
+    expect(keys.verifyNode(sig, 'POST', url, now, body)).toBe(true);
+    expect(keys.verifyNode(sig, 'post', url, now + 59_000, body)).toBe(true);
+    expect(keys.verifyNode(sig, 'POST', url, now + 60_000, body)).toBe(false);
+    expect(keys.verifyNode(sig, 'GET', url, now, body)).toBe(false);
+    expect(keys.verifyNode(sig, 'POST', '/video/cam-2/clips', now, body)).toBe(false);
+    expect(keys.verifyNode(sig, 'POST', url, now, JSON.stringify({ id: 'y', at: now }))).toBe(false);
+    expect(new VideoKeys(Buffer.alloc(32, 8)).verifyNode(sig, 'POST', url, now, body)).toBe(false);
+    const [exp, mac] = sig.split('.');
+    // A signature dated far ahead (a leaked one stretched) and the bare header a client might send are refused.
+    expect(keys.verifyNode(`${Number(exp) + 3600}.${mac}`, 'POST', url, now, body)).toBe(false);
+    expect(keys.verifyNode(keys.signNode('POST', url, now + 3_600_000, body), 'POST', url, now, body)).toBe(false);
+    for (const bad of ['1', '', undefined, ['a', 'b'], keys.sign('cam-1', 60, now).token]) expect(keys.verifyNode(bad, 'POST', url, now, body)).toBe(false);
+  });
+
   it('should redact credentials in userinfo and in query parameters', () => {
     expect(redactUrl('rtsp://admin:12345@10.1.1.9:554/Streaming/Channels/101')).toBe('rtsp://***:***@10.1.1.9:554/Streaming/Channels/101');
     expect(redactUrl('rtsp://10.1.1.9/cam/realmonitor?channel=1&user=admin&password=x')).toBe('rtsp://10.1.1.9/cam/realmonitor?channel=1&user=***&password=***');
