@@ -26,7 +26,7 @@ import type { Linkage } from './linkage.js';
 import type { CaseStore } from '../cases/index.js';
 import type { HealthInfo } from './health.js';
 import { frameArgs, run } from './ffmpeg.js';
-import { fromNode, ownerOf, proxyHttp, proxyLive, type CameraOwners } from './cluster.proxy.js';
+import { fromNode, ownerOf, PROXIED, proxyHttp, proxyLive, type CameraOwners } from './cluster.proxy.js';
 import type { CaptureInput } from './clips.js';
 
 
@@ -197,6 +197,32 @@ export function videoApiRoutes(app: App, d: VideoRouteDeps): void {
     schema: { tags: ['video'], params: ClipParams, response: { 200: ClipSchema, ...errors(401, 404) } },
   }, async (req) => signed(req, await clipVisible(req, req.params.id)));
 
+  /**
+   * Cluster: a clip's files are on the node that recorded it. A request for
+   * them on another node is forwarded there as it came (the caller's bearer
+   * or media token is checked again there) and the answer sent back; true
+   * when it was. A request that came from a node is not forwarded again.
+   */
+  const fromRecorder = async (req: import('fastify').FastifyRequest, reply: import('fastify').FastifyReply, clipId: string): Promise<boolean> => {
+    const nodeAuth = { keys: d.keys, now: d.now };
+    if (!d.owners?.shared || fromNode(nodeAuth, req)) return false;
+    const at = await parts().clips.recorder(clipId);
+    if (!at || at.node === d.owners.self().node) return false;
+    const headers: Record<string, string> = { [PROXIED]: d.keys.signNode('GET', req.url, d.now()) };
+    for (const h of ['authorization', 'range']) {
+      const v = req.headers[h];
+      if (typeof v === 'string') headers[h] = v;
+    }
+    const r = await fetch(`${at.url}${req.url}`, { headers, signal: AbortSignal.timeout(60_000) }).catch(() => null);
+    if (!r) throw Errors.unavailable('the hub node that holds this clip is not reachable');
+    for (const h of ['content-type', 'content-range', 'accept-ranges', 'cache-control']) {
+      const v = r.headers.get(h);
+      if (v) reply.header(h, v);
+    }
+    reply.code(r.status).send(Buffer.from(await r.arrayBuffer()));
+    return true;
+  };
+
   app.get('/clips/:id/video.mp4', {
     onRequest: [guard],
     config: { media: true },
@@ -204,6 +230,7 @@ export function videoApiRoutes(app: App, d: VideoRouteDeps): void {
   }, async (req, reply) => {
     const clip = await clipVisible(req, req.params.id);
     const file = parts().clips.clipFile(clip.id);
+    if (clip.status === 'ready' && !existsSync(file) && (await fromRecorder(req, reply, clip.id))) return reply;
     if (clip.status !== 'ready' || !existsSync(file)) throw Errors.notFound(`clip is ${clip.status}`);
     return sendFileRange(req.headers.range, file, 'video/mp4', reply);
   });
@@ -215,6 +242,7 @@ export function videoApiRoutes(app: App, d: VideoRouteDeps): void {
   }, async (req, reply) => {
     const clip = await clipVisible(req, req.params.id);
     const file = parts().clips.snapshotFile(clip.id);
+    if (!existsSync(file) && (await fromRecorder(req, reply, clip.id))) return reply;
     if (!existsSync(file)) throw Errors.notFound('no snapshot');
     return reply.type('image/jpeg').header('cache-control', 'private, max-age=86400').send(readFileSync(file));
   });

@@ -240,7 +240,22 @@ describe.runIf(RUN_CLUSTER && support.missing.length === 0)('buffered camera on 
     expect(evidence).toEqual([{ id: clip!.id, case_id: clip!.case_id }]);
     const mp4 = await fetch(`${owner.http}/api/v1/clips/${clip!.id}/video.mp4`, { headers: { authorization: `Bearer ${token}` } });
     expect(mp4.status).toBe(200);
-    expect((await mp4.arrayBuffer()).byteLength).toBeGreaterThan(1000);
+    const bytes = Buffer.from(await mp4.arrayBuffer());
+    expect(bytes.byteLength).toBeGreaterThan(1000);
+    // The file is on the owner's disk; the other node serves it from there (bearer, a range, the media token of its signed URL).
+    const viaOther = await fetch(`${other.http}/api/v1/clips/${clip!.id}/video.mp4`, { headers: { authorization: `Bearer ${token}` } });
+    expect(viaOther.status).toBe(200);
+    expect(viaOther.headers.get('content-type')).toBe('video/mp4');
+    expect(Buffer.from(await viaOther.arrayBuffer()).equals(bytes)).toBe(true);
+    const part = await fetch(`${other.http}/api/v1/clips/${clip!.id}/video.mp4`, { headers: { authorization: `Bearer ${token}`, range: 'bytes=0-99' } });
+    expect(part.status).toBe(206);
+    expect(Buffer.from(await part.arrayBuffer()).equals(bytes.subarray(0, 100))).toBe(true);
+    const signedUrls = await api<{ snapshot: string; video: string }>(other.http, 'GET', `/clips/${clip!.id}`, undefined, token);
+    const jpg = await fetch(`${other.http}${signedUrls.body.snapshot}`);
+    expect(jpg.status).toBe(200);
+    expect(Buffer.from(await jpg.arrayBuffer()).subarray(0, 3)).toEqual(Buffer.from([0xff, 0xd8, 0xff]));
+    // Without the caller's credentials the owner refuses it through the other node too.
+    expect((await fetch(`${other.http}/api/v1/clips/${clip!.id}/video.mp4`)).status).toBe(401);
     // Still one RTSP client, on the owner.
     expect(pulling()).toEqual(owner === a ? [1, 0] : [0, 1]);
 
