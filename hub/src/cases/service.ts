@@ -559,7 +559,7 @@ export class CaseStore implements CaseService {
       const r = await this.row(id, q, true);
       if (!r) throw CaseErrors.notFound();
       this.authorize(actor, action, r);
-      if (!t.from.includes(r.status)) throw CaseErrors.transition(action, r.status);
+      if (!t.from.includes(r.status) || (input.ifStatus && !input.ifStatus.includes(r.status))) throw CaseErrors.transition(action, r.status);
       from = r.status;
       previousWorker = r.worker_id;
       previousDepartment = r.department_id;

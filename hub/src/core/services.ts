@@ -5,7 +5,7 @@
  * root (hub/src/hub.ts) hands to each domain it builds. Each may be absent
  * when its module is not loaded; callers degrade gracefully.
  */
-import type { AnyServerEventName, AnyServerEventPayload, CaseAction, CaseSummary, Actor, ServerEventName, ServerEventPayload, WorkerInfo } from '@gridlink/devices/contract';
+import type { AnyServerEventName, AnyServerEventPayload, CaseAction, CaseStatus, CaseSummary, Actor, ServerEventName, ServerEventPayload, WorkerInfo } from '@gridlink/devices/contract';
 import type { Queryable } from '../store/index.js';
 
 // The shapes other rooms and clients see are the contract's (docs/contract.md): one definition.
@@ -22,6 +22,8 @@ export interface CaseActInput {
   rating?: number;
   /** `route`: the department. */
   departmentId?: string;
+  /** Only from these statuses, judged in the action's transaction (a timer's action that must not undo what a worker did meanwhile). */
+  ifStatus?: readonly CaseStatus[];
 }
 
 export interface CaseService {

@@ -252,7 +252,7 @@ export class DispatchEngine {
 
   // ---- the case loop ----------------------------------------------------------------------
 
-  private async act(caseId: string, action: 'dispatch' | 'decline' | 'arrive' | 'register', input: { workerId?: string; note?: string; data?: Record<string, unknown> }): Promise<CaseSummary> {
+  private async act(caseId: string, action: 'dispatch' | 'decline' | 'arrive' | 'register', input: { workerId?: string; note?: string; data?: Record<string, unknown>; ifStatus?: readonly CaseStatus[] }): Promise<CaseSummary> {
     const cases = this.deps.cases;
     if (!cases) throw new Error('case module not loaded');
     return cases.act(caseId, action, DISPATCH_ACTOR, input);
@@ -379,9 +379,14 @@ export class DispatchEngine {
     if (reason === 'timeout') {
       this.ownDecline.set(c.id, 'timeout');
       try {
-        await this.act(c.id, 'decline', { workerId: prev.id, note: `accept timeout after ${this.cfg.acceptTimeoutS} s` });
+        // Only while still dispatched: an accept that reached another node a moment before wins.
+        await this.act(c.id, 'decline', { workerId: prev.id, note: `accept timeout after ${this.cfg.acceptTimeoutS} s`, ifStatus: ['dispatched'] });
       } catch (err) {
         this.ownDecline.delete(c.id);
+        if ((err as { code?: string }).code === 'CASE_TRANSITION_INVALID') {
+          this.log.info({ caseId: c.id, workerId: prev.id, err: (err as Error).message }, 'accept timeout: the case moved on meanwhile, nothing to withdraw');
+          return;
+        }
         this.log.warn({ err: (err as Error).message, caseId: c.id }, 'could not withdraw a timed-out dispatch');
         raise(null);
         return;

@@ -92,7 +92,9 @@ describe.runIf(RUN_CLUSTER)('a node SIGKILLed under 5,000 msg/s QoS 1 while case
     // One `dispatch_timeout` alarm count per timeout, on the handheld that let it run.
     const counted = Object.fromEntries([...timeoutsOf].map(([w, n]) => [w.slice(2), n]));
     expect(facts.timeoutAlarms).toEqual(counted);
-    expect(facts.claimsDone).toBe(timeouts);
+    // One claim per timeout; a claim may also find the dispatch accepted a moment before and withdraw nothing.
+    expect(facts.claimsDone).toBeGreaterThanOrEqual(timeouts);
+    expect(facts.claimsDone).toBeLessThanOrEqual(timeouts + accepts);
     expect(facts.claimsOpen).toBe(0);
     expect(facts.workersDispatched).toBe(0);
   });
