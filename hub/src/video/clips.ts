@@ -93,6 +93,14 @@ export interface CaptureInput {
   alertKey?: string | null;
   alertType?: string | null;
   snapshot?: Uint8Array;
+  /**
+   * Cluster: the clip was asked late (the camera's node died and the camera
+   * moved, epoch ms of the ask). Its pre-alert seconds are gone with that
+   * node; the post-alert seconds count from here, or from the first segment
+   * when the camera has to be started for it, so the clip holds the scene
+   * rather than failing for a window that passed.
+   */
+  postFrom?: number;
 }
 
 interface Job {
@@ -250,7 +258,8 @@ export class ClipRecorder {
     // One segment of margin: segment times are the hub's receive clock, a little after the camera's capture clock,
     // so the picture at the start of the clip is at least preS before the alert.
     const from = input.at - this.deps.preS * 1000 - 1_500;
-    const to = input.at + this.deps.postS * 1000;
+    let to = Math.max(input.at, input.postFrom ?? input.at) + this.deps.postS * 1000;
+    const late = input.postFrom !== undefined;
     const linked = new Map<number, { seg: Segment; file: string }>();
     const release = stream.acquire();
     const take = (s: Segment) => {
@@ -290,6 +299,7 @@ export class ClipRecorder {
         work.catch((err) => this.deps.logger.error({ err, clipId: id }, 'clip failed')).finally(resolve);
       };
       const onSegment = (s: Segment) => {
+        if (late && linked.size === 0 && s.startMs >= to) to = s.startMs + this.deps.postS * 1000;
         take(s);
         if (s.startMs + s.durMs >= to) finish();
       };

@@ -390,6 +390,8 @@ function buildVideo(ctx: VideoDeps, opts: VideoOptions): VideoModule {
   async function requestClip(input: CaptureInput & { id: string }): Promise<string | null> {
     const owners = ctx.owners!;
     for (let attempt = 1; ; attempt++) {
+      // Asked again: the camera's node did not answer and the camera may have moved; the moment has passed (clips.ts).
+      if (attempt > 1) input = { ...input, postFrom: Date.now() };
       const o = await owners.owner(input.cameraId).catch(() => null);
       if (o && (o.mine || !o.url)) return captureHere(input);
       if (o) {

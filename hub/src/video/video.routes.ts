@@ -430,6 +430,7 @@ const NodeClipBody = Type.Object({
   alarmId: Type.Optional(Type.Union([Type.String({ maxLength: 128 }), Type.Null()])),
   alertKey: Type.Optional(Type.Union([Type.String({ maxLength: 300 }), Type.Null()])),
   alertType: Type.Optional(Type.Union([Type.String({ maxLength: 128 }), Type.Null()])),
+  postFrom: Type.Optional(Type.Number({ minimum: 0, maximum: 8.64e15 })),
   /** The alert's snapshot, base64. */
   snapshot: Type.Optional(Type.String({ maxLength: 12 * 1024 * 1024 })),
 }, { additionalProperties: false });

@@ -280,12 +280,28 @@ describe.runIf(RUN_CLUSTER && support.missing.length === 0)('buffered camera on 
     expect(pulling()).toEqual(owner === a ? [1, 0] : [0, 1]);
   }, 400_000);
 
-  it('is buffered by the other node once its owner is SIGKILLed', async () => {
+  it('is buffered by the other node once its owner is SIGKILLed, and an alert taken meanwhile gets one clip', async () => {
     expect((await cameraOn(other)).buffering).toBe(false);
     expect(pullers(other.child.pid!, cam.port)).toBe(0);
     await owner.kill('SIGKILL');
+    // An alert right after the kill, while the dead owner's row still stands: the node that took it asks the dead node, asks
+    // again until the camera has moved (to itself), and gets one clip, attached once to the case the alert opened.
+    const mq = await mqtt.connectAsync(`mqtt://127.0.0.1:${other.mqttPort}`, { clientId: id, username: id, password: secret, reconnectPeriod: 0 });
+    const body = await publishAlert(mq, id, 'waterlogging', { confidence: 0.9 });
+    await mq.endAsync();
+    const alertKey = `${id}:${body.ts as number}`;
     await until(async () => ((await cameraOn(other)).buffering ? true : null), 120_000, 250);
     expect(await db.query('select node from video_owners where camera_id = $1', [id])).toEqual([{ node: other.id }]);
     await until(() => (pullers(other.child.pid!, cam.port) === 1 ? true : null), 120_000, 250);
+    const rows = await until(async () => {
+      const r = await db.query<{ id: string; node: string; status: string; case_id: string | null }>('select id, node, status, case_id from video_clips where alert_key = $1', [alertKey]);
+      return r.length && r.every((x) => x.status !== 'recording' && x.case_id) ? r : null;
+    }, 120_000, 250);
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({ node: other.id, status: 'ready' });
+    await until(async () => ((await db.query("select id from evidence where kind = 'clip' and id = $1", [rows[0]!.id])).length ? true : null), 120_000, 250);
+    expect(await db.query("select id, case_id from evidence where kind = 'clip' and case_id = $1", [rows[0]!.case_id])).toEqual([{ id: rows[0]!.id, case_id: rows[0]!.case_id }]);
+    // No other clip was cut for that case (a case clip of its own) while the alert's clip was being asked for.
+    expect(await db.query('select id from video_clips where case_id = $1', [rows[0]!.case_id])).toEqual([{ id: rows[0]!.id }]);
   }, 300_000);
 });
