@@ -336,6 +336,12 @@ export class Workers implements WorkerService {
       createdAt: ms(rows[0].created_at), removed: false,
     };
     this.insert(w);
+    // The handheld may have sent fixes before it was bound (ingest stored them): start from the last good one, as a restart or another node would.
+    const [f] = await this.db.query<{ ts: Date | string; lat: number; lon: number; acc: number | null; batt: number | null }>(
+      'select ts, lat, lon, acc, batt from positions where device_id = $1 and flag is null order by ts desc limit 1',
+      [w.deviceId],
+    );
+    if (f && !w.removed) this.setFix(w, f.lat, f.lon, ms(f.ts), f.acc, f.batt);
     this.changed(w, null);
     this.announce(w);
     return w;
