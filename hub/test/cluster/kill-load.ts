@@ -251,7 +251,7 @@ export class KillLoadCluster {
       handhelds.push({ id: `hh-${i}-2`, accepts: true, lat: s.lat + 0.002, lon: s.lon });
     });
 
-    // Handhelds first: connected, subscribed, their fix stored, then their worker made (every node reads the fix back).
+    // Handhelds first: connected, subscribed, their fix stored, then their worker made.
     const accepted = new Set<string>();
     for (const [i, h] of handhelds.entries()) {
       const secret = await this.device('handheld', h.id);
@@ -269,6 +269,9 @@ export class KillLoadCluster {
       await link.open();
       await link.publish(`gridlink/v1/${h.id}/location`, JSON.stringify({ ts: Date.now(), lat: h.lat, lon: h.lon, acc: 5 }));
     }
+    // Every node reads a new worker's last stored fix: wait until all are stored.
+    const ids = handhelds.map((h) => h.id);
+    await until(async () => (await this.db.query<{ n: number }>('select count(distinct device_id)::int as n from positions where device_id = any($1)', [ids]))[0]!.n === ids.length, HANG_GUARD_MS, 100);
     for (const [i, h] of handhelds.entries()) {
       const node = this.nodes[(i + 1) % 3]!;
       const w = await api(node.http, 'POST', '/workers', { id: `w-${h.id}`, name: h.id, deviceId: h.id, gridIds: [] }, this.token);
@@ -276,8 +279,6 @@ export class KillLoadCluster {
       const d = await api(node.http, 'POST', `/workers/w-${h.id}/duty`, { onDuty: true }, this.token);
       if (d.status !== 200) throw new Error(`duty ${h.id}: ${d.status}`);
     }
-    const ids = handhelds.map((h) => h.id);
-    await until(async () => (await this.db.query<{ n: number }>('select count(distinct device_id)::int as n from positions where device_id = any($1)', [ids]))[0]!.n === ids.length, HANG_GUARD_MS, 100);
 
     const sensorLinks: Link[] = [];
     for (const [i, s] of sensors.entries()) {
