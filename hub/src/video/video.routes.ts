@@ -26,7 +26,7 @@ import type { Linkage } from './linkage.js';
 import type { CaseStore } from '../cases/index.js';
 import type { HealthInfo } from './health.js';
 import { frameArgs, run } from './ffmpeg.js';
-import { fromNode, ownerOf, PROXIED, proxyHttp, proxyLive, type CameraOwners } from './cluster.proxy.js';
+import { fromNode, ownerOf, postToNode, PROXIED, proxyHttp, proxyLive, type CameraOwners } from './cluster.proxy.js';
 import type { CaptureInput } from './clips.js';
 
 
@@ -274,6 +274,18 @@ export function videoApiRoutes(app: App, d: VideoRouteDeps): void {
     };
   });
 
+  /** The camera's current picture, grabbed by the node that pulls it (cluster) or here. */
+  const frameOf = async (cameraId: string): Promise<Uint8Array> => {
+    const o = d.owners?.shared ? await d.owners.owner(cameraId) : null;
+    if (!o || o.mine || !o.url) return grabFrame(parts().gateway, cameraId);
+    const r = await postToNode<{ jpeg?: string }>(o.url, `/video/${encodeURIComponent(cameraId)}/frame`, {}, { keys: d.keys, now: d.now }, 60_000)
+      .catch(() => {
+        throw Errors.unavailable('the hub node that pulls this camera is not reachable');
+      });
+    if (r.status !== 200 || !r.body?.jpeg) throw Errors.unavailable(`the hub node that pulls this camera answered ${r.status}`);
+    return new Uint8Array(Buffer.from(r.body.jpeg, 'base64'));
+  };
+
   app.post('/cameras/:id/snapshot', {
     onRequest: [guard, requireRole('officer', 'dispatcher')],
     schema: {
@@ -290,7 +302,7 @@ export function videoApiRoutes(app: App, d: VideoRouteDeps): void {
     const c = cases ? await cases.get(req.body.caseId) : null;
     // A case the caller may not see does not exist for them.
     if (!cases || !c || !d.auth.canSee(p, c.gridId)) throw Errors.notFound('case not found');
-    const jpeg = await grabFrame(parts().gateway, cam.id);
+    const jpeg = await frameOf(cam.id);
     const e = await cases.evidence.save({
       bytes: jpeg, kind: 'snapshot', caseId: c.id, deviceId: cam.id, gridId: c.gridId, at: d.now(),
       actor: { kind: 'user', id: p.sub, name: p.username, role: p.role, regionId: p.regionId ?? null },
@@ -342,7 +354,7 @@ export function videoRootRoutes(app: App, d: { gateway: () => StreamGateway | nu
   const gateway = (): StreamGateway => d.gateway() ?? (() => {
     throw Errors.unavailable('video is not available');
   })();
-  if (d.nodeClips) videoNodeRoutes(app, { keys: d.keys, now: d.now, nodeClips: d.nodeClips });
+  if (d.nodeClips) videoNodeRoutes(app, { keys: d.keys, now: d.now, nodeClips: d.nodeClips, gateway: d.gateway });
   const Params = Type.Object({ id: Type.String({ pattern: CAMERA_ID_PATTERN }) });
   const Query = Type.Object({ token: Type.Optional(Type.String({ maxLength: 128 })) });
   /** The nonce of a valid token for this camera; 401 otherwise. */
@@ -440,7 +452,7 @@ const NodeClipBody = Type.Object({
  * (`x-gridlink-proxied`, over method, path and body) is served: a client, even
  * with a valid stream token, gets 401 and starts nothing.
  */
-export function videoNodeRoutes(app: App, d: { keys: VideoKeys; now: () => number; nodeClips: NodeClips }): void {
+export function videoNodeRoutes(app: App, d: { keys: VideoKeys; now: () => number; nodeClips: NodeClips; gateway: () => StreamGateway | null }): void {
   const auth = { keys: d.keys, now: d.now };
   const signed = async (req: import('fastify').FastifyRequest) => {
     if (!fromNode(auth, req, req.body === undefined ? '' : JSON.stringify(req.body))) throw Errors.tokenInvalid('not a request from a hub node');
@@ -455,6 +467,14 @@ export function videoNodeRoutes(app: App, d: { keys: VideoKeys; now: () => numbe
     const id = await d.nodeClips.capture(input);
     if (!id) throw Errors.notFound('camera not found');
     return reply.status(201).send({ id });
+  });
+  app.post('/video/:id/frame', {
+    schema: { hide: true, params: Type.Object({ id: Type.String({ pattern: CAMERA_ID_PATTERN }) }) },
+    preValidation: signed,
+  }, async (req) => {
+    const gateway = d.gateway();
+    if (!gateway) throw Errors.unavailable('video is not available');
+    return { jpeg: Buffer.from(await grabFrame(gateway, req.params.id)).toString('base64') };
   });
   app.post('/video/:id/clips/:clipId/evidence', {
     schema: { hide: true, params: Type.Object({ id: Type.String({ pattern: CAMERA_ID_PATTERN }), clipId: Type.String({ format: 'uuid' }) }) },

@@ -256,6 +256,14 @@ describe.runIf(RUN_CLUSTER && support.missing.length === 0)('buffered camera on 
     expect(Buffer.from(await jpg.arrayBuffer()).subarray(0, 3)).toEqual(Buffer.from([0xff, 0xd8, 0xff]));
     // Without the caller's credentials the owner refuses it through the other node too.
     expect((await fetch(`${other.http}/api/v1/clips/${clip!.id}/video.mp4`)).status).toBe(401);
+    // A one-click snapshot asked of the other node: the owner grabs the frame, the other node pulls nothing.
+    const snap = await api<{ id: string; sha256: string }>(other.http, 'POST', `/cameras/${id}/snapshot`, { caseId: clip!.case_id }, token);
+    expect(snap.status, JSON.stringify(snap.body)).toBe(201);
+    expect(await db.query("select case_id from evidence where id = $1 and kind = 'snapshot'", [snap.body.id])).toEqual([{ case_id: clip!.case_id }]);
+    expect(pullers(other.child.pid!, cam.port)).toBe(0);
+    expect((await cameraOn(other)).stream.state).toBe('idle');
+    // The node frame endpoint is the nodes' alone.
+    expect((await fetch(`${other.http}/video/${id}/frame`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-gridlink-proxied': '1' }, body: '{}' })).status).toBe(401);
     // Still one RTSP client, on the owner.
     expect(pulling()).toEqual(owner === a ? [1, 0] : [0, 1]);
 
