@@ -1,20 +1,34 @@
 /**
- * Evidence: camera snapshots and worker photos as files under
- * `${dataDir}/evidence` (a temp directory for an in-memory database), one row
- * each in `evidence`. Rows carry the grid of the case or alarm they belong to
- * so serving a file checks the region without a join.
+ * Evidence: camera snapshots and worker photos, one row each in `evidence`.
+ * Rows carry the grid of the case or alarm they belong to so serving a file
+ * checks the region without a join.
+ *
+ * Where the bytes live: the single process keeps them as files under
+ * `${dataDir}/evidence` (a temp directory for an in-memory database). A hub
+ * of several nodes (cluster mode) keeps them in PostgreSQL (`evidence_parts`,
+ * written in the transaction that writes the row), so every node serves
+ * them and a node that is gone takes none with it. Clips (kind `clip`) are
+ * the video module's: it says where their bytes are (setSource).
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { createReadStream, mkdirSync, mkdtempSync } from 'node:fs';
+import { stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Config } from '../core/config.js';
 import { Errors } from '../core/errors.js';
 import type { Actor } from '../core/services.js';
-import type { Queryable } from '../store/index.js';
+import type { Db, Queryable } from '../store/index.js';
+import { MediaParts, type StoredMedia } from './stored-media.js';
 
-export type EvidenceKind = 'snapshot' | 'photo';
+export type EvidenceKind = 'snapshot' | 'photo' | 'clip';
+
+/**
+ * The largest image evidence item stored, bytes: above every image limit of
+ * the routes (console photos ~1 MB, handheld photos GRIDLINK_MOBILE_MAX_PHOTO_BYTES,
+ * 4 MiB by default), so it only stops a caller that bypasses them.
+ */
+export const MAX_EVIDENCE_BYTES = 16 * 1024 * 1024;
 
 export interface Evidence {
   id: string;
@@ -68,13 +82,24 @@ export function decodePhoto(b64: string): Uint8Array {
 
 export class EvidenceStore {
   readonly dir: string;
+  /** Cluster mode: bytes in the database (`evidence_parts`), not on this node's disk. */
+  readonly shared: boolean;
+  private readonly parts: MediaParts;
+  private readonly sources = new Map<EvidenceKind, (id: string) => Promise<StoredMedia | null>>();
 
-  constructor(private readonly db: Queryable, config: Config) {
+  constructor(private readonly db: Db, config: Config, opts: { shared?: boolean } = {}) {
     this.memory = config.databaseUrl?.startsWith('memory://') ?? false;
     this.dir = this.memory ? '' : path.join(config.dataDir, 'evidence');
+    this.shared = opts.shared ?? false;
+    this.parts = new MediaParts(db, 'evidence_parts', ['evidence_id']);
   }
 
   private readonly memory: boolean;
+
+  /** Where the stored bytes of another module's evidence kind are (the video module: clips in `video_clip_parts`). */
+  setSource(kind: EvidenceKind, open: (id: string) => Promise<StoredMedia | null>): void {
+    this.sources.set(kind, open);
+  }
 
   /** Creates the directory (start(), not the constructor). */
   init(): void {
@@ -83,19 +108,26 @@ export class EvidenceStore {
     } else mkdirSync(this.dir, { recursive: true });
   }
 
-  async save(input: { bytes: Uint8Array; kind: EvidenceKind; caseId?: string | null; alarmId?: string | null; deviceId?: string | null; gridId?: string | null; actor?: Actor; at: number }, q: Queryable = this.db): Promise<Evidence> {
+  async save(input: { bytes: Uint8Array; kind: 'snapshot' | 'photo'; caseId?: string | null; alarmId?: string | null; deviceId?: string | null; gridId?: string | null; actor?: Actor; at: number }, q: Queryable = this.db): Promise<Evidence> {
     const mime = imageMime(input.bytes);
     if (!mime) throw Errors.evidenceInvalid('evidence must be a JPEG or PNG image');
+    if (input.bytes.byteLength > MAX_EVIDENCE_BYTES) throw Errors.payloadTooLarge(`an evidence image may have at most ${MAX_EVIDENCE_BYTES} bytes`);
     const id = randomUUID();
     const file = `${id}.${mime === 'image/png' ? 'png' : 'jpg'}`;
     const sha256 = createHash('sha256').update(input.bytes).digest('hex');
+    const insert = async (tx: Queryable) => {
+      const rows = await tx.query<EvidenceRow>(
+        `insert into evidence (id, case_id, alarm_id, kind, mime, size, sha256, file, device_id, grid_id, actor, created_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, to_timestamp($12 / 1000.0)) returning *`,
+        [id, input.caseId ?? null, input.alarmId ?? null, input.kind, mime, input.bytes.byteLength, sha256, file, input.deviceId ?? null, input.gridId ?? null, input.actor ? JSON.stringify(input.actor) : null, input.at],
+      );
+      // Cluster: the bytes go with the row, in its transaction (the caller's, or one of their own here).
+      if (this.shared) await this.parts.write(tx, [id], input.bytes);
+      return toEvidence(rows[0]!);
+    };
+    if (this.shared) return q === this.db ? this.db.tx(insert) : insert(q);
     await writeFile(path.join(this.dir, file), input.bytes);
-    const rows = await q.query<EvidenceRow>(
-      `insert into evidence (id, case_id, alarm_id, kind, mime, size, sha256, file, device_id, grid_id, actor, created_at)
-       values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, to_timestamp($12 / 1000.0)) returning *`,
-      [id, input.caseId ?? null, input.alarmId ?? null, input.kind, mime, input.bytes.byteLength, sha256, file, input.deviceId ?? null, input.gridId ?? null, input.actor ? JSON.stringify(input.actor) : null, input.at],
-    );
-    return toEvidence(rows[0]!);
+    return insert(q);
   }
 
   /** Links alarm evidence to the case the alarm opened or joined. */
@@ -113,7 +145,30 @@ export class EvidenceStore {
     return r ? { ...toEvidence(r), file: r.file } : null;
   }
 
-  read(file: string): Promise<Buffer> {
-    return readFile(path.join(this.dir, path.basename(file)));
+  /**
+   * The bytes of an evidence item: from the database in cluster mode (a file
+   * on this node's disk is still served, e.g. one made before the district
+   * went from one node to several), from the evidence directory otherwise.
+   * Null when they are nowhere.
+   */
+  async open(e: { id: string; kind: EvidenceKind; file: string }): Promise<StoredMedia | null> {
+    if (this.shared) {
+      const source = this.sources.get(e.kind);
+      const stored = source ? await source(e.id) : await this.parts.open([e.id]);
+      if (stored) return stored;
+    }
+    const file = path.join(this.dir, path.basename(e.file));
+    const st = await stat(file).catch(() => null);
+    if (!st?.isFile()) return null;
+    return { size: st.size, stream: (start, end) => createReadStream(file, { start, end }) };
+  }
+
+  /** All bytes of an (image) evidence item, or null. */
+  async read(e: { id: string; kind: EvidenceKind; file: string }): Promise<Buffer | null> {
+    const m = await this.open(e);
+    if (!m) return null;
+    const chunks: Buffer[] = [];
+    for await (const c of m.stream(0, m.size - 1)) chunks.push(c as Buffer);
+    return Buffer.concat(chunks);
   }
 }

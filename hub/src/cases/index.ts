@@ -38,7 +38,8 @@ export { CalendarStore } from './calendar.store.js';
 export { DepartmentDirectory, SEED_DEPARTMENTS, departmentRoom, type Department } from './departments.js';
 export { computeAssessment, ASSESSMENT_FORMULAS, DEFAULT_WEIGHTS, type Assessment, type AssessmentRow } from './assessment.js';
 export { GridIndex, normaliseGrids, pointInGeometry, type GridCollection, type GridFeature, type GridProps } from './grids.js';
-export { EvidenceStore, decodePhoto, imageMime, type Evidence } from './evidence.js';
+export { EvidenceStore, decodePhoto, imageMime, MAX_EVIDENCE_BYTES, type Evidence } from './evidence.js';
+export { MediaParts, sendMedia, PART_BYTES, type StoredMedia } from './stored-media.js';
 export { computeKpi, KPI_DESCRIPTION, type KpiResult, type KpiFigures } from './kpi.js';
 
 export interface CasesModule extends HubModule {
@@ -76,7 +77,8 @@ export function createCases(deps: CasesDeps, opts: CasesOptions = {}): CasesModu
   const log = deps.logger.child({ module: 'cases' });
   const categories = new CategoryCatalogue(deps.db);
   const grids = new GridIndex();
-  const evidence = new EvidenceStore(deps.db, deps.config);
+  // In a cluster (GRIDLINK_REDIS_URL) evidence bytes live in PostgreSQL so every node serves them (docs/cluster.md).
+  const evidence = new EvidenceStore(deps.db, deps.config, { shared: deps.leases?.shared ?? false });
   const calendar = new CalendarStore(deps.db);
   const departments = new DepartmentDirectory(deps.db, (regionId, gridId) => deps.auth.canSee({ regionId }, gridId));
   const store = new CaseStore({ db: deps.db, bus: deps.bus, logger: log, auth: deps.auth, ...(deps.realtime ? { realtime: deps.realtime } : {}), workers, categories, grids, evidence, now: deps.now, calendar, departments });
@@ -160,7 +162,7 @@ export function createCases(deps: CasesDeps, opts: CasesOptions = {}): CasesModu
         timer = setInterval(() => void (deps.leases?.holds('cases.overdue') === false ? Promise.resolve() : tick()).catch((err) => log.error({ err }, 'overdue check failed')), every);
         timer.unref();
       }
-      log.info({ grids: grids.size, categories: categories.list().length, evidenceDir: evidence.dir }, 'cases started');
+      log.info({ grids: grids.size, categories: categories.list().length, evidenceDir: evidence.shared ? 'database' : evidence.dir }, 'cases started');
     },
     async stop() {
       if (timer) clearInterval(timer);

@@ -19,6 +19,7 @@ import type { CalendarStore } from './calendar.store.js';
 import type { DepartmentDirectory } from './departments.js';
 import { MAJOR, type CategoryCatalogue } from './categories.js';
 import { decodePhoto, type EvidenceStore } from './evidence.js';
+import { sendMedia } from './stored-media.js';
 import { normaliseGrids, replaceGrids, type GridCollection, type GridIndex } from './grids.js';
 import { computeKpi, KPI_DESCRIPTION, type KpiGroupBy } from './kpi.js';
 import { CaseErrors, userActor, type CaseStore } from './service.js';
@@ -192,9 +193,10 @@ export function caseRoutes(app: App, d: CaseRouteDeps): void {
   }, async (req, reply) => {
     const e = await evidence.get(req.params.id);
     if (!e || !auth.canSee(principal(req), e.gridId)) throw Errors.evidenceNotFound('Evidence not found');
-    const bytes = await evidence.read(e.file).catch(() => null);
-    if (!bytes) throw Errors.evidenceNotFound('Evidence file is missing');
-    return reply.type(e.mime).header('cache-control', 'private, max-age=86400').header('etag', `"${e.sha256}"`).send(bytes);
+    // Cluster mode: from the database, whichever node made it (cases/evidence.ts); a range too (a clip in a <video>).
+    const media = await evidence.open(e);
+    if (!media) throw Errors.evidenceNotFound('Evidence file is missing');
+    return sendMedia(reply.header('cache-control', 'private, max-age=86400').header('etag', `"${e.sha256}"`), req.headers.range, media, e.mime);
   });
 
   // ---- categories -----------------------------------------------------------------------------

@@ -207,6 +207,20 @@ export const caseMigrations: Migration[] = [
     id: '208_cn_holidays',
     up: (db) => mergeShippedHolidays(db),
   },
+  {
+    // Cluster mode: evidence bytes in the database, in parts of 1 MiB (cases/stored-media.ts), gone with their row.
+    // Stored as they are (images are compressed already): storage external keeps substring() reads to the chunks they need.
+    id: '209_evidence_parts',
+    up: (db) => db.exec(`
+      create table evidence_parts (
+        evidence_id text not null references evidence (id) on delete cascade,
+        part integer not null check (part >= 0),
+        data bytea not null,
+        primary key (evidence_id, part)
+      );
+      alter table evidence_parts alter column data set storage external;
+    `),
+  },
 ];
 
 /** Adds every year of CN_HOLIDAYS to the stored calendar, except a year it already has dates of (an operator's own entries win). */

@@ -68,6 +68,11 @@ function photosOf(v: unknown, max: number): Uint8Array[] {
 
 const actorName = (a: Actor | null | undefined) => (a ? a.name : '');
 
+/** Multipart fields skip the JSON checks: text PostgreSQL cannot store (NUL) is refused here, before anything is written. */
+function noNul(...values: Array<string | undefined>): void {
+  if (values.some((v) => v?.includes('\0'))) throw Errors.nulByte('NUL bytes are not allowed in text');
+}
+
 export function mobileRoutes(app: App, deps: MobileDeps): void {
   const { sessions, cfg, db } = deps;
 
@@ -274,6 +279,7 @@ export function mobileRoutes(app: App, deps: MobileDeps): void {
     }, async (req) => {
       const s = session(req);
       const b = req.body;
+      noNul(b.note, b.opId);
       const store = casesOf().store;
       if (!(await related(s, req.params.id))) throw MobileErrors.taskNotFound();
       const applied = async () => (await db.query<{ n: number }>("select count(*)::int as n from case_history where case_id = $1 and data->>'opId' = $2", [req.params.id, b.opId]))[0]!.n > 0;
@@ -306,6 +312,7 @@ export function mobileRoutes(app: App, deps: MobileDeps): void {
       const s = session(req);
       const b = req.body;
       const mod = casesOf();
+      noNul(b.description, b.category, b.reportId);
       const cat = mod.categories.resolve(b.category);
       if (!cat) throw Errors.categoryUnknown(`unknown category ${b.category}`);
       const photos = photosOf(b.photos, cfg.maxPhotos);
@@ -342,7 +349,7 @@ export function mobileRoutes(app: App, deps: MobileDeps): void {
     const evidence = casesOf().evidence;
     const e = await evidence.get(req.params.id);
     if (!e || !e.caseId || !(await related(s, e.caseId))) throw Errors.evidenceNotFound('Evidence not found');
-    const bytes = await evidence.read(e.file).catch(() => null);
+    const bytes = await evidence.read(e).catch(() => null);
     if (!bytes) throw Errors.evidenceNotFound('Evidence file is missing');
     return reply.type(e.mime).header('cache-control', 'private, max-age=86400').header('etag', `"${e.sha256}"`).send(bytes);
   });

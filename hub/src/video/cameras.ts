@@ -138,6 +138,22 @@ export const videoMigrations: Migration[] = [
       `);
     },
   },
+  {
+    // Cluster: a ready clip's MP4 (name 'mp4') and snapshot ('jpg') in the database, in parts of 1 MiB, gone with the clip row.
+    id: '404_video_clip_parts',
+    async up(db) {
+      await db.exec(`
+        create table if not exists video_clip_parts (
+          clip_id text not null references video_clips (id) on delete cascade,
+          name text not null check (name in ('mp4', 'jpg')),
+          part integer not null check (part >= 0),
+          data bytea not null,
+          primary key (clip_id, name, part)
+        );
+        alter table video_clip_parts alter column data set storage external;
+      `);
+    },
+  },
 ];
 
 const toCamera = (r: CameraRow): Entry => ({

@@ -10,12 +10,17 @@
  * for the post-roll part (the recorder holds the stream like a viewer).
  * Clips and their rows live in dataDir, so they survive a restart; a clip
  * that was recording when the hub stopped is finished from what was linked.
+ * In a cluster the recorder also copies a ready clip's MP4 and snapshot into
+ * PostgreSQL (`video_clip_parts`, in the transaction that marks it ready) so
+ * every node serves it, after its recorder is gone too; a clip above
+ * `storeMaxBytes` stays on the recorder's disk alone.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { copyFileSync, createReadStream, existsSync, linkSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, createReadStream, existsSync, linkSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { MediaParts, PART_BYTES, type StoredMedia } from '../cases/stored-media.js';
 import type { Logger } from '../core/logger.js';
-import type { Db } from '../store/index.js';
+import type { Db, Queryable } from '../store/index.js';
 import { concatArgs, frameArgs, run } from './ffmpeg.js';
 import type { StreamGateway } from './gateway.js';
 import type { Segment } from './stream.js';
@@ -127,10 +132,22 @@ export class ClipRecorder {
       startAllowanceS: number;
       /** Cluster: the node recording (written with each clip; a node finishes only its own clips at start). */
       node?: () => { node: string; url: string };
+      /** Cluster: ready clips up to this size are copied into the database (`video_clip_parts`); unset: files only. */
+      storeMaxBytes?: number;
       logger: Logger;
       onReady: (clip: Clip) => void;
     },
-  ) {}
+  ) {
+    this.parts = new MediaParts(deps.db, 'video_clip_parts', ['clip_id', 'name']);
+  }
+
+  private readonly parts: MediaParts;
+
+  /** Cluster: the clip's MP4 or snapshot as stored in the database; null when it is not there (or not a cluster). */
+  async stored(id: string, name: 'mp4' | 'jpg'): Promise<StoredMedia | null> {
+    if (this.deps.storeMaxBytes === undefined) return null;
+    return this.parts.open([id, name]);
+  }
 
   async start(): Promise<void> {
     mkdirSync(this.deps.dir, { recursive: true });
@@ -329,7 +346,8 @@ export class ClipRecorder {
     const bytes = statSync(out).size;
     const sha256 = await sha256File(out);
     const durationMs = span ? span.to - span.from : null;
-    const rows = await this.deps.db.query<ClipRow>(
+    const maxBytes = this.deps.storeMaxBytes;
+    const ready = (q: Queryable) => q.query<ClipRow>(
       `update video_clips set status = 'ready', file = $2, snapshot = $3, bytes = $4, duration_ms = $5,
          from_ts = case when $6::float8 is null then from_ts else to_timestamp($6 / 1000.0) end,
          to_ts = case when $7::float8 is null then to_ts else to_timestamp($7 / 1000.0) end,
@@ -337,6 +355,14 @@ export class ClipRecorder {
        where id = $1 returning *`,
       [id, path.basename(out), snapshot, bytes, durationMs, span?.from ?? null, span?.to ?? null, sha256],
     );
+    const rows = maxBytes === undefined ? await ready(this.deps.db) : await this.deps.db.tx(async (q) => {
+      // Cluster: the bytes are in the database before anyone sees the clip ready (streamed in 1 MiB parts, never one buffer).
+      if (bytes <= maxBytes) await this.parts.write(q, [id, 'mp4'], createReadStream(out, { highWaterMark: PART_BYTES }));
+      else this.deps.logger.warn({ clipId: id, bytes, maxBytes }, 'clip larger than GRIDLINK_VIDEO_CLIP_STORE_MAX_MB: kept on this node only');
+      // ffmpeg may exit cleanly without writing the frame (an offset past the segment's end).
+      if (snapshot && existsSync(this.snapshotFile(id))) await this.parts.write(q, [id, 'jpg'], readFileSync(this.snapshotFile(id)));
+      return ready(q);
+    });
     rmSync(parts, { recursive: true, force: true });
     this.deps.logger.info({ clipId: id, at, bytes, durationMs }, 'evidence clip ready');
     if (rows[0]) this.deps.onReady(toClip(rows[0]));

@@ -95,6 +95,8 @@ export interface VideoOptions {
   allowNets: string;
   /** Days a clip is kept after its case closed (or after it was made, without a case). */
   clipRetentionDays: number;
+  /** Cluster mode: a ready clip larger than this (MiB) is not copied into the database and stays on its recorder's disk. */
+  clipStoreMaxMb?: number;
 }
 
 /** GRIDLINK_VIDEO_* settings (documented in docs/video.md), read like every other setting. */
@@ -118,6 +120,7 @@ export const videoConfigSchema = {
   offlineAlarmS: { env: 'GRIDLINK_VIDEO_OFFLINE_ALARM_S', kind: 'number', default: defaultHealthSettings.alarmAfterS, min: 0, description: 'Offline this long → alarm 摄像头离线, seconds' },
   allowNets: { env: 'GRIDLINK_VIDEO_ALLOW_NETS', kind: 'string', default: '', description: 'Camera networks the hub may connect to (comma-separated CIDR); empty = any' },
   clipRetentionDays: { env: 'GRIDLINK_VIDEO_CLIP_RETENTION_DAYS', kind: 'number', default: 180, min: 0.001, description: 'Days clips are kept after their case closed' },
+  clipStoreMaxMb: { env: 'GRIDLINK_VIDEO_CLIP_STORE_MAX_MB', kind: 'number', default: 256, min: 1, description: 'Cluster mode: largest clip (MP4) stored in PostgreSQL for every node to serve, MiB' },
 } as const satisfies Record<string, Field>;
 
 /** Defaults, overridable by GRIDLINK_VIDEO_*; a bad value fails with ConfigError naming it (not silently ignored). */
@@ -137,6 +140,7 @@ export function videoOptionsFromEnv(env: Record<string, string | undefined> = pr
     health: { ...defaultHealthSettings, intervalS: v.probeS, retryMinS: v.probeRetryS, retryMaxS: v.probeMaxS, timeoutS: v.probeTimeoutS, alarmAfterS: v.offlineAlarmS },
     allowNets: v.allowNets,
     clipRetentionDays: v.clipRetentionDays,
+    clipStoreMaxMb: v.clipStoreMaxMb,
     stream: { segmentS: v.segmentS, graceS: v.graceS, stallS: v.stallS, backoffMaxMs: v.backoffMaxMs },
     tokenTtlS: v.tokenTtlS,
     preS: v.preS,
@@ -523,12 +527,15 @@ function buildVideo(ctx: VideoDeps, opts: VideoOptions): VideoModule {
       clips = new ClipRecorder({
         db, gateway, dir: path.join(root, 'clips'), ffmpeg: ff.path, preS: opts.preS, postS: opts.postS,
         startAllowanceS: settings.startTimeoutS + 5, logger,
-        ...(ctx.owners?.shared ? { node: () => ctx.owners!.self() } : {}),
+        // Cluster: the recorder copies a ready clip into PostgreSQL, so every node serves it after this one is gone.
+        ...(ctx.owners?.shared ? { node: () => ctx.owners!.self(), storeMaxBytes: (opts.clipStoreMaxMb ?? 256) * 1024 * 1024 } : {}),
         onReady: (clip) => {
           void linkage?.publish(clip, clips!.clipFile(clip.id)).catch((err) => logger.warn({ err, clipId: clip.id }, 'clip not added to the case evidence'));
         },
       });
       await clips.start();
+      // A clip in a case's evidence list is served by the cases module from where the clip's bytes are.
+      if (ctx.owners?.shared) ctx.cases?.evidence.setSource('clip', (id) => clips!.stored(id, 'mp4'));
       linkage = new Linkage({
         db, cameras, clips, ...(ctx.cases ? { cases: ctx.cases } : {}), logger, radiusM: opts.linkRadiusM, limit: opts.linkLimit, now: ctx.now,
         playable: (id) => !['offline', 'degraded'].includes(healthOf(id)),

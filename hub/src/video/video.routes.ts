@@ -24,6 +24,7 @@ import type { StreamGateway } from './gateway.js';
 import type { VideoKeys } from './keys.js';
 import type { Linkage } from './linkage.js';
 import type { CaseStore } from '../cases/index.js';
+import { sendMedia } from '../cases/stored-media.js';
 import type { HealthInfo } from './health.js';
 import { frameArgs, run } from './ffmpeg.js';
 import { fromNode, ownerOf, postToNode, PROXIED, proxyHttp, proxyLive, type CameraOwners } from './cluster.proxy.js';
@@ -230,7 +231,12 @@ export function videoApiRoutes(app: App, d: VideoRouteDeps): void {
   }, async (req, reply) => {
     const clip = await clipVisible(req, req.params.id);
     const file = parts().clips.clipFile(clip.id);
-    if (clip.status === 'ready' && !existsSync(file) && (await fromRecorder(req, reply, clip.id))) return reply;
+    if (clip.status === 'ready' && !existsSync(file)) {
+      // Cluster: from the database (the recorder stored it when it was ready); the recorder only for a clip too large to store.
+      const stored = await parts().clips.stored(clip.id, 'mp4');
+      if (stored) return sendMedia(reply, req.headers.range, stored, 'video/mp4');
+      if (await fromRecorder(req, reply, clip.id)) return reply;
+    }
     if (clip.status !== 'ready' || !existsSync(file)) throw Errors.notFound(`clip is ${clip.status}`);
     return sendFileRange(req.headers.range, file, 'video/mp4', reply);
   });
@@ -242,7 +248,12 @@ export function videoApiRoutes(app: App, d: VideoRouteDeps): void {
   }, async (req, reply) => {
     const clip = await clipVisible(req, req.params.id);
     const file = parts().clips.snapshotFile(clip.id);
-    if (!existsSync(file) && (await fromRecorder(req, reply, clip.id))) return reply;
+    if (!existsSync(file)) {
+      // Cluster: a ready clip's snapshot is in the database; one still recording is on its recorder.
+      const stored = await parts().clips.stored(clip.id, 'jpg');
+      if (stored) return sendMedia(reply.header('cache-control', 'private, max-age=86400'), undefined, stored, 'image/jpeg');
+      if (await fromRecorder(req, reply, clip.id)) return reply;
+    }
     if (!existsSync(file)) throw Errors.notFound('no snapshot');
     return reply.type('image/jpeg').header('cache-control', 'private, max-age=86400').send(readFileSync(file));
   });

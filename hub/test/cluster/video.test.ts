@@ -4,7 +4,8 @@
  * sealed), a viewer on the other node plays it through that node with a
  * token either node signed, and the camera moves when its node dies. A
  * camera set to `buffer` is buffered by its owner alone; alerts and alarms
- * taken by the other node get their clips from the owner's buffer.
+ * taken by the other node get their clips from the owner's buffer, and a
+ * clip is still served, whole and by range, after its recorder is SIGKILLed.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import mqtt from 'mqtt';
@@ -155,6 +156,8 @@ describe.runIf(RUN_CLUSTER && support.missing.length === 0)('buffered camera on 
   const id = 'cam-buffered-1';
   const PRE_S = 3;
   let owner: HubNode, other: HubNode;
+  /** The alert's clip, recorded by the owner: its id and MP4 as the owner served it. */
+  const recorded = { id: '', mp4: Buffer.alloc(0) };
 
   beforeAll(async () => {
     redis = await startRedis();
@@ -242,7 +245,9 @@ describe.runIf(RUN_CLUSTER && support.missing.length === 0)('buffered camera on 
     expect(mp4.status).toBe(200);
     const bytes = Buffer.from(await mp4.arrayBuffer());
     expect(bytes.byteLength).toBeGreaterThan(1000);
-    // The file is on the owner's disk; the other node serves it from there (bearer, a range, the media token of its signed URL).
+    recorded.id = clip!.id;
+    recorded.mp4 = bytes;
+    // The owner stored it in PostgreSQL when it was ready; the other node serves it from there (bearer, a range, the media token of its signed URL).
     const viaOther = await fetch(`${other.http}/api/v1/clips/${clip!.id}/video.mp4`, { headers: { authorization: `Bearer ${token}` } });
     expect(viaOther.status).toBe(200);
     expect(viaOther.headers.get('content-type')).toBe('video/mp4');
@@ -311,5 +316,35 @@ describe.runIf(RUN_CLUSTER && support.missing.length === 0)('buffered camera on 
     expect(await db.query("select id, case_id from evidence where kind = 'clip' and case_id = $1", [rows[0]!.case_id])).toEqual([{ id: rows[0]!.id, case_id: rows[0]!.case_id }]);
     // No other clip was cut for that case (a case clip of its own) while the alert's clip was being asked for.
     expect(await db.query('select id from video_clips where case_id = $1', [rows[0]!.case_id])).toEqual([{ id: rows[0]!.id }]);
+
+    // The clip the dead owner recorded is still evidence: whole, by range, its snapshot, and through the case's evidence list.
+    expect(recorded.id).not.toBe('');
+    // In PostgreSQL, written by the recorder when the clip was ready: the MP4 and the snapshot.
+    expect(await db.query("select name, sum(octet_length(data))::int as n from video_clip_parts where clip_id = $1 group by name order by name", [recorded.id]))
+      .toEqual([{ name: 'jpg', n: expect.any(Number) }, { name: 'mp4', n: recorded.mp4.length }]);
+    const bearer = { authorization: `Bearer ${token}` };
+    const whole = await fetch(`${other.http}/api/v1/clips/${recorded.id}/video.mp4`, { headers: bearer });
+    expect(whole.status).toBe(200);
+    expect(whole.headers.get('content-type')).toBe('video/mp4');
+    expect(Buffer.from(await whole.arrayBuffer()).equals(recorded.mp4)).toBe(true);
+    const n = recorded.mp4.length;
+    for (const [range, from, to] of [['bytes=0-99', 0, 99], [`bytes=100-${n - 2}`, 100, n - 2], ['bytes=-50', n - 50, n - 1]] as const) {
+      const part = await fetch(`${other.http}/api/v1/clips/${recorded.id}/video.mp4`, { headers: { ...bearer, range } });
+      expect(part.status, range).toBe(206);
+      expect(part.headers.get('content-range')).toBe(`bytes ${from}-${to}/${n}`);
+      expect(Buffer.from(await part.arrayBuffer()).equals(recorded.mp4.subarray(from, to + 1)), range).toBe(true);
+    }
+    expect((await fetch(`${other.http}/api/v1/clips/${recorded.id}/video.mp4`, { headers: { ...bearer, range: `bytes=${n}-` } })).status).toBe(416);
+    const signedUrls = await api<{ snapshot: string; video: string }>(other.http, 'GET', `/clips/${recorded.id}`, undefined, token);
+    const viaMediaToken = await fetch(`${other.http}${signedUrls.body.video}`);
+    expect(viaMediaToken.status).toBe(200);
+    expect(Buffer.from(await viaMediaToken.arrayBuffer()).equals(recorded.mp4)).toBe(true);
+    const jpg = await fetch(`${other.http}${signedUrls.body.snapshot}`);
+    expect(jpg.status).toBe(200);
+    expect(Buffer.from(await jpg.arrayBuffer()).subarray(0, 3)).toEqual(Buffer.from([0xff, 0xd8, 0xff]));
+    const asEvidence = await fetch(`${other.http}/api/v1/evidence/${recorded.id}`, { headers: bearer });
+    expect(asEvidence.status).toBe(200);
+    expect(Buffer.from(await asEvidence.arrayBuffer()).equals(recorded.mp4)).toBe(true);
+    expect((await fetch(`${other.http}/api/v1/clips/${recorded.id}/video.mp4`)).status).toBe(401);
   }, 300_000);
 });
