@@ -76,8 +76,6 @@ describe.runIf(RUN_CLUSTER)('evidence across two nodes', () => {
     expect(rows).toHaveLength(1);
     const ev = rows[0]!;
     expect(ev.size).toBe(jpeg.length);
-    // In PostgreSQL, in two parts; nothing of it needs node A's disk.
-    expect(await db.query('select part, octet_length(data)::int as n from evidence_parts where evidence_id = $1 order by part', [ev.id])).toEqual([{ part: 0, n: 1024 * 1024 }, { part: 1, n: jpeg.length - 1024 * 1024 }]);
 
     // The worker's phone logs in again, now through node B.
     handheld = await session(b);
@@ -111,11 +109,14 @@ describe.runIf(RUN_CLUSTER)('evidence across two nodes', () => {
     // Node A, which took the upload, dies for good: the photo is still there.
     await a.kill('SIGKILL');
     await check(b);
+    // In PostgreSQL, in two parts; nothing of it needed node A's disk.
+    expect(await db.query('select part, octet_length(data)::int as n from evidence_parts where evidence_id = $1 order by part', [ev.id])).toEqual([{ part: 0, n: 1024 * 1024 }, { part: 1, n: jpeg.length - 1024 * 1024 }]);
   }, 180_000);
 
   it('refuses a photo over the limit and a report the database cannot store, leaving no row and no bytes', async () => {
     const count = async () => (await db.query<{ c: number; e: number; p: number }>(
       'select (select count(*)::int from cases) as c, (select count(*)::int from evidence) as e, (select count(*)::int from evidence_parts) as p'))[0]!;
+    handheld = await session(b);
     const before = await count();
     // Over the handheld photo limit (GRIDLINK_MOBILE_MAX_PHOTO_BYTES, 4 MiB).
     const big = await report(b, { reportId: 'r-evidence-big', category: 'E0101', description: 'too big', lat: AT.A1.lat, lon: AT.A1.lon }, [photo(5 * 1024 * 1024)]);
