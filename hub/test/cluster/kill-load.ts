@@ -561,6 +561,8 @@ export function summarize(f: KillLoadFacts) {
       claimsDone: f.claimsDone,
       claimsOpen: f.claimsOpen,
       dispatchesLeftWaiting: f.workersDispatched,
+      /** Statuses of the cases auto-dispatch never sent to anyone. */
+      neverDispatched: f.cases.filter((c) => !c.history.some((h) => h.action === 'dispatch')).map((c) => c.status),
     },
   };
 }

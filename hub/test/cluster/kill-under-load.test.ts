@@ -103,7 +103,8 @@ describe.runIf(RUN_CLUSTER)('a node SIGKILLed under 5,000 msg/s QoS 1 while case
     const { devices, consoles } = facts.reconnect;
     expect(devices.moved).toBeGreaterThan(0);
     expect(devices.back).toBe(devices.moved);
-    expect(consoles.moved).toBe(DEFAULT_KILL_LOAD.consolesPerNode);
+    // The killed node's consoles (another may have dropped on a busy machine too: it must be back as well).
+    expect(consoles.moved).toBeGreaterThanOrEqual(DEFAULT_KILL_LOAD.consolesPerNode);
     expect(consoles.back).toBe(consoles.moved);
     // And they work there: every console heard every sensor's last report.
     expect(facts.consolesHearing).toBe(facts.consoles);
