@@ -112,7 +112,7 @@ export function dispatchModule(options: DispatchOptions = {}): ModuleFactory {
 
 export function mobileModule(options: MobileOptions = {}): ModuleFactory {
   return (p, d) => (d.mobile = createMobile({
-    db: p.db, bus: p.bus, logger: p.logger, auth: p.auth, registry: p.registry, ingest: p.ingest, broker: p.broker, now: p.now,
+    db: p.db, bus: p.bus, logger: p.logger, auth: p.auth, registry: p.registry, ingest: p.ingest, broker: p.broker, now: p.now, shared: p.cluster.enabled,
     ...(d.realtime ? { realtime: d.realtime.service } : {}),
     ...(d.cases ? { cases: d.cases } : {}),
     ...(d.dispatch ? { dispatch: d.dispatch } : {}),

@@ -18,6 +18,10 @@
  *   a stage on, released) made on one node are announced on
  *   `gridlink:worker.changed` by id alone; the others read the worker back
  *   from the database.
+ * - Handheld sessions (worker app tokens) opened or revoked on one node are
+ *   announced on `gridlink:handheld.session` by id alone; the others read the
+ *   row back (mobile/sessions.ts), and re-read every held session when the
+ *   subscriber is back after a Redis outage (announcements may be lost).
  * - Device liveness: each node announces its own connects and disconnects
  *   (`gridlink:device.status`) and writes them with its id and the connect
  *   time; the holder of `devices.liveness` marks offline the devices of a
@@ -39,6 +43,7 @@ import type { EventBus } from '../core/bus.js';
 import type { Logger } from '../core/logger.js';
 import type { DeviceChange, DeviceRegistry, LivenessMessage } from '../registry/index.js';
 import type { WorkerChange } from '../dispatch/workers.service.js';
+import type { HandheldSessionChange } from '../mobile/sessions.js';
 import type { Metrics } from '../core/metrics.js';
 import type { Db } from '../store/index.js';
 import { MIGRATION_LOCK } from '../store/migrate.js';
@@ -110,6 +115,7 @@ const DEVICE_CHANNEL = 'gridlink:device.changed';
 const RULES_CHANNEL = 'gridlink:rules:';
 const STATUS_CHANNEL = 'gridlink:device.status';
 const WORKER_CHANNEL = 'gridlink:worker.changed';
+const SESSION_CHANNEL = 'gridlink:handheld.session';
 
 /**
  * This node's HTTP address as the other nodes reach it (they proxy video
@@ -361,6 +367,20 @@ export function createCluster(deps: { config: ClusterConfig; db: Db; logger: Log
         conn.publish(WORKER_CHANNEL, JSON.stringify({ node: config.nodeId, workerId: e.workerId }))
           .catch((err: Error) => logger.warn({ err: err.message, workerId: e.workerId }, 'worker change not announced to the other nodes'));
       });
+      d.bus.on('handheld.session', 'cluster', (e) => {
+        if (e.remote || !e.sessionId) return;
+        conn.publish(SESSION_CHANNEL, JSON.stringify({ node: config.nodeId, sessionId: e.sessionId }))
+          .catch((err: Error) => logger.warn({ err: err.message, sessionId: e.sessionId }, 'handheld session change not announced to the other nodes'));
+      });
+      // Back after an outage: announcements made meanwhile may be lost, so every held session is read again.
+      let subLost = false;
+      sub.on('close', () => (subLost = true));
+      sub.on('ready', () => {
+        if (!subLost) return;
+        subLost = false;
+        const change: HandheldSessionChange = { remote: true };
+        d.bus.emit('handheld.session', change);
+      });
     },
     async start() {
       // Who holds each device's connection, and since when (registry/index.ts writes them).
@@ -395,6 +415,19 @@ export function createCluster(deps: { config: ClusterConfig; db: Db; logger: Log
           bridged.bus.emit('worker.changed', change);
           return;
         }
+        if (channel === SESSION_CHANNEL) {
+          // Only "session X changed" is taken from the message: the session itself is read from the database.
+          let h: { node?: unknown; sessionId?: unknown };
+          try {
+            h = JSON.parse(text) as typeof h;
+          } catch {
+            return;
+          }
+          if (typeof h?.sessionId !== 'string' || !/^[0-9a-f]{16}$/.test(h.sessionId) || h.node === config.nodeId || !bridged) return;
+          const change: HandheldSessionChange = { sessionId: h.sessionId, remote: true };
+          bridged.bus.emit('handheld.session', change);
+          return;
+        }
         let m: { node: string; deviceId: string; change: DeviceChange['change'] };
         try {
           m = JSON.parse(text) as typeof m;
@@ -404,7 +437,7 @@ export function createCluster(deps: { config: ClusterConfig; db: Db; logger: Log
         if (m.node === config.nodeId || !bridged) return;
         bridged.registry.refresh(m.deviceId, m.change).catch((err: Error) => logger.warn({ err: err.message, deviceId: m.deviceId }, 'device change from another node not applied'));
       });
-      await sub.subscribe(DEVICE_CHANNEL, STATUS_CHANNEL, WORKER_CHANNEL);
+      await sub.subscribe(DEVICE_CHANNEL, STATUS_CHANNEL, WORKER_CHANNEL, SESSION_CHANNEL);
       await leases.start();
     },
     async announce(ports) {

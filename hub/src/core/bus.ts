@@ -11,6 +11,7 @@
  *   'alarm.changed'                            rules/alarms.ts
  *   'dispatch.alarm', 'dispatch.command'       dispatch/dispatch.engine.ts
  *   'worker.changed'                           dispatch/workers.service.ts (bridged between nodes by cluster/index.ts)
+ *   'handheld.session'                         mobile/sessions.ts (bridged between nodes by cluster/index.ts)
  *   'camera.alarm', 'video.linkage'            video/index.ts
  */
 import type { Logger } from './logger.js';

@@ -29,7 +29,7 @@ import { mobileMigrations } from './schema.js';
 import { SessionStore } from './sessions.js';
 
 export { loadMobileConfig, mobileConfigSchema, type MobileConfig } from './mobile.config.js';
-export { SessionStore, MobileErrors, type HandheldSession } from './sessions.js';
+export { SessionStore, MobileErrors, type HandheldSession, type HandheldSessionChange } from './sessions.js';
 
 export const handheldRoom = (deviceId: string) => `handheld:${deviceId}`;
 
@@ -50,7 +50,12 @@ export interface MobileModuleDeps {
   realtime?: Realtime;
   cases?: CasesModule;
   dispatch?: DispatchModule;
+  /** Cluster mode: other nodes open and revoke sessions too (sessions.ts). */
+  shared?: boolean;
 }
+
+/** Cluster: the held sessions are checked against the database this often, so a revoke whose announcement Redis lost is honoured within it. */
+export const SESSION_RESYNC_MS = 30_000;
 
 export interface MobileOptions {
   /** Overrides of GRIDLINK_MOBILE_* settings. */
@@ -61,7 +66,8 @@ export function createMobile(deps: MobileModuleDeps, options: MobileOptions = {}
   const name = 'mobile';
   let offUser: (() => void) | null = null;
   const cfg = loadMobileConfig(process.env, options.config);
-  const sessions = new SessionStore(deps.db, deps.now);
+  const sessions = new SessionStore(deps.db, deps.now, { shared: deps.shared ?? false });
+  let resyncTimer: NodeJS.Timeout | null = null;
   const log = deps.logger.child({ module: name });
   const cases = () => deps.cases;
   const dispatch = () => deps.dispatch;
@@ -78,10 +84,13 @@ export function createMobile(deps: MobileModuleDeps, options: MobileOptions = {}
     deps.registry.setOnline(deviceId, n > 0 || deps.broker.isConnected(deviceId));
   }
 
-  sessions.onRevoke = (s) => {
+  sessions.onRevoke = (s, remote) => {
     realtime()?.disconnectRoom(handheldRoom(s.deviceId));
-    log.info({ sessionId: s.id, workerId: s.workerId, by: s.revokedBy, reason: s.revokeReason }, 'handheld session revoked');
+    log.info({ sessionId: s.id, workerId: s.workerId, by: s.revokedBy, reason: s.revokeReason, ...(remote ? { remote } : {}) }, 'handheld session revoked');
   };
+  // Announced by id alone; in a cluster cluster/index.ts carries it to the other nodes, which read the row back.
+  sessions.onChange = (sessionId) => deps.bus.emit('handheld.session', { sessionId });
+  const resync = () => void sessions.resync().catch((err: Error) => log.warn({ err: err.message }, 'handheld sessions not checked against the database'));
 
   async function notifyCase(caseId: string, workerIds: Array<string | null | undefined>, source: string, payload: TaskEvent): Promise<void> {
     const rt = realtime();
@@ -118,7 +127,7 @@ export function createMobile(deps: MobileModuleDeps, options: MobileOptions = {}
     async start() {
       await sessions.load();
       realtime()?.addPrivateVerifier(async (token) => {
-        const s = sessions.check(token);
+        const s = await sessions.check(token);
         if (!s) return null;
         const w = dispatch()?.workers.byId.get(s.workerId);
         if (!w || w.deviceId !== s.deviceId) return null;
@@ -129,6 +138,15 @@ export function createMobile(deps: MobileModuleDeps, options: MobileOptions = {}
           onDisconnect: () => setSockets(s.deviceId, -1),
         };
       });
+      if (deps.shared) {
+        deps.bus.on('handheld.session', name, (e) => {
+          if (!e.remote) return;
+          if (e.sessionId === undefined) resync();
+          else void sessions.refresh(e.sessionId).catch((err: Error) => log.warn({ err: err.message, sessionId: e.sessionId }, 'handheld session change from another node not applied'));
+        });
+        resyncTimer = setInterval(resync, SESSION_RESYNC_MS);
+        resyncTimer.unref();
+      }
       // Dispatch commands reach the app the moment dispatch hands them out (the app dedupes by cmdId).
       deps.bus.on('dispatch.command', name, ({ deviceId, command }) => {
         if (sockets.has(deviceId)) realtime()?.sendToRoom(handheldRoom(deviceId), 'command', command);
@@ -149,6 +167,8 @@ export function createMobile(deps: MobileModuleDeps, options: MobileOptions = {}
       });
     },
     async stop() {
+      if (resyncTimer) clearInterval(resyncTimer);
+      resyncTimer = null;
       offUser?.();
       deps.bus.removeOwner(name);
     },

@@ -77,7 +77,7 @@ export function mobileRoutes(app: App, deps: MobileDeps): void {
   const { sessions, cfg, db } = deps;
 
   const handheld = async (req: FastifyRequest) => {
-    const s = sessions.require(bearerToken(req));
+    const s = await sessions.require(bearerToken(req));
     const d = deps.dispatch();
     const w = d?.workers.byId.get(s.workerId);
     const device = deps.registry.get(s.deviceId);
