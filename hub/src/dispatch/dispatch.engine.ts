@@ -25,14 +25,14 @@ import type { Db } from '../store/index.js';
 import type { Fetch } from './amap.js';
 import { ArrivalWatch } from './arrival.js';
 import type { Candidate } from './candidates.js';
-import { parseAutoDispatch, severityAtLeast, type DispatchConfig } from './dispatch.config.js';
+import { parseAutoDispatch, severityAtLeast, type AutoDispatchRule, type DispatchConfig } from './dispatch.config.js';
 import type { PositionEvent } from '@gridlink/devices/contract';
 import type { Workers } from './workers.service.js';
 import type { Leases } from '../cluster/index.js';
 import { DispatchRepo } from './dispatch.repo.js';
 import { CommandOutbox } from './outbox.js';
 import { CandidateRanker } from './ranking.js';
-import { adoptOverdue, claimTimeout } from './timeouts.cluster.js';
+import { adoptOverdue, claimAutoDispatch, claimTimeout, owedAutoDispatches } from './timeouts.cluster.js';
 import { hasFix, statusOf, type Stage, type WorkerState } from './worker.model.js';
 
 /** The actor dispatch uses for the case actions it takes on its own. */
@@ -104,6 +104,13 @@ export class DispatchEngine {
   private readonly autoRules;
   private readonly log;
   fetch: Fetch | undefined;
+  /**
+   * Testing only (GRIDLINK_TEST_HOLD_AUTO_DISPATCH=1, read from the
+   * environment at start, not settable through REST or MQTT): this node
+   * never makes an automatic dispatch, neither its own nor an adopted one,
+   * as if it died between creating the case and dispatching it.
+   */
+  holdAutoDispatch = false;
 
   constructor(
     private readonly deps: DispatchEngineDeps,
@@ -434,11 +441,58 @@ export class DispatchEngine {
     return null;
   }
 
+  /** The auto-dispatch rule (GRIDLINK_DISPATCH_AUTO) a case of this category and severity falls under, if any. */
+  private autoRuleFor(category: { code: string; name: string; nameEn?: string | null }, severity: string): AutoDispatchRule | undefined {
+    const names = [category.code, category.name, category.nameEn ?? ''].map((s) => s.toLowerCase());
+    return this.autoRules.find((r) => names.includes(r.category.toLowerCase()) && severityAtLeast(severity, r.minSeverity));
+  }
+
   private async maybeAutoDispatch(c: CaseSummary): Promise<void> {
     if (this.autoRules.length === 0) return;
-    const names = [c.category.code, c.category.name, c.category.nameEn ?? ''].map((s) => s.toLowerCase());
-    const rule = this.autoRules.find((r) => names.includes(r.category.toLowerCase()) && severityAtLeast(c.severity, r.minSeverity));
+    const rule = this.autoRuleFor(c.category, c.severity);
     if (!rule) return;
+    if (this.holdAutoDispatch) {
+      this.log.info({ caseId: c.id }, 'automatic dispatch held (testing option)');
+      return;
+    }
+    // Cluster: decided once; a node that dies before deciding leaves the claim unsettled for the `dispatch.timers` holder.
+    const claim = await claimAutoDispatch(this.deps, c.id);
+    if (claim === false) return;
+    await this.autoDispatch(c, rule);
+    if (claim && claim !== 'settled') await this.deps.leases?.settle(claim.key);
+  }
+
+  /**
+   * Cluster, on the `dispatch.timers` holder: cases owed an automatic
+   * dispatch that no node decided within `graceMs` of their creation (their
+   * node died first) are dispatched here, each under its claim, through the
+   * same path as on the node that created them (timeouts.cluster.ts).
+   */
+  async adoptAutoDispatches(graceMs: number, windowMs = 15 * 60_000): Promise<number> {
+    if (this.autoRules.length === 0 || this.holdAutoDispatch) return 0;
+    const owed = await owedAutoDispatches(this.deps, this.autoRules.map((r) => r.category), graceMs, windowMs);
+    let n = 0;
+    for (const o of owed) {
+      const rule = this.autoRuleFor(o, o.severity);
+      if (!rule) continue;
+      // Claimed one after the other, oldest first, before any is worked on.
+      const claim = await claimAutoDispatch(this.deps, o.id);
+      if (!claim || claim === 'settled') continue;
+      n++;
+      void this.serial(o.id, async () => {
+        const c = await this.deps.cases?.get(o.id);
+        // Read again under the claim: a dispatcher may have handled the case since the scan.
+        if (c && !c.workerId && !c.departmentId && (c.status === 'reported' || c.status === 'registered')) {
+          this.log.info({ caseId: c.id }, 'automatic dispatch owed by another node adopted');
+          await this.autoDispatch(c, rule);
+        }
+        await this.deps.leases?.settle(claim.key);
+      });
+    }
+    return n;
+  }
+
+  private async autoDispatch(c: CaseSummary, rule: AutoDispatchRule): Promise<void> {
     const st = await this.attemptsOf(c.id);
     if (st.count > 0) return; // auto-dispatch only once; later it is the dispatcher's call
     const first = this.candidates(c, 1)[0];

@@ -55,6 +55,8 @@ export function createDispatch(deps: DispatchDeps, options: DispatchOptions = {}
   const workers = new Workers(deps.db, deps.registry, () => deps.grids, deps.now, deps.bus);
   const engine = new DispatchEngine(deps, cfg, workers, name);
   engine.fetch = options.fetch;
+  // Testing only: read from the environment, never from a request (docs/dispatch.md, "Testing options").
+  engine.holdAutoDispatch = process.env.GRIDLINK_TEST_HOLD_AUTO_DISPATCH === '1';
   const flagger = new LocationFlagger(cfg, deps.now);
   let timer: NodeJS.Timeout | null = null;
   /**
@@ -109,7 +111,12 @@ export function createDispatch(deps: DispatchDeps, options: DispatchOptions = {}
         // positions (the local bus); an accept timeout is claimed once across nodes (docs/cluster.md).
         engine.tick();
         // Cluster: the `dispatch.timers` holder adopts timeouts of dispatches whose node is gone (timeouts.cluster.ts).
-        if (deps.leases?.shared) void engine.adopt(Math.max(5_000, cfg.positionsIntervalMs * 5)).catch((err: unknown) => deps.logger.warn({ err, module: name }, 'dispatch timeout adoption failed'));
+        // And the automatic dispatches owed by a node that died before making them.
+        if (deps.leases?.shared) {
+          const grace = Math.max(5_000, cfg.positionsIntervalMs * 5);
+          void engine.adopt(grace).catch((err: unknown) => deps.logger.warn({ err, module: name }, 'dispatch timeout adoption failed'));
+          void engine.adoptAutoDispatches(grace).catch((err: unknown) => deps.logger.warn({ err, module: name }, 'auto-dispatch adoption failed'));
+        }
         if (workers.index.dirty) workers.index.rebuild(deps.now());
         const items = engine.drainPositions();
         if (items.length) deps.realtime?.sendFiltered('positions', items);

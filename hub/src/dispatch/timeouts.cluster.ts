@@ -67,3 +67,63 @@ export async function adoptOverdue(deps: Deps, afterMs: number, adopt: (workerId
   await deps.db.query("delete from cluster_claims where done and claimed_at < now() - interval '7 days'");
   return n;
 }
+
+// ---- automatic dispatches owed by a dead node ------------------------------------------
+
+const lastAutoScan = new WeakMap<object, number>();
+
+/** The claim key of a case's automatic dispatch (one per case: auto-dispatch is tried once). */
+export const autoDispatchKey = (caseId: string): string => `dispatch.auto:${caseId}`;
+
+/**
+ * The claim on deciding the automatic dispatch of `caseId`: `{ key }` when
+ * this node won it (settle it once decided), 'settled' when a node decided
+ * it earlier (a later event of the case may try again, as on one node),
+ * false when another node is deciding it now, null on the single process.
+ */
+export async function claimAutoDispatch(deps: Deps, caseId: string): Promise<{ key: string } | 'settled' | false | null> {
+  if (!deps.leases?.shared) return null;
+  const key = autoDispatchKey(caseId);
+  if (await deps.leases.claim(key)) return { key };
+  const rows = await deps.db.query<{ done: boolean }>('select done from cluster_claims where key = $1', [key]);
+  return rows[0]?.done ? 'settled' : false;
+}
+
+export interface OwedCase {
+  id: string;
+  code: string;
+  name: string;
+  nameEn: string;
+  severity: string;
+}
+
+/**
+ * On the `dispatch.timers` holder: the cases an automatic dispatch is owed
+ * to and no node decided. Owed is read from the case row, the same on every
+ * node with the same GRIDLINK_DISPATCH_AUTO: a case of an auto-dispatched
+ * category (`categories`, lower case: code, name or English name), still
+ * `reported` or `registered`, with no worker, no department and no
+ * `case_dispatches` row (nobody dispatched it, by hand or automatically),
+ * created more than `graceMs` ago (its own node goes first) and less than
+ * `windowMs` ago (an old case is the dispatcher's), whose claim
+ * (`dispatch.auto:<case>`) was never settled and is not held now. Oldest
+ * first. Severity is left to the caller (the rule's minimum).
+ */
+export async function owedAutoDispatches(deps: Deps, categories: readonly string[], graceMs: number, windowMs: number, everyMs = 2_000): Promise<OwedCase[]> {
+  if (!deps.leases?.shared || !deps.leases.holds('dispatch.timers') || categories.length === 0) return [];
+  const t = performance.now();
+  if (t - (lastAutoScan.get(deps) ?? -Infinity) < everyMs) return [];
+  lastAutoScan.set(deps, t);
+  return deps.db.query<OwedCase>(
+    `select c.id, k.code, k.name, k.name_en as "nameEn", c.severity
+       from cases c join case_categories k on k.code = c.category_code
+      where c.created_at < now() - make_interval(secs => $1::float8 / 1000)
+        and c.created_at > now() - make_interval(secs => $2::float8 / 1000)
+        and c.status in ('reported', 'registered') and c.worker_id is null and c.department_id is null
+        and (lower(k.code) = any($3::text[]) or lower(k.name) = any($3::text[]) or lower(k.name_en) = any($3::text[]))
+        and not exists (select 1 from case_dispatches d where d.case_id = c.id)
+        and not exists (select 1 from cluster_claims x where x.key = 'dispatch.auto:' || c.id and (x.done or x.until > now()))
+      order by c.created_at, c.id`,
+    [graceMs, windowMs, categories.map((s) => s.toLowerCase())],
+  );
+}
