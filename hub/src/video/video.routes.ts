@@ -336,20 +336,9 @@ export function videoApiRoutes(app: App, d: VideoRouteDeps): void {
   });
 }
 
-/** Serves a file with HTTP Range support (video elements seek with it). */
+/** Serves a file with HTTP Range support (video elements seek with it): the same answers as bytes kept in the database. */
 function sendFileRange(range: string | undefined, file: string, type: string, reply: import('fastify').FastifyReply) {
-  const size = statSync(file).size;
-  reply.header('accept-ranges', 'bytes').type(type);
-  const m = range ? /^bytes=(\d*)-(\d*)$/.exec(range) : null;
-  if (m && (m[1] || m[2])) {
-    const start = m[1] ? Number(m[1]) : Math.max(0, size - Number(m[2]));
-    const end = m[1] && m[2] ? Math.min(size - 1, Number(m[2])) : size - 1;
-    if (start >= size || start > end) return reply.status(416).header('content-range', `bytes */${size}`).send();
-    reply.status(206).header('content-range', `bytes ${start}-${end}/${size}`).header('content-length', end - start + 1);
-    return reply.send(createReadStream(file, { start, end }));
-  }
-  reply.header('content-length', size);
-  return reply.send(createReadStream(file));
+  return sendMedia(reply, range, { size: statSync(file).size, stream: (start, end) => createReadStream(file, { start, end }) }, type);
 }
 
 /** Cluster: clips asked of this node by the other nodes (video/index.ts). */

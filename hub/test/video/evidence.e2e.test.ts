@@ -150,7 +150,18 @@ describe.skipIf(skip)('video evidence and linkage (real MQTT, ffmpeg, RTSP)', ()
     expect(mp4.status).toBe(200);
     expect(mp4.headers.get('content-type')).toBe('video/mp4');
     const file = path.join(dataDir, 'clip.mp4');
-    (await import('node:fs')).writeFileSync(file, Buffer.from(await mp4.arrayBuffer()));
+    const whole = Buffer.from(await mp4.arrayBuffer());
+    (await import('node:fs')).writeFileSync(file, whole);
+    // A <video> seeks with ranges: a middle slice, the last bytes, and 416 past the end.
+    const mid = Math.floor(whole.length / 2);
+    const part = await fetch(`${http}${alertClip.video}`, { headers: { range: `bytes=${mid}-${mid + 99}` } });
+    expect(part.status).toBe(206);
+    expect(part.headers.get('content-range')).toBe(`bytes ${mid}-${mid + 99}/${whole.length}`);
+    expect(Buffer.from(await part.arrayBuffer())).toEqual(whole.subarray(mid, mid + 100));
+    const tail = await fetch(`${http}${alertClip.video}`, { headers: { range: 'bytes=-50' } });
+    expect(tail.status).toBe(206);
+    expect(Buffer.from(await tail.arrayBuffer())).toEqual(whole.subarray(whole.length - 50));
+    expect((await fetch(`${http}${alertClip.video}`, { headers: { range: `bytes=${whole.length}-` } })).status).toBe(416);
     const p = probe(file);
     expect(p.video).toBe(true);
     expect(p.errors).toBe('');
