@@ -92,6 +92,13 @@ describe.runIf(RUN_CLUSTER)('hub cluster through a Redis restart (2 nodes)', () 
         Promise.race([c.publishAsync(`gridlink/v1/${id}/telemetry`, JSON.stringify({ ts: t0 + seq, seq, values: { water_level_cm: seq % 20 } }), { qos: 1 }).then(() => 'ok' as const, () => 'failed' as const), closed])));
       c.off('close', onClose);
       results.forEach((r, i) => (r === 'ok' ? acked.add(batch[i]!) : todo.push(batch[i]!)));
+      // A client that is still `connected` but refuses publishes (disconnecting) rejects them at once:
+      // retried on a new connection after a timer, or this loop would spin on microtasks and starve the event loop.
+      if (results.some((r) => r !== 'ok')) {
+        c.end(true);
+        m = null;
+        await new Promise((r) => setTimeout(r, 100));
+      }
     }
     await m?.endAsync();
   }
