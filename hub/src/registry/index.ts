@@ -252,10 +252,13 @@ export class DeviceRegistry {
     const digest = createHash('sha256').update(secret).digest();
     if (e.verified) return timingSafeEqual(e.verified, digest) ? e : null;
     if (!(await verifySecret(secret, e.secretHash))) return null;
-    // The entry may have been rotated or deleted while scrypt ran.
-    if (this.devices.get(id) !== e) return null;
-    e.verified = digest;
-    return e;
+    // The device may have been re-keyed, disabled or deleted while scrypt ran. A refresh that only
+    // read the same row back (another node announcing the device) replaced the entry with an equal
+    // one: that is no reason to refuse the device.
+    const now = this.devices.get(id);
+    if (!now || !now.enabled || now.secretHash !== e.secretHash) return null;
+    now.verified = digest;
+    return now;
   }
 
   /**
