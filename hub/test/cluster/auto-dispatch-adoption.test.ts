@@ -125,6 +125,9 @@ describe.runIf(RUN_CLUSTER)('automatic dispatch owed by a node that died before 
     expect((await act(a, byHand, 'register')).status).toBe(200);
     const d = await act(a, byHand, 'dispatch', { workerId: 'w-hand' });
     expect(d.status, JSON.stringify(d.body)).toBe(200);
+    // A writes the dispatch record just after its answer: the hand dispatch is complete only then (a kill
+    // before it leaves the case to the accept-timeout adoption, which is another test's subject).
+    await until(async () => ((await dispatchRows(byHand)).length > 0) || null, WAIT, 50);
 
     // The owed case: A commits it, hears it, holds its dispatch, and dies.
     const owed = await newCase(a, 'E0101', 0);
