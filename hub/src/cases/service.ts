@@ -632,6 +632,10 @@ export class CaseStore implements CaseService {
           break;
       }
       const updated = (await q.query<CaseRow>(`update cases set ${set.join(', ')} where id = $1 returning *`, params))[0]!;
+      // The dispatch's record and command commit with the case: a process killed after the commit still owes the handheld its command.
+      if ((action === 'dispatch' || action === 'rework') && updated.worker_id) {
+        await this.d.workers()?.dispatched?.(q, { case: this.summary(updated), workerId: updated.worker_id, actor, at });
+      }
       const evidenceIds: string[] = [];
       for (const bytes of input.photos ?? []) {
         evidenceIds.push((await this.d.evidence.save({ bytes, kind: 'photo', caseId: r.id, deviceId: actor.kind === 'worker' ? actor.deviceId : null, gridId: r.grid_id, actor, at }, q)).id);

@@ -45,6 +45,13 @@ export interface WorkerService {
    * whichever node made the other dispatch.
    */
   claim?(q: Queryable, workerId: string, caseId: string, at: number): Promise<void>;
+  /**
+   * Inside the transaction of a case's `dispatch` (or `rework` to a worker),
+   * after the case row is written: the dispatch's record and its command to
+   * the handheld's outbox, committed with the case (or not at all). The
+   * command is published after the commit.
+   */
+  dispatched?(q: Queryable, d: { case: CaseSummary; workerId: string; actor: Actor; at: number }): Promise<void>;
 }
 
 export interface GridService {

@@ -21,7 +21,7 @@ import type { Logger } from '../core/logger.js';
 import type { Actor, CaseService, CaseStatus, CaseSummary, GridService, RealtimeService } from '../core/services.js';
 import type { StoredMessage } from '../ingest/index.js';
 import type { DeviceRegistry } from '../registry/index.js';
-import type { Db } from '../store/index.js';
+import type { Db, Queryable } from '../store/index.js';
 import type { Fetch } from './amap.js';
 import { ArrivalWatch } from './arrival.js';
 import type { Candidate } from './candidates.js';
@@ -30,6 +30,7 @@ import type { PositionEvent } from '@gridlink/devices/contract';
 import type { Workers } from './workers.service.js';
 import type { Leases } from '../cluster/index.js';
 import { DispatchRepo } from './dispatch.repo.js';
+import { DispatchErrors } from './errors.js';
 import { CommandOutbox } from './outbox.js';
 import { CandidateRanker } from './ranking.js';
 import { adoptOverdue, claimAutoDispatch, claimTimeout, owedAutoDispatches } from './timeouts.cluster.js';
@@ -111,6 +112,14 @@ export class DispatchEngine {
    * as if it died between creating the case and dispatching it.
    */
   holdAutoDispatch = false;
+  /**
+   * Testing only (GRIDLINK_TEST_KILL_AFTER_DISPATCH_COMMIT=1, read from the
+   * environment at start, not settable through REST or MQTT): the process
+   * SIGKILLs itself when it hears a dispatch committed, before it does
+   * anything after the commit (the worker's roster, the command's publish),
+   * so a test finds out what a crash at that moment leaves.
+   */
+  killAfterDispatchCommit = false;
 
   constructor(
     private readonly deps: DispatchEngineDeps,
@@ -125,7 +134,10 @@ export class DispatchEngine {
     this.outbox = new CommandOutbox({
       repo: this.repo, broker: deps.broker, bus: deps.bus, log: this.log, resendDelayMs: cfg.resendDelayMs,
       isWorkerDevice: (deviceId) => workers.byDeviceId.has(deviceId),
+      ...(deps.leases ? { leases: deps.leases } : {}),
     });
+    // The case's dispatch writes its record and command in its own transaction (WorkerService.dispatched).
+    workers.dispatched = (q, d) => this.writeDispatch(q, d);
     this.ranker = new CandidateRanker({
       workers, registry: deps.registry, ...(deps.grids ? { grids: deps.grids } : {}), cfg, now: deps.now, log: this.log,
       amapKey: deps.config.amapKey, fetch: () => this.fetch,
@@ -257,6 +269,39 @@ export class DispatchEngine {
     });
   }
 
+  /**
+   * Recovery after a process died between a commit and its follow-up:
+   * commands committed and never sent are sent (older than `graceMs`: a live
+   * node's own send goes first; claimed once in a cluster, outbox.ts), and on
+   * the single process the automatic dispatches owed since before the start
+   * are made (in a cluster the `dispatch.timers` holder does both every
+   * round, `adoptAutoDispatches`).
+   */
+  async recover(graceMs: number): Promise<{ commands: number; autoDispatches: number }> {
+    const commands = await this.sendUnsent(graceMs);
+    const autoDispatches = this.deps.leases?.shared ? 0 : await this.adoptAutoDispatches(0);
+    return { commands, autoDispatches };
+  }
+
+  /** Commands committed more than `graceMs` ago and never sent go out now (outbox.ts `sendUnsent`). */
+  sendUnsent(graceMs: number): Promise<number> {
+    return this.outbox.sendUnsent(graceMs);
+  }
+
+  /**
+   * In the case's transaction (WorkerService.dispatched), after its row: the
+   * dispatch's `case_dispatches` row and its `dispatch` command, open in the
+   * outbox and not sent. They commit with the case's status and the worker's
+   * row, or not at all; onCase() publishes the command after the commit, and
+   * recover() what a process that died in between never sent.
+   */
+  private async writeDispatch(q: Queryable, d: { case: CaseSummary; workerId: string; actor: Actor; at: number }): Promise<void> {
+    const c = d.case;
+    const rec = await this.repo.recordDispatch(q, { id: newId('cd'), caseId: c.id, workerId: d.workerId, actor: `${d.actor.kind}:${d.actor.id}`, at: d.at });
+    if (!rec) throw DispatchErrors.workerNotFound(`worker ${d.workerId} not found`);
+    await this.repo.insertCommand(rec.deviceId, d.workerId, c.id, dispatchCommand(c, d.at), q);
+  }
+
   // ---- the case loop ----------------------------------------------------------------------
 
   private async act(caseId: string, action: 'dispatch' | 'decline' | 'arrive' | 'register', input: { workerId?: string; note?: string; data?: Record<string, unknown>; ifStatus?: readonly CaseStatus[] }): Promise<CaseSummary> {
@@ -298,6 +343,11 @@ export class DispatchEngine {
 
   private async onCase(e: CaseChanged): Promise<void> {
     const c = e.case;
+    if (this.killAfterDispatchCommit && (e.action === 'dispatch' || e.action === 'rework')) {
+      this.log.warn({ caseId: c.id }, 'dispatch committed: killing this process (testing option)');
+      process.kill(process.pid, 'SIGKILL');
+      return;
+    }
     const current = await this.currentOf(e);
     const now = this.deps.now();
     switch (e.action) {
@@ -312,11 +362,10 @@ export class DispatchEngine {
         }
         await this.workers.assign(w, { caseId: c.id, stage: 'dispatched', since: now, lat: c.lat, lon: c.lon, gridId: c.gridId });
         this.byCase.set(c.id, w);
-        const st = await this.attemptsOf(c.id);
-        st.tried.add(w.id);
-        st.count++;
-        await this.repo.recordDispatch({ id: newId('cd'), caseId: c.id, workerId: w.id, deviceId: w.deviceId, attempt: st.count, actor: `${e.actor.kind}:${e.actor.id}`, at: now });
-        await this.sendDispatch(w, c);
+        // The record is committed with the case (writeDispatch): the attempts are read again from it when next needed.
+        this.attempts.delete(c.id);
+        // So is the command: it goes out now, from the outbox.
+        await this.outbox.sendCommitted(c.id, w.deviceId);
         return;
       }
       case 'accept':
@@ -509,27 +558,6 @@ export class DispatchEngine {
     }
   }
 
-  // ---- downlink ---------------------------------------------------------------------------
-
-  private async sendDispatch(w: WorkerState, c: CaseSummary): Promise<void> {
-    const cmd: Command = {
-      cmdId: newId('cmd'),
-      type: 'dispatch',
-      ts: this.deps.now(),
-      case: {
-        id: c.id,
-        code: c.code,
-        title: c.title.slice(0, 200) || c.code,
-        category: c.category.code,
-        lat: c.lat,
-        lon: c.lon,
-        ...(c.address ? { address: c.address.slice(0, 500) } : {}),
-        deadline: c.deadline,
-      },
-    };
-    await this.outbox.send(w.deviceId, w.id, c.id, cmd);
-  }
-
   // ---- alarms -----------------------------------------------------------------------------
 
   private alarm(kind: DispatchAlarmKind, o: { worker?: WorkerState; c?: CaseSummary; message: string; nextWorkerId?: string | null; status?: 'active' | 'cleared' }): void {
@@ -591,6 +619,25 @@ export class DispatchEngine {
 function takenMeanwhile(err: unknown): boolean {
   const code = (err as { code?: unknown } | null)?.code;
   return code === 'WORKER_UNAVAILABLE' || code === 'WORKER_NOT_FOUND';
+}
+
+/** The `dispatch` command of a case (CONTRACT: the handheld's `cmd` topic), stamped at the dispatch. */
+function dispatchCommand(c: CaseSummary, at: number): Command {
+  return {
+    cmdId: newId('cmd'),
+    type: 'dispatch',
+    ts: at,
+    case: {
+      id: c.id,
+      code: c.code,
+      title: c.title.slice(0, 200) || c.code,
+      category: c.category.code,
+      lat: c.lat,
+      lon: c.lon,
+      ...(c.address ? { address: c.address.slice(0, 500) } : {}),
+      deadline: c.deadline,
+    },
+  };
 }
 
 export function newId(prefix: string): string {

@@ -4,18 +4,28 @@
  * (`dispatch_commands`: every command until the handheld has answered it).
  */
 import type { Command } from '@gridlink/devices';
-import type { Db } from '../store/index.js';
+import type { Db, Queryable } from '../store/index.js';
 
 export class DispatchRepo {
   constructor(private readonly db: Db) {}
 
   // ---- case_dispatches -------------------------------------------------------------------
 
-  async recordDispatch(r: { id: string; caseId: string; workerId: string; deviceId: string; attempt: number; actor: string; at: number }): Promise<void> {
-    await this.db.query(
-      `insert into case_dispatches (id, case_id, worker_id, device_id, attempt, actor, dispatched_at) values ($1, $2, $3, $4, $5, $6, to_timestamp($7 / 1000.0))`,
-      [r.id, r.caseId, r.workerId, r.deviceId, r.attempt, r.actor, r.at],
+  /**
+   * The record of a dispatch, written in the case's transaction (`q`): the
+   * attempt is counted there too (the case row is locked, so two dispatches
+   * of one case cannot count alike) and the handheld is the worker's row's.
+   * Null when the worker has no row.
+   */
+  async recordDispatch(q: Queryable, r: { id: string; caseId: string; workerId: string; actor: string; at: number }): Promise<{ deviceId: string; attempt: number } | null> {
+    const rows = await q.query<{ device_id: string; attempt: number }>(
+      `insert into case_dispatches (id, case_id, worker_id, device_id, attempt, actor, dispatched_at)
+       select $1, $2, w.id, w.device_id, (select count(*) from case_dispatches where case_id = $2) + 1, $4, to_timestamp($5 / 1000.0)
+         from workers w where w.id = $3
+       returning device_id, attempt`,
+      [r.id, r.caseId, r.workerId, r.actor, r.at],
     );
+    return rows[0] ? { deviceId: rows[0].device_id, attempt: Number(rows[0].attempt) } : null;
   }
 
   /** Ends the open dispatch of this worker to this case (`resolved` also stamps resolved_at). */
@@ -45,8 +55,9 @@ export class DispatchRepo {
 
   // ---- dispatch_commands (the outbox) ------------------------------------------------------
 
-  async insertCommand(deviceId: string, workerId: string, caseId: string, cmd: Command): Promise<void> {
-    await this.db.query(
+  /** A new open command, not sent yet; `q` is the transaction it commits with (the case's, for a dispatch). */
+  async insertCommand(deviceId: string, workerId: string, caseId: string, cmd: Command, q: Queryable = this.db): Promise<void> {
+    await q.query(
       'insert into dispatch_commands (cmd_id, device_id, worker_id, case_id, type, body) values ($1, $2, $3, $4, $5, $6)',
       [cmd.cmdId, deviceId, workerId, caseId, cmd.type, JSON.stringify(cmd)],
     );
@@ -58,6 +69,26 @@ export class DispatchRepo {
       `update dispatch_commands set sent_at = now(), sends = sends + 1${done ? `, done_at = now(), done_reason = 'sent'` : ''} where cmd_id = $1`,
       [cmdId],
     );
+  }
+
+  /**
+   * Open commands committed and never sent: those of one case for one
+   * handheld (just committed with the case), or, without `only`, every one
+   * created more than `olderThanMs` ago on the database clock (what a process
+   * that died after the commit owes), oldest first.
+   */
+  async unsentCommands(o: { only?: { caseId: string; deviceId: string }; olderThanMs?: number; limit?: number }): Promise<Array<{ deviceId: string; caseId: string; command: Command }>> {
+    const rows = o.only
+      ? await this.db.query<{ device_id: string; case_id: string; body: Command | string }>(
+        `select device_id, case_id, body from dispatch_commands
+          where device_id = $1 and case_id = $2 and done_at is null and sent_at is null order by created_at`,
+        [o.only.deviceId, o.only.caseId])
+      : await this.db.query<{ device_id: string; case_id: string; body: Command | string }>(
+        `select device_id, case_id, body from dispatch_commands
+          where done_at is null and sent_at is null and created_at < now() - make_interval(secs => $1::float8 / 1000)
+          order by created_at limit $2`,
+        [o.olderThanMs ?? 0, o.limit ?? 500]);
+    return rows.map((r) => ({ deviceId: r.device_id, caseId: r.case_id, command: typeof r.body === 'string' ? (JSON.parse(r.body) as Command) : r.body }));
   }
 
   async completeCommands(caseId: string, deviceId: string, type: Command['type'], reason: string): Promise<void> {

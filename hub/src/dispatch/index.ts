@@ -57,6 +57,10 @@ export function createDispatch(deps: DispatchDeps, options: DispatchOptions = {}
   engine.fetch = options.fetch;
   // Testing only: read from the environment, never from a request (docs/dispatch.md, "Testing options").
   engine.holdAutoDispatch = process.env.GRIDLINK_TEST_HOLD_AUTO_DISPATCH === '1';
+  engine.killAfterDispatchCommit = process.env.GRIDLINK_TEST_KILL_AFTER_DISPATCH_COMMIT === '1';
+  // A live node's own follow-up of a commit goes first (its send, its automatic dispatch); recovery takes what is older.
+  const grace = Math.max(5_000, cfg.positionsIntervalMs * 5);
+  let lastUnsentScan = -Infinity;
   const flagger = new LocationFlagger(cfg, deps.now);
   let timer: NodeJS.Timeout | null = null;
   /**
@@ -94,6 +98,9 @@ export function createDispatch(deps: DispatchDeps, options: DispatchOptions = {}
       for (const w of workers.all()) if (hasFix(w)) flagger.seed(w.deviceId, w.lat, w.lon, w.ts);
       deps.ingest.setLocationFlagger((deviceId, m) => flagger.check(deviceId, m));
       await engine.start();
+      // What a process that died after a commit left undone: commands never sent, and (single process) automatic dispatches owed.
+      const r = await engine.recover(deps.leases?.shared ? grace : 0);
+      if (r.commands || r.autoDispatches) deps.logger.info({ module: name, ...r }, 'dispatch recovery at start');
       timer = setInterval(() => mod.flush(), cfg.positionsIntervalMs);
       timer.unref();
     },
@@ -112,10 +119,15 @@ export function createDispatch(deps: DispatchDeps, options: DispatchOptions = {}
         engine.tick();
         // Cluster: the `dispatch.timers` holder adopts timeouts of dispatches whose node is gone (timeouts.cluster.ts).
         // And the automatic dispatches owed by a node that died before making them.
+        // And the commands a node committed and died before sending.
         if (deps.leases?.shared) {
-          const grace = Math.max(5_000, cfg.positionsIntervalMs * 5);
           void engine.adopt(grace).catch((err: unknown) => deps.logger.warn({ err, module: name }, 'dispatch timeout adoption failed'));
           void engine.adoptAutoDispatches(grace).catch((err: unknown) => deps.logger.warn({ err, module: name }, 'auto-dispatch adoption failed'));
+          const t = performance.now();
+          if (deps.leases.holds('dispatch.timers') && t - lastUnsentScan >= 2_000) {
+            lastUnsentScan = t;
+            void engine.sendUnsent(grace).catch((err: unknown) => deps.logger.warn({ err, module: name }, 'sending unsent commands failed'));
+          }
         }
         if (workers.index.dirty) workers.index.rebuild(deps.now());
         const items = engine.drainPositions();

@@ -7,9 +7,18 @@
  * hub restart loses it, and a clean session never had one. Open commands are
  * therefore re-sent after the handheld reconnects (after a delay that lets it
  * re-subscribe). QoS 1 is at-least-once anyway: handhelds dedupe by cmdId.
+ *
+ * A dispatch's command is written in the case's transaction (the engine's
+ * `writeDispatch`) and published from here after the commit
+ * (`sendCommitted`). A process killed between the two leaves it committed
+ * and never sent (`sent_at` null): `sendUnsent` publishes such commands, at
+ * start and, in a cluster, on the `dispatch.timers` holder. A first send is
+ * claimed (`dispatch.send:<cmdId>`) in a cluster so exactly one node makes
+ * it; every send of a command is its stored body, the same cmdId.
  */
 import type { Command } from '@gridlink/devices';
 import type { Broker } from '../broker/index.js';
+import type { Leases } from '../cluster/index.js';
 import type { EventBus } from '../core/bus.js';
 import type { Logger } from '../core/logger.js';
 import type { DispatchRepo } from './dispatch.repo.js';
@@ -23,7 +32,12 @@ export interface OutboxDeps {
   resendDelayMs: number;
   /** Only handhelds of workers have an outbox. */
   isWorkerDevice(deviceId: string): boolean;
+  /** Cluster: the first send of a command is claimed once across nodes (cluster/leases.ts `claim`); absent or not shared on the single process. */
+  leases?: Pick<Leases, 'shared' | 'claim' | 'settle'>;
 }
+
+/** The claim key of a command's first send. */
+export const sendKey = (cmdId: string): string => `dispatch.send:${cmdId}`;
 
 export class CommandOutbox {
   private readonly resendTimers = new Map<string, NodeJS.Timeout>();
@@ -33,7 +47,45 @@ export class CommandOutbox {
   /** Writes the command, then publishes it (a failed publish leaves it open for the next resend). */
   async send(deviceId: string, workerId: string, caseId: string, cmd: Command): Promise<void> {
     await this.d.repo.insertCommand(deviceId, workerId, caseId, cmd);
-    await this.publish(deviceId, caseId, cmd, false);
+    await this.first(deviceId, caseId, cmd, false);
+  }
+
+  /** Publishes the commands of a case for a handheld that were committed with the case and not sent yet. */
+  async sendCommitted(caseId: string, deviceId: string): Promise<number> {
+    const rows = await this.d.repo.unsentCommands({ only: { caseId, deviceId } });
+    let n = 0;
+    for (const r of rows) if (await this.first(r.deviceId, r.caseId, r.command, false)) n++;
+    return n;
+  }
+
+  /**
+   * Publishes every command committed more than `olderThanMs` ago and never
+   * sent: the process that committed it died before publishing (or its
+   * publish failed). In a cluster each is claimed first, so a command a live
+   * node is sending right now, or another node recovers, goes out once.
+   * Marked `resend` on the bus: it is late, whatever its first try was.
+   */
+  async sendUnsent(olderThanMs: number): Promise<number> {
+    const rows = await this.d.repo.unsentCommands({ olderThanMs });
+    let n = 0;
+    for (const r of rows) {
+      if (await this.first(r.deviceId, r.caseId, r.command, true)) {
+        n++;
+        this.d.log.info({ deviceId: r.deviceId, caseId: r.caseId, cmdId: r.command.cmdId }, 'command committed and never sent: sent now');
+      }
+    }
+    return n;
+  }
+
+  /** A first send: claimed once across nodes in a cluster (settled once published), as it is on one process. */
+  private async first(deviceId: string, caseId: string, cmd: Command, late: boolean): Promise<boolean> {
+    const l = this.d.leases;
+    const key = l?.shared ? sendKey(cmd.cmdId) : null;
+    if (key && !(await l!.claim(key))) return false;
+    const sent = await this.publish(deviceId, caseId, cmd, late);
+    // A failed publish keeps its claim until it runs out: then a recovery round tries again.
+    if (sent && key) await l!.settle(key);
+    return sent;
   }
 
   /** Closes the open commands of one type for a case on a handheld. */
@@ -41,17 +93,18 @@ export class CommandOutbox {
     return this.d.repo.completeCommands(caseId, deviceId, type, reason);
   }
 
-  private async publish(deviceId: string, caseId: string, cmd: Command, resend: boolean): Promise<void> {
+  private async publish(deviceId: string, caseId: string, cmd: Command, resend: boolean): Promise<boolean> {
     const connected = this.d.broker.isConnected(deviceId);
     try {
       await this.d.broker.sendCommand(deviceId, cmd);
     } catch (err) {
       this.d.log.warn({ err: (err as Error).message, deviceId, cmdId: cmd.cmdId }, 'command publish failed; stays pending');
-      return;
+      return false;
     }
     // A cancel needs no answer: once handed to a live session aedes retries it itself.
     await this.d.repo.markSent(cmd.cmdId, cmd.type === 'cancel' && connected);
     this.d.bus.emit('dispatch.command', { deviceId, caseId, command: cmd, resend });
+    return true;
   }
 
   /** A handheld came online: its open commands go out again after the resend delay. */

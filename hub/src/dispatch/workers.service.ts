@@ -12,7 +12,7 @@
  * decides whether the worker is free.
  */
 import { randomBytes } from 'node:crypto';
-import type { GridService, WorkerInfo, WorkerService, WorkerStatus } from '../core/services.js';
+import type { Actor, CaseSummary, GridService, WorkerInfo, WorkerService, WorkerStatus } from '../core/services.js';
 import type { EventBus } from '../core/bus.js';
 import type { Db } from '../store/index.js';
 import type { DeviceRegistry } from '../registry/index.js';
@@ -77,6 +77,11 @@ export class Workers implements WorkerService {
   readonly index = new PositionIndex();
   /** workers whose position or status changed since the last `positions` push */
   readonly dirty = new Set<WorkerState>();
+  /**
+   * The dispatch's record and command, written in the case's transaction
+   * (WorkerService.dispatched); set by the dispatch engine.
+   */
+  dispatched?: (q: Queryable, d: { case: CaseSummary; workerId: string; actor: Actor; at: number }) => Promise<void>;
   /** Bumped by every assignment this node writes: a read-back that raced one leaves the assignment alone. */
   private readonly assignSeq = new WeakMap<WorkerState, number>();
 
