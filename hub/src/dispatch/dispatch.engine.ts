@@ -524,18 +524,18 @@ export class DispatchEngine {
     for (const o of owed) {
       const rule = this.autoRuleFor(o, o.severity);
       if (!rule) continue;
-      // Claimed one after the other, oldest first, before any is worked on.
+      // Claimed one after the other, oldest first, before any is worked on (the single process claims nothing: null).
       const claim = await claimAutoDispatch(this.deps, o.id);
-      if (!claim || claim === 'settled') continue;
+      if (claim === false || claim === 'settled') continue;
       n++;
       void this.serial(o.id, async () => {
         const c = await this.deps.cases?.get(o.id);
         // Read again under the claim: a dispatcher may have handled the case since the scan.
         if (c && !c.workerId && !c.departmentId && (c.status === 'reported' || c.status === 'registered')) {
-          this.log.info({ caseId: c.id }, 'automatic dispatch owed by another node adopted');
+          this.log.info({ caseId: c.id }, claim ? 'automatic dispatch owed by another node adopted' : 'automatic dispatch owed since before the restart made');
           await this.autoDispatch(c, rule);
         }
-        await this.deps.leases?.settle(claim.key);
+        if (claim) await this.deps.leases?.settle(claim.key);
       });
     }
     return n;

@@ -98,7 +98,8 @@ export interface OwedCase {
 }
 
 /**
- * On the `dispatch.timers` holder: the cases an automatic dispatch is owed
+ * On the `dispatch.timers` holder (or, once at start, on the single process,
+ * which writes no claims): the cases an automatic dispatch is owed
  * to and no node decided. Owed is read from the case row, the same on every
  * node with the same GRIDLINK_DISPATCH_AUTO: a case of an auto-dispatched
  * category (`categories`, lower case: code, name or English name), still
@@ -110,10 +111,12 @@ export interface OwedCase {
  * first. Severity is left to the caller (the rule's minimum).
  */
 export async function owedAutoDispatches(deps: Deps, categories: readonly string[], graceMs: number, windowMs: number, everyMs = 2_000): Promise<OwedCase[]> {
-  if (!deps.leases?.shared || !deps.leases.holds('dispatch.timers') || categories.length === 0) return [];
+  const shared = !!deps.leases?.shared;
+  if ((shared && !deps.leases!.holds('dispatch.timers')) || categories.length === 0) return [];
   const t = performance.now();
   if (t - (lastAutoScan.get(deps) ?? -Infinity) < everyMs) return [];
   lastAutoScan.set(deps, t);
+  const claims = shared ? "and not exists (select 1 from cluster_claims x where x.key = 'dispatch.auto:' || c.id and (x.done or x.until > now()))" : '';
   return deps.db.query<OwedCase>(
     `select c.id, k.code, k.name, k.name_en as "nameEn", c.severity
        from cases c join case_categories k on k.code = c.category_code
@@ -122,7 +125,7 @@ export async function owedAutoDispatches(deps: Deps, categories: readonly string
         and c.status in ('reported', 'registered') and c.worker_id is null and c.department_id is null
         and (lower(k.code) = any($3::text[]) or lower(k.name) = any($3::text[]) or lower(k.name_en) = any($3::text[]))
         and not exists (select 1 from case_dispatches d where d.case_id = c.id)
-        and not exists (select 1 from cluster_claims x where x.key = 'dispatch.auto:' || c.id and (x.done or x.until > now()))
+        ${claims}
       order by c.created_at, c.id`,
     [graceMs, windowMs, categories.map((s) => s.toLowerCase())],
   );
