@@ -551,6 +551,10 @@ export class CaseStore implements CaseService {
   async act(id: string, action: CaseAction, actor: Actor, input: CaseActInput = {}): Promise<CaseSummary> {
     const t = WORKFLOW[action];
     if (!t) throw Errors.validation(`unknown action ${String(action)}`);
+    // PostgreSQL stores no NUL in text or jsonb: refused here rather than failing the transaction with a 500.
+    if ([input.note, input.workerId, input.departmentId].some((v) => v?.includes('\0')) || (input.data && JSON.stringify(input.data).includes('\\u0000'))) {
+      throw Errors.nulByte('NUL bytes are not allowed in text');
+    }
     const at = this.d.now();
     let from: CaseStatus = 'reported';
     let previousWorker: string | null = null;
