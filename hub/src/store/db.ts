@@ -81,6 +81,12 @@ async function openPostgres(url: string, logger?: Logger): Promise<Db> {
     },
     tx: async (fn) => {
       const client = await pool.connect();
+      // The server may end the session while the transaction waits between statements (its
+      // idle_in_transaction_session_timeout, as a lease's fence sets it): that error is the transaction's,
+      // not an unhandled one of the process, and the connection leaves the pool.
+      let lost: Error | null = null;
+      const onError = (err: Error) => void (lost ??= err);
+      client.on('error', onError);
       try {
         await client.query('begin');
         const result = await fn({ query: async <T>(s: string, p?: unknown[]) => (await client.query(s, p as unknown[])).rows as T[] });
@@ -88,9 +94,11 @@ async function openPostgres(url: string, logger?: Logger): Promise<Db> {
         return result;
       } catch (err) {
         await client.query('rollback').catch(() => undefined);
-        throw err;
+        // A statement's own error (it has a SQLSTATE) first; else why the connection went.
+        throw (err as { code?: unknown }).code !== undefined || !lost ? err : lost;
       } finally {
-        client.release();
+        client.removeListener('error', onError);
+        client.release(lost ?? undefined);
       }
     },
     exclusive: async (key, fn) => {
