@@ -38,7 +38,7 @@ import { createRequire } from 'node:module';
 import { hostname } from 'node:os';
 import { Redis, type RedisOptions } from 'ioredis';
 import { createAdapter } from '@socket.io/redis-streams-adapter';
-import { Gauge } from 'prom-client';
+import { Counter, Gauge } from 'prom-client';
 import type { EventBus } from '../core/bus.js';
 import type { Logger } from '../core/logger.js';
 import type { DeviceChange, DeviceRegistry, LivenessMessage } from '../registry/index.js';
@@ -53,7 +53,7 @@ import { PgCameraOwners, soleCameraOwners, type CameraOwners } from './cameras.j
 import { PartitionView, soleDeviceOwners, type DeviceOwners } from './owners.js';
 
 export { loadClusterConfig, clusterConfigSchema, type ClusterConfig } from './config.js';
-export { LEASES, PgLeases, soleLeases, type LeaseName, type LeaseRole, type Leases } from './leases.js';
+export { LEASES, LeaseLostError, PgLeases, soleLeases, type Fence, type LeaseName, type LeaseRole, type Leases } from './leases.js';
 export { PgCameraOwners, soleCameraOwners, type CameraOwner, type CameraOwners } from './cameras.js';
 export { rendezvousOwner, soleDeviceOwners, type DeviceOwners, type OwnershipChange } from './owners.js';
 
@@ -152,6 +152,16 @@ export function createCluster(deps: { config: ClusterConfig; db: Db; logger: Log
       name: 'gridlink_cluster_lease_held', help: '1 while this node holds the lease', labelNames: ['lease'] as const, registers: [metrics.registry],
       collect() {
         for (const n of Object.keys(LEASES) as LeaseName[]) this.set({ lease: n }, leases.holds(n) ? 1 : 0);
+      },
+    });
+    new Counter({
+      name: 'gridlink_cluster_lease_fenced_writes_total', help: 'Writes of lease-guarded work refused because this node\'s lease token was no longer the current one (a stale holder)',
+      labelNames: ['lease'] as const, registers: [metrics.registry],
+      collect() {
+        // The lease objects keep the count: set it, labelled by lease (0 on the single process).
+        const refused = leases.refusals();
+        this.reset();
+        for (const n of Object.keys(LEASES) as LeaseName[]) this.inc({ lease: n }, refused[n]);
       },
     });
   };
@@ -334,12 +344,23 @@ export function createCluster(deps: { config: ClusterConfig; db: Db; logger: Log
     if (key === sweptFor && t - sweptAt < 30_000 && swept.length === 0) return;
     sweptFor = key;
     sweptAt = t;
-    const rows = await db.query<{ id: string; holder: string }>(
-      `update devices d set online = false, holder_node = null
-       from (select id, holder_node from devices where online and holder_node is not null and not (holder_node = any($1::text[])) for update) old
-       where d.id = old.id returning d.id, old.holder_node as holder`,
-      [[...alive]],
-    );
+    // Fenced: a holder that stalled here past its lease judges "gone" from a view that is old by then.
+    const fence = leases.fence('devices.liveness');
+    let rows: Array<{ id: string; holder: string }>;
+    try {
+      rows = await fence.run(db, (q) => q.query<{ id: string; holder: string }>(
+        `update devices d set online = false, holder_node = null
+         from (select id, holder_node from devices where online and holder_node is not null and not (holder_node = any($1::text[])) for update) old
+         where d.id = old.id returning d.id, old.holder_node as holder`,
+        [[...alive]],
+      ));
+    } catch (err) {
+      if (fence.refused(err)) {
+        sweptFor = '';
+        return;
+      }
+      throw err;
+    }
     const ids = new Set([...swept, ...rows.map((r) => r.id)]);
     if (ids.size) {
       logger.info({ devices: ids.size, nodes: [...new Set(rows.map((r) => r.holder))] }, 'devices of nodes that are gone marked offline');

@@ -6,15 +6,29 @@
  * taken and renewed with one conditional upsert on the database clock, so
  * nodes never compare their own clocks. The holder renews every ttl/3; a
  * node that dies stops renewing and the first node to find the row expired
- * takes it (the token goes up: a fencing number for anyone who wants one).
+ * takes it (the token goes up each time the lease changes hands).
  * A node believes it holds a lease only until `sent + ttl - margin` measured
  * on its own monotonic clock from the moment it sent the renewal, so it
  * stops before anybody else can start, even when its renewals hang.
  *
- * Modules see only `Leases.holds(name)`: the single process answers true for
- * everything.
+ * That belief is not trusted with the work: a holder stalled past the margin
+ * (a GC pause, SIGSTOP, an overloaded machine) wakes up believing. So the
+ * guarded jobs write through the lease's fence (`fence(name)`): one
+ * transaction that first finds, on the database, this node's token still the
+ * current one and still unexpired, and keeps the lease row `for key share`
+ * until it commits. A node taking the lease over locks the row `for update
+ * skip locked`, so it waits (a round) for such a transaction instead of
+ * passing it; renewals by the holder itself change no key and never wait.
+ * A stale holder's writes are refused (rolled back, logged, counted), not
+ * doubled. A holder frozen inside a fenced transaction cannot keep the lease
+ * hostage: the transaction sets `idle_in_transaction_session_timeout` to the
+ * lease time, and the server ends it.
+ *
+ * Modules see only `Leases.holds(name)` and `Leases.fence(name)`: the single
+ * process answers true for everything and its fence (token 0) runs the work
+ * as it always did, without a transaction or a check.
  */
-import type { Db } from '../store/index.js';
+import type { Db, Queryable } from '../store/index.js';
 import type { Logger } from '../core/logger.js';
 
 /** Every singleton of the hub, by the lease that guards it (docs/cluster.md). */
@@ -36,9 +50,49 @@ export interface LeaseRole {
   token: number;
 }
 
+/** A stale holder's fenced write: the lease passed to another node (or expired) since this node took it with `token`. */
+export class LeaseLostError extends Error {
+  readonly code = 'LEASE_LOST';
+  constructor(readonly lease: LeaseName, readonly token: number) {
+    super(`lease ${lease} is no longer held with token ${token}: write refused`);
+  }
+}
+
+/** SQLSTATE of a session the server ended for idling in a transaction (a fenced transaction whose node stalled). */
+const IDLE_IN_TX_TIMEOUT = '25P03';
+
+/**
+ * The writes of one run of a guarded job, fenced by the lease's token as it
+ * was when the run began (a run that began under an older token than the
+ * current one is refused, even if this node holds the lease again).
+ */
+export interface Fence {
+  readonly lease: LeaseName;
+  /** The fencing token the writes are checked against; 0 on the single process. */
+  readonly token: number;
+  /**
+   * Runs `fn` with the writes. Cluster: in one transaction on `db` that
+   * checks the token first; a stale token throws LeaseLostError and nothing
+   * of `fn` is written. Single process: `fn(db)`, as before fences existed.
+   */
+  run<T>(db: Db, fn: (q: Queryable) => Promise<T>): Promise<T>;
+  /** The same check inside a transaction the caller opened (first statement). Single process: nothing. */
+  check(q: Queryable): Promise<void>;
+  /**
+   * True when `err` is this fence refusing (LeaseLostError, or the server
+   * ending the stalled transaction): the caller logs it as refused, not as a
+   * failure. Counted once per refusal in `refused()`.
+   */
+  refused(err: unknown): boolean;
+}
+
 export interface Leases {
   /** True while this node may do the work the lease guards. */
   holds(name: LeaseName): boolean;
+  /** The fence for writes of the work `name` guards, with the token this node holds it by now. */
+  fence(name: LeaseName): Fence;
+  /** Fenced writes refused on this node since it started, by lease (/metrics). */
+  refusals(): Record<LeaseName, number>;
   /** Role of this node for each lease (health and metrics). */
   roles(): Record<LeaseName, LeaseRole>;
   /** False on the single process: state other nodes change must be re-read before timed work. */
@@ -55,10 +109,17 @@ export interface Leases {
   settle(key: string): Promise<void>;
 }
 
+const zeroByLease = () => Object.fromEntries(Object.keys(LEASES).map((n) => [n, 0])) as Record<LeaseName, number>;
+
 /** The single process: every lease is its own. */
 export function soleLeases(nodeId = 'single'): Leases {
   const roles = Object.fromEntries(Object.keys(LEASES).map((n) => [n, { holder: nodeId, mine: true, token: 0 }])) as Record<LeaseName, LeaseRole>;
-  return { holds: () => true, roles: () => roles, shared: false, claim: async () => true, settle: async () => undefined };
+  // Nobody else can hold a lease: the work runs as it always did, token 0, no transaction, no check.
+  const fences = Object.fromEntries(Object.keys(LEASES).map((n) => [n, {
+    lease: n as LeaseName, token: 0, run: (db: Db, fn: (q: Queryable) => Promise<unknown>) => fn(db), check: async () => undefined, refused: () => false,
+  }])) as unknown as Record<LeaseName, Fence>;
+  const none = zeroByLease();
+  return { holds: () => true, fence: (name) => fences[name], refusals: () => none, roles: () => roles, shared: false, claim: async () => true, settle: async () => undefined };
 }
 
 const MIGRATION_LOCK = 7412;
@@ -70,6 +131,7 @@ export class PgLeases implements Leases {
   private timer: NodeJS.Timeout | null = null;
   private beating: Promise<void> | null = null;
   private stopped = false;
+  private readonly refused = zeroByLease();
   /** Called when this node gains or loses a lease. */
   onChange: ((name: LeaseName, mine: boolean) => void) | null = null;
 
@@ -85,6 +147,42 @@ export class PgLeases implements Leases {
 
   holds(name: LeaseName): boolean {
     return !this.stopped && (this.until.get(name) ?? 0) > this.clock();
+  }
+
+  fence(name: LeaseName): Fence {
+    const token = this.state.get(name)!.token;
+    const check = async (q: Queryable) => {
+      // `for key share`: a takeover (`for update`) waits for this transaction; the holder's own renewals do not.
+      // A node frozen in here is ended by the server after the lease time, so it never holds the lease hostage.
+      const rows = await q.query(
+        `select set_config('idle_in_transaction_session_timeout', $4, true) from cluster_leases
+          where name = $1 and holder = $2 and token = $3 and expires_at > now() for key share`,
+        [name, this.nodeId, token, String(this.ttlMs)],
+      );
+      if (rows.length !== 1) throw new LeaseLostError(name, token);
+    };
+    const refused = (err: unknown) => {
+      const lost = err instanceof LeaseLostError ? err.lease === name : (err as { code?: unknown } | null)?.code === IDLE_IN_TX_TIMEOUT;
+      if (!lost) return false;
+      this.refused[name]++;
+      this.logger.warn({ lease: name, node: this.nodeId, token, err: (err as Error).message }, 'stale lease holder: its writes were refused');
+      return true;
+    };
+    return {
+      lease: name,
+      token,
+      check,
+      refused,
+      // Refused or failed, the transaction is rolled back: nothing of `fn` is written.
+      run: (db, fn) => db.tx(async (q) => {
+        await check(q);
+        return fn(q);
+      }),
+    };
+  }
+
+  refusals(): Record<LeaseName, number> {
+    return { ...this.refused };
   }
 
   roles(): Record<LeaseName, LeaseRole> {
@@ -122,14 +220,22 @@ export class PgLeases implements Leases {
     const sent = this.clock();
     let rows: Array<{ name: LeaseName; holder: string; token: number; live: boolean }>;
     try {
+      // Renew what is held, take what expired, create what is missing. A takeover locks the row
+      // `for update skip locked`: a row a fenced transaction of the old holder still has (`for key share`)
+      // is skipped this round, so the new holder never starts while the old one's writes may commit.
       await this.db.query(
-        `insert into cluster_leases as l (name, holder, token, expires_at)
+        `with gate as (
+           select name from cluster_leases where name = any($1::text[]) and holder <> $2 and expires_at < now() for update skip locked
+         ), taken as (
+           update cluster_leases l set holder = $2, token = l.token + 1, expires_at = now() + make_interval(secs => $3::float8 / 1000), updated_at = now()
+             from gate where l.name = gate.name returning l.name
+         ), renewed as (
+           update cluster_leases set expires_at = now() + make_interval(secs => $3::float8 / 1000), updated_at = now()
+            where name = any($1::text[]) and holder = $2 returning name
+         )
+         insert into cluster_leases (name, holder, token, expires_at)
          select n, $2, 1, now() + make_interval(secs => $3::float8 / 1000) from unnest($1::text[]) as n
-         on conflict (name) do update set
-           holder = excluded.holder,
-           token = case when l.holder = excluded.holder then l.token else l.token + 1 end,
-           expires_at = excluded.expires_at, updated_at = now()
-         where l.holder = excluded.holder or l.expires_at < now()`,
+         on conflict (name) do nothing`,
         [names, this.nodeId, this.ttlMs],
       );
       rows = await this.db.query('select name, holder, token, expires_at > now() as live from cluster_leases where name = any($1::text[])', [names]);
