@@ -10,13 +10,14 @@ import { randomUUID } from 'node:crypto';
 import type { Severity } from '@gridlink/devices';
 import type { Auth, Principal } from '../auth/index.js';
 import { maxSeverity, systemActor, type CaseStore } from '../cases/index.js';
+import type { Fence } from '../cluster/index.js';
 import type { EventBus } from '../core/bus.js';
 import { Errors } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { GridService, RealtimeService } from '../core/services.js';
 import type { AlarmEvent } from '../realtime/index.js';
 import type { DeviceRegistry } from '../registry/index.js';
-import type { Db } from '../store/index.js';
+import type { Db, Queryable } from '../store/index.js';
 import type { Effect, RaiseEffect, RuleEvaluator } from './evaluator.js';
 import { ESCALATE_AFTER_MIN, type Rule } from './rule.schema.js';
 
@@ -221,16 +222,28 @@ export class AlarmService {
   }
 
   /**
+   * The write that decides a step of timed work (`fence`: the rules tick's,
+   * under the `rules.timers` lease): in the fence's transaction, refused when
+   * this node's token is stale (cluster/leases.ts). Without a fence, or on the
+   * single process, the plain query it always was.
+   */
+  private write<T>(fence: Fence | undefined, fn: (q: Queryable) => Promise<T>): Promise<T> {
+    return fence ? fence.run(this.db, fn) : fn(this.db);
+  }
+
+  /**
    * Applies effects: the in-memory alarm book changes and the `alarm` event
    * goes out at once (the officer's popup does not wait for the database);
-   * rows, snapshots and cases follow in order on the serial queue.
+   * rows, snapshots and cases follow in order on the serial queue. `fence`:
+   * the effects are timed work of a lease holder (absence, auto-clear), and
+   * each row they decide is written through it.
    */
-  applyAll(effects: Effect[]): Promise<void> {
+  applyAll(effects: Effect[], fence?: Fence): Promise<void> {
     if (effects.length === 0) return Promise.resolve();
     const jobs: Array<{ e: Effect; job: () => Promise<void> }> = [];
     for (const e of effects) {
       try {
-        const job = e.kind === 'raise' ? (this.deps.shared ? this.raiseShared(e) : this.raiseNow(e)) : this.clearNow(e.rule.id, e.deviceId, e.ts, `rule: ${e.reason}`);
+        const job = e.kind === 'raise' ? (this.deps.shared ? this.raiseShared(e, 0, fence) : this.raiseNow(e)) : this.clearNow(e.rule.id, e.deviceId, e.ts, `rule: ${e.reason}`, fence);
         if (job) jobs.push({ e, job });
       } catch (err) {
         this.log.error({ err, rule: e.rule.id, deviceId: e.deviceId }, 'alarm effect failed');
@@ -319,7 +332,7 @@ export class AlarmService {
    * new alarm; a raise that finds another node's alarm already active for
    * (rule, device) becomes a repeat of it: no second row, case or `raised`.
    */
-  private raiseShared(e: RaiseEffect, attempt = 0): () => Promise<void> {
+  private raiseShared(e: RaiseEffect, attempt = 0, fence?: Fence): () => Promise<void> {
     const now = this.deps.now();
     const k = `${e.rule.id}\u0000${e.deviceId}`;
     const existing = this.active.get(k);
@@ -327,15 +340,22 @@ export class AlarmService {
       return async () => {
         const severity = maxSeverity(existing.severity, e.severity);
         const related = e.related?.length ? [...new Set([...(existing.related ?? []), ...e.related])] : existing.related;
-        const [row] = await this.db.query<AlarmRow>(
-          `update alarms set count = count + 1, last_ts = greatest(last_ts, to_timestamp($2 / 1000.0)), severity = $3, message = $4, updated_at = to_timestamp($5 / 1000.0), related = $6
-            where id = $1 and status = 'active' returning *`,
-          [existing.id, e.ts, severity, e.message, now, related ? JSON.stringify(related) : null],
-        );
+        let row: AlarmRow | undefined;
+        try {
+          [row] = await this.write(fence, (q) => q.query<AlarmRow>(
+            `update alarms set count = count + 1, last_ts = greatest(last_ts, to_timestamp($2 / 1000.0)), severity = $3, message = $4, updated_at = to_timestamp($5 / 1000.0), related = $6
+              where id = $1 and status = 'active' returning *`,
+            [existing.id, e.ts, severity, e.message, now, related ? JSON.stringify(related) : null],
+          ));
+        } catch (err) {
+          // A stale holder of the timers: the lease's new holder counts this trigger, not this node.
+          if (fence?.refused(err)) return;
+          throw err;
+        }
         if (!row) {
           // Cleared on another node (auto-clear, an officer): this trigger starts a new alarm.
           if (this.active.get(k) === existing) this.active.delete(k);
-          if (attempt < 3) await this.raiseShared(e, attempt + 1)();
+          if (attempt < 3) await this.raiseShared(e, attempt + 1, fence)();
           return;
         }
         Object.assign(existing, toAlarm(row), { caseId: existing.caseId ?? row.case_id });
@@ -348,19 +368,25 @@ export class AlarmService {
     this.pending.add(alarm.id);
     return async () => {
       let won: boolean;
+      let refused = false;
       try {
-        won = await this.insertRow(alarm, e, true);
+        won = await this.write(fence, (q) => this.insertRow(alarm, e, true, q));
+      } catch (err) {
+        // A stale holder of the timers: the raise is the lease's new holder's to make.
+        if (!fence?.refused(err)) throw err;
+        won = false;
+        refused = true;
       } finally {
         this.pending.delete(alarm.id);
       }
       if (!won) {
-        // Another node's alarm is active for (rule, device): this trigger repeats it.
+        // Another node's alarm is active for (rule, device): this trigger repeats it (refused: the book only learns of it).
         const [row] = await this.db.query<AlarmRow>("select * from alarms where rule_id = $1 and device_id = $2 and status = 'active'", [e.rule.id, e.deviceId]);
         if (this.active.get(k) === alarm) {
           if (row) this.active.set(k, toAlarm(row));
           else this.active.delete(k);
         }
-        if (attempt < 3) await this.raiseShared(e, attempt + 1)();
+        if (!refused && attempt < 3) await this.raiseShared(e, attempt + 1, fence)();
         return;
       }
       this.emit(alarm, 'raised');
@@ -453,8 +479,8 @@ export class AlarmService {
   }
 
   /** Writes the alarm's row; `once`: not when an alarm of (rule, device) is active already (answers false then). */
-  private async insertRow(alarm: Alarm, e: RaiseEffect, once = false): Promise<boolean> {
-    const rows = await this.db.query(
+  private async insertRow(alarm: Alarm, e: RaiseEffect, once = false, q: Queryable = this.db): Promise<boolean> {
+    const rows = await q.query(
       `insert into alarms (id, rule_id, rule_name, device_id, type, severity, original_severity, status, message, value, ts, last_ts, created_at, updated_at, lat, lon, grid_id, related)
        values ($1, $2, $3, $4, $5, $6, $6, 'active', $7, $8, to_timestamp($9 / 1000.0), to_timestamp($9 / 1000.0), to_timestamp($10 / 1000.0), to_timestamp($10 / 1000.0), $11, $12, $13, $14)
        ${once ? "on conflict (rule_id, device_id) where status = 'active' do nothing returning id" : ''}`,
@@ -465,7 +491,7 @@ export class AlarmService {
   }
 
   /** Synchronous part of a clear; returns the write-behind job, or null when nothing is active. */
-  private clearNow(ruleId: string, deviceId: string, ts: number, by: string): (() => Promise<void>) | null {
+  private clearNow(ruleId: string, deviceId: string, ts: number, by: string, fence?: Fence): (() => Promise<void>) | null {
     const k = `${ruleId}\u0000${deviceId}`;
     const a = this.active.get(k);
     if (!a) return null;
@@ -478,7 +504,16 @@ export class AlarmService {
     if (this.deps.shared) {
       // Cluster: announced once, by the node whose update cleared the row.
       return async () => {
-        const rows = await this.db.query("update alarms set status = 'cleared', cleared_at = to_timestamp($2 / 1000.0), cleared_by = $3, updated_at = to_timestamp($4 / 1000.0) where id = $1 and status = 'active' returning id", [a.id, ts, by, at]);
+        let rows: unknown[];
+        try {
+          rows = await this.write(fence, (q) => q.query("update alarms set status = 'cleared', cleared_at = to_timestamp($2 / 1000.0), cleared_by = $3, updated_at = to_timestamp($4 / 1000.0) where id = $1 and status = 'active' returning id", [a.id, ts, by, at]));
+        } catch (err) {
+          if (!fence?.refused(err)) throw err;
+          // A stale holder of the timers: the alarm stays as the database has it, in this node's book too.
+          Object.assign(a, { status: 'active', clearedAt: null, clearedBy: null });
+          if (!this.active.has(k)) this.active.set(k, a);
+          return;
+        }
         if (rows.length) this.emit(a, 'cleared');
       };
     }
@@ -569,8 +604,12 @@ export class AlarmService {
     return rows.map(toAlarm);
   }
 
-  /** Unacknowledged active alarms past their severity's limit go one severity up (critical re-notifies). */
-  escalate(now: number): Promise<void> {
+  /**
+   * Unacknowledged active alarms past their severity's limit go one severity
+   * up (critical re-notifies). `fence`: the rules tick's lease; a stale
+   * holder's escalation is refused and the rest of its pass skipped.
+   */
+  escalate(now: number, fence?: Fence): Promise<void> {
     return this.serial(async () => {
       const rules = this.rules();
       for (const a of this.active.values()) {
@@ -579,12 +618,19 @@ export class AlarmService {
         const mins = rule && rule.escalateAfterMin !== undefined ? rule.escalateAfterMin : ESCALATE_AFTER_MIN[a.severity];
         if (mins === null || mins === undefined) continue;
         if (now - (a.escalatedAt ?? a.createdAt) < mins * 60_000) continue;
+        const before = { severity: a.severity, escalated: a.escalated, escalations: a.escalations, escalatedAt: a.escalatedAt, updatedAt: a.updatedAt };
         a.severity = ESCALATE_NEXT[a.severity];
         a.escalated = true;
         a.escalations++;
         a.escalatedAt = now;
         a.updatedAt = now;
-        await this.db.query('update alarms set severity = $2, escalated = true, escalations = $3, escalated_at = to_timestamp($4 / 1000.0), updated_at = to_timestamp($4 / 1000.0) where id = $1', [a.id, a.severity, a.escalations, now]);
+        try {
+          await this.write(fence, (q) => q.query('update alarms set severity = $2, escalated = true, escalations = $3, escalated_at = to_timestamp($4 / 1000.0), updated_at = to_timestamp($4 / 1000.0) where id = $1', [a.id, a.severity, a.escalations, now]));
+        } catch (err) {
+          if (!fence?.refused(err)) throw err;
+          Object.assign(a, before);
+          return;
+        }
         this.emit(a, 'escalated');
       }
     });

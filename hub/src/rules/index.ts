@@ -11,7 +11,7 @@
 import { deserialize, serialize } from 'node:v8';
 import type { Auth } from '../auth/index.js';
 import type { CaseStore } from '../cases/index.js';
-import type { DeviceOwners, Leases, OwnershipChange } from '../cluster/index.js';
+import type { DeviceOwners, Fence, Leases, OwnershipChange } from '../cluster/index.js';
 import type { EventBus } from '../core/bus.js';
 import type { Logger } from '../core/logger.js';
 import type { HubModule } from '../core/module.js';
@@ -333,7 +333,7 @@ export function createRules(deps: RulesDeps, opts: RulesOptions = {}): RulesModu
    * another node nor stays raised after it spoke again there.
    */
   let seenSince = 0;
-  async function catchUp(): Promise<void> {
+  async function catchUp(fence: Fence | undefined): Promise<void> {
     const rows = await deps.db.query<{ id: string; seen: number }>(
       'select id, (extract(epoch from last_seen) * 1000)::float8 as seen from devices where last_seen > to_timestamp($1 / 1000.0)', [seenSince]);
     await alarms.sync();
@@ -342,7 +342,7 @@ export function createRules(deps: RulesDeps, opts: RulesOptions = {}): RulesModu
       seenSince = Math.max(seenSince, r.seen - 1);
       effects.push(...evaluator.heardElsewhere(r.id, r.seen));
     }
-    if (effects.length) await alarms.applyAll(effects);
+    if (effects.length) await alarms.applyAll(effects, fence);
   }
 
   /** Cluster: a rule edited on another node is picked up here at the next tick. */
@@ -359,10 +359,13 @@ export function createRules(deps: RulesDeps, opts: RulesOptions = {}): RulesModu
     if (deps.leases?.shared) await syncRules();
     // Absence, auto-clear and escalation run once per cluster: on the holder of this lease.
     if (deps.leases?.holds('rules.timers') === false) return;
-    if (deps.leases?.shared) await catchUp();
+    // Each row this run decides is written under the token the lease is held by now: a run that stalls past
+    // the lease (GC pause, SIGSTOP) has its writes refused instead of doubling the next holder's.
+    const fence = deps.leases?.fence('rules.timers');
+    if (deps.leases?.shared) await catchUp(fence);
     const now = deps.now();
-    await alarms.applyAll(evaluator.tick(now));
-    await alarms.escalate(now);
+    await alarms.applyAll(evaluator.tick(now), fence);
+    await alarms.escalate(now, fence);
   }
 
   const runBacktest = (rule: Rule, from: number, to: number, regionId: string | null = null) =>
