@@ -2,6 +2,7 @@
  * Store: the database adapter, migrations, the ingest batch writer and
  * retention. Other domains bring their own migrations and repositories.
  */
+import type { Fence } from '../cluster/leases.js';
 import type { Config } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
 import type { Metrics } from '../core/metrics.js';
@@ -24,7 +25,7 @@ export interface Store {
   stop(): Promise<void>;
 }
 
-export function createStore(deps: { db: Db; config: Config; logger: Logger; metrics: Metrics; migrations: Migration[] | (() => Migration[]); leases?: { holds(name: 'retention'): boolean } }): Store {
+export function createStore(deps: { db: Db; config: Config; logger: Logger; metrics: Metrics; migrations: Migration[] | (() => Migration[]); leases?: { holds(name: 'retention'): boolean; fence(name: 'retention'): Fence } }): Store {
   const { db, config, logger, metrics } = deps;
   const writer = new BatchWriter(db, ingestTables, {
     batchSize: config.batchSize,
@@ -43,10 +44,13 @@ export function createStore(deps: { db: Db; config: Config; logger: Logger; metr
   const runRetention = async () => {
     // In a cluster only the holder of the `retention` lease deletes.
     if (deps.leases && !deps.leases.holds('retention')) return;
+    // Its deletes in one transaction fenced by the lease's token (single process: as they always ran).
+    const fence = deps.leases?.fence('retention');
     try {
-      const r = await applyRetention(db, config.retentionDays);
+      const r = fence ? await fence.run(db, (q) => applyRetention(db, config.retentionDays, q)) : await applyRetention(db, config.retentionDays);
       if (r.deleted) logger.info(r, 'retention removed old rows');
     } catch (err) {
+      if (fence?.refused(err)) return;
       logger.warn({ err: (err as Error).message }, 'retention job failed');
     }
   };

@@ -1,4 +1,4 @@
-import type { Db } from './db.js';
+import type { Db, Queryable } from './db.js';
 import type { Migration } from './migrate.js';
 
 /**
@@ -162,21 +162,23 @@ export const RETAINED_TABLES = ['readings', 'events', 'alerts', 'positions', 'de
 
 /**
  * Retention: a TimescaleDB policy where the extension is present, otherwise an
- * in-app job deleting old rows (same result for every client).
+ * in-app job deleting old rows (same result for every client). `q`: where
+ * the statements run (a lease's fenced transaction in a cluster); the
+ * database itself by default.
  */
-export async function applyRetention(db: Db, days: number): Promise<{ mode: 'timescale' | 'app'; deleted: number }> {
+export async function applyRetention(db: Db, days: number, q: Queryable = db): Promise<{ mode: 'timescale' | 'app'; deleted: number }> {
   if (db.timescale) {
     // dead_letters is a plain table, not a hypertable: no policy, delete here.
-    await db.query(`delete from dead_letters where ts < now() - make_interval(days => $1::int)`, [days]);
+    await q.query(`delete from dead_letters where ts < now() - make_interval(days => $1::int)`, [days]);
     for (const t of RETAINED_TABLES) {
-      await db.query(`select remove_retention_policy('${t}', if_exists => true)`);
-      await db.query(`select add_retention_policy('${t}', make_interval(days => $1::int))`, [days]);
+      await q.query(`select remove_retention_policy('${t}', if_exists => true)`);
+      await q.query(`select add_retention_policy('${t}', make_interval(days => $1::int))`, [days]);
     }
     return { mode: 'timescale', deleted: 0 };
   }
   let deleted = 0;
   for (const t of [...RETAINED_TABLES, 'dead_letters']) {
-    const rows = await db.query<{ n: number }>(
+    const rows = await q.query<{ n: number }>(
       `with d as (delete from ${t} where ts < now() - make_interval(days => $1::int) returning 1) select count(*)::int as n from d`,
       [days],
     );
