@@ -119,7 +119,13 @@ export function createCases(deps: CasesDeps, opts: CasesOptions = {}): CasesModu
   }
 
   async function tick(): Promise<void> {
-    await store.checkOverdue(deps.now());
+    // Fenced by the `cases.overdue` token held now: a pass that stalls past the lease writes nothing.
+    const fence = deps.leases?.fence('cases.overdue');
+    try {
+      await store.checkOverdue(deps.now(), fence);
+    } catch (err) {
+      if (!fence?.refused(err)) throw err;
+    }
   }
 
   return {

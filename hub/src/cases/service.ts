@@ -725,9 +725,11 @@ export class CaseStore implements CaseService {
    * (`supervise`), and escalation one level up the 四级网络 (`escalate`:
    * community → street); overdue by a further full limit, up again (street →
    * district). Dispatched cases not acknowledged by their 签收 deadline get
-   * `ackOverdue`. Returns the cases that became overdue.
+   * `ackOverdue`. Returns the cases that became overdue. `fence`: the
+   * `cases.overdue` lease's check, the pass's first statement (a stale
+   * holder's pass writes nothing).
    */
-  async checkOverdue(now = this.d.now()): Promise<CaseSummary[]> {
+  async checkOverdue(now = this.d.now(), fence?: { check(q: Queryable): Promise<void> }): Promise<CaseSummary[]> {
     const actor = systemActor('overdue', '超期检测');
     const active = OPEN_STATUSES.filter((s) => s !== 'resolved');
     const events: CaseChanged[] = [];
@@ -736,6 +738,7 @@ export class CaseStore implements CaseService {
     // costs a handful of statements, not several per case, so the pass stays
     // short and never holds the embedded database's one connection for long.
     await this.d.db.tx(async (q) => {
+      await fence?.check(q);
       const hist = new HistoryBatch(now);
       const warned = await q.query<CaseRow>(
         `update cases set warned = true, updated_at = to_timestamp($1 / 1000.0)
