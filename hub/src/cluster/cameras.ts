@@ -7,6 +7,11 @@
  * other nodes proxy their viewers to the owner's `url` (video.routes.ts), so
  * a viewer on any node gets the stream and the camera sees one RTSP client.
  *
+ * The same timer keeps this node's row of `video_nodes (node, url,
+ * alive_until)` fresh: the clip recorder (video/clips.ts) reads it to tell
+ * a recorder that is gone (its clips still `recording`, its clip files on its
+ * disk) from one that is alive.
+ *
  * The single process owns every camera.
  */
 import type { Logger } from '../core/logger.js';
@@ -31,10 +36,12 @@ export interface CameraOwners {
   self(): { node: string; url: string };
   /** False until the node listens, and once it stops: it must not take cameras (a rolling buffer waits). */
   readonly ready: boolean;
+  /** How long a node's rows outlive its last renewal, ms (0 on the single process). */
+  readonly leaseMs: number;
 }
 
 export const soleCameraOwners = (nodeId = 'single'): CameraOwners => ({
-  shared: false, ready: true, owner: async () => ({ mine: true, node: nodeId, url: '' }), owned: () => 0, self: () => ({ node: nodeId, url: '' }),
+  shared: false, ready: true, leaseMs: 0, owner: async () => ({ mine: true, node: nodeId, url: '' }), owned: () => 0, self: () => ({ node: nodeId, url: '' }),
 });
 
 /** An answer about another node is kept this long, so a viewer's segment requests do not each ask the database. */
@@ -57,6 +64,10 @@ export class PgCameraOwners implements CameraOwners {
     private readonly clock: () => number = () => performance.now(),
   ) {}
 
+  get leaseMs(): number {
+    return this.ttlMs;
+  }
+
   async start(url: string): Promise<void> {
     this.url = url;
     // Several nodes may start at once: the same lock as the lease table's creation.
@@ -64,7 +75,9 @@ export class PgCameraOwners implements CameraOwners {
       await q.query('select pg_advisory_xact_lock($1)', [7412]);
       await q.query(`create table if not exists video_owners (
         camera_id text primary key, node text not null, url text not null, expires_at timestamptz not null)`);
+      await q.query('create table if not exists video_nodes (node text primary key, url text not null, alive_until timestamptz not null)');
     });
+    await this.beat();
     this.timer = setInterval(() => void this.renew().catch((err: Error) => this.logger.warn({ err: err.message }, 'camera ownership not renewed')), Math.max(200, Math.floor(this.ttlMs / 3)));
     this.timer.unref();
   }
@@ -109,9 +122,20 @@ export class PgCameraOwners implements CameraOwners {
     return n;
   }
 
-  /** Renews every camera this node owns. */
+  /** This node is alive for another lease time (its clip files can be asked of it). */
+  private async beat(): Promise<void> {
+    await this.db.query(
+      `insert into video_nodes (node, url, alive_until) values ($1, $2, now() + make_interval(secs => $3::float8 / 1000))
+       on conflict (node) do update set url = excluded.url, alive_until = excluded.alive_until`,
+      [this.nodeId, this.url, this.ttlMs],
+    );
+  }
+
+  /** Renews this node's heartbeat and every camera it owns. */
   private async renew(): Promise<void> {
-    if (this.stopped || this.mine.size === 0) return;
+    if (this.stopped) return;
+    await this.beat();
+    if (this.mine.size === 0) return;
     const sent = this.clock();
     const rows = await this.db.query<{ camera_id: string }>(
       `update video_owners set expires_at = now() + make_interval(secs => $2::float8 / 1000) where node = $1 returning camera_id`,
@@ -122,7 +146,11 @@ export class PgCameraOwners implements CameraOwners {
     for (const id of kept) this.mine.set(id, sent + this.ttlMs - Math.min(1_000, this.ttlMs / 5));
   }
 
-  /** Gives the cameras back, so the next viewer's node takes them at once. */
+  /**
+   * Gives the cameras back, so the next viewer's node takes them at once. The
+   * heartbeat row is left to run out: clips this node finishes while it stops
+   * are not taken from it meanwhile.
+   */
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
