@@ -116,7 +116,9 @@ export const Clip = Type.Object({
   bytes: Nullable(Type.Number()),
   durationMs: Nullable(Type.Number()),
   sha256: Nullable(Type.String({ description: 'SHA-256 of the MP4, hex' })),
-  error: Nullable(Type.String()),
+  error: Nullable(Type.String({ description: 'why a failed clip failed: a code (CAMERA_UNAVAILABLE, NO_VIDEO, CUT_FAILED, INTERRUPTED, RECORDER_LOST) or, on clips from before the codes, a sentence' })),
+  /** Extension: a ready clip whose recording was cut short says what it may lack (INTERRUPTED, RECORDER_LOST). */
+  note: Type.Optional(Nullable(Type.String({ description: 'a ready clip cut short: INTERRUPTED (the hub restarted while recording) or RECORDER_LOST (its recorder died; it holds what the node that took over recorded)' }))),
   createdAt: Type.Number(),
   video: Type.String(),
   snapshot: Type.String(),

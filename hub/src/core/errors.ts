@@ -96,6 +96,8 @@ export const Errors = {
   sessionNotFound: define('SESSION_NOT_FOUND', 404, 'Session not found'),
   taskNotFound: define('TASK_NOT_FOUND', 404, 'Task not found'),
   reasonRequired: define('REASON_REQUIRED', 400, 'Declining a task needs a reason'),
+  // Video (video/)
+  clipGone: define('CLIP_GONE', 410, 'The hub node that held this clip\'s video is gone; the clip cannot be served'),
 } as const;
 
 export function isGridError(err: unknown): err is GridError {

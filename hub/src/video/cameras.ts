@@ -154,6 +154,17 @@ export const videoMigrations: Migration[] = [
       `);
     },
   },
+  {
+    // A clip settled after its recording was cut short (clips.ts, "settle"): a remark on a ready clip, and the recorder it was taken from.
+    id: '405_video_clip_settled',
+    async up(db) {
+      await db.exec(`
+        alter table video_clips add column if not exists note text;
+        alter table video_clips add column if not exists taken_from text;
+        create index if not exists video_clips_recording_idx on video_clips (node) where status = 'recording';
+      `);
+    },
+  },
 ];
 
 const toCamera = (r: CameraRow): Entry => ({

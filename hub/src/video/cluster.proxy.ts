@@ -101,3 +101,20 @@ export async function postToNode<T>(url: string, path: string, body: unknown, au
   }
   return { status: r.status, body: parsed };
 }
+
+/**
+ * A GET of another node's root path, signed as a node request; `headers`
+ * go along (a Range). Resolves once the answer's headers are in (the body
+ * is the caller's to read); rejects when the node cannot be reached or has
+ * not answered within `timeoutMs`. The timeout covers the headers only: a
+ * long body is not cut.
+ */
+export async function getFromNode(url: string, path: string, auth: NodeAuth, headers: Record<string, string> = {}, timeoutMs = 10_000): Promise<Response> {
+  const ctl = new AbortController();
+  const timer = setTimeout(() => ctl.abort(new Error(`no answer from ${url} within ${timeoutMs} ms`)), timeoutMs);
+  try {
+    return await fetch(`${url}${path}`, { headers: { ...headers, [PROXIED]: auth.keys.signNode('GET', path, auth.now()) }, signal: ctl.signal });
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -25,7 +25,7 @@
  * from the alert or the case, so a retry or a second asker finds the same clip.
  */
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { ServerEventName, ServerEventPayload } from '@gridlink/devices/contract';
@@ -120,7 +120,7 @@ export const videoConfigSchema = {
   offlineAlarmS: { env: 'GRIDLINK_VIDEO_OFFLINE_ALARM_S', kind: 'number', default: defaultHealthSettings.alarmAfterS, min: 0, description: 'Offline this long → alarm 摄像头离线, seconds' },
   allowNets: { env: 'GRIDLINK_VIDEO_ALLOW_NETS', kind: 'string', default: '', description: 'Camera networks the hub may connect to (comma-separated CIDR); empty = any' },
   clipRetentionDays: { env: 'GRIDLINK_VIDEO_CLIP_RETENTION_DAYS', kind: 'number', default: 180, min: 0.001, description: 'Days clips are kept after their case closed' },
-  clipStoreMaxMb: { env: 'GRIDLINK_VIDEO_CLIP_STORE_MAX_MB', kind: 'number', default: 256, min: 1, description: 'Cluster mode: largest clip (MP4) stored in PostgreSQL for every node to serve, MiB' },
+  clipStoreMaxMb: { env: 'GRIDLINK_VIDEO_CLIP_STORE_MAX_MB', kind: 'number', default: 256, min: 0.01, description: 'Cluster mode: largest clip (MP4) stored in PostgreSQL for every node to serve, MiB' },
 } as const satisfies Record<string, Field>;
 
 /** Defaults, overridable by GRIDLINK_VIDEO_*; a bad value fails with ConfigError naming it (not silently ignored). */
@@ -217,6 +217,7 @@ function buildVideo(ctx: VideoDeps, opts: VideoOptions): VideoModule {
   const buffers = new Map<string, () => void>();
   let bufferTimer: NodeJS.Timeout | null = null;
   let pruneTimer: NodeJS.Timeout | null = null;
+  let sweepTimer: NodeJS.Timeout | null = null;
   let stopSync: (() => void) | null = null;
   let ff: FfmpegInfo | null = null;
   let root = '';
@@ -334,14 +335,41 @@ function buildVideo(ctx: VideoDeps, opts: VideoOptions): VideoModule {
   const pruneClips = async (): Promise<string[]> => {
     if (!clips) return [];
     const gone = await clips.prune(opts.clipRetentionDays, ctx.now());
+    const dir = ctx.cases?.evidence.dir;
     if (gone.length) {
       // The case evidence rows and their hard links go with the clips.
-      const dir = ctx.cases?.evidence.dir;
       await db.query("delete from evidence where kind = 'clip' and id = any($1::text[])", [gone]).catch(() => undefined);
       if (dir) for (const id of gone) rmSync(path.join(dir, `${id}.mp4`), { force: true });
       logger.info({ clips: gone.length, retentionDays: opts.clipRetentionDays }, 'pruned evidence clips past retention');
     }
+    // Every node runs this: the rows went with whichever node ran first, each node's files go here.
+    await clips.pruneFiles();
+    if (dir) await pruneEvidenceLinks(dir);
     return gone;
+  };
+
+  /** This node's hard links of clips in the evidence directory whose evidence row is gone (retention ran on another node). */
+  const pruneEvidenceLinks = async (dir: string): Promise<void> => {
+    const names = existsSync(dir) ? readdirSync(dir).filter((n) => /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.mp4$/.test(n)) : [];
+    if (!names.length) return;
+    const ids = names.map((n) => n.slice(0, 36));
+    const kept = new Set((await db.query<{ id: string }>("select id from evidence where kind = 'clip' and id = any($1::text[])", [ids])).map((r) => r.id));
+    for (const id of ids) if (!kept.has(id)) rmSync(path.join(dir, `${id}.mp4`), { force: true });
+  };
+
+  /** Cluster: clips left `recording` by a node that is gone, or by this one before a crash, are settled (clips.ts, sweep). */
+  let sweeping = false;
+  const sweepClips = async (): Promise<void> => {
+    const owners = ctx.owners;
+    if (!clips || !owners?.shared || !owners.ready || sweeping) return;
+    sweeping = true;
+    try {
+      await clips.sweep(async (cameraId) => (await owners.owner(cameraId)).mine);
+    } catch (err) {
+      logger.warn({ err: (err as Error).message }, 'clips left recording not swept');
+    } finally {
+      sweeping = false;
+    }
   };
 
   async function onAlert(m: StoredMessage): Promise<void> {
@@ -437,6 +465,13 @@ function buildVideo(ctx: VideoDeps, opts: VideoOptions): VideoModule {
     if (r.status >= 300) throw new Error(`node ${at.node} answered ${r.status} to publishing clip ${clip.id}`);
   };
 
+  /** Cluster: this node's file of a clip, for another node serving it. */
+  const fileForNode = async (cameraId: string, clipId: string, name: 'mp4' | 'jpg'): Promise<string | null> => {
+    const clip = await clips?.get(clipId);
+    if (!clip || clip.cameraId !== cameraId || !clips) return null;
+    return name === 'mp4' ? clips.clipFile(clipId) : clips.snapshotFile(clipId);
+  };
+
   /** Cluster: another node attached a ready clip of this node to a case. */
   const publishForNode = async (cameraId: string, clipId: string): Promise<boolean> => {
     const clip = await clips?.get(clipId);
@@ -499,7 +534,7 @@ function buildVideo(ctx: VideoDeps, opts: VideoOptions): VideoModule {
       videoRootRoutes(app, {
         gateway: () => gateway, keys, now: ctx.now, cameras,
         ...(ctx.owners ? { owners: ctx.owners } : {}),
-        ...(ctx.owners?.shared ? { nodeClips: { capture: clipForNode, publish: publishForNode } } : {}),
+        ...(ctx.owners?.shared ? { nodeClips: { capture: clipForNode, publish: publishForNode, file: fileForNode } } : {}),
       });
     },
 
@@ -528,14 +563,17 @@ function buildVideo(ctx: VideoDeps, opts: VideoOptions): VideoModule {
         db, gateway, dir: path.join(root, 'clips'), ffmpeg: ff.path, preS: opts.preS, postS: opts.postS,
         startAllowanceS: settings.startTimeoutS + 5, logger,
         // Cluster: the recorder copies a ready clip into PostgreSQL, so every node serves it after this one is gone.
-        ...(ctx.owners?.shared ? { node: () => ctx.owners!.self(), storeMaxBytes: (opts.clipStoreMaxMb ?? 256) * 1024 * 1024 } : {}),
+        // A clip above the cap stays on the recorder's disk; the other nodes fetch it from there, signed (cluster.proxy.ts).
+        ...(ctx.owners?.shared ? {
+          node: () => ctx.owners!.self(), storeMaxBytes: Math.round((opts.clipStoreMaxMb ?? 256) * 1024 * 1024), nodeAuth, leaseMs: ctx.owners.leaseMs,
+        } : {}),
         onReady: (clip) => {
           void linkage?.publish(clip, clips!.clipFile(clip.id)).catch((err) => logger.warn({ err, clipId: clip.id }, 'clip not added to the case evidence'));
         },
       });
       await clips.start();
       // A clip in a case's evidence list is served by the cases module from where the clip's bytes are.
-      if (ctx.owners?.shared) ctx.cases?.evidence.setSource('clip', (id) => clips!.stored(id, 'mp4'));
+      if (ctx.owners?.shared) ctx.cases?.evidence.setSource('clip', (id) => clips!.media(id, 'mp4'));
       linkage = new Linkage({
         db, cameras, clips, ...(ctx.cases ? { cases: ctx.cases } : {}), logger, radiusM: opts.linkRadiusM, limit: opts.linkLimit, now: ctx.now,
         playable: (id) => !['offline', 'degraded'].includes(healthOf(id)),
@@ -582,6 +620,13 @@ function buildVideo(ctx: VideoDeps, opts: VideoOptions): VideoModule {
       bufferTimer.unref();
       pruneTimer = setInterval(() => void pruneClips().catch((err) => logger.warn({ err: (err as Error).message }, 'clip retention failed')), 3600_000);
       pruneTimer.unref();
+      // Clip files of clips gone while this node was away.
+      void clips.pruneFiles().catch((err) => logger.warn({ err: (err as Error).message }, 'clip files not pruned'));
+      if (ctx.owners?.shared) {
+        // A third of the lease time: a dead recorder's clip is settled about one lease time after it died.
+        sweepTimer = setInterval(() => void sweepClips(), Math.max(500, Math.floor(ctx.owners.leaseMs / 3)));
+        sweepTimer.unref();
+      }
       bus.on('case.changed', 'video', async (e) => {
         const c = e.case;
         if (typeof c.lat !== 'number') return;
@@ -608,6 +653,7 @@ function buildVideo(ctx: VideoDeps, opts: VideoOptions): VideoModule {
       health?.stop();
       if (bufferTimer) clearInterval(bufferTimer);
       if (pruneTimer) clearInterval(pruneTimer);
+      if (sweepTimer) clearInterval(sweepTimer);
       stopSync?.();
       for (const release of buffers.values()) release();
       buffers.clear();

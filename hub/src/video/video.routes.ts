@@ -3,7 +3,8 @@
  * stream endpoints at the root (/video/{cameraId}/...), which take a signed
  * short-lived token in the URL instead of a bearer header.
  */
-import { createReadStream, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { createReadStream, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Type } from '@sinclair/typebox';
@@ -27,7 +28,7 @@ import type { CaseStore } from '../cases/index.js';
 import { sendMedia } from '../cases/stored-media.js';
 import type { HealthInfo } from './health.js';
 import { frameArgs, run } from './ffmpeg.js';
-import { fromNode, ownerOf, postToNode, PROXIED, proxyHttp, proxyLive, type CameraOwners } from './cluster.proxy.js';
+import { fromNode, ownerOf, postToNode, proxyHttp, proxyLive, type CameraOwners } from './cluster.proxy.js';
 import type { CaptureInput } from './clips.js';
 
 
@@ -198,47 +199,17 @@ export function videoApiRoutes(app: App, d: VideoRouteDeps): void {
     schema: { tags: ['video'], params: ClipParams, response: { 200: ClipSchema, ...errors(401, 404) } },
   }, async (req) => signed(req, await clipVisible(req, req.params.id)));
 
-  /**
-   * Cluster: a clip's files are on the node that recorded it. A request for
-   * them on another node is forwarded there as it came (the caller's bearer
-   * or media token is checked again there) and the answer sent back; true
-   * when it was. A request that came from a node is not forwarded again.
-   */
-  const fromRecorder = async (req: import('fastify').FastifyRequest, reply: import('fastify').FastifyReply, clipId: string): Promise<boolean> => {
-    const nodeAuth = { keys: d.keys, now: d.now };
-    if (!d.owners?.shared || fromNode(nodeAuth, req)) return false;
-    const at = await parts().clips.recorder(clipId);
-    if (!at || at.node === d.owners.self().node) return false;
-    const headers: Record<string, string> = { [PROXIED]: d.keys.signNode('GET', req.url, d.now()) };
-    for (const h of ['authorization', 'range']) {
-      const v = req.headers[h];
-      if (typeof v === 'string') headers[h] = v;
-    }
-    const r = await fetch(`${at.url}${req.url}`, { headers, signal: AbortSignal.timeout(60_000) }).catch(() => null);
-    if (!r) throw Errors.unavailable('the hub node that holds this clip is not reachable');
-    for (const h of ['content-type', 'content-range', 'accept-ranges', 'cache-control']) {
-      const v = r.headers.get(h);
-      if (v) reply.header(h, v);
-    }
-    reply.code(r.status).send(Buffer.from(await r.arrayBuffer()));
-    return true;
-  };
-
   app.get('/clips/:id/video.mp4', {
     onRequest: [guard],
     config: { media: true },
     schema: { tags: ['video'], summary: 'The clip (MP4, faststart); the `video` URL of a clip carries a media token for <video src>', params: ClipParams },
   }, async (req, reply) => {
     const clip = await clipVisible(req, req.params.id);
-    const file = parts().clips.clipFile(clip.id);
-    if (clip.status === 'ready' && !existsSync(file)) {
-      // Cluster: from the database (the recorder stored it when it was ready); the recorder only for a clip too large to store.
-      const stored = await parts().clips.stored(clip.id, 'mp4');
-      if (stored) return sendMedia(reply, req.headers.range, stored, 'video/mp4');
-      if (await fromRecorder(req, reply, clip.id)) return reply;
-    }
-    if (clip.status !== 'ready' || !existsSync(file)) throw Errors.notFound(`clip is ${clip.status}`);
-    return sendFileRange(req.headers.range, file, 'video/mp4', reply);
+    if (clip.status !== 'ready') throw Errors.notFound(`clip is ${clip.status}`);
+    // This node's file, the database (cluster), or the recorder's file fetched through it (a clip above the store cap).
+    const media = await parts().clips.media(clip.id, 'mp4');
+    if (!media) throw Errors.notFound('clip file not found');
+    return sendMedia(reply, req.headers.range, media, 'video/mp4');
   });
 
   app.get('/clips/:id/snapshot.jpg', {
@@ -247,15 +218,10 @@ export function videoApiRoutes(app: App, d: VideoRouteDeps): void {
     schema: { tags: ['video'], params: ClipParams },
   }, async (req, reply) => {
     const clip = await clipVisible(req, req.params.id);
-    const file = parts().clips.snapshotFile(clip.id);
-    if (!existsSync(file)) {
-      // Cluster: a ready clip's snapshot is in the database; one still recording is on its recorder.
-      const stored = await parts().clips.stored(clip.id, 'jpg');
-      if (stored) return sendMedia(reply.header('cache-control', 'private, max-age=86400'), undefined, stored, 'image/jpeg');
-      if (await fromRecorder(req, reply, clip.id)) return reply;
-    }
-    if (!existsSync(file)) throw Errors.notFound('no snapshot');
-    return reply.type('image/jpeg').header('cache-control', 'private, max-age=86400').send(readFileSync(file));
+    // A ready clip's snapshot is in the database too (cluster); one still recording is on its recorder.
+    const media = await parts().clips.media(clip.id, 'jpg');
+    if (!media) throw Errors.notFound('no snapshot');
+    return sendMedia(reply.header('cache-control', 'private, max-age=86400'), undefined, media, 'image/jpeg');
   });
 
   app.get('/clips/:id/export.json', {
@@ -336,17 +302,14 @@ export function videoApiRoutes(app: App, d: VideoRouteDeps): void {
   });
 }
 
-/** Serves a file with HTTP Range support (video elements seek with it): the same answers as bytes kept in the database. */
-function sendFileRange(range: string | undefined, file: string, type: string, reply: import('fastify').FastifyReply) {
-  return sendMedia(reply, range, { size: statSync(file).size, stream: (start, end) => createReadStream(file, { start, end }) }, type);
-}
-
 /** Cluster: clips asked of this node by the other nodes (video/index.ts). */
 export interface NodeClips {
   /** Records (or finds) the clip; null when the camera is unknown here. */
   capture(input: CaptureInput & { id: string }): Promise<string | null>;
   /** Adds a ready clip this node recorded to its case's evidence; false when it is not this camera's clip. */
   publish(cameraId: string, clipId: string): Promise<boolean>;
+  /** This node's file of a clip of this camera (its MP4 or snapshot); null when it has none. */
+  file(cameraId: string, clipId: string, name: 'mp4' | 'jpg'): Promise<string | null>;
 }
 
 export function videoRootRoutes(app: App, d: { gateway: () => StreamGateway | null; keys: VideoKeys; now: () => number; cameras: CameraRegistry; owners?: CameraOwners; nodeClips?: NodeClips }): void {
@@ -475,6 +438,24 @@ export function videoNodeRoutes(app: App, d: { keys: VideoKeys; now: () => numbe
     const gateway = d.gateway();
     if (!gateway) throw Errors.unavailable('video is not available');
     return { jpeg: Buffer.from(await grabFrame(gateway, req.params.id)).toString('base64') };
+  });
+  /**
+   * A clip file this node holds (a clip above the store cap, or the snapshot
+   * of one still recording), for another node serving it to a viewer it
+   * authenticated: one `bytes=` range or all of it.
+   */
+  app.get('/video/:id/clips/:clipId/:name', {
+    schema: {
+      hide: true,
+      params: Type.Object({ id: Type.String({ pattern: CAMERA_ID_PATTERN }), clipId: Type.String({ format: 'uuid' }), name: Type.Union([Type.Literal('video.mp4'), Type.Literal('snapshot.jpg')]) }),
+    },
+    preValidation: signed,
+  }, async (req, reply) => {
+    const mp4 = req.params.name === 'video.mp4';
+    const file = await d.nodeClips.file(req.params.id, req.params.clipId, mp4 ? 'mp4' : 'jpg');
+    const st = file ? await stat(file).catch(() => null) : null;
+    if (!file || !st?.isFile()) throw Errors.notFound('clip file not on this node');
+    return sendMedia(reply, req.headers.range, { size: st.size, stream: (start, end) => createReadStream(file, { start, end }) }, mp4 ? 'video/mp4' : 'image/jpeg');
   });
   app.post('/video/:id/clips/:clipId/evidence', {
     schema: { hide: true, params: Type.Object({ id: Type.String({ pattern: CAMERA_ID_PATTERN }), clipId: Type.String({ format: 'uuid' }) }) },
