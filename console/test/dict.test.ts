@@ -50,6 +50,8 @@ describe('i18n dictionary', () => {
       'worker.status': ['available', 'dispatched', 'en_route', 'on_scene', 'off_duty'],
       role: ['admin', 'officer', 'dispatcher', 'worker', 'integrator'],
       'grid.level': ['city', 'district', 'street', 'community', 'grid'],
+      'clip.reason': ['CAMERA_UNAVAILABLE', 'NO_VIDEO', 'CUT_FAILED', 'INTERRUPTED', 'RECORDER_LOST'],
+      'clip.note': ['INTERRUPTED', 'RECORDER_LOST'],
     };
     const missing = Object.entries(families).flatMap(([p, vs]) => vs.map((v) => `${p}.${v}`)).filter((k) => !((k as DictKey) in dict));
     expect(missing).toEqual([]);

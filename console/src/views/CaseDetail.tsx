@@ -17,7 +17,7 @@ import { RoutePanel } from './CaseRoute';
 import { session } from '../store/session';
 import { CameraPlayer } from '../video/CameraPlayer';
 import { Sla } from './CaseList';
-import { clock, distance, duration, errorText } from './format';
+import { clipNote, clipReason, clock, distance, duration, errorText } from './format';
 
 const STEPS: CaseStatus[] = ['reported', 'registered', 'dispatched', 'accepted', 'on_scene', 'resolved', 'closed'];
 
@@ -195,11 +195,20 @@ export function CaseDetailView({ id }: { id: string }) {
             </div>
           </div>
         )}
-        {data.clips.some((x) => x.status === 'ready') && (
+        {data.clips.length > 0 && (
           <div className="panel">
             <h3>{t('case.clip')}</h3>
             {data.clips.filter((x) => x.status === 'ready').slice(0, 2).map((x) => (
-              <video key={x.id} className="clip" controls preload="metadata" src={x.video} poster={x.hasSnapshot ? x.snapshot : undefined} style={{ width: '100%' }} />
+              <div key={x.id}>
+                <video className="clip" controls preload="metadata" src={x.video} poster={x.hasSnapshot ? x.snapshot : undefined} style={{ width: '100%' }} />
+                {clipNote(t, x.note) && <p className="hint">{clipNote(t, x.note)}</p>}
+              </div>
+            ))}
+            {/* A clip still being cut, or one that could not be: the officer sees which and why rather than nothing. */}
+            {data.clips.filter((x) => x.status !== 'ready').map((x) => (
+              <p key={x.id} className={x.status === 'failed' ? 'error' : 'hint'}>
+                {x.status === 'failed' ? t('clip.failed', { reason: clipReason(t, x.error) }) : t('clip.recording')}
+              </p>
             ))}
           </div>
         )}

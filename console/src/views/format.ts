@@ -40,3 +40,18 @@ export function gridLevel(t: T, level: unknown): string {
   const lv = String(level ?? '');
   return GRID_LEVELS.includes(lv) ? t(`grid.level.${lv}` as DictKey) : lv;
 }
+
+const CLIP_REASONS = ['CAMERA_UNAVAILABLE', 'NO_VIDEO', 'CUT_FAILED', 'INTERRUPTED', 'RECORDER_LOST'];
+const CLIP_NOTES = ['INTERRUPTED', 'RECORDER_LOST'];
+
+/** Why a clip failed, from the hub's reason code (a sentence of an older hub is shown as sent). */
+export function clipReason(t: T, error: string | null | undefined): string {
+  const code = String(error ?? '');
+  return CLIP_REASONS.includes(code) ? t(`clip.reason.${code}` as DictKey) : code;
+}
+
+/** What a ready clip cut short may lack; null when it has no remark. */
+export function clipNote(t: T, note: string | null | undefined): string | null {
+  if (!note) return null;
+  return CLIP_NOTES.includes(note) ? t(`clip.note.${note}` as DictKey) : note;
+}
