@@ -99,13 +99,13 @@ export class DispatchRepo {
   }
 
   /** Open commands of a handheld not published since `onlineAt` (epoch ms, compared with the database's sent_at), oldest first. */
-  async pendingCommands(deviceId: string, onlineAt: number): Promise<Array<{ caseId: string; command: Command }>> {
-    const rows = await this.db.query<{ case_id: string; body: Command | string }>(
-      `select case_id, body from dispatch_commands
+  async pendingCommands(deviceId: string, onlineAt: number): Promise<Array<{ caseId: string; command: Command; sent: boolean }>> {
+    const rows = await this.db.query<{ case_id: string; body: Command | string; sent: boolean }>(
+      `select case_id, body, sent_at is not null as sent from dispatch_commands
         where device_id = $1 and done_at is null and (sent_at is null or sent_at < to_timestamp($2 / 1000.0))
         order by created_at`,
       [deviceId, onlineAt],
     );
-    return rows.map((r) => ({ caseId: r.case_id, command: typeof r.body === 'string' ? (JSON.parse(r.body) as Command) : r.body }));
+    return rows.map((r) => ({ caseId: r.case_id, command: typeof r.body === 'string' ? (JSON.parse(r.body) as Command) : r.body, sent: r.sent }));
   }
 }

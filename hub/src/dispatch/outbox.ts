@@ -125,7 +125,8 @@ export class CommandOutbox {
   async resendPending(deviceId: string, onlineAt = Date.now()): Promise<number> {
     if (!this.d.broker.isConnected(deviceId)) return 0;
     const pending = await this.d.repo.pendingCommands(deviceId, onlineAt);
-    for (const p of pending) await this.publish(deviceId, p.caseId, p.command, true);
+    // One never sent (its committer died, or is sending it right now) is a first send: claimed, as everywhere.
+    for (const p of pending) await (p.sent ? this.publish(deviceId, p.caseId, p.command, true) : this.first(deviceId, p.caseId, p.command, true));
     return pending.length;
   }
 
