@@ -287,13 +287,14 @@ export class ClipRecorder {
     const me = this.me();
     if (!me || !this.startedAt || this.stopping) return 0;
     const leaseMs = this.deps.leaseMs ?? 10_000;
-    // A recorder that never wrote a heartbeat (a node of an older version): its clip is gone once it is older than any recording lasts.
+    // A recorder that never wrote a heartbeat (a node of an older version, or the single process the district ran before):
+    // its clip is gone once it is older than any recording lasts.
     const longestMs = (this.deps.preS + this.deps.postS + this.deps.startAllowanceS) * 1000 + 2 * leaseMs;
     const rows = await this.deps.db.query<ClipRow>(
       `select v.* from video_clips v left join video_nodes n on n.node = v.node
-        where v.status = 'recording' and v.node is not null and (
+        where v.status = 'recording' and (
           (v.node = $1 and v.created_at < $2)
-          or (v.node <> $1 and (n.alive_until < now() or (n.node is null and v.created_at < now() - make_interval(secs => $3::float8 / 1000)))))
+          or (v.node is distinct from $1 and (n.alive_until < now() or (n.node is null and v.created_at < now() - make_interval(secs => $3::float8 / 1000)))))
         order by v.at limit 100`,
       [me, this.startedAt, longestMs],
     );
@@ -308,7 +309,7 @@ export class ClipRecorder {
       if (r.node !== me) {
         const claimed = await this.deps.db.query<ClipRow>(
           `update video_clips set node = $2, node_url = $3, taken_from = node
-            where id = $1 and status = 'recording' and node = $4 returning *`,
+            where id = $1 and status = 'recording' and node is not distinct from $4 returning *`,
           [r.id, me, this.deps.node!().url || null, r.node],
         );
         if (!claimed[0]) continue;
@@ -559,13 +560,14 @@ export class ClipRecorder {
     const sha256 = await sha256File(out);
     const durationMs = span ? span.to - span.from : null;
     const maxBytes = this.deps.storeMaxBytes;
-    // Only while the clip is still recording on this node: a node that took it over (this one stalled past its heartbeat) settles it instead.
+    // Only while the clip is still recording on this node (the single process: any): a node that took it over
+    // (this one stalled past its heartbeat) settles it instead.
     const ready = (q: Queryable) => q.query<ClipRow>(
       `update video_clips set status = 'ready', file = $2, snapshot = $3, bytes = $4, duration_ms = $5,
          from_ts = case when $6::float8 is null then from_ts else to_timestamp($6 / 1000.0) end,
          to_ts = case when $7::float8 is null then to_ts else to_timestamp($7 / 1000.0) end,
          sha256 = $8, note = $9
-       where id = $1 and status = 'recording' and node is not distinct from $10 returning *`,
+       where id = $1 and status = 'recording' and ($10::text is null or node = $10) returning *`,
       [id, path.basename(out), snapshot, bytes, durationMs, span?.from ?? null, span?.to ?? null, sha256, note, this.me()],
     );
     let rows: ClipRow[] = [];
@@ -648,11 +650,11 @@ export class ClipRecorder {
     return gone;
   }
 
-  /** Fails the clip, only while it is still recording on this node (a node that took it over settles it). */
+  /** Fails the clip, only while it is still recording on this node (the single process: any; a node that took it over settles it). */
   private async fail(id: string, error: ClipReasonCode): Promise<void> {
     rmSync(this.partsDir(id), { recursive: true, force: true });
     const rows = await this.deps.db.query<{ id: string }>(
-      "update video_clips set status = 'failed', error = $2 where id = $1 and status = 'recording' and node is not distinct from $3 returning id",
+      "update video_clips set status = 'failed', error = $2 where id = $1 and status = 'recording' and ($3::text is null or node = $3) returning id",
       [id, error, this.me()]).catch((err: Error): Array<{ id: string }> => {
       this.deps.logger.error({ clipId: id, err: err.message }, 'clip could not be marked failed');
       return [];

@@ -364,7 +364,8 @@ function buildVideo(ctx: VideoDeps, opts: VideoOptions): VideoModule {
     if (!clips || !owners?.shared || !owners.ready || sweeping) return;
     sweeping = true;
     try {
-      await clips.sweep(async (cameraId) => (await owners.owner(cameraId)).mine);
+      // A camera no longer registered is nobody's to pull: its clips fail once their window has passed.
+      await clips.sweep(async (cameraId) => !!cameras.get(cameraId) && (await owners.owner(cameraId)).mine);
     } catch (err) {
       logger.warn({ err: (err as Error).message }, 'clips left recording not swept');
     } finally {

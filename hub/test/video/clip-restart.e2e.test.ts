@@ -41,11 +41,13 @@ describe.runIf(support.missing.length === 0)('a clip cut short by a hub crash (s
   let hub: HubNode | undefined;
   const id = 'cam-restart-1';
   const PRE_S = 3;
+  /** Long enough that a hub back within it records the rest of the window. */
+  const POST_S = 30;
   const env = {
     GRIDLINK_DATA_DIR: dir, DATABASE_URL: '', GRIDLINK_REDIS_URL: '',
     GRIDLINK_JWT_SECRET: randomBytes(32).toString('hex'), GRIDLINK_ADMIN_PASSWORD: 'admin-pass-123',
     GRIDLINK_HOST: '127.0.0.1', GRIDLINK_HTTP_PORT: '0', GRIDLINK_MQTT_PORT: '0', GRIDLINK_LOG_LEVEL: 'warn',
-    GRIDLINK_VIDEO_CLIP_PRE_S: String(PRE_S), GRIDLINK_VIDEO_CLIP_POST_S: '8', GRIDLINK_VIDEO_BUFFER_S: '8',
+    GRIDLINK_VIDEO_CLIP_PRE_S: String(PRE_S), GRIDLINK_VIDEO_CLIP_POST_S: String(POST_S), GRIDLINK_VIDEO_BUFFER_S: '8',
   };
 
   afterAll(async () => {
@@ -83,8 +85,10 @@ describe.runIf(support.missing.length === 0)('a clip cut short by a hub crash (s
     const parts = path.join(dir, 'video', 'clips', `${clip.id}.parts`);
     await until(() => (existsSync(parts) && readdirSync(parts).filter((f) => f.endsWith('.ts')).length >= PRE_S ? true : null), 60_000, 50);
     await hub.kill('SIGKILL');
+    const killedAt = Date.now();
 
     hub = await startNode('single', env);
+    const backAt = Date.now();
     token = await login(hub.http, 'admin', 'admin-pass-123');
     const settled = await until(async () => {
       const c = await api<ClipView>(hub!.http, 'GET', `/clips/${clip.id}`, undefined, token);
@@ -94,6 +98,14 @@ describe.runIf(support.missing.length === 0)('a clip cut short by a hub crash (s
     // What the disk kept before the crash is in it: the pre-alert seconds.
     expect(settled.from!).toBeLessThanOrEqual(at - PRE_S * 1000);
     expect(settled.bytes!).toBeGreaterThan(1000);
+    if (process.env.GRIDLINK_CLUSTER_LOGS === '1') process.stderr.write(`restart: back ${backAt - at} ms after the alert; clip ${JSON.stringify(settled)}\n`);
+    if (backAt < at + POST_S * 1000 - 5_000) {
+      // Back while the window was open: the rest of it was recorded after the restart, after the kept seconds.
+      expect(settled.to!).toBeGreaterThan(backAt);
+    } else {
+      // Back after the window: the clip is what the disk kept, nothing after the crash.
+      expect(settled.to!).toBeLessThanOrEqual(killedAt + 2_000);
+    }
     const mp4 = await fetch(`${hub.http}${settled.video}`);
     expect(mp4.status).toBe(200);
     expect((await mp4.arrayBuffer()).byteLength).toBe(settled.bytes);
