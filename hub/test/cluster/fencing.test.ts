@@ -9,9 +9,12 @@
  * lease's token. Its renewals freeze with it, so the leases pass to node B,
  * which does the same work. Then A goes on. Without fences A's tick counts
  * each absence alarm a second time (count 2 on its one row); with them A's
- * writes are refused, logged and counted in /metrics.
+ * writes are refused, logged and counted in /metrics. The same for the
+ * device liveness sweep: frozen at its update, while the node it judged gone
+ * restarts and a device connects to it, it would mark that device offline.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
+import mqtt from 'mqtt';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -27,13 +30,13 @@ const MIN = 60_000;
 const TTL_MS = 3_000;
 
 /**
- * A node's database access, frozen from the first statement matching `breakAt`
+ * A node's database access, frozen from the first statement `breakAt` picks
  * (that statement included) until `thaw()`: every query, transaction and
  * renewal of the node waits, as in a stopped process; the server sees the
  * node's open transaction idle.
  */
 class Freezer {
-  breakAt: RegExp | null = null;
+  breakAt: ((sql: string, params?: unknown[]) => boolean) | null = null;
   hit = false;
   private gate: Promise<void> | null = null;
   private open: () => void = () => undefined;
@@ -48,8 +51,8 @@ class Freezer {
     this.open();
   }
 
-  private async pass(sql?: string): Promise<void> {
-    if (sql !== undefined && this.breakAt?.test(sql)) {
+  private async pass(sql?: string, params?: unknown[]): Promise<void> {
+    if (sql !== undefined && this.breakAt?.(sql, params)) {
       this.breakAt = null;
       this.freeze();
     }
@@ -59,7 +62,7 @@ class Freezer {
   wrap = (db: Db): Db => {
     const through = (inner: Queryable): Queryable => ({
       query: async (sql, params, opts) => {
-        await this.pass(sql);
+        await this.pass(sql, params);
         return inner.query(sql, params, opts);
       },
     });
@@ -147,7 +150,7 @@ describe.runIf(RUN_CLUSTER)('fenced lease work on PostgreSQL', () => {
     clock.advance(61 * MIN);
 
     // A's tick stops at its first alarm row (inside the fenced transaction, after the token check).
-    freezer.breakAt = /insert into alarms/;
+    freezer.breakAt = (sql) => /insert into alarms/.test(sql);
     const aRules = a.ctx.domains.rules!.tick();
     await until(() => freezer.hit, HANG_GUARD_MS, 10);
     // A's overdue pass starts now, with the token A holds the lease by, and stops at its transaction.
@@ -193,5 +196,78 @@ describe.runIf(RUN_CLUSTER)('fenced lease work on PostgreSQL', () => {
     const book = new Map([...a.ctx.domains.rules!.alarms.activeAlarms()].map((x) => [x.deviceId, x.id]));
     const rows = await tdb.query<{ id: string; device_id: string }>("select id, device_id from alarms where rule_id = 'device-offline'");
     for (const r of rows) expect(book.get(r.device_id)).toBe(r.id);
+  }, 240_000);
+});
+
+describe.runIf(RUN_CLUSTER)('the device liveness sweep of a stale holder on PostgreSQL', () => {
+  let redis: RedisServer;
+  let tdb: TestDatabase;
+  const dirs: string[] = [];
+  const hubs: Hub[] = [];
+  const freezer = new Freezer();
+  const clients: mqtt.MqttClient[] = [];
+  let a: Hub;
+  let b: Hub;
+
+  async function node(id: string, wrapDb?: (db: Db) => Db): Promise<Hub> {
+    const dataDir = mkdtempSync(path.join(tmpdir(), `gridlink-fence-${id}-`));
+    dirs.push(dataDir);
+    const hub = await createHub(testConfig({ databaseUrl: tdb.url, dataDir }), {
+      modules: [],
+      ...(wrapDb ? { wrapDb } : {}),
+      cluster: { redisUrl: redis.url, nodeId: id, leaseTtlMs: TTL_MS },
+    });
+    hubs.push(hub);
+    await hub.start();
+    return hub;
+  }
+  const stopped = new Set<Hub>();
+  const peersSeen = (n: number) => until(() => (hubs.filter((h) => !stopped.has(h)).every((h) => h.ctx.cluster.owners.peers().length === n) ? true : null), HANG_GUARD_MS, 50);
+  const row = async (id: string) => (await tdb.query<{ online: boolean; holder_node: string | null }>('select online, holder_node from devices where id = $1', [id]))[0]!;
+
+  beforeAll(async () => {
+    redis = await startRedis();
+    tdb = await createDatabase();
+    a = await node('live-a', freezer.wrap);
+    b = await node('live-b');
+    await peersSeen(2);
+  }, 180_000);
+
+  afterAll(async () => {
+    freezer.thaw();
+    await Promise.all(clients.map((c) => c.endAsync(true).catch(() => undefined)));
+    for (const h of hubs.reverse()) if (!stopped.has(h)) await h.stop().catch(() => undefined);
+    await redis?.stop();
+    await tdb?.drop();
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  });
+
+  it('leaves online a device that connected to a restarted node while the holder was frozen in its sweep', async () => {
+    expect(a.ctx.leases.holds('devices.liveness')).toBe(true);
+    const { secret } = await a.ctx.registry.register({ id: 'live-h1', type: 'sensor.smoke' });
+    const c1 = await node('live-c');
+    await peersSeen(3);
+    // A's sweep stops at the update that follows live-c's departure (an alive set without it), inside the fence.
+    freezer.breakAt = (sql, params) => /update devices d set online = false/.test(sql) && Array.isArray(params?.[0]) && !(params[0] as string[]).includes('live-c');
+    stopped.add(c1);
+    await c1.stop();
+    await until(() => freezer.hit, HANG_GUARD_MS, 20);
+    // B takes the lease once the server has ended A's idle transaction.
+    await until(() => (b.ctx.leases.holds('devices.liveness') ? true : null), HANG_GUARD_MS, 50);
+    // live-c comes back (a rolling restart) and a device connects to it.
+    const c2 = await node('live-c');
+    await peersSeen(3);
+    const dev = await mqtt.connectAsync(`mqtt://127.0.0.1:${c2.ports.mqtt}`, { clientId: 'live-h1', username: 'live-h1', password: secret, reconnectPeriod: 0 });
+    clients.push(dev);
+    await until(async () => {
+      const r = await row('live-h1');
+      return r.online && r.holder_node === 'live-c' ? true : null;
+    }, HANG_GUARD_MS, 50);
+
+    // A goes on with the sweep it began when live-c was gone: refused, so the device stays online.
+    freezer.thaw();
+    await until(async () => (!(await row('live-h1')).online || a.ctx.leases.refusals()['devices.liveness'] > 0 ? true : null), HANG_GUARD_MS, 50);
+    expect(await row('live-h1')).toEqual({ online: true, holder_node: 'live-c' });
+    expect(a.ctx.leases.refusals()['devices.liveness']).toBe(1);
   }, 240_000);
 });
