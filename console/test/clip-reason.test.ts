@@ -26,7 +26,7 @@ describe('clip reasons', () => {
     expect(clipReason(en, null)).toBe('');
     expect(clipNote(zh, null)).toBeNull();
     expect(clipNote(zh, undefined)).toBeNull();
-    expect(clipNote(zh, 'INTERRUPTED')).toBe('录制时中枢重启：片段可能缺少部分画面');
+    expect(clipNote(zh, 'INTERRUPTED')).toBe('录制时中枢停止或重启：片段可能缺少部分画面');
     expect(clipNote(en, 'RECORDER_LOST')).toMatch(/holds only what the node that took over recorded/);
   });
 });

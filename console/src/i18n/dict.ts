@@ -269,7 +269,7 @@ export const dict = {
   'clip.reason.CUT_FAILED': ['视频剪辑失败', 'the video could not be cut'],
   'clip.reason.INTERRUPTED': ['录制时中枢重启，未留下画面', 'the hub restarted while recording and kept no video'],
   'clip.reason.RECORDER_LOST': ['录制节点故障，已录画面随之丢失，其他节点接管时片段时段已过', 'the hub node recording it failed and its video was lost; the clip window had passed when another node took over'],
-  'clip.note.INTERRUPTED': ['录制时中枢重启：片段可能缺少部分画面', 'The hub restarted while recording: the clip may lack some seconds'],
+  'clip.note.INTERRUPTED': ['录制时中枢停止或重启：片段可能缺少部分画面', 'The hub stopped or restarted while recording: the clip may lack some seconds'],
   'clip.note.RECORDER_LOST': ['录制节点故障：片段只含接管节点此后录到的画面', 'The node recording it failed: the clip holds only what the node that took over recorded'],
   'case.cameras': ['周边摄像头', 'Nearby cameras'],
   'case.location': ['位置', 'Location'],

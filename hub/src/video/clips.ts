@@ -497,6 +497,8 @@ export class ClipRecorder {
     };
     for (const s of stream.ring) take(s);
     let finish!: () => void;
+    // A stopping hub finishes the clip from what it has: cut short before its window ended, it says so.
+    let stoppedEarly = false;
     const done = new Promise<void>((resolve) => {
       let over = false;
       finish = () => {
@@ -512,7 +514,8 @@ export class ClipRecorder {
         const alertSeg = list.find((x) => x.seg.startMs <= input.at && x.seg.startMs + x.seg.durMs > input.at) ?? first;
         const work = list.length
           ? this.finish(id, input.at, list.map((x) => x.file), first && last ? { from: first.seg.startMs, to: last.seg.startMs + last.seg.durMs } : null,
-              alertSeg ? { file: alertSeg.file, offsetS: Math.max(0, (input.at - alertSeg.seg.startMs) / 1000) } : null, resume?.reason ?? null)
+              alertSeg ? { file: alertSeg.file, offsetS: Math.max(0, (input.at - alertSeg.seg.startMs) / 1000) } : null,
+              resume?.reason ?? (stoppedEarly ? ClipReason.interrupted : null))
           : this.fail(id, resume?.reason ?? ClipReason.noVideo);
         work.finally(resolve);
       };
@@ -526,7 +529,7 @@ export class ClipRecorder {
       const timer = setTimeout(() => finish(), waitMs);
       timer.unref();
     });
-    this.jobs.set(id, { id, finishNow: () => finish(), done, at: input.at, cameraId: input.cameraId });
+    this.jobs.set(id, { id, finishNow: () => { stoppedEarly = Date.now() < to; finish(); }, done, at: input.at, cameraId: input.cameraId });
     // A window that passed already: what the buffer held of it is all there is.
     if (resume && to <= Date.now()) setImmediate(() => finish());
   }

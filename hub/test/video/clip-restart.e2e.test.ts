@@ -5,7 +5,8 @@
  * SIGKILLed while an alert's clip records; started again on the same data
  * directory it settles the clip once: ready from the segments its disk kept
  * (and the rest of the window when it is still open), saying it was
- * interrupted, in the case the alert opened — never left `recording`.
+ * interrupted, in the case the alert opened — never left `recording`. A
+ * clean stop mid-clip finishes the clip before the hub exits, noted too.
  *
  * Retention deletes clip rows on one node; each node's own clip files of
  * clips gone are removed by that node (two recorders on one database).
@@ -119,6 +120,23 @@ describe.runIf(support.missing.length === 0)('a clip cut short by a hub crash (s
     const all = await api<{ items: ClipView[] }>(hub.http, 'GET', `/clips?cameraId=${id}`, undefined, token);
     expect(all.body.items.filter((c) => c.status === 'recording')).toEqual([]);
     expect(existsSync(parts)).toBe(false);
+
+    // A clean stop (SIGTERM) mid-clip: the hub finishes the clip from what it has before it exits, and says it was cut short.
+    const mq2 = await mqtt.connectAsync(`mqtt://127.0.0.1:${hub.mqttPort}`, { clientId: id, username: id, password: secret, reconnectPeriod: 0 });
+    const at2 = (await publishAlert(mq2, id, 'waterlogging', { confidence: 0.9 })).ts as number;
+    await mq2.endAsync();
+    const clip2 = await until(async () => {
+      const l = await api<{ items: ClipView[] }>(hub!.http, 'GET', `/clips?cameraId=${id}`, undefined, token);
+      return l.body.items.find((c) => c.status === 'recording' && c.id !== clip.id) ?? null;
+    }, 120_000, 100);
+    await hub.kill('SIGTERM');
+    const stoppedAt = Date.now();
+    hub = await startNode('single', env);
+    token = await login(hub.http, 'admin', 'admin-pass-123');
+    const stopped = (await api<ClipView>(hub.http, 'GET', `/clips/${clip2.id}`, undefined, token)).body;
+    expect(stopped).toMatchObject({ status: 'ready', note: 'INTERRUPTED', error: null });
+    expect(stopped.from!).toBeLessThanOrEqual(at2 - PRE_S * 1000);
+    expect(stopped.to!).toBeLessThanOrEqual(stoppedAt);
   }, 600_000);
 });
 
