@@ -279,7 +279,7 @@ export class DispatchEngine {
    */
   async recover(graceMs: number): Promise<{ commands: number; autoDispatches: number }> {
     const commands = await this.sendUnsent(graceMs);
-    const autoDispatches = this.deps.leases?.shared ? 0 : await this.adoptAutoDispatches(0);
+    const autoDispatches = this.deps.leases?.shared || !this.deps.cases ? 0 : await this.adoptAutoDispatches(0);
     return { commands, autoDispatches };
   }
 
@@ -515,7 +515,9 @@ export class DispatchEngine {
    * Cluster, on the `dispatch.timers` holder: cases owed an automatic
    * dispatch that no node decided within `graceMs` of their creation (their
    * node died first) are dispatched here, each under its claim, through the
-   * same path as on the node that created them (timeouts.cluster.ts).
+   * same path as on the node that created them (timeouts.cluster.ts). The
+   * single process runs it once at start (recover()), without claims: the
+   * cases its previous run committed and was killed before dispatching.
    */
   async adoptAutoDispatches(graceMs: number, windowMs = 15 * 60_000): Promise<number> {
     if (this.autoRules.length === 0 || this.holdAutoDispatch) return 0;

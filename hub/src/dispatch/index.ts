@@ -99,8 +99,12 @@ export function createDispatch(deps: DispatchDeps, options: DispatchOptions = {}
       deps.ingest.setLocationFlagger((deviceId, m) => flagger.check(deviceId, m));
       await engine.start();
       // What a process that died after a commit left undone: commands never sent, and (single process) automatic dispatches owed.
-      const r = await engine.recover(deps.leases?.shared ? grace : 0);
-      if (r.commands || r.autoDispatches) deps.logger.info({ module: name, ...r }, 'dispatch recovery at start');
+      // A failed round does not keep the hub from starting: in a cluster the next holder's round retries it.
+      const r = await engine.recover(deps.leases?.shared ? grace : 0).catch((err: unknown) => {
+        deps.logger.error({ err, module: name }, 'dispatch recovery at start failed');
+        return null;
+      });
+      if (r && (r.commands || r.autoDispatches)) deps.logger.info({ module: name, ...r }, 'dispatch recovery at start');
       timer = setInterval(() => mod.flush(), cfg.positionsIntervalMs);
       timer.unref();
     },
