@@ -28,7 +28,7 @@
  * process answers true for everything and its fence (token 0) runs the work
  * as it always did, without a transaction or a check.
  */
-import type { Db, Queryable } from '../store/index.js';
+import type { Db, Queryable } from '../store/db.js';
 import type { Logger } from '../core/logger.js';
 
 /** Every singleton of the hub, by the lease that guards it (docs/cluster.md). */
