@@ -54,8 +54,11 @@ export interface MobileModuleDeps {
   shared?: boolean;
 }
 
-/** Cluster: the held sessions are checked against the database this often, so a revoke whose announcement Redis lost is honoured within it. */
-export const SESSION_RESYNC_MS = 30_000;
+/**
+ * Cluster: the held sessions are checked against the database this often, so a revoke whose announcement Redis lost
+ * is honoured by reads within it (writes and socket connects read the session's row each time: sessions.ts `fresh`).
+ */
+export const SESSION_RESYNC_MS = 5_000;
 
 export interface MobileOptions {
   /** Overrides of GRIDLINK_MOBILE_* settings. */
@@ -127,7 +130,8 @@ export function createMobile(deps: MobileModuleDeps, options: MobileOptions = {}
     async start() {
       await sessions.load();
       realtime()?.addPrivateVerifier(async (token) => {
-        const s = await sessions.check(token);
+        // An app socket is admitted on the session's row (cluster), not on a copy a lost announcement left standing.
+        const s = await sessions.check(token, { fresh: true });
         if (!s) return null;
         const w = dispatch()?.workers.byId.get(s.workerId);
         if (!w || w.deviceId !== s.deviceId) return null;

@@ -13,9 +13,11 @@
  * overtakes the announcement) is looked up in the database once; misses are
  * remembered briefly so garbage tokens do not reach the database on every
  * request. Revoked ids are remembered (bounded) so a read that raced a revoke
- * cannot bring the session back, and `resync` (every 30 s, and when Redis is
- * back) drops whatever the database no longer shows active, so a revoke whose
- * announcement was lost is honoured within that period.
+ * cannot bring the session back, and `resync` (every 5 s, and when Redis is
+ * back) drops whatever the database no longer shows active. Where a revoke
+ * must hold at once whatever Redis did (a write request, an app socket
+ * connecting) the caller asks for a `fresh` check: the row is read by primary
+ * key, so a revoke whose announcement was lost is refused there at once.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { Errors } from '../core/errors.js';
@@ -183,11 +185,22 @@ export class SessionStore {
     return s;
   }
 
-  /** The active session a token names, or null (wrong, expired or revoked). */
-  async check(token: string): Promise<HandheldSession | null> {
+  /**
+   * The active session a token names, or null (wrong, expired or revoked).
+   * `fresh` (cluster): a session held in memory is also checked against its
+   * row, so a revoke made on another node whose announcement was lost is
+   * honoured here at once; without it, within one re-read (`resync`).
+   */
+  async check(token: string, opts: { fresh?: boolean } = {}): Promise<HandheldSession | null> {
     const m = TOKEN_RE.exec(token);
     if (!m) return null;
-    const s = this.active.get(m[1]!) ?? (this.shared ? await this.lookup(m[1]!) : null);
+    let s = this.active.get(m[1]!);
+    // A session read from the database just now is as fresh as a check would make it.
+    let read = false;
+    if (!s && this.shared) {
+      s = (await this.lookup(m[1]!)) ?? undefined;
+      read = true;
+    }
     if (!s) return null;
     const hash = sha256(m[2]!);
     if (!timingSafeEqual(hash, s.hash)) return null;
@@ -196,6 +209,7 @@ export class SessionStore {
       this.active.delete(s.id);
       return null;
     }
+    if (opts.fresh && this.shared && !read && !(await this.stillActive(s))) return null;
     s.lastSeenAt = at;
     if (at - s.seenWritten >= SEEN_EVERY_MS) {
       s.seenWritten = at;
@@ -203,6 +217,18 @@ export class SessionStore {
     }
     const { hash: _h, seenWritten: _w, gen: _g, ...pub } = s;
     return pub;
+  }
+
+  /** Cluster: whether the row of a held session is still active; if not, it is dropped here as a remote revoke would drop it. */
+  private async stillActive(s: Held): Promise<boolean> {
+    const rows = await this.db.query<{ id: string }>(`select id from handheld_sessions where id = $1 and ${ACTIVE}`, [s.id, this.now()]);
+    if (rows.length) return true;
+    if (this.active.get(s.id) === s) {
+      this.forget(s.id);
+      const r = (await this.db.query<Row>('select * from handheld_sessions where id = $1', [s.id]))[0];
+      this.onRevoke?.(r ? toSession(r) : s, true);
+    }
+    return false;
   }
 
   /** Cluster: a session this node has not heard of yet (opened on another node a moment ago), read once. */
@@ -276,8 +302,8 @@ export class SessionStore {
   }
 
   /** Throws TOKEN_INVALID unless the token names an active session. */
-  async require(token: string | null): Promise<HandheldSession> {
-    const s = token ? await this.check(token) : null;
+  async require(token: string | null, opts: { fresh?: boolean } = {}): Promise<HandheldSession> {
+    const s = token ? await this.check(token, opts) : null;
     if (!s) throw Errors.tokenInvalid('handheld session is invalid, expired or revoked');
     return s;
   }

@@ -155,6 +155,32 @@ describe.runIf(RUN_CLUSTER)('handheld sessions across two nodes', () => {
     expect(row?.revoked_at).not.toBeNull();
   });
 
+  it('refuses a write and an app socket on node A at once when the revoke made elsewhere was never announced', async () => {
+    const s = await signIn(b, 1);
+    // Node A holds the session in memory and serves it.
+    expect(await me(a, s.token)).toBe(200);
+    const before = await api<{ worker: { onDuty: boolean } }>(a.http, 'GET', '/m/me', undefined, s.token);
+    expect(before.status).toBe(200);
+    // The revoke B's API makes (the same statement), with its announcement lost: nothing reaches A on Redis, as
+    // when a message is dropped while A's subscriber stays connected.
+    await db.query("update handheld_sessions set revoked_at = now(), revoked_by = 'admin', revoke_reason = 'announcement lost' where id = $1", [s.me.session.id]);
+    // No wait: the very next write through A is refused and changes nothing.
+    const duty = await api(a.http, 'POST', '/m/duty', { onDuty: !before.body.worker.onDuty }, s.token);
+    expect(duty.status, JSON.stringify(duty.body)).toBe(401);
+    const [w] = await db.query<{ on_duty: boolean }>("select on_duty from workers where id = 'w-1'");
+    expect(w?.on_duty).toBe(before.body.worker.onDuty);
+    // A has dropped the session: reads are refused from then on too, and the app socket is refused.
+    expect(await me(a, s.token)).toBe(401);
+    const sock = await connect(a, s.token);
+    expect('refused' in sock).toBe(true);
+    // A socket connect alone is also checked on the row: a second session, revoked the same way, is refused by B's socket.
+    const t = await signIn(a, 2);
+    expect(await me(b, t.token)).toBe(200);
+    await db.query("update handheld_sessions set revoked_at = now(), revoked_by = 'admin', revoke_reason = 'announcement lost' where id = $1", [t.me.session.id]);
+    const sock2 = await connect(b, t.token);
+    expect('refused' in sock2).toBe(true);
+  });
+
   it('honours a revoke made while Redis was away once it is back', async () => {
     const s = await signIn(a, 1);
     expect(await me(a, s.token)).toBe(200);

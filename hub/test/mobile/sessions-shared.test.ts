@@ -128,6 +128,35 @@ describe('handheld sessions shared between nodes', () => {
     expect(await b.check(other.token)).not.toBeNull();
   });
 
+  it('refuses a fresh check of a session revoked without a word to this node, reading its row; the single process never reads', async () => {
+    const { token, session } = await open(a);
+    expect(await b.check(token)).not.toBeNull();
+    sent.b = 0;
+    // Held and active: a fresh check reads the row once per call, a plain one never.
+    expect((await b.check(token, { fresh: true }))?.id).toBe(session.id);
+    expect(sent.b).toBe(1);
+    expect(await b.check(token)).not.toBeNull();
+    expect(sent.b).toBe(1);
+    await db.query("update handheld_sessions set revoked_at = now() where id = $1", [session.id]);
+    // The memory copy still serves a plain check (until the re-read); a fresh one refuses and drops it, sockets cut.
+    expect(await b.check(token)).not.toBeNull();
+    expect(await b.check(token, { fresh: true })).toBeNull();
+    expect(revokedOn.b).toEqual([{ id: session.id, remote: true }]);
+    expect(await b.check(token)).toBeNull();
+    // A wrong secret is refused before any read.
+    const other = await open(a, 'w-2', 'hh-2');
+    expect(await b.check(other.token)).not.toBeNull();
+    sent.b = 0;
+    expect(await b.check(`${other.token.slice(0, -1)}${other.token.endsWith('A') ? 'B' : 'A'}`, { fresh: true })).toBeNull();
+    expect(sent.b).toBe(0);
+    // One process: nothing else writes sessions, so a fresh check costs nothing.
+    const solo = node('a', false);
+    await solo.load();
+    sent.a = 0;
+    expect(await solo.check(other.token, { fresh: true })).not.toBeNull();
+    expect(sent.a).toBe(0);
+  });
+
   it('does not take in a session whose read raced its revoke', async () => {
     const { token, session } = await open(a);
     let release!: () => void;
