@@ -16,6 +16,7 @@
  */
 import type { Logger } from '../core/logger.js';
 import type { Db } from '../store/index.js';
+import { NODES_DDL } from './leases.js';
 
 export interface CameraOwner {
   /** This node pulls the camera. */
@@ -75,7 +76,7 @@ export class PgCameraOwners implements CameraOwners {
       await q.query('select pg_advisory_xact_lock($1)', [7412]);
       await q.query(`create table if not exists video_owners (
         camera_id text primary key, node text not null, url text not null, expires_at timestamptz not null)`);
-      await q.query('create table if not exists video_nodes (node text primary key, url text not null, alive_until timestamptz not null)');
+      await q.query(NODES_DDL);
     });
     await this.beat();
     this.timer = setInterval(() => void this.renew().catch((err: Error) => this.logger.warn({ err: err.message }, 'camera ownership not renewed')), Math.max(200, Math.floor(this.ttlMs / 3)));

@@ -101,8 +101,10 @@ export interface Leases {
    * Claims one piece of timed work (`key`, e.g. the accept timeout of one
    * dispatch row) for this node: true for exactly one caller across the
    * cluster until the claim is settled, or until `holdMs` passes without it
-   * being settled (its claimer died half-way; the work's own re-check decides
-   * what is left to do). The single process claims everything.
+   * being settled, or until its claimer's heartbeat in the nodes table runs
+   * out (it died half-way; the work's own re-check decides what is left to
+   * do). A live claimer's claim is honoured for `holdMs`. The single process
+   * claims everything.
    */
   claim(key: string, holdMs?: number): Promise<boolean>;
   /** The claimed work is done: nobody claims `key` again. */
@@ -123,6 +125,25 @@ export function soleLeases(nodeId = 'single'): Leases {
 }
 
 const MIGRATION_LOCK = 7412;
+
+/**
+ * The nodes table: one row per node with its heartbeat (`alive_until`, on the
+ * database clock), renewed by the node's lease round every ttl/3 from the
+ * moment its leases start, and with its URL by the camera owners once it
+ * listens (cameras.ts). A node whose row has run out is dead: the clip
+ * recorder settles its clips (video/clips.ts) and its claims are free at
+ * once (`claim`).
+ */
+export const NODES_DDL = 'create table if not exists video_nodes (node text primary key, url text not null, alive_until timestamptz not null)';
+
+/**
+ * SQL true when the claim row aliased `c` is held now: unsettled, its time
+ * not run out, and its holder not known dead (a heartbeat in the nodes table
+ * that has run out). A holder without a heartbeat row is taken for alive
+ * until the claim's time runs out.
+ */
+export const claimHeldSql = (c: string): string =>
+  `(not ${c}.done and ${c}.until > now() and not exists (select 1 from video_nodes n where n.node = ${c}.holder and n.alive_until < now()))`;
 
 export class PgLeases implements Leases {
   readonly shared = true;
@@ -202,6 +223,7 @@ export class PgLeases implements Leases {
       await q.query(`create table if not exists cluster_claims (
         key text primary key, holder text not null, until timestamptz not null, done boolean not null default false,
         claimed_at timestamptz not null default now())`);
+      await q.query(NODES_DDL);
     });
     await this.beat();
     this.timer = setInterval(() => void this.beat(), Math.max(200, Math.floor(this.ttlMs / 3)));
@@ -239,6 +261,12 @@ export class PgLeases implements Leases {
         [names, this.nodeId, this.ttlMs],
       );
       rows = await this.db.query('select name, holder, token, expires_at > now() as live from cluster_leases where name = any($1::text[])', [names]);
+      // This node's heartbeat, from before it takes any claim (its URL is the camera owners' to write once it listens).
+      await this.db.query(
+        `insert into video_nodes (node, url, alive_until) values ($1, '', now() + make_interval(secs => $2::float8 / 1000))
+         on conflict (node) do update set alive_until = greatest(video_nodes.alive_until, excluded.alive_until)`,
+        [this.nodeId, this.ttlMs],
+      );
     } catch (err) {
       // Not renewed: what is held runs out on its own deadline.
       this.logger.warn({ err: (err as Error).message }, 'lease renewal failed');
@@ -262,11 +290,12 @@ export class PgLeases implements Leases {
 
   async claim(key: string, holdMs = Math.max(30_000, this.ttlMs * 3)): Promise<boolean> {
     if (this.stopped) return false;
-    // One statement on the database clock: a new key, or one whose claimer let it run out unsettled.
+    // One statement on the database clock: a new key, or an unsettled one whose claimer let it run out or is dead
+    // (its heartbeat in the nodes table ran out: no need to wait for the claim's own time).
     const rows = await this.db.query(
       `insert into cluster_claims as c (key, holder, until) values ($1, $2, now() + make_interval(secs => $3::float8 / 1000))
        on conflict (key) do update set holder = excluded.holder, until = excluded.until, claimed_at = now()
-       where not c.done and c.until < now()
+       where not ${claimHeldSql('c')} and not c.done
        returning key`,
       [key, this.nodeId, holdMs],
     );

@@ -113,6 +113,12 @@ export class DispatchEngine {
    */
   holdAutoDispatch = false;
   /**
+   * Testing only (GRIDLINK_TEST_HOLD_AUTO_DISPATCH=claimed): as above, but
+   * the node first claims the automatic dispatch of its own cases, so it
+   * holds an unsettled claim as if it died between claiming and dispatching.
+   */
+  holdAfterClaim = false;
+  /**
    * Testing only (GRIDLINK_TEST_KILL_AFTER_DISPATCH_COMMIT=1, read from the
    * environment at start, not settable through REST or MQTT): the process
    * SIGKILLs itself when it hears a dispatch committed, before it does
@@ -500,13 +506,17 @@ export class DispatchEngine {
     if (this.autoRules.length === 0) return;
     const rule = this.autoRuleFor(c.category, c.severity);
     if (!rule) return;
-    if (this.holdAutoDispatch) {
+    if (this.holdAutoDispatch && !this.holdAfterClaim) {
       this.log.info({ caseId: c.id }, 'automatic dispatch held (testing option)');
       return;
     }
     // Cluster: decided once; a node that dies before deciding leaves the claim unsettled for the `dispatch.timers` holder.
     const claim = await claimAutoDispatch(this.deps, c.id);
     if (claim === false) return;
+    if (this.holdAfterClaim) {
+      this.log.info({ caseId: c.id }, 'automatic dispatch claimed and held (testing option)');
+      return;
+    }
     await this.autoDispatch(c, rule);
     if (claim && claim !== 'settled') await this.deps.leases?.settle(claim.key);
   }

@@ -56,7 +56,8 @@ export function createDispatch(deps: DispatchDeps, options: DispatchOptions = {}
   const engine = new DispatchEngine(deps, cfg, workers, name);
   engine.fetch = options.fetch;
   // Testing only: read from the environment, never from a request (docs/dispatch.md, "Testing options").
-  engine.holdAutoDispatch = process.env.GRIDLINK_TEST_HOLD_AUTO_DISPATCH === '1';
+  engine.holdAutoDispatch = process.env.GRIDLINK_TEST_HOLD_AUTO_DISPATCH === '1' || process.env.GRIDLINK_TEST_HOLD_AUTO_DISPATCH === 'claimed';
+  engine.holdAfterClaim = process.env.GRIDLINK_TEST_HOLD_AUTO_DISPATCH === 'claimed';
   engine.killAfterDispatchCommit = process.env.GRIDLINK_TEST_KILL_AFTER_DISPATCH_COMMIT === '1';
   // A live node's own follow-up of a commit goes first (its send, its automatic dispatch); recovery takes what is older.
   const grace = Math.max(5_000, cfg.positionsIntervalMs * 5);

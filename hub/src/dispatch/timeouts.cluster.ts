@@ -20,6 +20,7 @@
  * On the single process (leases not shared) neither applies.
  */
 import type { Leases } from '../cluster/index.js';
+import { claimHeldSql } from '../cluster/leases.js';
 import type { Db } from '../store/index.js';
 
 const lastScan = new WeakMap<object, number>();
@@ -116,7 +117,8 @@ export async function owedAutoDispatches(deps: Deps, categories: readonly string
   const t = performance.now();
   if (t - (lastAutoScan.get(deps) ?? -Infinity) < everyMs) return [];
   lastAutoScan.set(deps, t);
-  const claims = shared ? "and not exists (select 1 from cluster_claims x where x.key = 'dispatch.auto:' || c.id and (x.done or x.until > now()))" : '';
+  // Not settled, and not held now (a claim whose holder's heartbeat ran out is free at once).
+  const claims = shared ? `and not exists (select 1 from cluster_claims x where x.key = 'dispatch.auto:' || c.id and (x.done or ${claimHeldSql('x')}))` : '';
   return deps.db.query<OwedCase>(
     `select c.id, k.code, k.name, k.name_en as "nameEn", c.severity
        from cases c join case_categories k on k.code = c.category_code
