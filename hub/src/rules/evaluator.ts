@@ -71,6 +71,13 @@ export interface KeyState {
   count: number;
   /** Hub time of the last trigger (auto-clear). */
   lastAt: number;
+  /**
+   * Threshold rules: the message time of the last reading that stepped this
+   * state (counted, reset, raised, repeated or cleared). Stored with it, so a
+   * node taking the device over knows which stored readings the state already
+   * holds and replays the ones after (`adopt`, `replay`).
+   */
+  ts?: number;
 }
 
 export interface EvaluatorOptions {
@@ -106,6 +113,13 @@ export class RuleEvaluator {
   /** Hub time each device was last heard. */
   private readonly lastAt = new Map<string, number>();
   private readonly buffers = new Map<string, Seen[][]>();
+  /**
+   * Cluster hand-over: per (rule, device), the message time up to which the
+   * stored readings are already in the state (what the previous owner stored,
+   * then what was replayed). A reading at or below it is not counted again,
+   * however late its signal arrives.
+   */
+  private readonly floors = new Map<string, number>();
 
   constructor(private readonly opts: EvaluatorOptions) {}
 
@@ -194,10 +208,14 @@ export class RuleEvaluator {
       if (mine(k.slice(k.indexOf('\u0000') + 1))) {
         this.state.delete(k);
         this.dirty.delete(k);
+        this.floors.delete(k);
       }
     }
     for (const r of rows) {
-      if (mine(r.deviceId)) this.state.set(key(r.ruleId, r.deviceId), { active: false, pendingSince: r.state.pendingSince ?? null, count: r.state.count ?? 0, lastAt: r.state.lastAt ?? 0 });
+      if (!mine(r.deviceId)) continue;
+      const k = key(r.ruleId, r.deviceId);
+      this.state.set(k, { active: false, pendingSince: r.state.pendingSince ?? null, count: r.state.count ?? 0, lastAt: r.state.lastAt ?? 0, ...(typeof r.state.ts === 'number' ? { ts: r.state.ts } : {}) });
+      if (typeof r.state.ts === 'number') this.floors.set(k, r.state.ts);
     }
     for (const a of active) {
       if (!mine(a.deviceId)) continue;
@@ -206,6 +224,43 @@ export class RuleEvaluator {
       if (s) s.active = true;
       else this.state.set(k, { active: true, pendingSince: null, count: 0, lastAt: a.lastAt });
     }
+  }
+
+  /**
+   * Cluster hand-over, after `adopt`: stored readings of the devices taken
+   * over (each one metric, in message-time order) that their previous owner
+   * may not have counted — it flushes every second, and a forwarded signal
+   * may have died with it. Each threshold rule steps through the readings
+   * above its floor (the ones the stored state does not hold yet) exactly as
+   * it steps through live ones, and the floor follows, so a signal of one of
+   * them that arrives later is not counted twice. Returns only the changes
+   * of state the replay makes: a run the readings complete raises, an alarm
+   * the readings clear clears; a repeat (the previous owner may have counted
+   * it) or a raise the readings also clear again returns nothing.
+   */
+  replay(sigs: Iterable<Signal>): Effect[] {
+    const was = new Map<string, boolean>();
+    const last = new Map<string, Effect>();
+    for (const sig of sigs) {
+      if (sig.msg.channel !== 'telemetry') continue;
+      for (const rule of this.rules.values()) {
+        if (rule.kind !== 'threshold' || rule.enabled === false || sig.msg.values[rule.metric] === undefined) continue;
+        if (!this.inScope(rule, sig.deviceId, sig.deviceType, sig.gridId)) continue;
+        const k = key(rule.id, sig.deviceId);
+        if (!was.has(k)) was.set(k, this.state.get(k)?.active ?? false);
+        const out: Effect[] = [];
+        this.threshold(rule, sig, out);
+        this.floors.set(k, Math.max(this.floors.get(k) ?? -Infinity, sig.msg.ts));
+        for (const e of out) last.set(k, e);
+      }
+    }
+    const effects: Effect[] = [];
+    for (const [k, before] of was) {
+      const active = this.state.get(k)?.active ?? false;
+      const e = last.get(k);
+      if (e && active !== before && (e.kind === 'raise') === active) effects.push(e);
+    }
+    return effects;
   }
 
   /**
@@ -300,11 +355,15 @@ export class RuleEvaluator {
     const v = typeof raw === 'number' ? raw : typeof raw === 'boolean' ? (raw ? 1 : 0) : Number.NaN;
     if (Number.isNaN(v)) return;
     const ts = sig.msg.ts;
+    // Taken over: a reading the state already holds (stored by the previous owner, or replayed) is not counted again.
+    const floor = this.floors.size ? this.floors.get(key(rule.id, sig.deviceId)) : undefined;
+    if (floor !== undefined && ts <= floor) return;
     const breach = compare(rule.op, v, rule.value);
     // The common case (in range, nothing pending) touches no state and writes nothing.
     const existing = this.state.get(key(rule.id, sig.deviceId));
     if (!breach && (!existing || (!existing.active && existing.pendingSince === null && existing.count === 0))) return;
     const s = this.st(rule.id, sig.deviceId);
+    if (s.ts === undefined || ts > s.ts) s.ts = ts;
     if (s.active) {
       if (breach) {
         s.lastAt = sig.at;

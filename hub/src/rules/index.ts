@@ -9,10 +9,12 @@
  * owner reads back what the previous one flushed (docs/cluster.md).
  */
 import { deserialize, serialize } from 'node:v8';
+import type { Normalised } from '@gridlink/devices';
 import type { Auth } from '../auth/index.js';
 import type { CaseStore } from '../cases/index.js';
 import type { DeviceOwners, Fence, Leases, OwnershipChange } from '../cluster/index.js';
 import type { EventBus } from '../core/bus.js';
+import { ConfigError, readFields, type Field } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
 import type { HubModule } from '../core/module.js';
 import type { GridService, RealtimeService } from '../core/services.js';
@@ -33,6 +35,24 @@ export { RuleEvaluator, compare, type Effect, type Signal, type KeyState } from 
 export { DEFAULT_RULES, ESCALATE_AFTER_MIN, RuleT, ruleCheck, type Rule, type RuleKind } from './rule.schema.js';
 export { AlarmService, type Alarm, type AlarmChange, type AlarmComment } from './alarms.js';
 export type { BacktestResult } from './backtest.js';
+
+/**
+ * Cluster hand-over: how far back (hub time at ingest) the readings of the
+ * devices a node takes over are replayed. It covers the previous owner's last
+ * unflushed second, the signals in flight to it and the time until its death
+ * is noticed (at most the presence expiry, 6 s), with room for clock skew
+ * between the nodes.
+ */
+export const REPLAY_WINDOW_MS = 30_000;
+/** ... and by message time, so the primary key bounds the read: a device whose clock lags more than this is not replayed. */
+const REPLAY_TS_SPAN_MS = 10 * 60_000;
+
+export const rulesConfigSchema = {
+  stateFlushMs: {
+    env: 'GRIDLINK_RULES_STATE_FLUSH_MS', kind: 'int', default: 1_000, min: 0, max: 3_600_000,
+    description: 'How often pending rule runs (threshold counts and durations) are written to rule_state; 0: only on stop. A cluster node taking a device over replays the readings after what was written',
+  },
+} as const satisfies Record<string, Field>;
 
 export interface RulesOptions {
   /** Absence, auto-clear and escalation check period (hub clock decides what is due). */
@@ -72,6 +92,9 @@ export interface RulesDeps {
 
 export function createRules(deps: RulesDeps, opts: RulesOptions = {}): RulesModule {
   const log = deps.logger.child({ module: 'rules' });
+  const problems: string[] = [];
+  const settings = readFields(rulesConfigSchema, process.env, {}, problems) as { stateFlushMs: number };
+  if (problems.length) throw new ConfigError(problems);
   let startedAt = 0;
   const grids = () => deps.grids;
   // auth.regions is the grid hierarchy once cases loads it, exact match before (the same answer canSee gives).
@@ -240,6 +263,8 @@ export function createRules(deps: RulesDeps, opts: RulesOptions = {}): RulesModu
       if (deps.cases) await alarms.serial(() => deps.cases!.loadLinks());
       const active = [...alarms.activeAlarms()].map((a) => ({ ruleId: a.rule, deviceId: a.deviceId, lastAt: Math.max(a.updatedAt, a.createdAt) }));
       evaluator.adopt(gained, rows.map((r) => ({ ruleId: r.rule_id, deviceId: r.device_id, state: r.state })), active);
+      // What the previous owner counted after its last flush, or never got to count (a forward in flight when it died).
+      await replayStored(gained);
       // An owner that died between an alarm's row and its case left it without one.
       if (deps.cases && change.gone.size) await alarms.linkMissingCases((d) => gained(d) && change.gone.has(change.before(d)!));
     }).catch((err: Error) => log.error({ err: err.message }, 'devices taken over without their stored state')).finally(() => {
@@ -248,6 +273,44 @@ export function createRules(deps: RulesDeps, opts: RulesOptions = {}): RulesModu
       held = null;
       for (const sig of waiting) evaluate(sig);
     }));
+  }
+
+  /**
+   * Cluster hand-over: the readings of the devices this node gains, stored
+   * within the last REPLAY_WINDOW_MS (hub time at ingest), go through the
+   * evaluator's threshold rules above what the stored state holds
+   * (`evaluator.replay`); a run they complete raises its alarm now, through
+   * the alarm book (a row another node raised meanwhile makes it a repeat).
+   * Readings whose signals already wait on this node are left to them.
+   * Every acknowledged reading is in `readings`, so a run never loses a step
+   * to a dead owner: neither its unflushed last second nor a signal in flight.
+   */
+  async function replayStored(gained: (deviceId: string) => boolean): Promise<void> {
+    const metrics = [...new Set(repo.rules().flatMap((r) => (r.kind === 'threshold' && r.enabled !== false ? [r.metric] : [])))];
+    const ids = deps.registry.list().filter((d) => d.enabled && gained(d.id)).map((d) => d.id);
+    if (!metrics.length || !ids.length) return;
+    const now = deps.now();
+    const rows = await deps.db.query<{ device_id: string; metric: string; value: number; ts: number; at: number; seq: string | null }>(
+      `select device_id, metric, value, round(extract(epoch from ts) * 1000)::float8 as ts, (extract(epoch from received_at) * 1000)::float8 as at, seq
+       from readings
+       where device_id = any($1::text[]) and metric = any($2::text[]) and value is not null
+         and ts > to_timestamp($3 / 1000.0) and received_at >= to_timestamp($4 / 1000.0)
+       order by device_id, ts`,
+      [ids, metrics, now - REPLAY_TS_SPAN_MS, now - REPLAY_WINDOW_MS]);
+    if (!rows.length) return;
+    // Readings whose signals wait here (held while taking over) are evaluated as they are, after: not replayed.
+    const waiting = new Set<string>();
+    for (const sig of held ?? []) if (sig.msg.channel === 'telemetry' && !sig.rules) waiting.add(`${sig.deviceId}\u0000${sig.msg.ts}`);
+    const sigs: Signal[] = [];
+    for (const r of rows) {
+      const d = deps.registry.get(r.device_id);
+      if (!d || waiting.has(`${r.device_id}\u0000${r.ts}`)) continue;
+      const msg = { channel: 'telemetry', ts: r.ts, values: { [r.metric]: r.value }, ...(r.seq !== null ? { seq: Number(r.seq) } : {}) } as Normalised;
+      sigs.push({ deviceId: d.id, deviceType: d.type, gridId: gridOf(d), lat: d.lat, lon: d.lon, at: r.at, msg });
+    }
+    const effects = evaluator.replay(sigs);
+    log.info({ readings: sigs.length, devices: ids.length, raised: effects.filter((e) => e.kind === 'raise').length, cleared: effects.filter((e) => e.kind === 'clear').length }, 'readings of the devices taken over replayed');
+    if (effects.length) await alarms.applyAll(effects);
   }
 
   const DISPATCH_ALARM_NAMES: Record<DispatchAlarm['kind'], string> = {
@@ -304,7 +367,8 @@ export function createRules(deps: RulesDeps, opts: RulesOptions = {}): RulesModu
     let dirty = evaluator.takeDirty();
     if (mine) dirty = dirty.filter((d) => mine(d.deviceId));
     if (!dirty.length) return;
-    const keep = dirty.filter((d) => d.state && (d.state.active || d.state.pendingSince !== null || d.state.count > 0));
+    // A state that holds a reading's time stays stored even when empty: the next owner replays only the readings after it.
+    const keep = dirty.filter((d) => d.state && (d.state.active || d.state.pendingSince !== null || d.state.count > 0 || d.state.ts !== undefined));
     const drop = dirty.filter((d) => !keep.includes(d));
     try {
       if (keep.length) {
@@ -411,7 +475,7 @@ export function createRules(deps: RulesDeps, opts: RulesOptions = {}): RulesModu
         tickTimer = setInterval(() => void tick().catch((err) => log.error({ err }, 'rules tick failed')), tickMs);
         tickTimer.unref();
       }
-      const flushMs = opts.stateFlushMs ?? 1_000;
+      const flushMs = opts.stateFlushMs ?? settings.stateFlushMs;
       if (flushMs > 0) {
         flushTimer = setInterval(() => void flushState(), flushMs);
         flushTimer.unref();
