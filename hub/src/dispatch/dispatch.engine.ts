@@ -152,7 +152,14 @@ export class DispatchEngine {
       cfg, ...(deps.grids ? { grids: deps.grids } : {}),
       arrive: (w, caseId, distanceM) => this.serial(caseId, async () => {
         if (w.assignment?.caseId !== caseId || w.assignment.stage !== 'en_route') return;
-        await this.act(caseId, 'arrive', { workerId: w.id, note: `GPS: within ${distanceM} m for ${cfg.arrivalDwellS} s`, data: { source: 'gps', distanceM } });
+        try {
+          // The case row decides: only an accepted case arrives. Another node that ingests the same handheld may have
+          // detected it a moment before, or the worker reported `arrive` themselves: then nothing is written here.
+          await this.act(caseId, 'arrive', { workerId: w.id, note: `GPS: within ${distanceM} m for ${cfg.arrivalDwellS} s`, data: { source: 'gps', distanceM }, ifStatus: ['accepted'] });
+        } catch (err) {
+          if ((err as { code?: string }).code !== 'CASE_TRANSITION_INVALID') throw err;
+          this.log.info({ caseId, workerId: w.id, err: (err as Error).message }, 'GPS arrival: the case moved on meanwhile, nothing recorded');
+        }
       }),
       geofenceAlarm: (w, status, message) => this.alarm('worker_left_grid', { worker: w, message, ...(status === 'cleared' ? { status } : {}) }),
     });
@@ -215,10 +222,35 @@ export class DispatchEngine {
       if (msg.duty !== undefined && msg.duty !== w.onDuty) void this.workers.setDuty(w, msg.duty).catch((err) => this.log.error({ err }, 'duty update failed'));
       const before = w.ts;
       this.workers.setFix(w, msg.lat, msg.lon, msg.ts, msg.acc, msg.batt);
-      if (w.ts !== before) this.arrival.onFix(w);
+      if (w.ts !== before) this.onFix(w);
     } else if (msg.channel === 'status' && msg.duty !== undefined && msg.duty !== w.onDuty) {
       void this.workers.setDuty(w, msg.duty).catch((err) => this.log.error({ err }, 'duty update failed'));
     }
+  }
+
+  /**
+   * A new fix of a worker. An assignment this node heard of from another
+   * node (read back from the worker's row), adopted, or holds since a
+   * restart may lack the case's place: it is read from the case first, once,
+   * then the fix is judged (arrival, docs/cluster.md "Dispatch state").
+   */
+  private onFix(w: WorkerState): void {
+    const a = w.assignment;
+    if (!a || a.lat === a.lat || !this.deps.cases) {
+      this.arrival.onFix(w);
+      return;
+    }
+    const key = `place:${a.caseId}`;
+    if (this.busy.has(key)) return;
+    this.busy.add(key);
+    void this.deps.cases.get(a.caseId)
+      .then((c) => {
+        // Still the same assignment, and still without its place: the case's place, then the fix (the latest one).
+        if (c && w.assignment === a && a.lat !== a.lat) Object.assign(a, { lat: c.lat, lon: c.lon, gridId: c.gridId });
+        if (w.assignment === a && a.lat === a.lat) this.arrival.onFix(w);
+      })
+      .catch((err: unknown) => this.log.warn({ err, caseId: a.caseId, workerId: w.id }, 'case place for arrival not read'))
+      .finally(() => this.busy.delete(key));
   }
 
   // ---- time -------------------------------------------------------------------------------
