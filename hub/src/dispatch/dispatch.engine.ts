@@ -141,6 +141,7 @@ export class DispatchEngine {
       repo: this.repo, broker: deps.broker, bus: deps.bus, log: this.log, resendDelayMs: cfg.resendDelayMs,
       isWorkerDevice: (deviceId) => workers.byDeviceId.has(deviceId),
       ...(deps.leases ? { leases: deps.leases } : {}),
+      sentLate: (deviceId, _caseId, cmd) => this.sentLate(deviceId, cmd),
     });
     // The case's dispatch writes its record and command in its own transaction (WorkerService.dispatched).
     workers.dispatched = (q, d) => this.writeDispatch(q, d);
@@ -251,6 +252,19 @@ export class DispatchEngine {
       })
       .catch((err: unknown) => this.log.warn({ err, caseId: a.caseId, workerId: w.id }, 'case place for arrival not read'))
       .finally(() => this.busy.delete(key));
+  }
+
+  /**
+   * Cluster: a dispatch command this node sent for a process that died
+   * right after committing it. That process owed the other nodes the
+   * assignment's announcement too: the worker is read back and announced
+   * (every node then stops offering them), and the place is read on the
+   * next fix (onFix).
+   */
+  private async sentLate(deviceId: string, cmd: Command): Promise<void> {
+    if (!this.deps.leases?.shared || cmd.type !== 'dispatch') return;
+    const w = this.workers.byDeviceId.get(deviceId);
+    if (w) await this.workers.readBack(w.id);
   }
 
   // ---- time -------------------------------------------------------------------------------

@@ -34,6 +34,12 @@ export interface OutboxDeps {
   isWorkerDevice(deviceId: string): boolean;
   /** Cluster: the first send of a command is claimed once across nodes (cluster/leases.ts `claim`); absent or not shared on the single process. */
   leases?: Pick<Leases, 'shared' | 'claim' | 'settle'>;
+  /**
+   * A command committed by a process that died before publishing it was just
+   * published here: what that process owed after its commit besides the
+   * publish (the assignment's announcement, in a cluster) is done now.
+   */
+  sentLate?(deviceId: string, caseId: string, cmd: Command): Promise<void>;
 }
 
 /** The claim key of a command's first send. */
@@ -71,6 +77,7 @@ export class CommandOutbox {
     for (const r of rows) {
       if (await this.first(r.deviceId, r.caseId, r.command, true)) {
         n++;
+        await this.late(r.deviceId, r.caseId, r.command);
         this.d.log.info({ deviceId: r.deviceId, caseId: r.caseId, cmdId: r.command.cmdId }, 'command committed and never sent: sent now');
       }
     }
@@ -126,8 +133,15 @@ export class CommandOutbox {
     if (!this.d.broker.isConnected(deviceId)) return 0;
     const pending = await this.d.repo.pendingCommands(deviceId, onlineAt);
     // One never sent (its committer died, or is sending it right now) is a first send: claimed, as everywhere.
-    for (const p of pending) await (p.sent ? this.publish(deviceId, p.caseId, p.command, true) : this.first(deviceId, p.caseId, p.command, true));
+    for (const p of pending) {
+      if (p.sent) await this.publish(deviceId, p.caseId, p.command, true);
+      else if (await this.first(deviceId, p.caseId, p.command, true)) await this.late(deviceId, p.caseId, p.command);
+    }
     return pending.length;
+  }
+
+  private async late(deviceId: string, caseId: string, cmd: Command): Promise<void> {
+    await this.d.sentLate?.(deviceId, caseId, cmd).catch((err: unknown) => this.d.log.warn({ err, deviceId, caseId, cmdId: cmd.cmdId }, 'follow-up of a command sent late failed'));
   }
 
   stop(): void {

@@ -230,6 +230,18 @@ export class Workers implements WorkerService {
     }
   }
 
+  /**
+   * Cluster: a command this node sent late (its dispatching node died right
+   * after the commit, before it announced the assignment) also brings the
+   * announcement it owed: the worker is read back here and announced, so
+   * every node stops offering them now rather than when it next reads them.
+   */
+  async readBack(id: string): Promise<void> {
+    await this.refresh(id);
+    const w = this.byId.get(id);
+    if (w) this.announce(w);
+  }
+
   /** The row's case and stage onto the worker in memory; the case's place (arrival) stays when the case is the same. */
   private takeAssignment(w: WorkerState, r: Row): void {
     if (!r.case_id || !r.stage) {
