@@ -209,7 +209,8 @@ export class DispatchEngine {
   }
 
   /** Candidates with road ETAs from AMap when a key is configured (ranking.ts). */
-  candidatesWithEta(c: CaseSummary, limit: number): Promise<Candidate[]> {
+  async candidatesWithEta(c: CaseSummary, limit: number): Promise<Candidate[]> {
+    await this.currentPositions();
     return this.ranker.candidatesWithEta(c, limit);
   }
 
@@ -265,6 +266,19 @@ export class DispatchEngine {
     if (!this.deps.leases?.shared || cmd.type !== 'dispatch') return;
     const w = this.workers.byDeviceId.get(deviceId);
     if (w) await this.workers.readBack(w.id);
+  }
+
+  /**
+   * Cluster: before an automatic ranking (an escalation, an owed or own
+   * automatic dispatch, a dispatcher's candidates), the positions other
+   * nodes ingested and stored are read onto the roster, so the next
+   * candidate is chosen by where workers are, not by where this node last
+   * heard of them.
+   */
+  private async currentPositions(): Promise<void> {
+    if (!this.deps.leases?.shared) return;
+    await this.workers.readFixes(this.deps.now() - this.cfg.candidateMaxFixAgeS * 1000)
+      .catch((err: unknown) => this.log.warn({ err }, 'stored positions not read before ranking; ranking with this node\'s own'));
   }
 
   // ---- time -------------------------------------------------------------------------------
@@ -508,6 +522,7 @@ export class DispatchEngine {
     let next: Candidate | null = null;
     let failure: Error | null = null;
     try {
+      await this.currentPositions();
       next = await this.dispatchFirstFree(c, st.tried, `auto re-dispatch after ${reason}`);
     } catch (err) {
       failure = err as Error;
@@ -602,6 +617,7 @@ export class DispatchEngine {
   private async autoDispatch(c: CaseSummary, rule: AutoDispatchRule): Promise<void> {
     const st = await this.attemptsOf(c.id);
     if (st.count > 0) return; // auto-dispatch only once; later it is the dispatcher's call
+    await this.currentPositions();
     const first = this.candidates(c, 1)[0];
     if (!first) {
       this.alarm('dispatch_no_candidate', { c, message: `${c.code} 自动派遣：没有可派遣的网格员` });

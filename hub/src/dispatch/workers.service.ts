@@ -242,6 +242,45 @@ export class Workers implements WorkerService {
     if (w) this.announce(w);
   }
 
+  /**
+   * Cluster: the last good fix stored by any node of each available worker
+   * (on duty, no case) newer than `sinceMs` and newer than the one this
+   * node has, onto the roster. Positions reach a node's roster only when it
+   * ingests them, so a node ranking candidates for a worker whose handheld
+   * talks to another node reads them here first. One statement, one index
+   * probe per worker (the positions key is (device_id, ts)). Returns how
+   * many moved.
+   */
+  async readFixes(sinceMs: number): Promise<number> {
+    const devices: string[] = [];
+    const after: number[] = [];
+    for (const w of this.byId.values()) {
+      if (w.removed || !w.onDuty || w.assignment) continue;
+      devices.push(w.deviceId);
+      after.push(hasFix(w) && w.ts > sinceMs ? w.ts : sinceMs);
+    }
+    if (devices.length === 0) return 0;
+    const fixes = await this.db.query<{ device_id: string; ts: Date | string; lat: number; lon: number; acc: number | null; batt: number | null }>(
+      `select p.device_id, p.ts, p.lat, p.lon, p.acc, p.batt
+         from unnest($1::text[], $2::float8[]) as d(device_id, after)
+         cross join lateral (select * from positions p where p.device_id = d.device_id and p.ts > to_timestamp(d.after / 1000.0)
+                               and p.flag is null order by p.ts desc limit 1) p`,
+      [devices, after],
+    );
+    let n = 0;
+    for (const f of fixes) {
+      const w = this.byDeviceId.get(f.device_id);
+      if (!w || w.removed) continue;
+      const before = w.ts;
+      // Not pushed to consoles again: the node that ingested the fix pushed it (to every node's consoles).
+      const pushed = this.dirty.has(w);
+      this.setFix(w, f.lat, f.lon, ms(f.ts), f.acc, f.batt);
+      if (!pushed) this.dirty.delete(w);
+      if (w.ts !== before) n++;
+    }
+    return n;
+  }
+
   /** The row's case and stage onto the worker in memory; the case's place (arrival) stays when the case is the same. */
   private takeAssignment(w: WorkerState, r: Row): void {
     if (!r.case_id || !r.stage) {
