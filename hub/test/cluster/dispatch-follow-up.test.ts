@@ -203,7 +203,8 @@ describe.runIf(RUN_CLUSTER)('a dispatch followed on the nodes that did not make 
     await addWorker('w-killed', north(place, 150));
     await addWorker('w-other', north(place, 350));
     const killed = await handheld('w-killed');
-    for (const n of [b, c]) await until(async () => (await api(n.http, 'GET', '/workers/w-other', undefined, token)).status === 200 || null, WAIT, 100);
+    // B must know the worker it dispatches, and B and C both workers (each is read back on its own).
+    for (const n of [b, c]) for (const id of ['w-killed', 'w-other']) await until(async () => (await api(n.http, 'GET', `/workers/${id}`, undefined, token)).status === 200 || null, WAIT, 100);
 
     // Dispatched through B, which dies right after the commit: no announcement of the worker's assignment from B.
     const k = await newCase(b, 'E0102', place);
