@@ -59,6 +59,18 @@ export { rendezvousOwner, soleDeviceOwners, type DeviceOwners, type OwnershipCha
 
 const require = createRequire(import.meta.url);
 
+declare module '../core/bus.js' {
+  interface EventMap {
+    /**
+     * Cluster: this node's MQTT routing through Redis is back: its
+     * connection dropped at `since` and its subscriptions are in effect
+     * again since `at` (wall-clock ms). What was published in between may
+     * never have reached a client connected here.
+     */
+    'cluster.routing': { since: number; at: number };
+  }
+}
+
 export interface PeerInfo {
   id: string;
   http: number;
@@ -200,8 +212,13 @@ export function createCluster(deps: { config: ClusterConfig; db: Db; logger: Log
    */
   const conns: Record<string, Redis> = {};
   const outage = new Set<string>();
+  /** When each connection dropped, until it is ready again (wall clock: compared with times the database stamps). */
+  const droppedAt = new Map<string, number>();
   const connection = (role: string, extra: RedisOptions): Redis => {
     const c = new Redis({ ...opts, ...extra, connectionName: `gridlink:${config.nodeId}:${role}` });
+    c.on('close', () => {
+      if (!droppedAt.has(role)) droppedAt.set(role, Date.now());
+    });
     // ioredis reports every failed reconnect; one line when a connection drops, one when it is back.
     c.on('error', (err: Error) => {
       if (outage.has(role)) return;
@@ -210,6 +227,16 @@ export function createCluster(deps: { config: ClusterConfig; db: Db; logger: Log
     });
     c.on('ready', () => {
       if (outage.delete(role)) logger.info({ role }, 'redis connection back');
+      const since = droppedAt.get(role);
+      droppedAt.delete(role);
+      if (since === undefined || role !== 'mqtt.sub') return;
+      // ioredis re-subscribes right after 'ready', on this connection: a PING answered after that means the
+      // subscriptions are in effect, so a command sent from now on reaches the clients connected here.
+      setImmediate(() => {
+        c.ping()
+          .then(() => bridged?.bus.emit('cluster.routing', { since, at: Date.now() }))
+          .catch((err: Error) => logger.warn({ err: err.message }, 'MQTT routing back, but its subscriptions were not confirmed'));
+      });
     });
     conns[role] = c;
     return c;

@@ -109,6 +109,8 @@ export interface Leases {
   claim(key: string, holdMs?: number): Promise<boolean>;
   /** The claimed work is done: nobody claims `key` again. */
   settle(key: string): Promise<void>;
+  /** This node gives up its unsettled claim on `key` (its work failed and is left for another try): anybody may claim it at once. */
+  release(key: string): Promise<void>;
 }
 
 const zeroByLease = () => Object.fromEntries(Object.keys(LEASES).map((n) => [n, 0])) as Record<LeaseName, number>;
@@ -121,7 +123,7 @@ export function soleLeases(nodeId = 'single'): Leases {
     lease: n as LeaseName, token: 0, run: (db: Db, fn: (q: Queryable) => Promise<unknown>) => fn(db), check: async () => undefined, refused: () => false,
   }])) as unknown as Record<LeaseName, Fence>;
   const none = zeroByLease();
-  return { holds: () => true, fence: (name) => fences[name], refusals: () => none, roles: () => roles, shared: false, claim: async () => true, settle: async () => undefined };
+  return { holds: () => true, fence: (name) => fences[name], refusals: () => none, roles: () => roles, shared: false, claim: async () => true, settle: async () => undefined, release: async () => undefined };
 }
 
 const MIGRATION_LOCK = 7412;
@@ -304,6 +306,10 @@ export class PgLeases implements Leases {
 
   async settle(key: string): Promise<void> {
     await this.db.query('update cluster_claims set done = true where key = $1 and holder = $2', [key, this.nodeId]);
+  }
+
+  async release(key: string): Promise<void> {
+    await this.db.query('delete from cluster_claims where key = $1 and holder = $2 and not done', [key, this.nodeId]);
   }
 
   /** Gives every held lease back so another node takes over at once. */

@@ -349,6 +349,11 @@ export class DispatchEngine {
     return { commands, autoDispatches };
   }
 
+  /** Cluster: this node's MQTT routing through Redis is back (outbox.ts `resendAfterOutage`). */
+  resendAfterOutage(since: number, at: number): void {
+    this.outbox.resendAfterOutage(since, at);
+  }
+
   /** Commands committed more than `graceMs` ago and never sent go out now (outbox.ts `sendUnsent`). */
   sendUnsent(graceMs: number): Promise<number> {
     return this.outbox.sendUnsent(graceMs);

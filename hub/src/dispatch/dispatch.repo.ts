@@ -91,6 +91,21 @@ export class DispatchRepo {
     return rows.map((r) => ({ deviceId: r.device_id, caseId: r.case_id, command: typeof r.body === 'string' ? (JSON.parse(r.body) as Command) : r.body }));
   }
 
+  /**
+   * Open commands never sent, or sent between `since` and `until` (epoch
+   * ms, compared with the database's sent_at): what a routing outage in
+   * that span may have kept from their handhelds, oldest first.
+   */
+  async commandsSentIn(since: number, until: number, limit = 5_000): Promise<Array<{ deviceId: string; caseId: string; command: Command; sent: boolean }>> {
+    const rows = await this.db.query<{ device_id: string; case_id: string; body: Command | string; sent: boolean }>(
+      `select device_id, case_id, body, sent_at is not null as sent from dispatch_commands
+        where done_at is null and (sent_at is null or (sent_at >= to_timestamp($1 / 1000.0) and sent_at < to_timestamp($2 / 1000.0)))
+        order by created_at limit $3`,
+      [since, until, limit],
+    );
+    return rows.map((r) => ({ deviceId: r.device_id, caseId: r.case_id, command: typeof r.body === 'string' ? (JSON.parse(r.body) as Command) : r.body, sent: r.sent }));
+  }
+
   async completeCommands(caseId: string, deviceId: string, type: Command['type'], reason: string): Promise<void> {
     await this.db.query(
       `update dispatch_commands set done_at = now(), done_reason = $4 where case_id = $1 and device_id = $2 and type = $3 and done_at is null`,

@@ -62,6 +62,8 @@ export function createDispatch(deps: DispatchDeps, options: DispatchOptions = {}
   // A live node's own follow-up of a commit goes first (its send, its automatic dispatch); recovery takes what is older.
   const grace = Math.max(5_000, cfg.positionsIntervalMs * 5);
   let lastUnsentScan = -Infinity;
+  /** A round of unsent commands in flight (its publishes may wait for Redis): the next starts after it. */
+  let unsentRound = false;
   const flagger = new LocationFlagger(cfg, deps.now);
   let timer: NodeJS.Timeout | null = null;
   /**
@@ -99,6 +101,8 @@ export function createDispatch(deps: DispatchDeps, options: DispatchOptions = {}
       for (const w of workers.all()) if (hasFix(w)) flagger.seed(w.deviceId, w.lat, w.lon, w.ts);
       deps.ingest.setLocationFlagger((deviceId, m) => flagger.check(deviceId, m));
       await engine.start();
+      // Cluster: Redis was away; commands published meanwhile may never have reached the handhelds connected here.
+      deps.bus.on('cluster.routing', name, (e) => engine.resendAfterOutage(e.since, e.at));
       // What a process that died after a commit left undone: commands never sent, and (single process) automatic dispatches owed.
       // A failed round does not keep the hub from starting: in a cluster the next holder's round retries it.
       const r = await engine.recover(deps.leases?.shared ? grace : 0).catch((err: unknown) => {
@@ -129,9 +133,12 @@ export function createDispatch(deps: DispatchDeps, options: DispatchOptions = {}
           void engine.adopt(grace).catch((err: unknown) => deps.logger.warn({ err, module: name }, 'dispatch timeout adoption failed'));
           void engine.adoptAutoDispatches(grace).catch((err: unknown) => deps.logger.warn({ err, module: name }, 'auto-dispatch adoption failed'));
           const t = performance.now();
-          if (deps.leases.holds('dispatch.timers') && t - lastUnsentScan >= 2_000) {
+          if (deps.leases.holds('dispatch.timers') && t - lastUnsentScan >= 2_000 && !unsentRound) {
             lastUnsentScan = t;
-            void engine.sendUnsent(grace).catch((err: unknown) => deps.logger.warn({ err, module: name }, 'sending unsent commands failed'));
+            unsentRound = true;
+            void engine.sendUnsent(grace)
+              .catch((err: unknown) => deps.logger.warn({ err, module: name }, 'sending unsent commands failed'))
+              .finally(() => (unsentRound = false));
           }
         }
         if (workers.index.dirty) workers.index.rebuild(deps.now());

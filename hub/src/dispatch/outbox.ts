@@ -33,7 +33,7 @@ export interface OutboxDeps {
   /** Only handhelds of workers have an outbox. */
   isWorkerDevice(deviceId: string): boolean;
   /** Cluster: the first send of a command is claimed once across nodes (cluster/leases.ts `claim`); absent or not shared on the single process. */
-  leases?: Pick<Leases, 'shared' | 'claim' | 'settle'>;
+  leases?: Pick<Leases, 'shared' | 'claim' | 'settle' | 'release'>;
   /**
    * A command committed by a process that died before publishing it was just
    * published here: what that process owed after its commit besides the
@@ -47,6 +47,8 @@ export const sendKey = (cmdId: string): string => `dispatch.send:${cmdId}`;
 
 export class CommandOutbox {
   private readonly resendTimers = new Map<string, NodeJS.Timeout>();
+  /** The pass after a routing outage, and the span it covers (outages heard before it runs are merged). */
+  private outage: { timer: NodeJS.Timeout; since: number; at: number } | null = null;
 
   constructor(private readonly d: OutboxDeps) {}
 
@@ -90,8 +92,9 @@ export class CommandOutbox {
     const key = l?.shared ? sendKey(cmd.cmdId) : null;
     if (key && !(await l!.claim(key))) return false;
     const sent = await this.publish(deviceId, caseId, cmd, late);
-    // A failed publish keeps its claim until it runs out: then a recovery round tries again.
     if (sent && key) await l!.settle(key);
+    // A failed publish (Redis away) gives its claim up: the next try, wherever it runs, is a first send again.
+    else if (key) await l!.release(key).catch((err: unknown) => this.d.log.warn({ err, cmdId: cmd.cmdId }, 'claim of a failed send not released; it runs out on its own'));
     return sent;
   }
 
@@ -144,7 +147,43 @@ export class CommandOutbox {
     await this.d.sentLate?.(deviceId, caseId, cmd).catch((err: unknown) => this.d.log.warn({ err, deviceId, caseId, cmdId: cmd.cmdId }, 'follow-up of a command sent late failed'));
   }
 
+  /**
+   * Cluster: this node's MQTT routing is back after an outage: its Redis
+   * connection dropped at `since` and its subscriptions are in effect again
+   * since `at` (wall clock, compared with sent_at). After the resend delay
+   * (publishes held by the Redis client land meanwhile), the open commands
+   * of the handhelds connected here that were never sent, or sent between
+   * the two (their publish failed, or went out before this node listened
+   * again), are sent again with their cmdId; a never-sent one is claimed as
+   * any first send. A command the handheld answered is closed and never
+   * sent again; one sent after `at` was routed here and is not repeated.
+   */
+  resendAfterOutage(since: number, at: number): void {
+    const o = this.outage;
+    if (o) clearTimeout(o.timer);
+    const span = { since: Math.min(since, o?.since ?? since), at: Math.max(at, o?.at ?? at) };
+    const timer = setTimeout(() => {
+      this.outage = null;
+      void this.resendSentIn(span.since, span.at).catch((err: unknown) => this.d.log.error({ err }, 'resend after the routing outage failed'));
+    }, this.d.resendDelayMs);
+    timer.unref();
+    this.outage = { timer, ...span };
+  }
+
+  /** The pass of `resendAfterOutage`: returns the commands sent. */
+  async resendSentIn(since: number, at: number): Promise<number> {
+    let n = 0;
+    for (const r of await this.d.repo.commandsSentIn(since, at)) {
+      if (!this.d.isWorkerDevice(r.deviceId) || !this.d.broker.isConnected(r.deviceId)) continue;
+      if (r.sent ? await this.publish(r.deviceId, r.caseId, r.command, true) : await this.first(r.deviceId, r.caseId, r.command, true)) n++;
+    }
+    this.d.log.info({ commands: n }, 'open commands sent again after the routing outage');
+    return n;
+  }
+
   stop(): void {
+    if (this.outage) clearTimeout(this.outage.timer);
+    this.outage = null;
     for (const t of this.resendTimers.values()) clearTimeout(t);
     this.resendTimers.clear();
   }
