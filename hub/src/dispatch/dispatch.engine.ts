@@ -98,6 +98,8 @@ export class DispatchEngine {
   /** outcome to record for the decline dispatch itself causes (timeout) */
   private readonly ownDecline = new Map<string, string>();
   private readonly busy = new Set<string>();
+  /** When the accept window of a dispatch (case, worker, stage since) began, once read: the first send of its command (timeout()). */
+  private readonly acceptStart = new Map<string, number>();
   private readonly repo: DispatchRepo;
   private readonly outbox: CommandOutbox;
   private readonly ranker: CandidateRanker;
@@ -141,6 +143,7 @@ export class DispatchEngine {
       repo: this.repo, broker: deps.broker, bus: deps.bus, log: this.log, resendDelayMs: cfg.resendDelayMs,
       isWorkerDevice: (deviceId) => workers.byDeviceId.has(deviceId),
       ...(deps.leases ? { leases: deps.leases } : {}),
+      now: deps.now,
       sentLate: (deviceId, _caseId, cmd) => this.sentLate(deviceId, cmd),
     });
     // The case's dispatch writes its record and command in its own transaction (WorkerService.dispatched).
@@ -289,9 +292,14 @@ export class DispatchEngine {
     const timeout = this.cfg.acceptTimeoutS * 1000;
     for (const w of this.workers.all()) {
       const a = w.assignment;
-      if (a && a.stage === 'dispatched' && now - a.since >= timeout) this.timeout(w, a.caseId);
+      if (a && a.stage === 'dispatched' && now - this.acceptFrom(w, a) >= timeout) this.timeout(w, a.caseId);
       else this.arrival.tick(w, now);
     }
+  }
+
+  /** When the accept window of `w`'s dispatch began, as far as this node knows: the command's first send once read, else the dispatch. */
+  private acceptFrom(w: WorkerState, a: NonNullable<WorkerState['assignment']>): number {
+    return this.acceptStart.get(`${a.caseId}:${w.id}:${a.since}`) ?? a.since;
   }
 
   private timeout(w: WorkerState, caseId: string): void {
@@ -301,9 +309,18 @@ export class DispatchEngine {
     void this.serial(caseId, async () => {
       try {
         const a = w.assignment;
-        if (a?.caseId !== caseId || a.stage !== 'dispatched' || this.deps.now() - a.since < this.cfg.acceptTimeoutS * 1000) return;
+        if (a?.caseId !== caseId || a.stage !== 'dispatched' || this.deps.now() - this.acceptFrom(w, a) < this.cfg.acceptTimeoutS * 1000) return;
         const c = await this.deps.cases?.get(caseId);
         if (!c || c.status !== 'dispatched' || c.workerId !== w.id) return;
+        // The window counts from the command's first send, wherever it was made: a command sent late (its node died
+        // after the commit, or Redis was away) leaves the worker all of it. One not sent yet is looked at a window later.
+        const first = await this.repo.dispatchFirstSent(caseId, w.id);
+        const now = this.deps.now();
+        if (first === null || (first !== undefined && now - first < this.cfg.acceptTimeoutS * 1000)) {
+          if (this.acceptStart.size > 10_000) this.acceptStart.clear();
+          this.acceptStart.set(`${caseId}:${w.id}:${a.since}`, first ?? now);
+          return;
+        }
         // Once across nodes: whoever claims the dispatch escalates; a node that loses the claim forgets its copy.
         const claim = await claimTimeout(this.deps, caseId, w.id);
         if (claim === false) {

@@ -63,12 +63,33 @@ export class DispatchRepo {
     );
   }
 
-  /** One more send of a command; `done` closes it (a cancel handed to a live session needs no answer). */
-  async markSent(cmdId: string, done: boolean): Promise<void> {
+  /**
+   * One more send of a command; `done` closes it (a cancel handed to a live
+   * session needs no answer). The first send is stamped `first_sent_at` with
+   * `at` (the hub's clock, as the engine's timers count).
+   */
+  async markSent(cmdId: string, done: boolean, at: number): Promise<void> {
     await this.db.query(
-      `update dispatch_commands set sent_at = now(), sends = sends + 1${done ? `, done_at = now(), done_reason = 'sent'` : ''} where cmd_id = $1`,
-      [cmdId],
+      `update dispatch_commands set sent_at = now(), sends = sends + 1, first_sent_at = coalesce(first_sent_at, to_timestamp($2 / 1000.0))${done ? `, done_at = now(), done_reason = 'sent'` : ''} where cmd_id = $1`,
+      [cmdId, at],
     );
+  }
+
+  /**
+   * When the `dispatch` command of the dispatch of `caseId` to `workerId` (the
+   * newest) was first sent, epoch ms: null when it was never sent, undefined
+   * when there is no such command or it was sent before first sends were
+   * stamped (its timeout then counts from the dispatch, as it used to).
+   */
+  async dispatchFirstSent(caseId: string, workerId: string): Promise<number | null | undefined> {
+    const [r] = await this.db.query<{ first: number | string | null; sent: boolean }>(
+      `select extract(epoch from first_sent_at) * 1000 as first, sent_at is not null as sent from dispatch_commands
+        where case_id = $1 and worker_id = $2 and type = 'dispatch' order by created_at desc limit 1`,
+      [caseId, workerId],
+    );
+    if (!r) return undefined;
+    if (r.first !== null) return Number(r.first);
+    return r.sent ? undefined : null;
   }
 
   /**

@@ -30,6 +30,8 @@ export interface OutboxDeps {
   log: Logger;
   /** Delay after a handheld comes online before its open commands are re-sent. */
   resendDelayMs: number;
+  /** The hub's clock: a command's first send is stamped with it (a dispatch's accept timeout counts from there). */
+  now: () => number;
   /** Only handhelds of workers have an outbox. */
   isWorkerDevice(deviceId: string): boolean;
   /** Cluster: the first send of a command is claimed once across nodes (cluster/leases.ts `claim`); absent or not shared on the single process. */
@@ -112,7 +114,7 @@ export class CommandOutbox {
       return false;
     }
     // A cancel needs no answer: once handed to a live session aedes retries it itself.
-    await this.d.repo.markSent(cmd.cmdId, cmd.type === 'cancel' && connected);
+    await this.d.repo.markSent(cmd.cmdId, cmd.type === 'cancel' && connected, this.d.now());
     this.d.bus.emit('dispatch.command', { deviceId, caseId, command: cmd, resend });
     return true;
   }

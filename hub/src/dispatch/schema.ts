@@ -64,4 +64,6 @@ export const dispatchMigrations: Migration[] = [
   { id: '301_dispatch', up: (db) => db.exec(ddl) },
   // The user account a worker logs in with (role `worker`), so cases can map a login to the worker record.
   { id: '302_worker_user', up: (db) => db.exec('alter table workers add column user_id text unique') },
+  // When a command was first handed to the broker (the dispatching hub's clock): a dispatch's accept timeout counts from it.
+  { id: '303_command_first_sent', up: (db) => db.exec('alter table dispatch_commands add column first_sent_at timestamptz') },
 ];
