@@ -6,7 +6,9 @@
  *
  * Env: BENCH_DEVICES (100), BENCH_WINDOW (in-flight per connection, 10),
  * BENCH_SECONDS (10), BENCH_DATABASE_URL or TEST_DATABASE_URL for (b),
- * BENCH_SERVER_NODE_ARGS (node flags for the server process, e.g. --cpu-prof).
+ * BENCH_SERVER_NODE_ARGS (node flags for the server process, e.g. --cpu-prof),
+ * BENCH_RUN_RULE=1 (the rules module loaded, with a threshold rule every reading ≥ 30 is a pending step
+ * of: the cost of evaluating and storing rule state).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';

@@ -8,7 +8,7 @@ import net, { type AddressInfo } from 'node:net';
 import { createInterface } from 'node:readline';
 import { Aedes } from 'aedes';
 import { loadConfig } from '../src/core/config.js';
-import { createHub } from '../src/hub.js';
+import { createHub, rulesModule } from '../src/hub.js';
 
 const mode = process.argv[2] as 'bare' | 'hub';
 const devices = Number(process.env.BENCH_DEVICES ?? 100);
@@ -44,9 +44,20 @@ async function main() {
       // Every load-generator connection comes from 127.0.0.1 at once.
       GRIDLINK_MAX_PENDING_PER_ADDRESS: '100000',
     });
-    const hub = await createHub(config, { modules: [] });
+    // The rules module only with BENCH_RUN_RULE=1: the plain run measures ingest alone.
+    const hub = await createHub(config, { modules: process.env.BENCH_RUN_RULE === '1' ? [rulesModule()] : [] });
     const ports = await hub.start();
     mqttPort = ports.mqtt;
+    if (process.env.BENCH_RUN_RULE === '1') {
+      // Every reading ≥ 30 (70 % of the load generator's) is a step of a run that never completes: the most rule state there is
+      // (the shipped water-level rule raises at the first and only repeats after).
+      const base = `http://127.0.0.1:${ports.http}/api/v1`;
+      const login = await fetch(`${base}/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'admin', password: 'bench-admin-pass' }) });
+      const { token } = (await login.json()) as { token: string };
+      const rule = { id: 'bench-run', name: 'bench run', enabled: true, kind: 'threshold', metric: 'water_level_cm', op: '>=', value: 30, forS: 3600, severity: 'minor', scope: { deviceTypes: ['sensor.water_level'] } };
+      const r = await fetch(`${base}/rules`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify(rule) });
+      if (r.status !== 201) throw new Error(`bench rule refused: ${r.status} ${await r.text()}`);
+    }
     for (let i = 0; i < devices; i++) {
       const r = await hub.ctx.registry.register({ id: `bench-${i}`, type: 'sensor.water_level' });
       creds.push({ id: r.device.id, secret: r.secret });
