@@ -77,19 +77,21 @@ export class DispatchRepo {
 
   /**
    * When the `dispatch` command of the dispatch of `caseId` to `workerId` (the
-   * newest) was first sent, epoch ms: null when it was never sent, undefined
-   * when there is no such command or it was sent before first sends were
-   * stamped (its timeout then counts from the dispatch, as it used to).
+   * newest) was first sent, epoch ms: null while it is open and not sent yet
+   * (it will be), undefined when there is no such command, when it was sent
+   * before first sends were stamped, or when it was closed without ever
+   * being sent (its timeout then counts from the dispatch, as it used to:
+   * nothing will be sent to wait for).
    */
   async dispatchFirstSent(caseId: string, workerId: string): Promise<number | null | undefined> {
-    const [r] = await this.db.query<{ first: number | string | null; sent: boolean }>(
-      `select extract(epoch from first_sent_at) * 1000 as first, sent_at is not null as sent from dispatch_commands
+    const [r] = await this.db.query<{ first: number | string | null; sent: boolean; open: boolean }>(
+      `select extract(epoch from first_sent_at) * 1000 as first, sent_at is not null as sent, done_at is null as open from dispatch_commands
         where case_id = $1 and worker_id = $2 and type = 'dispatch' order by created_at desc limit 1`,
       [caseId, workerId],
     );
     if (!r) return undefined;
     if (r.first !== null) return Number(r.first);
-    return r.sent ? undefined : null;
+    return !r.sent && r.open ? null : undefined;
   }
 
   /**
