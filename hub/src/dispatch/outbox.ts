@@ -177,7 +177,12 @@ export class CommandOutbox {
     let n = 0;
     for (const r of await this.d.repo.commandsSentIn(since, at)) {
       if (!this.d.isWorkerDevice(r.deviceId) || !this.d.broker.isConnected(r.deviceId)) continue;
-      if (r.sent ? await this.publish(r.deviceId, r.caseId, r.command, true) : await this.first(r.deviceId, r.caseId, r.command, true)) n++;
+      if (r.sent) {
+        if (await this.publish(r.deviceId, r.caseId, r.command, true)) n++;
+      } else if (await this.first(r.deviceId, r.caseId, r.command, true)) {
+        n++;
+        await this.late(r.deviceId, r.caseId, r.command);
+      }
     }
     this.d.log.info({ commands: n }, 'open commands sent again after the routing outage');
     return n;
