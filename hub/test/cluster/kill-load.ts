@@ -448,17 +448,28 @@ export class KillLoadCluster {
       return consolesHearing === consoles.length;
     }, HANG_GUARD_MS, 50).catch(() => undefined);
 
-    // Settled: every sensor has its case, no dispatch waits for its timeout, no timeout claim is open; twice in a row.
+    // Settled: every sensor has its case, no case is still owed its automatic dispatch (undecided: no record, no settled
+    // claim; the killed node's claims are free once its heartbeat ran out), no dispatch waits for its timeout, no timeout
+    // claim is open; twice in a row.
     const sensorIds = sensors.map((s) => s.id);
     const settled = async () => {
-      const [x] = await this.db.query<{ cased: number; waiting: number; dispatched: number; open: number }>(
+      const [x] = await this.db.query<{ cased: number; owed: number; waiting: number; dispatched: number; open: number }>(
         `select (select count(distinct device_id)::int from alarms where rule_id = 'smoke-alarm' and device_id = any($1) and case_id is not null) as cased,
+                (select count(*)::int from cases c where c.device_id = any($1) and c.status in ('reported', 'registered') and c.worker_id is null
+                   and not exists (select 1 from case_dispatches d where d.case_id = c.id)
+                   and not exists (select 1 from cluster_claims k where k.key = 'dispatch.auto:' || c.id and k.done)) as owed,
                 (select count(*)::int from workers where stage = 'dispatched') as waiting,
                 (select count(*)::int from cases where status = 'dispatched') as dispatched,
                 (select count(*)::int from cluster_claims where key like 'dispatch.timeout:%' and not done) as open`, [sensorIds]);
-      return x!.cased === sensorIds.length && x!.waiting === 0 && x!.dispatched === 0 && x!.open === 0;
+      lastSettle = x!;
+      return x!.cased === sensorIds.length && x!.owed === 0 && x!.waiting === 0 && x!.dispatched === 0 && x!.open === 0;
     };
-    await until(async () => (await settled()) && (await sleep(3000), await settled()), 4 * HANG_GUARD_MS, 500);
+    let lastSettle: Record<string, number> = {};
+    await until(async () => (await settled()) && (await sleep(3000), await settled()), 4 * HANG_GUARD_MS, 500)
+      .catch(async (err: Error) => {
+        const cases = await this.db.query('select c.id, c.status, c.worker_id, (select json_agg(k) from cluster_claims k where k.key like \'%\' || c.id || \'%\') as claims, (select json_agg(d) from dispatch_commands d where d.case_id = c.id) as commands from cases c where c.device_id = any($1)', [sensorIds]);
+        throw new Error(`not settled (${err.message}): ${JSON.stringify(lastSettle)} ${JSON.stringify(cases)}`);
+      });
     stopping = true;
 
     // The facts.
