@@ -413,19 +413,25 @@ export class DispatchEngine {
   private async currentOf(e: CaseChanged): Promise<WorkerState | undefined> {
     const c = e.case;
     const cur = this.byCase.get(c.id);
-    if (!this.deps.leases?.shared) return cur;
-    if (cur?.assignment?.caseId === c.id) return cur;
-    if (cur) this.byCase.delete(c.id);
     const fresh = e.action === 'dispatch' || e.action === 'rework';
-    if (!fresh && !c.workerId && typeof e.data?.workerId !== 'string') return undefined;
+    // A decline, cancel or reject names the worker it takes the case from: only that worker's dispatch
+    // ends, also when the case has meanwhile gone to the next worker (an accept timeout's re-dispatch
+    // commits before the decline's handler runs), whose row then holds the case too.
+    const named = !fresh && typeof e.data?.workerId === 'string' ? e.data.workerId : undefined;
+    const follows = cur?.assignment?.caseId === c.id && (!named || cur.id === named);
+    if (!this.deps.leases?.shared) return !named || cur?.id === named ? cur : undefined;
+    if (follows) return cur;
+    if (cur && !(named && cur.assignment?.caseId === c.id)) this.byCase.delete(c.id);
+    if (!fresh && !c.workerId && !named) return undefined;
     const rows = await this.deps.db.query<{ id: string; stage: Stage; since: number | string }>(
       'select id, stage, extract(epoch from stage_since) * 1000 as since from workers where case_id = $1', [c.id]);
-    const r = rows.find((x) => !fresh || x.id !== c.workerId);
+    const r = rows.find((x) => (named ? x.id === named : !fresh || x.id !== c.workerId));
     const w = r ? this.workers.byId.get(r.id) : undefined;
     if (!r || !w) return undefined;
     if (w.assignment?.caseId !== c.id) w.assignment = { caseId: c.id, stage: r.stage, since: Number(r.since), lat: c.lat, lon: c.lon, gridId: c.gridId, nearSince: null };
     else if (w.assignment.lat !== w.assignment.lat) Object.assign(w.assignment, { lat: c.lat, lon: c.lon, gridId: c.gridId });
-    this.byCase.set(c.id, w);
+    // The worker the case went to next stays the one this node follows.
+    if (!named || !this.byCase.has(c.id)) this.byCase.set(c.id, w);
     return w;
   }
 

@@ -63,6 +63,8 @@ export interface KillLoadFacts {
   };
   smoke: Array<{ sensor: string; alarms: Array<{ id: string; count: number; caseId: string | null }>; cases: string[] }>;
   cases: Array<{ id: string; sensor: string; status: string; history: Array<{ action: string; workerId: string | null; note: string | null; byDispatch: boolean; actor: string; ts: number }> }>;
+  /** Every dispatch record of the smoke cases, with how it ended. */
+  dispatches: Array<{ caseId: string; workerId: string; outcome: string | null }>;
   /** Per handheld: sum of the counts of its `dispatch.dispatch_timeout` alarm rows. */
   timeoutAlarms: Record<string, number>;
   ignorers: string[];
@@ -484,6 +486,8 @@ export class KillLoadCluster {
       'select case_id, action, actor, note, data, (extract(epoch from ts) * 1000)::float8 as ms from case_history where case_id = any($1) order by id', [caseRows.map((r) => r.id)]);
     const ta = await this.db.query<{ device_id: string; n: number }>(
       "select device_id, sum(count)::int as n from alarms where rule_id = 'dispatch.dispatch_timeout' group by device_id");
+    const cd = await this.db.query<{ case_id: string; worker_id: string; outcome: string | null }>(
+      'select case_id, worker_id, outcome from case_dispatches where case_id = any($1) order by attempt', [caseRows.map((r) => r.id)]);
     const [claims] = await this.db.query<{ done: number; open: number }>(
       "select count(*) filter (where done)::int as done, count(*) filter (where not done)::int as open from cluster_claims where key like 'dispatch.timeout:%'");
     const [wd] = await this.db.query<{ n: number }>("select count(*)::int as n from workers where stage = 'dispatched'");
@@ -510,6 +514,7 @@ export class KillLoadCluster {
         id: r.id, sensor: r.device_id, status: r.status,
         history: hist.filter((h) => h.case_id === r.id).map((h) => ({ action: h.action, workerId: h.data?.workerId ?? null, note: h.note, byDispatch: h.actor.kind === 'system' && h.actor.id === 'dispatch', actor: `${h.actor.kind}:${h.actor.id}`, ts: Math.round(h.ms) })),
       })),
+      dispatches: cd.map((r) => ({ caseId: r.case_id, workerId: r.worker_id, outcome: r.outcome })),
       timeoutAlarms: Object.fromEntries(ta.map((r) => [r.device_id, r.n])),
       ignorers: handhelds.filter((h) => !h.accepts).map((h) => h.id),
       claimsDone: claims!.done,

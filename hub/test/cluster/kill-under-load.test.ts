@@ -93,6 +93,18 @@ describe.runIf(RUN_CLUSTER)('a node SIGKILLed under 5,000 msg/s QoS 1 while case
         if (h.action === 'accept') accepts++;
       }
     }
+    // Each dispatch record ends as its case's history says: a timeout only for the worker the timeout's
+    // decline names, never for the worker the case went to next.
+    for (const c of facts.cases) {
+      const steps = c.history.filter((h) => h.action === 'dispatch' || h.action === 'decline' || h.action === 'accept');
+      const records = facts.dispatches.filter((d) => d.caseId === c.id);
+      const dispatched = steps.flatMap((h, i) => (h.action === 'dispatch' ? [{ workerId: h.workerId, next: steps[i + 1]?.action }] : []));
+      expect(records.map((d) => d.workerId), `${c.id}: ${JSON.stringify(records)}`).toEqual(dispatched.map((d) => d.workerId));
+      for (const [k, d] of dispatched.entries()) {
+        if (d.next === 'decline') expect(records[k]!.outcome, `${c.id}: ${JSON.stringify({ records, steps })}`).toBe('timeout');
+        else expect(records[k]!.outcome, `${c.id}: ${JSON.stringify({ records, steps })}`).not.toBe('timeout');
+      }
+    }
     // The scenario ran what it is about: timeouts that escalated, and accepts.
     expect(timeouts).toBeGreaterThan(0);
     expect(accepts).toBeGreaterThan(0);
