@@ -6,7 +6,9 @@
  * restart neither forgets a pending "for 2 min" nor raises a second alarm.
  * In a cluster each device is evaluated on its owner node (cluster/owners.ts):
  * the others forward its signals there, and a node that becomes a device's
- * owner reads back what the previous one flushed (docs/cluster.md).
+ * owner reads back what the previous one flushed (docs/cluster.md). Both
+ * replay the stored readings after what was flushed (`replayStored`): at a
+ * hand-over for the devices taken over, at start for every device.
  */
 import { deserialize, serialize } from 'node:v8';
 import type { Normalised } from '@gridlink/devices';
@@ -50,7 +52,7 @@ const REPLAY_TS_SPAN_MS = 10 * 60_000;
 export const rulesConfigSchema = {
   stateFlushMs: {
     env: 'GRIDLINK_RULES_STATE_FLUSH_MS', kind: 'int', default: 1_000, min: 0, max: 3_600_000,
-    description: 'How often pending rule runs (threshold counts and durations) are written to rule_state; 0: only on stop. A cluster node taking a device over replays the readings after what was written',
+    description: 'How often pending rule runs (threshold counts and durations) are written to rule_state; 0: only on stop. A cluster node taking a device over, and a single process at start, replays the readings after what was written',
   },
 } as const satisfies Record<string, Field>;
 
@@ -130,13 +132,22 @@ export function createRules(deps: RulesDeps, opts: RulesOptions = {}): RulesModu
       at: deps.now(), msg: s.msg,
     };
     if (owners) return route(sig);
+    if (held) {
+      held.push(sig);
+      return;
+    }
+    evaluateAll(sig);
+  }
+
+  /** Single process: every rule of the signal, here. */
+  function evaluateAll(sig: Signal): void {
     const effects = evaluator.onSignal(sig);
     if (effects.length) void alarms.applyAll(effects);
   }
 
   // ---- cluster: one owner evaluates each device ----------------------------------------------
 
-  /** Signals waiting while this node reads back the devices it took over (null: none). */
+  /** Signals waiting while this node reads back the devices it took over, or replays at start (null: none). */
   let held: Signal[] | null = null;
   let takeovers = 0;
   let handover: Promise<void> = Promise.resolve();
@@ -276,7 +287,8 @@ export function createRules(deps: RulesDeps, opts: RulesOptions = {}): RulesModu
   }
 
   /**
-   * Cluster hand-over: the readings of the devices this node gains, stored
+   * Cluster hand-over, and the single process at start (every device): the
+   * readings of the devices this node gains, stored
    * within the last REPLAY_WINDOW_MS (hub time at ingest), go through the
    * evaluator's threshold rules above what the stored state holds
    * (`evaluator.replay`); a run they complete raises its alarm now, through
@@ -284,8 +296,10 @@ export function createRules(deps: RulesDeps, opts: RulesOptions = {}): RulesModu
    * Readings whose signals already wait on this node are left to them.
    * Every acknowledged reading is in `readings`, so a run never loses a step
    * to a dead owner: neither its unflushed last second nor a signal in flight.
+   * A single process killed (SIGKILL) and started again is its own previous
+   * owner: its last unflushed second is replayed the same way.
    */
-  async function replayStored(gained: (deviceId: string) => boolean): Promise<void> {
+  async function replayStored(gained: (deviceId: string) => boolean, why = 'readings of the devices taken over replayed'): Promise<void> {
     const metrics = [...new Set(repo.rules().flatMap((r) => (r.kind === 'threshold' && r.enabled !== false ? [r.metric] : [])))];
     const ids = deps.registry.list().filter((d) => d.enabled && gained(d.id)).map((d) => d.id);
     if (!metrics.length || !ids.length) return;
@@ -309,7 +323,7 @@ export function createRules(deps: RulesDeps, opts: RulesOptions = {}): RulesModu
       sigs.push({ deviceId: d.id, deviceType: d.type, gridId: gridOf(d), lat: d.lat, lon: d.lon, at: r.at, msg });
     }
     const effects = evaluator.replay(sigs);
-    log.info({ readings: sigs.length, devices: ids.length, raised: effects.filter((e) => e.kind === 'raise').length, cleared: effects.filter((e) => e.kind === 'clear').length }, 'readings of the devices taken over replayed');
+    log.info({ readings: sigs.length, devices: ids.length, raised: effects.filter((e) => e.kind === 'raise').length, cleared: effects.filter((e) => e.kind === 'clear').length }, why);
     if (effects.length) await alarms.applyAll(effects);
   }
 
@@ -457,17 +471,34 @@ export function createRules(deps: RulesDeps, opts: RulesOptions = {}): RulesModu
       startedAt = deps.now();
       evaluator.setRules(await repo.load());
       if (deps.leases?.shared) await syncRules();
-      for (const row of await deps.db.query<{ rule_id: string; device_id: string; state: KeyState }>('select rule_id, device_id, state from rule_state')) {
-        evaluator.restore(row.rule_id, row.device_id, row.state);
-      }
-      for (const a of await alarms.load()) evaluator.restore(a.rule, a.deviceId, { active: true, lastAt: Math.max(a.updatedAt, a.createdAt) });
+      // What was stored, read back as a node taking every device over reads it: the state (with the time of
+      // the last reading it holds) and the active alarms.
+      const rows = await deps.db.query<{ rule_id: string; device_id: string; state: KeyState }>('select rule_id, device_id, state from rule_state');
+      const active = (await alarms.load()).map((a) => ({ ruleId: a.rule, deviceId: a.deviceId, lastAt: Math.max(a.updatedAt, a.createdAt) }));
+      evaluator.adopt(() => true, rows.map((r) => ({ ruleId: r.rule_id, deviceId: r.device_id, state: r.state })), active);
       for (const d of deps.registry.list()) if (d.lastSeen !== null) evaluator.heard(d.id, d.lastSeen);
       evaluator.takeDirty();
       if (owners) {
         owners.onChange(onOwnersChanged);
         await owners.onSignal(onForwarded);
+      } else {
+        // Single process: signals of readings stored from now on wait (in order) while the stored ones are replayed.
+        held = [];
       }
       deps.bus.on('message.stored', 'rules', onStored);
+      if (!owners) {
+        // A process killed before its last flush lost the steps it counted since: the readings after each state's
+        // reading time step the threshold rules again, as at a cluster hand-over (a clean stop flushed: nothing to step).
+        try {
+          await replayStored(() => true, 'readings stored since the last rule state replayed at start');
+        } catch (err) {
+          log.error({ err: (err as Error).message }, 'stored readings not replayed at start');
+        } finally {
+          const waiting = held ?? [];
+          held = null;
+          for (const sig of waiting) evaluateAll(sig);
+        }
+      }
       deps.bus.on('dispatch.alarm', 'rules', onDispatchAlarm);
       deps.bus.on('camera.alarm', 'rules', onCameraAlarm);
       const tickMs = opts.tickMs ?? 5_000;

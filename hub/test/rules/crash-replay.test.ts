@@ -1,0 +1,130 @@
+/**
+ * A single hub process (hub/src/main.ts, embedded PGlite in a data directory,
+ * no Redis) SIGKILLed after two breaching readings of a "3 in a row" run were
+ * acknowledged, its pending run never written (GRIDLINK_RULES_STATE_FLUSH_MS
+ * of an hour): restarted on the same data it replays the stored readings
+ * after its rule state, so the third reading raises, once. A process stopped
+ * cleanly (state flushed) and started again counts nothing twice.
+ * Which reading raised is read from the stored alarm (value, count, "3 in a
+ * row"), never from the clock; each process is stopped with SIGTERM (which
+ * waits for its alarm writes) before the database is read.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { openDb } from '../../src/store/db.js';
+import { ADMIN_PASSWORD, api, login, startNode, type HubNode } from '../cluster/harness.js';
+
+const RULE = {
+  id: 'gas-run', name: '燃气 3 次连续超限', enabled: true, kind: 'threshold', metric: 'ch4_pct_lel', op: '>=', value: 20, count: 3,
+  clear: { op: '<', value: 10 }, severity: 'major', scope: { deviceTypes: ['sensor.gas'] },
+};
+const DEVICE = 'gas-crash-1';
+
+describe('rules: a single hub killed after breaching readings were acknowledged, restarted on the same data', { timeout: 300_000 }, () => {
+  const nodes: HubNode[] = [];
+  const dirs: string[] = [];
+  afterEach(async () => {
+    await Promise.all(nodes.splice(0).map((n) => n.kill('SIGKILL')));
+  }, 60_000);
+  afterAll(() => {
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  });
+
+  function settings(flushMs: string): Record<string, string> {
+    const dir = mkdtempSync(path.join(tmpdir(), 'gridlink-crash-rules-'));
+    dirs.push(dir);
+    return {
+      GRIDLINK_DATA_DIR: dir, DATABASE_URL: '', GRIDLINK_REDIS_URL: '', GRIDLINK_JWT_SECRET: 'r'.repeat(64),
+      GRIDLINK_ADMIN_PASSWORD: ADMIN_PASSWORD, GRIDLINK_HOST: '127.0.0.1', GRIDLINK_HTTP_PORT: '0', GRIDLINK_MQTT_PORT: '0',
+      GRIDLINK_LOG_LEVEL: 'info', GRIDLINK_RULES_STATE_FLUSH_MS: flushMs,
+    };
+  }
+
+  async function start(id: string, env: Record<string, string>): Promise<{ node: HubNode; token: string }> {
+    const node = await startNode(id, env);
+    nodes.push(node);
+    return { node, token: await login(node.http) };
+  }
+
+  /** One reading through HTTP ingest; 202 = committed and evaluated (the signal is handled before the answer leaves). */
+  async function gas(node: HubNode, secret: string, ts: number, v: number): Promise<void> {
+    const auth = Buffer.from(`${DEVICE}:${secret}`).toString('base64');
+    const r = await fetch(`${node.http}/api/v1/ingest/${DEVICE}/telemetry`, {
+      method: 'POST', headers: { authorization: `Basic ${auth}`, 'content-type': 'application/json' }, body: JSON.stringify({ ts, values: { ch4_pct_lel: v } }),
+    });
+    expect(r.status, await r.text()).toBe(202);
+  }
+
+  async function setup(node: HubNode, token: string): Promise<string> {
+    expect((await api(node.http, 'POST', '/rules', RULE, token)).status).toBe(201);
+    const d = await api<{ secret: string }>(node.http, 'POST', '/devices', { type: 'sensor.gas', id: DEVICE, lat: 30.6, lon: 104.0 }, token);
+    expect(d.status, JSON.stringify(d.body)).toBe(201);
+    return d.body.secret;
+  }
+
+  /** The stored alarms and rule state, read from the data directory once no process holds it. */
+  async function stored(env: Record<string, string>) {
+    const db = await openDb({ url: undefined, dataDir: env.GRIDLINK_DATA_DIR! });
+    try {
+      const alarms = await db.query<{ status: string; count: number; value: unknown; message: string }>(
+        'select status, count, value, message from alarms where rule_id = $1 and device_id = $2 order by created_at', [RULE.id, DEVICE]);
+      const [s] = await db.query<{ state: { count: number; active: boolean; ts?: number } }>('select state from rule_state where rule_id = $1 and device_id = $2', [RULE.id, DEVICE]);
+      return { alarms: alarms.map((a) => [a.status, a.count, a.value]), messages: alarms.map((a) => a.message), state: s?.state ?? null };
+    } finally {
+      await db.close();
+    }
+  }
+
+  const t0 = Date.now() - 60_000;
+  const ts = (i: number) => t0 + i * 1_000;
+
+  it('raises at the third reading after a SIGKILL that took the two counted before it', async () => {
+    const env = settings('3600000');
+    const a = await start('hub-a', env);
+    const secret = await setup(a.node, a.token);
+    await gas(a.node, secret, ts(1), 30);
+    await gas(a.node, secret, ts(2), 31);
+    await a.node.kill('SIGKILL');
+    // The two steps were never written: only the readings hold them.
+    expect((await stored(env)).state).toBeNull();
+
+    const b = await start('hub-b', env);
+    await gas(b.node, secret, ts(3), 33);
+    await b.node.kill('SIGTERM');
+    const after = await stored(env);
+    // The code before counted the third reading as the first of a run: no alarm, count 1.
+    expect(after.alarms).toEqual([['active', 1, 33]]);
+    expect(after.messages[0]).toContain('(3 in a row)');
+    expect(after.state).toMatchObject({ active: true, count: 3, ts: ts(3) });
+
+    // Started again (everything flushed by the clean stop): nothing raised or counted again.
+    const c = await start('hub-c', env);
+    await c.node.kill('SIGTERM');
+    expect((await stored(env)).alarms).toEqual([['active', 1, 33]]);
+  });
+
+  it('counts nothing twice after a clean stop that flushed the pending run', async () => {
+    const env = settings('3600000');
+    const a = await start('hub-a', env);
+    const secret = await setup(a.node, a.token);
+    await gas(a.node, secret, ts(1), 30);
+    await gas(a.node, secret, ts(2), 31);
+    await a.node.kill('SIGTERM');
+    // Flushed at stop: 2 of 3, holding the second reading.
+    expect((await stored(env)).state).toMatchObject({ active: false, count: 2, ts: ts(2) });
+
+    // Replaying readings 1 and 2 over that state would count 4 and raise at start, at 31.
+    const b = await start('hub-b', env);
+    await b.node.kill('SIGTERM');
+    expect(await stored(env)).toMatchObject({ alarms: [], state: { count: 2, ts: ts(2) } });
+
+    const c = await start('hub-c', env);
+    await gas(c.node, secret, ts(3), 33);
+    await c.node.kill('SIGTERM');
+    const after = await stored(env);
+    expect(after.alarms).toEqual([['active', 1, 33]]);
+    expect(after.messages[0]).toContain('(3 in a row)');
+  });
+});
