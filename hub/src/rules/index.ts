@@ -299,7 +299,7 @@ export function createRules(deps: RulesDeps, opts: RulesOptions = {}): RulesModu
    * A single process killed (SIGKILL) and started again is its own previous
    * owner: its last unflushed second is replayed the same way.
    */
-  async function replayStored(gained: (deviceId: string) => boolean, why = 'readings of the devices taken over replayed'): Promise<void> {
+  async function replayStored(gained: (deviceId: string) => boolean, why = 'readings of the devices taken over replayed', since?: number): Promise<void> {
     const metrics = [...new Set(repo.rules().flatMap((r) => (r.kind === 'threshold' && r.enabled !== false ? [r.metric] : [])))];
     const ids = deps.registry.list().filter((d) => d.enabled && gained(d.id)).map((d) => d.id);
     if (!metrics.length || !ids.length) return;
@@ -310,7 +310,7 @@ export function createRules(deps: RulesDeps, opts: RulesOptions = {}): RulesModu
        where device_id = any($1::text[]) and metric = any($2::text[]) and value is not null
          and ts > to_timestamp($3 / 1000.0) and received_at >= to_timestamp($4 / 1000.0)
        order by device_id, ts`,
-      [ids, metrics, now - REPLAY_TS_SPAN_MS, now - REPLAY_WINDOW_MS]);
+      [ids, metrics, now - REPLAY_TS_SPAN_MS, Math.min(since ?? Infinity, now - REPLAY_WINDOW_MS)]);
     if (!rows.length) return;
     // Readings whose signals wait here (held while taking over) are evaluated as they are, after: not replayed.
     const waiting = new Set<string>();
@@ -490,7 +490,12 @@ export function createRules(deps: RulesDeps, opts: RulesOptions = {}): RulesModu
         // A process killed before its last flush lost the steps it counted since: the readings after each state's
         // reading time step the threshold rules again, as at a cluster hand-over (a clean stop flushed: nothing to step).
         try {
-          await replayStored(() => true, 'readings stored since the last rule state replayed at start');
+          // Back to the last write of rule state (less the hand-over's margin), however long the process was
+          // down, and never further than the message-time span: a restart a minute after the kill loses nothing.
+          const [w] = await deps.db.query<{ at: number | null }>('select (extract(epoch from max(updated_at)) * 1000)::float8 as at from rule_state');
+          const lastWrite = w?.at ?? null;
+          const since = Math.max(deps.now() - REPLAY_TS_SPAN_MS, (lastWrite ?? -Infinity) - REPLAY_WINDOW_MS);
+          await replayStored(() => true, 'readings stored since the last rule state replayed at start', since);
         } catch (err) {
           log.error({ err: (err as Error).message }, 'stored readings not replayed at start');
         } finally {
