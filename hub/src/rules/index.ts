@@ -474,8 +474,15 @@ export function createRules(deps: RulesDeps, opts: RulesOptions = {}): RulesModu
       // What was stored, read back as a node taking every device over reads it: the state (with the time of
       // the last reading it holds) and the active alarms.
       const rows = await deps.db.query<{ rule_id: string; device_id: string; state: KeyState }>('select rule_id, device_id, state from rule_state');
-      const active = (await alarms.load()).map((a) => ({ ruleId: a.rule, deviceId: a.deviceId, lastAt: Math.max(a.updatedAt, a.createdAt) }));
-      evaluator.adopt(() => true, rows.map((r) => ({ ruleId: r.rule_id, deviceId: r.device_id, state: r.state })), active);
+      const loaded = await alarms.load();
+      if (owners) {
+        // Cluster: every node starts from what was stored; a device's owner takes it over through the hand-over.
+        for (const row of rows) evaluator.restore(row.rule_id, row.device_id, row.state);
+        for (const a of loaded) evaluator.restore(a.rule, a.deviceId, { active: true, lastAt: Math.max(a.updatedAt, a.createdAt) });
+      } else {
+        const active = loaded.map((a) => ({ ruleId: a.rule, deviceId: a.deviceId, lastAt: Math.max(a.updatedAt, a.createdAt) }));
+        evaluator.adopt(() => true, rows.map((r) => ({ ruleId: r.rule_id, deviceId: r.device_id, state: r.state })), active);
+      }
       for (const d of deps.registry.list()) if (d.lastSeen !== null) evaluator.heard(d.id, d.lastSeen);
       evaluator.takeDirty();
       if (owners) {
