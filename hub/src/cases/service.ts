@@ -624,6 +624,8 @@ export class CaseStore implements CaseService {
           const worker = input.workerId ?? r.worker_id;
           if (!worker && !r.department_id) throw CaseErrors.workerRequired();
           if (input.workerId) this.assertWorkerInRegion(actor, input.workerId);
+          // The worker's row is taken with the case, as for a dispatch (in a cluster it refuses a worker busy with another open case).
+          if (worker) await this.d.workers()?.claim?.(q, worker, r.id, at, { rework: true });
           if (worker) set.push(`worker_id = ${p(worker)}`, 'department_id = null', 'dispatch_count = dispatch_count + 1');
           else set.push('route_count = route_count + 1');
           set.push('rework_count = rework_count + 1');
@@ -636,6 +638,8 @@ export class CaseStore implements CaseService {
           break;
       }
       const updated = (await q.query<CaseRow>(`update cases set ${set.join(', ')} where id = $1 returning *`, params))[0]!;
+      // The worker rows follow the case in its own commit (a stage on, or released): nothing is left for after it.
+      await this.d.workers()?.caseMoved?.(q, { case: this.summary(updated), action, at });
       // The dispatch's record and command commit with the case: a process killed after the commit still owes the handheld its command.
       if ((action === 'dispatch' || action === 'rework') && updated.worker_id) {
         await this.d.workers()?.dispatched?.(q, { case: this.summary(updated), workerId: updated.worker_id, actor, at });

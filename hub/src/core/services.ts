@@ -42,9 +42,18 @@ export interface WorkerService {
    * Inside the dispatch's own transaction: takes the worker's row for the
    * case, or throws the same 409 as `assertDispatchable` when the row says
    * the worker is off duty or holds another open case. The database decides,
-   * whichever node made the other dispatch.
+   * whichever node made the other dispatch. `rework` (back to a worker):
+   * in a cluster refused only when the row holds another open case; the
+   * single process takes the row as before (the newer case wins).
    */
-  claim?(q: Queryable, workerId: string, caseId: string, at: number): Promise<void>;
+  claim?(q: Queryable, workerId: string, caseId: string, at: number, opts?: { rework?: boolean }): Promise<void>;
+  /**
+   * Inside the transaction of every case action, after the case row is
+   * written: the worker rows follow the case (a stage on for `accept` and
+   * `arrive`, released when the case is no longer open with a worker), so a
+   * process killed after the commit leaves no row behind the case.
+   */
+  caseMoved?(q: Queryable, d: { case: CaseSummary; action: CaseAction; at: number }): Promise<void>;
   /**
    * Inside the transaction of a case's `dispatch` (or `rework` to a worker),
    * after the case row is written: the dispatch's record and its command to

@@ -128,6 +128,14 @@ export class DispatchEngine {
    * so a test finds out what a crash at that moment leaves.
    */
   killAfterDispatchCommit = false;
+  /**
+   * Testing only (GRIDLINK_TEST_KILL_AFTER_CASE_COMMIT=accept|arrive|resolve|decline|cancel,
+   * read from the environment at start, not settable through REST or MQTT):
+   * the process SIGKILLs itself when it hears a case action of that kind
+   * committed, before it does anything after the commit (the roster, the
+   * announcement, the dispatch record, the commands).
+   */
+  killAfterCaseCommit: string | null = null;
 
   constructor(
     private readonly deps: DispatchEngineDeps,
@@ -280,6 +288,10 @@ export class DispatchEngine {
    */
   private async currentPositions(): Promise<void> {
     if (!this.deps.leases?.shared) return;
+    // The rows first: a worker another node dispatched, and died before announcing it, is no candidate
+    // (and one released there is again); then the fixes of those still free.
+    await this.workers.readRows()
+      .catch((err: unknown) => this.log.warn({ err }, 'worker rows not read before ranking; ranking with this node\'s roster'));
     await this.workers.readFixes(this.deps.now() - this.cfg.candidateMaxFixAgeS * 1000)
       .catch((err: unknown) => this.log.warn({ err }, 'stored positions not read before ranking; ranking with this node\'s own'));
   }
@@ -426,8 +438,14 @@ export class DispatchEngine {
     const rows = await this.deps.db.query<{ id: string; stage: Stage; since: number | string }>(
       'select id, stage, extract(epoch from stage_since) * 1000 as since from workers where case_id = $1', [c.id]);
     const r = rows.find((x) => (named ? x.id === named : !fresh || x.id !== c.workerId));
-    const w = r ? this.workers.byId.get(r.id) : undefined;
-    if (!r || !w) return undefined;
+    if (!r) {
+      // The action released the row in its own transaction (caseMoved): the worker it took the case from is the
+      // one it names (decline, cancel, reject) or, for a resolve, the case's worker.
+      const id = fresh ? undefined : named ?? (e.action === 'resolve' ? c.workerId : undefined);
+      return id ? this.workers.byId.get(id) : undefined;
+    }
+    const w = this.workers.byId.get(r.id);
+    if (!w) return undefined;
     if (w.assignment?.caseId !== c.id) w.assignment = { caseId: c.id, stage: r.stage, since: Number(r.since), lat: c.lat, lon: c.lon, gridId: c.gridId, nearSince: null };
     else if (w.assignment.lat !== w.assignment.lat) Object.assign(w.assignment, { lat: c.lat, lon: c.lon, gridId: c.gridId });
     // The worker the case went to next stays the one this node follows.
@@ -439,6 +457,11 @@ export class DispatchEngine {
     const c = e.case;
     if (this.killAfterDispatchCommit && (e.action === 'dispatch' || e.action === 'rework')) {
       this.log.warn({ caseId: c.id }, 'dispatch committed: killing this process (testing option)');
+      process.kill(process.pid, 'SIGKILL');
+      return;
+    }
+    if (this.killAfterCaseCommit !== null && e.action === this.killAfterCaseCommit) {
+      this.log.warn({ caseId: c.id, action: e.action }, 'case action committed: killing this process (testing option)');
       process.kill(process.pid, 'SIGKILL');
       return;
     }
@@ -454,7 +477,8 @@ export class DispatchEngine {
           // assertDispatchable should have prevented this; the newer case wins and the dispatcher is told.
           this.log.warn({ workerId: w.id, caseId: c.id, busyWith: w.assignment.caseId }, 'worker dispatched while busy with another case');
         }
-        await this.workers.assign(w, { caseId: c.id, stage: 'dispatched', since: now, lat: c.lat, lon: c.lon, gridId: c.gridId });
+        // The row took the case in the case's transaction (claim): memory follows it, and the other nodes hear of it.
+        this.workers.assign(w, { caseId: c.id, stage: 'dispatched', since: now, lat: c.lat, lon: c.lon, gridId: c.gridId });
         this.byCase.set(c.id, w);
         // The record is committed with the case (writeDispatch): the attempts are read again from it when next needed.
         this.attempts.delete(c.id);
@@ -464,13 +488,14 @@ export class DispatchEngine {
       }
       case 'accept':
         if (!current) return;
-        await this.workers.assign(current, { caseId: c.id, stage: 'en_route', since: now, lat: c.lat, lon: c.lon, gridId: c.gridId });
+        // The row moved on with the case (caseMoved): memory and the other nodes follow.
+        this.workers.assign(current, { caseId: c.id, stage: 'en_route', since: now, lat: c.lat, lon: c.lon, gridId: c.gridId });
         await this.repo.stamp(c.id, current.id, 'accepted_at', now);
         await this.outbox.complete(c.id, current.deviceId, 'dispatch', 'accepted');
         return;
       case 'arrive':
         if (!current) return;
-        await this.workers.assign(current, { caseId: c.id, stage: 'on_scene', since: now, lat: c.lat, lon: c.lon, gridId: c.gridId });
+        this.workers.assign(current, { caseId: c.id, stage: 'on_scene', since: now, lat: c.lat, lon: c.lon, gridId: c.gridId });
         await this.repo.stamp(c.id, current.id, 'arrived_at', now, this.isOwn(e.actor) ? 'gps' : e.actor.kind);
         await this.outbox.complete(c.id, current.deviceId, 'dispatch', 'arrived');
         return;
@@ -497,7 +522,10 @@ export class DispatchEngine {
   private async end(w: WorkerState, c: CaseSummary, outcome: string, sendCancel: boolean): Promise<void> {
     const now = this.deps.now();
     if (this.byCase.get(c.id) === w) this.byCase.delete(c.id);
-    if (w.assignment?.caseId === c.id) await this.workers.release(w);
+    // The row was released with the case (caseMoved); memory follows. A node that did not follow the assignment
+    // still tells the others, which may.
+    if (w.assignment?.caseId === c.id) this.workers.release(w);
+    else this.workers.announceRow(w);
     await this.repo.endDispatch(c.id, w.id, now, outcome);
     await this.outbox.complete(c.id, w.deviceId, 'dispatch', outcome);
     if (sendCancel) await this.outbox.send(w.deviceId, w.id, c.id, { cmdId: newId('cmd'), type: 'cancel', ts: now, caseId: c.id, reason: outcome });

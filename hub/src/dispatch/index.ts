@@ -59,6 +59,9 @@ export function createDispatch(deps: DispatchDeps, options: DispatchOptions = {}
   engine.holdAutoDispatch = process.env.GRIDLINK_TEST_HOLD_AUTO_DISPATCH === '1' || process.env.GRIDLINK_TEST_HOLD_AUTO_DISPATCH === 'claimed';
   engine.holdAfterClaim = process.env.GRIDLINK_TEST_HOLD_AUTO_DISPATCH === 'claimed';
   engine.killAfterDispatchCommit = process.env.GRIDLINK_TEST_KILL_AFTER_DISPATCH_COMMIT === '1';
+  const killAfter = process.env.GRIDLINK_TEST_KILL_AFTER_CASE_COMMIT;
+  engine.killAfterCaseCommit = killAfter && ['accept', 'arrive', 'resolve', 'decline', 'cancel'].includes(killAfter) ? killAfter : null;
+  workers.shared = !!deps.leases?.shared;
   // A live node's own follow-up of a commit goes first (its send, its automatic dispatch); recovery takes what is older.
   const grace = Math.max(5_000, cfg.positionsIntervalMs * 5);
   let lastUnsentScan = -Infinity;

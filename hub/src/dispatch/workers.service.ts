@@ -12,7 +12,7 @@
  * decides whether the worker is free.
  */
 import { randomBytes } from 'node:crypto';
-import type { Actor, CaseSummary, GridService, WorkerInfo, WorkerService, WorkerStatus } from '../core/services.js';
+import type { Actor, CaseAction, CaseStatus, CaseSummary, GridService, WorkerInfo, WorkerService, WorkerStatus } from '../core/services.js';
 import type { EventBus } from '../core/bus.js';
 import type { Db } from '../store/index.js';
 import type { DeviceRegistry } from '../registry/index.js';
@@ -68,6 +68,11 @@ interface Row {
 
 const ms = (v: Date | string | null): number => (v === null ? NaN : new Date(v).getTime());
 
+/** Statuses in which a case holds its worker. */
+const ACTIVE: ReadonlySet<CaseStatus> = new Set(['dispatched', 'accepted', 'on_scene']);
+/** Case actions after which a worker row may hold the case no longer (every action that moves a case out of ACTIVE, or to another worker). */
+const ENDS: ReadonlySet<CaseAction> = new Set(['dispatch', 'rework', 'resolve', 'decline', 'cancel', 'reject', 'verify', 'route', 'return', 'reply']);
+
 export class Workers implements WorkerService {
   readonly byId = new Map<string, WorkerState>();
   readonly byDeviceId = new Map<string, WorkerState>();
@@ -82,6 +87,11 @@ export class Workers implements WorkerService {
    * (WorkerService.dispatched); set by the dispatch engine.
    */
   dispatched?: (q: Queryable, d: { case: CaseSummary; workerId: string; actor: Actor; at: number }) => Promise<void>;
+  /**
+   * Cluster (set by the module when leases are shared): a rework back to a
+   * worker is checked against the row, and a ranking reads the rows first.
+   */
+  shared = false;
   /** Bumped by every assignment this node writes: a read-back that raced one leaves the assignment alone. */
   private readonly assignSeq = new WeakMap<WorkerState, number>();
 
@@ -188,6 +198,15 @@ export class Workers implements WorkerService {
     this.indexGrids(w);
   }
 
+  /**
+   * Cluster: a case action on this node released the worker's row while
+   * this node did not follow their assignment; the others may, and read the
+   * worker back.
+   */
+  announceRow(w: WorkerState): void {
+    if (this.shared) this.announce(w);
+  }
+
   private announce(w: WorkerState): void {
     this.bus?.emit('worker.changed', { workerId: w.id });
   }
@@ -281,6 +300,57 @@ export class Workers implements WorkerService {
     return n;
   }
 
+  /**
+   * Cluster: before a ranking, the rows of the workers this node holds on
+   * duty (free or busy), in one statement. A dispatch, a stage or a release
+   * is written with its case, but announced after the commit: a node killed
+   * in between leaves the others offering a worker whose row is busy, or
+   * holding one whose row was released. Here the row decides: a worker whose
+   * row holds another case that is still open with them, or who is off duty
+   * in the row, is no candidate; a worker whose row holds nothing is free. A
+   * row still holding a case no longer open with the worker (written before
+   * releases committed with the case) changes nothing, as it blocks no
+   * dispatch. An assignment this node wrote while the rows were read is left
+   * alone. Not pushed to consoles. Returns how many workers changed.
+   */
+  async readRows(): Promise<number> {
+    const ids: string[] = [];
+    const seq = new Map<WorkerState, number>();
+    for (const w of this.byId.values()) {
+      if (w.removed || !w.onDuty) continue;
+      ids.push(w.id);
+      seq.set(w, this.assignSeq.get(w) ?? 0);
+    }
+    if (ids.length === 0) return 0;
+    const rows = await this.db.query<{ id: string; case_id: string | null; stage: string | null; stage_since: Date | string | null; on_duty: boolean; open: boolean }>(
+      `select w.id, w.case_id, w.stage, w.stage_since, w.on_duty,
+              exists (select 1 from cases c where c.id = w.case_id and c.worker_id = w.id and c.status in ('dispatched', 'accepted', 'on_scene')) as open
+         from workers w where w.id = any($1::text[])`,
+      [ids],
+    );
+    let n = 0;
+    for (const r of rows) {
+      const w = this.byId.get(r.id);
+      if (!w || w.removed || seq.get(w) !== (this.assignSeq.get(w) ?? 0)) continue;
+      if (!r.on_duty && w.onDuty) {
+        w.onDuty = false;
+        w.outsideSince = null;
+        w.geofenceAlarmed = false;
+        n++;
+      }
+      if (r.case_id && r.stage && r.open) {
+        if (w.assignment?.caseId !== r.case_id || w.assignment.stage !== r.stage) {
+          this.takeAssignment(w, { case_id: r.case_id, stage: r.stage, stage_since: r.stage_since } as Row);
+          n++;
+        }
+      } else if (!r.case_id && w.assignment) {
+        w.assignment = null;
+        n++;
+      }
+    }
+    return n;
+  }
+
   /** The row's case and stage onto the worker in memory; the case's place (arrival) stays when the case is the same. */
   private takeAssignment(w: WorkerState, r: Row): void {
     if (!r.case_id || !r.stage) {
@@ -328,16 +398,40 @@ export class Workers implements WorkerService {
    * A row left holding a case that is no longer open with the worker (its
    * node died between the case action and the release) does not block.
    */
-  async claim(q: Queryable, workerId: string, caseId: string, at: number): Promise<void> {
+  async claim(q: Queryable, workerId: string, caseId: string, at: number, opts: { rework?: boolean } = {}): Promise<void> {
     const [r] = await q.query<{ case_id: string | null; stage: string | null; on_duty: boolean }>('select case_id, stage, on_duty from workers where id = $1 for update', [workerId]);
     if (!r) throw DispatchErrors.workerNotFound(`worker ${workerId} not found`);
-    if (!r.on_duty) throw DispatchErrors.workerUnavailable(`worker ${workerId} is off_duty`, { status: 'off_duty' });
-    if (r.case_id) {
+    // A rework goes back to the worker whatever their duty, as on one node; only another open case refuses it, and only
+    // in a cluster (the single process keeps its roster's answer: the newer case wins, a warning is logged).
+    if (!opts.rework && !r.on_duty) throw DispatchErrors.workerUnavailable(`worker ${workerId} is off_duty`, { status: 'off_duty' });
+    if (r.case_id && r.case_id !== caseId && (!opts.rework || this.shared)) {
       // A statement of its own: under READ COMMITTED it sees the case the other dispatch committed.
       const open = await q.query<{ id: string }>("select id from cases where id = $1 and worker_id = $2 and status in ('dispatched', 'accepted', 'on_scene')", [r.case_id, workerId]);
       if (open[0]) throw DispatchErrors.workerUnavailable(`worker ${workerId} is ${r.stage ?? 'busy'} with case ${r.case_id}`, { status: r.stage ?? 'dispatched' });
     }
     await q.query("update workers set case_id = $2, stage = 'dispatched', stage_since = to_timestamp($3 / 1000.0), updated_at = now() where id = $1", [workerId, caseId, at]);
+  }
+
+  /**
+   * In the transaction of every case action, after the case row: the
+   * worker rows follow the case in the same commit. `accept` and `arrive`
+   * move the row of the case's worker on (`en_route`, `on_scene`) while it
+   * holds the case; a case no longer open with a worker (resolved, declined,
+   * cancelled, closed, routed) leaves no row holding it, nor does a dispatch
+   * or rework leave the row of a worker it replaced. A row holding another
+   * case is never touched.
+   */
+  async caseMoved(q: Queryable, d: { case: CaseSummary; action: CaseAction; at: number }): Promise<void> {
+    const c = d.case;
+    const stage: Stage | null = d.action === 'accept' ? 'en_route' : d.action === 'arrive' ? 'on_scene' : null;
+    const holder = c.workerId && ACTIVE.has(c.status) ? c.workerId : null;
+    if (stage && holder) {
+      await q.query('update workers set stage = $3, stage_since = to_timestamp($4 / 1000.0), updated_at = now() where id = $1 and case_id = $2', [holder, c.id, stage, d.at]);
+    }
+    // Only the actions that can end a worker's hold on the case look for rows to release (one statement).
+    if (ENDS.has(d.action)) {
+      await q.query('update workers set case_id = null, stage = null, stage_since = null, updated_at = now() where case_id = $1 and id is distinct from $2', [c.id, holder]);
+    }
   }
 
   toPublic(w: WorkerState): PublicWorker {
@@ -460,20 +554,23 @@ export class Workers implements WorkerService {
     this.announce(w);
   }
 
-  async assign(w: WorkerState, a: Omit<Assignment, 'nearSince'>): Promise<void> {
+  /**
+   * The worker's assignment in memory, announced. The row was written in the
+   * case action's transaction (`claim`, `caseMoved`), so nothing is left to
+   * write after the commit.
+   */
+  assign(w: WorkerState, a: Omit<Assignment, 'nearSince'>): void {
     const before = statusOf(w);
-    await this.db.query('update workers set case_id = $2, stage = $3, stage_since = to_timestamp($4 / 1000.0), updated_at = now() where id = $1', [w.id, a.caseId, a.stage, a.since]);
     this.assignSeq.set(w, (this.assignSeq.get(w) ?? 0) + 1);
     w.assignment = { ...a, nearSince: w.assignment?.caseId === a.caseId ? w.assignment.nearSince : null };
     this.changed(w, before);
     this.announce(w);
   }
 
-  /** Ends the worker's assignment; the row is cleared only while it still holds that case (another node may have dispatched the worker since). */
-  async release(w: WorkerState): Promise<void> {
+  /** Ends the worker's assignment in memory, announced; the row was released in the case action's transaction (`caseMoved`). */
+  release(w: WorkerState): void {
     if (!w.assignment) return;
     const before = statusOf(w);
-    await this.db.query('update workers set case_id = null, stage = null, stage_since = null, updated_at = now() where id = $1 and case_id = $2', [w.id, w.assignment.caseId]);
     this.assignSeq.set(w, (this.assignSeq.get(w) ?? 0) + 1);
     w.assignment = null;
     this.changed(w, before);
