@@ -14,9 +14,9 @@
  * duration); C's older case, scanned first, keeps C's claim.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { AT, districtGrids } from '../cases/fixtures.js';
+import { AT } from '../cases/fixtures.js';
 import { until } from '../helpers.js';
-import { api, clusterEnv, createDatabase, health, login, RUN_CLUSTER, startNode, startRedis, type HubNode, type RedisServer, type TestDatabase } from './harness.js';
+import { health, logged, RUN_CLUSTER, TestCluster, type HubNode } from './harness.js';
 
 /** Guards a hang on a busy machine; nothing here is a latency assertion. */
 const WAIT = 120_000;
@@ -24,76 +24,43 @@ const WAIT = 120_000;
 interface Claim { holder: string; done: boolean; until: Date; claimed_at: Date }
 
 describe.runIf(RUN_CLUSTER)('claims of a dead node', () => {
-  let redis: RedisServer;
-  let db: TestDatabase;
-  const nodes: HubNode[] = [];
+  const cluster = new TestCluster({ wait: WAIT });
   let a: HubNode, b: HubNode, c: HubNode;
-  let token = '';
   const at = (dLon: number) => ({ lat: AT.A1.lat, lon: AT.A1.lon + dLon });
 
   let failed = false;
   beforeEach(({ onTestFailed }) => onTestFailed(() => void (failed = true)));
 
   beforeAll(async () => {
-    redis = await startRedis();
-    db = await createDatabase();
-    const env = clusterEnv(redis.url, db.url, { GRIDLINK_DISPATCH_AUTO: 'E0101', GRIDLINK_LOG_LEVEL: 'info' });
+    const env = await cluster.open({ GRIDLINK_DISPATCH_AUTO: 'E0101', GRIDLINK_LOG_LEVEL: 'info' });
     // B first: it takes every lease, `dispatch.timers` among them, and keeps it (it lives throughout).
-    b = await startNode('node-b', env);
-    nodes.push(b);
-    token = await login(b.http);
-    const g = await api(b.http, 'PUT', '/grids', districtGrids(), token);
-    expect(g.status, JSON.stringify(g.body)).toBe(200);
-    a = await startNode('node-a', { ...env, GRIDLINK_TEST_HOLD_AUTO_DISPATCH: 'claimed' });
-    nodes.push(a);
-    c = await startNode('node-c', { ...env, GRIDLINK_TEST_HOLD_AUTO_DISPATCH: 'claimed' });
-    nodes.push(c);
-    await until(async () => (await Promise.all([a, b, c].map(health))).every((h) => h.cluster.owners.length === 3), WAIT, 100);
+    b = await cluster.node('node-b', env);
+    await cluster.district(b);
+    a = await cluster.node('node-a', { ...env, GRIDLINK_TEST_HOLD_AUTO_DISPATCH: 'claimed' });
+    c = await cluster.node('node-c', { ...env, GRIDLINK_TEST_HOLD_AUTO_DISPATCH: 'claimed' });
+    await cluster.converged();
     expect((await health(b)).cluster.leases['dispatch.timers']).toMatchObject({ holder: 'node-b', mine: true });
   }, 180_000);
 
-  afterAll(async () => {
-    if (failed || process.env.GRIDLINK_CLUSTER_LOGS === '1') for (const n of nodes) process.stderr.write(`--- ${n.id}\n${n.output()}\n`);
-    await Promise.all(nodes.map((n) => n.kill('SIGKILL')));
-    await redis?.stop();
-    await db?.drop();
-  }, 60_000);
+  afterAll(() => cluster.stop(failed), 60_000);
 
-  const claim = async (caseId: string) => (await db.query<Claim>('select holder, done, until, claimed_at from cluster_claims where key = $1', [`dispatch.auto:${caseId}`]))[0];
-  const dispatchRows = (caseId: string) => db.query<{ worker_id: string; actor: string }>('select worker_id, actor from case_dispatches where case_id = $1', [caseId]);
-  const logged = (node: HubNode, caseId: string, msg: string) =>
-    node.output().split('\n').some((l) => l.includes(`"msg":"${msg}"`) && l.includes(`"caseId":"${caseId}"`));
-
-  async function newCase(node: HubNode): Promise<string> {
-    const r = await api<{ id: string }>(node.http, 'POST', '/cases', { category: 'E0101', ...at(0), description: 'claim of a dead node' }, token);
-    expect(r.status, JSON.stringify(r.body)).toBe(201);
-    return r.body.id;
-  }
+  const claim = async (caseId: string) => (await cluster.db.query<Claim>('select holder, done, until, claimed_at from cluster_claims where key = $1', [`dispatch.auto:${caseId}`]))[0];
+  const dispatchRows = (caseId: string) => cluster.db.query<{ worker_id: string; actor: string }>('select worker_id, actor from case_dispatches where case_id = $1', [caseId]);
+  const loggedAbout = (node: HubNode, caseId: string, msg: string) => logged(node, msg, `"caseId":"${caseId}"`);
+  const newCase = (node: HubNode) => cluster.newCase(node, { category: 'E0101', ...at(0), description: 'claim of a dead node' }, false);
 
   it('takes over the claim of a SIGKILLed node once its heartbeat ran out, and leaves a live node\'s claim alone', async () => {
     // Two free workers near the cases, their fixes stored (every node reads them back before ranking).
-    for (const [id, dLon] of [['w-1', 0.0005], ['w-2', 0.0009]] as const) {
-      const d = await api<{ secret: string }>(b.http, 'POST', '/devices', { type: 'handheld', id: `hh-${id}` }, token);
-      expect(d.status, JSON.stringify(d.body)).toBe(201);
-      const f = await fetch(`${b.http}/api/v1/ingest/hh-${id}/location`, {
-        method: 'POST',
-        headers: { authorization: `Basic ${Buffer.from(`hh-${id}:${d.body.secret}`).toString('base64')}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ ts: Date.now(), ...at(dLon) }),
-      });
-      expect(f.status, await f.text()).toBe(202);
-      await until(async () => (await db.query('select 1 from positions where device_id = $1', [`hh-${id}`])).length > 0, WAIT, 100);
-      const w = await api(b.http, 'POST', '/workers', { id, name: id, deviceId: `hh-${id}`, gridIds: ['G-A1'], onDuty: true }, token);
-      expect(w.status, JSON.stringify(w.body)).toBe(201);
-    }
+    for (const [id, dLon] of [['w-1', 0.0005], ['w-2', 0.0009]] as const) await cluster.addWorker(b, id, { at: at(dLon) });
 
     // C's case first (older: the adoption scan reaches it before A's), claimed by C, which lives on.
     const live = await newCase(c);
-    await until(() => logged(c, live, 'automatic dispatch claimed and held (testing option)') || null, WAIT, 50);
+    await until(() => loggedAbout(c, live, 'automatic dispatch claimed and held (testing option)') || null, WAIT, 50);
     const liveHeld = (await claim(live))!;
     expect(liveHeld).toMatchObject({ holder: 'node-c', done: false });
     // A's case, claimed by A; then A dies holding the claim.
     const dead = await newCase(a);
-    await until(() => logged(a, dead, 'automatic dispatch claimed and held (testing option)') || null, WAIT, 50);
+    await until(() => loggedAbout(a, dead, 'automatic dispatch claimed and held (testing option)') || null, WAIT, 50);
     const held = await claim(dead);
     expect(held).toMatchObject({ holder: 'node-a', done: false });
     await a.kill('SIGKILL');
@@ -102,12 +69,12 @@ describe.runIf(RUN_CLUSTER)('claims of a dead node', () => {
     await until(async () => ((await claim(dead))?.done) || null, WAIT, 100);
     const taken = (await claim(dead))!;
     expect(taken.holder).toBe('node-b');
-    const [heartbeat] = await db.query<{ alive_until: Date }>("select alive_until from video_nodes where node = 'node-a'");
+    const [heartbeat] = await cluster.db.query<{ alive_until: Date }>("select alive_until from video_nodes where node = 'node-a'");
     // The order of events on the database clock: A's heartbeat ran out, then B took the claim, before A's claim would have run out.
     expect(taken.claimed_at.getTime()).toBeGreaterThanOrEqual(heartbeat!.alive_until.getTime());
     expect(taken.claimed_at.getTime()).toBeLessThan(held!.until.getTime());
     expect(await dispatchRows(dead)).toEqual([{ worker_id: 'w-1', actor: 'system:dispatch' }]);
-    expect(logged(b, dead, 'automatic dispatch owed by another node adopted')).toBe(true);
+    expect(loggedAbout(b, dead, 'automatic dispatch owed by another node adopted')).toBe(true);
 
     // C's case: C is alive, so its claim stood while B adopted A's newer case. Were it ever taken, it would be only once
     // the claim's own time had run out (the rule for a live holder), and never before.
@@ -115,7 +82,7 @@ describe.runIf(RUN_CLUSTER)('claims of a dead node', () => {
     if (kept.holder === 'node-c') {
       expect(kept.done).toBe(false);
       expect(await dispatchRows(live)).toEqual([]);
-      expect(logged(b, live, 'automatic dispatch owed by another node adopted')).toBe(false);
+      expect(loggedAbout(b, live, 'automatic dispatch owed by another node adopted')).toBe(false);
     } else {
       expect(kept.claimed_at.getTime()).toBeGreaterThanOrEqual(liveHeld.until.getTime());
     }

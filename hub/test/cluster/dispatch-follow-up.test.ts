@@ -12,12 +12,12 @@
  *   the next automatic dispatch goes to another worker without a refusal;
  *   the worker's arrival is still detected on A.
  */
-import mqtt, { type MqttClient } from 'mqtt';
+import { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { commandTopic, decodeCommand, type Command } from '@gridlink/devices';
-import { AT, districtGrids } from '../cases/fixtures.js';
+import { type Command } from '@gridlink/devices';
+import { AT } from '../cases/fixtures.js';
 import { publishAck, until } from '../helpers.js';
-import { api, clusterEnv, createDatabase, health, login, RUN_CLUSTER, startNode, startRedis, type HubNode, type RedisServer, type TestDatabase } from './harness.js';
+import { api, dispatchOf, fixClock, hasExited, ingestLocation, RUN_CLUSTER, TestCluster, type HubNode } from './harness.js';
 
 /** Guards a hang on a busy machine; nothing here is a latency assertion. */
 const WAIT = 120_000;
@@ -31,103 +31,54 @@ interface Candidate { workerId: string }
 const north = (p: { lat: number; lon: number }, m: number) => ({ lat: p.lat + m / 111_000, lon: p.lon });
 
 describe.runIf(RUN_CLUSTER)('a dispatch followed on the nodes that did not make it', () => {
-  let redis: RedisServer;
-  let db: TestDatabase;
-  const nodes: HubNode[] = [];
-  const clients: MqttClient[] = [];
+  const cluster = new TestCluster({ wait: WAIT });
   let a: HubNode, b: HubNode, c: HubNode;
   let token = '';
-  const secrets = new Map<string, string>();
-  let lastTs = 0;
-  /** Strictly increasing fix times on the hub's clock (a fix not newer than the last is not a move). */
-  const ts = () => (lastTs = Math.max(Date.now(), lastTs + 1));
+  const ts = fixClock();
 
   let failed = false;
   beforeEach(({ onTestFailed }) => onTestFailed(() => void (failed = true)));
 
   beforeAll(async () => {
-    redis = await startRedis();
-    db = await createDatabase();
     // Dwell 0: the first fix within the radius is the arrival (no wait in the test); no accept timeout within the test;
     // no speed filter (the test's walk is faster than a person). Auto-dispatch for E0101 only (the other cases are by hand).
-    const env = clusterEnv(redis.url, db.url, {
+    const env = await cluster.open({
       GRIDLINK_LOG_LEVEL: 'info', GRIDLINK_DISPATCH_ACCEPT_TIMEOUT_S: '3600', GRIDLINK_DISPATCH_RESEND_DELAY_MS: '0',
       GRIDLINK_DISPATCH_ARRIVAL_DWELL_S: '0', GRIDLINK_DISPATCH_MAX_SPEED_MPS: '100000', GRIDLINK_DISPATCH_AUTO: 'E0101',
     });
-    a = await startNode('node-a', env);
-    nodes.push(a);
-    token = await login(a.http);
-    const g = await api(a.http, 'PUT', '/grids', districtGrids(), token);
-    expect(g.status, JSON.stringify(g.body)).toBe(200);
-    c = await startNode('node-c', env);
-    nodes.push(c);
-    b = await startNode('node-b', { ...env, GRIDLINK_TEST_KILL_AFTER_DISPATCH_COMMIT: '1' });
-    nodes.push(b);
-    await until(async () => (await Promise.all([a, b, c].map(health))).every((h) => h.cluster.owners.length === 3), WAIT, 100);
+    a = await cluster.node('node-a', env);
+    token = await cluster.district(a);
+    c = await cluster.node('node-c', env);
+    b = await cluster.node('node-b', { ...env, GRIDLINK_TEST_KILL_AFTER_DISPATCH_COMMIT: '1' });
+    await cluster.converged();
   }, 180_000);
 
-  afterAll(async () => {
-    if (failed || process.env.GRIDLINK_CLUSTER_LOGS === '1') for (const n of nodes) process.stderr.write(`--- ${n.id}\n${n.output()}\n`);
-    await Promise.all(clients.map((m) => m.endAsync(true).catch(() => undefined)));
-    await Promise.all(nodes.map((n) => n.kill('SIGKILL')));
-    await redis?.stop();
-    await db?.drop();
-  }, 60_000);
+  afterAll(() => cluster.stop(failed), 60_000);
 
   /** A fix through a node's HTTP ingest (the handheld's `location` channel). */
   async function fixVia(node: HubNode, deviceId: string, p: { lat: number; lon: number }, extra: Record<string, unknown> = {}): Promise<number> {
-    const auth = Buffer.from(`${deviceId}:${secrets.get(deviceId)}`).toString('base64');
-    const r = await fetch(`${node.http}/api/v1/ingest/${deviceId}/location`, {
-      method: 'POST', headers: { authorization: `Basic ${auth}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ ts: ts(), ...p, ...extra }),
-    });
-    await r.text();
-    return r.status;
+    return (await ingestLocation(node, deviceId, cluster.secrets.get(deviceId)!, { ts: ts(), ...p, ...extra })).status;
   }
 
   /** A worker on duty in G-A1 whose handheld's last fix (stored before the worker exists, as every node reads it) is at `at`. */
-  async function addWorker(id: string, at: { lat: number; lon: number }): Promise<void> {
-    const d = await api<{ secret: string }>(a.http, 'POST', '/devices', { type: 'handheld', id: `hh-${id}` }, token);
-    expect(d.status, JSON.stringify(d.body)).toBe(201);
-    secrets.set(`hh-${id}`, d.body.secret);
-    expect(await fixVia(a, `hh-${id}`, at)).toBe(202);
-    await until(async () => (await db.query('select 1 from positions where device_id = $1', [`hh-${id}`])).length > 0, WAIT, 50);
-    const w = await api(a.http, 'POST', '/workers', { id, name: id, deviceId: `hh-${id}`, gridIds: ['G-A1'], onDuty: true }, token);
-    expect(w.status, JSON.stringify(w.body)).toBe(201);
-  }
+  const addWorker = (id: string, at: { lat: number; lon: number }) => cluster.addWorker(a, id, { at, ts, poll: 50 });
 
   /** The worker's handheld, connected to node A for the whole file. */
   async function handheld(id: string): Promise<{ m: MqttClient; got: Command[]; walk(p: { lat: number; lon: number }): Promise<void> }> {
     const deviceId = `hh-${id}`;
-    const m = await new Promise<MqttClient>((resolve, reject) => {
-      const x = mqtt.connect(`mqtt://127.0.0.1:${a.mqttPort}`, { clientId: deviceId, username: deviceId, password: secrets.get(deviceId)!, reconnectPeriod: 0, connectTimeout: 30_000, clean: false });
-      clients.push(x);
-      x.once('connect', () => resolve(x));
-      x.once('error', reject);
-    });
-    const got: Command[] = [];
-    m.on('message', (topic, payload) => {
-      const cmd = topic === commandTopic(deviceId) ? decodeCommand(payload) : null;
-      if (cmd) got.push(cmd);
-    });
-    await m.subscribeAsync(commandTopic(deviceId), { qos: 1 });
+    const { m, got } = await cluster.handheld(a, deviceId, cluster.secrets.get(deviceId)!);
     // PUBACK: the fix is stored, and the node ingesting it has judged it.
     return { m, got, walk: (p) => publishAck(m, `gridlink/v1/${deviceId}/location`, { ts: ts(), ...p }) };
   }
 
-  async function newCase(node: HubNode, category: string, at: { lat: number; lon: number }, register = true): Promise<string> {
-    const r = await api<Case>(node.http, 'POST', '/cases', { category, ...at, description: 'dispatch follow-up' }, token);
-    expect(r.status, JSON.stringify(r.body)).toBe(201);
-    if (register) expect((await api(node.http, 'POST', `/cases/${r.body.id}/actions`, { action: 'register' }, token)).status).toBe(200);
-    return r.body.id;
-  }
-  const act = (node: HubNode, caseId: string, action: string, extra: Record<string, unknown> = {}) =>
-    api<Case>(node.http, 'POST', `/cases/${caseId}/actions`, { action, ...extra }, token);
+  const newCase = (node: HubNode, category: string, at: { lat: number; lon: number }, register = true) =>
+    cluster.newCase(node, { category, ...at, description: 'dispatch follow-up' }, register);
+  const act = (node: HubNode, caseId: string, action: string, extra: Record<string, unknown> = {}) => cluster.act<Case>(node, caseId, action, extra);
   const workerOn = async (node: HubNode, id: string) => (await api<Worker>(node.http, 'GET', `/workers/${id}`, undefined, token)).body;
-  const caseRow = async (id: string) => (await db.query<{ status: string; worker_id: string | null }>('select status, worker_id from cases where id = $1', [id]))[0]!;
-  const arrivals = (caseId: string) => db.query<{ actor: { id: string } }>("select actor from case_history where case_id = $1 and action = 'arrive'", [caseId]);
+  const caseRow = async (id: string) => (await cluster.db.query<{ status: string; worker_id: string | null }>('select status, worker_id from cases where id = $1', [id]))[0]!;
+  const arrivals = (caseId: string) => cluster.db.query<{ actor: { id: string } }>("select actor from case_history where case_id = $1 and action = 'arrive'", [caseId]);
   const record = async (caseId: string) =>
-    (await db.query<{ worker_id: string; arrived: boolean; arrived_by: string | null }>('select worker_id, arrived_at is not null as arrived, arrived_by from case_dispatches where case_id = $1', [caseId]));
+    (await cluster.db.query<{ worker_id: string; arrived: boolean; arrived_by: string | null }>('select worker_id, arrived_at is not null as arrived, arrived_by from case_dispatches where case_id = $1', [caseId]));
   async function offeredOn(node: HubNode, caseId: string, workerId: string): Promise<boolean> {
     const r = await api<{ items: Candidate[] }>(node.http, 'GET', `/cases/${caseId}/candidates?limit=20`, undefined, token);
     expect(r.status, JSON.stringify(r.body)).toBe(200);
@@ -140,11 +91,11 @@ describe.runIf(RUN_CLUSTER)('a dispatch followed on the nodes that did not make 
     await addWorker('w-idle', north(place, 300));
     const walker = await handheld('w-walk');
     // C must know the worker before it may dispatch them.
-    await until(async () => (await api(c.http, 'GET', '/workers/w-walk', undefined, token)).status === 200 || null, WAIT, 100);
+    await until(() => cluster.knows(c, 'w-walk'), WAIT, 100);
 
     const first = await newCase(c, 'E0102', place);
     expect((await act(c, first, 'dispatch', { workerId: 'w-walk' })).status).toBe(200);
-    await until(() => walker.got.find((x) => x.type === 'dispatch' && x.case.id === first), WAIT, 50);
+    await until(() => dispatchOf(walker.got, first), WAIT, 50);
     await until(async () => (await workerOn(a, 'w-walk')).status === 'dispatched' || null, WAIT, 50);
 
     // Attack: at the place before the case is accepted, the worker has not "arrived" (only an accepted case arrives).
@@ -204,17 +155,17 @@ describe.runIf(RUN_CLUSTER)('a dispatch followed on the nodes that did not make 
     await addWorker('w-other', north(place, 350));
     const killed = await handheld('w-killed');
     // B must know the worker it dispatches, and B and C both workers (each is read back on its own).
-    for (const n of [b, c]) for (const id of ['w-killed', 'w-other']) await until(async () => (await api(n.http, 'GET', `/workers/${id}`, undefined, token)).status === 200 || null, WAIT, 100);
+    for (const n of [b, c]) for (const id of ['w-killed', 'w-other']) await until(() => cluster.knows(n, id), WAIT, 100);
 
     // Dispatched through B, which dies right after the commit: no announcement of the worker's assignment from B.
     const k = await newCase(b, 'E0102', place);
     await act(b, k, 'dispatch', { workerId: 'w-killed' }).catch(() => null);
-    await until(() => b.child.exitCode !== null || b.child.signalCode !== null, WAIT, 20);
+    await until(() => hasExited(b), WAIT, 20);
     expect(b.child.signalCode).toBe('SIGKILL');
     expect(await caseRow(k)).toEqual({ status: 'dispatched', worker_id: 'w-killed' });
 
     // A survivor sends the command it owed, and with it the worker's assignment: both survivors show it.
-    await until(() => killed.got.find((x) => x.type === 'dispatch' && x.case.id === k), WAIT, 50);
+    await until(() => dispatchOf(killed.got, k), WAIT, 50);
     for (const n of [a, c]) await until(async () => (await workerOn(n, 'w-killed')).status === 'dispatched' || null, WAIT, 50);
     expect((await workerOn(a, 'w-killed')).caseId).toBe(k);
     expect((await workerOn(c, 'w-killed')).caseId).toBe(k);

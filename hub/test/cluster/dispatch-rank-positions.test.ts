@@ -9,9 +9,9 @@
  * case goes to the worker who is near now, not to the one A last saw nearer.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { AT, districtGrids } from '../cases/fixtures.js';
+import { AT } from '../cases/fixtures.js';
 import { until } from '../helpers.js';
-import { api, clusterEnv, createDatabase, health, login, RUN_CLUSTER, startNode, startRedis, type HubNode, type RedisServer, type TestDatabase } from './harness.js';
+import { api, fixClock, hasExited, ingestLocation, RUN_CLUSTER, TestCluster, type HubNode } from './harness.js';
 
 /** Guards a hang on a busy machine; nothing here is a latency assertion. */
 const WAIT = 120_000;
@@ -22,60 +22,33 @@ interface Candidate { workerId: string; distanceM: number }
 const north = (p: { lat: number; lon: number }, m: number) => ({ lat: p.lat + m / 111_000, lon: p.lon });
 
 describe.runIf(RUN_CLUSTER)('an adopted accept timeout ranks the next candidate by stored positions', () => {
-  let redis: RedisServer;
-  let db: TestDatabase;
-  const nodes: HubNode[] = [];
+  const cluster = new TestCluster({ wait: WAIT });
   let a: HubNode, b: HubNode;
   let token = '';
-  const secrets = new Map<string, string>();
-  let lastTs = 0;
-  const ts = () => (lastTs = Math.max(Date.now(), lastTs + 1));
+  const ts = fixClock();
 
   let failed = false;
   beforeEach(({ onTestFailed }) => onTestFailed(() => void (failed = true)));
 
   beforeAll(async () => {
-    redis = await startRedis();
-    db = await createDatabase();
-    const env = clusterEnv(redis.url, db.url, {
+    const env = await cluster.open({
       GRIDLINK_LOG_LEVEL: 'info', GRIDLINK_DISPATCH_ACCEPT_TIMEOUT_S: '3', GRIDLINK_DISPATCH_MAX_ATTEMPTS: '3',
       GRIDLINK_DISPATCH_MAX_SPEED_MPS: '100000',
     });
-    a = await startNode('node-a', env);
-    nodes.push(a);
-    token = await login(a.http);
-    const g = await api(a.http, 'PUT', '/grids', districtGrids(), token);
-    expect(g.status, JSON.stringify(g.body)).toBe(200);
-    b = await startNode('node-b', { ...env, GRIDLINK_TEST_KILL_AFTER_DISPATCH_COMMIT: '1' });
-    nodes.push(b);
-    await until(async () => (await Promise.all([a, b].map(health))).every((h) => h.cluster.owners.length === 2), WAIT, 100);
+    a = await cluster.node('node-a', env);
+    token = await cluster.district(a);
+    b = await cluster.node('node-b', { ...env, GRIDLINK_TEST_KILL_AFTER_DISPATCH_COMMIT: '1' });
+    await cluster.converged();
   }, 180_000);
 
-  afterAll(async () => {
-    if (failed || process.env.GRIDLINK_CLUSTER_LOGS === '1') for (const n of nodes) process.stderr.write(`--- ${n.id}\n${n.output()}\n`);
-    await Promise.all(nodes.map((n) => n.kill('SIGKILL')));
-    await redis?.stop();
-    await db?.drop();
-  }, 60_000);
+  afterAll(() => cluster.stop(failed), 60_000);
 
   async function fixVia(node: HubNode, deviceId: string, p: { lat: number; lon: number }): Promise<void> {
-    const auth = Buffer.from(`${deviceId}:${secrets.get(deviceId)}`).toString('base64');
-    const r = await fetch(`${node.http}/api/v1/ingest/${deviceId}/location`, {
-      method: 'POST', headers: { authorization: `Basic ${auth}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ ts: ts(), ...p }),
-    });
-    expect(r.status, await r.text()).toBe(202);
+    const r = await ingestLocation(node, deviceId, cluster.secrets.get(deviceId)!, { ts: ts(), ...p });
+    expect(r.status, r.text).toBe(202);
   }
 
-  async function addWorker(id: string, at: { lat: number; lon: number }): Promise<void> {
-    const d = await api<{ secret: string }>(a.http, 'POST', '/devices', { type: 'handheld', id: `hh-${id}` }, token);
-    expect(d.status, JSON.stringify(d.body)).toBe(201);
-    secrets.set(`hh-${id}`, d.body.secret);
-    await fixVia(a, `hh-${id}`, at);
-    await until(async () => (await db.query('select 1 from positions where device_id = $1', [`hh-${id}`])).length > 0, WAIT, 50);
-    const w = await api(a.http, 'POST', '/workers', { id, name: id, deviceId: `hh-${id}`, gridIds: ['G-A1'], onDuty: true }, token);
-    expect(w.status, JSON.stringify(w.body)).toBe(201);
-  }
+  const addWorker = (id: string, at: { lat: number; lon: number }) => cluster.addWorker(a, id, { at, ts, poll: 50 });
 
   async function candidatesOn(node: HubNode, caseId: string): Promise<Candidate[]> {
     const r = await api<{ items: Candidate[] }>(node.http, 'GET', `/cases/${caseId}/candidates?limit=20`, undefined, token);
@@ -90,26 +63,23 @@ describe.runIf(RUN_CLUSTER)('an adopted accept timeout ranks the next candidate 
     await addWorker('w-first', north(place, 5));
     await addWorker('w-far', north(place, 600));
     await addWorker('w-near', north(place, 1200));
-    const c = await api<{ id: string }>(b.http, 'POST', '/cases', { category: 'E0102', ...place, description: 'rank with stored positions' }, token);
-    expect(c.status, JSON.stringify(c.body)).toBe(201);
-    const caseId = c.body.id;
-    expect((await api(b.http, 'POST', `/cases/${caseId}/actions`, { action: 'register' }, token)).status).toBe(200);
-    for (const id of ['w-first', 'w-far', 'w-near']) await until(async () => (await api(b.http, 'GET', `/workers/${id}`, undefined, token)).status === 200 || null, WAIT, 50);
+    const caseId = await cluster.newCase(b, { category: 'E0102', ...place, description: 'rank with stored positions' });
+    for (const id of ['w-first', 'w-far', 'w-near']) await until(() => cluster.knows(b, id), WAIT, 50);
     await fixVia(b, 'hh-w-near', north(place, 700));
     await fixVia(b, 'hh-w-near', north(place, 100));
     // B ranks by what it ingested; A's roster is not asked (a candidates request would read the stored positions).
     await until(async () => (await candidatesOn(b, caseId)).find((x) => x.workerId === 'w-near' && x.distanceM < 150) || null, WAIT, 50);
 
     // Dispatched through B to w-first; B dies right after the commit.
-    await api(b.http, 'POST', `/cases/${caseId}/actions`, { action: 'dispatch', workerId: 'w-first' }, token).catch(() => null);
-    await until(() => b.child.exitCode !== null || b.child.signalCode !== null, WAIT, 20);
+    await cluster.act(b, caseId, 'dispatch', { workerId: 'w-first' }).catch(() => null);
+    await until(() => hasExited(b), WAIT, 20);
     expect(b.child.signalCode).toBe('SIGKILL');
 
     // A takes the dispatch over, times it out once and sends the case on: to w-near (100 m), not w-far (600 m).
-    const dispatched = async () => db.query<{ worker_id: string; outcome: string | null }>('select worker_id, outcome from case_dispatches where case_id = $1 order by dispatched_at', [caseId]);
+    const dispatched = async () => cluster.db.query<{ worker_id: string; outcome: string | null }>('select worker_id, outcome from case_dispatches where case_id = $1 order by dispatched_at', [caseId]);
     // The re-dispatch is written before the decline's follow-up records the first one's outcome: wait for both.
     await until(async () => { const d = await dispatched(); return (d.length >= 2 && d[0]!.outcome !== null) || null; }, WAIT, 100);
     expect(await dispatched()).toEqual([{ worker_id: 'w-first', outcome: 'timeout' }, { worker_id: 'w-near', outcome: null }]);
-    expect((await db.query('select worker_id from cases where id = $1', [caseId]))[0]).toEqual({ worker_id: 'w-near' });
+    expect((await cluster.db.query('select worker_id from cases where id = $1', [caseId]))[0]).toEqual({ worker_id: 'w-near' });
   });
 });

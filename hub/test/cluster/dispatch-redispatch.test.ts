@@ -14,9 +14,9 @@
  */
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AT, districtGrids } from '../cases/fixtures.js';
+import { AT } from '../cases/fixtures.js';
 import { until } from '../helpers.js';
-import { api, clusterEnv, createDatabase, guard, health, login, RUN_CLUSTER, startNode, startRedis, type HubNode, type RedisServer, type TestDatabase } from './harness.js';
+import { api, guard, ingestLocation, RUN_CLUSTER, TestCluster, type HubNode } from './harness.js';
 
 /** Guards a hang on a busy machine; nothing here is a latency assertion. */
 const WAIT = 120_000;
@@ -25,26 +25,18 @@ const REFUSED = 'automatic dispatch refused, worker taken meanwhile: trying the 
 interface Case { id: string; status: string; workerId: string | null }
 
 describe.runIf(RUN_CLUSTER)('automatic re-dispatch past a worker taken through another node', () => {
-  let redis: RedisServer;
-  let db: TestDatabase;
-  const nodes: HubNode[] = [];
+  const cluster = new TestCluster({ wait: WAIT });
   let a: HubNode, b: HubNode;
   let token = '';
   const at = (dLon: number) => ({ lat: AT.A1.lat, lon: AT.A1.lon + dLon });
 
   beforeAll(async () => {
-    redis = await startRedis();
-    db = await createDatabase();
     // Info: each refusal is one log line; a short accept timeout so the escalation comes soon.
-    const env = clusterEnv(redis.url, db.url, { GRIDLINK_DISPATCH_ACCEPT_TIMEOUT_S: '4', GRIDLINK_LOG_LEVEL: 'info' });
-    a = await startNode('node-a', env);
-    nodes.push(a);
-    token = await login(a.http);
-    const g = await api(a.http, 'PUT', '/grids', districtGrids(), token);
-    expect(g.status, JSON.stringify(g.body)).toBe(200);
-    b = await startNode('node-b', env);
-    nodes.push(b);
-    await until(async () => (await Promise.all([a, b].map(health))).every((h) => h.cluster.owners.length === 2), WAIT, 100);
+    const env = await cluster.open({ GRIDLINK_DISPATCH_ACCEPT_TIMEOUT_S: '4', GRIDLINK_LOG_LEVEL: 'info' });
+    a = await cluster.node('node-a', env);
+    token = await cluster.district(a);
+    b = await cluster.node('node-b', env);
+    await cluster.converged();
 
     // The workers the escalations rank: w-spare nearest, w-spare2 next, with fixes both nodes read back.
     await addWorker('w-spare', '甲', at(0.0005));
@@ -54,42 +46,20 @@ describe.runIf(RUN_CLUSTER)('automatic re-dispatch past a worker taken through a
     await addWorker('w-first2', '二号');
   }, 180_000);
 
-  afterAll(async () => {
-    if (process.env.GRIDLINK_CLUSTER_LOGS === '1') for (const n of nodes) process.stderr.write(`--- ${n.id}\n${n.output()}\n`);
-    await Promise.all(nodes.map((n) => n.kill('SIGKILL')));
-    await redis?.stop();
-    await db?.drop();
-  }, 60_000);
+  afterAll(() => cluster.stop(), 60_000);
 
   async function addWorker(id: string, name: string, fix?: { lat: number; lon: number }): Promise<void> {
-    const d = await api<{ secret: string }>(a.http, 'POST', '/devices', { type: 'handheld', id: `hh-${id}` }, token);
-    expect(d.status, JSON.stringify(d.body)).toBe(201);
-    const ingest = async () => {
-      const f = await fetch(`${a.http}/api/v1/ingest/hh-${id}/location`, {
-        method: 'POST',
-        headers: { authorization: `Basic ${Buffer.from(`hh-${id}:${d.body.secret}`).toString('base64')}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ ts: Date.now(), ...fix }),
-      });
-      expect(f.status, await f.text()).toBe(202);
-    };
     // A fix stored before the worker exists (B reads it back with the worker), and one A ingests for the worker.
+    const secret = await cluster.addWorker(a, id, { name, at: fix });
     if (fix) {
-      await ingest();
-      await until(async () => (await db.query('select 1 from positions where device_id = $1', [`hh-${id}`])).length > 0, WAIT, 100);
+      const f = await ingestLocation(a, `hh-${id}`, secret, { ts: Date.now(), ...fix });
+      expect(f.status, f.text).toBe(202);
     }
-    const w = await api(a.http, 'POST', '/workers', { id, name, deviceId: `hh-${id}`, gridIds: ['G-A1'], onDuty: true }, token);
-    expect(w.status, JSON.stringify(w.body)).toBe(201);
-    if (fix) await ingest();
   }
 
-  async function newCase(dLon: number): Promise<string> {
-    const c = await api<Case>(b.http, 'POST', '/cases', { category: 'E0101', ...at(dLon), description: 're-dispatch' }, token);
-    expect(c.status, JSON.stringify(c.body)).toBe(201);
-    expect((await api(b.http, 'POST', `/cases/${c.body.id}/actions`, { action: 'register' }, token)).status).toBe(200);
-    return c.body.id;
-  }
+  const newCase = (dLon: number) => cluster.newCase(b, { category: 'E0101', ...at(dLon), description: 're-dispatch' });
   const act = (node: HubNode, caseId: string, action: string, extra: Record<string, unknown> = {}) =>
-    api<Case & { code?: string }>(node.http, 'POST', `/cases/${caseId}/actions`, { action, ...extra }, token);
+    cluster.act<Case & { code?: string }>(node, caseId, action, extra);
   const caseOf = async (id: string) => (await api<Case>(a.http, 'GET', `/cases/${id}`, undefined, token)).body;
 
   /** Both nodes rank the two spares first and second for a case. */
@@ -106,7 +76,7 @@ describe.runIf(RUN_CLUSTER)('automatic re-dispatch past a worker taken through a
 
   /** Dispatches (the row's claim, `select … for update` on workers) waiting for a row lock. */
   async function waitingClaims(): Promise<number> {
-    const [r] = await db.query<{ n: number }>(
+    const [r] = await cluster.db.query<{ n: number }>(
       `select count(*)::int as n from pg_stat_activity
         where datname = current_database() and wait_event_type = 'Lock' and query like 'select case_id, stage, on_duty from workers where id = $1 for update%'`);
     return r!.n;
@@ -122,11 +92,11 @@ describe.runIf(RUN_CLUSTER)('automatic re-dispatch past a worker taken through a
   }
 
   const alarms = (rule: string, deviceId: string) =>
-    db.query<{ count: number; message: string }>('select count, message from alarms where rule_id = $1 and device_id = $2', [rule, deviceId]);
+    cluster.db.query<{ count: number; message: string }>('select count, message from alarms where rule_id = $1 and device_id = $2', [rule, deviceId]);
   /** The refusal lines for a case, from both nodes' logs. */
   function refusals(caseId: string): Array<{ node: string; workerId: string }> {
     const out: Array<{ node: string; workerId: string }> = [];
-    for (const n of nodes) {
+    for (const n of cluster.nodes) {
       for (const line of n.output().split('\n')) {
         if (!line.startsWith('{') || !line.includes(REFUSED)) continue;
         const l = JSON.parse(line) as { msg: string; caseId: string; workerId: string };
@@ -136,11 +106,11 @@ describe.runIf(RUN_CLUSTER)('automatic re-dispatch past a worker taken through a
     return out;
   }
   async function rows(): Promise<Record<string, string | null>> {
-    const r = await db.query<{ id: string; case_id: string | null }>('select id, case_id from workers');
+    const r = await cluster.db.query<{ id: string; case_id: string | null }>('select id, case_id from workers');
     return Object.fromEntries(r.map((x) => [x.id, x.case_id]));
   }
   async function openCases(): Promise<Record<string, string[]>> {
-    const r = await db.query<{ id: string; worker_id: string }>("select id, worker_id from cases where worker_id is not null and status in ('dispatched', 'accepted', 'on_scene') order by id");
+    const r = await cluster.db.query<{ id: string; worker_id: string }>("select id, worker_id from cases where worker_id is not null and status in ('dispatched', 'accepted', 'on_scene') order by id");
     const out: Record<string, string[]> = {};
     for (const x of r) (out[x.worker_id] ??= []).push(x.id);
     return out;
@@ -153,7 +123,7 @@ describe.runIf(RUN_CLUSTER)('automatic re-dispatch past a worker taken through a
    * worker behind A's dispatch.
    */
   async function takeWhileRanked(taken: Array<{ workerId: string; caseId: string }>, caseId: string, first: string): Promise<void> {
-    const lock = new pg.Client({ connectionString: db.url });
+    const lock = new pg.Client({ connectionString: cluster.db.url });
     await lock.connect();
     try {
       await lock.query('begin');
@@ -185,7 +155,7 @@ describe.runIf(RUN_CLUSTER)('automatic re-dispatch past a worker taken through a
     expect(await rows()).toEqual({ 'w-spare': x, 'w-spare2': c, 'w-first1': null, 'w-first2': null });
     expect(await openCases()).toEqual({ 'w-spare': [x], 'w-spare2': [c] });
     // The refused worker is no attempt of the case; the timeout is one, the second candidate the next.
-    const attempts = await db.query<{ worker_id: string; outcome: string | null; attempt: number }>('select worker_id, outcome, attempt from case_dispatches where case_id = $1 order by attempt', [c]);
+    const attempts = await cluster.db.query<{ worker_id: string; outcome: string | null; attempt: number }>('select worker_id, outcome, attempt from case_dispatches where case_id = $1 order by attempt', [c]);
     expect(attempts).toEqual([{ worker_id: 'w-first1', outcome: 'timeout', attempt: 1 }, { worker_id: 'w-spare2', outcome: null, attempt: 2 }]);
     // One refusal, logged once on the node that escalated; the timeout alarm names who the case went to; no one told there was no one.
     const refused = refusals(c);
@@ -213,7 +183,7 @@ describe.runIf(RUN_CLUSTER)('automatic re-dispatch past a worker taken through a
     expect(await caseOf(c)).toMatchObject({ status: 'registered', workerId: null });
     expect(await rows()).toEqual({ 'w-spare': x, 'w-spare2': y, 'w-first1': null, 'w-first2': null });
     expect(await openCases()).toEqual({ 'w-spare': [x], 'w-spare2': [y] });
-    expect(await db.query('select 1 from case_dispatches where case_id = $1 and ended_at is null', [c])).toEqual([]);
+    expect(await cluster.db.query('select 1 from case_dispatches where case_id = $1 and ended_at is null', [c])).toEqual([]);
     // w-spare was refused, then w-spare2 (refused too, or already known taken and not ranked): each refusal logged once.
     const refused = refusals(c).map((r) => r.workerId);
     expect(refused[0]).toBe('w-spare');
@@ -223,7 +193,7 @@ describe.runIf(RUN_CLUSTER)('automatic re-dispatch past a worker taken through a
     const none = await alarms('dispatch.dispatch_no_candidate', `case:${c}`);
     expect(none).toHaveLength(1);
     expect(none[0]!.count).toBe(1);
-    expect(await db.query("select 1 from alarms where rule_id = 'dispatch.dispatch_exhausted'")).toEqual([]);
+    expect(await cluster.db.query("select 1 from alarms where rule_id = 'dispatch.dispatch_exhausted'")).toEqual([]);
     const timeout = await until(async () => ((await alarms('dispatch.dispatch_timeout', 'hh-w-first2')).length ? alarms('dispatch.dispatch_timeout', 'hh-w-first2') : null), WAIT, 200);
     expect(timeout).toHaveLength(1);
     expect(timeout[0]!.count).toBe(1);

@@ -9,7 +9,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import pg from 'pg';
+import { commandTopic, decodeCommand, type Command } from '@gridlink/devices';
 import { districtGrids } from '../cases/fixtures.js';
 import { REQUIRE_ALL, PG_URL, until } from '../helpers.js';
 
@@ -251,5 +253,186 @@ export async function twoNodeDistrict(officers: ReadonlyArray<{ username: string
     await redis.stop();
     await db.drop();
     throw err;
+  }
+}
+
+/** Fails naming the request and its answer unless `r` came back with status `want`. */
+function expectStatus(r: { status: number; body: unknown }, want: number, what: string): void {
+  if (r.status !== want) throw new Error(`${what}: ${r.status} ${JSON.stringify(r.body)} (expected ${want})`);
+}
+
+export interface HealthBody {
+  status: string;
+  cluster: { redis?: boolean; peers: Array<{ id: string }>; leases: Record<string, { holder: string | null }> };
+}
+
+/** The node's /healthz, or null while it does not answer. */
+export async function healthOrNull(node: HubNode): Promise<HealthBody | null> {
+  try {
+    return (await (await fetch(`${node.http}/healthz`)).json()) as HealthBody;
+  } catch {
+    return null;
+  }
+}
+
+/** A location fix through the node's HTTP ingest, as the handheld `deviceId` (Basic auth with its secret): the answer. */
+export async function ingestLocation(node: HubNode, deviceId: string, secret: string, fix: Record<string, unknown>): Promise<{ status: number; text: string }> {
+  const r = await fetch(`${node.http}/api/v1/ingest/${deviceId}/location`, {
+    method: 'POST',
+    headers: { authorization: `Basic ${Buffer.from(`${deviceId}:${secret}`).toString('base64')}`, 'content-type': 'application/json' },
+    body: JSON.stringify(fix),
+  });
+  return { status: r.status, text: await r.text() };
+}
+
+/** Every command that arrives on the device's command topic, in order; resolves once subscribed (QoS 1). */
+export async function collectCommands(m: MqttClient, deviceId: string): Promise<Command[]> {
+  const got: Command[] = [];
+  m.on('message', (topic, payload) => {
+    const cmd = topic === commandTopic(deviceId) ? decodeCommand(payload) : null;
+    if (cmd) got.push(cmd);
+  });
+  await m.subscribeAsync(commandTopic(deviceId), { qos: 1 });
+  return got;
+}
+
+/** The dispatch command of `caseId` among the commands a handheld received. */
+export const dispatchOf = (got: Command[], caseId: string) => got.find((x) => x.type === 'dispatch' && x.case.id === caseId);
+
+/** Strictly increasing fix times on the clock: a fix not newer than the device's last is not a move. */
+export function fixClock(): () => number {
+  let last = 0;
+  return () => (last = Math.max(Date.now(), last + 1));
+}
+
+/** The node's process has ended (killed, or killed itself). */
+export const hasExited = (node: HubNode) => node.child.exitCode !== null || node.child.signalCode !== null;
+
+/** The node printed a JSON log line with message `msg` that mentions `about`. */
+export const logged = (node: HubNode, msg: string, about: string) =>
+  node.output().split('\n').some((l) => l.includes(`"msg":"${msg}"`) && l.includes(about));
+
+/**
+ * What one cluster test starts, in one place: Redis, a database of its own,
+ * hub nodes, the admin's token and the MQTT clients it opens. Made in the
+ * describe block; `open`, `node` and `district` fill it in beforeAll, `stop`
+ * in afterAll tears down whatever was started, so a beforeAll that fails
+ * half-way leaves nothing running.
+ */
+export class TestCluster {
+  redis!: RedisServer;
+  db!: TestDatabase;
+  token = '';
+  readonly nodes: HubNode[] = [];
+  readonly clients: MqttClient[] = [];
+  /** The secret of each handheld `addWorker` made, by device id. */
+  readonly secrets = new Map<string, string>();
+  /** `wait`: the test's hang guard for the conditions its helpers wait for. */
+  constructor(private readonly opts: { wait: number }) {}
+
+  /** Starts Redis and creates the database; the environment every node of the cluster shares, with `extra`. */
+  async open(extra: Record<string, string> = {}, redis: { appendonly?: boolean } = {}): Promise<Record<string, string>> {
+    this.redis = await startRedis(redis);
+    this.db = await createDatabase();
+    return clusterEnv(this.redis.url, this.db.url, extra);
+  }
+
+  /** Starts node `id`; `stop` kills it. */
+  async node(id: string, env: Record<string, string>): Promise<HubNode> {
+    const n = await startNode(id, env);
+    this.nodes.push(n);
+    return n;
+  }
+
+  /** Logs in as admin on `node`: the token the helpers below use, and the test's. */
+  async login(node: HubNode): Promise<string> {
+    this.token = await login(node.http);
+    return this.token;
+  }
+
+  /** Logs in as admin on `node` and gives the district its grids through it; the admin's token. */
+  async district(node: HubNode): Promise<string> {
+    await this.login(node);
+    expectStatus(await api(node.http, 'PUT', '/grids', districtGrids(), this.token), 200, 'PUT /grids');
+    return this.token;
+  }
+
+  /** Resolves once every node started counts all of them as owners. */
+  async converged(): Promise<void> {
+    await until(async () => (await Promise.all(this.nodes.map(health))).every((h) => h.cluster.owners.length === this.nodes.length), this.opts.wait, 100);
+  }
+
+  /** Every node's /healthz, once `ok` holds for each (one that does not answer does not count). */
+  healthy(ok: (h: HealthBody) => boolean, timeoutMs: number, stepMs: number): Promise<HealthBody[]> {
+    return until(async () => {
+      const hs = await Promise.all(this.nodes.map(healthOrNull));
+      return hs.every((h) => h !== null && ok(h)) ? (hs as HealthBody[]) : null;
+    }, timeoutMs, stepMs);
+  }
+
+  /**
+   * Worker `id` of grid G-A1, on duty, with handheld `hh-<id>`, made through
+   * `via`. With `at`, a fix of the handheld there (time `ts()`, the clock by
+   * default) is stored before the worker exists, so every node reads it back
+   * with the worker; `poll` is how often that is looked for. Returns the
+   * handheld's secret.
+   */
+  async addWorker(via: HubNode, id: string, opts: { name?: string; at?: { lat: number; lon: number }; ts?: () => number; poll?: number } = {}): Promise<string> {
+    const deviceId = `hh-${id}`;
+    const d = await api<{ secret: string }>(via.http, 'POST', '/devices', { type: 'handheld', id: deviceId }, this.token);
+    expectStatus(d, 201, `POST /devices ${deviceId}`);
+    this.secrets.set(deviceId, d.body.secret);
+    if (opts.at) {
+      const f = await ingestLocation(via, deviceId, d.body.secret, { ts: (opts.ts ?? Date.now)(), ...opts.at });
+      if (f.status !== 202) throw new Error(`fix of ${deviceId}: ${f.status} ${f.text} (expected 202)`);
+      await until(async () => (await this.db.query('select 1 from positions where device_id = $1', [deviceId])).length > 0, this.opts.wait, opts.poll ?? 100);
+    }
+    const w = await api(via.http, 'POST', '/workers', { id, name: opts.name ?? id, deviceId, gridIds: ['G-A1'], onDuty: true }, this.token);
+    expectStatus(w, 201, `POST /workers ${id}`);
+    return d.body.secret;
+  }
+
+  /** The node knows worker `id` (its roster has heard of the worker's creation), or null. */
+  async knows(node: HubNode, id: string): Promise<true | null> {
+    return (await api(node.http, 'GET', `/workers/${id}`, undefined, this.token)).status === 200 || null;
+  }
+
+  /** A case made through `node`, registered unless `register` is false; its id. */
+  async newCase(node: HubNode, c: { category: string; lat: number; lon: number; description: string }, register = true): Promise<string> {
+    const r = await api<{ id: string }>(node.http, 'POST', '/cases', c, this.token);
+    expectStatus(r, 201, 'POST /cases');
+    if (register) expectStatus(await this.act(node, r.body.id, 'register'), 200, `register ${r.body.id}`);
+    return r.body.id;
+  }
+
+  /** A case action through `node`, as the admin. */
+  act<T = any>(node: HubNode, caseId: string, action: string, extra: Record<string, unknown> = {}): Promise<{ status: number; body: T }> {
+    return api<T>(node.http, 'POST', `/cases/${caseId}/actions`, { action, ...extra }, this.token);
+  }
+
+  /** A client connected to the node's broker as device `id` (no reconnect by default); `stop` ends it. */
+  connect(node: HubNode, id: string, secret: string, opts: IClientOptions = {}): Promise<MqttClient> {
+    return new Promise<MqttClient>((resolve, reject) => {
+      const m = mqtt.connect(`mqtt://127.0.0.1:${node.mqttPort}`, { clientId: id, username: id, password: secret, reconnectPeriod: 0, connectTimeout: 30_000, ...opts });
+      this.clients.push(m);
+      m.once('connect', () => resolve(m));
+      m.once('error', reject);
+      m.once('close', () => reject(new Error(`${id}: connection to ${node.id} closed before CONNACK`)));
+    });
+  }
+
+  /** Handheld `deviceId` on the node's broker with a persistent session, keeping the commands it receives. */
+  async handheld(node: HubNode, deviceId: string, secret: string): Promise<{ m: MqttClient; got: Command[] }> {
+    const m = await this.connect(node, deviceId, secret, { clean: false });
+    return { m, got: await collectCommands(m, deviceId) };
+  }
+
+  /** Tears down what was started; prints the nodes' logs first for a failed test or with GRIDLINK_CLUSTER_LOGS=1. */
+  async stop(failed = false): Promise<void> {
+    if (failed || process.env.GRIDLINK_CLUSTER_LOGS === '1') for (const n of this.nodes) process.stderr.write(`--- ${n.id}\n${n.output()}\n`);
+    await Promise.all(this.clients.map((m) => m.endAsync(true).catch(() => undefined)));
+    await Promise.all(this.nodes.map((n) => n.kill('SIGKILL')));
+    await this.redis?.stop();
+    await this.db?.drop();
   }
 }
