@@ -6,59 +6,25 @@
  */
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { commandTopic, decodeCommand, type Command } from '@gridlink/devices';
 import { until } from '../helpers.js';
-import { api, clusterEnv, createDatabase, login, RUN_CLUSTER, startNode, startRedis, type HubNode, type RedisServer, type TestDatabase } from './harness.js';
-
-interface HealthBody {
-  status: string;
-  cluster: { redis?: boolean; peers: Array<{ id: string }>; leases: Record<string, { holder: string | null }> };
-}
-
-async function healthOf(node: HubNode): Promise<HealthBody | null> {
-  try {
-    const r = await fetch(`${node.http}/healthz`);
-    return (await r.json()) as HealthBody;
-  } catch {
-    return null;
-  }
-}
+import { api, collectCommands, dispatchOf, RUN_CLUSTER, TestCluster, type HealthBody, type HubNode } from './harness.js';
 
 describe.runIf(RUN_CLUSTER)('hub cluster through a Redis restart (2 nodes)', () => {
-  let redis: RedisServer;
-  let db: TestDatabase;
-  const nodes: HubNode[] = [];
-  const clients: MqttClient[] = [];
+  const cluster = new TestCluster({ wait: 60_000 });
   let token = '';
   let a: HubNode, b: HubNode;
 
   beforeAll(async () => {
-    redis = await startRedis({ appendonly: true });
-    db = await createDatabase();
-    const env = clusterEnv(redis.url, db.url, { GRIDLINK_DEVICE_RATE: '5000', GRIDLINK_DEVICE_BURST: '5000' });
-    a = await startNode('node-a', env);
-    nodes.push(a);
-    b = await startNode('node-b', env);
-    nodes.push(b);
-    token = await login(b.http);
+    const env = await cluster.open({ GRIDLINK_DEVICE_RATE: '5000', GRIDLINK_DEVICE_BURST: '5000' }, { appendonly: true });
+    a = await cluster.node('node-a', env);
+    b = await cluster.node('node-b', env);
+    token = await cluster.login(b);
   }, 180_000);
 
-  afterAll(async () => {
-    if (process.env.GRIDLINK_CLUSTER_LOGS === '1') for (const n of nodes) process.stderr.write(`--- ${n.id}\n${n.output()}\n`);
-    await Promise.all(clients.map((m) => m.endAsync(true).catch(() => undefined)));
-    await Promise.all(nodes.map((n) => n.kill('SIGKILL')));
-    await redis?.stop();
-    await db?.drop();
-  }, 60_000);
+  afterAll(() => cluster.stop(), 60_000);
 
   const connect = (node: HubNode, id: string, secret: string, opts: mqtt.IClientOptions = {}) =>
-    new Promise<MqttClient>((resolve, reject) => {
-      const m = mqtt.connect(`mqtt://127.0.0.1:${node.mqttPort}`, { clientId: id, username: id, password: secret, reconnectPeriod: 0, connectTimeout: 10_000, ...opts });
-      clients.push(m);
-      m.once('connect', () => resolve(m));
-      m.once('error', reject);
-      m.once('close', () => reject(new Error(`${id}: connection to ${node.id} closed before CONNACK`)));
-    });
+    cluster.connect(node, id, secret, { connectTimeout: 10_000, ...opts });
 
   async function device(type: string, id: string): Promise<string> {
     const r = await api<{ secret: string }>(b.http, 'POST', '/devices', { type, id }, token);
@@ -105,23 +71,14 @@ describe.runIf(RUN_CLUSTER)('hub cluster through a Redis restart (2 nodes)', () 
 
   it('loses nothing acknowledged, reports degraded while Redis is away, and routes commands across nodes after it is back', async () => {
     // Both nodes see each other before anything starts.
-    await until(async () => {
-      const hs = await Promise.all(nodes.map(healthOf));
-      return hs.every((h) => h?.status === 'ok' && h.cluster.redis === true && h.cluster.peers.length === 2) ? true : null;
-    }, 60_000, 200);
+    await cluster.healthy((h) => h.status === 'ok' && h.cluster.redis === true && h.cluster.peers.length === 2, 60_000, 200);
 
     // A handheld on node A with a persistent session; its worker and the cases are made through node B.
     const secretHh = await device('handheld', 'hh-rr');
     expect((await api(b.http, 'POST', '/workers', { id: 'w-rr', name: 'w-rr', deviceId: 'hh-rr', gridIds: [] }, token)).status).toBe(201);
     expect((await api(b.http, 'POST', '/workers/w-rr/duty', { onDuty: true }, token)).status).toBe(200);
     const hh = await connect(a, 'hh-rr', secretHh, { clean: false, reconnectPeriod: 500 });
-    const got: Command[] = [];
-    hh.on('message', (topic, payload) => {
-      if (topic !== commandTopic('hh-rr')) return;
-      const cmd = decodeCommand(payload);
-      if (cmd) got.push(cmd);
-    });
-    await hh.subscribeAsync(commandTopic('hh-rr'), { qos: 1 });
+    const got = await collectCommands(hh, 'hh-rr');
 
     // QoS 1 load on both nodes.
     const t0 = Date.now() - 3_600_000;
@@ -134,46 +91,38 @@ describe.runIf(RUN_CLUSTER)('hub cluster through a Redis restart (2 nodes)', () 
 
     // A third of the way in, Redis goes away.
     await until(() => total() >= (per * ids.length) / 3, 120_000, 20);
-    await redis.halt();
+    await cluster.redis.halt();
     // While it is away every node says so.
-    const down = await until(async () => {
-      const hs = await Promise.all(nodes.map(healthOf));
-      return hs.every((h) => h?.status === 'degraded' && h.cluster.redis === false) ? hs : null;
-    }, 60_000, 100);
+    const down = await cluster.healthy((h) => h.status === 'degraded' && h.cluster.redis === false, 60_000, 100);
     expect(down).toHaveLength(2);
     // Away for longer than a Redis client's default retry budget (20 reconnects, about 10 s): a
     // connection that gives up fails the PUBACKs and session writes queued behind it.
     await new Promise((r) => setTimeout(r, 15_000));
-    await redis.start();
+    await cluster.redis.start();
 
     await Promise.all(runs);
     for (const id of ids) expect(acked.get(id)!.size, id).toBe(per);
-    const stored = await db.query<{ device_id: string; n: number; distinct_seq: number }>(
+    const stored = await cluster.db.query<{ device_id: string; n: number; distinct_seq: number }>(
       "select device_id, count(*)::int as n, count(distinct seq)::int as distinct_seq from readings where metric = 'water_level_cm' and device_id like 'rr-%' group by device_id order by device_id");
     expect(stored).toEqual(ids.map((id) => ({ device_id: id, n: per, distinct_seq: per })));
 
     // Both nodes are back: healthy, each other's peer, one holder per lease.
-    const back = await until(async () => {
-      const hs = await Promise.all(nodes.map(healthOf));
-      return hs.every((h) => h?.status === 'ok' && h.cluster.redis === true && h.cluster.peers.length === 2) ? (hs as HealthBody[]) : null;
-    }, 120_000, 200);
+    const back: HealthBody[] = await cluster.healthy((h) => h.status === 'ok' && h.cluster.redis === true && h.cluster.peers.length === 2, 120_000, 200);
     for (const lease of Object.keys(back[0]!.cluster.leases)) expect(new Set(back.map((h) => h.cluster.leases[lease]!.holder)).size, lease).toBe(1);
 
     // A command published on node B after the restart reaches the handheld on node A.
     await until(() => (hh.connected ? true : null), 60_000, 100);
-    const created = await api<{ id: string }>(b.http, 'POST', '/cases', { category: 'E0101', lat: 30.6, lon: 104.0, description: 'after redis restart' }, token);
-    expect(created.status, JSON.stringify(created.body)).toBe(201);
-    expect((await api(b.http, 'POST', `/cases/${created.body.id}/actions`, { action: 'register' }, token)).status).toBe(200);
-    const d = await api(b.http, 'POST', `/cases/${created.body.id}/actions`, { action: 'dispatch', workerId: 'w-rr' }, token);
+    const caseId = await cluster.newCase(b, { category: 'E0101', lat: 30.6, lon: 104.0, description: 'after redis restart' });
+    const d = await cluster.act(b, caseId, 'dispatch', { workerId: 'w-rr' });
     expect(d.status, JSON.stringify(d.body)).toBe(200);
-    const cmd = await until(() => got.find((x) => x.type === 'dispatch' && x.case.id === created.body.id), 60_000);
+    const cmd = await until(() => dispatchOf(got, caseId), 60_000);
     expect(cmd.type).toBe('dispatch');
 
     // The handheld on node A is online in node B's view and in the table, held by A: a node whose
     // presence key Redis lost tells the others again what it holds, and nobody swept it meanwhile.
     await until(async () => (await api<{ online: boolean }>(b.http, 'GET', '/devices/hh-rr', undefined, token)).body.online === true, 60_000, 200);
     await until(async () => {
-      const [r] = await db.query<{ online: boolean; holder_node: string | null }>("select online, holder_node from devices where id = 'hh-rr'");
+      const [r] = await cluster.db.query<{ online: boolean; holder_node: string | null }>("select online, holder_node from devices where id = 'hh-rr'");
       return r?.online === true && r.holder_node === 'node-a';
     }, 60_000, 200);
   }, 400_000);
