@@ -50,63 +50,64 @@ describe('accept timeout from the first send', () => {
     return { open, held };
   }
 
-  it('gives the worker the whole window from a send made 50 s after the dispatch', async () => {
-    const w = await h.addWorker({ id: 'w-late', gridIds: ['G-A1'], at: { lat: 30.612, lon: 104.005 } });
+  /**
+   * A worker near a new case, the case dispatched to them, and the command's
+   * send held while `lateMs` pass on the hub's clock (the timer's beat comes
+   * due meanwhile); resolves once the handheld has the command.
+   */
+  async function dispatchSentLate(workerId: string, lon: number, lateMs: number) {
+    const w = await h.addWorker({ id: workerId, gridIds: ['G-A1'], at: { lat: 30.612, lon } });
     const { commands } = await h.handheld(w.deviceId, w.secret);
-    const c = await h.newCase({ lat: 30.6119, lon: 104.005 });
+    const c = await h.newCase({ lat: 30.6119, lon });
     const gate = holdSend(c.id);
     expect((await h.as('dispatcher')('POST', `/cases/${c.id}/actions`, { action: 'dispatch', workerId: w.id })).status).toBe(200);
     await gate.held;
-    // 50 s pass before the command goes out.
-    h.clock.advance(50_000);
+    h.clock.advance(lateMs);
     h.dispatch.flush();
     gate.open();
     await h.dispatch.engine.idle();
     const cmd = await waitFor(() => commands.find((x) => x.type === 'dispatch' && x.case.id === c.id));
+    return { w, c, cmd };
+  }
+
+  /** `ms` more pass: the worker still has the case, and no timeout was raised. */
+  async function stillHeldAfter(ms: number, caseId: string, workerId: string): Promise<void> {
+    h.clock.advance(ms);
+    await beat();
+    expect(await caseOf(caseId)).toMatchObject({ status: 'dispatched', workerId });
+    expect(timedOut(caseId)).toEqual([]);
+  }
+
+  /** `ms` more pass: the dispatch times out, once. */
+  async function timesOutAfter(ms: number, caseId: string): Promise<void> {
+    h.clock.advance(ms);
+    await beat();
+    await waitFor(() => timedOut(caseId).length > 0 || null);
+    expect(timedOut(caseId)).toHaveLength(1);
+  }
+
+  it('gives the worker the whole window from a send made 50 s after the dispatch', async () => {
+    // 50 s pass before the command goes out.
+    const { w, c, cmd } = await dispatchSentLate('w-late', 104.005, 50_000);
     const [row] = await h.hub.ctx.db.query<{ first: number | string }>('select extract(epoch from first_sent_at) * 1000 as first from dispatch_commands where cmd_id = $1', [cmd.cmdId]);
     expect(Number(row!.first)).toBe(h.clock.now());
 
     // 60 s after the dispatch, 10 s after the send: the worker still has the case.
-    h.clock.advance(10_000);
-    await beat();
-    expect(await caseOf(c.id)).toMatchObject({ status: 'dispatched', workerId: w.id });
-    expect(timedOut(c.id)).toEqual([]);
+    await stillHeldAfter(10_000, c.id, w.id);
     // 59 s after the send: still.
-    h.clock.advance(49_000);
-    await beat();
-    expect(await caseOf(c.id)).toMatchObject({ status: 'dispatched', workerId: w.id });
-    expect(timedOut(c.id)).toEqual([]);
+    await stillHeldAfter(49_000, c.id, w.id);
     // 60 s after the send: timed out, once.
-    h.clock.advance(1_000);
-    await beat();
-    await waitFor(() => timedOut(c.id).length > 0 || null);
-    expect(timedOut(c.id)).toHaveLength(1);
+    await timesOutAfter(1_000, c.id);
     expect(timedOut(c.id)[0]).toMatchObject({ workerId: w.id });
     expect((await caseOf(c.id)).workerId).not.toBe(w.id);
   });
 
   it('does not time out a dispatch whose command is not sent yet, and counts from the send once it is', async () => {
-    const w = await h.addWorker({ id: 'w-unsent', gridIds: ['G-A1'], at: { lat: 30.612, lon: 104.006 } });
-    const { commands } = await h.handheld(w.deviceId, w.secret);
-    const c = await h.newCase({ lat: 30.6119, lon: 104.006 });
-    const gate = holdSend(c.id);
-    expect((await h.as('dispatcher')('POST', `/cases/${c.id}/actions`, { action: 'dispatch', workerId: w.id })).status).toBe(200);
-    await gate.held;
     // The whole window and more passes with the command held; the timer's beat comes due meanwhile.
-    h.clock.advance(70_000);
-    h.dispatch.flush();
-    gate.open();
-    await h.dispatch.engine.idle();
-    await waitFor(() => commands.find((x) => x.type === 'dispatch' && x.case.id === c.id));
+    const { w, c } = await dispatchSentLate('w-unsent', 104.006, 70_000);
     expect(await caseOf(c.id)).toMatchObject({ status: 'dispatched', workerId: w.id });
     expect(timedOut(c.id)).toEqual([]);
-    h.clock.advance(59_000);
-    await beat();
-    expect(await caseOf(c.id)).toMatchObject({ status: 'dispatched', workerId: w.id });
-    expect(timedOut(c.id)).toEqual([]);
-    h.clock.advance(1_000);
-    await beat();
-    await waitFor(() => timedOut(c.id).length > 0 || null);
-    expect(timedOut(c.id)).toHaveLength(1);
+    await stillHeldAfter(59_000, c.id, w.id);
+    await timesOutAfter(1_000, c.id);
   });
 });
