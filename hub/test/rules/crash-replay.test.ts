@@ -80,50 +80,58 @@ describe('rules: a single hub killed after breaching readings were acknowledged,
   const t0 = Date.now() - 60_000;
   const ts = (i: number) => t0 + i * 1_000;
 
-  it('raises at the third reading after a SIGKILL that took the two counted before it', async () => {
-    const env = settings('3600000');
+  /** hub-a on `env`: the rule, the device and two breaching readings (30, 31), acknowledged; then stopped by `signal`. The device's secret. */
+  async function twoBreachingThenStop(env: Record<string, string>, signal: NodeJS.Signals): Promise<string> {
     const a = await start('hub-a', env);
     const secret = await setup(a.node, a.token);
     await gas(a.node, secret, ts(1), 30);
     await gas(a.node, secret, ts(2), 31);
-    await a.node.kill('SIGKILL');
+    await a.node.kill(signal);
+    return secret;
+  }
+
+  /** Node `id` on `env` takes the third breaching reading (33) and stops cleanly: what is stored then. */
+  async function thirdBreach(id: string, env: Record<string, string>, secret: string) {
+    const n = await start(id, env);
+    await gas(n.node, secret, ts(3), 33);
+    await n.node.kill('SIGTERM');
+    return stored(env);
+  }
+
+  /** Node `id` on `env` starts (replaying whatever it replays at start) and stops cleanly, taking nothing. */
+  async function startAndStop(id: string, env: Record<string, string>): Promise<void> {
+    const n = await start(id, env);
+    await n.node.kill('SIGTERM');
+  }
+
+  it('raises at the third reading after a SIGKILL that took the two counted before it', async () => {
+    const env = settings('3600000');
+    const secret = await twoBreachingThenStop(env, 'SIGKILL');
     // The two steps were never written: only the readings hold them.
     expect((await stored(env)).state).toBeNull();
 
-    const b = await start('hub-b', env);
-    await gas(b.node, secret, ts(3), 33);
-    await b.node.kill('SIGTERM');
-    const after = await stored(env);
+    const after = await thirdBreach('hub-b', env, secret);
     // The code before counted the third reading as the first of a run: no alarm, count 1.
     expect(after.alarms).toEqual([['active', 1, 33]]);
     expect(after.messages[0]).toContain('(3 in a row)');
     expect(after.state).toMatchObject({ active: true, count: 3, ts: ts(3) });
 
     // Started again (everything flushed by the clean stop): nothing raised or counted again.
-    const c = await start('hub-c', env);
-    await c.node.kill('SIGTERM');
+    await startAndStop('hub-c', env);
     expect((await stored(env)).alarms).toEqual([['active', 1, 33]]);
   });
 
   it('counts nothing twice after a clean stop that flushed the pending run', async () => {
     const env = settings('3600000');
-    const a = await start('hub-a', env);
-    const secret = await setup(a.node, a.token);
-    await gas(a.node, secret, ts(1), 30);
-    await gas(a.node, secret, ts(2), 31);
-    await a.node.kill('SIGTERM');
+    const secret = await twoBreachingThenStop(env, 'SIGTERM');
     // Flushed at stop: 2 of 3, holding the second reading.
     expect((await stored(env)).state).toMatchObject({ active: false, count: 2, ts: ts(2) });
 
     // Replaying readings 1 and 2 over that state would count 4 and raise at start, at 31.
-    const b = await start('hub-b', env);
-    await b.node.kill('SIGTERM');
+    await startAndStop('hub-b', env);
     expect(await stored(env)).toMatchObject({ alarms: [], state: { count: 2, ts: ts(2) } });
 
-    const c = await start('hub-c', env);
-    await gas(c.node, secret, ts(3), 33);
-    await c.node.kill('SIGTERM');
-    const after = await stored(env);
+    const after = await thirdBreach('hub-c', env, secret);
     expect(after.alarms).toEqual([['active', 1, 33]]);
     expect(after.messages[0]).toContain('(3 in a row)');
   });
