@@ -1,0 +1,183 @@
+/**
+ * A worker's row follows each case action in the action's own commit.
+ * Node A lives throughout and makes the dispatches; each later action
+ * (accept, arrive, resolve, decline, cancel) goes through a node of its own
+ * started with the testing option GRIDLINK_TEST_KILL_AFTER_CASE_COMMIT=<action>,
+ * which SIGKILLs itself as soon as it hears that action committed, before
+ * anything it does after the commit. The worker's row is one stage on (or
+ * released) all the same, and node A, which made the dispatch and never
+ * heard of the action, offers the worker again once the row is free (its
+ * candidates read the rows) and dispatches them. A `rework` back to a
+ * worker whose row holds another open case is refused with 409, whichever
+ * node's roster is behind; a caller of another street cannot rework the
+ * case, and an action's body cannot move another worker's row.
+ */
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { AT, districtGrids } from '../cases/fixtures.js';
+import { until } from '../helpers.js';
+import { api, clusterEnv, createDatabase, login, RUN_CLUSTER, startNode, startRedis, type HubNode, type RedisServer, type TestDatabase } from './harness.js';
+
+/** Guards a hang on a busy machine; nothing here is a latency assertion. */
+const WAIT = 120_000;
+const OFFICER_PASSWORD = 'officer-pass-123';
+
+interface Case { id: string; status: string; workerId: string | null; code?: string }
+interface Worker { id: string; status: string; caseId: string | null }
+interface Candidate { workerId: string }
+
+describe.runIf(RUN_CLUSTER)('the worker row follows a case action whose node dies right after its commit', () => {
+  let redis: RedisServer;
+  let db: TestDatabase;
+  const nodes: HubNode[] = [];
+  let a: HubNode;
+  let env: Record<string, string>;
+  let token = '';
+  let officerB = '';
+  /** Cases in G-A1, the workers' grid. */
+  const cases: string[] = [];
+
+  let failed = false;
+  beforeEach(({ onTestFailed }) => onTestFailed(() => void (failed = true)));
+
+  beforeAll(async () => {
+    redis = await startRedis();
+    db = await createDatabase();
+    env = clusterEnv(redis.url, db.url, { GRIDLINK_LOG_LEVEL: 'info', GRIDLINK_DISPATCH_ACCEPT_TIMEOUT_S: '3600' });
+    a = await startNode('node-a', env);
+    nodes.push(a);
+    token = await login(a.http);
+    const g = await api(a.http, 'PUT', '/grids', districtGrids(), token);
+    expect(g.status, JSON.stringify(g.body)).toBe(200);
+    const u = await api(a.http, 'POST', '/users', { username: 'officer-sb', password: OFFICER_PASSWORD, role: 'officer', regionId: 'S-B' }, token);
+    expect(u.status, JSON.stringify(u.body)).toBe(201);
+    officerB = await login(a.http, 'officer-sb', OFFICER_PASSWORD);
+    for (const [i, id] of ['w-1', 'w-2', 'w-3'].entries()) {
+      const d = await api<{ secret: string }>(a.http, 'POST', '/devices', { type: 'handheld', id: `hh-${id}` }, token);
+      expect(d.status, JSON.stringify(d.body)).toBe(201);
+      const w = await api(a.http, 'POST', '/workers', { id, name: id, deviceId: `hh-${id}`, gridIds: ['G-A1'], onDuty: true }, token);
+      expect(w.status, JSON.stringify(w.body)).toBe(201);
+      const f = await fetch(`${a.http}/api/v1/ingest/hh-${id}/location`, {
+        method: 'POST',
+        headers: { authorization: `Basic ${Buffer.from(`hh-${id}:${d.body.secret}`).toString('base64')}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ ts: Date.now(), lat: AT.A1.lat, lon: AT.A1.lon + 0.0003 * i }),
+      });
+      expect(f.status, await f.text()).toBe(202);
+    }
+    for (let i = 0; i < 8; i++) {
+      const c = await api<Case>(a.http, 'POST', '/cases', { category: 'E0102', lat: AT.A1.lat, lon: AT.A1.lon + 0.0002 * (i + 1), description: `stage kill ${i + 1}` }, token);
+      expect(c.status, JSON.stringify(c.body)).toBe(201);
+      expect((await act(a, c.body.id, 'register')).status).toBe(200);
+      cases.push(c.body.id);
+    }
+    for (const w of ['w-1', 'w-2', 'w-3']) await until(() => offered(a, cases[7]!, w), WAIT, 100);
+  }, 180_000);
+
+  afterAll(async () => {
+    if (failed || process.env.GRIDLINK_CLUSTER_LOGS === '1') for (const n of nodes) process.stderr.write(`--- ${n.id}\n${n.output()}\n`);
+    await Promise.all(nodes.map((n) => n.kill('SIGKILL')));
+    await redis?.stop();
+    await db?.drop();
+  }, 60_000);
+
+  const act = (node: HubNode, caseId: string, action: string, extra: Record<string, unknown> = {}, t = token) =>
+    api<Case & { code?: string }>(node.http, 'POST', `/cases/${caseId}/actions`, { action, ...extra }, t);
+  async function offered(node: HubNode, caseId: string, workerId: string): Promise<Candidate | undefined> {
+    const r = await api<{ items: Candidate[] }>(node.http, 'GET', `/cases/${caseId}/candidates?limit=20`, undefined, token);
+    expect(r.status, JSON.stringify(r.body)).toBe(200);
+    return r.body.items.find((c) => c.workerId === workerId);
+  }
+  const row = async (id: string) =>
+    (await db.query<{ case_id: string | null; stage: string | null }>('select case_id, stage from workers where id = $1', [id]))[0]!;
+  const caseRow = async (id: string) => (await db.query<{ status: string; worker_id: string | null }>('select status, worker_id from cases where id = $1', [id]))[0]!;
+
+  /** `action` on the case through a node of its own, which dies right after the action's commit. */
+  async function actAndDie(caseId: string, action: string, extra: Record<string, unknown> = {}): Promise<void> {
+    const k = await startNode(`kill-${action}-${nodes.length}`, { ...env, GRIDLINK_TEST_KILL_AFTER_CASE_COMMIT: action });
+    nodes.push(k);
+    const t = await login(k.http);
+    await api(k.http, 'POST', `/cases/${caseId}/actions`, { action, ...extra }, t).catch(() => null);
+    await until(() => k.child.exitCode !== null || k.child.signalCode !== null, WAIT, 20);
+    expect(k.child.signalCode).toBe('SIGKILL');
+  }
+
+  it('moves the row to en route and on scene, and releases it on resolve, with each node killed after its commit', { timeout: 300_000 }, async () => {
+    const d = await act(a, cases[0]!, 'dispatch', { workerId: 'w-1' });
+    expect(d.status, JSON.stringify(d.body)).toBe(200);
+    expect(await row('w-1')).toEqual({ case_id: cases[0], stage: 'dispatched' });
+
+    // Attack on the way: the accept's body names another worker and carries data that speaks of a stage and a case;
+    // only the case's own worker's row moves, one stage.
+    await actAndDie(cases[0]!, 'accept', { workerId: 'w-2', data: { stage: 'on_scene', caseId: cases[1] } });
+    expect(await caseRow(cases[0]!)).toEqual({ status: 'accepted', worker_id: 'w-1' });
+    expect(await row('w-1')).toEqual({ case_id: cases[0], stage: 'en_route' });
+    expect(await row('w-2')).toEqual({ case_id: null, stage: null });
+
+    await actAndDie(cases[0]!, 'arrive');
+    expect(await caseRow(cases[0]!)).toEqual({ status: 'on_scene', worker_id: 'w-1' });
+    expect(await row('w-1')).toEqual({ case_id: cases[0], stage: 'on_scene' });
+
+    await actAndDie(cases[0]!, 'resolve', { note: 'done' });
+    expect(await caseRow(cases[0]!)).toEqual({ status: 'resolved', worker_id: 'w-1' });
+    expect(await row('w-1')).toEqual({ case_id: null, stage: null });
+
+    // Node A made the dispatch and never heard of the three actions: its ranking reads the rows, so it offers
+    // the worker again and a dispatch through it takes them.
+    expect(await offered(a, cases[1]!, 'w-1')).toBeDefined();
+    expect((await api<Worker>(a.http, 'GET', '/workers/w-1', undefined, token)).body.status).toBe('available');
+    const again = await act(a, cases[1]!, 'dispatch', { workerId: 'w-1' });
+    expect(again.status, JSON.stringify(again.body)).toBe(200);
+    expect(await row('w-1')).toEqual({ case_id: cases[1], stage: 'dispatched' });
+  });
+
+  it('releases the row on a decline and on a cancel whose nodes die right after the commit', { timeout: 300_000 }, async () => {
+    const first = await act(a, cases[2]!, 'dispatch', { workerId: 'w-2' });
+    expect(first.status, JSON.stringify(first.body)).toBe(200);
+    await actAndDie(cases[2]!, 'decline', { note: 'busy' });
+    expect(await caseRow(cases[2]!)).toEqual({ status: 'registered', worker_id: null });
+    expect(await row('w-2')).toEqual({ case_id: null, stage: null });
+
+    expect(await offered(a, cases[2]!, 'w-2')).toBeDefined();
+    const d = await act(a, cases[2]!, 'dispatch', { workerId: 'w-2' });
+    expect(d.status, JSON.stringify(d.body)).toBe(200);
+    expect(await row('w-2')).toEqual({ case_id: cases[2], stage: 'dispatched' });
+
+    // The cancel's body names another worker (busy with their own case): that row stays as it is.
+    await actAndDie(cases[2]!, 'cancel', { note: 'withdrawn', workerId: 'w-1' });
+    expect(await caseRow(cases[2]!)).toEqual({ status: 'rejected', worker_id: 'w-2' });
+    expect(await row('w-2')).toEqual({ case_id: null, stage: null });
+    expect(await row('w-1')).toEqual({ case_id: cases[1], stage: 'dispatched' });
+    expect(await offered(a, cases[3]!, 'w-2')).toBeDefined();
+  });
+
+  it('refuses a rework back to a worker whose row holds another open case, and takes one to a free worker', { timeout: 300_000 }, async () => {
+    // w-3 resolves cases[4], then is sent to cases[5].
+    for (const [action, extra] of [['dispatch', { workerId: 'w-3' }], ['accept', {}], ['arrive', {}], ['resolve', { note: 'done' }]] as const) {
+      const r = await act(a, cases[4]!, action, extra);
+      expect(r.status, JSON.stringify(r.body)).toBe(200);
+    }
+    const d = await act(a, cases[5]!, 'dispatch', { workerId: 'w-3' });
+    expect(d.status, JSON.stringify(d.body)).toBe(200);
+    expect(await row('w-3')).toEqual({ case_id: cases[5], stage: 'dispatched' });
+
+    const back = await act(a, cases[4]!, 'rework', { note: 'not fixed' });
+    expect(back.status, JSON.stringify(back.body)).toBe(409);
+    expect((back.body as unknown as { code: string }).code).toBe('WORKER_UNAVAILABLE');
+    expect(await caseRow(cases[4]!)).toEqual({ status: 'resolved', worker_id: 'w-3' });
+    expect(await row('w-3')).toEqual({ case_id: cases[5], stage: 'dispatched' });
+    expect(await db.query("select 1 from case_history where case_id = $1 and action = 'rework'", [cases[4]])).toEqual([]);
+
+    // Attack: an officer of another street cannot rework the case (nor see it), to any worker.
+    for (const extra of [{}, { workerId: 'w-2' }]) {
+      const r = await act(a, cases[4]!, 'rework', { note: 'from another street', ...extra }, officerB);
+      expect(r.status, JSON.stringify(r.body)).toBe(404);
+    }
+    expect(await caseRow(cases[4]!)).toEqual({ status: 'resolved', worker_id: 'w-3' });
+    expect(await row('w-2')).toEqual({ case_id: null, stage: null });
+
+    // A rework to a free worker takes their row in its commit; the busy worker's row stays.
+    const other = await act(a, cases[4]!, 'rework', { note: 'not fixed', workerId: 'w-2' });
+    expect(other.status, JSON.stringify(other.body)).toBe(200);
+    expect(await row('w-2')).toEqual({ case_id: cases[4], stage: 'dispatched' });
+    expect(await row('w-3')).toEqual({ case_id: cases[5], stage: 'dispatched' });
+  });
+});
