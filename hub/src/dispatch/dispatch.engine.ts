@@ -473,7 +473,8 @@ export class DispatchEngine {
         const w = c.workerId ? this.workers.byId.get(c.workerId) : undefined;
         if (current && current !== w) await this.end(current, c, 'superseded', true);
         if (!w) return;
-        if (w.assignment && w.assignment.caseId !== c.id) {
+        // Cluster: the row took the worker for this case in its transaction, so another case this node still had for them is stale.
+        if (w.assignment && w.assignment.caseId !== c.id && !this.deps.leases?.shared) {
           // assertDispatchable should have prevented this; the newer case wins and the dispatcher is told.
           this.log.warn({ workerId: w.id, caseId: c.id, busyWith: w.assignment.caseId }, 'worker dispatched while busy with another case');
         }

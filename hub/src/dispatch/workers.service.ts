@@ -384,7 +384,9 @@ export class Workers implements WorkerService {
     const w = this.byId.get(workerId);
     if (!w) throw DispatchErrors.workerNotFound(`worker ${workerId} not found`);
     const status = statusOf(w);
-    if (status !== 'available') throw DispatchErrors.workerUnavailable(`worker ${workerId} is ${status}`, { status });
+    // Cluster: this node's roster can be behind the row (a node killed after a commit never announced a release or a
+    // duty change): the row decides, in the dispatch's transaction (claim), with the same 409.
+    if (status !== 'available' && !this.shared) throw DispatchErrors.workerUnavailable(`worker ${workerId} is ${status}`, { status });
     const device = this.registry.get(w.deviceId);
     if (!device || !device.enabled) throw DispatchErrors.workerUnavailable(`worker ${workerId}'s handheld is missing or disabled`);
   }

@@ -7,7 +7,8 @@
  * anything it does after the commit. The worker's row is one stage on (or
  * released) all the same, and node A, which made the dispatch and never
  * heard of the action, offers the worker again once the row is free (its
- * candidates read the rows) and dispatches them. A `rework` back to a
+ * candidates read the rows) and dispatches them, also without ranking first
+ * (the row, not its roster, decides a dispatch). A `rework` back to a
  * worker whose row holds another open case is refused with 409, whichever
  * node's roster is behind; a caller of another street cannot rework the
  * case, and an action's body cannot move another worker's row.
@@ -136,7 +137,9 @@ describe.runIf(RUN_CLUSTER)('the worker row follows a case action whose node die
     expect(await caseRow(cases[2]!)).toEqual({ status: 'registered', worker_id: null });
     expect(await row('w-2')).toEqual({ case_id: null, stage: null });
 
-    expect(await offered(a, cases[2]!, 'w-2')).toBeDefined();
+    // Straight away, without a ranking first: node A's roster still has the worker on the declined case, and the row,
+    // not the roster, decides the dispatch.
+    expect((await api<Worker>(a.http, 'GET', '/workers/w-2', undefined, token)).body).toMatchObject({ status: 'dispatched', caseId: cases[2] });
     const d = await act(a, cases[2]!, 'dispatch', { workerId: 'w-2' });
     expect(d.status, JSON.stringify(d.body)).toBe(200);
     expect(await row('w-2')).toEqual({ case_id: cases[2], stage: 'dispatched' });
