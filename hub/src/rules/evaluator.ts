@@ -264,6 +264,38 @@ export class RuleEvaluator {
   }
 
   /**
+   * Hand-over and start, after `adopt` and `replay`: stored events and alerts
+   * of the devices taken over, in message-time order, through their enabled
+   * match rules, the ones the previous owner may never have evaluated (in
+   * flight to it when it died, or committed by a process killed before its
+   * rules ran). `counted(rule, device)`: the message time of the last
+   * trigger the alarm book holds for them (the alarm rows' `last_ts`); a
+   * message at or below it, or below the rule's floor here, was counted. A
+   * message received before `since(rule)` (the rule's last edit) was never
+   * the rule's to count. Returns every effect, in order: a raise (a new alarm,
+   * or a repeat of the active one the alarm book makes it), a clear.
+   */
+  replayEvents(sigs: Iterable<Signal>, counted: (ruleId: string, deviceId: string) => number | undefined, since: (ruleId: string) => number): Effect[] {
+    const out: Effect[] = [];
+    for (const sig of sigs) {
+      const m = sig.msg;
+      if (m.channel !== 'event' && m.channel !== 'alert') continue;
+      for (const rule of this.rules.values()) {
+        if (rule.kind !== 'match' || rule.enabled === false || rule.channel !== m.channel || sig.at < since(rule.id)) continue;
+        if (!this.inScope(rule, sig.deviceId, sig.deviceType, sig.gridId)) continue;
+        const k = key(rule.id, sig.deviceId);
+        const floor = Math.max(this.floors.get(k) ?? -Infinity, counted(rule.id, sig.deviceId) ?? -Infinity);
+        if (m.ts <= floor) continue;
+        const n = out.length;
+        this.match(rule, sig, out);
+        // Counted: a raise (a clear, or a message the rule passes over, leaves the floor where it is).
+        if (out.length > n && out[n]!.kind === 'raise') this.floors.set(k, m.ts);
+      }
+    }
+    return out;
+  }
+
+  /**
    * Whether any enabled rule could act on this signal where the device is
    * evaluated (cluster: only such signals are forwarded to the device's
    * owner). Absence needs no forwarding: the node running the timers hears
@@ -404,6 +436,9 @@ export class RuleEvaluator {
     if (rule.types.length && !rule.types.includes(m.type)) return;
     const confidence = m.channel === 'alert' ? m.confidence : undefined;
     if (rule.minConfidence !== undefined && (confidence ?? 0) < rule.minConfidence) return;
+    // Replayed at a take-over (or at start): a later signal of a message the replay counted is not counted again.
+    const floor = this.floors.size ? this.floors.get(key(rule.id, sig.deviceId)) : undefined;
+    if (floor !== undefined && m.ts <= floor) return;
     const severity = rule.severityMap?.[m.type] ?? (rule.useMessageSeverity && m.channel === 'event' ? m.severity : undefined) ?? rule.severity;
     const s = this.st(rule.id, sig.deviceId);
     s.active = true;

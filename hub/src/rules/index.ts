@@ -139,8 +139,27 @@ export function createRules(deps: RulesDeps, opts: RulesOptions = {}): RulesModu
     evaluateAll(sig);
   }
 
+  /**
+   * Testing only (GRIDLINK_TEST_KILL_BEFORE_RULES=<event or alert type>, read
+   * from the environment at start, not settable through REST or MQTT): the
+   * node that is to evaluate the device's own rules for a message of that
+   * type (committed and acknowledged by then) does not, and SIGKILLs itself a
+   * moment later, once the acknowledgement is out: a crash between the commit
+   * and the rules, for a test to find out what a restart or a hand-over makes
+   * of it.
+   */
+  const killBefore = process.env.GRIDLINK_TEST_KILL_BEFORE_RULES || null;
+  function killedBefore(sig: Signal): boolean {
+    const m = sig.msg;
+    if (killBefore === null || sig.rules || (m.channel !== 'event' && m.channel !== 'alert') || m.type !== killBefore) return false;
+    log.warn({ deviceId: sig.deviceId, type: m.type }, 'message committed, rules not run: killing this process (testing option)');
+    setTimeout(() => process.kill(process.pid, 'SIGKILL'), 200);
+    return true;
+  }
+
   /** Single process: every rule of the signal, here. */
   function evaluateAll(sig: Signal): void {
+    if (killedBefore(sig)) return;
     const effects = evaluator.onSignal(sig);
     if (effects.length) void alarms.applyAll(effects);
   }
@@ -160,6 +179,7 @@ export function createRules(deps: RulesDeps, opts: RulesOptions = {}): RulesModu
       held.push(sig);
       return;
     }
+    if (killedBefore(sig)) return;
     const ids = sig.rules;
     const effects = evaluator.onSignal(sig, ids ? (r) => r.kind === 'correlation' && ids.includes(r.id) : deviceRules);
     if (effects.length) void alarms.applyAll(effects);
@@ -300,9 +320,16 @@ export function createRules(deps: RulesDeps, opts: RulesOptions = {}): RulesModu
    * owner: its last unflushed second is replayed the same way.
    */
   async function replayStored(gained: (deviceId: string) => boolean, why = 'readings of the devices taken over replayed', since?: number): Promise<void> {
-    const metrics = [...new Set(repo.rules().flatMap((r) => (r.kind === 'threshold' && r.enabled !== false ? [r.metric] : [])))];
     const ids = deps.registry.list().filter((d) => d.enabled && gained(d.id)).map((d) => d.id);
-    if (!metrics.length || !ids.length) return;
+    if (!ids.length) return;
+    const from = Math.min(since ?? Infinity, deps.now() - REPLAY_WINDOW_MS);
+    await replayReadings(ids, why, from);
+    await replayEvents(ids, why, from);
+  }
+
+  async function replayReadings(ids: string[], why: string, from: number): Promise<void> {
+    const metrics = [...new Set(repo.rules().flatMap((r) => (r.kind === 'threshold' && r.enabled !== false ? [r.metric] : [])))];
+    if (!metrics.length) return;
     const now = deps.now();
     const rows = await deps.db.query<{ device_id: string; metric: string; value: number; ts: number; at: number; seq: string | null }>(
       `select device_id, metric, value, round(extract(epoch from ts) * 1000)::float8 as ts, (extract(epoch from received_at) * 1000)::float8 as at, seq
@@ -310,7 +337,7 @@ export function createRules(deps: RulesDeps, opts: RulesOptions = {}): RulesModu
        where device_id = any($1::text[]) and metric = any($2::text[]) and value is not null
          and ts > to_timestamp($3 / 1000.0) and received_at >= to_timestamp($4 / 1000.0)
        order by device_id, ts`,
-      [ids, metrics, now - REPLAY_TS_SPAN_MS, Math.min(since ?? Infinity, now - REPLAY_WINDOW_MS)]);
+      [ids, metrics, now - REPLAY_TS_SPAN_MS, from]);
     if (!rows.length) return;
     // Readings whose signals wait here (held while taking over) are evaluated as they are, after: not replayed.
     const waiting = new Set<string>();
@@ -324,6 +351,64 @@ export function createRules(deps: RulesDeps, opts: RulesOptions = {}): RulesModu
     }
     const effects = evaluator.replay(sigs);
     log.info({ readings: sigs.length, devices: ids.length, raised: effects.filter((e) => e.kind === 'raise').length, cleared: effects.filter((e) => e.kind === 'clear').length }, why);
+    if (effects.length) await alarms.applyAll(effects);
+  }
+
+  /**
+   * The same for match rules: the stored events and alerts of the devices
+   * (same window), above what the alarm book counted of them — the greatest
+   * `last_ts` (message time of the last trigger an alarm row holds) of the
+   * rule and device — go through `evaluator.replayEvents`. An event a dead
+   * owner (or a killed process) committed but never evaluated raises its
+   * alarm and case now; one it turned into an alarm is at or below that row's
+   * `last_ts` and raises nothing, and counts nothing again.
+   */
+  async function replayEvents(ids: string[], why: string, from: number): Promise<void> {
+    const rules = repo.rules().filter((r): r is MatchRule => r.kind === 'match' && r.enabled !== false);
+    if (!rules.length) return;
+    const channels = [...new Set(rules.map((r) => r.channel))];
+    const now = deps.now();
+    const minTs = now - REPLAY_TS_SPAN_MS;
+    // The types some rule takes or clears by (null: a rule of that channel takes any).
+    const typesOf = (channel: 'event' | 'alert') => {
+      const of = rules.filter((r) => r.channel === channel);
+      return of.some((r) => !r.types.length) ? null : [...new Set(of.flatMap((r) => [...r.types, ...(r.clearTypes ?? [])]))];
+    };
+    type Row = { device_id: string; type: string; ts: number; at: number; seq: string | null; severity: string | null; data: unknown; confidence: number | null; snapshot: Uint8Array | null; snapshot_url: string | null; objects: unknown };
+    const read = (channel: 'event' | 'alert') => !channels.includes(channel) ? Promise.resolve([] as Row[]) : deps.db.query<Row>(
+      `select device_id, type, round(extract(epoch from ts) * 1000)::float8 as ts, (extract(epoch from received_at) * 1000)::float8 as at, seq,
+         ${channel === 'event' ? 'severity, data, null::float8 as confidence, null::bytea as snapshot, null::text as snapshot_url, null::jsonb as objects' : 'null::text as severity, null::jsonb as data, confidence, snapshot, snapshot_url, objects'}
+       from ${channel === 'event' ? 'events' : 'alerts'}
+       where device_id = any($1::text[]) and ts > to_timestamp($2 / 1000.0) and received_at >= to_timestamp($3 / 1000.0)
+         and ($4::text[] is null or type = any($4::text[]))`, [ids, minTs, from, typesOf(channel)]);
+    const [events, alerts] = await Promise.all([read('event'), read('alert')]);
+    if (!events.length && !alerts.length) return;
+    const counted = new Map<string, number>();
+    for (const r of await deps.db.query<{ rule_id: string; device_id: string; ts: number }>(
+      `select rule_id, device_id, (extract(epoch from max(last_ts)) * 1000)::float8 as ts from alarms
+       where device_id = any($1::text[]) and rule_id = any($2::text[]) and last_ts > to_timestamp($3 / 1000.0) group by rule_id, device_id`,
+      [ids, rules.map((r) => r.id), minTs])) counted.set(`${r.rule_id}\u0000${r.device_id}`, r.ts);
+    // Messages whose signals wait here are evaluated as they are, after: not replayed.
+    const waiting = new Set<string>();
+    for (const sig of held ?? []) if ((sig.msg.channel === 'event' || sig.msg.channel === 'alert') && !sig.rules) waiting.add(`${sig.deviceId}\u0000${sig.msg.channel}\u0000${sig.msg.type}\u0000${sig.msg.ts}`);
+    const sigs: Signal[] = [];
+    for (const [channel, list] of [['event', events], ['alert', alerts]] as const) {
+      for (const r of list) {
+        const d = deps.registry.get(r.device_id);
+        if (!d || waiting.has(`${r.device_id}\u0000${channel}\u0000${r.type}\u0000${r.ts}`)) continue;
+        const seq = r.seq !== null ? { seq: Number(r.seq) } : {};
+        const msg = (channel === 'event'
+          ? { channel, ts: r.ts, type: r.type, ...(r.severity ? { severity: r.severity } : {}), ...(r.data != null ? { data: r.data } : {}), ...seq }
+          : { channel, ts: r.ts, type: r.type, ...(r.confidence !== null ? { confidence: r.confidence } : {}), ...(r.snapshot ? { snapshot: new Uint8Array(r.snapshot) } : {}),
+            ...(r.snapshot_url ? { snapshotUrl: r.snapshot_url } : {}), ...(r.objects != null ? { objects: r.objects } : {}), ...seq }) as Normalised;
+        sigs.push({ deviceId: d.id, deviceType: d.type, gridId: gridOf(d), lat: d.lat, lon: d.lon, at: r.at, msg });
+      }
+    }
+    // Message-time order, per device as the live path meets them (a clear after its alarm).
+    sigs.sort((x, y) => x.msg.ts - y.msg.ts || (x.deviceId < y.deviceId ? -1 : x.deviceId > y.deviceId ? 1 : 0));
+    const effects = evaluator.replayEvents(sigs, (rule, device) => counted.get(`${rule}\u0000${device}`), (rule) => repo.get(rule)?.updatedAt ?? Infinity);
+    log.info({ messages: sigs.length, devices: ids.length, raised: effects.filter((e) => e.kind === 'raise').length, cleared: effects.filter((e) => e.kind === 'clear').length },
+      why.replace('readings', 'events and alerts'));
     if (effects.length) await alarms.applyAll(effects);
   }
 

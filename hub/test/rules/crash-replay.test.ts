@@ -14,7 +14,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { openDb } from '../../src/store/db.js';
-import { ADMIN_PASSWORD, api, login, startNode, type HubNode } from '../cluster/harness.js';
+import { until } from '../helpers.js';
+import { ADMIN_PASSWORD, api, hasExited, login, startNode, type HubNode } from '../cluster/harness.js';
 
 const RULE = {
   id: 'gas-run', name: '燃气 3 次连续超限', enabled: true, kind: 'threshold', metric: 'ch4_pct_lel', op: '>=', value: 20, count: 3,
@@ -134,5 +135,82 @@ describe('rules: a single hub killed after breaching readings were acknowledged,
     const after = await thirdBreach('hub-c', env, secret);
     expect(after.alarms).toEqual([['active', 1, 33]]);
     expect(after.messages[0]).toContain('(3 in a row)');
+  });
+  describe('a smoke event (match rule smoke-alarm, case 火灾)', () => {
+    const SMOKE = 'smoke-crash-1';
+
+    async function smokeDevice(node: HubNode, token: string): Promise<string> {
+      const d = await api<{ secret: string }>(node.http, 'POST', '/devices', { type: 'sensor.smoke', id: SMOKE, lat: 30.6, lon: 104.0 }, token);
+      expect(d.status, JSON.stringify(d.body)).toBe(201);
+      return d.body.secret;
+    }
+
+    /** One event through HTTP ingest: the status (202 = committed). */
+    async function smoke(node: HubNode, secret: string, ts: number, type = 'smoke_alarm'): Promise<number> {
+      const auth = Buffer.from(`${SMOKE}:${secret}`).toString('base64');
+      const r = await fetch(`${node.http}/api/v1/ingest/${SMOKE}/event`, {
+        method: 'POST', headers: { authorization: `Basic ${auth}`, 'content-type': 'application/json' }, body: JSON.stringify({ ts, type }),
+      });
+      return r.status;
+    }
+
+    async function smokeStored(env: Record<string, string>) {
+      const db = await openDb({ url: undefined, dataDir: env.GRIDLINK_DATA_DIR! });
+      try {
+        const alarms = await db.query<{ status: string; count: number; case_id: string | null }>(
+          "select status, count, case_id from alarms where rule_id = 'smoke-alarm' and device_id = $1 order by created_at", [SMOKE]);
+        const [c] = await db.query<{ n: number }>('select count(distinct case_id)::int as n from case_links where device_id = $1', [SMOKE]);
+        const [e] = await db.query<{ n: number }>('select count(*)::int as n from events where device_id = $1', [SMOKE]);
+        return { alarms: alarms.map((a) => [a.status, a.count, a.case_id !== null]), cases: c!.n, events: e!.n };
+      } finally {
+        await db.close();
+      }
+    }
+
+    it('raises the alarm and its case at the restart after a SIGKILL between the event\'s commit and its rules, once', async () => {
+      const env = settings('3600000');
+      const a = await start('hub-a', { ...env, GRIDLINK_TEST_KILL_BEFORE_RULES: 'smoke_alarm' });
+      const secret = await smokeDevice(a.node, a.token);
+      const now = Date.now();
+      expect(await smoke(a.node, secret, now)).toBe(202);
+      // The process kills itself after the acknowledgement, its rules never run.
+      await until(() => hasExited(a.node), 60_000, 50);
+      // Committed, and no alarm: the code before this lost it for good.
+      expect(await smokeStored(env)).toEqual({ alarms: [], cases: 0, events: 1 });
+
+      await startAndStop('hub-b', env);
+      expect(await smokeStored(env)).toEqual({ alarms: [['active', 1, true]], cases: 1, events: 1 });
+
+      // Started again: the event is at the alarm's last_ts, counted; nothing raised, repeated or opened twice.
+      await startAndStop('hub-c', env);
+      expect(await smokeStored(env)).toEqual({ alarms: [['active', 1, true]], cases: 1, events: 1 });
+    });
+
+    it('raises nothing again after a SIGKILL that came after the alarm, its repeat and its case', async () => {
+      const env = settings('3600000');
+      const a = await start('hub-a', env);
+      const secret = await smokeDevice(a.node, a.token);
+      const now = Date.now();
+      expect(await smoke(a.node, secret, now - 2_000)).toBe(202);
+      expect(await smoke(a.node, secret, now - 1_000)).toBe(202);
+      // Killed once the row holds the repeat and the case is linked (polled through the API, the process holds the data).
+      await until(async () => {
+        const r = await api<{ items: Array<{ rule: string; count: number; caseId: string | null }> }>(a.node.http, 'GET', `/alarms?deviceId=${SMOKE}`, undefined, a.token);
+        return r.body.items.some((x) => x.rule === 'smoke-alarm' && x.count === 2 && x.caseId !== null);
+      }, 60_000, 50);
+      await a.node.kill('SIGKILL');
+      const before = await smokeStored(env);
+      expect(before).toEqual({ alarms: [['active', 2, true]], cases: 1, events: 2 });
+
+      await startAndStop('hub-b', env);
+      expect(await smokeStored(env)).toEqual(before);
+
+      // A clear and a new alarm after the restart still count as live ones do.
+      const b = await start('hub-c', env);
+      expect(await smoke(b.node, secret, now + 1_000, 'smoke_alarm_clear')).toBe(202);
+      expect(await smoke(b.node, secret, now + 2_000)).toBe(202);
+      await b.node.kill('SIGTERM');
+      expect((await smokeStored(env)).alarms).toEqual([['cleared', 2, true], ['active', 1, true]]);
+    });
   });
 });
