@@ -121,7 +121,10 @@ export function createAuthorizePublish(deps: {
         } else packet.topic = DEAD_LETTER_TOPIC;
         if (ownAck) {
           count!.n--;
-          if (client.connected && !client.conn.destroyed) mqttPacket.writeToStream({ cmd: 'puback', messageId: messageId! }, client.conn);
+          // Not `client.connected`: aedes sets it only once its connect steps are done (the session's queue read back,
+          // a Redis round trip in a cluster), and it reads publishes from the CONNACK on. A message committed in
+          // between was stored but never acknowledged, and the device waited for its PUBACK forever.
+          if (!client.closed && !client.conn.destroyed) mqttPacket.writeToStream({ cmd: 'puback', messageId: messageId! }, client.conn);
         }
         resume(null);
       };

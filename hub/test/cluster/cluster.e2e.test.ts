@@ -196,13 +196,21 @@ describe.runIf(RUN_CLUSTER)('hub cluster (3 nodes, Redis, PostgreSQL)', () => {
       let onClose = () => {};
       const closed = new Promise<'closed'>((r) => (onClose = () => r('closed')));
       m.once('close', onClose);
-      const results = await Promise.all(batch.map((seq) =>
-        Promise.race([m.publishAsync(`gridlink/v1/${id}/telemetry`, JSON.stringify({ ts: t0 + seq, seq, values: { water_level_cm: seq % 20 } }), { qos: 1 }).then(() => 'ok' as const, () => 'failed' as const), closed])));
+      const outstanding = new Set(batch);
+      const sent = Promise.all(batch.map((seq) =>
+        Promise.race([m.publishAsync(`gridlink/v1/${id}/telemetry`, JSON.stringify({ ts: t0 + seq, seq, values: { water_level_cm: seq % 20 } }), { qos: 1 }).then(() => 'ok' as const, () => 'failed' as const), closed])
+          .finally(() => outstanding.delete(seq))));
+      // A live connection that never acknowledges is a hang: name the device, its node and what is stuck (read when it fails).
+      const results = await guard(sent, `${id}: a batch on ${node.id}`).catch(async (err: Error) => {
+        const views = await Promise.all(alive().map((n) => fetch(`${n.http}/metrics`).then((r) => r.text())
+          .then((t) => `${n.id}: ${t.split('\n').filter((l) => /^gridlink_(pending|messages_|acks_held|db_)/.test(l)).join('; ')}`, (e: Error) => `${n.id}: ${e.message}`)));
+        throw new Error(`${err.message}; connected ${m.connected}, no PUBACK or close for seq ${[...outstanding].join(',')}, acked ${acked.size}/${total}\n${views.join('\n')}`);
+      });
       m.off('close', onClose);
       results.forEach((r, i) => (r === 'ok' ? acked.add(batch[i]!) : todo.push(batch[i]!)));
       failed = results.some((r) => r !== 'ok');
     }
-    await m.endAsync();
+    await guard(m.endAsync(), `${id}: DISCONNECT on ${node.id}`);
   }
 
   it('stores every acknowledged QoS 1 message when a node is SIGKILLed under load; its devices go on through the others', async () => {
