@@ -374,10 +374,10 @@ export function createRules(deps: RulesDeps, opts: RulesOptions = {}): RulesModu
       const of = rules.filter((r) => r.channel === channel);
       return of.some((r) => !r.types.length) ? null : [...new Set(of.flatMap((r) => [...r.types, ...(r.clearTypes ?? [])]))];
     };
-    type Row = { device_id: string; type: string; ts: number; at: number; seq: string | null; severity: string | null; data: unknown; confidence: number | null; snapshot: Uint8Array | null; snapshot_url: string | null; objects: unknown };
+    type Row = { device_id: string; type: string; ts: number; at: number; seq: string | null; severity: string | null; data: unknown; confidence: number | null; snapshot: boolean; snapshot_url: string | null; objects: unknown };
     const read = (channel: 'event' | 'alert') => !channels.includes(channel) ? Promise.resolve([] as Row[]) : deps.db.query<Row>(
       `select device_id, type, round(extract(epoch from ts) * 1000)::float8 as ts, (extract(epoch from received_at) * 1000)::float8 as at, seq,
-         ${channel === 'event' ? 'severity, data, null::float8 as confidence, null::bytea as snapshot, null::text as snapshot_url, null::jsonb as objects' : 'null::text as severity, null::jsonb as data, confidence, snapshot, snapshot_url, objects'}
+         ${channel === 'event' ? 'severity, data, null::float8 as confidence, false as snapshot, null::text as snapshot_url, null::jsonb as objects' : 'null::text as severity, null::jsonb as data, confidence, snapshot is not null as snapshot, snapshot_url, objects'}
        from ${channel === 'event' ? 'events' : 'alerts'}
        where device_id = any($1::text[]) and ts > to_timestamp($2 / 1000.0) and received_at >= to_timestamp($3 / 1000.0)
          and ($4::text[] is null or type = any($4::text[]))`, [ids, minTs, from, typesOf(channel)]);
@@ -387,7 +387,7 @@ export function createRules(deps: RulesDeps, opts: RulesOptions = {}): RulesModu
     for (const r of await deps.db.query<{ rule_id: string; device_id: string; ts: number }>(
       `select rule_id, device_id, (extract(epoch from max(last_ts)) * 1000)::float8 as ts from alarms
        where device_id = any($1::text[]) and rule_id = any($2::text[]) and last_ts > to_timestamp($3 / 1000.0) group by rule_id, device_id`,
-      [ids, rules.map((r) => r.id), minTs])) counted.set(`${r.rule_id}\u0000${r.device_id}`, r.ts);
+      [[...new Set([...events, ...alerts].map((r) => r.device_id))], rules.map((r) => r.id), minTs])) counted.set(`${r.rule_id}\u0000${r.device_id}`, r.ts);
     // Messages whose signals wait here are evaluated as they are, after: not replayed.
     const waiting = new Set<string>();
     for (const sig of held ?? []) if ((sig.msg.channel === 'event' || sig.msg.channel === 'alert') && !sig.rules) waiting.add(`${sig.deviceId}\u0000${sig.msg.channel}\u0000${sig.msg.type}\u0000${sig.msg.ts}`);
@@ -399,7 +399,7 @@ export function createRules(deps: RulesDeps, opts: RulesOptions = {}): RulesModu
         const seq = r.seq !== null ? { seq: Number(r.seq) } : {};
         const msg = (channel === 'event'
           ? { channel, ts: r.ts, type: r.type, ...(r.severity ? { severity: r.severity } : {}), ...(r.data != null ? { data: r.data } : {}), ...seq }
-          : { channel, ts: r.ts, type: r.type, ...(r.confidence !== null ? { confidence: r.confidence } : {}), ...(r.snapshot ? { snapshot: new Uint8Array(r.snapshot) } : {}),
+          : { channel, ts: r.ts, type: r.type, ...(r.confidence !== null ? { confidence: r.confidence } : {}), ...(r.snapshot ? { snapshot: NO_BYTES } : {}),
             ...(r.snapshot_url ? { snapshotUrl: r.snapshot_url } : {}), ...(r.objects != null ? { objects: r.objects } : {}), ...seq }) as Normalised;
         sigs.push({ deviceId: d.id, deviceType: d.type, gridId: gridOf(d), lat: d.lat, lon: d.lon, at: r.at, msg });
       }
@@ -407,10 +407,20 @@ export function createRules(deps: RulesDeps, opts: RulesOptions = {}): RulesModu
     // Message-time order, per device as the live path meets them (a clear after its alarm).
     sigs.sort((x, y) => x.msg.ts - y.msg.ts || (x.deviceId < y.deviceId ? -1 : x.deviceId > y.deviceId ? 1 : 0));
     const effects = evaluator.replayEvents(sigs, (rule, device) => counted.get(`${rule}\u0000${device}`), (rule) => repo.get(rule)?.updatedAt ?? Infinity);
+    // The snapshot of an alert that raises, read now (a replay of many camera alerts does not read their pictures).
+    for (const e of effects) {
+      if (e.kind !== 'raise' || e.snapshot !== NO_BYTES) continue;
+      const [row] = await deps.db.query<{ snapshot: Uint8Array | null }>('select snapshot from alerts where device_id = $1 and type = $2 and ts >= to_timestamp(($3 - 0.5) / 1000.0) and ts < to_timestamp(($3 + 0.5) / 1000.0) limit 1', [e.deviceId, e.type, e.ts]);
+      if (row?.snapshot) e.snapshot = new Uint8Array(row.snapshot);
+      else delete e.snapshot;
+    }
     log.info({ messages: sigs.length, devices: ids.length, raised: effects.filter((e) => e.kind === 'raise').length, cleared: effects.filter((e) => e.kind === 'clear').length },
       why.replace('readings', 'events and alerts'));
     if (effects.length) await alarms.applyAll(effects);
   }
+
+  /** Stands for a replayed alert's snapshot until the alert raises and its bytes are read. */
+  const NO_BYTES = new Uint8Array(0);
 
   const DISPATCH_ALARM_NAMES: Record<DispatchAlarm['kind'], string> = {
     dispatch_declined: '派遣被拒 (dispatch declined)',
