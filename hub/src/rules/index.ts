@@ -7,7 +7,8 @@
  * In a cluster each device is evaluated on its owner node (cluster/owners.ts):
  * the others forward its signals there, and a node that becomes a device's
  * owner reads back what the previous one flushed (docs/cluster.md). Both
- * replay the stored readings after what was flushed (`replayStored`): at a
+ * replay the stored readings after what was flushed, and the stored events
+ * and alerts after what the alarm rows counted (`replayStored`): at a
  * hand-over for the devices taken over, at start for every device.
  */
 import { deserialize, serialize } from 'node:v8';
@@ -52,7 +53,7 @@ const REPLAY_TS_SPAN_MS = 10 * 60_000;
 export const rulesConfigSchema = {
   stateFlushMs: {
     env: 'GRIDLINK_RULES_STATE_FLUSH_MS', kind: 'int', default: 1_000, min: 0, max: 3_600_000,
-    description: 'How often pending rule runs (threshold counts and durations) are written to rule_state; 0: only on stop. A cluster node taking a device over, and a single process at start, replays the readings after what was written',
+    description: 'How often pending rule runs (threshold counts and durations) are written to rule_state; 0: only on stop. A cluster node taking a device over, and a single process at start, replays the readings after what was written (and the events and alerts after what the alarm rows counted)',
   },
 } as const satisfies Record<string, Field>;
 
