@@ -156,6 +156,8 @@ export class DispatchEngine {
     });
     // The case's dispatch writes its record and command in its own transaction (WorkerService.dispatched).
     workers.dispatched = (q, d) => this.writeDispatch(q, d);
+    // So do a cancel's: the record's end, the dispatch command's close and the `cancel` to the handheld (writeCancel).
+    workers.cancelled = (q, d) => this.writeCancel(q, d);
     this.ranker = new CandidateRanker({
       workers, registry: deps.registry, ...(deps.grids ? { grids: deps.grids } : {}), cfg, now: deps.now, log: this.log,
       amapKey: deps.config.amapKey, fetch: () => this.fetch,
@@ -402,6 +404,24 @@ export class DispatchEngine {
     await this.repo.insertCommand(rec.deviceId, d.workerId, c.id, dispatchCommand(c, d.at), q);
   }
 
+  /**
+   * In the transaction of a case's `cancel` or `reject` (WorkerService.caseMoved),
+   * for each worker whose row held the case, before the row is released: the
+   * dispatch record ends `cancelled`, the open `dispatch` command is closed,
+   * and the `cancel` command to the handheld is written to the outbox, not
+   * sent. onCase() publishes it after the commit; a process killed in between
+   * leaves it to recover() on a survivor or to the handheld's reconnect, with
+   * the same cmdId.
+   */
+  private async writeCancel(q: Queryable, d: { case: CaseSummary; at: number; workers: ReadonlyArray<{ id: string; deviceId: string }> }): Promise<void> {
+    const c = d.case;
+    for (const w of d.workers) {
+      await this.repo.endDispatch(c.id, w.id, d.at, 'cancelled', q);
+      await this.repo.completeCommands(c.id, w.deviceId, 'dispatch', 'cancelled', q);
+      await this.repo.insertCommand(w.deviceId, w.id, c.id, { cmdId: newId('cmd'), type: 'cancel', ts: d.at, caseId: c.id, reason: 'cancelled' }, q);
+    }
+  }
+
   // ---- the case loop ----------------------------------------------------------------------
 
   private async act(caseId: string, action: 'dispatch' | 'decline' | 'arrive' | 'register', input: { workerId?: string; note?: string; data?: Record<string, unknown>; ifStatus?: readonly CaseStatus[] }): Promise<CaseSummary> {
@@ -484,7 +504,7 @@ export class DispatchEngine {
         // The record is committed with the case (writeDispatch): the attempts are read again from it when next needed.
         this.attempts.delete(c.id);
         // So is the command: it goes out now, from the outbox.
-        await this.outbox.sendCommitted(c.id, w.deviceId);
+        await this.outbox.sendCommitted(c.id, { deviceId: w.deviceId });
         return;
       }
       case 'accept':
@@ -512,7 +532,10 @@ export class DispatchEngine {
       }
       case 'cancel':
       case 'reject':
-        if (current) await this.end(current, c, 'cancelled', true);
+        // The record's end and the `cancel` command were committed with the case (writeCancel): memory follows,
+        // and the command goes out now, from the outbox.
+        if (current) await this.end(current, c, 'cancelled', false);
+        await this.outbox.sendCommitted(c.id, { type: 'cancel' });
         return;
       default:
         if (current && !ACTIVE.has(c.status)) await this.end(current, c, c.status, false);

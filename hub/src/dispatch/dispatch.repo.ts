@@ -29,8 +29,8 @@ export class DispatchRepo {
   }
 
   /** Ends the open dispatch of this worker to this case (`resolved` also stamps resolved_at). */
-  async endDispatch(caseId: string, workerId: string, at: number, outcome: string): Promise<void> {
-    await this.db.query(
+  async endDispatch(caseId: string, workerId: string, at: number, outcome: string, q: Queryable = this.db): Promise<void> {
+    await q.query(
       `update case_dispatches set ended_at = to_timestamp($3 / 1000.0), outcome = $4,
               resolved_at = case when $4 = 'resolved' then to_timestamp($3 / 1000.0) else resolved_at end
         where case_id = $1 and worker_id = $2 and ended_at is null`,
@@ -95,17 +95,18 @@ export class DispatchRepo {
   }
 
   /**
-   * Open commands committed and never sent: those of one case for one
-   * handheld (just committed with the case), or, without `only`, every one
+   * Open commands committed and never sent: those of one case (for one
+   * handheld, of one type, when given; just committed with the case), or, without `only`, every one
    * created more than `olderThanMs` ago on the database clock (what a process
    * that died after the commit owes), oldest first.
    */
-  async unsentCommands(o: { only?: { caseId: string; deviceId: string }; olderThanMs?: number; limit?: number }): Promise<Array<{ deviceId: string; caseId: string; command: Command }>> {
+  async unsentCommands(o: { only?: { caseId: string; deviceId?: string; type?: Command['type'] }; olderThanMs?: number; limit?: number }): Promise<Array<{ deviceId: string; caseId: string; command: Command }>> {
     const rows = o.only
       ? await this.db.query<{ device_id: string; case_id: string; body: Command | string }>(
         `select device_id, case_id, body from dispatch_commands
-          where device_id = $1 and case_id = $2 and done_at is null and sent_at is null order by created_at`,
-        [o.only.deviceId, o.only.caseId])
+          where case_id = $1 and ($2::text is null or device_id = $2) and ($3::text is null or type = $3)
+            and done_at is null and sent_at is null order by created_at`,
+        [o.only.caseId, o.only.deviceId ?? null, o.only.type ?? null])
       : await this.db.query<{ device_id: string; case_id: string; body: Command | string }>(
         `select device_id, case_id, body from dispatch_commands
           where done_at is null and sent_at is null and created_at < now() - make_interval(secs => $1::float8 / 1000)
@@ -129,8 +130,9 @@ export class DispatchRepo {
     return rows.map((r) => ({ deviceId: r.device_id, caseId: r.case_id, command: typeof r.body === 'string' ? (JSON.parse(r.body) as Command) : r.body, sent: r.sent }));
   }
 
-  async completeCommands(caseId: string, deviceId: string, type: Command['type'], reason: string): Promise<void> {
-    await this.db.query(
+  /** Closes the open commands of one type for a case on a handheld; `q` is the transaction it commits with (the case's, for a cancel). */
+  async completeCommands(caseId: string, deviceId: string, type: Command['type'], reason: string, q: Queryable = this.db): Promise<void> {
+    await q.query(
       `update dispatch_commands set done_at = now(), done_reason = $4 where case_id = $1 and device_id = $2 and type = $3 and done_at is null`,
       [caseId, deviceId, type, reason],
     );

@@ -8,8 +8,9 @@
  * therefore re-sent after the handheld reconnects (after a delay that lets it
  * re-subscribe). QoS 1 is at-least-once anyway: handhelds dedupe by cmdId.
  *
- * A dispatch's command is written in the case's transaction (the engine's
- * `writeDispatch`) and published from here after the commit
+ * A dispatch's command, and the cancel of a cancelled or rejected case, is
+ * written in the case's transaction (the engine's `writeDispatch`,
+ * `writeCancel`) and published from here after the commit
  * (`sendCommitted`). A process killed between the two leaves it committed
  * and never sent (`sent_at` null): `sendUnsent` publishes such commands, at
  * start and, in a cluster, on the `dispatch.timers` holder. A first send is
@@ -60,9 +61,13 @@ export class CommandOutbox {
     await this.first(deviceId, caseId, cmd, false);
   }
 
-  /** Publishes the commands of a case for a handheld that were committed with the case and not sent yet. */
-  async sendCommitted(caseId: string, deviceId: string): Promise<number> {
-    const rows = await this.d.repo.unsentCommands({ only: { caseId, deviceId } });
+  /**
+   * Publishes the commands of a case that were committed with the case and
+   * not sent yet: for one handheld (a dispatch's), or of one type for any
+   * handheld (a cancel's, committed for whichever worker's row held the case).
+   */
+  async sendCommitted(caseId: string, only: { deviceId?: string; type?: Command['type'] }): Promise<number> {
+    const rows = await this.d.repo.unsentCommands({ only: { caseId, ...only } });
     let n = 0;
     for (const r of rows) if (await this.first(r.deviceId, r.caseId, r.command, false)) n++;
     return n;

@@ -88,6 +88,12 @@ export class Workers implements WorkerService {
    */
   dispatched?: (q: Queryable, d: { case: CaseSummary; workerId: string; actor: Actor; at: number }) => Promise<void>;
   /**
+   * A case's `cancel` or `reject`, in its transaction (caseMoved), for the
+   * workers whose rows held the case, before they are released: the
+   * dispatch's end and the `cancel` command; set by the dispatch engine.
+   */
+  cancelled?: (q: Queryable, d: { case: CaseSummary; at: number; workers: ReadonlyArray<{ id: string; deviceId: string }> }) => Promise<void>;
+  /**
    * Cluster (set by the module when leases are shared): a rework back to a
    * worker is checked against the row, and a ranking reads the rows first.
    */
@@ -429,6 +435,11 @@ export class Workers implements WorkerService {
     const holder = c.workerId && ACTIVE.has(c.status) ? c.workerId : null;
     if (stage && holder) {
       await q.query('update workers set stage = $3, stage_since = to_timestamp($4 / 1000.0), updated_at = now() where id = $1 and case_id = $2', [holder, c.id, stage, d.at]);
+    }
+    // A cancel's record end and command commit with it too, for each worker whose row held the case.
+    if ((d.action === 'cancel' || d.action === 'reject') && this.cancelled) {
+      const held = await q.query<{ id: string; device_id: string }>('select id, device_id from workers where case_id = $1 and id is distinct from $2 order by id', [c.id, holder]);
+      if (held.length > 0) await this.cancelled(q, { case: c, at: d.at, workers: held.map((r) => ({ id: r.id, deviceId: r.device_id })) });
     }
     // Only the actions that can end a worker's hold on the case look for rows to release (one statement).
     if (ENDS.has(d.action)) {
