@@ -56,6 +56,29 @@ for (const engine of engines()) {
       const r = await h.hub.ctx.db.query<{ id: string; case_id: string | null }>('select id, case_id from workers where id = any($1)', [workerIds]);
       return Object.fromEntries(r.map((x) => [x.id, x.case_id]));
     }
+    /**
+     * Holds the first `n` automatic dispatches until all `n` have been asked
+     * for, so each escalation of the beat has ranked while every worker was
+     * still free and the row, not the roster, has to turn the later ones
+     * away (without it, an escalation that ranks after another's commit
+     * simply skips the taken worker). Later attempts pass straight through.
+     */
+    function rankTogether(n: number): () => void {
+      const act = h.cases.act;
+      const held: Array<() => void> = [];
+      h.cases.act = async function (this: unknown, id, action, actor, input) {
+        if (action === 'dispatch' && actor.kind === 'system' && n > 0) {
+          n--;
+          const go = new Promise<void>((r) => held.push(r));
+          if (n === 0) held.splice(0).forEach((r) => r());
+          await go;
+        }
+        return act.call(this, id, action, actor, input);
+      };
+      return () => {
+        h.cases.act = act;
+      };
+    }
     /** Withdraws the test's dispatches and takes its workers off the board. */
     async function tidy(caseIds: string[], workerIds: string[]): Promise<void> {
       for (const id of caseIds) {
@@ -80,10 +103,12 @@ for (const engine of engines()) {
       await h.dispatch.engine.idle();
 
       // Both time out on one beat; each escalation ranks w-spare first while it is free, and the row gives it to one.
+      const release = rankTogether(2);
       h.clock.advance(60_000);
       h.dispatch.flush();
       await waitFor(() => [c1, c2].every((c) => alarmsOf(c.id, 'dispatch_timeout').length === 1), WAIT);
       await h.dispatch.engine.idle();
+      release();
 
       const cases = { [c1.id]: await caseOf(c1.id), [c2.id]: await caseOf(c2.id) };
       expect(Object.values(cases).map((c) => c.status)).toEqual(['dispatched', 'dispatched']);
@@ -130,10 +155,12 @@ for (const engine of engines()) {
       await h.dispatch.engine.idle();
 
       // Three time out on one beat for two free workers: two cases get one each, the third has no one left.
+      const release = rankTogether(3);
       h.clock.advance(60_000);
       h.dispatch.flush();
       await waitFor(() => cs.every((c) => alarmsOf(c.id, 'dispatch_timeout').length === 1), WAIT);
       await h.dispatch.engine.idle();
+      release();
 
       const after = await Promise.all(cs.map((c) => caseOf(c.id)));
       expect(after.filter((c) => c.status === 'dispatched').map((c) => c.workerId).sort()).toEqual([spare.id, spare2.id]);
