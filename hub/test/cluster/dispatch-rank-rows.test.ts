@@ -11,9 +11,9 @@
  * candidates of the street's case.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { AT, districtGrids } from '../cases/fixtures.js';
+import { AT } from '../cases/fixtures.js';
 import { until } from '../helpers.js';
-import { api, clusterEnv, createDatabase, login, RUN_CLUSTER, startNode, startRedis, type HubNode, type RedisServer, type TestDatabase } from './harness.js';
+import { api, login, RUN_CLUSTER, TestCluster, type HubNode } from './harness.js';
 
 /** Guards a hang on a busy machine; nothing here is a latency assertion. */
 const WAIT = 120_000;
@@ -24,9 +24,7 @@ interface Worker { id: string; status: string; caseId: string | null }
 interface Candidate { workerId: string }
 
 describe.runIf(RUN_CLUSTER)('ranking reads the rows of a dead node\'s dispatch before its announcement', () => {
-  let redis: RedisServer;
-  let db: TestDatabase;
-  const nodes: HubNode[] = [];
+  const cl = new TestCluster({ wait: WAIT });
   let a: HubNode;
   let env: Record<string, string>;
   let token = '';
@@ -36,38 +34,17 @@ describe.runIf(RUN_CLUSTER)('ranking reads the rows of a dead node\'s dispatch b
   beforeEach(({ onTestFailed }) => onTestFailed(() => void (failed = true)));
 
   beforeAll(async () => {
-    redis = await startRedis();
-    db = await createDatabase();
-    env = clusterEnv(redis.url, db.url, { GRIDLINK_LOG_LEVEL: 'info', GRIDLINK_DISPATCH_ACCEPT_TIMEOUT_S: '3600', GRIDLINK_DISPATCH_AUTO: 'E0101' });
-    a = await startNode('node-a', { ...env, GRIDLINK_DISPATCH_POSITIONS_MS: '60000' });
-    nodes.push(a);
-    token = await login(a.http);
-    const g = await api(a.http, 'PUT', '/grids', districtGrids(), token);
-    expect(g.status, JSON.stringify(g.body)).toBe(200);
+    env = await cl.open({ GRIDLINK_LOG_LEVEL: 'info', GRIDLINK_DISPATCH_ACCEPT_TIMEOUT_S: '3600', GRIDLINK_DISPATCH_AUTO: 'E0101' });
+    a = await cl.node('node-a', { ...env, GRIDLINK_DISPATCH_POSITIONS_MS: '60000' });
+    token = await cl.district(a);
     const u = await api(a.http, 'POST', '/users', { username: 'officer-sb', password: OFFICER_PASSWORD, role: 'officer', regionId: 'S-B' }, token);
     expect(u.status, JSON.stringify(u.body)).toBe(201);
     officerB = await login(a.http, 'officer-sb', OFFICER_PASSWORD);
     // Nearest first: w-near, then w-mid, then w-far.
-    for (const [id, dLon] of [['w-near', 0.0005], ['w-mid', 0.0015], ['w-far', 0.0030]] as const) {
-      const d = await api<{ secret: string }>(a.http, 'POST', '/devices', { type: 'handheld', id: `hh-${id}` }, token);
-      expect(d.status, JSON.stringify(d.body)).toBe(201);
-      const w = await api(a.http, 'POST', '/workers', { id, name: id, deviceId: `hh-${id}`, gridIds: ['G-A1'], onDuty: true }, token);
-      expect(w.status, JSON.stringify(w.body)).toBe(201);
-      const f = await fetch(`${a.http}/api/v1/ingest/hh-${id}/location`, {
-        method: 'POST',
-        headers: { authorization: `Basic ${Buffer.from(`hh-${id}:${d.body.secret}`).toString('base64')}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ ts: Date.now(), lat: AT.A1.lat, lon: AT.A1.lon + dLon }),
-      });
-      expect(f.status, await f.text()).toBe(202);
-    }
+    for (const [id, dLon] of [['w-near', 0.0005], ['w-mid', 0.0015], ['w-far', 0.0030]] as const) await cl.addWorker(a, id, { at: { lat: AT.A1.lat, lon: AT.A1.lon + dLon } });
   }, 180_000);
 
-  afterAll(async () => {
-    if (failed || process.env.GRIDLINK_CLUSTER_LOGS === '1') for (const n of nodes) process.stderr.write(`--- ${n.id}\n${n.output()}\n`);
-    await Promise.all(nodes.map((n) => n.kill('SIGKILL')));
-    await redis?.stop();
-    await db?.drop();
-  }, 60_000);
+  afterAll(() => cl.stop(failed), 60_000);
 
   async function newCase(node: HubNode, category: string, description: string): Promise<string> {
     const c = await api<Case>(node.http, 'POST', '/cases', { category, ...AT.A1, description }, token);
@@ -79,14 +56,13 @@ describe.runIf(RUN_CLUSTER)('ranking reads the rows of a dead node\'s dispatch b
     return { status: r.status, ids: r.status === 200 ? r.body.items.map((c) => c.workerId) : [] };
   }
   const row = async (id: string) =>
-    (await db.query<{ case_id: string | null; stage: string | null }>('select case_id, stage from workers where id = $1', [id]))[0]!;
+    (await cl.db.query<{ case_id: string | null; stage: string | null }>('select case_id, stage from workers where id = $1', [id]))[0]!;
   const unsent = async (caseId: string) =>
-    (await db.query<{ n: number }>("select count(*)::int as n from dispatch_commands where case_id = $1 and type = 'dispatch' and sent_at is null", [caseId]))[0]!.n;
+    (await cl.db.query<{ n: number }>("select count(*)::int as n from dispatch_commands where case_id = $1 and type = 'dispatch' and sent_at is null", [caseId]))[0]!.n;
 
   /** A dispatch of `workerId` through a node of its own, which dies right after the commit. */
   async function dispatchAndDie(name: string, caseId: string, workerId: string): Promise<void> {
-    const k = await startNode(name, { ...env, GRIDLINK_TEST_KILL_AFTER_DISPATCH_COMMIT: '1' });
-    nodes.push(k);
+    const k = await cl.node(name, { ...env, GRIDLINK_TEST_KILL_AFTER_DISPATCH_COMMIT: '1' });
     const t = await login(k.http);
     await api(k.http, 'POST', `/cases/${caseId}/actions`, { action: 'dispatch', workerId }, t).catch(() => null);
     await until(() => k.child.exitCode !== null || k.child.signalCode !== null, WAIT, 20);
@@ -109,7 +85,7 @@ describe.runIf(RUN_CLUSTER)('ranking reads the rows of a dead node\'s dispatch b
     expect(await unsent(manual)).toBe(1);
     const refused = a.output().split('\n').filter((l) => l.includes('automatic dispatch refused') && l.includes(auto));
     expect(refused).toEqual([]);
-    expect(await db.query('select worker_id from case_dispatches where case_id = $1', [auto])).toEqual([{ worker_id: 'w-mid' }]);
+    expect(await cl.db.query('select worker_id from case_dispatches where case_id = $1', [auto])).toEqual([{ worker_id: 'w-mid' }]);
     // A's roster took the row: the worker shows dispatched to the dead node's case.
     expect((await api<Worker>(a.http, 'GET', '/workers/w-near', undefined, token)).body).toMatchObject({ status: 'dispatched', caseId: manual });
   });

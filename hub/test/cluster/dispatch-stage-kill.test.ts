@@ -14,9 +14,9 @@
  * case, and an action's body cannot move another worker's row.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { AT, districtGrids } from '../cases/fixtures.js';
+import { AT } from '../cases/fixtures.js';
 import { until } from '../helpers.js';
-import { api, clusterEnv, createDatabase, login, RUN_CLUSTER, startNode, startRedis, type HubNode, type RedisServer, type TestDatabase } from './harness.js';
+import { api, login, RUN_CLUSTER, TestCluster, type HubNode } from './harness.js';
 
 /** Guards a hang on a busy machine; nothing here is a latency assertion. */
 const WAIT = 120_000;
@@ -27,9 +27,7 @@ interface Worker { id: string; status: string; caseId: string | null }
 interface Candidate { workerId: string }
 
 describe.runIf(RUN_CLUSTER)('the worker row follows a case action whose node dies right after its commit', () => {
-  let redis: RedisServer;
-  let db: TestDatabase;
-  const nodes: HubNode[] = [];
+  const cl = new TestCluster({ wait: WAIT });
   let a: HubNode;
   let env: Record<string, string>;
   let token = '';
@@ -41,44 +39,18 @@ describe.runIf(RUN_CLUSTER)('the worker row follows a case action whose node die
   beforeEach(({ onTestFailed }) => onTestFailed(() => void (failed = true)));
 
   beforeAll(async () => {
-    redis = await startRedis();
-    db = await createDatabase();
-    env = clusterEnv(redis.url, db.url, { GRIDLINK_LOG_LEVEL: 'info', GRIDLINK_DISPATCH_ACCEPT_TIMEOUT_S: '3600' });
-    a = await startNode('node-a', env);
-    nodes.push(a);
-    token = await login(a.http);
-    const g = await api(a.http, 'PUT', '/grids', districtGrids(), token);
-    expect(g.status, JSON.stringify(g.body)).toBe(200);
+    env = await cl.open({ GRIDLINK_LOG_LEVEL: 'info', GRIDLINK_DISPATCH_ACCEPT_TIMEOUT_S: '3600' });
+    a = await cl.node('node-a', env);
+    token = await cl.district(a);
     const u = await api(a.http, 'POST', '/users', { username: 'officer-sb', password: OFFICER_PASSWORD, role: 'officer', regionId: 'S-B' }, token);
     expect(u.status, JSON.stringify(u.body)).toBe(201);
     officerB = await login(a.http, 'officer-sb', OFFICER_PASSWORD);
-    for (const [i, id] of ['w-1', 'w-2', 'w-3'].entries()) {
-      const d = await api<{ secret: string }>(a.http, 'POST', '/devices', { type: 'handheld', id: `hh-${id}` }, token);
-      expect(d.status, JSON.stringify(d.body)).toBe(201);
-      const w = await api(a.http, 'POST', '/workers', { id, name: id, deviceId: `hh-${id}`, gridIds: ['G-A1'], onDuty: true }, token);
-      expect(w.status, JSON.stringify(w.body)).toBe(201);
-      const f = await fetch(`${a.http}/api/v1/ingest/hh-${id}/location`, {
-        method: 'POST',
-        headers: { authorization: `Basic ${Buffer.from(`hh-${id}:${d.body.secret}`).toString('base64')}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ ts: Date.now(), lat: AT.A1.lat, lon: AT.A1.lon + 0.0003 * i }),
-      });
-      expect(f.status, await f.text()).toBe(202);
-    }
-    for (let i = 0; i < 8; i++) {
-      const c = await api<Case>(a.http, 'POST', '/cases', { category: 'E0102', lat: AT.A1.lat, lon: AT.A1.lon + 0.0002 * (i + 1), description: `stage kill ${i + 1}` }, token);
-      expect(c.status, JSON.stringify(c.body)).toBe(201);
-      expect((await act(a, c.body.id, 'register')).status).toBe(200);
-      cases.push(c.body.id);
-    }
+    for (const [i, id] of ['w-1', 'w-2', 'w-3'].entries()) await cl.addWorker(a, id, { at: { lat: AT.A1.lat, lon: AT.A1.lon + 0.0003 * i } });
+    for (let i = 0; i < 8; i++) cases.push(await cl.newCase(a, { category: 'E0102', lat: AT.A1.lat, lon: AT.A1.lon + 0.0002 * (i + 1), description: `stage kill ${i + 1}` }));
     for (const w of ['w-1', 'w-2', 'w-3']) await until(() => offered(a, cases[7]!, w), WAIT, 100);
   }, 180_000);
 
-  afterAll(async () => {
-    if (failed || process.env.GRIDLINK_CLUSTER_LOGS === '1') for (const n of nodes) process.stderr.write(`--- ${n.id}\n${n.output()}\n`);
-    await Promise.all(nodes.map((n) => n.kill('SIGKILL')));
-    await redis?.stop();
-    await db?.drop();
-  }, 60_000);
+  afterAll(() => cl.stop(failed), 60_000);
 
   const act = (node: HubNode, caseId: string, action: string, extra: Record<string, unknown> = {}, t = token) =>
     api<Case & { code?: string }>(node.http, 'POST', `/cases/${caseId}/actions`, { action, ...extra }, t);
@@ -88,13 +60,12 @@ describe.runIf(RUN_CLUSTER)('the worker row follows a case action whose node die
     return r.body.items.find((c) => c.workerId === workerId);
   }
   const row = async (id: string) =>
-    (await db.query<{ case_id: string | null; stage: string | null }>('select case_id, stage from workers where id = $1', [id]))[0]!;
-  const caseRow = async (id: string) => (await db.query<{ status: string; worker_id: string | null }>('select status, worker_id from cases where id = $1', [id]))[0]!;
+    (await cl.db.query<{ case_id: string | null; stage: string | null }>('select case_id, stage from workers where id = $1', [id]))[0]!;
+  const caseRow = async (id: string) => (await cl.db.query<{ status: string; worker_id: string | null }>('select status, worker_id from cases where id = $1', [id]))[0]!;
 
   /** `action` on the case through a node of its own, which dies right after the action's commit. */
   async function actAndDie(caseId: string, action: string, extra: Record<string, unknown> = {}): Promise<void> {
-    const k = await startNode(`kill-${action}-${nodes.length}`, { ...env, GRIDLINK_TEST_KILL_AFTER_CASE_COMMIT: action });
-    nodes.push(k);
+    const k = await cl.node(`kill-${action}-${cl.nodes.length}`, { ...env, GRIDLINK_TEST_KILL_AFTER_CASE_COMMIT: action });
     const t = await login(k.http);
     await api(k.http, 'POST', `/cases/${caseId}/actions`, { action, ...extra }, t).catch(() => null);
     await until(() => k.child.exitCode !== null || k.child.signalCode !== null, WAIT, 20);
@@ -167,7 +138,7 @@ describe.runIf(RUN_CLUSTER)('the worker row follows a case action whose node die
     expect((back.body as unknown as { code: string }).code).toBe('WORKER_UNAVAILABLE');
     expect(await caseRow(cases[4]!)).toEqual({ status: 'resolved', worker_id: 'w-3' });
     expect(await row('w-3')).toEqual({ case_id: cases[5], stage: 'dispatched' });
-    expect(await db.query("select 1 from case_history where case_id = $1 and action = 'rework'", [cases[4]])).toEqual([]);
+    expect(await cl.db.query("select 1 from case_history where case_id = $1 and action = 'rework'", [cases[4]])).toEqual([]);
 
     // Attack: an officer of another street cannot rework the case (nor see it), to any worker.
     for (const extra of [{}, { workerId: 'w-2' }]) {
