@@ -4,10 +4,11 @@
  * served by the hub at /m/ with the console build.
  *
  * Transport: authenticated REST + Socket.IO (docs/mobile.md says why). The
- * app's socket joins only the private room of its handheld; dispatch
- * commands (`dispatch.command`) and changes of the worker's tasks and
- * reports are relayed there. While the app's socket is up the handheld counts
- * as online, as it would over MQTT.
+ * app's socket joins only the private rooms of its handheld and of its
+ * session (which a revoke cuts); dispatch commands (`dispatch.command`) and
+ * changes of the worker's tasks and reports are relayed to the first. While
+ * the app's socket is up the handheld counts as online, as it would over
+ * MQTT.
  *
  * Built after cases and dispatch, which it is given.
  */
@@ -32,6 +33,11 @@ export { loadMobileConfig, mobileConfigSchema, type MobileConfig } from './mobil
 export { SessionStore, MobileErrors, type HandheldSession, type HandheldSessionChange } from './sessions.js';
 
 export const handheldRoom = (deviceId: string) => `handheld:${deviceId}`;
+/**
+ * Every app socket of one session: a revoke cuts these, not the handheld's, so a socket the phone opened with its
+ * new session before the old one's revoke reached this node stays up.
+ */
+export const sessionRoom = (sessionId: string) => `handheld-session:${sessionId}`;
 
 export interface MobileModule extends HubModule {
   readonly cfg: MobileConfig;
@@ -55,8 +61,9 @@ export interface MobileModuleDeps {
 }
 
 /**
- * Cluster: the held sessions are checked against the database this often, so a revoke whose announcement Redis lost
- * is honoured by reads within it (writes and socket connects read the session's row each time: sessions.ts `fresh`).
+ * Cluster: the held sessions are checked against the database this often, so an app socket whose session was revoked
+ * with its announcement lost, and which sends no request meanwhile, is cut within it (every request and socket
+ * connect reads the session's row: sessions.ts `fresh`).
  */
 export const SESSION_RESYNC_MS = 5_000;
 
@@ -88,7 +95,8 @@ export function createMobile(deps: MobileModuleDeps, options: MobileOptions = {}
   }
 
   sessions.onRevoke = (s, remote) => {
-    realtime()?.disconnectRoom(handheldRoom(s.deviceId));
+    // The session's own sockets only, on every node (through the cluster's Socket.IO adapter).
+    realtime()?.disconnectRoom(sessionRoom(s.id));
     log.info({ sessionId: s.id, workerId: s.workerId, by: s.revokedBy, reason: s.revokeReason, ...(remote ? { remote } : {}) }, 'handheld session revoked');
   };
   // Announced by id alone; in a cluster cluster/index.ts carries it to the other nodes, which read the row back.
@@ -136,9 +144,14 @@ export function createMobile(deps: MobileModuleDeps, options: MobileOptions = {}
         const w = dispatch()?.workers.byId.get(s.workerId);
         if (!w || w.deviceId !== s.deviceId) return null;
         return {
-          rooms: [handheldRoom(s.deviceId)],
+          rooms: [handheldRoom(s.deviceId), sessionRoom(s.id)],
           exp: Math.floor(s.expiresAt / 1000),
-          onConnect: () => setSockets(s.deviceId, 1),
+          onConnect: () => {
+            setSockets(s.deviceId, 1);
+            // Revoked while the socket was being admitted: the revoke's cut came before the socket joined its
+            // session's room, so it is cut now (after its disconnect handler is in place, which counts it off).
+            if (!sessions.holds(s.id)) queueMicrotask(() => realtime()?.disconnectRoom(sessionRoom(s.id)));
+          },
           onDisconnect: () => setSockets(s.deviceId, -1),
         };
       });

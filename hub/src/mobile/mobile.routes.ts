@@ -77,9 +77,9 @@ export function mobileRoutes(app: App, deps: MobileDeps): void {
   const { sessions, cfg, db } = deps;
 
   const handheld = async (req: FastifyRequest) => {
-    // A write (and only a write: reads are served from memory) checks the session's row, so a revoke made on
-    // another node is honoured at once even when its announcement was lost (cluster; docs/cluster.md).
-    const s = await sessions.require(bearerToken(req), { fresh: req.method !== 'GET' && req.method !== 'HEAD' });
+    // Every request, read or write, checks the session's row (one primary-key read), so a revoke made on another
+    // node is honoured at once even when its announcement was lost (cluster; docs/cluster.md). One process: memory.
+    const s = await sessions.require(bearerToken(req), { fresh: true });
     const d = deps.dispatch();
     const w = d?.workers.byId.get(s.workerId);
     const device = deps.registry.get(s.deviceId);

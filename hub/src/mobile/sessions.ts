@@ -3,7 +3,7 @@
  * with an opaque token `hs_<id>_<secret>` bound to that worker and their
  * handheld. The app never sees the device secret. Active sessions are kept in
  * memory (one per handheld at most), so verifying a request costs a map
- * lookup and a SHA-256.
+ * lookup and a SHA-256 (in a cluster, one primary-key read more: below).
  *
  * In a cluster (`shared`) a session may be opened or revoked on another
  * node. Every change is announced by id alone (`onChange`, carried between
@@ -14,10 +14,12 @@
  * remembered briefly so garbage tokens do not reach the database on every
  * request. Revoked ids are remembered (bounded) so a read that raced a revoke
  * cannot bring the session back, and `resync` (every 5 s, and when Redis is
- * back) drops whatever the database no longer shows active. Where a revoke
- * must hold at once whatever Redis did (a write request, an app socket
- * connecting) the caller asks for a `fresh` check: the row is read by primary
- * key, so a revoke whose announcement was lost is refused there at once.
+ * back) drops whatever the database no longer shows active. Every handheld
+ * request and every app socket connect asks for a `fresh` check: the row is
+ * read by primary key, so a revoke whose announcement was lost is refused
+ * there at once, and the session's sockets are cut then (`onRevoke`;
+ * index.ts cuts them on every node through the Socket.IO adapter), as its
+ * announcement would have done.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { Errors } from '../core/errors.js';
@@ -102,7 +104,10 @@ export interface SessionStoreOptions {
 export class SessionStore {
   /** Active (not revoked) sessions by id, with the token hash. */
   private readonly active = new Map<string, Held>();
-  /** Called with every session that stops being valid (revoked here, or on another node: `remote`). */
+  /**
+   * Called with every session that stops being valid (revoked here, or on another node: `remote`, found by an
+   * announcement, a re-read or a fresh check), once per node; its own sockets are cut then, no other session's.
+   */
   onRevoke: ((s: HandheldSession, remote: boolean) => void) | null = null;
   /** Called with the id of every session opened or revoked on this node (announced to the other nodes). */
   onChange: ((sessionId: string) => void) | null = null;
@@ -187,9 +192,10 @@ export class SessionStore {
 
   /**
    * The active session a token names, or null (wrong, expired or revoked).
-   * `fresh` (cluster): a session held in memory is also checked against its
-   * row, so a revoke made on another node whose announcement was lost is
-   * honoured here at once; without it, within one re-read (`resync`).
+   * `fresh` (cluster; every request and socket connect asks for it): a
+   * session held in memory is also checked against its row, so a revoke made
+   * on another node whose announcement was lost is honoured here at once;
+   * without it, within one re-read (`resync`).
    */
   async check(token: string, opts: { fresh?: boolean } = {}): Promise<HandheldSession | null> {
     const m = TOKEN_RE.exec(token);
@@ -247,11 +253,20 @@ export class SessionStore {
     return p;
   }
 
-  /** The row of `id` taken into memory if the database shows it active; a miss is remembered briefly. */
+  /**
+   * The row of `id` taken into memory if the database shows it active; a miss is remembered briefly. A row
+   * revoked that this node had not heard of (its announcement lost) is remembered as revoked, and its sockets
+   * are cut wherever they are (`onRevoke`): the app's next request through any node ends its socket.
+   */
   private async read(id: string): Promise<Held | null> {
-    const r = (await this.db.query<Row>(`select * from handheld_sessions where id = $1 and ${ACTIVE}`, [id, this.now()]))[0];
+    const r = (await this.db.query<Row & { active: boolean }>(`select *, (${ACTIVE}) as active from handheld_sessions where id = $1`, [id, this.now()]))[0];
     // Revoked while the row was on its way: a revoke is never undone.
-    if (r && !this.gone.has(id)) return this.active.get(id) ?? this.hold(r);
+    if (r?.active && !this.gone.has(id)) return this.active.get(id) ?? this.hold(r);
+    if (r && r.revoked_at !== null && !this.gone.has(id)) {
+      this.forget(id);
+      this.onRevoke?.(toSession(r), true);
+      return null;
+    }
     this.misses.set(id, this.now() + MISS_TTL_MS);
     if (this.misses.size > MISS_MAX) this.misses.delete(this.misses.keys().next().value!);
     return null;
@@ -299,6 +314,11 @@ export class SessionStore {
       n++;
     }
     return n;
+  }
+
+  /** Whether session `id` is held here as active (a session `check` just returned and no revoke dropped since). */
+  holds(id: string): boolean {
+    return this.active.has(id);
   }
 
   /** Throws TOKEN_INVALID unless the token names an active session. */

@@ -7,6 +7,7 @@
  * Garbage and forged tokens fail through both nodes, and a forged message on
  * `gridlink:handheld.session` revives nothing: the row is read back.
  */
+import { createHash, randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { io, type Socket } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -179,6 +180,79 @@ describe.runIf(RUN_CLUSTER)('handheld sessions across two nodes', () => {
     await db.query("update handheld_sessions set revoked_at = now(), revoked_by = 'admin', revoke_reason = 'announcement lost' where id = $1", [t.me.session.id]);
     const sock2 = await connect(b, t.token);
     expect('refused' in sock2).toBe(true);
+  });
+
+  it('refuses every read on node A at once when the revoke made elsewhere was never announced, and cuts the app socket', async () => {
+    const task = await db.query<{ id: string }>('select id from cases limit 1');
+    const reads = ['/m/me', '/m/tasks', '/m/tasks?limit=5', '/m/categories', '/m/reports', `/m/tasks/${task[0]?.id ?? 'c-none'}`, '/m/evidence/ev-none'];
+    for (const path of reads) {
+      // Each read with a session of its own, held in A's memory and served there.
+      const s = await signIn(a, 1);
+      const served = await api(a.http, 'GET', path, undefined, s.token);
+      expect(served.status, `${path}: ${JSON.stringify(served.body)}`).not.toBe(401);
+      const conn = path === '/m/me' ? await connect(a, s.token) : null;
+      if (conn && !('socket' in conn)) throw new Error(`socket refused: ${conn.refused}`);
+      const closed = conn ? new Promise<void>((resolve) => conn.socket.once('disconnect', () => resolve())) : null;
+      // B's revoke, its announcement lost (as above).
+      await db.query("update handheld_sessions set revoked_at = now(), revoked_by = 'admin', revoke_reason = 'announcement lost' where id = $1", [s.me.session.id]);
+      // No wait: the very next read through A is refused, and through B.
+      expect((await api(a.http, 'GET', path, undefined, s.token)).status, path).toBe(401);
+      expect((await api(b.http, 'GET', path, undefined, s.token)).status, path).toBe(401);
+      // The refusal cut the session's app socket on A.
+      await closed;
+    }
+  });
+
+  it('cuts the app socket on node A when a request through node B finds the revoke A never heard of', async () => {
+    const s = await signIn(a, 1);
+    expect(await me(b, s.token)).toBe(200);
+    const conn = await connect(a, s.token);
+    if (!('socket' in conn)) throw new Error(`socket refused: ${conn.refused}`);
+    const closed = new Promise<void>((resolve) => conn.socket.once('disconnect', () => resolve()));
+    await db.query("update handheld_sessions set revoked_at = now(), revoked_by = 'admin', revoke_reason = 'announcement lost' where id = $1", [s.me.session.id]);
+    // The app's next request goes through B: refused, and A's socket of the session is cut through the Socket.IO adapter.
+    expect(await me(b, s.token)).toBe(401);
+    await closed;
+    expect(await me(a, s.token)).toBe(401);
+  });
+
+  it('cuts only the revoked session\'s app socket: the socket of the same phone\'s new session stays up', async () => {
+    const old = await signIn(a, 1);
+    const first = await connect(a, old.token);
+    if (!('socket' in first)) throw new Error(`socket refused: ${first.refused}`);
+    const closed = new Promise<void>((resolve) => first.socket.once('disconnect', () => resolve()));
+    // The phone's new login made through B, its announcement not yet on A: the row written as B's login writes it,
+    // with a secret the test knows. The old session is still active until the revoke below.
+    const [row] = await db.query<{ user_id: string }>('select user_id from handheld_sessions where id = $1', [old.me.session.id]);
+    const id = randomBytes(8).toString('hex');
+    const secret = randomBytes(32).toString('base64url');
+    await db.query(
+      `insert into handheld_sessions (id, token_hash, user_id, worker_id, device_id, created_at, expires_at)
+       values ($1, $2, $3, 'w-1', 'hh-1', now(), now() + interval '1 hour')`,
+      [id, createHash('sha256').update(secret).digest('hex'), row!.user_id],
+    );
+    const next = await connect(a, `hs_${id}_${secret}`);
+    if (!('socket' in next)) throw new Error(`socket refused: ${next.refused}`);
+    const cut = new Promise<void>((resolve) => next.socket.once('disconnect', () => resolve()));
+    let nextCut = false;
+    void cut.then(() => (nextCut = true));
+    // Then the old session's revoke reaches A, late.
+    await db.query("update handheld_sessions set revoked_at = now(), revoked_by = 'system', revoke_reason = 'replaced by a new login' where id = $1", [old.me.session.id]);
+    const pub = new Redis(redis.url);
+    try {
+      await pub.publish(CHANNEL, JSON.stringify({ node: 'node-b', sessionId: old.me.session.id }));
+    } finally {
+      pub.disconnect();
+    }
+    await closed;
+    // The old session's socket and the new one's were cut in one go on A if at all: the handheld still counts as
+    // online on A through the new session's socket, which is still connected.
+    const dev = await api<{ online: boolean }>(a.http, 'GET', '/devices/hh-1', undefined, admin);
+    expect(dev.body.online).toBe(true);
+    expect(nextCut).toBe(false);
+    expect(next.socket.connected).toBe(true);
+    expect(await me(a, old.token)).toBe(401);
+    expect(await me(a, `hs_${id}_${secret}`)).toBe(200);
   });
 
   it('honours a revoke made while Redis was away once it is back', async () => {

@@ -205,4 +205,30 @@ describe('mobile API (handheld sessions, tasks, reports)', () => {
     await waitFor(async () => (await m('GET', '/m/me')).status === 401);
     expect(mobile.sessions).toBeDefined();
   });
+
+  it('should cut an app socket whose session is revoked while the socket is being admitted', async () => {
+    const li = await m<Json>('POST', '/m/session', { username: 'li', password: PASSWORD }, '');
+    expect(li.status).toBe(201);
+    const { sessions } = mobile;
+    const check = sessions.check.bind(sessions);
+    // The revoke lands after the socket's session was checked, before the socket joins its session's room.
+    sessions.check = async (tok, opts) => {
+      const s = await check(tok, opts);
+      if (s && tok === li.body.token) await sessions.revoke(s.id, 'dispatcherA', '手机丢失');
+      return s;
+    };
+    try {
+      const sock: Socket = io(h.http, { path: '/socket.io', auth: { token: li.body.token }, transports: ['websocket'], reconnection: false });
+      const closed = new Promise<void>((resolve) => sock.once('disconnect', () => resolve()));
+      await new Promise<void>((resolve, reject) => {
+        sock.once('connect', () => resolve());
+        sock.once('connect_error', reject);
+      });
+      await closed;
+      // Counted off again: the handheld is not left online by a socket that is gone.
+      await waitFor(() => h.hub.ctx.registry.get('hh-li')?.online === false);
+    } finally {
+      sessions.check = check;
+    }
+  });
 });

@@ -2,9 +2,11 @@
  * The session store of two cluster nodes over one database (PGlite, two
  * SessionStores): a session opened by one is served by the other after one
  * read; a miss is remembered so a garbage token does not reach the database
- * on every request; a revoke heard of (or found by the periodic re-read) ends
- * the session on the other node; a read that raced a revoke does not bring
- * the session back; a new login through one node ends the other's session.
+ * on every request; a revoke heard of (or found by the periodic re-read, a
+ * fresh check, or the look-up of a token the node did not hold) ends the
+ * session on the other node and cuts its sockets; a read that raced a revoke
+ * does not bring the session back; a new login through one node ends the
+ * other's session.
  * The single process never looks a token up.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -155,6 +157,25 @@ describe('handheld sessions shared between nodes', () => {
     sent.a = 0;
     expect(await solo.check(other.token, { fresh: true })).not.toBeNull();
     expect(sent.a).toBe(0);
+  });
+
+  it('cuts the sockets of a session revoked without a word the first time its token reaches a node that did not hold it, then reads it no more', async () => {
+    const { token, session } = await open(a);
+    // B never heard of the session, nor of its revoke.
+    await db.query("update handheld_sessions set revoked_at = now() where id = $1", [session.id]);
+    expect(await b.check(token, { fresh: true })).toBeNull();
+    expect(sent.b).toBe(1);
+    // Its sockets, wherever they are, are cut as the lost announcement would have cut them.
+    expect(revokedOn.b).toEqual([{ id: session.id, remote: true }]);
+    // Known as revoked from then on: no read, no second cut.
+    for (let i = 0; i < 3; i++) expect(await b.check(token)).toBeNull();
+    t += 5_001;
+    expect(await b.check(token, { fresh: true })).toBeNull();
+    expect(sent.b).toBe(1);
+    expect(revokedOn.b).toHaveLength(1);
+    // An id the database does not know cuts nothing.
+    expect(await b.check(token.replace(/^hs_[0-9a-f]{16}_/, 'hs_0123456789abcdef_'))).toBeNull();
+    expect(revokedOn.b).toHaveLength(1);
   });
 
   it('does not take in a session whose read raced its revoke', async () => {
