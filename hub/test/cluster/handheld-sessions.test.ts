@@ -5,7 +5,10 @@
  * app socket is cut and refused; a revoke made while Redis is away is
  * honoured once it is back; the session outlives the node it was opened on.
  * Garbage and forged tokens fail through both nodes, and a forged message on
- * `gridlink:handheld.session` revives nothing: the row is read back.
+ * `gridlink:handheld.session` revives nothing: the row is read back. A revoke
+ * whose announcement was lost is refused at once by every request, read or
+ * write, and socket connect on either node, and the session's socket cut; a
+ * revoke cuts that session's sockets only, not those of the phone's new one.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
