@@ -638,8 +638,8 @@ export class CaseStore implements CaseService {
           break;
       }
       const updated = (await q.query<CaseRow>(`update cases set ${set.join(', ')} where id = $1 returning *`, params))[0]!;
-      // The worker rows follow the case in its own commit (a stage on, or released): nothing is left for after it.
-      await this.d.workers()?.caseMoved?.(q, { case: this.summary(updated), action, at });
+      // The worker rows and dispatch records follow the case in its own commit (a stage on, a stamp, released, ended): nothing is left for after it.
+      await this.d.workers()?.caseMoved?.(q, { case: this.summary(updated), action, at, actor, ...(input.data ? { data: input.data } : {}) });
       // The dispatch's record and command commit with the case: a process killed after the commit still owes the handheld its command.
       if ((action === 'dispatch' || action === 'rework') && updated.worker_id) {
         await this.d.workers()?.dispatched?.(q, { case: this.summary(updated), workerId: updated.worker_id, actor, at });

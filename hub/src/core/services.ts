@@ -50,10 +50,13 @@ export interface WorkerService {
   /**
    * Inside the transaction of every case action, after the case row is
    * written: the worker rows follow the case (a stage on for `accept` and
-   * `arrive`, released when the case is no longer open with a worker), so a
-   * process killed after the commit leaves no row behind the case.
+   * `arrive`, released when the case is no longer open with a worker), and
+   * so do the dispatch records and the commands to the handhelds (a stamp,
+   * an end, a `cancel`), so a process killed after the commit leaves neither
+   * a row nor a record behind the case. `data` is the action's own (as the
+   * caller gave it).
    */
-  caseMoved?(q: Queryable, d: { case: CaseSummary; action: CaseAction; at: number }): Promise<void>;
+  caseMoved?(q: Queryable, d: { case: CaseSummary; action: CaseAction; at: number; actor: Actor; data?: Record<string, unknown> }): Promise<void>;
   /**
    * Inside the transaction of a case's `dispatch` (or `rework` to a worker),
    * after the case row is written: the dispatch's record and its command to

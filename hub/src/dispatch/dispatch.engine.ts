@@ -18,7 +18,7 @@ import type { EventBus } from '../core/bus.js';
 import type { Config } from '../core/config.js';
 import { KeyedQueue } from '../core/keyed-queue.js';
 import type { Logger } from '../core/logger.js';
-import type { Actor, CaseService, CaseStatus, CaseSummary, GridService, RealtimeService } from '../core/services.js';
+import type { Actor, CaseAction, CaseService, CaseStatus, CaseSummary, GridService, RealtimeService } from '../core/services.js';
 import type { StoredMessage } from '../ingest/index.js';
 import type { DeviceRegistry } from '../registry/index.js';
 import type { Db, Queryable } from '../store/index.js';
@@ -33,7 +33,7 @@ import { DispatchRepo } from './dispatch.repo.js';
 import { DispatchErrors } from './errors.js';
 import { CommandOutbox } from './outbox.js';
 import { CandidateRanker } from './ranking.js';
-import { adoptOverdue, claimAutoDispatch, claimTimeout, owedAutoDispatches } from './timeouts.cluster.js';
+import { adoptOverdue, claimAutoDispatch, claimTimeout, escalationKey, owedAutoDispatches, owedEscalations } from './timeouts.cluster.js';
 import { hasFix, statusOf, type Stage, type WorkerState } from './worker.model.js';
 
 /** The actor dispatch uses for the case actions it takes on its own. */
@@ -68,6 +68,20 @@ declare module '../core/bus.js' {
 
 const ACTIVE: ReadonlySet<CaseStatus> = new Set(['dispatched', 'accepted', 'on_scene']);
 
+/** The outcome a dispatch record ends with when a case action takes the case from its worker. */
+function endOutcome(action: CaseAction, status: CaseStatus, timeout: boolean): string {
+  switch (action) {
+    case 'resolve': return 'resolved';
+    // Only dispatch's own decline of an unanswered dispatch is a timeout; a caller's `data` cannot make one.
+    case 'decline': return timeout ? 'timeout' : 'declined';
+    case 'cancel':
+    case 'reject': return 'cancelled';
+    case 'dispatch':
+    case 'rework': return 'superseded';
+    default: return status;
+  }
+}
+
 export interface DispatchEngineDeps {
   db: Db;
   bus: EventBus;
@@ -95,8 +109,8 @@ export class DispatchEngine {
   private readonly chains: KeyedQueue;
   private readonly byCase = new Map<string, WorkerState>();
   private readonly attempts = new Map<string, CaseAttempts>();
-  /** outcome to record for the decline dispatch itself causes (timeout) */
-  private readonly ownDecline = new Map<string, string>();
+  /** cases whose decline dispatch itself is making (an accept timeout): it escalates itself, the decline's handler does not */
+  private readonly ownDecline = new Set<string>();
   private readonly busy = new Set<string>();
   /** When the accept window of a dispatch (case, worker, stage since) began, once read: the first send of its command (timeout()). */
   private readonly acceptStart = new Map<string, number>();
@@ -156,8 +170,8 @@ export class DispatchEngine {
     });
     // The case's dispatch writes its record and command in its own transaction (WorkerService.dispatched).
     workers.dispatched = (q, d) => this.writeDispatch(q, d);
-    // So do a cancel's: the record's end, the dispatch command's close and the `cancel` to the handheld (writeCancel).
-    workers.cancelled = (q, d) => this.writeCancel(q, d);
+    // So does every later action: the record's stamps and end, the dispatch command's close and a `cancel` to the handheld (writeMoved).
+    workers.recordMoved = (q, d) => this.writeMoved(q, d);
     this.ranker = new CandidateRanker({
       workers, registry: deps.registry, ...(deps.grids ? { grids: deps.grids } : {}), cfg, now: deps.now, log: this.log,
       amapKey: deps.config.amapKey, fetch: () => this.fetch,
@@ -374,10 +388,12 @@ export class DispatchEngine {
    * are made (in a cluster the `dispatch.timers` holder does both every
    * round, `adoptAutoDispatches`).
    */
-  async recover(graceMs: number): Promise<{ commands: number; autoDispatches: number }> {
+  async recover(graceMs: number): Promise<{ commands: number; autoDispatches: number; escalations: number }> {
     const commands = await this.sendUnsent(graceMs);
-    const autoDispatches = this.deps.leases?.shared || !this.deps.cases ? 0 : await this.adoptAutoDispatches(0);
-    return { commands, autoDispatches };
+    const single = !this.deps.leases?.shared && !!this.deps.cases;
+    const autoDispatches = single ? await this.adoptAutoDispatches(0) : 0;
+    const escalations = single ? await this.adoptEscalations(0) : 0;
+    return { commands, autoDispatches, escalations };
   }
 
   /** Cluster: this node's MQTT routing through Redis is back (outbox.ts `resendAfterOutage`). */
@@ -405,20 +421,46 @@ export class DispatchEngine {
   }
 
   /**
-   * In the transaction of a case's `cancel` or `reject` (WorkerService.caseMoved),
-   * for each worker whose row held the case, before the row is released: the
-   * dispatch record ends `cancelled`, the open `dispatch` command is closed,
-   * and the `cancel` command to the handheld is written to the outbox, not
-   * sent. onCase() publishes it after the commit; a process killed in between
-   * leaves it to recover() on a survivor or to the handheld's reconnect, with
-   * the same cmdId.
+   * In the transaction of every case action (WorkerService.caseMoved), before
+   * the worker rows are released: the dispatch records and the commands
+   * follow the case in its commit.
+   *
+   * - `accept`, `arrive`: the open record of the case's worker is stamped
+   *   (first accept, first arrival and who judged it: `gps` when dispatch's
+   *   own watch did) and their `dispatch` command is closed (answered).
+   * - An action that takes the case from a worker (every action the rows are
+   *   released on): each open record of a worker other than the one the case
+   *   is still open with ends, with the outcome the action gives (`resolved`,
+   *   `declined`, `timeout` for dispatch's own decline of an unanswered
+   *   dispatch, `cancelled`, `superseded`, else the case's new status), and
+   *   their `dispatch` command is closed with it. A cancel, reject or a
+   *   dispatch that replaces them also writes the `cancel` command to their
+   *   handheld, not sent: onCase() publishes it after the commit, and a
+   *   process killed in between leaves it to recover() on a survivor or to
+   *   the handheld's reconnect, with the same cmdId. The workers are those
+   *   with an open record, and any whose row held the case without one.
    */
-  private async writeCancel(q: Queryable, d: { case: CaseSummary; at: number; workers: ReadonlyArray<{ id: string; deviceId: string }> }): Promise<void> {
+  private async writeMoved(q: Queryable, d: { case: CaseSummary; action: CaseAction; at: number; actor: Actor; data?: Record<string, unknown>; holder: string | null; ends: boolean; held: ReadonlyArray<{ id: string; deviceId: string }> }): Promise<void> {
     const c = d.case;
-    for (const w of d.workers) {
-      await this.repo.endDispatch(c.id, w.id, d.at, 'cancelled', q);
-      await this.repo.completeCommands(c.id, w.deviceId, 'dispatch', 'cancelled', q);
-      await this.repo.insertCommand(w.deviceId, w.id, c.id, { cmdId: newId('cmd'), type: 'cancel', ts: d.at, caseId: c.id, reason: 'cancelled' }, q);
+    if (d.action === 'accept' || d.action === 'arrive') {
+      if (!d.holder) return;
+      const column = d.action === 'accept' ? 'accepted_at' : 'arrived_at';
+      const by = d.action === 'arrive' ? (this.isOwn(d.actor) ? 'gps' : d.actor.kind) : undefined;
+      // A dispatch recorded before its record committed with the case may have none: its command is still answered.
+      const deviceId = (await this.repo.stamp(c.id, d.holder, column, d.at, by, q))
+        ?? (await q.query<{ device_id: string }>('select device_id from workers where id = $1', [d.holder]))[0]?.device_id;
+      if (deviceId) await this.repo.completeCommands(c.id, deviceId, 'dispatch', d.action === 'accept' ? 'accepted' : 'arrived', q);
+      return;
+    }
+    if (!d.ends) return;
+    const outcome = endOutcome(d.action, d.case.status, this.isOwn(d.actor) && d.data?.reason === 'timeout');
+    const ended = await this.repo.endOpenDispatches(q, c.id, d.holder, d.at, outcome);
+    const workers = new Map(ended.map((r) => [r.workerId, r.deviceId]));
+    for (const w of d.held) if (!workers.has(w.id)) workers.set(w.id, w.deviceId);
+    const reason = d.action === 'cancel' || d.action === 'reject' ? 'cancelled' : d.action === 'dispatch' || d.action === 'rework' ? 'superseded' : null;
+    for (const [workerId, deviceId] of workers) {
+      await this.repo.completeCommands(c.id, deviceId, 'dispatch', outcome, q);
+      if (reason) await this.repo.insertCommand(deviceId, workerId, c.id, { cmdId: newId('cmd'), type: 'cancel', ts: d.at, caseId: c.id, reason }, q);
     }
   }
 
@@ -491,8 +533,12 @@ export class DispatchEngine {
       case 'dispatch':
       case 'rework': {
         const w = c.workerId ? this.workers.byId.get(c.workerId) : undefined;
-        if (current && current !== w) await this.end(current, c, 'superseded', true);
-        if (!w) return;
+        // The worker it replaces: their record ended and their `cancel` was written with the case (writeMoved).
+        if (current && current !== w) this.end(current, c);
+        if (!w) {
+          await this.outbox.sendCommitted(c.id, {});
+          return;
+        }
         // Cluster: the row took the worker for this case in its transaction, so another case this node still had for them is stale.
         if (w.assignment && w.assignment.caseId !== c.id && !this.deps.leases?.shared) {
           // assertDispatchable should have prevented this; the newer case wins and the dispatcher is told.
@@ -503,56 +549,51 @@ export class DispatchEngine {
         this.byCase.set(c.id, w);
         // The record is committed with the case (writeDispatch): the attempts are read again from it when next needed.
         this.attempts.delete(c.id);
-        // So is the command: it goes out now, from the outbox.
-        await this.outbox.sendCommitted(c.id, { deviceId: w.deviceId });
+        // So is the command (and the `cancel` to a worker it replaced): they go out now, from the outbox, in the order written.
+        await this.outbox.sendCommitted(c.id, {});
         return;
       }
       case 'accept':
         if (!current) return;
-        // The row moved on with the case (caseMoved): memory and the other nodes follow.
+        // The row, the record's stamp and the command's close moved on with the case (caseMoved): memory and the other nodes follow.
         this.workers.assign(current, { caseId: c.id, stage: 'en_route', since: now, lat: c.lat, lon: c.lon, gridId: c.gridId });
-        await this.repo.stamp(c.id, current.id, 'accepted_at', now);
-        await this.outbox.complete(c.id, current.deviceId, 'dispatch', 'accepted');
         return;
       case 'arrive':
         if (!current) return;
         this.workers.assign(current, { caseId: c.id, stage: 'on_scene', since: now, lat: c.lat, lon: c.lon, gridId: c.gridId });
-        await this.repo.stamp(c.id, current.id, 'arrived_at', now, this.isOwn(e.actor) ? 'gps' : e.actor.kind);
-        await this.outbox.complete(c.id, current.deviceId, 'dispatch', 'arrived');
         return;
       case 'resolve':
-        if (current) await this.end(current, c, 'resolved', false);
+        if (current) this.end(current, c);
         return;
       case 'decline': {
-        const own = this.ownDecline.get(c.id);
+        const own = this.ownDecline.has(c.id);
         this.ownDecline.delete(c.id);
-        if (current) await this.end(current, c, own ?? 'declined', false);
+        if (current) this.end(current, c);
         if (!own && current) await this.escalate(c, 'declined', current);
         return;
       }
       case 'cancel':
       case 'reject':
-        // The record's end and the `cancel` command were committed with the case (writeCancel): memory follows,
+        // The record's end and the `cancel` command were committed with the case (writeMoved): memory follows,
         // and the command goes out now, from the outbox.
-        if (current) await this.end(current, c, 'cancelled', false);
+        if (current) this.end(current, c);
         await this.outbox.sendCommitted(c.id, { type: 'cancel' });
         return;
       default:
-        if (current && !ACTIVE.has(c.status)) await this.end(current, c, c.status, false);
+        if (current && !ACTIVE.has(c.status)) this.end(current, c);
         if (!c.workerId && (c.status === 'reported' || c.status === 'registered')) await this.maybeAutoDispatch(c);
     }
   }
 
-  private async end(w: WorkerState, c: CaseSummary, outcome: string, sendCancel: boolean): Promise<void> {
-    const now = this.deps.now();
+  /**
+   * The worker's hold on the case ends in memory. Its row, its record's end
+   * and its commands were written with the case (caseMoved, writeMoved). A
+   * node that did not follow the assignment still tells the others, which may.
+   */
+  private end(w: WorkerState, c: CaseSummary): void {
     if (this.byCase.get(c.id) === w) this.byCase.delete(c.id);
-    // The row was released with the case (caseMoved); memory follows. A node that did not follow the assignment
-    // still tells the others, which may.
     if (w.assignment?.caseId === c.id) this.workers.release(w);
     else this.workers.announceRow(w);
-    await this.repo.endDispatch(c.id, w.id, now, outcome);
-    await this.outbox.complete(c.id, w.deviceId, 'dispatch', outcome);
-    if (sendCancel) await this.outbox.send(w.deviceId, w.id, c.id, { cmdId: newId('cmd'), type: 'cancel', ts: now, caseId: c.id, reason: outcome });
   }
 
   private async attemptsOf(caseId: string): Promise<CaseAttempts> {
@@ -567,10 +608,20 @@ export class DispatchEngine {
     return st;
   }
 
-  private async escalate(c: CaseSummary, reason: 'declined' | 'timeout', prev: WorkerState): Promise<void> {
+  /**
+   * The re-dispatch a decline or an accept timeout owes its case: for a
+   * timeout, first the decline itself (`owed`: it is committed already, by a
+   * process that died before going on). Once the decline is committed the
+   * re-dispatch is decided exactly once: claimed in a cluster (the record's
+   * `dispatch.escalate` key), and the record marked `escalated_at` once
+   * decided, whatever the outcome (a new worker, none, exhausted); a record
+   * left unmarked is owed and made by adoptEscalations().
+   */
+  private async escalate(c: CaseSummary, reason: 'declined' | 'timeout', prev: WorkerState, owed = false): Promise<void> {
     const st = await this.attemptsOf(c.id);
     const exhausted = st.count >= this.cfg.maxAttempts;
-    const verb = reason === 'timeout' ? `未在 ${this.cfg.acceptTimeoutS} 秒内接单` : '拒绝接单';
+    // An owed timeout's window was the dead process's setting, which this one may not share.
+    const verb = reason === 'timeout' ? (owed ? '未按时接单' : `未在 ${this.cfg.acceptTimeoutS} 秒内接单`) : '拒绝接单';
     // Raised once the re-dispatch is decided, so it names the worker the case went to, not one the row refused.
     const raise = (next: Candidate | null) => this.alarm(reason === 'timeout' ? 'dispatch_timeout' : 'dispatch_declined', {
       worker: prev,
@@ -578,11 +629,12 @@ export class DispatchEngine {
       nextWorkerId: next?.workerId ?? null,
       message: `${c.code} ${prev.name}${verb}${next ? `，已转派 ${next.name}` : ''}`,
     });
-    if (reason === 'timeout') {
-      this.ownDecline.set(c.id, 'timeout');
+    if (reason === 'timeout' && !owed) {
+      this.ownDecline.add(c.id);
       try {
         // Only while still dispatched: an accept that reached another node a moment before wins.
-        await this.act(c.id, 'decline', { workerId: prev.id, note: `accept timeout after ${this.cfg.acceptTimeoutS} s`, ifStatus: ['dispatched'] });
+        // `reason: timeout` ends the record `timeout` (writeMoved), in the decline's commit.
+        await this.act(c.id, 'decline', { workerId: prev.id, note: `accept timeout after ${this.cfg.acceptTimeoutS} s`, data: { reason: 'timeout' }, ifStatus: ['dispatched'] });
       } catch (err) {
         this.ownDecline.delete(c.id);
         if ((err as { code?: string }).code === 'CASE_TRANSITION_INVALID') {
@@ -593,24 +645,83 @@ export class DispatchEngine {
         raise(null);
         return;
       }
+      if (this.killAfterCaseCommit === 'decline') {
+        this.log.warn({ caseId: c.id, action: 'decline' }, 'case action committed: killing this process (testing option)');
+        process.kill(process.pid, 'SIGKILL');
+        return;
+      }
     }
-    if (exhausted) {
-      raise(null);
-      this.alarm('dispatch_exhausted', { c, message: `${c.code} 已自动派遣 ${st.count} 次，请人工调度` });
-      return;
-    }
-    let next: Candidate | null = null;
-    let failure: Error | null = null;
+    const claim = owed ? null : await this.claimEscalation(c.id, prev.id);
+    if (claim === false) return; // the `dispatch.timers` holder took it as owed meanwhile (this node was that late)
     try {
-      await this.currentPositions();
-      next = await this.dispatchFirstFree(c, st.tried, `auto re-dispatch after ${reason}`);
-    } catch (err) {
-      failure = err as Error;
-      this.log.warn({ err: failure.message, caseId: c.id }, 'automatic re-dispatch failed');
+      if (exhausted) {
+        raise(null);
+        this.alarm('dispatch_exhausted', { c, message: `${c.code} 已自动派遣 ${st.count} 次，请人工调度` });
+        return;
+      }
+      let next: Candidate | null = null;
+      let failure: Error | null = null;
+      try {
+        await this.currentPositions();
+        next = await this.dispatchFirstFree(c, st.tried, `auto re-dispatch after ${reason}`);
+      } catch (err) {
+        failure = err as Error;
+        this.log.warn({ err: failure.message, caseId: c.id }, 'automatic re-dispatch failed');
+      }
+      raise(next);
+      if (failure) this.alarm('dispatch_no_candidate', { c, message: `${c.code} 自动转派失败：${failure.message}` });
+      else if (!next) this.alarm('dispatch_no_candidate', { c, message: `${c.code} 没有可派遣的网格员` });
+    } finally {
+      await this.repo.markEscalated(c.id).catch((err: unknown) => this.log.warn({ err, caseId: c.id }, 'escalation not marked made; it may be made again'));
+      if (claim) await this.deps.leases?.settle(claim);
     }
-    raise(next);
-    if (failure) this.alarm('dispatch_no_candidate', { c, message: `${c.code} 自动转派失败：${failure.message}` });
-    else if (!next) this.alarm('dispatch_no_candidate', { c, message: `${c.code} 没有可派遣的网格员` });
+  }
+
+  /**
+   * Cluster: the claim on the re-dispatch the case's latest declined or
+   * timed-out record owes: its key when won, false when another node holds
+   * or settled it, null on the single process or when no record is owed.
+   */
+  private async claimEscalation(caseId: string, workerId: string): Promise<string | false | null> {
+    const l = this.deps.leases;
+    if (!l?.shared) return null;
+    const id = await this.repo.owedRecord(caseId, workerId);
+    if (!id) return null;
+    const key = escalationKey(id);
+    return (await l.claim(key)) ? key : false;
+  }
+
+  /**
+   * The re-dispatches owed by a process that committed a decline or a
+   * timeout and died before making it (timeouts.cluster.ts
+   * `owedEscalations`): on the `dispatch.timers` holder every round, each
+   * under its claim, and once at start on the single process (recover()).
+   * Read again under the claim: a case handled since (dispatched, routed,
+   * cancelled) is only marked.
+   */
+  async adoptEscalations(graceMs: number, windowMs = 15 * 60_000): Promise<number> {
+    const owed = await owedEscalations(this.deps, graceMs, windowMs);
+    let n = 0;
+    for (const o of owed) {
+      const key = this.deps.leases?.shared ? escalationKey(o.recordId) : null;
+      if (key && !(await this.deps.leases!.claim(key))) continue;
+      n++;
+      void this.serial(o.caseId, async () => {
+        try {
+          const c = await this.deps.cases?.get(o.caseId);
+          const prev = this.workers.byId.get(o.workerId);
+          if (c && prev && !c.workerId && !c.departmentId && c.status === 'registered' && (await this.repo.owedRecord(o.caseId, o.workerId)) === o.recordId) {
+            this.log.info({ caseId: c.id, workerId: prev.id, outcome: o.outcome }, key ? 're-dispatch owed by another node made' : 're-dispatch owed since before the restart made');
+            await this.escalate(c, o.outcome, prev, true);
+          } else {
+            await this.repo.markEscalated(o.caseId);
+          }
+        } finally {
+          if (key) await this.deps.leases?.settle(key);
+        }
+      });
+    }
+    return n;
   }
 
   /**

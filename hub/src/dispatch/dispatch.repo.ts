@@ -28,23 +28,45 @@ export class DispatchRepo {
     return rows[0] ? { deviceId: rows[0].device_id, attempt: Number(rows[0].attempt) } : null;
   }
 
-  /** Ends the open dispatch of this worker to this case (`resolved` also stamps resolved_at). */
-  async endDispatch(caseId: string, workerId: string, at: number, outcome: string, q: Queryable = this.db): Promise<void> {
-    await q.query(
+  /**
+   * Ends every open dispatch of the case except `keep`'s (the worker it is
+   * still open with), in the case action's transaction `q`: who they were.
+   */
+  async endOpenDispatches(q: Queryable, caseId: string, keep: string | null, at: number, outcome: string): Promise<Array<{ workerId: string; deviceId: string }>> {
+    const rows = await q.query<{ worker_id: string; device_id: string }>(
       `update case_dispatches set ended_at = to_timestamp($3 / 1000.0), outcome = $4,
               resolved_at = case when $4 = 'resolved' then to_timestamp($3 / 1000.0) else resolved_at end
-        where case_id = $1 and worker_id = $2 and ended_at is null`,
-      [caseId, workerId, at, outcome],
+        where case_id = $1 and worker_id is distinct from $2 and ended_at is null
+        returning worker_id, device_id`,
+      [caseId, keep, at, outcome],
     );
+    return rows.map((r) => ({ workerId: r.worker_id, deviceId: r.device_id }));
   }
 
-  /** First accept / arrival of the open dispatch (later ones keep the first). */
-  async stamp(caseId: string, workerId: string, column: 'accepted_at' | 'arrived_at', ts: number, arrivedBy?: string): Promise<void> {
-    await this.db.query(
+  /** First accept / arrival of the open dispatch (later ones keep the first), in the case action's transaction `q`: the dispatch's handheld, if open. */
+  async stamp(caseId: string, workerId: string, column: 'accepted_at' | 'arrived_at', ts: number, arrivedBy: string | undefined, q: Queryable): Promise<string | null> {
+    const rows = await q.query<{ device_id: string }>(
       `update case_dispatches set ${column} = coalesce(${column}, to_timestamp($3 / 1000.0))${column === 'arrived_at' ? ', arrived_by = coalesce(arrived_by, $4)' : ''}
-        where case_id = $1 and worker_id = $2 and ended_at is null`,
+        where case_id = $1 and worker_id = $2 and ended_at is null returning device_id`,
       column === 'arrived_at' ? [caseId, workerId, ts, arrivedBy ?? null] : [caseId, workerId, ts],
     );
+    return rows[0]?.device_id ?? null;
+  }
+
+  /** The case's latest record, when it is `workerId`'s, ended declined or timed out, and its re-dispatch is owed (not marked made). */
+  async owedRecord(caseId: string, workerId: string): Promise<string | null> {
+    const rows = await this.db.query<{ id: string; worker_id: string; owed: boolean }>(
+      `select id, worker_id, escalated_at is null and outcome in ('declined', 'timeout') as owed from case_dispatches
+        where case_id = $1 order by attempt desc limit 1`,
+      [caseId],
+    );
+    const r = rows[0];
+    return r && r.worker_id === workerId && r.owed ? r.id : null;
+  }
+
+  /** The re-dispatch the case's declined or timed-out records owe was decided (made, or found not needed). */
+  async markEscalated(caseId: string): Promise<void> {
+    await this.db.query("update case_dispatches set escalated_at = now() where case_id = $1 and escalated_at is null and outcome in ('declined', 'timeout')", [caseId]);
   }
 
   /** Workers a case was dispatched to so far, one entry per dispatch. */

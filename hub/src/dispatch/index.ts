@@ -106,13 +106,13 @@ export function createDispatch(deps: DispatchDeps, options: DispatchOptions = {}
       await engine.start();
       // Cluster: Redis was away; commands published meanwhile may never have reached the handhelds connected here.
       deps.bus.on('cluster.routing', name, (e) => engine.resendAfterOutage(e.since, e.at));
-      // What a process that died after a commit left undone: commands never sent, and (single process) automatic dispatches owed.
+      // What a process that died after a commit left undone: commands never sent, and (single process) automatic dispatches and re-dispatches owed.
       // A failed round does not keep the hub from starting: in a cluster the next holder's round retries it.
       const r = await engine.recover(deps.leases?.shared ? grace : 0).catch((err: unknown) => {
         deps.logger.error({ err, module: name }, 'dispatch recovery at start failed');
         return null;
       });
-      if (r && (r.commands || r.autoDispatches)) deps.logger.info({ module: name, ...r }, 'dispatch recovery at start');
+      if (r && (r.commands || r.autoDispatches || r.escalations)) deps.logger.info({ module: name, ...r }, 'dispatch recovery at start');
       timer = setInterval(() => mod.flush(), cfg.positionsIntervalMs);
       timer.unref();
     },
@@ -135,6 +135,8 @@ export function createDispatch(deps: DispatchDeps, options: DispatchOptions = {}
         if (deps.leases?.shared) {
           void engine.adopt(grace).catch((err: unknown) => deps.logger.warn({ err, module: name }, 'dispatch timeout adoption failed'));
           void engine.adoptAutoDispatches(grace).catch((err: unknown) => deps.logger.warn({ err, module: name }, 'auto-dispatch adoption failed'));
+          // And the re-dispatches owed after a decline or a timeout whose node died before making them.
+          void engine.adoptEscalations(grace).catch((err: unknown) => deps.logger.warn({ err, module: name }, 're-dispatch adoption failed'));
           const t = performance.now();
           if (deps.leases.holds('dispatch.timers') && t - lastUnsentScan >= 2_000 && !unsentRound) {
             lastUnsentScan = t;

@@ -66,4 +66,17 @@ export const dispatchMigrations: Migration[] = [
   { id: '302_worker_user', up: (db) => db.exec('alter table workers add column user_id text unique') },
   // When a command was first handed to the broker (the dispatching hub's clock): a dispatch's accept timeout counts from it.
   { id: '303_command_first_sent', up: (db) => db.exec('alter table dispatch_commands add column first_sent_at timestamptz') },
+  // Every case action publishes the commands it committed (a dispatch, a cancel) by case: found without reading the whole open outbox.
+  { id: '304_command_case', up: (db) => db.exec('create index dispatch_commands_case_idx on dispatch_commands (case_id) where done_at is null') },
+  // When the re-dispatch a decline or an accept timeout owes its case was made (or found not needed): a record ended
+  // so and not escalated is owed one, also when the process that committed the decline died before making it.
+  // Records ended before this column existed were escalated by their process.
+  {
+    id: '305_dispatch_escalated',
+    up: (db) => db.exec(`
+      alter table case_dispatches add column escalated_at timestamptz;
+      update case_dispatches set escalated_at = ended_at where outcome in ('declined', 'timeout');
+      create index case_dispatches_owed_idx on case_dispatches (ended_at) where escalated_at is null and outcome in ('declined', 'timeout');
+    `),
+  },
 ];

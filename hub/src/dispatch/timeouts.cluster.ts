@@ -132,3 +132,47 @@ export async function owedAutoDispatches(deps: Deps, categories: readonly string
     [graceMs, windowMs, categories.map((s) => s.toLowerCase())],
   );
 }
+
+// ---- re-dispatches owed by a dead node -------------------------------------------------
+
+const lastEscalationScan = new WeakMap<object, number>();
+
+/** The claim key of the re-dispatch a dispatch record's decline or timeout owes its case (one per record). */
+export const escalationKey = (recordId: string): string => `dispatch.escalate:${recordId}`;
+
+export interface OwedEscalation {
+  recordId: string;
+  caseId: string;
+  workerId: string;
+  outcome: 'declined' | 'timeout';
+}
+
+/**
+ * On the `dispatch.timers` holder (or, once at start, on the single
+ * process, which writes no claims): the dispatch records that ended
+ * `declined` or `timeout` more than `graceMs` ago (their own node goes
+ * first) and less than `windowMs` ago (an old case is the dispatcher's),
+ * whose re-dispatch was never made (`escalated_at` null: the node that
+ * committed the decline died first), that are still their case's latest
+ * attempt, and whose claim (`dispatch.escalate:<record>`) was never settled
+ * and is not held now. Oldest first.
+ */
+export async function owedEscalations(deps: Deps, graceMs: number, windowMs: number, everyMs = 2_000): Promise<OwedEscalation[]> {
+  const shared = !!deps.leases?.shared;
+  if (shared && !deps.leases!.holds('dispatch.timers')) return [];
+  const t = performance.now();
+  if (shared && t - (lastEscalationScan.get(deps) ?? -Infinity) < everyMs) return [];
+  lastEscalationScan.set(deps, t);
+  const claims = shared ? `and not exists (select 1 from cluster_claims x where x.key = 'dispatch.escalate:' || d.id and (x.done or ${claimHeldSql('x')}))` : '';
+  return deps.db.query<OwedEscalation>(
+    `select d.id as "recordId", d.case_id as "caseId", d.worker_id as "workerId", d.outcome
+       from case_dispatches d
+      where d.escalated_at is null and d.outcome in ('declined', 'timeout')
+        and d.ended_at < now() - make_interval(secs => $1::float8 / 1000)
+        and d.ended_at > now() - make_interval(secs => $2::float8 / 1000)
+        and not exists (select 1 from case_dispatches n where n.case_id = d.case_id and n.attempt > d.attempt)
+        ${claims}
+      order by d.ended_at, d.id limit 100`,
+    [graceMs, windowMs],
+  );
+}

@@ -88,11 +88,14 @@ export class Workers implements WorkerService {
    */
   dispatched?: (q: Queryable, d: { case: CaseSummary; workerId: string; actor: Actor; at: number }) => Promise<void>;
   /**
-   * A case's `cancel` or `reject`, in its transaction (caseMoved), for the
-   * workers whose rows held the case, before they are released: the
-   * dispatch's end and the `cancel` command; set by the dispatch engine.
+   * Every case action, in its transaction (caseMoved), before the rows are
+   * released: the dispatch records and commands follow the case (a stamp, an
+   * end, a `cancel` to the handheld); set by the dispatch engine. `holder`
+   * is the worker the case is still open with, if any; `ends` whether the
+   * action can take the case from a worker; `held` the other workers whose
+   * rows held the case.
    */
-  cancelled?: (q: Queryable, d: { case: CaseSummary; at: number; workers: ReadonlyArray<{ id: string; deviceId: string }> }) => Promise<void>;
+  recordMoved?: (q: Queryable, d: { case: CaseSummary; action: CaseAction; at: number; actor: Actor; data?: Record<string, unknown>; holder: string | null; ends: boolean; held: ReadonlyArray<{ id: string; deviceId: string }> }) => Promise<void>;
   /**
    * Cluster (set by the module when leases are shared): a rework back to a
    * worker is checked against the row, and a ranking reads the rows first.
@@ -429,20 +432,21 @@ export class Workers implements WorkerService {
    * or rework leave the row of a worker it replaced. A row holding another
    * case is never touched.
    */
-  async caseMoved(q: Queryable, d: { case: CaseSummary; action: CaseAction; at: number }): Promise<void> {
+  async caseMoved(q: Queryable, d: { case: CaseSummary; action: CaseAction; at: number; actor: Actor; data?: Record<string, unknown> }): Promise<void> {
     const c = d.case;
     const stage: Stage | null = d.action === 'accept' ? 'en_route' : d.action === 'arrive' ? 'on_scene' : null;
     const holder = c.workerId && ACTIVE.has(c.status) ? c.workerId : null;
     if (stage && holder) {
       await q.query('update workers set stage = $3, stage_since = to_timestamp($4 / 1000.0), updated_at = now() where id = $1 and case_id = $2', [holder, c.id, stage, d.at]);
     }
-    // A cancel's record end and command commit with it too, for each worker whose row held the case.
-    if ((d.action === 'cancel' || d.action === 'reject') && this.cancelled) {
-      const held = await q.query<{ id: string; device_id: string }>('select id, device_id from workers where case_id = $1 and id is distinct from $2 order by id', [c.id, holder]);
-      if (held.length > 0) await this.cancelled(q, { case: c, at: d.at, workers: held.map((r) => ({ id: r.id, deviceId: r.device_id })) });
-    }
-    // Only the actions that can end a worker's hold on the case look for rows to release (one statement).
-    if (ENDS.has(d.action)) {
+    // Only the actions that can end a worker's hold on the case look for rows to release.
+    const ends = ENDS.has(d.action);
+    const held = ends
+      ? (await q.query<{ id: string; device_id: string }>('select id, device_id from workers where case_id = $1 and id is distinct from $2 order by id', [c.id, holder])).map((r) => ({ id: r.id, deviceId: r.device_id }))
+      : [];
+    // The records and commands commit with the case too, before the rows that say whom they were for are released.
+    await this.recordMoved?.(q, { ...d, holder, ends, held });
+    if (held.length > 0) {
       await q.query('update workers set case_id = null, stage = null, stage_since = null, updated_at = now() where case_id = $1 and id is distinct from $2', [c.id, holder]);
     }
   }

@@ -61,6 +61,13 @@ describe.runIf(RUN_CLUSTER)('the worker row follows a case action whose node die
   }
   const row = async (id: string) =>
     (await cl.db.query<{ case_id: string | null; stage: string | null }>('select case_id, stage from workers where id = $1', [id]))[0]!;
+  /** The dispatch records of a case, and the close of each one's `dispatch` command, oldest first. */
+  const records = async (caseId: string) => cl.db.query<{ worker_id: string; accepted: boolean; arrived: boolean; arrived_by: string | null; ended: boolean; resolved: boolean; outcome: string | null; command: string | null }>(
+    `select d.worker_id, d.accepted_at is not null as accepted, d.arrived_at is not null as arrived, d.arrived_by, d.ended_at is not null as ended,
+            d.resolved_at is not null as resolved, d.outcome,
+            (select coalesce(c.done_reason, 'open') from dispatch_commands c where c.case_id = d.case_id and c.worker_id = d.worker_id and c.type = 'dispatch'
+              order by c.created_at desc limit 1) as command
+       from case_dispatches d where d.case_id = $1 order by d.dispatched_at, d.attempt`, [caseId]);
   const caseRow = async (id: string) => (await cl.db.query<{ status: string; worker_id: string | null }>('select status, worker_id from cases where id = $1', [id]))[0]!;
 
   /** `action` on the case through a node of its own, which dies right after the action's commit. */
@@ -83,14 +90,18 @@ describe.runIf(RUN_CLUSTER)('the worker row follows a case action whose node die
     expect(await caseRow(cases[0]!)).toEqual({ status: 'accepted', worker_id: 'w-1' });
     expect(await row('w-1')).toEqual({ case_id: cases[0], stage: 'en_route' });
     expect(await row('w-2')).toEqual({ case_id: null, stage: null });
+    // The record's accept and the command's answer committed with it too.
+    expect(await records(cases[0]!)).toEqual([{ worker_id: 'w-1', accepted: true, arrived: false, arrived_by: null, ended: false, resolved: false, outcome: null, command: 'accepted' }]);
 
     await actAndDie(cases[0]!, 'arrive');
     expect(await caseRow(cases[0]!)).toEqual({ status: 'on_scene', worker_id: 'w-1' });
     expect(await row('w-1')).toEqual({ case_id: cases[0], stage: 'on_scene' });
+    expect(await records(cases[0]!)).toEqual([{ worker_id: 'w-1', accepted: true, arrived: true, arrived_by: 'user', ended: false, resolved: false, outcome: null, command: 'accepted' }]);
 
     await actAndDie(cases[0]!, 'resolve', { note: 'done' });
     expect(await caseRow(cases[0]!)).toEqual({ status: 'resolved', worker_id: 'w-1' });
     expect(await row('w-1')).toEqual({ case_id: null, stage: null });
+    expect(await records(cases[0]!)).toEqual([{ worker_id: 'w-1', accepted: true, arrived: true, arrived_by: 'user', ended: true, resolved: true, outcome: 'resolved', command: 'accepted' }]);
 
     // Node A made the dispatch and never heard of the three actions: its ranking reads the rows, so it offers
     // the worker again and a dispatch through it takes them.
@@ -104,9 +115,12 @@ describe.runIf(RUN_CLUSTER)('the worker row follows a case action whose node die
   it('releases the row on a decline and on a cancel whose nodes die right after the commit', { timeout: 300_000 }, async () => {
     const first = await act(a, cases[2]!, 'dispatch', { workerId: 'w-2' });
     expect(first.status, JSON.stringify(first.body)).toBe(200);
-    await actAndDie(cases[2]!, 'decline', { note: 'busy' });
+    // Attack on the way: a caller's decline whose data says `timeout` is a decline all the same (only dispatch's own
+    // withdrawal of an unanswered dispatch is a timeout).
+    await actAndDie(cases[2]!, 'decline', { note: 'busy', data: { reason: 'timeout' } });
     expect(await caseRow(cases[2]!)).toEqual({ status: 'registered', worker_id: null });
     expect(await row('w-2')).toEqual({ case_id: null, stage: null });
+    expect(await records(cases[2]!)).toEqual([{ worker_id: 'w-2', accepted: false, arrived: false, arrived_by: null, ended: true, resolved: false, outcome: 'declined', command: 'declined' }]);
 
     // Straight away, without a ranking first: node A's roster still has the worker on the declined case, and the row,
     // not the roster, decides the dispatch.
@@ -120,6 +134,11 @@ describe.runIf(RUN_CLUSTER)('the worker row follows a case action whose node die
     expect(await caseRow(cases[2]!)).toEqual({ status: 'rejected', worker_id: 'w-2' });
     expect(await row('w-2')).toEqual({ case_id: null, stage: null });
     expect(await row('w-1')).toEqual({ case_id: cases[1], stage: 'dispatched' });
+    expect((await records(cases[2]!)).map((r) => [r.worker_id, r.outcome])).toEqual([['w-2', 'declined'], ['w-2', 'cancelled']]);
+    // The `cancel` to the handheld is committed and open (this handheld is not connected: it gets it when it is).
+    expect((await cl.db.query<{ type: string; reason: string | null }>("select type, done_reason as reason from dispatch_commands where case_id = $1 order by created_at", [cases[2]]))
+      .map((r) => [r.type, r.reason])).toEqual([['dispatch', 'declined'], ['dispatch', 'cancelled'], ['cancel', null]]);
+    expect((await records(cases[1]!)).map((r) => [r.worker_id, r.ended, r.command])).toEqual([['w-1', false, 'open']]);
     expect(await offered(a, cases[3]!, 'w-2')).toBeDefined();
   });
 

@@ -15,6 +15,12 @@
  *   the case): the restarted hub dispatches it once to the nearest worker, and
  *   a further restart does not dispatch it again.
  *
+ * - killed right after a decline's commit, or right after its own decline
+ *   of a dispatch not accepted in time (GRIDLINK_TEST_KILL_AFTER_CASE_COMMIT=
+ *   decline), before the re-dispatch it owes: the restarted hub makes that
+ *   re-dispatch to the next worker with its one alarm, and a further restart
+ *   makes nothing more.
+ *
  * Real processes, real HTTP and MQTT; the kill point is fixed by the
  * process's own switch, not by timing.
  */
@@ -168,5 +174,57 @@ for (const engine of engines()) {
       expect((await dispatches(c3.node, c3.token, c.body.id)).map((d) => d.workerId)).toEqual(['w-near']);
       expect(logged(c3.node, c.body.id, 'automatic dispatch owed since before the restart made')).toBe(false);
     });
+
+    /** The stored alarms of a dispatch alarm kind for a worker's handheld (one row per active (kind, handheld); a repeat counts). */
+    const alarmsOf = async (n: HubNode, token: string, rule: string, deviceId: string) =>
+      (await api<{ items: Array<{ message: string; count: number }> }>(n.http, 'GET', `/alarms?rule=${rule}&deviceId=${deviceId}`, undefined, token)).body.items;
+    const records = async (n: HubNode, token: string, caseId: string) =>
+      (await api<{ items: Array<{ workerId: string; outcome: string | null }> }>(n.http, 'GET', `/cases/${caseId}/dispatches?path=false`, undefined, token)).body.items
+        .map((d) => [d.workerId, d.outcome]);
+
+    for (const via of ['decline', 'timeout'] as const) {
+      it(`makes, after the restart, the re-dispatch a ${via} owed when its process was killed right after the decline's commit, and only once`, async () => {
+        const env = await settings(via === 'timeout' ? { GRIDLINK_DISPATCH_ACCEPT_TIMEOUT_S: '2' } : {});
+        const a = await start('hub-a', { ...env, GRIDLINK_TEST_KILL_AFTER_CASE_COMMIT: 'decline' });
+        expect((await api(a.node.http, 'PUT', '/grids', districtGrids(), a.token)).status).toBe(200);
+        await addWorker(a.node, a.token, 'w-first', { lat: AT.A1.lat, lon: AT.A1.lon + 0.0005 });
+        const secret = await addWorker(a.node, a.token, 'w-next', { lat: AT.A1.lat, lon: AT.A1.lon + 0.002 });
+        await addWorker(a.node, a.token, 'w-far', { lat: AT.A1.lat, lon: AT.A1.lon + 0.006 });
+        const c = await api<Case>(a.node.http, 'POST', '/cases', { category: 'E0102', ...AT.A1, description: `re-dispatch owed after a ${via}` }, a.token);
+        expect(c.status, JSON.stringify(c.body)).toBe(201);
+        expect((await api(a.node.http, 'POST', `/cases/${c.body.id}/actions`, { action: 'register' }, a.token)).status).toBe(200);
+        const d = await api(a.node.http, 'POST', `/cases/${c.body.id}/actions`, { action: 'dispatch', workerId: 'w-first' }, a.token);
+        expect(d.status, JSON.stringify(d.body)).toBe(200);
+        // The decline (the dispatcher's, or the hub's own once the accept window has passed) kills the process after its commit.
+        if (via === 'decline') await api(a.node.http, 'POST', `/cases/${c.body.id}/actions`, { action: 'decline', note: 'cannot go' }, a.token).catch(() => null);
+        await exited(a.node);
+        expect(a.node.child.signalCode).toBe('SIGKILL');
+
+        // The next worker's accept window is long from here on: what follows is the one re-dispatch, not another timeout.
+        const b = await start('hub-b', { ...env, GRIDLINK_DISPATCH_ACCEPT_TIMEOUT_S: '3600' });
+        const got = await handheld(b.node, 'hh-w-next', secret);
+        const cmd = await until(dispatchOf(got, c.body.id), HANG_GUARD_MS, 50);
+        expect(cmd.type === 'dispatch' && cmd.case.id).toBe(c.body.id);
+        expect((await api<Case>(b.node.http, 'GET', `/cases/${c.body.id}`, undefined, b.token)).body).toMatchObject({ status: 'dispatched', workerId: 'w-next' });
+        expect(await records(b.node, b.token, c.body.id)).toEqual([['w-first', via === 'timeout' ? 'timeout' : 'declined'], ['w-next', null]]);
+        const rule = via === 'timeout' ? 'dispatch.dispatch_timeout' : 'dispatch.dispatch_declined';
+        const raised = await until(async () => {
+          const items = await alarmsOf(b.node, b.token, rule, 'hh-w-first');
+          return items.length > 0 ? items : null;
+        }, HANG_GUARD_MS, 50);
+        expect(raised.map((x) => x.count)).toEqual([1]);
+        expect(raised[0]!.message).toContain('已转派 w-next');
+        expect(logged(b.node, c.body.id, 're-dispatch owed since before the restart made')).toBe(true);
+
+        // Restarted again: nothing is owed any more.
+        await b.node.kill('SIGKILL');
+        const c3 = await start('hub-c', { ...env, GRIDLINK_DISPATCH_ACCEPT_TIMEOUT_S: '3600' });
+        const again = await handheld(c3.node, 'hh-w-next', secret);
+        expect(await until(dispatchOf(again, c.body.id), HANG_GUARD_MS, 50)).toEqual(cmd);
+        expect(await records(c3.node, c3.token, c.body.id)).toEqual([['w-first', via === 'timeout' ? 'timeout' : 'declined'], ['w-next', null]]);
+        expect((await alarmsOf(c3.node, c3.token, rule, 'hh-w-first')).map((x) => x.count)).toEqual([1]);
+        expect(logged(c3.node, c.body.id, 're-dispatch owed since before the restart made')).toBe(false);
+      });
+    }
   });
 }
