@@ -331,8 +331,14 @@ export class AlarmService {
    * both count); a repeat whose row another node cleared meanwhile raises a
    * new alarm; a raise that finds another node's alarm already active for
    * (rule, device) becomes a repeat of it: no second row, case or `raised`.
+   * Two nodes evaluate a device at once only for a moment (a node joining),
+   * and the new owner replays what the old one may be counting: a replayed
+   * trigger repeats only a row whose last trigger is older than it, and a
+   * raise that found another node's alarm (`found`) only one whose last
+   * trigger is not this very message time, so the message both counted is
+   * counted once whichever row write lands first.
    */
-  private raiseShared(e: RaiseEffect, attempt = 0, fence?: Fence): () => Promise<void> {
+  private raiseShared(e: RaiseEffect, attempt = 0, fence?: Fence, found = false): () => Promise<void> {
     const now = this.deps.now();
     const k = `${e.rule.id}\u0000${e.deviceId}`;
     const existing = this.active.get(k);
@@ -344,13 +350,21 @@ export class AlarmService {
         try {
           [row] = await this.write(fence, (q) => q.query<AlarmRow>(
             `update alarms set count = count + 1, last_ts = greatest(last_ts, to_timestamp($2 / 1000.0)), severity = $3, message = $4, updated_at = to_timestamp($5 / 1000.0), related = $6
-              where id = $1 and status = 'active' returning *`,
+              where id = $1 and status = 'active' ${e.replayed ? 'and last_ts < to_timestamp($2 / 1000.0)' : found ? 'and last_ts <> to_timestamp($2 / 1000.0)' : ''} returning *`,
             [existing.id, e.ts, severity, e.message, now, related ? JSON.stringify(related) : null],
           ));
         } catch (err) {
           // A stale holder of the timers: the lease's new holder counts this trigger, not this node.
           if (fence?.refused(err)) return;
           throw err;
+        }
+        if (!row && (e.replayed || found)) {
+          // A trigger the row holds by now (the other node counted the same message): nothing to add.
+          const [held] = await this.db.query<AlarmRow>("select * from alarms where id = $1 and status = 'active'", [existing.id]);
+          if (held) {
+            Object.assign(existing, toAlarm(held), { caseId: existing.caseId ?? held.case_id });
+            return;
+          }
         }
         if (!row) {
           // Cleared on another node (auto-clear, an officer): this trigger starts a new alarm.
@@ -386,7 +400,7 @@ export class AlarmService {
           if (row) this.active.set(k, toAlarm(row));
           else this.active.delete(k);
         }
-        if (!refused && attempt < 3) await this.raiseShared(e, attempt + 1, fence)();
+        if (!refused && attempt < 3) await this.raiseShared(e, attempt + 1, fence, true)();
         return;
       }
       this.emit(alarm, 'raised');

@@ -52,6 +52,13 @@ export interface RaiseEffect {
   related?: string[];
   /** Where the alarm is, when it is not where the device is registered (dispatch alarms sit at their case). */
   where?: { lat: number | null; lon: number | null; gridId: string | null };
+  /**
+   * Found by a replay above the alarm book's last trigger when it was read
+   * (cluster): it repeats an active alarm only if the row still holds no
+   * trigger at or after it when written (another node may have counted the
+   * same message meanwhile).
+   */
+  replayed?: true;
 }
 
 export interface ClearEffect {
@@ -100,8 +107,16 @@ export function compare(op: Op, a: number, b: number): boolean {
 interface Seen {
   deviceId: string;
   ts: number;
+  /** Hub time at arrival (a window rebuilt from stored messages tells what its previous owner had seen). */
+  at: number;
   lat: number;
   lon: number;
+}
+
+/** A correlation join one signal makes: the raise, and the arrival time of the signal it joined. */
+interface Join {
+  e: RaiseEffect;
+  partnerAt: number;
 }
 
 const key = (ruleId: string, deviceId: string) => `${ruleId}\u0000${deviceId}`;
@@ -233,32 +248,31 @@ export class RuleEvaluator {
    * may have died with it. Each threshold rule steps through the readings
    * above its floor (the ones the stored state does not hold yet) exactly as
    * it steps through live ones, and the floor follows, so a signal of one of
-   * them that arrives later is not counted twice. Returns only the changes
-   * of state the replay makes: a run the readings complete raises, an alarm
-   * the readings clear clears; a repeat (the previous owner may have counted
-   * it) or a raise the readings also clear again returns nothing.
+   * them that arrives later is not counted twice. What says a raise, a repeat
+   * or a clear reached the alarm book is the book: `counted(rule, device)`,
+   * the message time of the last trigger its alarm rows hold (their
+   * `last_ts`). A step at or below it was applied (a raise or repeat it
+   * holds, a clear that came before it) and gives nothing; one above it
+   * never reached the book and is returned, in order: a raise (a new alarm,
+   * or a repeat of the active one), a clear. `repeats(device)` false (its
+   * previous owner lives on and counts the repeats of what it received): a
+   * repeat is not returned.
    */
-  replay(sigs: Iterable<Signal>): Effect[] {
-    const was = new Map<string, boolean>();
-    const last = new Map<string, Effect>();
+  replay(sigs: Iterable<Signal>, counted: (ruleId: string, deviceId: string) => number | undefined, repeats: (deviceId: string) => boolean = () => true): Effect[] {
+    const effects: Effect[] = [];
     for (const sig of sigs) {
       if (sig.msg.channel !== 'telemetry') continue;
       for (const rule of this.rules.values()) {
         if (rule.kind !== 'threshold' || rule.enabled === false || sig.msg.values[rule.metric] === undefined) continue;
         if (!this.inScope(rule, sig.deviceId, sig.deviceType, sig.gridId)) continue;
         const k = key(rule.id, sig.deviceId);
-        if (!was.has(k)) was.set(k, this.state.get(k)?.active ?? false);
         const out: Effect[] = [];
+        const repeat = (this.state.get(k)?.active ?? false) && !repeats(sig.deviceId);
         this.threshold(rule, sig, out);
         this.floors.set(k, Math.max(this.floors.get(k) ?? -Infinity, sig.msg.ts));
-        for (const e of out) last.set(k, e);
+        const book = counted(rule.id, sig.deviceId) ?? -Infinity;
+        for (const e of out) if (e.ts > book && !(repeat && e.kind === 'raise')) effects.push(e);
       }
-    }
-    const effects: Effect[] = [];
-    for (const [k, before] of was) {
-      const active = this.state.get(k)?.active ?? false;
-      const e = last.get(k);
-      if (e && active !== before && (e.kind === 'raise') === active) effects.push(e);
     }
     return effects;
   }
@@ -273,9 +287,12 @@ export class RuleEvaluator {
    * message at or below it, or below the rule's floor here, was counted. A
    * message received before `since(rule)` (the rule's last edit) was never
    * the rule's to count. Returns every effect, in order: a raise (a new alarm,
-   * or a repeat of the active one the alarm book makes it), a clear.
+   * or a repeat of the active one the alarm book makes it), a clear; a repeat
+   * only when `repeats(device)` (false: its previous owner lives on and counts
+   * the repeats of what it received).
    */
-  replayEvents(sigs: Iterable<Signal>, counted: (ruleId: string, deviceId: string) => number | undefined, since: (ruleId: string) => number): Effect[] {
+  replayEvents(sigs: Iterable<Signal>, counted: (ruleId: string, deviceId: string) => number | undefined, since: (ruleId: string) => number,
+    repeats: (deviceId: string) => boolean = () => true): Effect[] {
     const out: Effect[] = [];
     for (const sig of sigs) {
       const m = sig.msg;
@@ -287,9 +304,45 @@ export class RuleEvaluator {
         const floor = Math.max(this.floors.get(k) ?? -Infinity, counted(rule.id, sig.deviceId) ?? -Infinity);
         if (m.ts <= floor) continue;
         const n = out.length;
+        const repeat = (this.state.get(k)?.active ?? false) && !repeats(sig.deviceId);
         this.match(rule, sig, out);
-        // Counted: a raise (a clear, or a message the rule passes over, leaves the floor where it is).
-        if (out.length > n && out[n]!.kind === 'raise') this.floors.set(k, m.ts);
+        // Counted: a raise (a clear, or a message the rule passes over, leaves the floor where it is). A repeat left to
+        // the previous owner leaves it too: a live signal of it that comes here was never sent there.
+        if (out.length > n && out[n]!.kind === 'raise') {
+          if (repeat) out.length = n;
+          else this.floors.set(k, m.ts);
+        }
+      }
+    }
+    return out;
+  }
+
+  /**
+   * A correlation rule this node now evaluates (cluster: it became the rule's
+   * owner; single process: at start): the rules named in `ruleIds` start
+   * their windows again from the stored events and alerts of their two
+   * signal kinds (`sigs`, in message-time order, each stepped through the
+   * rules its `rules` names), as if their signals had come here. A join
+   * neither of whose messages arrived at or after `raiseFrom(rule)` (hub
+   * time) was the previous owner's to raise: it only fills the window. A
+   * join at or below `counted(rule, anchor)` (the message time of the last
+   * join the alarm rows of the rule and the anchor device hold) was raised
+   * or repeated already. A message received before `since(rule)` (the rule's
+   * last edit) was never in its window. Returns the joins left, in order, as
+   * raises.
+   */
+  replayCorrelations(ruleIds: ReadonlySet<string>, sigs: Iterable<Signal>, raiseFrom: (ruleId: string) => number,
+    counted: (ruleId: string, anchorId: string) => number | undefined, since: (ruleId: string) => number): Effect[] {
+    const rules = [...this.rules.values()].filter((r): r is CorrelationRule => r.kind === 'correlation' && r.enabled !== false && ruleIds.has(r.id));
+    for (const r of rules) this.buffers.delete(r.id);
+    const out: Effect[] = [];
+    for (const sig of sigs) {
+      for (const rule of rules) {
+        if (!sig.rules?.includes(rule.id) || sig.at < since(rule.id) || !this.inScope(rule, sig.deviceId, sig.deviceType, sig.gridId)) continue;
+        for (const j of this.join(rule, sig)) {
+          if (Math.max(sig.at, j.partnerAt) < raiseFrom(rule.id) || j.e.ts <= (counted(rule.id, j.e.deviceId) ?? -Infinity)) continue;
+          out.push(this.joined(rule, j.e, sig.at));
+        }
       }
     }
     return out;
@@ -373,7 +426,7 @@ export class RuleEvaluator {
         case 'threshold': this.threshold(rule, sig, later); break;
         case 'match': this.match(rule, sig, later); break;
         case 'absence': this.absenceHeard(rule, sig, later); break;
-        case 'correlation': this.correlation(rule, sig, out); break;
+        case 'correlation': for (const j of this.join(rule, sig)) out.push(this.joined(rule, j.e, sig.at)); break;
       }
     }
     for (const e of later) out.push(e);
@@ -458,33 +511,51 @@ export class RuleEvaluator {
     out.push({ kind: 'clear', rule, deviceId: sig.deviceId, ts: sig.at, reason: 'heard again' });
   }
 
-  private correlation(rule: CorrelationRule, sig: Signal, out: Effect[]): void {
+  /**
+   * The joins a correlation signal makes with the other kind's signals in the
+   * rule's window (the window keeps it either way). A message the window
+   * holds already (the same device and message time: a window rebuilt from
+   * the stored messages, then the live signal of one of them) joins nothing
+   * again. A join's time is the later of its two messages', whichever
+   * arrived last, so a replay in message-time order gives it the same time
+   * as the live evaluation gave it.
+   */
+  private join(rule: CorrelationRule, sig: Signal): Join[] {
     const m = sig.msg;
-    if ((m.channel !== 'event' && m.channel !== 'alert') || sig.lat === null || sig.lon === null) return;
+    if ((m.channel !== 'event' && m.channel !== 'alert') || sig.lat === null || sig.lon === null) return [];
     let bufs = this.buffers.get(rule.id);
     if (!bufs) this.buffers.set(rule.id, (bufs = [[], []]));
     const windowMs = rule.windowS * 1000;
+    const out: Join[] = [];
     rule.signals.forEach((spec, i) => {
       if (spec.channel !== m.channel || !spec.types.includes(m.type)) return;
       if (spec.minConfidence !== undefined && (m.channel === 'alert' ? m.confidence ?? 0 : 0) < spec.minConfidence) return;
       if (spec.deviceTypes?.length && !spec.deviceTypes.includes(sig.deviceType)) return;
       const mine = bufs![i]!;
       const other = bufs![1 - i]!;
+      if (mine.some((x) => x.ts === m.ts && x.deviceId === sig.deviceId)) return;
       // Windows are minutes long: a linear scan over a short, pruned list.
       const pruneBefore = m.ts - windowMs;
       for (const b of [mine, other]) while (b.length && b[0]!.ts < pruneBefore) b.shift();
-      mine.push({ deviceId: sig.deviceId, ts: m.ts, lat: sig.lat!, lon: sig.lon! });
+      mine.push({ deviceId: sig.deviceId, ts: m.ts, at: sig.at, lat: sig.lat!, lon: sig.lon! });
       const match = other.find((o) => o.deviceId !== sig.deviceId && Math.abs(o.ts - m.ts) <= windowMs && haversineM(o.lat, o.lon, sig.lat!, sig.lon!) <= rule.withinM);
       if (!match) return;
       // One alarm per incident, keyed by the device of the first signal kind.
       const anchor = i === 0 ? sig.deviceId : match.deviceId;
       const related = i === 0 ? match.deviceId : sig.deviceId;
-      const s = this.st(rule.id, anchor);
-      s.active = true;
-      s.lastAt = sig.at;
       const d = Math.round(haversineM(match.lat, match.lon, sig.lat!, sig.lon!));
-      out.push({ ...this.raise(rule, anchor, m.ts, rule.severity, 'correlation', `${rule.signals[0].types.join('/')} + ${rule.signals[1].types.join('/')} within ${d} m and ${Math.round(Math.abs(match.ts - m.ts) / 1000)} s`), related: [related] });
+      const e = this.raise(rule, anchor, Math.max(m.ts, match.ts), rule.severity, 'correlation', `${rule.signals[0].types.join('/')} + ${rule.signals[1].types.join('/')} within ${d} m and ${Math.round(Math.abs(match.ts - m.ts) / 1000)} s`);
+      out.push({ e: { ...e, related: [related] }, partnerAt: match.at });
     });
+    return out;
+  }
+
+  /** A join that raises: its alarm's state is active from `at` (auto-clear). */
+  private joined(rule: CorrelationRule, e: RaiseEffect, at: number): RaiseEffect {
+    const s = this.st(rule.id, e.deviceId);
+    s.active = true;
+    s.lastAt = at;
+    return e;
   }
 
   private raise(rule: Rule, deviceId: string, ts: number, severity: Severity, type: string, message: string, value?: number | string | boolean): RaiseEffect {

@@ -9,7 +9,9 @@
  * owner reads back what the previous one flushed (docs/cluster.md). Both
  * replay the stored readings after what was flushed, and the stored events
  * and alerts after what the alarm rows counted (`replayStored`): at a
- * hand-over for the devices taken over, at start for every device.
+ * hand-over for the devices taken over, at start for every device; and a
+ * correlation rule's window is rebuilt from the stored events and alerts by
+ * the node that takes the rule over, or at start (`replayCorrelations`).
  */
 import { deserialize, serialize } from 'node:v8';
 import type { Normalised } from '@gridlink/devices';
@@ -27,8 +29,8 @@ import type { DeviceRegistry } from '../registry/index.js';
 import type { Db } from '../store/index.js';
 import { AlarmService } from './alarms.js';
 import { backtest, type BacktestResult } from './backtest.js';
-import { RuleEvaluator, type DeviceLite, type KeyState, type Signal } from './evaluator.js';
-import type { MatchRule, Rule } from './rule.schema.js';
+import { RuleEvaluator, type DeviceLite, type Effect, type KeyState, type Signal } from './evaluator.js';
+import type { CorrelationRule, MatchRule, Rule } from './rule.schema.js';
 import { RuleRepo } from './rules.repo.js';
 import { ruleRoutes } from './routes.js';
 import { ruleMigrations } from './schema.js';
@@ -141,19 +143,21 @@ export function createRules(deps: RulesDeps, opts: RulesOptions = {}): RulesModu
   }
 
   /**
-   * Testing only (GRIDLINK_TEST_KILL_BEFORE_RULES=<event or alert type>, read
-   * from the environment at start, not settable through REST or MQTT): the
-   * node that is to evaluate the device's own rules for a message of that
-   * type (committed and acknowledged by then) does not, and SIGKILLs itself a
-   * moment later, once the acknowledgement is out: a crash between the commit
-   * and the rules, for a test to find out what a restart or a hand-over makes
-   * of it.
+   * Testing only (GRIDLINK_TEST_KILL_BEFORE_RULES=<event or alert type, or a
+   * metric>, read from the environment at start, not settable through REST or
+   * MQTT): the node that is to evaluate rules (the device's own, or a
+   * correlation rule's it owns) for a message of that type, or a reading
+   * carrying that metric (committed and acknowledged by then), does not, and
+   * SIGKILLs itself a moment later, once the acknowledgement is out: a crash
+   * between the commit and the rules, for a test to find out what a restart
+   * or a hand-over makes of it.
    */
   const killBefore = process.env.GRIDLINK_TEST_KILL_BEFORE_RULES || null;
   function killedBefore(sig: Signal): boolean {
     const m = sig.msg;
-    if (killBefore === null || sig.rules || (m.channel !== 'event' && m.channel !== 'alert') || m.type !== killBefore) return false;
-    log.warn({ deviceId: sig.deviceId, type: m.type }, 'message committed, rules not run: killing this process (testing option)');
+    if (killBefore === null) return false;
+    if (m.channel === 'telemetry' ? m.values[killBefore] === undefined : (m.channel !== 'event' && m.channel !== 'alert') || m.type !== killBefore) return false;
+    log.warn({ deviceId: sig.deviceId, type: killBefore }, 'message committed, rules not run: killing this process (testing option)');
     setTimeout(() => process.kill(process.pid, 'SIGKILL'), 200);
     return true;
   }
@@ -295,8 +299,26 @@ export function createRules(deps: RulesDeps, opts: RulesOptions = {}): RulesModu
       if (deps.cases) await alarms.serial(() => deps.cases!.loadLinks());
       const active = [...alarms.activeAlarms()].map((a) => ({ ruleId: a.rule, deviceId: a.deviceId, lastAt: Math.max(a.updatedAt, a.createdAt) }));
       evaluator.adopt(gained, rows.map((r) => ({ ruleId: r.rule_id, deviceId: r.device_id, state: r.state })), active);
+      // Whether the previous owner of a device or rule is gone (died or left; a node starting alone follows its own
+      // previous process), so that nobody else counts what was sent to it.
+      const orphaned = (k: string) => {
+        const before = change.before(k);
+        return before === null ? owners!.peers().length <= 1 : change.gone.has(before);
+      };
+      // Correlation rules this node now owns: their windows, from the stored events and alerts. A rule whose previous
+      // owner lives on (a node joined) had every signal sent there evaluated there: its window is filled, nothing raised.
+      // First, as live: a joined alarm's case is there before each device's own alarm looks for one.
+      const rulesGained = new Map<string, boolean>();
+      for (const r of repo.rules()) {
+        if (r.kind !== 'correlation' || r.enabled === false) continue;
+        const k = ruleOwnerKey(r.id);
+        if (change.after(k) !== self || change.before(k) === self) continue;
+        rulesGained.set(r.id, orphaned(k));
+      }
+      await replayCorrelations(rulesGained, 'correlation windows of the rules taken over rebuilt');
       // What the previous owner counted after its last flush, or never got to count (a forward in flight when it died).
-      await replayStored(gained);
+      // The repeats of a device whose previous owner lives on (a node joined) are that owner's to count.
+      await replayStored(gained, undefined, undefined, orphaned);
       // An owner that died between an alarm's row and its case left it without one.
       if (deps.cases && change.gone.size) await alarms.linkMissingCases((d) => gained(d) && change.gone.has(change.before(d)!));
     }).catch((err: Error) => log.error({ err: err.message }, 'devices taken over without their stored state')).finally(() => {
@@ -313,23 +335,53 @@ export function createRules(deps: RulesDeps, opts: RulesOptions = {}): RulesModu
    * within the last REPLAY_WINDOW_MS (hub time at ingest), go through the
    * evaluator's threshold rules above what the stored state holds
    * (`evaluator.replay`); a run they complete raises its alarm now, through
-   * the alarm book (a row another node raised meanwhile makes it a repeat).
-   * Readings whose signals already wait on this node are left to them.
-   * Every acknowledged reading is in `readings`, so a run never loses a step
-   * to a dead owner: neither its unflushed last second nor a signal in flight.
-   * A single process killed (SIGKILL) and started again is its own previous
-   * owner: its last unflushed second is replayed the same way.
+   * the alarm book (a row another node raised meanwhile makes it a repeat),
+   * and a raise, repeat or clear the alarm rows do not hold yet (above their
+   * last trigger) is made now. Readings whose signals already wait on this
+   * node are left to them. Every acknowledged reading is in `readings`, so a
+   * run never loses a step to a dead owner: neither its unflushed last
+   * second nor a signal in flight. A single process killed (SIGKILL) and
+   * started again is its own previous owner: its last unflushed second is
+   * replayed the same way. `repeats(device)` false: the device's previous
+   * owner lives on (a node joined) and counts the repeats of what it got.
    */
-  async function replayStored(gained: (deviceId: string) => boolean, why = 'readings of the devices taken over replayed', since?: number): Promise<void> {
+  async function replayStored(gained: (deviceId: string) => boolean, why = 'readings of the devices taken over replayed', since?: number,
+    repeats: (deviceId: string) => boolean = () => true): Promise<void> {
     const ids = deps.registry.list().filter((d) => d.enabled && gained(d.id)).map((d) => d.id);
     if (!ids.length) return;
-    const from = Math.min(since ?? Infinity, deps.now() - REPLAY_WINDOW_MS);
-    await replayReadings(ids, why, from);
-    await replayEvents(ids, why, from);
+    const from = replayFrom(since);
+    await replayReadings(ids, why, from, repeats);
+    await replayEvents(ids, why, from, repeats);
   }
 
-  async function replayReadings(ids: string[], why: string, from: number): Promise<void> {
-    const metrics = [...new Set(repo.rules().flatMap((r) => (r.kind === 'threshold' && r.enabled !== false ? [r.metric] : [])))];
+  /** How far back (hub time at ingest) a replay reads: the hand-over's window, or further back at start. */
+  const replayFrom = (since?: number) => Math.min(since ?? Infinity, deps.now() - REPLAY_WINDOW_MS);
+
+  /**
+   * The alarm book of rules and devices (null: every device): per rule and
+   * device, the message time of the last trigger its alarm rows hold
+   * (`last_ts`, raised or repeated, active or cleared since), younger than `minTs`.
+   */
+  async function counted(ruleIds: string[], deviceIds: string[] | null, minTs: number): Promise<(ruleId: string, deviceId: string) => number | undefined> {
+    const book = new Map<string, number>();
+    if (ruleIds.length) {
+      for (const r of await deps.db.query<{ rule_id: string; device_id: string; ts: number }>(
+        `select rule_id, device_id, round(extract(epoch from max(last_ts)) * 1000)::float8 as ts from alarms
+         where rule_id = any($1::text[]) and ($2::text[] is null or device_id = any($2::text[])) and last_ts > to_timestamp($3 / 1000.0) group by rule_id, device_id`,
+        [ruleIds, deviceIds, minTs])) book.set(`${r.rule_id}\u0000${r.device_id}`, r.ts);
+    }
+    return (ruleId, deviceId) => book.get(`${ruleId}\u0000${deviceId}`);
+  }
+
+  /** Effects a replay found above the alarm book: in a cluster each repeat is counted only if its row still lacks it when written. */
+  function applyReplayed(effects: Effect[]): Promise<void> {
+    for (const e of effects) if (e.kind === 'raise') e.replayed = true;
+    return alarms.applyAll(effects);
+  }
+
+  async function replayReadings(ids: string[], why: string, from: number, repeats: (deviceId: string) => boolean): Promise<void> {
+    const rules = repo.rules().filter((r) => r.kind === 'threshold' && r.enabled !== false);
+    const metrics = [...new Set(rules.flatMap((r) => (r.kind === 'threshold' ? [r.metric] : [])))];
     if (!metrics.length) return;
     const now = deps.now();
     const rows = await deps.db.query<{ device_id: string; metric: string; value: number; ts: number; at: number; seq: string | null }>(
@@ -350,9 +402,10 @@ export function createRules(deps: RulesDeps, opts: RulesOptions = {}): RulesModu
       const msg = { channel: 'telemetry', ts: r.ts, values: { [r.metric]: r.value }, ...(r.seq !== null ? { seq: Number(r.seq) } : {}) } as Normalised;
       sigs.push({ deviceId: d.id, deviceType: d.type, gridId: gridOf(d), lat: d.lat, lon: d.lon, at: r.at, msg });
     }
-    const effects = evaluator.replay(sigs);
+    const book = await counted(rules.map((r) => r.id), [...new Set(sigs.map((x) => x.deviceId))], now - REPLAY_TS_SPAN_MS);
+    const effects = evaluator.replay(sigs, book, repeats);
     log.info({ readings: sigs.length, devices: ids.length, raised: effects.filter((e) => e.kind === 'raise').length, cleared: effects.filter((e) => e.kind === 'clear').length }, why);
-    if (effects.length) await alarms.applyAll(effects);
+    if (effects.length) await applyReplayed(effects);
   }
 
   /**
@@ -364,7 +417,7 @@ export function createRules(deps: RulesDeps, opts: RulesOptions = {}): RulesModu
    * alarm and case now; one it turned into an alarm is at or below that row's
    * `last_ts` and raises nothing, and counts nothing again.
    */
-  async function replayEvents(ids: string[], why: string, from: number): Promise<void> {
+  async function replayEvents(ids: string[], why: string, from: number, repeats: (deviceId: string) => boolean): Promise<void> {
     const rules = repo.rules().filter((r): r is MatchRule => r.kind === 'match' && r.enabled !== false);
     if (!rules.length) return;
     const channels = [...new Set(rules.map((r) => r.channel))];
@@ -375,39 +428,24 @@ export function createRules(deps: RulesDeps, opts: RulesOptions = {}): RulesModu
       const of = rules.filter((r) => r.channel === channel);
       return of.some((r) => !r.types.length) ? null : [...new Set(of.flatMap((r) => [...r.types, ...(r.clearTypes ?? [])]))];
     };
-    type Row = { device_id: string; type: string; ts: number; at: number; seq: string | null; severity: string | null; data: unknown; confidence: number | null; snapshot: boolean; snapshot_url: string | null; objects: unknown };
-    const read = (channel: 'event' | 'alert') => !channels.includes(channel) ? Promise.resolve([] as Row[]) : deps.db.query<Row>(
-      `select device_id, type, round(extract(epoch from ts) * 1000)::float8 as ts, (extract(epoch from received_at) * 1000)::float8 as at, seq,
-         ${channel === 'event' ? 'severity, data, null::float8 as confidence, false as snapshot, null::text as snapshot_url, null::jsonb as objects' : 'null::text as severity, null::jsonb as data, confidence, snapshot is not null as snapshot, snapshot_url, objects'}
-       from ${channel === 'event' ? 'events' : 'alerts'}
-       where device_id = any($1::text[]) and ts > to_timestamp($2 / 1000.0) and received_at >= to_timestamp($3 / 1000.0)
-         and ($4::text[] is null or type = any($4::text[]))`, [ids, minTs, from, typesOf(channel)]);
+    const read = (channel: 'event' | 'alert') => !channels.includes(channel) ? Promise.resolve([] as StoredRow[]) : readStored(channel, ids, typesOf(channel), minTs, from);
     const [events, alerts] = await Promise.all([read('event'), read('alert')]);
     if (!events.length && !alerts.length) return;
-    const counted = new Map<string, number>();
-    for (const r of await deps.db.query<{ rule_id: string; device_id: string; ts: number }>(
-      `select rule_id, device_id, (extract(epoch from max(last_ts)) * 1000)::float8 as ts from alarms
-       where device_id = any($1::text[]) and rule_id = any($2::text[]) and last_ts > to_timestamp($3 / 1000.0) group by rule_id, device_id`,
-      [[...new Set([...events, ...alerts].map((r) => r.device_id))], rules.map((r) => r.id), minTs])) counted.set(`${r.rule_id}\u0000${r.device_id}`, r.ts);
+    const book = await counted(rules.map((r) => r.id), [...new Set([...events, ...alerts].map((r) => r.device_id))], minTs);
     // Messages whose signals wait here are evaluated as they are, after: not replayed.
     const waiting = new Set<string>();
     for (const sig of held ?? []) if ((sig.msg.channel === 'event' || sig.msg.channel === 'alert') && !sig.rules) waiting.add(`${sig.deviceId}\u0000${sig.msg.channel}\u0000${sig.msg.type}\u0000${sig.msg.ts}`);
     const sigs: Signal[] = [];
     for (const [channel, list] of [['event', events], ['alert', alerts]] as const) {
       for (const r of list) {
-        const d = deps.registry.get(r.device_id);
-        if (!d || waiting.has(`${r.device_id}\u0000${channel}\u0000${r.type}\u0000${r.ts}`)) continue;
-        const seq = r.seq !== null ? { seq: Number(r.seq) } : {};
-        const msg = (channel === 'event'
-          ? { channel, ts: r.ts, type: r.type, ...(r.severity ? { severity: r.severity } : {}), ...(r.data != null ? { data: r.data } : {}), ...seq }
-          : { channel, ts: r.ts, type: r.type, ...(r.confidence !== null ? { confidence: r.confidence } : {}), ...(r.snapshot ? { snapshot: NO_BYTES } : {}),
-            ...(r.snapshot_url ? { snapshotUrl: r.snapshot_url } : {}), ...(r.objects != null ? { objects: r.objects } : {}), ...seq }) as Normalised;
-        sigs.push({ deviceId: d.id, deviceType: d.type, gridId: gridOf(d), lat: d.lat, lon: d.lon, at: r.at, msg });
+        if (waiting.has(`${r.device_id}\u0000${channel}\u0000${r.type}\u0000${r.ts}`)) continue;
+        const sig = storedSignal(channel, r);
+        if (sig) sigs.push(sig);
       }
     }
     // Message-time order, per device as the live path meets them (a clear after its alarm).
-    sigs.sort((x, y) => x.msg.ts - y.msg.ts || (x.deviceId < y.deviceId ? -1 : x.deviceId > y.deviceId ? 1 : 0));
-    const effects = evaluator.replayEvents(sigs, (rule, device) => counted.get(`${rule}\u0000${device}`), (rule) => repo.get(rule)?.updatedAt ?? Infinity);
+    sigs.sort(byMessageTime);
+    const effects = evaluator.replayEvents(sigs, book, (rule) => repo.get(rule)?.updatedAt ?? Infinity, repeats);
     // The snapshot of an alert that raises, read now (a replay of many camera alerts does not read their pictures).
     for (const e of effects) {
       if (e.kind !== 'raise' || e.snapshot !== NO_BYTES) continue;
@@ -417,8 +455,82 @@ export function createRules(deps: RulesDeps, opts: RulesOptions = {}): RulesModu
     }
     log.info({ messages: sigs.length, devices: ids.length, raised: effects.filter((e) => e.kind === 'raise').length, cleared: effects.filter((e) => e.kind === 'clear').length },
       why.replace('readings', 'events and alerts'));
-    if (effects.length) await alarms.applyAll(effects);
+    if (effects.length) await applyReplayed(effects);
   }
+
+  /**
+   * Correlation rules this node now evaluates (`rules`: id → whether it may
+   * raise; false when the rule's previous owner lives on and evaluated what
+   * was sent to it): each rule's window is rebuilt from the stored events and
+   * alerts of its two signal kinds, received within the replay's window or
+   * the rule's own before it (`evaluator.replayCorrelations`). A join the
+   * previous owner never made (a signal in flight to it when it died, or
+   * committed by a process killed before its rules ran) raises now, once: a
+   * join at or below the last one the alarm rows of the rule and its anchor
+   * device hold was made already. Signals waiting here are evaluated after,
+   * as they come, with the window rebuilt.
+   */
+  async function replayCorrelations(rules: ReadonlyMap<string, boolean>, why: string, since?: number): Promise<void> {
+    const defs = repo.rules().filter((r): r is CorrelationRule => r.kind === 'correlation' && r.enabled !== false && rules.has(r.id));
+    if (!defs.length) return;
+    const now = deps.now();
+    const from = replayFrom(since);
+    // The window a message received at `from` joins within, and never older than the replay's span by message time.
+    const minTs = Math.max(now - REPLAY_TS_SPAN_MS, from - Math.max(...defs.map((r) => r.windowS * 1000)));
+    const typesOf = (channel: 'event' | 'alert') => [...new Set(defs.flatMap((r) => r.signals.filter((x) => x.channel === channel).flatMap((x) => x.types)))];
+    const read = (channel: 'event' | 'alert') => {
+      const types = typesOf(channel);
+      return types.length ? readStored(channel, null, types, minTs, minTs) : Promise.resolve([] as StoredRow[]);
+    };
+    const [events, alerts] = await Promise.all([read('event'), read('alert')]);
+    // Signals waiting here for these rules are evaluated after, as they come: not replayed.
+    const waiting = new Set<string>();
+    for (const sig of held ?? []) {
+      if (sig.msg.channel !== 'event' && sig.msg.channel !== 'alert') continue;
+      for (const id of owners ? sig.rules ?? [] : [...rules.keys()]) waiting.add(`${id}\u0000${sig.deviceId}\u0000${sig.msg.channel}\u0000${sig.msg.type}\u0000${sig.msg.ts}`);
+    }
+    const sigs: Signal[] = [];
+    for (const [channel, list] of [['event', events], ['alert', alerts]] as const) {
+      for (const r of list) {
+        const sig = storedSignal(channel, r);
+        if (!sig) continue;
+        const ids = evaluator.correlationsFor(sig).filter((id) => rules.has(id) && !waiting.has(`${id}\u0000${r.device_id}\u0000${channel}\u0000${r.type}\u0000${r.ts}`));
+        if (ids.length) sigs.push({ ...sig, rules: ids });
+      }
+    }
+    sigs.sort(byMessageTime);
+    const book = await counted(defs.map((r) => r.id), null, minTs);
+    const raiseFrom = (id: string) => (rules.get(id) ? from : Infinity);
+    const effects = evaluator.replayCorrelations(new Set(defs.map((r) => r.id)), sigs, raiseFrom, book, (rule) => repo.get(rule)?.updatedAt ?? Infinity);
+    log.info({ messages: sigs.length, rules: defs.length, raised: effects.length }, why);
+    if (effects.length) await applyReplayed(effects);
+  }
+
+  type StoredRow = { device_id: string; type: string; ts: number; at: number; seq: string | null; severity: string | null; data: unknown; confidence: number | null; snapshot: boolean; snapshot_url: string | null; objects: unknown };
+
+  /** Stored events or alerts (of `ids`, null: every device; of `types`, null: any) younger than `minTs` by message time, received at or after `from`. */
+  function readStored(channel: 'event' | 'alert', ids: string[] | null, types: string[] | null, minTs: number, from: number): Promise<StoredRow[]> {
+    return deps.db.query<StoredRow>(
+      `select device_id, type, round(extract(epoch from ts) * 1000)::float8 as ts, (extract(epoch from received_at) * 1000)::float8 as at, seq,
+         ${channel === 'event' ? 'severity, data, null::float8 as confidence, false as snapshot, null::text as snapshot_url, null::jsonb as objects' : 'null::text as severity, null::jsonb as data, confidence, snapshot is not null as snapshot, snapshot_url, objects'}
+       from ${channel === 'event' ? 'events' : 'alerts'}
+       where ($1::text[] is null or device_id = any($1::text[])) and ts > to_timestamp($2 / 1000.0) and received_at >= to_timestamp($3 / 1000.0)
+         and ($4::text[] is null or type = any($4::text[]))`, [ids, minTs, from, types]);
+  }
+
+  /** A stored event or alert as the signal it was (its device as registered now; null: the device is gone). */
+  function storedSignal(channel: 'event' | 'alert', r: StoredRow): Signal | null {
+    const d = deps.registry.get(r.device_id);
+    if (!d) return null;
+    const seq = r.seq !== null ? { seq: Number(r.seq) } : {};
+    const msg = (channel === 'event'
+      ? { channel, ts: r.ts, type: r.type, ...(r.severity ? { severity: r.severity } : {}), ...(r.data != null ? { data: r.data } : {}), ...seq }
+      : { channel, ts: r.ts, type: r.type, ...(r.confidence !== null ? { confidence: r.confidence } : {}), ...(r.snapshot ? { snapshot: NO_BYTES } : {}),
+        ...(r.snapshot_url ? { snapshotUrl: r.snapshot_url } : {}), ...(r.objects != null ? { objects: r.objects } : {}), ...seq }) as Normalised;
+    return { deviceId: d.id, deviceType: d.type, gridId: gridOf(d), lat: d.lat, lon: d.lon, at: r.at, msg };
+  }
+
+  const byMessageTime = (x: Signal, y: Signal) => x.msg.ts - y.msg.ts || (x.deviceId < y.deviceId ? -1 : x.deviceId > y.deviceId ? 1 : 0);
 
   /** Stands for a replayed alert's snapshot until the alert raises and its bytes are read. */
   const NO_BYTES = new Uint8Array(0);
@@ -598,6 +710,10 @@ export function createRules(deps: RulesDeps, opts: RulesOptions = {}): RulesModu
           const [w] = await deps.db.query<{ at: number | null }>('select (extract(epoch from max(updated_at)) * 1000)::float8 as at from rule_state');
           const lastWrite = w?.at ?? null;
           const since = Math.max(deps.now() - REPLAY_TS_SPAN_MS, (lastWrite ?? -Infinity) - REPLAY_WINDOW_MS);
+          // The correlation windows (minutes long, never stored) from the events and alerts, as a node taking the rules
+          // over; first, as live: a joined alarm's case is there before each device's own alarm looks for one.
+          const corr = new Map(repo.rules().filter((r) => r.kind === 'correlation' && r.enabled !== false).map((r) => [r.id, true] as const));
+          await replayCorrelations(corr, 'correlation windows rebuilt at start', since);
           await replayStored(() => true, 'readings stored since the last rule state replayed at start', since);
         } catch (err) {
           log.error({ err: (err as Error).message }, 'stored readings not replayed at start');

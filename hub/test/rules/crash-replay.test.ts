@@ -4,7 +4,9 @@
  * acknowledged, its pending run never written (GRIDLINK_RULES_STATE_FLUSH_MS
  * of an hour): restarted on the same data it replays the stored readings
  * after its rule state, so the third reading raises, once. A process stopped
- * cleanly (state flushed) and started again counts nothing twice.
+ * cleanly (state flushed) and started again counts nothing twice. A repeat
+ * of a raised alarm whose reading was committed by a process killed before
+ * its rules ran is counted at the restart, once.
  * Which reading raised is read from the stored alarm (value, count, "3 in a
  * row"), never from the clock; each process is stopped with SIGTERM (which
  * waits for its alarm writes) before the database is read.
@@ -136,6 +138,35 @@ describe('rules: a single hub killed after breaching readings were acknowledged,
     expect(after.alarms).toEqual([['active', 1, 33]]);
     expect(after.messages[0]).toContain('(3 in a row)');
   });
+  it('counts the repeat of a reading acknowledged by a process killed before its rules ran', async () => {
+    const env = settings('3600000');
+    const a = await start('hub-a', { ...env, GRIDLINK_TEST_KILL_BEFORE_RULES: 'co_ppm' });
+    const secret = await setup(a.node, a.token);
+    await gas(a.node, secret, ts(1), 30);
+    await gas(a.node, secret, ts(2), 31);
+    await gas(a.node, secret, ts(3), 33);
+    // Raised at the third, its row written (polled through the API: the process holds the data).
+    await until(async () => {
+      const r = await api<{ items: Array<{ rule: string; count: number }> }>(a.node.http, 'GET', `/alarms?deviceId=${DEVICE}`, undefined, a.token);
+      return r.body.items.some((x) => x.rule === RULE.id && x.count === 1);
+    }, 60_000, 50);
+    // A fourth breaching reading, committed; it carries a second metric, and the process dies before its rules run.
+    const auth = Buffer.from(`${DEVICE}:${secret}`).toString('base64');
+    const r = await fetch(`${a.node.http}/api/v1/ingest/${DEVICE}/telemetry`, {
+      method: 'POST', headers: { authorization: `Basic ${auth}`, 'content-type': 'application/json' }, body: JSON.stringify({ ts: ts(4), values: { ch4_pct_lel: 34, co_ppm: 5 } }),
+    });
+    expect(r.status, await r.text()).toBe(202);
+    await until(() => hasExited(a.node), 60_000, 50);
+    expect((await stored(env)).alarms).toEqual([['active', 1, 33]]);
+
+    // The replay at the restart counts it: the code before returned only changes of state and left the count at 1.
+    await startAndStop('hub-b', env);
+    expect((await stored(env)).alarms).toEqual([['active', 2, 33]]);
+    // Started again: the repeat is at the row's last trigger now, counted once.
+    await startAndStop('hub-c', env);
+    expect((await stored(env)).alarms).toEqual([['active', 2, 33]]);
+  });
+
   describe('a smoke event (match rule smoke-alarm, case 火灾)', () => {
     const SMOKE = 'smoke-crash-1';
 

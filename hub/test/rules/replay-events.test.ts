@@ -66,6 +66,25 @@ describe('rule evaluator: events and alerts replayed on a take-over', () => {
     expect(f.replayEvents([ev(1000), ev(2000, 'smoke_alarm_clear'), ev(3000)], counted, always)).toMatchObject([{ kind: 'raise', ts: 3000 }]);
   });
 
+  it('leaves a repeat to a previous owner that lives on (a node joined), and still counts a live signal of it that comes here', () => {
+    const e = evaluator();
+    // The previous owner raised at 1000 (the row's last trigger) and is counting 2000 as this node replays it.
+    e.adopt((d) => d === D, [], [{ ruleId: SMOKE.id, deviceId: D, lastAt: 1000 }]);
+    const counted = () => 1000;
+    const joined = (d: string) => d !== D;
+    // The code before returned the repeat, and the alarm's count went one too high when the previous owner counted it too.
+    expect(e.replayEvents([ev(1000), ev(2000)], counted, always, joined)).toEqual([]);
+    // A clear is still made (the alarm book makes it once).
+    expect(e.replayEvents([ev(3000, 'smoke_alarm_clear')], counted, always, joined)).toMatchObject([{ kind: 'clear', ts: 3000 }]);
+    // A new alarm is raised (the alarm book makes it one, whichever node writes first).
+    expect(e.replayEvents([ev(4000)], counted, always, joined)).toMatchObject([{ kind: 'raise', ts: 4000 }]);
+    const f = evaluator();
+    f.adopt((d) => d === D, [], [{ ruleId: SMOKE.id, deviceId: D, lastAt: 1000 }]);
+    expect(f.replayEvents([ev(2000)], counted, always, joined)).toEqual([]);
+    // Its live signal here was sent here, not to the previous owner: counted.
+    expect(f.onSignal(ev(2000))).toMatchObject([{ kind: 'raise', ts: 2000 }]);
+  });
+
   it('leaves a message received before the rule\'s last edit, and an alert below the rule\'s confidence', () => {
     const e = evaluator();
     e.adopt(() => true, [], []);
