@@ -320,7 +320,11 @@ export class Workers implements WorkerService {
    * row still holding a case no longer open with the worker (written before
    * releases committed with the case) changes nothing, as it blocks no
    * dispatch. An assignment this node wrote while the rows were read is left
-   * alone. Not pushed to consoles. Returns how many workers changed.
+   * alone. A worker that changed is pushed to consoles with the next
+   * `positions` (not announced: every node reads the same rows). Returns
+   * how many workers changed. Also run every 5 s on each node (dispatch
+   * module beat), for a stage or release whose announcement died with its
+   * node.
    */
   async readRows(): Promise<number> {
     const ids: string[] = [];
@@ -341,6 +345,7 @@ export class Workers implements WorkerService {
     for (const r of rows) {
       const w = this.byId.get(r.id);
       if (!w || w.removed || seq.get(w) !== (this.assignSeq.get(w) ?? 0)) continue;
+      const before = n;
       if (!r.on_duty && w.onDuty) {
         w.onDuty = false;
         w.outsideSince = null;
@@ -356,6 +361,7 @@ export class Workers implements WorkerService {
         w.assignment = null;
         n++;
       }
+      if (n > before) this.dirty.add(w);
     }
     return n;
   }

@@ -8,7 +8,9 @@
  * released) all the same, and node A, which made the dispatch and never
  * heard of the action, offers the worker again once the row is free (its
  * candidates read the rows) and dispatches them, also without ranking first
- * (the row, not its roster, decides a dispatch). A `rework` back to a
+ * (the row, not its roster, decides a dispatch); its roster shows the
+ * stage the row holds within its 5 s read-back of the rows, though nobody
+ * announced it. A `rework` back to a
  * worker whose row holds another open case is refused with 409, whichever
  * node's roster is behind; a caller of another street cannot rework the
  * case, and an action's body cannot move another worker's row.
@@ -92,6 +94,9 @@ describe.runIf(RUN_CLUSTER)('the worker row follows a case action whose node die
     expect(await row('w-2')).toEqual({ case_id: null, stage: null });
     // The record's accept and the command's answer committed with it too.
     expect(await records(cases[0]!)).toEqual([{ worker_id: 'w-1', accepted: true, arrived: false, arrived_by: null, ended: false, resolved: false, outcome: null, command: 'accepted' }]);
+    // Nobody announced the stage (its node died): node A's roster follows the row all the same, by its own
+    // read-back of the rows, without a ranking or a dispatch through it.
+    await until(async () => ((await api<Worker>(a.http, 'GET', '/workers/w-1', undefined, token)).body.status === 'en_route' ? true : null), WAIT, 100);
 
     await actAndDie(cases[0]!, 'arrive');
     expect(await caseRow(cases[0]!)).toEqual({ status: 'on_scene', worker_id: 'w-1' });
