@@ -20,7 +20,7 @@ import type { DispatchEngine } from './dispatch.engine.js';
 import { DispatchErrors } from './errors.js';
 import { caseDispatches, loadTrack } from './track.js';
 import { statusOf, type WorkerState } from './worker.model.js';
-import type { PublicWorker, Workers } from './workers.service.js';
+import type { GridCheck, PublicWorker, Workers } from './workers.service.js';
 
 export function workerRoutes(app: App, deps: { auth: Auth; db: Db; workers: Workers; engine: DispatchEngine; cfg: DispatchConfig; cases: () => CaseService | undefined; now: () => number }): void {
   const { auth, db, workers, engine, cfg } = deps;
@@ -44,6 +44,17 @@ export function workerRoutes(app: App, deps: { auth: Auth; db: Db; workers: Work
     if (!w) throw notFound();
     auth.assertCanWrite(principal(req), { gridIds: w.gridIds }, after ?? { gridIds: w.gridIds }, notFound, 'a grid of the worker');
     return w;
+  };
+  /**
+   * The same judgement on the worker's grids as stored, for the write itself
+   * (Workers `checkedWrite`): in a cluster this node's view of the grids can
+   * be a moment behind another node's edit. None for an unscoped caller.
+   */
+  const onRow = (req: Parameters<typeof principal>[0], id: string, after?: { gridIds: string[] }): GridCheck | undefined => {
+    const p = principal(req);
+    if (!p.regionId) return undefined;
+    const notFound = () => DispatchErrors.workerNotFound(`worker ${id} not found`);
+    return (gridIds) => auth.assertCanWrite(p, { gridIds }, after ?? { gridIds }, notFound, 'a grid of the worker');
   };
   const out = (w: WorkerState): PublicWorker => workers.toPublic(w);
   const visibleCase = async (req: Parameters<typeof principal>[0], id: string) => {
@@ -118,15 +129,16 @@ export function workerRoutes(app: App, deps: { auth: Auth; db: Db; workers: Work
     },
   }, async (req) => {
     const b = req.body;
-    const w = own(req, req.params.id, b.gridIds ? { gridIds: b.gridIds } : undefined);
-    return out(await workers.update(w.id, { name: b.name, gridIds: b.gridIds, team: b.team, phone: b.phone }));
+    const after = b.gridIds ? { gridIds: b.gridIds } : undefined;
+    const w = own(req, req.params.id, after);
+    return out(await workers.update(w.id, { name: b.name, gridIds: b.gridIds, team: b.team, phone: b.phone }, onRow(req, w.id, after)));
   });
 
   app.delete('/workers/:id', {
     onRequest: [guard, manage],
     schema: { tags: ['workers'], summary: 'Remove a worker (not while busy with a case); the handheld stays registered', params: IdParams, response: { 204: Type.Null(), ...errors(401, 403, 404, 409) } },
   }, async (req, reply) => {
-    await workers.remove(own(req, req.params.id).id);
+    await workers.remove(own(req, req.params.id).id, onRow(req, req.params.id));
     return reply.status(204).send(null);
   });
 
@@ -141,7 +153,7 @@ export function workerRoutes(app: App, deps: { auth: Auth; db: Db; workers: Work
     },
   }, async (req) => {
     const w = own(req, req.params.id);
-    await workers.setDuty(w, req.body.onDuty);
+    await workers.setDuty(w, req.body.onDuty, onRow(req, w.id));
     return out(w);
   });
 

@@ -68,6 +68,9 @@ interface Row {
 
 const ms = (v: Date | string | null): number => (v === null ? NaN : new Date(v).getTime());
 
+/** Judges a caller's right on a worker's grids as stored; throws when refused. */
+export type GridCheck = (gridIds: string[]) => void;
+
 /** Statuses in which a case holds its worker. */
 const ACTIVE: ReadonlySet<CaseStatus> = new Set(['dispatched', 'accepted', 'on_scene']);
 /** Case actions after which a worker row may hold the case no longer (every action that moves a case out of ACTIVE, or to another worker). */
@@ -520,7 +523,14 @@ export class Workers implements WorkerService {
     return w;
   }
 
-  async update(id: string, patch: { name?: string; team?: Team; phone?: string | null; gridIds?: string[] }): Promise<WorkerState> {
+  /**
+   * `check`, when given, judges the caller's right on the worker's grids as
+   * stored (a scoped caller's region, CONTRACT 5), not on this node's view,
+   * which another node's edit may have left a moment old: the write is made
+   * only while the row still has the grids it was judged on, and judged
+   * again when they changed in between. Throws what `check` throws.
+   */
+  async update(id: string, patch: { name?: string; team?: Team; phone?: string | null; gridIds?: string[] }, check?: GridCheck): Promise<WorkerState> {
     const w = this.require(id);
     // Only the fields the patch names are written: a field another node changed meanwhile is not put back.
     const args: unknown[] = [id];
@@ -533,29 +543,53 @@ export class Workers implements WorkerService {
     if (patch.team !== undefined) set('team', patch.team);
     if (patch.phone !== undefined) set('phone', patch.phone);
     if (patch.gridIds) set('grid_ids', [...new Set(patch.gridIds)]);
-    const [r] = await this.db.query<Row>(`update workers set ${[...sets, 'updated_at = now()'].join(', ')} where id = $1 returning *`, args);
-    if (!r) {
-      // Deleted through another node meanwhile.
-      this.drop(w);
-      throw DispatchErrors.workerNotFound(`worker ${id} not found`);
-    }
+    const r = await this.checkedWrite(w, check, async (judged) => (await this.db.query<Row>(
+      `update workers set ${[...sets, 'updated_at = now()'].join(', ')} where id = $1 and ($${args.length + 1}::text[] is null or grid_ids = $${args.length + 1}::text[]) returning *`,
+      [...args, judged],
+    ))[0]);
     this.apply(w, r);
     this.changed(w, statusOf(w));
     this.announce(w);
     return w;
   }
 
-  async remove(id: string): Promise<void> {
+  /**
+   * A write conditioned on the worker's stored grids (`judged`, or null
+   * without a check): the grids are read and checked, the write made while
+   * they are still the same; when they changed in between (another node's
+   * edit) they are read and checked again. A row gone (deleted through
+   * another node) is 404 here too.
+   */
+  private async checkedWrite<T>(w: WorkerState, check: GridCheck | undefined, write: (judged: string[] | null) => Promise<T | undefined>): Promise<T> {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      let judged: string[] | null = null;
+      if (check) {
+        const [row] = await this.db.query<{ grid_ids: string[] | null }>('select grid_ids from workers where id = $1', [w.id]);
+        if (!row) break;
+        judged = row.grid_ids ?? [];
+        check(judged);
+      }
+      const done = await write(judged);
+      if (done !== undefined) return done;
+      if (!check) break;
+    }
+    // Deleted through another node meanwhile (or its grids kept changing under the write: as good as gone to this caller).
+    const [still] = await this.db.query<{ id: string }>('select id from workers where id = $1', [w.id]);
+    if (!still) this.drop(w);
+    throw DispatchErrors.workerNotFound(`worker ${w.id} not found`);
+  }
+
+  async remove(id: string, check?: GridCheck): Promise<void> {
     const w = this.require(id);
     if (w.assignment) throw DispatchErrors.workerUnavailable(`worker ${id} is busy with case ${w.assignment.caseId}`);
     // The row decides (another node may have dispatched the worker): a busy worker stays.
-    const gone = await this.db.query<{ id: string }>('delete from workers where id = $1 and case_id is null returning id', [id]);
-    if (!gone[0]) {
+    await this.checkedWrite(w, check, async (judged) => {
+      const gone = await this.db.query<{ id: string }>('delete from workers where id = $1 and case_id is null and ($2::text[] is null or grid_ids = $2::text[]) returning id', [id, judged]);
+      if (gone[0]) return true;
       const [row] = await this.db.query<{ case_id: string | null }>('select case_id from workers where id = $1', [id]);
-      if (row) throw DispatchErrors.workerUnavailable(`worker ${id} is busy with case ${row.case_id}`);
-      this.drop(w);
-      throw DispatchErrors.workerNotFound(`worker ${id} not found`);
-    }
+      if (row?.case_id) throw DispatchErrors.workerUnavailable(`worker ${id} is busy with case ${row.case_id}`);
+      return undefined;
+    });
     this.drop(w);
     this.announce(w);
   }
@@ -566,10 +600,12 @@ export class Workers implements WorkerService {
     return w;
   }
 
-  async setDuty(w: WorkerState, onDuty: boolean): Promise<void> {
+  async setDuty(w: WorkerState, onDuty: boolean, check?: GridCheck): Promise<void> {
+    if (w.onDuty === onDuty && !check) return;
+    await this.checkedWrite(w, check, async (judged) =>
+      (await this.db.query<{ id: string }>('update workers set on_duty = $2, updated_at = now() where id = $1 and ($3::text[] is null or grid_ids = $3::text[]) returning id', [w.id, onDuty, judged]))[0]);
     if (w.onDuty === onDuty) return;
     const before = statusOf(w);
-    await this.db.query('update workers set on_duty = $2, updated_at = now() where id = $1', [w.id, onDuty]);
     w.onDuty = onDuty;
     w.outsideSince = null;
     w.geofenceAlarmed = false;

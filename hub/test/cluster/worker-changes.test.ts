@@ -186,4 +186,27 @@ describe.runIf(RUN_CLUSTER)('worker changes across two nodes', () => {
       expect((await worker(node, 'w-1')).body.name).toBe('张三');
     }
   }, 180_000);
+
+  it("judges a street officer's edit on the worker's stored grids, not on a node's view a moment behind", async () => {
+    // Another node moved the worker to street B and died before announcing it: the row says so, neither node heard.
+    await db.query("update workers set grid_ids = '{G-B1}' where id = 'w-3'");
+    const before = await row('w-3');
+    for (const node of [a, b]) {
+      expect((await worker(node, 'w-3')).body.gridIds).toEqual(['G-A1']);
+      const sa = await login(node.http, 'officer-sa', OFFICER_PASSWORD);
+      for (const [method, path, body] of [
+        ['PATCH', '/workers/w-3', { name: 'taken' }],
+        ['PATCH', '/workers/w-3', { gridIds: ['G-A1'] }],
+        ['POST', '/workers/w-3/duty', { onDuty: true }],
+        ['DELETE', '/workers/w-3', undefined],
+      ] as const) {
+        const r = await api(node.http, method, path, body, sa);
+        expect(r.status, `${method} ${path} as officer-sa on ${node.id}: ${JSON.stringify(r.body)}`).toBe(404);
+      }
+    }
+    expect(await row('w-3')).toEqual(before);
+    // The admin (no region) still edits it, and both nodes then hold the row's grids.
+    expect((await api(a.http, 'PATCH', '/workers/w-3', { gridIds: ['G-A1'] }, token)).status).toBe(200);
+    await until(async () => ((await worker(b, 'w-3')).body.gridIds?.[0] === 'G-A1' ? true : null), WAIT, 100);
+  }, 180_000);
 });
