@@ -16,6 +16,7 @@ export function createMetrics(defaults = false) {
     connectedDevices: new Gauge({ name: 'gridlink_connected_devices', help: 'MQTT clients connected', registers: [registry] }),
     pendingAcks: new Gauge({ name: 'gridlink_pending_messages', help: 'Messages accepted but not yet committed', registers: [registry] }),
     dbErrors: new Counter({ name: 'gridlink_db_errors_total', help: 'Failed database commits (retried)', registers: [registry] }),
+    duplicateBatches: new Counter({ name: 'gridlink_batch_duplicates_total', help: 'Batches that met a message already stored (a device re-sending) and ran again tolerating it', registers: [registry] }),
     authFailures: new Counter({ name: 'gridlink_auth_failures_total', help: 'Refused MQTT connections, by reason', labelNames: ['reason'] as const, registers: [registry] }),
   };
 }

@@ -39,6 +39,7 @@ export function createStore(deps: { db: Db; config: Config; logger: Logger; metr
       metrics.commitLatency.observe(ms);
     },
     onError: () => metrics.dbErrors.inc(),
+    onDuplicate: () => metrics.duplicateBatches.inc(),
   });
   let retentionTimer: NodeJS.Timeout | null = null;
   const runRetention = async () => {

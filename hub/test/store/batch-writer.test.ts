@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { BatchWriter, UnstorableError, isLasting, type TableSpec } from '../../src/store/batch-writer.js';
 import { openDb } from '../../src/store/db.js';
+import { engines, freshPostgresUrl } from '../../src/testing.js';
 import type { Db, Queryable } from '../../src/store/db.js';
 
 const spec: TableSpec = { name: 't', columns: [['ts', 'ts'], ['v', 'float8']] };
@@ -69,7 +70,8 @@ describe('BatchWriter', () => {
     expect(done).toHaveBeenCalledTimes(3);
     expect(f.calls).toHaveLength(2);
     expect(f.calls[1]!.sql).toContain('from unnest($1::float8[], $2::float8[])');
-    expect(f.calls[1]!.sql).toContain('on conflict do nothing');
+    // No row was there before: the plain insert, without on conflict's speculative insertion.
+    expect(f.calls[1]!.sql).not.toContain('on conflict');
     expect(f.calls[1]!.params).toEqual([[2000, 3000], [2.5, 3.5]]);
   });
 
@@ -246,6 +248,57 @@ describe('BatchWriter', () => {
 });
 
 describe('BatchWriter on a real engine', () => {
+  it.each(engines())('should store a message re-sent after its commit once, acknowledge both copies and the rest of the batch, and tolerate duplicates for the next second ($name)', async (engine) => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      const db = await openDb({ url: engine.url.startsWith('postgres') ? await freshPostgresUrl(engine.url) : engine.url, dataDir: '' });
+      await db.exec('create table d (ts timestamptz not null, k text not null, v float8, primary key (k, ts))');
+      const statements: string[] = [];
+      const spy = { ...db, query: <T>(sql: string, params?: unknown[], opts?: { name?: string }) => {
+        if (sql.startsWith('insert into d')) statements.push(sql.includes('on conflict') ? 'tolerant' : 'plain');
+        return db.query<T>(sql, params, opts);
+      } } as Db;
+      let duplicates = 0;
+      const w = new BatchWriter(spy, [{ name: 'd', columns: [['ts', 'ts'], ['k', 'text'], ['v', 'float8']] }], { batchSize: 1000, batchMs: 5, pendingMax: 1000, onDuplicate: () => duplicates++ });
+      const add = (ts: number, k: string, v: number) => new Promise<string>((resolve) => w.add([{ table: 'd', values: [ts, k, v] }], (err) => resolve(err ? err.name : 'ok')));
+      expect(await add(1_700_000_000_000, 'a', 1)).toBe('ok');
+      // The device did not get its PUBACK and sends the same message again, among new ones and twice in one batch.
+      const again = await Promise.all([add(1_700_000_000_001, 'b', 2), add(1_700_000_000_000, 'a', 1), add(1_700_000_000_002, 'c', 3), add(1_700_000_000_002, 'c', 3)]);
+      expect(again).toEqual(['ok', 'ok', 'ok', 'ok']);
+      expect(duplicates).toBe(1);
+      expect(statements).toEqual(['plain', 'plain', 'tolerant']);
+      expect(await db.query('select k, v from d order by ts, k')).toEqual([{ k: 'a', v: 1 }, { k: 'b', v: 2 }, { k: 'c', v: 3 }]);
+      // Within the second after a duplicate new batches tolerate them from the start; after it, plain again.
+      expect(await add(1_700_000_000_003, 'd', 4)).toBe('ok');
+      vi.setSystemTime(Date.now() + 1_001);
+      expect(await add(1_700_000_000_004, 'e', 5)).toBe('ok');
+      expect(statements).toEqual(['plain', 'plain', 'tolerant', 'tolerant', 'plain']);
+      // A copy sent while the first is still being committed (PostgreSQL: another commit in flight) is stored once too.
+      const first = add(1_700_000_000_005, 'f', 6);
+      await new Promise((r) => setImmediate(r));
+      expect(await Promise.all([first, add(1_700_000_000_005, 'f', 6)])).toEqual(['ok', 'ok']);
+      expect(await db.query('select count(*)::int as n from d')).toEqual([{ n: 6 }]);
+      await w.stop();
+      await db.close();
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('should still refuse a bad row for good in a batch that also met a duplicate, and store the rest once', async () => {
+    const db = await openDb({ url: 'memory://', dataDir: '' });
+    await db.exec('create table e (ts timestamptz not null, s text, primary key (ts))');
+    const w = new BatchWriter(db, [{ name: 'e', columns: [['ts', 'ts'], ['s', 'text']] }], { batchSize: 1000, batchMs: 5, pendingMax: 1000 });
+    const add = (i: number, s: string) => new Promise<string>((resolve) => w.add([{ table: 'e', values: [1_700_000_000_000 + i, s] }], (err) => resolve(err instanceof UnstorableError ? `refused ${err.sqlstate}` : err ? 'error' : 'ok')));
+    expect(await add(0, 'first')).toBe('ok');
+    const results = await Promise.all(Array.from({ length: 10 }, (_, i) => add(i, i === 6 ? 'x\u0000y' : `row ${i}`)));
+    expect(results[6]).toBe('refused 22021');
+    expect(results.filter((r) => r === 'ok')).toHaveLength(9);
+    expect(await db.query('select s from e order by ts')).toEqual([{ s: 'first' }, ...[1, 2, 3, 4, 5, 7, 8, 9].map((i) => ({ s: `row ${i}` }))]);
+    await w.stop();
+    await db.close();
+  });
+
   it('should find a U+0000 string among good rows on PGlite, store the good rows and refuse only that one', async () => {
     const db = await openDb({ url: 'memory://', dataDir: '' });
     await db.exec('create table n (ts timestamptz not null, s text, primary key (ts))');
