@@ -4,7 +4,7 @@ import { Counter } from 'prom-client';
 import { parseTopic } from '@gridlink/devices';
 import type { Config } from '../core/config.js';
 import type { Metrics } from '../core/metrics.js';
-import type { Ingest, IngestFormat, IngestRejectReason } from '../ingest/index.js';
+import type { Ingest, IngestFormat, IngestOutcome, IngestRejectReason } from '../ingest/index.js';
 import type { DeviceRegistry } from '../registry/index.js';
 import type { HeldAcks } from './held-acks.js';
 
@@ -59,6 +59,30 @@ export function createAuthorizePublish(deps: {
     registers: [metrics.registry],
   });
 
+  // Dropped: counted, renamed to the dead-letter topic and acknowledged, or the device disconnected past `limit`.
+  const drop = (deviceId: string, packet: PublishPacket, callback: Callback, reason: IngestRejectReason, detail: string, limit: number): void => {
+    ingest.reject(deviceId, reason, detail);
+    packet.topic = DEAD_LETTER_TOPIC;
+    if (budget.drop(deviceId) > limit) return callback(new Error(`disconnecting ${deviceId}: ${reason}`));
+    callback(null);
+  };
+
+  // Committed (or refused for good): the PUBACK, then aedes reads on if it was still waiting.
+  const settle = (m: Publish, outcome: IngestOutcome): void => {
+    if (outcome.ok) {
+      if (m.ownAck || m.packet.qos > 0) metrics.ackLatency.observe(now() - m.t);
+    } else m.packet.topic = DEAD_LETTER_TOPIC;
+    if (m.ownAck) {
+      m.count!.n--;
+      // Not `client.connected`: aedes sets it only once its connect steps are done (the session's queue read back,
+      // a Redis round trip in a cluster), and it reads publishes from the CONNACK on. A message committed in
+      // between was stored but never acknowledged, and the device waited for its PUBACK forever.
+      if (!m.client.closed && !m.client.conn.destroyed) mqttPacket.writeToStream({ cmd: 'puback', messageId: m.messageId! }, m.client.conn);
+    }
+    m.resume(null);
+  };
+
+  // Per message: no closures named at run time (the hub runs through tsx, which names every named function it creates).
   return (client: Client | null, packet, callback) => {
     const t = now();
     const deviceId = client?.id;
@@ -66,23 +90,16 @@ export function createAuthorizePublish(deps: {
     if (!client || !deviceId) return callback(new Error('publish without a client'));
     packet.retain = false; // devices never leave retained state in the broker
 
-    const drop = (reason: IngestRejectReason, detail: string, limit: number) => {
-      ingest.reject(deviceId, reason, detail);
-      packet.topic = DEAD_LETTER_TOPIC;
-      if (budget.drop(deviceId) > limit) return callback(new Error(`disconnecting ${deviceId}: ${reason}`));
-      callback(null);
-    };
-
     const parsed = parseTopic(packet.topic);
     let format: IngestFormat;
     if (parsed.kind === 'uplink' && parsed.deviceId === deviceId) format = parsed.channel;
     else if (parsed.kind === 'owntracks' && parsed.deviceId === deviceId && registry.get(deviceId)?.type === 'handheld') format = 'owntracks';
-    else return drop('topic', `${deviceId} may not publish to ${packet.topic.slice(0, 200)}`, violationLimit);
+    else return drop(deviceId, packet, callback, 'topic', `${deviceId} may not publish to ${packet.topic.slice(0, 200)}`, violationLimit);
 
     let at = 0;
     if (packet.qos === 0) {
       // At most once: over budget it may be lost, and is, counted.
-      if (budget.tryTake(deviceId) > 0) return drop('rate_limited', `QoS 0 over ${config.deviceRate} msg/s`, config.floodDisconnect);
+      if (budget.tryTake(deviceId) > 0) return drop(deviceId, packet, callback, 'rate_limited', `QoS 0 over ${config.deviceRate} msg/s`, config.floodDisconnect);
     } else {
       at = budget.reserve(deviceId);
       if (at < 0) {
@@ -92,46 +109,52 @@ export function createAuthorizePublish(deps: {
       if (at > budget.now()) heldTotal.inc();
     }
     // QoS 1: the hub writes the PUBACK itself (see above); QoS 2 keeps aedes' own flow, released at commit.
-    const ownAck = packet.qos === 1;
-    const messageId = packet.messageId;
-    let count: { n: number } | undefined;
-    if (ownAck) {
+    const m = new Publish(client, packet, callback, t, packet.qos === 1);
+    if (m.ownAck) {
       packet.qos = 0;
-      count = unacked.get(client);
+      let count = unacked.get(client);
       if (!count) unacked.set(client, (count = { n: 0 }));
       count.n++;
+      m.count = count;
     }
-    let resumed = false;
-    const resume = (err: Error | null) => {
-      if (resumed) return;
-      resumed = true;
-      callback(err);
-    };
     const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
     ingest.handle(deviceId, format, payload, t, (outcome) => {
       // Not stored and not refused: close without PUBACK so the device keeps it.
       if (!outcome.ok && outcome.retryable) {
-        if (resumed) client.close();
-        else resume(new Error(outcome.detail));
+        if (m.resumed) client.close();
+        else m.resume(new Error(outcome.detail));
         return;
       }
-      const finish = () => {
-        if (outcome.ok) {
-          if (ownAck || packet.qos > 0) metrics.ackLatency.observe(now() - t);
-        } else packet.topic = DEAD_LETTER_TOPIC;
-        if (ownAck) {
-          count!.n--;
-          // Not `client.connected`: aedes sets it only once its connect steps are done (the session's queue read back,
-          // a Redis round trip in a cluster), and it reads publishes from the CONNACK on. A message committed in
-          // between was stored but never acknowledged, and the device waited for its PUBACK forever.
-          if (!client.closed && !client.conn.destroyed) mqttPacket.writeToStream({ cmd: 'puback', messageId: messageId! }, client.conn);
-        }
-        resume(null);
-      };
-      if (!ownAck && packet.qos === 0) finish();
-      else held.hold(deviceId, client, at, finish);
+      if (!m.ownAck && packet.qos === 0) settle(m, outcome);
+      else held.hold(deviceId, client, at, () => settle(m, outcome));
     });
     // Read on unless this connection is over its budget or its window.
-    if (ownAck && !resumed && at <= budget.now() && count!.n <= window) resume(null);
+    if (m.ownAck && !m.resumed && at <= budget.now() && m.count!.n <= window) m.resume(null);
   };
+}
+
+type PublishPacket = Parameters<AuthorizePublishHandler>[1];
+type Callback = Parameters<AuthorizePublishHandler>[2];
+
+/** One publish on its way: aedes' callback runs once, either to read on early or after the commit. */
+class Publish {
+  resumed = false;
+  count: { n: number } | undefined;
+  readonly messageId: number | undefined;
+
+  constructor(
+    readonly client: Client,
+    readonly packet: PublishPacket,
+    private readonly callback: Callback,
+    readonly t: number,
+    readonly ownAck: boolean,
+  ) {
+    this.messageId = packet.messageId;
+  }
+
+  resume(err: Error | null): void {
+    if (this.resumed) return;
+    this.resumed = true;
+    this.callback(err);
+  }
 }
