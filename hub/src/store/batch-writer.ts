@@ -15,6 +15,7 @@
  * only come after a reconnect.
  */
 import type { Logger } from '../core/logger.js';
+import { binaryArray, type BinaryElement } from './binary-arrays.js';
 import type { Db } from './db.js';
 
 export type ColumnType = 'ts' | 'text' | 'float8' | 'int8' | 'bool' | 'jsonb' | 'bytea';
@@ -94,6 +95,17 @@ const castOf: Record<ColumnType, string> = {
   bool: 'bool[]',
   jsonb: 'text[]',
   bytea: 'text[]',
+};
+
+/** How a column's array goes to PostgreSQL in binary (the statement's cast stays the same). */
+const binaryOf: Record<ColumnType, BinaryElement> = {
+  ts: 'float8',
+  text: 'text',
+  float8: 'float8',
+  int8: 'int8',
+  bool: 'bool',
+  jsonb: 'text',
+  bytea: 'text',
 };
 
 function selectExpr(name: string, type: ColumnType): string {
@@ -244,7 +256,15 @@ export class BatchWriter {
       }
     }
     const tables = [...columns.keys()].sort((a, b) => this.specs.get(a)!.index - this.specs.get(b)!.index);
-    return { ...this.sqlFor(tables, batch.tolerant === true), params: tables.flatMap((t) => columns.get(t)!) };
+    // PostgreSQL: each column as a binary array where its values allow (PGlite takes the arrays as they are).
+    const binary = this.db.kind === 'postgres';
+    const params = tables.flatMap((t) => {
+      const cols = columns.get(t)!;
+      if (!binary) return cols;
+      const types = this.specs.get(t)!.spec.columns;
+      return cols.map((values, i) => binaryArray(binaryOf[types[i]![1]], values) ?? values);
+    });
+    return { ...this.sqlFor(tables, batch.tolerant === true), params };
   }
 
   private commit(batch: Batch): void {
