@@ -152,7 +152,7 @@ export function createIngest(deps: { config: Config; bus: EventBus; registry: De
   }
 
   function handle(deviceId: string, format: IngestFormat, payload: Uint8Array, receivedAt: number, done: (o: IngestOutcome) => void): void {
-    metrics.messagesIn.inc({ channel: format });
+    metrics.messagesIn.add(format);
     let outcome: IngestOutcome | null = null;
     const requests: WriteRequest[] = [];
     let messages: Normalised[] = [];
@@ -199,7 +199,7 @@ export function createIngest(deps: { config: Config; bus: EventBus; registry: De
         done({ ok: false, reason: 'hub_stopping', detail: err.message, retryable: true });
         return;
       }
-      metrics.messagesStored.inc({ channel: format }, messages.length);
+      metrics.messagesStored.add(format, messages.length);
       registry.seen(deviceId, receivedAt);
       done({ ok: true, stored: messages.length });
       for (let i = 0; i < messages.length; i++) {
