@@ -9,6 +9,11 @@
  * BENCH_SERVER_NODE_ARGS (node flags for the server process, e.g. --cpu-prof),
  * BENCH_RUN_RULE=1 (the rules module loaded, with a threshold rule every reading ≥ 30 is a pending step
  * of: the cost of evaluating and storing rule state).
+ *
+ * A hub run's `batches` also gives the hub's own view of a message: from the
+ * PUBLISH read to the PUBACK written (`hubAckMsAvg`, and `hubAckP99MsAtMost`,
+ * the upper bound of its histogram bucket), against the load generator's
+ * send-to-PUBACK `p50Ms`/`p99Ms`.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';

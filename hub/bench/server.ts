@@ -14,6 +14,15 @@ const mode = process.argv[2] as 'bare' | 'hub';
 const devices = Number(process.env.BENCH_DEVICES ?? 100);
 const out = (o: unknown) => process.stdout.write(`${JSON.stringify(o)}\n`);
 
+/** The upper bound of the histogram bucket that holds the 99th percentile (the hub's own view of its ack latency). */
+function p99Bucket(values: Array<{ metricName?: string; labels: Record<string, unknown>; value: number }>): number | null {
+  const buckets = values.filter((v) => v.metricName?.endsWith('_bucket'));
+  const total = buckets.find((b) => b.labels.le === '+Inf')?.value ?? 0;
+  if (!total) return null;
+  const hit = buckets.find((b) => b.value >= total * 0.99);
+  return hit && hit.labels.le !== '+Inf' ? Number(hit.labels.le) : null;
+}
+
 async function main() {
   let count: () => Promise<number> = async () => 0;
   let batches: () => Promise<unknown> = async () => null;
@@ -66,9 +75,10 @@ async function main() {
     batches = async () => {
       const size = (await hub.ctx.metrics.batchSize.get()).values;
       const commit = (await hub.ctx.metrics.commitLatency.get()).values;
+      const ack = (await hub.ctx.metrics.ackLatency.get()).values;
       const val = (vs: typeof size, name: string) => vs.find((v) => v.metricName === name)?.value ?? 0;
       const n = val(size, 'gridlink_batch_messages_count');
-      return { commits: n, messagesPerCommit: n ? +(val(size, 'gridlink_batch_messages_sum') / n).toFixed(1) : 0, commitMsAvg: n ? +(val(commit, 'gridlink_commit_ms_sum') / n).toFixed(2) : 0 };
+      return { commits: n, messagesPerCommit: n ? +(val(size, 'gridlink_batch_messages_sum') / n).toFixed(1) : 0, commitMsAvg: n ? +(val(commit, 'gridlink_commit_ms_sum') / n).toFixed(2) : 0, hubAckMsAvg: +(val(ack, 'gridlink_ack_ms_sum') / Math.max(1, val(ack, 'gridlink_ack_ms_count'))).toFixed(2), hubAckP99MsAtMost: p99Bucket(ack) };
     };
     stop = () => hub.stop();
   }
