@@ -30,66 +30,55 @@ function header(oid: number, n: number, hasNull: boolean, size: number): Buffer 
   return b;
 }
 
-function fixed(values: readonly unknown[], oid: number, width: number, ok: (v: unknown) => boolean, put: (b: Buffer, v: unknown, o: number) => void): Buffer | undefined {
+/**
+ * Lays the values out: `size` gives an element's byte length, or -1 when it
+ * cannot be sent in binary; `put` writes it at the offset.
+ */
+function layout(values: readonly unknown[], oid: number, size: (v: unknown) => number, put: (b: Buffer, v: unknown, o: number, n: number) => void): Buffer | undefined {
   let nulls = 0;
-  for (const v of values) {
-    if (v === null || v === undefined) nulls++;
-    else if (!ok(v)) return undefined;
-  }
-  const b = header(oid, values.length, nulls > 0, values.length * 4 + (values.length - nulls) * width);
-  let o = HEADER;
-  for (const v of values) {
-    if (v === null || v === undefined) {
-      b.writeInt32BE(-1, o);
-      o += 4;
-    } else {
-      b.writeInt32BE(width, o);
-      put(b, v, o + 4);
-      o += 4 + width;
-    }
-  }
-  return b;
-}
-
-const isNumber = (v: unknown) => typeof v === 'number';
-const isInt8 = (v: unknown) => (typeof v === 'number' && Number.isSafeInteger(v)) || (typeof v === 'bigint' && v >= -(2n ** 63n) && v < 2n ** 63n);
-const isBool = (v: unknown) => typeof v === 'boolean';
-
-function text(values: readonly unknown[]): Buffer | undefined {
-  let nulls = 0;
-  let size = 0;
-  for (const v of values) {
+  let bytes = 0;
+  const sizes = new Array<number>(values.length);
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
     if (v === null || v === undefined) {
       nulls++;
-      size += 4;
-    } else if (typeof v !== 'string') return undefined;
-    else size += 4 + Buffer.byteLength(v);
+      sizes[i] = -1;
+    } else if ((sizes[i] = size(v)) < 0) return undefined;
+    else bytes += sizes[i]!;
   }
-  const b = header(OID.text, values.length, nulls > 0, size);
+  const b = header(oid, values.length, nulls > 0, values.length * 4 + bytes);
   let o = HEADER;
-  for (const v of values) {
-    if (v === null || v === undefined) {
-      b.writeInt32BE(-1, o);
-      o += 4;
-    } else {
-      const n = b.write(v as string, o + 4);
-      b.writeInt32BE(n, o);
-      o += 4 + n;
+  for (let i = 0; i < values.length; i++) {
+    const n = sizes[i]!;
+    b.writeInt32BE(n, o);
+    o += 4;
+    if (n >= 0) {
+      put(b, values[i], o, n);
+      o += n;
     }
   }
   return b;
 }
+
+const float8Size = (v: unknown) => (typeof v === 'number' ? 8 : -1);
+const int8Size = (v: unknown) => ((typeof v === 'number' && Number.isSafeInteger(v)) || (typeof v === 'bigint' && v >= -(2n ** 63n) && v < 2n ** 63n) ? 8 : -1);
+const boolSize = (v: unknown) => (typeof v === 'boolean' ? 1 : -1);
+const textSize = (v: unknown) => (typeof v === 'string' ? Buffer.byteLength(v) : -1);
+const putFloat8 = (b: Buffer, v: unknown, o: number) => b.writeDoubleBE(v as number, o);
+const putInt8 = (b: Buffer, v: unknown, o: number) => b.writeBigInt64BE(BigInt(v as number | bigint), o);
+const putBool = (b: Buffer, v: unknown, o: number) => b.writeUInt8(v ? 1 : 0, o);
+const putText = (b: Buffer, v: unknown, o: number, n: number) => b.write(v as string, o, n);
 
 /** The column's values as a binary array, or undefined when one of them must go as text. */
 export function binaryArray(element: BinaryElement, values: readonly unknown[]): Buffer | undefined {
   switch (element) {
     case 'float8':
-      return fixed(values, OID.float8, 8, isNumber, (b, v, o) => b.writeDoubleBE(v as number, o));
+      return layout(values, OID.float8, float8Size, putFloat8);
     case 'int8':
-      return fixed(values, OID.int8, 8, isInt8, (b, v, o) => b.writeBigInt64BE(BigInt(v as number | bigint), o));
+      return layout(values, OID.int8, int8Size, putInt8);
     case 'bool':
-      return fixed(values, OID.bool, 1, isBool, (b, v, o) => b.writeUInt8(v ? 1 : 0, o));
+      return layout(values, OID.bool, boolSize, putBool);
     case 'text':
-      return text(values);
+      return layout(values, OID.text, textSize, putText);
   }
 }
