@@ -13,7 +13,8 @@
  * A hub run's `batches` also gives the hub's own view of a message: from the
  * PUBLISH read to the PUBACK written (`hubAckMsAvg`, and `hubAckP99MsAtMost`,
  * the upper bound of its histogram bucket), against the load generator's
- * send-to-PUBACK `p50Ms`/`p99Ms`.
+ * send-to-PUBACK `p50Ms`/`p99Ms`, and the hub's event-loop delay p99
+ * (`eventLoopDelayP99Ms`: how long a socket read can wait behind other work).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';

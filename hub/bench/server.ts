@@ -5,6 +5,7 @@
  * stored and "cpu" with its CPU time.
  */
 import net, { type AddressInfo } from 'node:net';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { Aedes } from 'aedes';
 import { loadConfig } from '../src/core/config.js';
@@ -56,6 +57,8 @@ async function main() {
     // The rules module only with BENCH_RUN_RULE=1: the plain run measures ingest alone.
     const hub = await createHub(config, { modules: process.env.BENCH_RUN_RULE === '1' ? [rulesModule()] : [] });
     const ports = await hub.start();
+    const loop = monitorEventLoopDelay({ resolution: 1 });
+    loop.enable();
     mqttPort = ports.mqtt;
     if (process.env.BENCH_RUN_RULE === '1') {
       // Every reading ≥ 30 (70 % of the load generator's) is a step of a run that never completes: the most rule state there is
@@ -78,7 +81,7 @@ async function main() {
       const ack = (await hub.ctx.metrics.ackLatency.get()).values;
       const val = (vs: typeof size, name: string) => vs.find((v) => v.metricName === name)?.value ?? 0;
       const n = val(size, 'gridlink_batch_messages_count');
-      return { commits: n, messagesPerCommit: n ? +(val(size, 'gridlink_batch_messages_sum') / n).toFixed(1) : 0, commitMsAvg: n ? +(val(commit, 'gridlink_commit_ms_sum') / n).toFixed(2) : 0, hubAckMsAvg: +(val(ack, 'gridlink_ack_ms_sum') / Math.max(1, val(ack, 'gridlink_ack_ms_count'))).toFixed(2), hubAckP99MsAtMost: p99Bucket(ack) };
+      return { commits: n, messagesPerCommit: n ? +(val(size, 'gridlink_batch_messages_sum') / n).toFixed(1) : 0, commitMsAvg: n ? +(val(commit, 'gridlink_commit_ms_sum') / n).toFixed(2) : 0, hubAckMsAvg: +(val(ack, 'gridlink_ack_ms_sum') / Math.max(1, val(ack, 'gridlink_ack_ms_count'))).toFixed(2), hubAckP99MsAtMost: p99Bucket(ack), eventLoopDelayP99Ms: +(loop.percentile(99) / 1e6).toFixed(1) };
     };
     stop = () => hub.stop();
   }
