@@ -7,6 +7,7 @@
  * Env: BENCH_DEVICES (100), BENCH_WINDOW (in-flight per connection, 10),
  * BENCH_SECONDS (10), BENCH_DATABASE_URL or TEST_DATABASE_URL for (b),
  * BENCH_SERVER_NODE_ARGS (node flags for the server process, e.g. --cpu-prof),
+ * BENCH_PIN (CPUs per process, e.g. server:0,loadgen:1),
  * BENCH_RUN_RULE=1 (the rules module loaded, with a threshold rule every reading ≥ 30 is a pending step
  * of: the cost of evaluating and storing rule state).
  *
@@ -33,10 +34,20 @@ const runs = new Set((process.env.BENCH_RUNS ?? 'bare,postgres,pglite').split(',
 /** Extra node flags for the server process only, e.g. BENCH_SERVER_NODE_ARGS="--cpu-prof --cpu-prof-dir=prof". */
 const serverNodeArgs = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
 
+/**
+ * CPUs for each process (Linux `taskset`), e.g. BENCH_PIN=server:0,loadgen:1: the
+ * load generator on a core of its own, so its queueing does not share the
+ * broker's. PostgreSQL's processes are not the bench's to pin (`taskset -a -p`).
+ */
+const pins = new Map((process.env.BENCH_PIN ?? '').split(',').filter(Boolean).map((p) => p.split(':') as [string, string]));
+
 function tsx(file: string, args: string[], env: Record<string, string> = {}): ChildProcess {
   // The hub runs with the flags it ships with; bare aedes with Node's defaults.
   const flags = file === 'server.ts' ? [...(args[0] === 'hub' ? HUB_NODE_FLAGS : []), ...serverNodeArgs] : [];
-  return spawn(process.execPath, [...flags, '--import', 'tsx', path.join(here, file), ...args], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'inherit'] });
+  const argv = [...flags, '--import', 'tsx', path.join(here, file), ...args];
+  const cpus = pins.get(file.replace(/\.ts$/, ''));
+  const [cmd, cmdArgs] = cpus ? ['taskset', ['-c', cpus, process.execPath, ...argv]] : [process.execPath, argv];
+  return spawn(cmd, cmdArgs, { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'inherit'] });
 }
 
 function lines(child: ChildProcess): () => Promise<Record<string, unknown>> {
