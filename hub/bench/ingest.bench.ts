@@ -5,7 +5,8 @@
  * Prints one JSON document.
  *
  * Env: BENCH_DEVICES (100), BENCH_WINDOW (in-flight per connection, 10),
- * BENCH_SECONDS (10), BENCH_DATABASE_URL or TEST_DATABASE_URL for (b),
+ * BENCH_SECONDS (10), BENCH_CLIENT (the load generator's client: raw, the
+ * default, or mqttjs; see loadgen.ts), BENCH_DATABASE_URL or TEST_DATABASE_URL for (b),
  * BENCH_SERVER_NODE_ARGS (node flags for the server process, e.g. --cpu-prof),
  * BENCH_PIN (CPUs per process, e.g. server:0,loadgen:1),
  * BENCH_RUN_RULE=1 (the rules module loaded, with a threshold rule every reading ≥ 30 is a pending step
@@ -27,6 +28,8 @@ const here = import.meta.dirname;
 const devices = Number(process.env.BENCH_DEVICES ?? 100);
 const window = Number(process.env.BENCH_WINDOW ?? 10);
 const seconds = Number(process.env.BENCH_SECONDS ?? 10);
+/** The load generator's client: `raw` (a lean MQTT 3.1.1 socket client, the default) or `mqttjs` (one MQTT.js client a device). */
+const client = process.env.BENCH_CLIENT === 'mqttjs' ? 'mqttjs' : 'raw';
 const pgUrl = process.env.BENCH_DATABASE_URL ?? process.env.TEST_DATABASE_URL;
 /** Which runs to do, e.g. BENCH_RUNS=bare,postgres (default all three). */
 const runs = new Set((process.env.BENCH_RUNS ?? 'bare,postgres,pglite').split(','));
@@ -72,7 +75,7 @@ async function run(label: string, mode: 'bare' | 'hub', env: Record<string, stri
   const next = lines(server);
   const ready = (await next()) as { mqtt: number; devices: Array<{ id: string; secret: string }> };
   const cpu0 = ((await (server.stdin!.write('cpu\n'), next())) as { cpuMs: number }).cpuMs;
-  const gen = tsx('loadgen.ts', [JSON.stringify({ mqtt: ready.mqtt, devices: ready.devices, seconds, window, warmupS: 2 })]);
+  const gen = tsx('loadgen.ts', [JSON.stringify({ mqtt: ready.mqtt, devices: ready.devices, seconds, window, warmupS: 2, client })]);
   const result = await lines(gen)();
   const cpu1 = ((await (server.stdin!.write('cpu\n'), next())) as { cpuMs: number }).cpuMs;
   let rows: number | null = null;
@@ -92,8 +95,8 @@ async function run(label: string, mode: 'bare' | 'hub', env: Record<string, stri
     server.once('exit', () => (clearTimeout(t), r(undefined)));
   });
   server.kill();
-  const totalAcked = result.totalSent as number;
-  const out = { label, ...result, serverCpuPct: Math.round(((cpu1 - cpu0) / ((seconds + 3.5) * 1000)) * 100), rows, rowsEqualAcked: rows === null ? null : rows === totalAcked, batches };
+  const totalAcked = result.totalAcked as number;
+  const out = { label, ...result, serverCpuPct: Math.round(((cpu1 - cpu0) / ((result.runS as number) * 1000)) * 100), rows, rowsEqualAcked: rows === null ? null : rows === totalAcked, batches };
   process.stderr.write(`${label}: ${JSON.stringify(out)}\n`);
   return out;
 }
@@ -135,7 +138,7 @@ async function main() {
   process.stdout.write(
     `${JSON.stringify({
       bench: 'ingest',
-      params: { devices, windowPerConnection: window, seconds, qos: 1, payload: 'telemetry, 1 metric' },
+      params: { client, devices, windowPerConnection: window, seconds, qos: 1, payload: 'telemetry, 1 metric' },
       results,
       ratioHubToBare: { postgres: ratio(results.postgres), pglite: ratio(results.pglite) },
     }, null, 2)}\n`,
