@@ -25,6 +25,7 @@ import { createAuthenticate } from './authenticate.js';
 import { createAuthorizePublish, DEAD_LETTER_TOPIC } from './authorize-publish.js';
 import { createAuthorizeSubscribe } from './authorize-subscribe.js';
 import { HeldAcks } from './held-acks.js';
+import { LocalRoutes, type Emitter } from './local-routes.js';
 import { ConnGuard } from './conn-guard.js';
 import { deliverAfterConnack, releaseOnConnack } from './connack-first.js';
 import { acceptMqtt } from './mqtt5-bridge.js';
@@ -78,8 +79,10 @@ export function createBroker(deps: {
   const { config, bus, registry, metrics } = deps;
   const logger = deps.logger.child({ module: 'broker' });
   const held = new HeldAcks(deps.ingest.budget.now);
+  // Uplinks are stored, not routed: no one may receive them (local-routes.ts).
+  const routes = new LocalRoutes(DEAD_LETTER_TOPIC, deps.mq as Emitter | undefined);
   const aedes = new Aedes({
-    ...(deps.mq ? { mq: deps.mq as AedesOptions['mq'] } : {}),
+    mq: routes,
     ...(deps.persistence ? { persistence: deps.persistence as AedesOptions['persistence'] } : {}),
     concurrency: 1000,
     queueLimit: 100,
