@@ -1,5 +1,4 @@
 import type { AedesOptions, Client } from 'aedes';
-import mqttPacket from 'mqtt-packet';
 import { Counter } from 'prom-client';
 import { parseTopic } from '@gridlink/devices';
 import type { Config } from '../core/config.js';
@@ -7,6 +6,7 @@ import type { Metrics } from '../core/metrics.js';
 import type { Ingest, IngestFormat, IngestOutcome, IngestRejectReason } from '../ingest/index.js';
 import type { DeviceRegistry } from '../registry/index.js';
 import type { HeldAcks } from './held-acks.js';
+import { Pubacks } from './pubacks.js';
 
 type AuthorizePublishHandler = NonNullable<AedesOptions['authorizePublish']>;
 
@@ -53,6 +53,7 @@ export function createAuthorizePublish(deps: {
   // Unacknowledged QoS 1 messages per connection before aedes stops reading it (the MQTT 5 Receive Maximum).
   const window = Math.max(1, Math.min(config.deviceBurst, 1000));
   const unacked = new WeakMap<Client, { n: number }>();
+  const pubacks = new Pubacks();
   const heldTotal = new Counter({
     name: 'gridlink_acks_held_total',
     help: 'QoS 1 messages over their device budget whose PUBACK was held (back-pressure)',
@@ -77,7 +78,7 @@ export function createAuthorizePublish(deps: {
       // Not `client.connected`: aedes sets it only once its connect steps are done (the session's queue read back,
       // a Redis round trip in a cluster), and it reads publishes from the CONNACK on. A message committed in
       // between was stored but never acknowledged, and the device waited for its PUBACK forever.
-      if (!m.client.closed && !m.client.conn.destroyed) mqttPacket.writeToStream({ cmd: 'puback', messageId: m.messageId! }, m.client.conn);
+      if (!m.client.closed && !m.client.conn.destroyed) pubacks.add(m.client, m.messageId!);
     }
     m.resume(null);
   };
