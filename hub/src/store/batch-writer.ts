@@ -6,6 +6,13 @@
  * PUBACK as "it is in the database". A failed batch is kept and retried with
  * backoff, never dropped and never acknowledged.
  *
+ * On PostgreSQL up to three commits overlap. A batch gathered while they were
+ * busy is shared out over the slots that are free when it goes, in parts of
+ * at least PART_MIN messages: PostgreSQL runs each statement in one backend
+ * on one core, so two parts of 250 rows commit in about the time of one
+ * (docs/benchmarks.md: 8–20 % more messages a second). Parts are released
+ * in arrival order like any batch.
+ *
  * A message stored twice (a device re-sending what was committed but not yet
  * acknowledged) is stored once. The plain insert is tried first; only a batch
  * that meets a row already there (unique_violation, 23505) runs again as
@@ -115,6 +122,12 @@ function selectExpr(name: string, type: ColumnType): string {
   return name;
 }
 
+/**
+ * Messages a statement carries at least when a batch is shared out over free
+ * commit slots (below it, a statement's own round trip and planning weigh more).
+ */
+const PART_MIN = 100;
+
 function emptyBatch(): Batch {
   return { entries: [], rows: 0 };
 }
@@ -216,9 +229,22 @@ export class BatchWriter {
         batch = this.current;
         this.current = emptyBatch();
         if (Date.now() < this.tolerantUntil) batch.tolerant = true;
-        this.order.push(batch);
         if (this.timer) clearTimeout(this.timer);
         this.timer = null;
+        // A large batch with commit slots free goes out as parts, one statement each, run side by side
+        // by PostgreSQL's backends (each statement runs on one core). A message's rows stay in one part.
+        const parts = Math.min((this.healthy ? this.maxInFlight : 1) - this.inFlight.size, Math.floor(batch.entries.length / PART_MIN));
+        if (parts >= 2) {
+          const size = Math.ceil(batch.entries.length / parts);
+          for (let i = 0; i < batch.entries.length; i += size) {
+            const entries = batch.entries.slice(i, i + size);
+            const part: Batch = { entries, rows: entries.reduce((n, e) => n + e.requests.length, 0), tolerant: batch.tolerant };
+            this.order.push(part);
+            this.commit(part);
+          }
+          continue;
+        }
+        this.order.push(batch);
       }
       this.commit(batch);
     }

@@ -171,6 +171,54 @@ describe('BatchWriter', () => {
     expect(order).toEqual([0, 1, 2]);
   });
 
+  it('should share a large batch out over the free commit slots and acknowledge its parts in arrival order (PostgreSQL)', async () => {
+    const f = fakeDb();
+    const { db: slow, releases } = held(f.db, 'postgres');
+    const w = new BatchWriter(slow, [spec], { batchSize: 10_000, batchMs: 20, pendingMax: 10_000 });
+    const order: number[] = [];
+    w.add([{ table: 't', values: [0, 0] }], () => order.push(0));
+    await vi.advanceTimersByTimeAsync(0);
+    // 250 messages gather while the first commit holds a slot; two slots are free when they go: two parts.
+    for (let i = 1; i <= 250; i++) w.add([{ table: 't', values: [i, i] }], () => order.push(i));
+    await vi.advanceTimersByTimeAsync(21);
+    expect(releases).toHaveLength(3);
+    releases[2]!();
+    await vi.advanceTimersByTimeAsync(0);
+    // The second part is stored, but the first part and the first commit came before it.
+    expect(order).toEqual([]);
+    releases[0]!();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(order).toEqual([0]);
+    releases[1]!();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(order).toEqual(Array.from({ length: 251 }, (_, i) => i));
+    // In the order the statements finished: the second part, the single message, the first part.
+    expect(f.calls.map((c) => float8s(c.params[1]))).toEqual([Array.from({ length: 125 }, (_, i) => 126 + i), [0], Array.from({ length: 125 }, (_, i) => 1 + i)]);
+  });
+
+  it('should send a batch whole when its parts would be smaller than the minimum', async () => {
+    const f = fakeDb();
+    const { db: slow, releases } = held(f.db, 'postgres');
+    const w = new BatchWriter(slow, [spec], { batchSize: 10_000, batchMs: 20, pendingMax: 10_000 });
+    w.add([{ table: 't', values: [0, 0] }], () => undefined);
+    await vi.advanceTimersByTimeAsync(0);
+    for (let i = 1; i <= 150; i++) w.add([{ table: 't', values: [i, i] }], () => undefined);
+    await vi.advanceTimersByTimeAsync(21);
+    expect(releases).toHaveLength(2);
+    releases.forEach((r) => r());
+    await vi.advanceTimersByTimeAsync(0);
+    expect(f.calls.map((c) => float8s(c.params[1]).length).sort((a, b) => a - b)).toEqual([1, 150]);
+    expect(w.pending).toBe(0);
+  });
+
+  it('should never share a batch out on PGlite (one connection)', async () => {
+    const f = fakeDb();
+    const w = new BatchWriter(f.db, [spec], { batchSize: 10_000, batchMs: 20, pendingMax: 10_000 });
+    for (let i = 0; i < 500; i++) w.add([{ table: 't', values: [i, i] }], () => undefined);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(f.calls.map((c) => (c.params[1] as unknown[]).length)).toEqual([500]);
+  });
+
   it('should report full at the memory cap', async () => {
     const f = fakeDb();
     f.setFailing(true);
