@@ -151,10 +151,24 @@ create index dead_letters_device_idx on dead_letters (device_id, id desc);
 create index dead_letters_ts_idx on dead_letters (ts);
 `;
 
+/**
+ * Time-series tables are written in time order and read per device (the
+ * primary key), so the only reads by time alone are retention and backtests:
+ * a BRIN index answers those (a few pages for a day of rows) at a fraction
+ * of a b-tree's cost on every insert (docs/benchmarks.md, "BRIN").
+ * `received_at` is the hub's clock: a backtest's window.
+ */
+const brin = ['readings', 'events', 'alerts', 'positions'].map((t) => `
+drop index if exists ${t}_ts_idx;
+create index ${t}_ts_brin on ${t} using brin (ts);
+create index ${t}_received_brin on ${t} using brin (received_at);
+`).join('');
+
 export const storeMigrations: Migration[] = [
   { id: '001_core', up: (db) => db.exec(core) },
   { id: '002_timescale', up: timescale },
   { id: '003_dead_letters', up: (db) => db.exec(deadLetters) },
+  { id: '004_brin_time', up: (db) => db.exec(brin) },
 ];
 
 /** Time-series tables that retention applies to. */

@@ -29,6 +29,10 @@ describe('store on TimescaleDB', () => {
       "select proc_name, hypertable_name from timescaledb_information.jobs where hypertable_name = 'readings' order by proc_name",
     );
     expect(jobs.map((j) => j.proc_name)).toEqual(expect.arrayContaining(['policy_compression', 'policy_retention']));
+    // Time is indexed with BRIN on the hypertable too (each chunk inherits it), with no b-tree on ts alone.
+    const idx = await db.query<{ indexdef: string }>("select indexdef from pg_indexes where tablename = 'readings' order by 1");
+    expect(idx.map((i) => i.indexdef)).toEqual(expect.arrayContaining([expect.stringMatching(/USING brin \(ts\)$/), expect.stringMatching(/USING brin \(received_at\)$/)]));
+    expect(idx.filter((i) => /USING btree \(ts( DESC)?\)$/.test(i.indexdef))).toEqual([]);
   });
 
   it('should keep 1-minute and 1-hour continuous aggregates of readings', async () => {
