@@ -5,9 +5,9 @@
  * Prints one JSON document.
  *
  * Env: BENCH_DEVICES (100), BENCH_WINDOW (in-flight per connection, 10),
- * BENCH_SECONDS (10), BENCH_CLIENT (the load generator's client: raw, the
+ * BENCH_SECONDS (10), BENCH_ROUNDS (3, see main), BENCH_CLIENT (the load generator's client: raw, the
  * default, or mqttjs; see loadgen.ts), BENCH_DATABASE_URL or TEST_DATABASE_URL for (b),
- * BENCH_SERVER_NODE_ARGS (node flags for the server process, e.g. --cpu-prof),
+ * BENCH_SERVER_NODE_ARGS (node flags for the server process, e.g. --cpu-prof), BENCH_LOADGEN_NODE_ARGS (the same for the load generator),
  * BENCH_PIN (CPUs per process, e.g. server:0,loadgen:1),
  * BENCH_RUN_RULE=1 (the rules module loaded, with a threshold rule every reading ≥ 30 is a pending step
  * of: the cost of evaluating and storing rule state).
@@ -17,9 +17,15 @@
  * the upper bound of its histogram bucket), against the load generator's
  * send-to-PUBACK `p50Ms`/`p99Ms`, and the hub's event-loop delay p99
  * (`eventLoopDelayP99Ms`: how long a socket read can wait behind other work).
+ *
+ * Every run says where the machine's CPU went: `serverCpuPct`, `loadgenCpuPct`,
+ * and on a local PostgreSQL `postgresCpuPct` (all its processes), and the same
+ * as CPU time per acknowledged message (`cpuUsPerMessage`): with the load
+ * generator on the same cores, their sum is what bounds the rate.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import pg from 'pg';
 import { HUB_NODE_FLAGS } from '../src/node-flags.js';
@@ -34,8 +40,9 @@ const pgUrl = process.env.BENCH_DATABASE_URL ?? process.env.TEST_DATABASE_URL;
 /** Which runs to do, e.g. BENCH_RUNS=bare,postgres (default all three). */
 const runs = new Set((process.env.BENCH_RUNS ?? 'bare,postgres,pglite').split(','));
 
-/** Extra node flags for the server process only, e.g. BENCH_SERVER_NODE_ARGS="--cpu-prof --cpu-prof-dir=prof". */
+/** Extra node flags for the server process, e.g. BENCH_SERVER_NODE_ARGS="--cpu-prof --cpu-prof-dir=prof", and for the load generator (BENCH_LOADGEN_NODE_ARGS). */
 const serverNodeArgs = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
+const loadgenNodeArgs = (process.env.BENCH_LOADGEN_NODE_ARGS ?? '').split(' ').filter(Boolean);
 
 /**
  * CPUs for each process (Linux `taskset`), e.g. BENCH_PIN=server:0,loadgen:1: the
@@ -46,7 +53,7 @@ const pins = new Map((process.env.BENCH_PIN ?? '').split(',').filter(Boolean).ma
 
 function tsx(file: string, args: string[], env: Record<string, string> = {}): ChildProcess {
   // The hub runs with the flags it ships with; bare aedes with Node's defaults.
-  const flags = file === 'server.ts' ? [...(args[0] === 'hub' ? HUB_NODE_FLAGS : []), ...serverNodeArgs] : [];
+  const flags = file === 'server.ts' ? [...(args[0] === 'hub' ? HUB_NODE_FLAGS : []), ...serverNodeArgs] : loadgenNodeArgs;
   const argv = [...flags, '--import', 'tsx', path.join(here, file), ...args];
   const cpus = pins.get(file.replace(/\.ts$/, ''));
   const [cmd, cmdArgs] = cpus ? ['taskset', ['-c', cpus, process.execPath, ...argv]] : [process.execPath, argv];
@@ -70,14 +77,46 @@ function lines(child: ChildProcess): () => Promise<Record<string, unknown>> {
   });
 }
 
-async function run(label: string, mode: 'bare' | 'hub', env: Record<string, string>) {
+type RunResult = Record<string, unknown> & { ackedPerSec: number; p99Ms?: number; rowsEqualAcked?: boolean | null };
+
+/**
+ * CPU time (ms) of every `postgres` process on this machine, by pid (Linux
+ * /proc; null elsewhere or for a database on another host): the database's
+ * share of the two cores, backends, WAL writer and checkpointer alike.
+ */
+function postgresCpuMs(url: string | undefined): Map<string, number> | null {
+  if (!url?.startsWith('postgres') || !['127.0.0.1', 'localhost', '::1', '[::1]'].includes(new URL(url).hostname)) return null;
+  const out = new Map<string, number>();
+  try {
+    for (const pid of readdirSync('/proc')) {
+      if (!/^\d+$/.test(pid)) continue;
+      try {
+        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+        const close = stat.lastIndexOf(')');
+        if (stat.slice(stat.indexOf('(') + 1, close) !== 'postgres') continue;
+        const f = stat.slice(close + 2).split(' ');
+        // utime and stime are fields 14 and 15 of stat, in USER_HZ (100 a second on Linux).
+        out.set(pid, (Number(f[11]) + Number(f[12])) * 10);
+      } catch {
+        // the process ended between readdir and read
+      }
+    }
+  } catch {
+    return null;
+  }
+  return out;
+}
+
+async function run(label: string, mode: 'bare' | 'hub', env: Record<string, string>): Promise<RunResult> {
   const server = tsx('server.ts', [mode], { BENCH_DEVICES: String(devices), ...env });
   const next = lines(server);
   const ready = (await next()) as { mqtt: number; devices: Array<{ id: string; secret: string }> };
   const cpu0 = ((await (server.stdin!.write('cpu\n'), next())) as { cpuMs: number }).cpuMs;
+  const db0 = mode === 'hub' ? postgresCpuMs(env.DATABASE_URL) : null;
   const gen = tsx('loadgen.ts', [JSON.stringify({ mqtt: ready.mqtt, devices: ready.devices, seconds, window, warmupS: 2, client })]);
-  const result = await lines(gen)();
+  const result = (await lines(gen)()) as RunResult;
   const cpu1 = ((await (server.stdin!.write('cpu\n'), next())) as { cpuMs: number }).cpuMs;
+  const db1 = db0 && postgresCpuMs(env.DATABASE_URL);
   let rows: number | null = null;
   let batches: unknown = null;
   if (mode === 'hub') {
@@ -96,7 +135,26 @@ async function run(label: string, mode: 'bare' | 'hub', env: Record<string, stri
   });
   server.kill();
   const totalAcked = result.totalAcked as number;
-  const out = { label, ...result, serverCpuPct: Math.round(((cpu1 - cpu0) / ((result.runS as number) * 1000)) * 100), rows, rowsEqualAcked: rows === null ? null : rows === totalAcked, batches };
+  const runMs = (result.runS as number) * 1000;
+  let dbMs: number | null = null;
+  if (db0 && db1) {
+    dbMs = 0;
+    for (const [pid, ms] of db1) dbMs += ms - (db0.get(pid) ?? 0);
+  }
+  // Where the two cores went, per acknowledged message: the server process, PostgreSQL's processes, the load generator.
+  const us = (ms: number | null) => (ms === null || !totalAcked ? null : +((ms * 1000) / totalAcked).toFixed(1));
+  const cpuUsPerMessage = {
+    server: us(cpu1 - cpu0),
+    postgres: us(dbMs),
+    loadgen: +(((result.loadgenCpuPct as number) * 1e4) / (result.ackedPerSec as number)).toFixed(1),
+  };
+  const out = {
+    label, ...result,
+    serverCpuPct: Math.round(((cpu1 - cpu0) / runMs) * 100),
+    postgresCpuPct: dbMs === null ? null : Math.round((dbMs / runMs) * 100),
+    cpuUsPerMessage,
+    rows, rowsEqualAcked: rows === null ? null : rows === totalAcked, batches,
+  };
   process.stderr.write(`${label}: ${JSON.stringify(out)}\n`);
   return out;
 }
@@ -120,27 +178,66 @@ async function freshDb(url: string): Promise<{ url: string; drop(): Promise<void
   return { url: u.toString(), drop: () => admin(url, `drop database if exists ${name} with (force)`) };
 }
 
-async function main() {
-  const bare = runs.has('bare') ? await run('bare-aedes', 'bare', {}) : { skipped: 'BENCH_RUNS', ackedPerSec: NaN };
-  const results: Record<string, unknown> = { bare };
-  if (!runs.has('postgres')) results.postgres = { skipped: 'BENCH_RUNS' };
+/** One run of each mode asked for: bare aedes, then the hub on PostgreSQL, then on PGlite. */
+async function round(): Promise<Record<'bare' | 'postgres' | 'pglite', RunResult | { skipped: string }>> {
+  const bare = runs.has('bare') ? await run('bare-aedes', 'bare', {}) : { skipped: 'BENCH_RUNS' };
+  let postgres: RunResult | { skipped: string };
+  if (!runs.has('postgres')) postgres = { skipped: 'BENCH_RUNS' };
   else if (pgUrl) {
     const db = await freshDb(pgUrl);
     try {
-      results.postgres = await run('hub-postgres', 'hub', { DATABASE_URL: db.url });
+      postgres = await run('hub-postgres', 'hub', { DATABASE_URL: db.url });
     } finally {
       await db.drop();
     }
-  } else results.postgres = { skipped: 'set BENCH_DATABASE_URL or TEST_DATABASE_URL' };
-  results.pglite = runs.has('pglite') ? await run('hub-pglite', 'hub', { DATABASE_URL: 'memory://' }) : { skipped: 'BENCH_RUNS' };
-  const bareRate = (bare as unknown as { ackedPerSec: number }).ackedPerSec;
-  const ratio = (r: unknown) => (Number.isFinite(bareRate) && r && typeof r === 'object' && 'ackedPerSec' in r ? +((r as { ackedPerSec: number }).ackedPerSec / bareRate).toFixed(3) : null);
+  } else postgres = { skipped: 'set BENCH_DATABASE_URL or TEST_DATABASE_URL' };
+  const pglite = runs.has('pglite') ? await run('hub-pglite', 'hub', { DATABASE_URL: 'memory://' }) : { skipped: 'BENCH_RUNS' };
+  return { bare, postgres, pglite } as Record<'bare' | 'postgres' | 'pglite', RunResult | { skipped: string }>;
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[s.length >> 1]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+
+/**
+ * BENCH_ROUNDS (default 3) rounds of bare → PostgreSQL → PGlite, each hub run
+ * set against the bare run of its own round, a minute apart at most: a shared
+ * machine's speed drifts by tens of percent within minutes, and a ratio of
+ * runs taken far apart measures the drift. Each mode reports its median run
+ * (by rate) and every round; the ratio is the median of the rounds' ratios.
+ */
+async function main() {
+  const rounds = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3));
+  const done: Array<Awaited<ReturnType<typeof round>>> = [];
+  for (let i = 0; i < rounds; i++) done.push(await round());
+  const measured = (r: unknown): r is RunResult => !!r && typeof r === 'object' && 'ackedPerSec' in r;
+  const results: Record<string, unknown> = {};
+  const ratios: Record<string, number[]> = { postgres: [], pglite: [] };
+  for (const mode of ['bare', 'postgres', 'pglite'] as const) {
+    const all = done.map((d) => d[mode]).filter(measured);
+    if (!all.length) {
+      results[mode] = done[0]![mode];
+      continue;
+    }
+    const byRate = [...all].sort((a, b) => a.ackedPerSec - b.ackedPerSec);
+    results[mode] = {
+      ...byRate[(byRate.length - 1) >> 1],
+      rowsEqualAcked: mode === 'bare' ? null : all.every((r) => r.rowsEqualAcked === true),
+      rounds: all.map((r) => ({ ackedPerSec: r.ackedPerSec, p50Ms: r.p50Ms, p99Ms: r.p99Ms, serverCpuPct: r.serverCpuPct, postgresCpuPct: r.postgresCpuPct, loadgenCpuPct: r.loadgenCpuPct, cpuUsPerMessage: r.cpuUsPerMessage })),
+    };
+    if (mode !== 'bare') {
+      for (const d of done) if (measured(d.bare) && measured(d[mode])) ratios[mode]!.push(+(d[mode].ackedPerSec / d.bare.ackedPerSec).toFixed(3));
+    }
+  }
+  const ratio = (mode: string) => (ratios[mode]!.length ? +median(ratios[mode]!).toFixed(3) : null);
   process.stdout.write(
     `${JSON.stringify({
       bench: 'ingest',
-      params: { client, devices, windowPerConnection: window, seconds, qos: 1, payload: 'telemetry, 1 metric' },
+      params: { client, devices, windowPerConnection: window, seconds, rounds, qos: 1, payload: 'telemetry, 1 metric' },
       results,
-      ratioHubToBare: { postgres: ratio(results.postgres), pglite: ratio(results.pglite) },
+      ratioHubToBare: { postgres: ratio('postgres'), pglite: ratio('pglite') },
+      ratioHubToBareByRound: ratios,
     }, null, 2)}\n`,
   );
 }
