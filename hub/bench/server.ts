@@ -81,7 +81,7 @@ async function main() {
       const ack = (await hub.ctx.metrics.ackLatency.get()).values;
       const val = (vs: typeof size, name: string) => vs.find((v) => v.metricName === name)?.value ?? 0;
       const n = val(size, 'gridlink_batch_messages_count');
-      return { commits: n, messagesPerCommit: n ? +(val(size, 'gridlink_batch_messages_sum') / n).toFixed(1) : 0, commitMsAvg: n ? +(val(commit, 'gridlink_commit_ms_sum') / n).toFixed(2) : 0, hubAckMsAvg: +(val(ack, 'gridlink_ack_ms_sum') / Math.max(1, val(ack, 'gridlink_ack_ms_count'))).toFixed(2), hubAckP99MsAtMost: p99Bucket(ack), eventLoopDelayP99Ms: +(loop.percentile(99) / 1e6).toFixed(1) };
+      return { commits: n, messagesPerCommit: n ? +(val(size, 'gridlink_batch_messages_sum') / n).toFixed(1) : 0, commitMsAvg: n ? +(val(commit, 'gridlink_commit_ms_sum') / n).toFixed(2) : 0, hubAckMsAvg: +(val(ack, 'gridlink_ack_ms_sum') / Math.max(1, val(ack, 'gridlink_ack_ms_count'))).toFixed(2), hubAckP99MsAtMost: p99Bucket(ack), eventLoopDelayP99Ms: +(loop.percentile(99) / 1e6).toFixed(1), eventLoopDelayMeanMs: +(loop.mean / 1e6).toFixed(2) };
     };
     stop = () => hub.stop();
   }

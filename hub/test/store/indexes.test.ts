@@ -64,3 +64,28 @@ describe.each(engines())('time indexes on $name', ({ name, url }) => {
     }
   });
 });
+
+/** A TimescaleDB store from before the BRIN step, with compressed chunks, as one running for a week has. */
+describe('time indexes on an existing TimescaleDB store', () => {
+  it('should move to BRIN with compressed chunks in place and lose no row', async () => {
+    const db = await openDb({ url: 'memory://', dataDir: '', pgliteTimescale: true });
+    try {
+      await migrate(db, storeMigrations.filter((m) => m.id < '004'));
+      await db.exec(`insert into readings (ts, device_id, metric, value) select now() - make_interval(hours => i), 'wl-' || (i % 3), 'water_level_cm', i from generate_series(1, 20 * 24) i`);
+      const compressed = await db.query(`select compress_chunk(c) from show_chunks('readings', older_than => interval '8 days') c`);
+      expect(compressed.length).toBeGreaterThan(0);
+
+      expect(await migrate(db, storeMigrations)).toEqual(['004_brin_time']);
+      const idx = await db.query<{ indexdef: string }>("select indexdef from pg_indexes where tablename = 'readings' order by 1");
+      expect(idx.map((i) => i.indexdef.replace(/ ON \S+/, ' ON t'))).toEqual([
+        'CREATE INDEX readings_received_brin ON t USING brin (received_at)',
+        'CREATE INDEX readings_ts_brin ON t USING brin (ts)',
+        'CREATE UNIQUE INDEX readings_pkey ON t USING btree (device_id, metric, ts)',
+      ]);
+      const [n] = await db.query<{ all: number; old: number }>(`select count(*)::int as all, count(*) filter (where ts < now() - interval '8 days 30 minutes')::int as old from readings`);
+      expect(n).toEqual({ all: 480, old: 288 });
+    } finally {
+      await db.close();
+    }
+  }, 120_000);
+});
