@@ -104,6 +104,7 @@ export function createBroker(deps: {
     // Devices only ever receive their own commands; nothing else is forwarded.
     authorizeForward: (client, packet) => (client?.id && packet.topic === commandTopic(client.id) ? packet : null),
   });
+  routes.attach(aedes);
   // The first packet a client gets is its CONNACK, even when a message reaches its restored session first (connack-first.ts).
   releaseOnConnack(aedes);
   // Packet size limit, checked as soon as the fixed header's length is parsed so

@@ -65,9 +65,25 @@ const int8Size = (v: unknown) => ((typeof v === 'number' && Number.isSafeInteger
 const boolSize = (v: unknown) => (typeof v === 'boolean' ? 1 : -1);
 const textSize = (v: unknown) => (typeof v === 'string' ? Buffer.byteLength(v) : -1);
 const putFloat8 = (b: Buffer, v: unknown, o: number) => b.writeDoubleBE(v as number, o);
-const putInt8 = (b: Buffer, v: unknown, o: number) => b.writeBigInt64BE(BigInt(v as number | bigint), o);
+const TWO_32 = 2 ** 32;
+/** A safe integer as two 32-bit halves (no BigInt made per value); a bigint as it is. */
+const putInt8 = (b: Buffer, v: unknown, o: number) => {
+  if (typeof v === 'bigint') return void b.writeBigInt64BE(v, o);
+  const hi = Math.floor((v as number) / TWO_32);
+  b.writeInt32BE(hi, o);
+  b.writeUInt32BE((v as number) - hi * TWO_32, o + 4);
+};
 const putBool = (b: Buffer, v: unknown, o: number) => b.writeUInt8(v ? 1 : 0, o);
-const putText = (b: Buffer, v: unknown, o: number, n: number) => b.write(v as string, o, n);
+/**
+ * A string whose UTF-8 length equals its length is ASCII: short ones (device
+ * ids, metric names) are copied by char code, which costs less than a call
+ * into the native encoder for each value.
+ */
+const putText = (b: Buffer, v: unknown, o: number, n: number) => {
+  const s = v as string;
+  if (n !== s.length || n > 64) return void b.write(s, o, n);
+  for (let i = 0; i < n; i++) b[o + i] = s.charCodeAt(i);
+};
 
 /** The column's values as a binary array, or undefined when one of them must go as text. */
 export function binaryArray(element: BinaryElement, values: readonly unknown[]): Buffer | undefined {

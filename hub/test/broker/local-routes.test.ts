@@ -45,9 +45,12 @@ describe('local routes', () => {
     expect(await emit(commandTopic('wl-0001'))).toBeInstanceOf(Error);
   });
 
-  it('should deliver commands through aedes and no uplink to any subscriber', async () => {
+  it('should deliver commands through aedes and end every uplink before aedes routes it', async () => {
     const routes = new LocalRoutes(DEAD_LETTER_TOPIC);
     const aedes = new Aedes({ mq: routes });
+    routes.attach(aedes);
+    const published: string[] = [];
+    aedes.on('publish', (packet, client) => client && published.push(packet.topic));
     await aedes.listen();
     const server = net.createServer(aedes.handle);
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
@@ -82,5 +85,7 @@ describe('local routes', () => {
     await delivered;
     expect(got.sort()).toEqual([`device:${commandTopic('wl-0001')}`, commandTopic('wl-0001')]);
     expect(routes.skipped).toBe(3);
+    // The uplinks ended before aedes' publish steps (no Packet copy, no emitter, no 'publish' event).
+    expect(published).toEqual([]);
   });
 });

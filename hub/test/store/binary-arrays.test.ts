@@ -3,6 +3,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { binaryArray } from '../../src/store/binary-arrays.js';
 import { PG_URL, REQUIRE_ALL } from '../../src/testing.js';
 
+/** Bytes before the first element: ndim, nulls flag, element OID, length, lower bound. */
+const HEAD = 20;
+
 describe('binaryArray', () => {
   it('should refuse values that are not of the column type, so the column goes as text', () => {
     expect(binaryArray('float8', [1, '2'])).toBeUndefined();
@@ -18,6 +21,27 @@ describe('binaryArray', () => {
     expect([b.readInt32BE(0), b.readInt32BE(4), b.readUInt32BE(8), b.readInt32BE(12), b.readInt32BE(16)]).toEqual([1, 1, 20, 2, 1]);
     expect([b.readInt32BE(20), b.readBigInt64BE(24), b.readInt32BE(32)]).toEqual([8, 7n, -1]);
     expect(b.length).toBe(36);
+  });
+
+  it("should write every safe integer as its 64-bit two's complement, as BigInt would", () => {
+    const values = [0, 1, -1, 2 ** 31 - 1, -(2 ** 31), 2 ** 31, -(2 ** 31) - 1, 2 ** 32 - 1, 2 ** 32, -(2 ** 32), -(2 ** 32) - 1, Number.MAX_SAFE_INTEGER, Number.MIN_SAFE_INTEGER, 1_764_583_200_123, -1_764_583_200_123];
+    const b = binaryArray('int8', values)!;
+    const read = values.map((_, i) => b.readBigInt64BE(HEAD + i * 12 + 4));
+    expect(read).toEqual(values.map((v) => BigInt(v)));
+  });
+
+  it('should write ASCII and non-ASCII text as UTF-8, short or long', () => {
+    const texts = ['bench-dev-00001', '', 'a\u0000b', '积水', 'x'.repeat(65), 'y'.repeat(64), 'é'];
+    const b = binaryArray('text', texts)!;
+    let o = HEAD;
+    const read = texts.map(() => {
+      const n = b.readInt32BE(o);
+      const s = b.toString('utf8', o + 4, o + 4 + n);
+      o += 4 + n;
+      return s;
+    });
+    expect(read).toEqual(texts);
+    expect(o).toBe(b.length);
   });
 });
 
@@ -37,7 +61,7 @@ describe.skipIf(!PG_URL && !REQUIRE_ALL)('binaryArray on PostgreSQL', () => {
 
   it('should carry float8, int8, bool and text values, nulls and edge values unchanged', async () => {
     expect(await roundTrip('float8', 'float8', [1.5, null, -0.1, 1e300, Number.MIN_VALUE, Number.POSITIVE_INFINITY, Number.NaN])).toEqual([1.5, null, -0.1, 1e300, Number.MIN_VALUE, Number.POSITIVE_INFINITY, Number.NaN]);
-    expect(await roundTrip('int8', 'int8', [0, -1, Number.MAX_SAFE_INTEGER, null, 2n ** 63n - 1n])).toEqual(['0', '-1', String(Number.MAX_SAFE_INTEGER), null, '9223372036854775807']);
+    expect(await roundTrip('int8', 'int8', [0, -1, Number.MAX_SAFE_INTEGER, null, 2n ** 63n - 1n, Number.MIN_SAFE_INTEGER, -(2 ** 32) - 1, 2 ** 32])).toEqual(['0', '-1', String(Number.MAX_SAFE_INTEGER), null, '9223372036854775807', String(Number.MIN_SAFE_INTEGER), String(-(2 ** 32) - 1), String(2 ** 32)]);
     expect(await roundTrip('bool', 'bool', [true, false, null])).toEqual([true, false, null]);
     const texts = ['', 'ascii', '积水 37 cm', '"quoted" {braces}, commas\\back', 'emoji 🚨', null, 'x'.repeat(70_000)];
     expect(await roundTrip('text', 'text', texts)).toEqual(texts);
