@@ -24,7 +24,7 @@ import type { BatchWriter } from '../store/index.js';
 import { createAuthenticate } from './authenticate.js';
 import { createAuthorizePublish, DEAD_LETTER_TOPIC } from './authorize-publish.js';
 import { createAuthorizeSubscribe } from './authorize-subscribe.js';
-import { fastPublishParse, type PublishParser } from './fast-publish.js';
+import { fastPublishes, type ParserLike } from './fast-publish.js';
 import { HeldAcks } from './held-acks.js';
 import { LocalRoutes, type Emitter } from './local-routes.js';
 import { ConnGuard } from './conn-guard.js';
@@ -129,7 +129,7 @@ export function createBroker(deps: {
       }
       return ok;
     };
-    fastPublishParse(parser as unknown as PublishParser);
+    fastPublishes(parser as unknown as ParserLike, maxPacket);
     return client;
   };
   // Every connection (TCP, TLS, WebSocket) starts here: MQTT 5 through the bridge, 3.1/3.1.1 straight to aedes.
