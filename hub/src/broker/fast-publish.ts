@@ -75,6 +75,8 @@ export function fastPublishes(parser: ParserLike, maxBody: number): void {
   let have = 0;
   /** Bytes the first kept packet needs in all, once its length is known. */
   let need = INCOMPLETE;
+  /** The first kept chunk starts with a packet cut across reads. */
+  let cut = false;
   let slow = false;
   let running = false;
   const at = [0];
@@ -85,7 +87,8 @@ export function fastPublishes(parser: ParserLike, maxBody: number): void {
     const kept = rest ? [rest, ...chunks] : chunks;
     chunks = [];
     have = 0;
-    for (const c of kept) if (!parser.error) parse.call(parser, c);
+    // In one call, so mqtt-packet's list holds what follows as it would have (a malformed packet may read past its end).
+    if (kept.length > 0) parse.call(parser, kept.length === 1 ? kept[0]! : Buffer.concat(kept));
   };
 
   /** Reads whole packets from `data`; returns the unread tail, or null when none is left or mqtt-packet took over. */
@@ -140,6 +143,39 @@ export function fastPublishes(parser: ParserLike, maxBody: number): void {
     return o < data.length ? data.subarray(o) : null;
   };
 
+  /**
+   * The cut packet at the head of `chunks`, joined whole from as many bytes as
+   * it needs (not the whole next read: copying every read made garbage enough
+   * to double the hub's GC time); null until they have all come.
+   */
+  const joinCut = (): Buffer | null => {
+    if (need === INCOMPLETE) {
+      const head = Buffer.concat(chunks, Math.min(have, 5));
+      const size = frameSize(head, 0, at);
+      if (size === INCOMPLETE) return null;
+      if (size === MALFORMED || size - at[0]! > maxBody) {
+        toSlow(null);
+        return null;
+      }
+      need = size;
+    }
+    if (have < need) return null;
+    const whole = Buffer.concat(chunks, need);
+    for (let n = need; n > 0; ) {
+      const c = chunks[0]!;
+      if (c.length <= n) {
+        chunks.shift();
+        n -= c.length;
+      } else {
+        chunks[0] = c.subarray(n);
+        n = 0;
+      }
+    }
+    have -= need;
+    need = INCOMPLETE;
+    return whole;
+  };
+
   parser.parse = function (buf: Buffer): number {
     if (slow) return parse.call(parser, buf);
     chunks.push(buf);
@@ -148,18 +184,23 @@ export function fastPublishes(parser: ParserLike, maxBody: number): void {
     if (running) return have;
     running = true;
     try {
-      while (!slow && have > 0 && (need === INCOMPLETE || have >= need)) {
-        const data = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, have);
-        chunks = [];
-        have = 0;
+      while (!slow && have > 0) {
+        let data: Buffer;
+        if (cut) {
+          const whole = joinCut();
+          if (!whole) break;
+          cut = false;
+          data = whole;
+        } else {
+          data = chunks.shift()!;
+          have -= data.length;
+        }
         need = INCOMPLETE;
         const tail = eat(data);
-        if (slow) break;
         if (tail) {
           chunks.unshift(tail);
           have += tail.length;
-          // The tail is one cut packet and nothing came in while parsing: wait for the next read.
-          if (have === tail.length) break;
+          cut = true;
         }
       }
     } finally {
